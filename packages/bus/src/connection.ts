@@ -1,0 +1,79 @@
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
+import { createSubjects, type Subjects } from "./subjects.js";
+
+/** Options for {@link connectBus}. */
+export interface BusOptions {
+  url: string;
+  prefix: string;
+  /** Connection name shown by the server (the service name). */
+  name: string;
+}
+
+/** A NATS connection with JetStream handles and the subject names. */
+export interface Bus {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  subjects: Subjects;
+  /** Drains subscriptions and closes the connection. */
+  close(): Promise<void>;
+}
+
+/** How long JetStream remembers message ids for deduplication. */
+const DUPLICATE_WINDOW_MS = 10 * 60_000;
+/** How long notifications stay replayable. */
+const NOTIFICATION_MAX_AGE_MS = 7 * 24 * 3600_000;
+
+/**
+ * Connects to NATS and makes sure the streams exist: a work-queue stream for casts (file
+ * storage, deduplicated by message id) and a limits stream capturing notifications.
+ */
+export async function connectBus(options: BusOptions): Promise<Bus> {
+  const nc = await connect({ servers: options.url, name: options.name, maxReconnectAttempts: -1 });
+  const subjects = createSubjects(options.prefix);
+  const jsm = await jetstreamManager(nc);
+  await ensureStream(jsm, {
+    name: subjects.castsStream,
+    subjects: [`${subjects.prefix}.v1.>`],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  });
+  await ensureStream(jsm, {
+    name: subjects.notificationsStream,
+    subjects: [subjects.notificationsAll],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(NOTIFICATION_MAX_AGE_MS),
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  });
+  return {
+    nc,
+    js: jetstream(nc),
+    jsm,
+    subjects,
+    close: async () => {
+      if (!nc.isClosed()) await nc.drain();
+    },
+  };
+}
+
+type StreamConfig = Parameters<JetStreamManager["streams"]["add"]>[0];
+
+async function ensureStream(jsm: JetStreamManager, config: StreamConfig): Promise<void> {
+  try {
+    await jsm.streams.add(config);
+  } catch (error) {
+    // NOTE: another service created it first (same config) or it exists with an older config; update it.
+    if (!String(error).includes("already in use")) throw error;
+    await jsm.streams.update(config.name, config);
+  }
+}

@@ -1,0 +1,103 @@
+import { AckPolicy, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import type { Bus } from "./connection.js";
+
+/**
+ * Thrown by a message handler when the same message may succeed later (a database or backend
+ * that is briefly unavailable): the message is redelivered after `delayMs`.
+ */
+export class RetryableError extends Error {
+  readonly delayMs: number;
+  constructor(message: string, options: { delayMs?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "RetryableError";
+    this.delayMs = options.delayMs ?? 1000;
+  }
+}
+
+/** The outcome the consumer reports for each message, for the service's logs. */
+export type Outcome = "ack" | "nak" | "term";
+
+/** Options for {@link startConsumer}. */
+export interface ConsumerOptions {
+  bus: Bus;
+  /** Durable consumer name (one per role: "scheduler", "volume-<host>"). */
+  durable: string;
+  filterSubject: string;
+  /**
+   * Handles one message. Resolving acks it; throwing {@link RetryableError} naks it with its
+   * delay; any other error terminates it (never redelivered), since retrying a bug or bad input
+   * cannot help.
+   */
+  handle(msg: JsMsg): Promise<void>;
+  /** Called after each message with what was done, and the error if any. */
+  onOutcome?(msg: JsMsg, outcome: Outcome, error?: unknown): void;
+  /** Messages processed at once (default 16). */
+  concurrency?: number;
+  /** Seconds a message may stay unacknowledged before redelivery (default 300). */
+  ackWaitSeconds?: number;
+  /** Deliveries before JetStream gives up on a message (default 10). */
+  maxDeliver?: number;
+}
+
+/** A running consumer; `stop` stops taking messages and waits for those in flight. */
+export interface RunningConsumer {
+  stop(): Promise<void>;
+}
+
+/**
+ * Creates (or updates) a durable pull consumer and processes its messages with bounded
+ * concurrency, telling retryable from terminal failures explicitly.
+ */
+export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
+  const { bus } = options;
+  const concurrency = options.concurrency ?? 16;
+  const config = {
+    durable_name: options.durable,
+    filter_subject: options.filterSubject,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos((options.ackWaitSeconds ?? 300) * 1000),
+    max_deliver: options.maxDeliver ?? 10,
+    max_ack_pending: Math.max(concurrency * 4, 64),
+  };
+  const existing = await bus.jsm.consumers.info(bus.subjects.castsStream, options.durable).catch(() => undefined);
+  if (existing) await bus.jsm.consumers.update(bus.subjects.castsStream, options.durable, config);
+  else await bus.jsm.consumers.add(bus.subjects.castsStream, config);
+
+  const consumer = await bus.js.consumers.get(bus.subjects.castsStream, options.durable);
+  const messages = await consumer.consume({ max_messages: concurrency });
+  const inFlight = new Set<Promise<void>>();
+
+  async function process(msg: JsMsg): Promise<void> {
+    try {
+      await options.handle(msg);
+      msg.ack();
+      options.onOutcome?.(msg, "ack");
+    } catch (error) {
+      if (error instanceof RetryableError) {
+        msg.nak(error.delayMs);
+        options.onOutcome?.(msg, "nak", error);
+      } else {
+        msg.term(error instanceof Error ? error.message.slice(0, 200) : "handler failed");
+        options.onOutcome?.(msg, "term", error);
+      }
+    }
+  }
+
+  const loop = (async () => {
+    for await (const msg of messages) {
+      const task = process(msg);
+      inFlight.add(task);
+      void task.finally(() => inFlight.delete(task));
+      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+    }
+  })();
+
+  return {
+    async stop() {
+      await messages.close();
+      await loop;
+      await Promise.all(inFlight);
+    },
+  };
+}

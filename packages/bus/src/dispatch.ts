@@ -1,0 +1,61 @@
+import { type Executor, enqueueOutbox } from "@cinderblock/db";
+import type { SchedulerDispatcher } from "@cinderblock/domain";
+import {
+  SchedulerCreateSnapshot,
+  SchedulerCreateVolume,
+  VolumeCreateSnapshot,
+  VolumeCreateVolume,
+} from "@cinderblock/proto";
+import type { Bus } from "./connection.js";
+import type { Subjects } from "./subjects.js";
+
+/** The JetStream message id of one dispatch of an operation (a re-dispatch is a new message). */
+function msgId(operationId: string, attempt: number, step: string): string {
+  return `${operationId}:${attempt}:${step}`;
+}
+
+/** A scheduler dispatcher that writes casts into the transactional outbox. */
+export function createOutboxDispatcher(subjects: Subjects): SchedulerDispatcher {
+  return {
+    async createSnapshot(tx: Executor, cast: SchedulerCreateSnapshot, attempt: number) {
+      await enqueueOutbox(tx, {
+        subject: subjects.schedulerCreateSnapshot,
+        msgId: msgId(cast.operationId, attempt, "scheduler"),
+        payload: SchedulerCreateSnapshot.encode(cast).finish(),
+      });
+    },
+    async createVolume(tx: Executor, cast: SchedulerCreateVolume, attempt: number) {
+      await enqueueOutbox(tx, {
+        subject: subjects.schedulerCreateVolume,
+        msgId: msgId(cast.operationId, attempt, "scheduler"),
+        payload: SchedulerCreateVolume.encode(cast).finish(),
+      });
+    },
+  };
+}
+
+/** Casts from the scheduler to a volume host. */
+export interface VolumeHostCaster {
+  createSnapshot(host: string, cast: VolumeCreateSnapshot, deliveryKey: string): Promise<void>;
+  createVolume(host: string, cast: VolumeCreateVolume, deliveryKey: string): Promise<void>;
+}
+
+/**
+ * Publishes straight to the volume host's subject. The scheduler acks its own message only after
+ * this resolves, so a crash in between redelivers to the scheduler, whose re-publish carries the
+ * same message id (`deliveryKey`) and is dropped as a duplicate by JetStream.
+ */
+export function createVolumeHostCaster(bus: Bus): VolumeHostCaster {
+  return {
+    async createSnapshot(host, cast, deliveryKey) {
+      await bus.js.publish(bus.subjects.volumeCreateSnapshot(host), VolumeCreateSnapshot.encode(cast).finish(), {
+        msgID: `${deliveryKey}:volume`,
+      });
+    },
+    async createVolume(host, cast, deliveryKey) {
+      await bus.js.publish(bus.subjects.volumeCreateVolume(host), VolumeCreateVolume.encode(cast).finish(), {
+        msgID: `${deliveryKey}:volume`,
+      });
+    },
+  };
+}

@@ -1,0 +1,14 @@
+export type { ChangeFeedOptions } from "./change-feed.js";
+export { createChangeFeed, publishChange } from "./change-feed.js";
+export type { Bus, BusOptions } from "./connection.js";
+export { connectBus } from "./connection.js";
+export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";
+export { RetryableError, startConsumer } from "./consumer.js";
+export type { VolumeHostCaster } from "./dispatch.js";
+export { createOutboxDispatcher, createVolumeHostCaster } from "./dispatch.js";
+export type { Notifier, Priority } from "./notifier.js";
+export { createNotifier } from "./notifier.js";
+export type { OutboxRelay, OutboxRelayOptions } from "./outbox-relay.js";
+export { startOutboxRelay } from "./outbox-relay.js";
+export type { Subjects } from "./subjects.js";
+export { createSubjects } from "./subjects.js";

@@ -1,0 +1,50 @@
+/**
+ * Every NATS subject and stream name Cinderblock uses, under one prefix (default "cinderblock";
+ * tests use their own so that runs sharing a server don't collide). Only this package knows them.
+ */
+export interface Subjects {
+  readonly prefix: string;
+  /** Work-queue stream holding every cast. */
+  readonly castsStream: string;
+  /** Limits stream capturing every notification, for replay. */
+  readonly notificationsStream: string;
+  readonly schedulerAll: string;
+  readonly schedulerCreateSnapshot: string;
+  readonly schedulerCreateVolume: string;
+  /** Everything addressed to one volume host. */
+  volumeAll(host: string): string;
+  volumeCreateSnapshot(host: string): string;
+  volumeCreateVolume(host: string): string;
+  notification(priority: "INFO" | "ERROR", eventType: string): string;
+  readonly notificationsAll: string;
+  /** Core-NATS signal that a resource row changed (WatchSnapshot wakes on it). */
+  change(kind: "snapshot" | "volume", id: string): string;
+}
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+function token(name: string, value: string): string {
+  if (!TOKEN.test(value)) throw new Error(`${name} ${JSON.stringify(value)} is not a valid NATS subject token`);
+  return value;
+}
+
+/** Builds the subject names for a prefix. */
+export function createSubjects(prefix = "cinderblock"): Subjects {
+  token("prefix", prefix);
+  const v1 = `${prefix}.v1`;
+  const streamBase = prefix.toUpperCase().replace(/-/g, "_");
+  return {
+    prefix,
+    castsStream: `${streamBase}_CASTS`,
+    notificationsStream: `${streamBase}_NOTIFICATIONS`,
+    schedulerAll: `${v1}.scheduler.>`,
+    schedulerCreateSnapshot: `${v1}.scheduler.create_snapshot`,
+    schedulerCreateVolume: `${v1}.scheduler.create_volume`,
+    volumeAll: (host) => `${v1}.volume.${token("host", host)}.>`,
+    volumeCreateSnapshot: (host) => `${v1}.volume.${token("host", host)}.create_snapshot`,
+    volumeCreateVolume: (host) => `${v1}.volume.${token("host", host)}.create_volume`,
+    notification: (priority, eventType) => `${prefix}.notifications.${priority.toLowerCase()}.${eventType}`,
+    notificationsAll: `${prefix}.notifications.>`,
+    change: (kind, id) => `${prefix}.changes.${kind}.${token("id", id)}`,
+  };
+}

@@ -1,0 +1,35 @@
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema.js";
+
+/** The drizzle database handle every repository function takes. */
+export type Db = PostgresJsDatabase<typeof schema>;
+/** A transaction handle; repository functions accept it wherever they accept {@link Db}. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+/** Either a database or a transaction. */
+export type Executor = Db | Tx;
+
+/** Options for {@link createDb}. */
+export interface DbOptions {
+  url: string;
+  /** Pool size (postgres.js `max`). */
+  max?: number;
+}
+
+/** A database handle plus the function that closes its pool. */
+export interface DbHandle {
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** Opens a postgres.js pool and wraps it in drizzle. */
+export function createDb(options: DbOptions): DbHandle {
+  const client = postgres(options.url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    // NOTE: timestamps stay strings/dates as drizzle maps them; no connection-level transforms.
+    connection: { application_name: "cinderblock" },
+  });
+  const db = drizzle(client, { schema });
+  return { db, close: () => client.end({ timeout: 5 }) };
+}

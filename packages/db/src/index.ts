@@ -1,0 +1,41 @@
+export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";
+export { createDb } from "./client.js";
+export { runMigrations } from "./migrate.js";
+export type { NewOperation } from "./operations.js";
+export { claimOverdueOperations, finishOperation, insertOperation, retryOperation } from "./operations.js";
+export type { OutboxMessage } from "./outbox.js";
+export { drainOutbox, enqueueOutbox } from "./outbox.js";
+export type { PageCursor } from "./pagination.js";
+export { decodePageToken, encodePageToken } from "./pagination.js";
+export type { QuotaDelta, QuotaRefusal } from "./quota.js";
+export { getQuotaUsage, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
+export type { ServiceReport } from "./services.js";
+export { getService, listUsableServices, reportService, setServiceFlags } from "./services.js";
+export type { SnapshotChanges, SnapshotFilters } from "./snapshots.js";
+export {
+  getSnapshot,
+  getSnapshotElevated,
+  insertSnapshot,
+  listSnapshots,
+  updateSnapshotStatus,
+} from "./snapshots.js";
+export type {
+  NewSnapshotRow,
+  NewVolumeRow,
+  OperationKind,
+  OperationRow,
+  ServiceRow,
+  SnapshotRow,
+  SnapshotStatus,
+  VolumeRow,
+  VolumeStatus,
+} from "./types.js";
+export type { GetVolumeOptions, VolumeChanges } from "./volumes.js";
+export {
+  assignVolumeHost,
+  getVolume,
+  getVolumeElevated,
+  insertVolume,
+  listVolumes,
+  updateVolumeStatus,
+} from "./volumes.js";

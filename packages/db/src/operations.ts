@@ -1,0 +1,63 @@
+import { and, eq, lte, sql } from "drizzle-orm";
+import type { Executor } from "./client.js";
+import { operations } from "./schema.js";
+import type { OperationKind, OperationRow } from "./types.js";
+
+/** Fields of a new in-flight operation. */
+export interface NewOperation {
+  id: string;
+  kind: OperationKind;
+  resourceId: string;
+  projectId: string;
+  /** Seconds until the reconciler may dispatch it again. */
+  timeoutSeconds: number;
+}
+
+/** Records an in-flight operation (in the transaction that creates its resource). */
+export async function insertOperation(db: Executor, op: NewOperation): Promise<void> {
+  await db.insert(operations).values({
+    id: op.id,
+    kind: op.kind,
+    resourceId: op.resourceId,
+    projectId: op.projectId,
+    deadlineAt: sql`now() + make_interval(secs => ${op.timeoutSeconds})`,
+  });
+}
+
+/** Marks an operation finished (`done` or `failed`); a no-op when it already is. */
+export async function finishOperation(
+  db: Executor,
+  id: string,
+  state: "done" | "failed",
+  lastError = "",
+): Promise<void> {
+  await db
+    .update(operations)
+    .set({ state, lastError, updatedAt: sql`now()` })
+    .where(and(eq(operations.id, id), eq(operations.state, "pending")));
+}
+
+/** Pending operations past their deadline, locked for this reconciler pass (others skip them). */
+export async function claimOverdueOperations(db: Executor, limit: number): Promise<OperationRow[]> {
+  return db
+    .select()
+    .from(operations)
+    .where(and(eq(operations.state, "pending"), lte(operations.deadlineAt, sql`now()`)))
+    .orderBy(operations.deadlineAt)
+    .limit(limit)
+    .for("update", { skipLocked: true });
+}
+
+/** Counts one more dispatch of an operation and moves its deadline. */
+export async function retryOperation(db: Executor, id: string, timeoutSeconds: number): Promise<number> {
+  const [row] = await db
+    .update(operations)
+    .set({
+      attempts: sql`${operations.attempts} + 1`,
+      deadlineAt: sql`now() + make_interval(secs => ${timeoutSeconds})`,
+      updatedAt: sql`now()`,
+    })
+    .where(eq(operations.id, id))
+    .returning({ attempts: operations.attempts });
+  return row?.attempts ?? 0;
+}

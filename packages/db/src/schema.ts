@@ -1,0 +1,152 @@
+import { sql } from "drizzle-orm";
+import {
+  bigserial,
+  boolean,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+  varchar,
+} from "drizzle-orm/pg-core";
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+const createdAt = () => timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true, precision: 6 }).notNull().defaultNow();
+const stringMap = (name: string) => jsonb(name).$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`);
+
+/** Volumes, one row per volume; every query is scoped by project_id. */
+export const volumes = pgTable(
+  "volumes",
+  {
+    id: uuid("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    userId: text("user_id").notNull(),
+    name: varchar("name", { length: 255 }).notNull().default(""),
+    description: varchar("description", { length: 255 }).notNull().default(""),
+    status: text("status").notNull(),
+    statusReason: text("status_reason").notNull().default(""),
+    sizeGb: integer("size_gb").notNull(),
+    volumeType: text("volume_type").notNull().default(""),
+    availabilityZone: text("availability_zone").notNull(),
+    bootable: boolean("bootable").notNull().default(false),
+    imageMetadata: stringMap("image_metadata"),
+    encryptionKeyId: text("encryption_key_id").notNull().default(""),
+    /** "<host>@<backend>" once scheduled. */
+    host: text("host"),
+    migrationStatus: text("migration_status"),
+    metadata: stringMap("metadata"),
+    deleted: boolean("deleted").notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("volumes_project_created_idx").on(t.projectId, t.createdAt, t.id)],
+);
+
+/** Snapshots of volumes; every query is scoped by project_id. */
+export const snapshots = pgTable(
+  "snapshots",
+  {
+    id: uuid("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    userId: text("user_id").notNull(),
+    volumeId: uuid("volume_id")
+      .notNull()
+      .references(() => volumes.id),
+    name: varchar("name", { length: 255 }).notNull().default(""),
+    description: varchar("description", { length: 255 }).notNull().default(""),
+    status: text("status").notNull(),
+    statusReason: text("status_reason").notNull().default(""),
+    progress: text("progress").notNull().default("0%"),
+    volumeSizeGb: integer("volume_size_gb").notNull(),
+    volumeType: text("volume_type").notNull().default(""),
+    encryptionKeyId: text("encryption_key_id").notNull().default(""),
+    providerLocation: text("provider_location").notNull().default(""),
+    groupSnapshotId: text("group_snapshot_id").notNull().default(""),
+    imageMetadata: stringMap("image_metadata"),
+    metadata: stringMap("metadata"),
+    deleted: boolean("deleted").notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index("snapshots_project_created_idx").on(t.projectId, t.createdAt, t.id),
+    index("snapshots_volume_idx").on(t.volumeId),
+  ],
+);
+
+/** Volume hosts' backends as they report themselves (Cinder's `services` table). */
+export const services = pgTable("services", {
+  /** "<host>@<backend>". */
+  host: text("host").primaryKey(),
+  hostName: text("host_name").notNull(),
+  backend: text("backend").notNull(),
+  availabilityZone: text("availability_zone").notNull(),
+  disabled: boolean("disabled").notNull().default(false),
+  disabledReason: text("disabled_reason").notNull().default(""),
+  frozen: boolean("frozen").notNull().default(false),
+  heartbeatAt: timestamp("heartbeat_at", { withTimezone: true, precision: 6 }).notNull(),
+  capabilities: jsonb("capabilities").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+/** Per-project usage, locked and changed in the transaction that creates or removes a resource. */
+export const quotaUsages = pgTable(
+  "quota_usages",
+  {
+    projectId: text("project_id").notNull(),
+    resource: text("resource").notNull(),
+    inUse: integer("in_use").notNull().default(0),
+    updatedAt: updatedAt(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.resource] })],
+);
+
+/** Per-project limits that override the configured defaults. */
+export const quotaLimits = pgTable(
+  "quota_limits",
+  {
+    projectId: text("project_id").notNull(),
+    resource: text("resource").notNull(),
+    hardLimit: integer("hard_limit").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.resource] })],
+);
+
+/**
+ * In-flight asynchronous operations (Cinder's `workers` table): what the reconciler re-dispatches
+ * or fails when a create outlives its deadline.
+ */
+export const operations = pgTable(
+  "operations",
+  {
+    id: uuid("id").primaryKey(),
+    kind: text("kind").notNull(),
+    resourceId: uuid("resource_id").notNull(),
+    projectId: text("project_id").notNull(),
+    state: text("state").notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(1),
+    deadlineAt: timestamp("deadline_at", { withTimezone: true, precision: 6 }).notNull(),
+    lastError: text("last_error").notNull().default(""),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("operations_pending_deadline_idx").on(t.deadlineAt).where(sql`state = 'pending'`)],
+);
+
+/** Casts written in the same transaction as the rows they concern; a relay publishes them. */
+export const outbox = pgTable("outbox", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  subject: text("subject").notNull(),
+  msgId: text("msg_id").notNull(),
+  payload: bytea("payload").notNull(),
+  createdAt: createdAt(),
+});

@@ -1,0 +1,73 @@
+import { and, eq, gt, sql } from "drizzle-orm";
+import type { Executor } from "./client.js";
+import { services } from "./schema.js";
+import type { ServiceRow } from "./types.js";
+
+/** What a volume host reports about one backend on each heartbeat. */
+export interface ServiceReport {
+  host: string;
+  hostName: string;
+  backend: string;
+  availabilityZone: string;
+  capabilities: Record<string, unknown>;
+}
+
+/** Records a heartbeat with the backend's capabilities (creates the row the first time). */
+export async function reportService(db: Executor, report: ServiceReport): Promise<void> {
+  await db
+    .insert(services)
+    .values({ ...report, heartbeatAt: sql`now()` })
+    .onConflictDoUpdate({
+      target: services.host,
+      set: {
+        hostName: report.hostName,
+        backend: report.backend,
+        availabilityZone: report.availabilityZone,
+        capabilities: report.capabilities,
+        heartbeatAt: sql`now()`,
+        updatedAt: sql`now()`,
+      },
+    });
+}
+
+/** A backend by its "<host>@<backend>" name, with whether its heartbeat is younger than `downTimeSeconds`. */
+export async function getService(
+  db: Executor,
+  host: string,
+  downTimeSeconds: number,
+): Promise<(ServiceRow & { up: boolean }) | undefined> {
+  const [row] = await db
+    .select({
+      service: services,
+      up: sql<boolean>`${services.heartbeatAt} > now() - make_interval(secs => ${downTimeSeconds})`,
+    })
+    .from(services)
+    .where(eq(services.host, host));
+  return row ? { ...row.service, up: row.up } : undefined;
+}
+
+/** Backends that are up (recent heartbeat), enabled and not frozen. */
+export async function listUsableServices(db: Executor, downTimeSeconds: number): Promise<ServiceRow[]> {
+  return db
+    .select()
+    .from(services)
+    .where(
+      and(
+        eq(services.disabled, false),
+        eq(services.frozen, false),
+        gt(services.heartbeatAt, sql`now() - make_interval(secs => ${downTimeSeconds})`),
+      ),
+    );
+}
+
+/** Changes a backend's administrative flags (freeze/thaw, disable/enable). */
+export async function setServiceFlags(
+  db: Executor,
+  host: string,
+  flags: Partial<Pick<ServiceRow, "disabled" | "disabledReason" | "frozen">>,
+): Promise<void> {
+  await db
+    .update(services)
+    .set({ ...flags, updatedAt: sql`now()` })
+    .where(eq(services.host, host));
+}

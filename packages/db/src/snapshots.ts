@@ -1,0 +1,87 @@
+import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import type { Executor } from "./client.js";
+import type { PageCursor } from "./pagination.js";
+import { snapshots } from "./schema.js";
+import type { NewSnapshotRow, SnapshotRow, SnapshotStatus } from "./types.js";
+
+/** Inserts a snapshot row and returns it as stored. */
+export async function insertSnapshot(db: Executor, row: NewSnapshotRow): Promise<SnapshotRow> {
+  const [inserted] = await db.insert(snapshots).values(row).returning();
+  return inserted as SnapshotRow;
+}
+
+/** The project's snapshot with this id, or undefined (another project's snapshot is not found). */
+export async function getSnapshot(db: Executor, projectId: string, id: string): Promise<SnapshotRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.id, id), eq(snapshots.projectId, projectId), eq(snapshots.deleted, false)));
+  return row as SnapshotRow | undefined;
+}
+
+/** A snapshot by id regardless of project: for services acting with elevated rights only. */
+export async function getSnapshotElevated(db: Executor, id: string): Promise<SnapshotRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.id, id), eq(snapshots.deleted, false)));
+  return row as SnapshotRow | undefined;
+}
+
+/** Filters for {@link listSnapshots}. */
+export interface SnapshotFilters {
+  volumeId?: string;
+}
+
+/** One page of the project's snapshots, newest first. */
+export async function listSnapshots(
+  db: Executor,
+  projectId: string,
+  limit: number,
+  filters: SnapshotFilters = {},
+  after?: PageCursor,
+): Promise<SnapshotRow[]> {
+  const rows = await db
+    .select()
+    .from(snapshots)
+    .where(
+      and(
+        eq(snapshots.projectId, projectId),
+        eq(snapshots.deleted, false),
+        filters.volumeId ? eq(snapshots.volumeId, filters.volumeId) : undefined,
+        after
+          ? or(
+              lt(snapshots.createdAt, after.createdAt),
+              and(eq(snapshots.createdAt, after.createdAt), lt(snapshots.id, after.id)),
+            )
+          : undefined,
+      ),
+    )
+    .orderBy(desc(snapshots.createdAt), desc(snapshots.id))
+    .limit(limit);
+  return rows as SnapshotRow[];
+}
+
+/** Fields a status change may set along with the status. */
+export type SnapshotChanges = Partial<
+  Pick<SnapshotRow, "statusReason" | "progress" | "providerLocation" | "imageMetadata" | "encryptionKeyId">
+>;
+
+/**
+ * Compare-and-swap status change: moves the snapshot to `to` only if its status is one of `from`.
+ * Returns the updated row, or undefined when the snapshot was not in an expected status.
+ */
+export async function updateSnapshotStatus(
+  db: Executor,
+  id: string,
+  from: readonly SnapshotStatus[],
+  to: SnapshotStatus,
+  changes: SnapshotChanges = {},
+): Promise<SnapshotRow | undefined> {
+  const [row] = await db
+    .update(snapshots)
+    .set({ ...changes, status: to, updatedAt: sql`now()` })
+    .where(and(eq(snapshots.id, id), inArray(snapshots.status, [...from])))
+    .returning();
+  return row as SnapshotRow | undefined;
+}

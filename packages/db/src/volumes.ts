@@ -1,0 +1,103 @@
+import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import type { Executor } from "./client.js";
+import type { PageCursor } from "./pagination.js";
+import { volumes } from "./schema.js";
+import type { NewVolumeRow, VolumeRow, VolumeStatus } from "./types.js";
+
+/** Inserts a volume row and returns it as stored. */
+export async function insertVolume(db: Executor, row: NewVolumeRow): Promise<VolumeRow> {
+  const [inserted] = await db.insert(volumes).values(row).returning();
+  return inserted as VolumeRow;
+}
+
+/** Options for {@link getVolume}. */
+export interface GetVolumeOptions {
+  /** Take a share lock: the row's status cannot change until the transaction ends. */
+  lock?: boolean;
+}
+
+/** The project's volume with this id, or undefined (another project's volume is not found). */
+export async function getVolume(
+  db: Executor,
+  projectId: string,
+  id: string,
+  options: GetVolumeOptions = {},
+): Promise<VolumeRow | undefined> {
+  const query = db
+    .select()
+    .from(volumes)
+    .where(and(eq(volumes.id, id), eq(volumes.projectId, projectId), eq(volumes.deleted, false)));
+  const [row] = options.lock ? await query.for("share") : await query;
+  return row as VolumeRow | undefined;
+}
+
+/** A volume by id regardless of project: for services acting with elevated rights only. */
+export async function getVolumeElevated(db: Executor, id: string): Promise<VolumeRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(volumes)
+    .where(and(eq(volumes.id, id), eq(volumes.deleted, false)));
+  return row as VolumeRow | undefined;
+}
+
+/** One page of the project's volumes, newest first. */
+export async function listVolumes(
+  db: Executor,
+  projectId: string,
+  limit: number,
+  after?: PageCursor,
+): Promise<VolumeRow[]> {
+  const rows = await db
+    .select()
+    .from(volumes)
+    .where(
+      and(
+        eq(volumes.projectId, projectId),
+        eq(volumes.deleted, false),
+        after
+          ? or(
+              lt(volumes.createdAt, after.createdAt),
+              and(eq(volumes.createdAt, after.createdAt), lt(volumes.id, after.id)),
+            )
+          : undefined,
+      ),
+    )
+    .orderBy(desc(volumes.createdAt), desc(volumes.id))
+    .limit(limit);
+  return rows as VolumeRow[];
+}
+
+/** Fields a status change may set along with the status. */
+export type VolumeChanges = Partial<Pick<VolumeRow, "statusReason" | "host">>;
+
+/**
+ * Compare-and-swap status change: moves the volume to `to` only if its status is one of `from`.
+ * Returns the updated row, or undefined when the volume was not in an expected status.
+ */
+export async function updateVolumeStatus(
+  db: Executor,
+  id: string,
+  from: readonly VolumeStatus[],
+  to: VolumeStatus,
+  changes: VolumeChanges = {},
+): Promise<VolumeRow | undefined> {
+  const [row] = await db
+    .update(volumes)
+    .set({ ...changes, status: to, updatedAt: sql`now()` })
+    .where(and(eq(volumes.id, id), inArray(volumes.status, [...from])))
+    .returning();
+  return row as VolumeRow | undefined;
+}
+
+/**
+ * Places a volume on a backend once: sets `host` only while it is unset and the volume is still
+ * `creating`. Returns the row as it is afterwards (a retried scheduling finds the first choice).
+ */
+export async function assignVolumeHost(db: Executor, id: string, host: string): Promise<VolumeRow | undefined> {
+  const [row] = await db
+    .update(volumes)
+    .set({ host: sql`coalesce(${volumes.host}, ${host})`, updatedAt: sql`now()` })
+    .where(and(eq(volumes.id, id), eq(volumes.status, "creating")))
+    .returning();
+  return row as VolumeRow | undefined;
+}

@@ -1,0 +1,12 @@
+export type { RequestContext } from "./context.js";
+export { isAdmin } from "./context.js";
+export type { ErrorCode } from "./errors.js";
+export { CinderblockError, invalidArgument } from "./errors.js";
+export type { ChangeFeed, ChangeSubscription, SchedulerDispatcher } from "./ports.js";
+export type { QuotaDefaults } from "./quota.js";
+export { reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
+export { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES, TERMINAL_VOLUME_STATUSES } from "./states.js";
+export type { ApiDependencies, ApiUseCases, Page } from "./use-cases.js";
+export { createApiUseCases } from "./use-cases.js";
+export type { CreateSnapshotInput, CreateVolumeInput } from "./validation.js";
+export { validateCreateSnapshot, validateCreateVolume, validateId, validatePageSize } from "./validation.js";

@@ -1,0 +1,94 @@
+import { z } from "zod";
+import { CinderblockError } from "./errors.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Limits on user-supplied key/value maps (Cinder: 255 characters per key and value). */
+export const MAX_METADATA_ENTRIES = 128;
+export const MAX_METADATA_LENGTH = 255;
+/** Largest volume accepted, in GiB (16 TiB). */
+export const MAX_VOLUME_SIZE_GB = 16384;
+
+const uuid = z.string().regex(UUID, "must be a UUID");
+const optionalUuid = z.union([z.literal(""), uuid]);
+const name = z
+  .string()
+  .max(255, "must be at most 255 characters")
+  .refine((s) => s.trim().length > 0, "must not be empty");
+const description = z.string().max(255, "must be at most 255 characters");
+const stringMap = z
+  .record(
+    z
+      .string()
+      .min(1, "keys must not be empty")
+      .max(MAX_METADATA_LENGTH, `keys must be at most ${MAX_METADATA_LENGTH} characters`),
+    z.string().max(MAX_METADATA_LENGTH, `values must be at most ${MAX_METADATA_LENGTH} characters`),
+  )
+  .refine((m) => Object.keys(m).length <= MAX_METADATA_ENTRIES, `must have at most ${MAX_METADATA_ENTRIES} entries`);
+
+const createVolumeSchema = z.object({
+  name,
+  description,
+  sizeGb: z
+    .number()
+    .int("must be a whole number of GiB")
+    .min(1, "must be at least 1")
+    .max(MAX_VOLUME_SIZE_GB, `must be at most ${MAX_VOLUME_SIZE_GB}`),
+  volumeType: z.string().max(255, "must be at most 255 characters"),
+  availabilityZone: z.string().max(255, "must be at most 255 characters"),
+  bootable: z.boolean(),
+  imageMetadata: stringMap,
+  encryptionKeyId: optionalUuid,
+  metadata: stringMap,
+});
+
+const createSnapshotSchema = z.object({
+  volumeId: uuid,
+  name,
+  description,
+  force: z.boolean(),
+  metadata: stringMap,
+  groupSnapshotId: optionalUuid,
+});
+
+/** A validated CreateVolume request. */
+export type CreateVolumeInput = z.infer<typeof createVolumeSchema>;
+/** A validated CreateSnapshot request. */
+export type CreateSnapshotInput = z.infer<typeof createSnapshotSchema>;
+
+/** Field names as the API spells them (proto's snake_case). */
+function fieldName(path: readonly PropertyKey[]): string {
+  return path.map((p) => String(p).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)).join(".");
+}
+
+function validate<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue ? fieldName(issue.path) : "request";
+  throw new CinderblockError("INVALID_ARGUMENT", `${field}: ${issue?.message ?? "is invalid"}`);
+}
+
+/** Validates a CreateVolume request; throws INVALID_ARGUMENT naming the first bad field. */
+export function validateCreateVolume(input: CreateVolumeInput): CreateVolumeInput {
+  return validate(createVolumeSchema, input);
+}
+
+/** Validates a CreateSnapshot request; throws INVALID_ARGUMENT naming the first bad field. */
+export function validateCreateSnapshot(input: CreateSnapshotInput): CreateSnapshotInput {
+  return validate(createSnapshotSchema, input);
+}
+
+/** Validates a resource id given by a caller; throws INVALID_ARGUMENT naming the field. */
+export function validateId(field: string, id: string): string {
+  if (!UUID.test(id)) throw new CinderblockError("INVALID_ARGUMENT", `${field}: must be a UUID`);
+  return id.toLowerCase();
+}
+
+/** Validates a page size: 0 means the default (100); at most 1000. */
+export function validatePageSize(pageSize: number): number {
+  if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > 1000) {
+    throw new CinderblockError("INVALID_ARGUMENT", "page_size: must be between 0 and 1000");
+  }
+  return pageSize === 0 ? 100 : pageSize;
+}

@@ -1,0 +1,5 @@
+export { noauthContext } from "./context.js";
+export type { MappedError } from "./errors.js";
+export { toServiceError } from "./errors.js";
+export type { ErrorReporter, IntrospectionOptions } from "./server.js";
+export { addHealthAndReflection, listen, Server, serverStreaming, shutdown, unary } from "./server.js";

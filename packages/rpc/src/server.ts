@@ -1,0 +1,144 @@
+import { readFileSync } from "node:fs";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import type { RequestContext } from "@cinderblock/domain";
+import {
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+} from "@grpc/grpc-js";
+import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { noauthContext } from "./context.js";
+import { toServiceError } from "./errors.js";
+
+/** Where the boundary reports unexpected errors (the service's logger). */
+export type ErrorReporter = (error: unknown, info: { method: string; requestId: string }) => void;
+
+/** Wraps a unary handler: builds the request context, maps errors at one boundary. */
+export function unary<Req, Res>(
+  method: string,
+  report: ErrorReporter,
+  handler: (request: Req, ctx: RequestContext) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback) => {
+    let requestId = "unknown";
+    void (async () => {
+      try {
+        const ctx = noauthContext(call.metadata);
+        requestId = ctx.requestId;
+        callback(null, await handler(call.request, ctx));
+      } catch (error) {
+        const mapped = toServiceError(error, requestId);
+        if (mapped.internal) report(error, { method, requestId });
+        callback(mapped.error);
+      }
+    })();
+  };
+}
+
+/** Wraps a server-streaming handler; the stream's abort signal fires when the client goes away. */
+export function serverStreaming<Req, Res>(
+  method: string,
+  report: ErrorReporter,
+  handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const abort = new AbortController();
+    call.on("cancelled", () => abort.abort());
+    let requestId = "unknown";
+    void (async () => {
+      try {
+        const ctx = noauthContext(call.metadata);
+        requestId = ctx.requestId;
+        for await (const message of handler(call.request, ctx, abort.signal)) {
+          if (abort.signal.aborted) return;
+          if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
+        }
+        call.end();
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        const mapped = toServiceError(error, requestId);
+        if (mapped.internal) report(error, { method, requestId });
+        call.destroy(Object.assign(new Error(mapped.error.details), mapped.error));
+      }
+    })();
+  };
+}
+
+/** Options for {@link addHealthAndReflection}. */
+export interface IntrospectionOptions {
+  /** Path of the FileDescriptorSet describing the server's own services. */
+  descriptorSetPath: string;
+  /** Fully qualified names of the services the health service reports on. */
+  services: string[];
+}
+
+/**
+ * Adds `grpc.health.v1.Health` (NOT_SERVING until `setServing(true)`) and server reflection
+ * (v1 and v1alpha), so grpcurl or `buf curl` can list and call every method without .proto files.
+ */
+export function addHealthAndReflection(
+  server: Server,
+  options: IntrospectionOptions,
+): { setServing(serving: boolean): void } {
+  const health = new HealthImplementation({ "": "NOT_SERVING" });
+  health.addToServer(server);
+  const healthDefinition = loadSync(healthProtoPath);
+  const ours = { "cinderblock.descriptors": { fileDescriptorProtos: splitDescriptorSet(options.descriptorSetPath) } };
+  new ReflectionService({ ...healthDefinition, ...(ours as unknown as PackageDefinition) }).addToServer(server);
+  return {
+    setServing(serving) {
+      const value = serving ? "SERVING" : "NOT_SERVING";
+      health.setStatus("", value);
+      for (const name of options.services) health.setStatus(name, value);
+    },
+  };
+}
+
+/**
+ * The FileDescriptorProtos of a FileDescriptorSet, each as its own bytes. NOTE: reflection reads
+ * only `fileDescriptorProtos`; proto-loader's descriptor-set loader merges files of one package
+ * and loses some of them, so the set is split here instead (field 1, `repeated FileDescriptorProto file`).
+ */
+function splitDescriptorSet(path: string): Buffer[] {
+  const reader = new BinaryReader(readFileSync(path));
+  const files: Buffer[] = [];
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1) files.push(Buffer.from(reader.bytes()));
+    else reader.skip(wireType);
+  }
+  return files;
+}
+
+/** Binds a server to `host:port` (port 0 picks a free one) and returns the bound port. */
+export function listen(server: Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
+      error ? reject(error) : resolve(port),
+    );
+  });
+}
+
+/**
+ * Stops a server gracefully: no new calls, in-flight calls may finish for `graceMs`, then the
+ * rest are cancelled.
+ */
+export function shutdown(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export { Server };

@@ -1,0 +1,60 @@
+import { connectBus, createChangeFeed, createOutboxDispatcher, startOutboxRelay } from "@cinderblock/bus";
+import { createLogger, loadApiConfig, onShutdown } from "@cinderblock/config";
+import { createDb, runMigrations } from "@cinderblock/db";
+import { createApiUseCases } from "@cinderblock/domain";
+import { descriptorSetPath } from "@cinderblock/proto";
+import { addHealthAndReflection, listen, shutdown } from "@cinderblock/rpc";
+import { createApiServer, PUBLIC_SERVICES } from "./server.js";
+
+async function main(): Promise<void> {
+  const config = loadApiConfig(process.env);
+  const logger = createLogger({ service: "api", level: config.LOG_LEVEL });
+  await runMigrations(config.DATABASE_URL);
+  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
+  const bus = await connectBus({
+    url: config.NATS_URL,
+    prefix: config.CINDERBLOCK_NATS_PREFIX,
+    name: "cinderblock-api",
+  });
+  const relay = startOutboxRelay({
+    db,
+    js: bus.js,
+    onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
+  });
+  const useCases = createApiUseCases({
+    db,
+    scheduler: createOutboxDispatcher(bus.subjects),
+    changes: createChangeFeed(bus),
+    quota: {
+      volumes: config.CINDERBLOCK_QUOTA_VOLUMES,
+      snapshots: config.CINDERBLOCK_QUOTA_SNAPSHOTS,
+      gigabytes: config.CINDERBLOCK_QUOTA_GIGABYTES,
+    },
+    defaultAvailabilityZone: config.CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE,
+    operationTimeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
+    serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
+    onCommitted: () => relay.kick(),
+  });
+  const server = createApiServer({
+    useCases,
+    report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
+  });
+  const health = addHealthAndReflection(server, { descriptorSetPath, services: PUBLIC_SERVICES });
+  const port = await listen(server, config.CINDERBLOCK_API_LISTEN);
+  health.setServing(true);
+  const host = config.CINDERBLOCK_API_LISTEN.slice(0, config.CINDERBLOCK_API_LISTEN.lastIndexOf(":"));
+  logger.info({ address: `${host}:${port}`, port }, "api listening");
+
+  onShutdown(logger, async () => {
+    health.setServing(false);
+    await shutdown(server, 10_000);
+    await relay.stop();
+    await bus.close();
+    await closeDb();
+  });
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error && err.name === "ConfigError" ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,81 @@
+import type {
+  SnapshotRow,
+  SnapshotStatus as SnapshotStatusName,
+  VolumeRow,
+  VolumeStatus as VolumeStatusName,
+} from "@cinderblock/db";
+import { type Snapshot, SnapshotStatus, type Volume, VolumeStatus } from "@cinderblock/proto";
+
+const VOLUME_STATUS: Record<VolumeStatusName, VolumeStatus> = {
+  creating: VolumeStatus.VOLUME_STATUS_CREATING,
+  available: VolumeStatus.VOLUME_STATUS_AVAILABLE,
+  "in-use": VolumeStatus.VOLUME_STATUS_IN_USE,
+  error: VolumeStatus.VOLUME_STATUS_ERROR,
+  deleting: VolumeStatus.VOLUME_STATUS_DELETING,
+  error_deleting: VolumeStatus.VOLUME_STATUS_ERROR_DELETING,
+  maintenance: VolumeStatus.VOLUME_STATUS_MAINTENANCE,
+  attaching: VolumeStatus.VOLUME_STATUS_ATTACHING,
+  detaching: VolumeStatus.VOLUME_STATUS_DETACHING,
+  extending: VolumeStatus.VOLUME_STATUS_EXTENDING,
+  reserved: VolumeStatus.VOLUME_STATUS_RESERVED,
+};
+
+const SNAPSHOT_STATUS: Record<SnapshotStatusName, SnapshotStatus> = {
+  creating: SnapshotStatus.SNAPSHOT_STATUS_CREATING,
+  available: SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE,
+  error: SnapshotStatus.SNAPSHOT_STATUS_ERROR,
+  deleting: SnapshotStatus.SNAPSHOT_STATUS_DELETING,
+  error_deleting: SnapshotStatus.SNAPSHOT_STATUS_ERROR_DELETING,
+  deleted: SnapshotStatus.SNAPSHOT_STATUS_DELETED,
+  "backing-up": SnapshotStatus.SNAPSHOT_STATUS_BACKING_UP,
+  restoring: SnapshotStatus.SNAPSHOT_STATUS_RESTORING,
+  unmanaging: SnapshotStatus.SNAPSHOT_STATUS_UNMANAGING,
+};
+
+/** A volume row as the public API shows it. */
+export function toVolume(row: VolumeRow): Volume {
+  return {
+    id: row.id,
+    projectId: row.projectId,
+    userId: row.userId,
+    name: row.name,
+    description: row.description,
+    status: VOLUME_STATUS[row.status] ?? VolumeStatus.UNRECOGNIZED,
+    statusReason: row.statusReason,
+    sizeGb: row.sizeGb,
+    volumeType: row.volumeType,
+    availabilityZone: row.availabilityZone,
+    bootable: row.bootable,
+    imageMetadata: row.imageMetadata,
+    encryptionKeyId: row.encryptionKeyId,
+    host: row.host ?? "",
+    metadata: row.metadata,
+    migrationStatus: row.migrationStatus ?? "",
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+/** A snapshot row as the public API shows it. */
+export function toSnapshot(row: SnapshotRow): Snapshot {
+  return {
+    id: row.id,
+    projectId: row.projectId,
+    userId: row.userId,
+    name: row.name,
+    description: row.description,
+    status: SNAPSHOT_STATUS[row.status] ?? SnapshotStatus.UNRECOGNIZED,
+    statusReason: row.statusReason,
+    volumeId: row.volumeId,
+    volumeSizeGb: row.volumeSizeGb,
+    progress: row.progress,
+    volumeType: row.volumeType,
+    providerLocation: row.providerLocation,
+    groupSnapshotId: row.groupSnapshotId,
+    imageMetadata: row.imageMetadata,
+    metadata: row.metadata,
+    encryptionKeyId: row.encryptionKeyId,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}

@@ -1,0 +1,70 @@
+import type { ServiceRow } from "@cinderblock/db";
+
+/** The capacity figures a backend reports (a subset of the driver's stats). */
+interface Capacity {
+  totalCapacityGb: number;
+  freeCapacityGb: number;
+  provisionedCapacityGb: number;
+  thinProvisioning: boolean;
+  maxOverSubscriptionRatio: number;
+  reservedPercentage: number;
+}
+
+function capacityOf(service: ServiceRow): Capacity | undefined {
+  const c = service.capabilities as Partial<Capacity>;
+  if (typeof c.totalCapacityGb !== "number" || typeof c.freeCapacityGb !== "number") return undefined;
+  return {
+    totalCapacityGb: c.totalCapacityGb,
+    freeCapacityGb: c.freeCapacityGb,
+    provisionedCapacityGb: c.provisionedCapacityGb ?? 0,
+    thinProvisioning: c.thinProvisioning ?? false,
+    maxOverSubscriptionRatio: c.maxOverSubscriptionRatio ?? 1,
+    reservedPercentage: c.reservedPercentage ?? 0,
+  };
+}
+
+/**
+ * Cinder's CapacityFilter: the backend has reported capabilities, keeps its reserved share free
+ * after `sizeGb`, and on thin backends stays within the over-subscription ratio. Returns why not,
+ * or undefined when it has room.
+ */
+export function capacityProblem(service: ServiceRow, sizeGb: number): string | undefined {
+  const c = capacityOf(service);
+  if (!c) return `backend ${service.host} has not reported its capacity`;
+  const reserved = (c.totalCapacityGb * c.reservedPercentage) / 100;
+  const usable = c.freeCapacityGb - reserved;
+  if (c.thinProvisioning) {
+    const ceiling = c.totalCapacityGb * c.maxOverSubscriptionRatio;
+    if (c.provisionedCapacityGb + sizeGb > ceiling) {
+      return `backend ${service.host} would pass its over-subscription limit (${c.provisionedCapacityGb} + ${sizeGb} GiB provisioned > ${ceiling} GiB)`;
+    }
+    if (usable <= 0) return `backend ${service.host} has no free capacity`;
+    return undefined;
+  }
+  if (usable < sizeGb) return `backend ${service.host} has ${usable.toFixed(2)} GiB free, ${sizeGb} GiB needed`;
+  return undefined;
+}
+
+/** Cinder's CapacityWeigher: more free capacity first. */
+export function freeCapacity(service: ServiceRow): number {
+  return capacityOf(service)?.freeCapacityGb ?? 0;
+}
+
+/** Picks the backend for a new volume: filters (availability zone, capacity), then the weigher. */
+export function pickBackend(
+  candidates: ServiceRow[],
+  request: { sizeGb: number; availabilityZone: string },
+): { host?: ServiceRow; reasons: string[] } {
+  const reasons: string[] = [];
+  const passing = candidates.filter((s) => {
+    if (request.availabilityZone && s.availabilityZone !== request.availabilityZone) {
+      reasons.push(`backend ${s.host} is in availability zone ${s.availabilityZone}`);
+      return false;
+    }
+    const problem = capacityProblem(s, request.sizeGb);
+    if (problem) reasons.push(problem);
+    return !problem;
+  });
+  passing.sort((a, b) => freeCapacity(b) - freeCapacity(a) || a.host.localeCompare(b.host));
+  return { host: passing[0], reasons };
+}

@@ -1,0 +1,122 @@
+import { hostname } from "node:os";
+import { type Bus, type Notifier, publishChange, type VolumeHostCaster } from "@cinderblock/bus";
+import {
+  assignVolumeHost,
+  type Db,
+  finishOperation,
+  getService,
+  getSnapshotElevated,
+  getVolumeElevated,
+  listUsableServices,
+  updateSnapshotStatus,
+  updateVolumeStatus,
+} from "@cinderblock/db";
+import type { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import { capacityProblem, pickBackend } from "./filters.js";
+
+/** What the scheduler's handlers need. */
+export interface SchedulerDependencies {
+  db: Db;
+  bus: Bus;
+  caster: VolumeHostCaster;
+  notifier: Notifier;
+  serviceDownTimeSeconds: number;
+}
+
+/** The host part of "<host>@<backend>": the volume process that owns the backend. */
+function hostNameOf(backendHost: string): string {
+  return backendHost.split("@")[0] ?? backendHost;
+}
+
+/** The scheduler's cast handlers (each is idempotent: a redelivered cast does no harm). */
+export interface SchedulerHandlers {
+  createSnapshot(cast: SchedulerCreateSnapshot, deliveryKey: string): Promise<void>;
+  createVolume(cast: SchedulerCreateVolume, deliveryKey: string): Promise<void>;
+}
+
+/** Builds the scheduler's handlers. */
+export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerHandlers {
+  const { db } = deps;
+  const publisherId = `scheduler.${hostname()}`;
+
+  return {
+    async createSnapshot(cast, deliveryKey) {
+      const snapshot = await getSnapshotElevated(db, cast.snapshotId);
+      if (snapshot?.status !== "creating") return; // already handled, or gone
+      // A snapshot lives on its volume's backend: check that backend instead of choosing one.
+      const backend = await getService(db, cast.volumeHost, deps.serviceDownTimeSeconds);
+      let problem: string | undefined;
+      if (!backend) problem = `backend ${cast.volumeHost} is unknown`;
+      else if (!backend.up)
+        problem = `backend ${cast.volumeHost} is down (no heartbeat for ${deps.serviceDownTimeSeconds} s)`;
+      else if (backend.disabled)
+        problem = `backend ${cast.volumeHost} is disabled${backend.disabledReason ? `: ${backend.disabledReason}` : ""}`;
+      else if (backend.frozen) problem = `backend ${cast.volumeHost} is frozen`;
+      else problem = capacityProblem(backend, cast.volumeSizeGb);
+      if (problem) {
+        const failed = await updateSnapshotStatus(db, snapshot.id, ["creating"], "error", {
+          statusReason: `scheduling failed: ${problem}`,
+        });
+        await finishOperation(db, cast.operationId, "failed", problem);
+        if (failed) {
+          publishChange(deps.bus, "snapshot", snapshot.id);
+          await deps.notifier.notify("ERROR", "scheduler.create_snapshot", publisherId, {
+            request_spec: { snapshot_id: snapshot.id, volume_properties: { size: cast.volumeSizeGb } },
+            snapshot_id: snapshot.id,
+            volume_id: snapshot.volumeId,
+            tenant_id: snapshot.projectId,
+            state: "error",
+            reason: problem,
+          });
+        }
+        return;
+      }
+      await deps.caster.createSnapshot(
+        hostNameOf(cast.volumeHost),
+        { operationId: cast.operationId, context: cast.context, snapshotId: cast.snapshotId, volumeId: cast.volumeId },
+        deliveryKey,
+      );
+    },
+
+    async createVolume(cast, deliveryKey) {
+      const volume = await getVolumeElevated(db, cast.volumeId);
+      if (volume?.status !== "creating") return;
+      let host = volume.host;
+      if (!host) {
+        const candidates = await listUsableServices(db, deps.serviceDownTimeSeconds);
+        const choice = pickBackend(candidates, { sizeGb: cast.sizeGb, availabilityZone: cast.availabilityZone });
+        if (!choice.host) {
+          const reason =
+            candidates.length === 0
+              ? "no backend is up and enabled"
+              : `no valid backend was found: ${choice.reasons.join("; ")}`;
+          const failed = await updateVolumeStatus(db, volume.id, ["creating"], "error", { statusReason: reason });
+          await finishOperation(db, cast.operationId, "failed", reason);
+          if (failed) {
+            publishChange(deps.bus, "volume", volume.id);
+            await deps.notifier.notify("ERROR", "scheduler.create_volume", publisherId, {
+              volume_id: volume.id,
+              tenant_id: volume.projectId,
+              state: "error",
+              reason,
+            });
+          }
+          return;
+        }
+        const placed = await assignVolumeHost(db, volume.id, choice.host.host);
+        if (!placed?.host) return;
+        host = placed.host;
+      }
+      await deps.caster.createVolume(
+        hostNameOf(host),
+        {
+          operationId: cast.operationId,
+          context: cast.context,
+          volumeId: volume.id,
+          backend: host.split("@")[1] ?? "",
+        },
+        deliveryKey,
+      );
+    },
+  };
+}

@@ -1,0 +1,321 @@
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { copyFile, link, mkdir, open, readdir, stat, statfs, unlink } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
+import {
+  type BackendStats,
+  DriverError,
+  type DriverSnapshot,
+  type DriverVolume,
+  type SnapshotModelUpdate,
+  type VolumeDriver,
+} from "../driver.js";
+import { copySparse } from "./sparse-copy.js";
+
+/** Configuration of the `file` driver. */
+export interface FileDriverOptions {
+  /** Absolute directory holding the volume and snapshot images; created by `initialize()`. */
+  dataDir: string;
+  /** Share of capacity the scheduler must keep free, 0-100. Defaults to 0. */
+  reservedPercentage?: number;
+  /** How far provisioned space may exceed real capacity (thin provisioning). Defaults to 20, as in Cinder. */
+  maxOverSubscriptionRatio?: number;
+}
+
+const GIB = 1024 ** 3;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const VOLUME_FILE = /^volume-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.img$/;
+
+/** Errors with which `copyFile(..., COPYFILE_FICLONE_FORCE)` says "this file system cannot reflink". */
+const REFLINK_UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS", "ENOTTY"]);
+
+/** File-system errors that repeating the same call will not cure. */
+const PERMANENT = new Set([
+  "EACCES",
+  "EPERM",
+  "EROFS",
+  "EISDIR",
+  "ENOTDIR",
+  "EINVAL",
+  "EFBIG",
+  "ENAMETOOLONG",
+  "ELOOP",
+]);
+
+/**
+ * A driver that keeps each volume as a sparse image file and each snapshot as a full copy of it
+ * (a reflink where the file system supports one). Meant for development and single-node setups.
+ */
+export function createFileDriver(options: FileDriverOptions): VolumeDriver {
+  const { dataDir } = options;
+  const reservedPercentage = options.reservedPercentage ?? 0;
+  const maxOverSubscriptionRatio = options.maxOverSubscriptionRatio ?? 20;
+  // providerLocation is stored and read by other processes, so it must not depend on a cwd.
+  if (!isAbsolute(dataDir)) {
+    throw new TypeError(`dataDir must be an absolute path, got ${JSON.stringify(dataDir)}`);
+  }
+  if (!(reservedPercentage >= 0 && reservedPercentage <= 100)) {
+    throw new RangeError(`reservedPercentage must be within 0-100, got ${reservedPercentage}`);
+  }
+  if (!(maxOverSubscriptionRatio >= 1 && Number.isFinite(maxOverSubscriptionRatio))) {
+    throw new RangeError(`maxOverSubscriptionRatio must be a finite number >= 1, got ${maxOverSubscriptionRatio}`);
+  }
+
+  const volumePath = (id: string) => join(dataDir, `volume-${id}.img`);
+  const snapshotPath = (id: string) => join(dataDir, `snapshot-${id}.img`);
+  // A leading dot keeps temp files out of the volume count; the random part keeps concurrent
+  // retries of the same call from writing into each other's file.
+  const tempPath = (name: string) => join(dataDir, `.${name}.tmp-${randomBytes(8).toString("hex")}`);
+
+  /** Make a finished temp file visible under its real name and report whether it won. */
+  async function publish(tmp: string, final: string): Promise<boolean> {
+    let published = true;
+    try {
+      // link, unlike rename, never replaces an existing file: a slow duplicate call must not
+      // overwrite a volume holding data or a snapshot already reported as taken.
+      await link(tmp, final);
+    } catch (err) {
+      if (errorCode(err) !== "EEXIST") throw err;
+      published = false;
+    }
+    await unlink(tmp);
+    await syncDir(dataDir);
+    return published;
+  }
+
+  return {
+    async initialize() {
+      try {
+        await mkdir(dataDir, { recursive: true });
+      } catch (err) {
+        throw fsError(`cannot create data directory ${dataDir}`, err);
+      }
+    },
+
+    async createVolume(volume: DriverVolume) {
+      const id = checkId(volume.id, "volume");
+      const bytes = checkSize(volume.sizeGb);
+      const name = `volume-${id}.img`;
+      const path = volumePath(id);
+
+      const existing = await statIfExists(path, name);
+      if (existing) return checkExistingSize(name, existing.size, volume.sizeGb);
+
+      // Built under a temp name so a crash between create and truncate never leaves a short
+      // file under the real name, which a retry would then refuse as "wrong size".
+      const tmp = tempPath(name);
+      try {
+        const handle = await open(tmp, "wx");
+        try {
+          await handle.truncate(bytes);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        if (await publish(tmp, path)) return;
+      } catch (err) {
+        throw fsError(`cannot create ${name}`, err);
+      } finally {
+        await removeQuietly(tmp);
+      }
+      // Another call for the same id got there first.
+      const winner = await statIfExists(path, name);
+      if (!winner) {
+        throw new DriverError(`${name} vanished while being created`, { retryable: true });
+      }
+      checkExistingSize(name, winner.size, volume.sizeGb);
+    },
+
+    async deleteVolume(volume: DriverVolume) {
+      const id = checkId(volume.id, "volume");
+      await removeFile(volumePath(id), `volume-${id}.img`);
+    },
+
+    async createSnapshot(snapshot: DriverSnapshot): Promise<SnapshotModelUpdate> {
+      const id = checkId(snapshot.id, "snapshot");
+      const volumeId = checkId(snapshot.volumeId, "volume");
+      const name = `snapshot-${id}.img`;
+      const volumeName = `volume-${volumeId}.img`;
+      const path = snapshotPath(id);
+      const source = volumePath(volumeId);
+      const result = { providerLocation: path };
+
+      // A retry must not re-copy: the volume may have changed since the first attempt.
+      if (await statIfExists(path, name)) return result;
+      const missingVolume = () =>
+        new DriverError(`volume file ${volumeName} not found on backend`, { retryable: false });
+      if (!(await statIfExists(source, volumeName))) throw missingVolume();
+
+      const tmp = tempPath(name);
+      try {
+        await cloneOrCopy(source, tmp);
+        await syncFile(tmp);
+        await publish(tmp, path);
+        return result;
+      } catch (err) {
+        // The volume may have been deleted between the check above and the copy.
+        if (errorCode(err) === "ENOENT" && !(await statIfExists(source, volumeName))) {
+          throw missingVolume();
+        }
+        throw fsError(`cannot create ${name} from ${volumeName}`, err);
+      } finally {
+        await removeQuietly(tmp);
+      }
+    },
+
+    async deleteSnapshot(snapshot: DriverSnapshot) {
+      const id = checkId(snapshot.id, "snapshot");
+      await removeFile(snapshotPath(id), `snapshot-${id}.img`);
+    },
+
+    async getStats(): Promise<BackendStats> {
+      const common = {
+        driver: "file",
+        thinProvisioning: true,
+        maxOverSubscriptionRatio,
+        reservedPercentage,
+      } as const;
+      try {
+        const fsStats = await statfs(dataDir);
+        let provisionedBytes = 0;
+        let totalVolumes = 0;
+        for (const entry of await readdir(dataDir)) {
+          if (!VOLUME_FILE.test(entry)) continue;
+          const info = await statIfExists(join(dataDir, entry), entry);
+          // Deleted since readdir: it no longer counts.
+          if (!info) continue;
+          provisionedBytes += info.size;
+          totalVolumes += 1;
+        }
+        return {
+          ...common,
+          totalCapacityGb: toGb(fsStats.blocks * fsStats.bsize),
+          // bavail, not bfree: blocks reserved for root are not usable by this service.
+          freeCapacityGb: toGb(fsStats.bavail * fsStats.bsize),
+          provisionedCapacityGb: toGb(provisionedBytes),
+          totalVolumes,
+          backendState: "up",
+        };
+      } catch {
+        // The scheduler only needs to know not to place volumes here.
+        return {
+          ...common,
+          totalCapacityGb: 0,
+          freeCapacityGb: 0,
+          provisionedCapacityGb: 0,
+          totalVolumes: 0,
+          backendState: "down",
+        };
+      }
+    },
+
+    async close() {
+      // Every call opens and closes its own files; nothing is held between calls.
+    },
+  };
+}
+
+/** Validate an id before it becomes part of a path, and lowercase it so one id names one file. */
+function checkId(id: unknown, kind: "volume" | "snapshot"): string {
+  if (typeof id !== "string" || !UUID.test(id)) {
+    const shown = typeof id === "string" ? JSON.stringify(id.slice(0, 64)) : typeof id;
+    throw new DriverError(`invalid ${kind} id ${shown}: expected a UUID`, { retryable: false });
+  }
+  return id.toLowerCase();
+}
+
+/** Validate a size and turn it into bytes; sizes are whole GiB, as in Cinder. */
+function checkSize(sizeGb: unknown): number {
+  if (
+    typeof sizeGb !== "number" ||
+    !Number.isSafeInteger(sizeGb) ||
+    sizeGb <= 0 ||
+    sizeGb * GIB > Number.MAX_SAFE_INTEGER
+  ) {
+    throw new DriverError(`invalid volume size ${String(sizeGb)}: expected a positive whole number of GiB`, {
+      retryable: false,
+    });
+  }
+  return sizeGb * GIB;
+}
+
+/** An existing image may only be reused by a retry asking for the same size. */
+function checkExistingSize(name: string, actualBytes: number, sizeGb: number): void {
+  if (actualBytes !== sizeGb * GIB) {
+    throw new DriverError(`${name} already exists with size ${actualBytes} bytes, not ${sizeGb} GiB`, {
+      retryable: false,
+    });
+  }
+}
+
+/** Reflink where the file system can (instant, shares blocks); otherwise a hole-preserving copy. */
+async function cloneOrCopy(source: string, destination: string): Promise<void> {
+  try {
+    await copyFile(source, destination, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+    return;
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === undefined || !REFLINK_UNSUPPORTED.has(code)) throw err;
+  }
+  // libuv removes a destination it created before the clone failed; this guards older versions.
+  await removeQuietly(destination);
+  await copySparse(source, destination);
+}
+
+async function removeFile(path: string, name: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (errorCode(err) === "ENOENT") return;
+    throw fsError(`cannot delete ${name}`, err);
+  }
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch {
+    // Best effort cleanup of a temp file that usually no longer exists.
+  }
+}
+
+async function statIfExists(path: string, name: string) {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (errorCode(err) === "ENOENT") return undefined;
+    throw fsError(`cannot inspect ${name}`, err);
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync a directory so a link or unlink in it survives a crash. */
+async function syncDir(path: string): Promise<void> {
+  await syncFile(path);
+}
+
+function toGb(bytes: number): number {
+  return Math.floor((bytes / GIB) * 100) / 100;
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err !== "object" || err === null || !("code" in err)) return undefined;
+  return typeof err.code === "string" ? err.code : undefined;
+}
+
+function fsError(message: string, err: unknown): DriverError {
+  if (err instanceof DriverError) return err;
+  const code = errorCode(err);
+  return new DriverError(code ? `${message}: ${code}` : message, {
+    retryable: code === undefined || !PERMANENT.has(code),
+    cause: err,
+  });
+}

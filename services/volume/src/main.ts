@@ -1,0 +1,101 @@
+import { resolve } from "node:path";
+import { connectBus, createNotifier, RetryableError, startConsumer } from "@cinderblock/bus";
+import { createLogger, loadVolumeConfig, onShutdown } from "@cinderblock/config";
+import { createDb, reportService, runMigrations } from "@cinderblock/db";
+import { VolumeCreateSnapshot, VolumeCreateVolume } from "@cinderblock/proto";
+import type { VolumeDriver } from "./drivers/driver.js";
+import { createFileDriver } from "./drivers/file/file-driver.js";
+import { createVolumeManager } from "./manager.js";
+
+/** Deliveries of one cast before the manager stops asking for retries and fails the resource. */
+const MAX_DELIVER = 5;
+
+async function main(): Promise<void> {
+  const config = loadVolumeConfig(process.env);
+  const logger = createLogger({ service: "volume", level: config.LOG_LEVEL });
+  await runMigrations(config.DATABASE_URL);
+  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
+  const bus = await connectBus({
+    url: config.NATS_URL,
+    prefix: config.CINDERBLOCK_NATS_PREFIX,
+    name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
+  });
+  const backend = config.CINDERBLOCK_BACKEND_NAME;
+  const driver: VolumeDriver = createFileDriver({ dataDir: resolve(config.CINDERBLOCK_FILE_DIR) });
+  await driver.initialize();
+  const drivers = new Map([[backend, driver]]);
+  const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
+
+  // Heartbeat and capability report (Cinder's report_state + _report_driver_status).
+  const report = async () => {
+    const stats = await driver.getStats();
+    await reportService(db, {
+      host: backendHost,
+      hostName: config.CINDERBLOCK_HOST,
+      backend,
+      availabilityZone: config.CINDERBLOCK_AVAILABILITY_ZONE,
+      capabilities: { ...stats },
+    });
+  };
+  await report();
+  const heartbeat = setInterval(() => {
+    report().catch((err: unknown) => logger.warn({ err, host: backendHost }, "heartbeat failed"));
+  }, config.CINDERBLOCK_REPORT_INTERVAL * 1000);
+
+  const manager = createVolumeManager({
+    db,
+    bus,
+    notifier: createNotifier(bus),
+    hostName: config.CINDERBLOCK_HOST,
+    drivers,
+  });
+  const subjects = bus.subjects;
+  const consumer = await startConsumer({
+    bus,
+    durable: `volume-${config.CINDERBLOCK_HOST}`,
+    filterSubject: subjects.volumeAll(config.CINDERBLOCK_HOST),
+    maxDeliver: MAX_DELIVER,
+    async handle(msg) {
+      const delivery = { finalAttempt: msg.info.deliveryCount >= MAX_DELIVER };
+      // NOTE: a cast that does not decode, or an unknown subject, terminates; the manager decides
+      // about its own failures (RetryableError or a final status).
+      if (msg.subject === subjects.volumeCreateSnapshot(config.CINDERBLOCK_HOST)) {
+        const cast = VolumeCreateSnapshot.decode(msg.data);
+        await retryUnexpected(() => manager.createSnapshot(cast, delivery));
+      } else if (msg.subject === subjects.volumeCreateVolume(config.CINDERBLOCK_HOST)) {
+        const cast = VolumeCreateVolume.decode(msg.data);
+        await retryUnexpected(() => manager.createVolume(cast, delivery));
+      } else {
+        throw new Error(`unknown subject ${msg.subject}`);
+      }
+    },
+    onOutcome(msg, outcome, err) {
+      if (outcome === "ack") logger.debug({ subject: msg.subject, seq: msg.seq }, "cast handled");
+      else logger.warn({ subject: msg.subject, seq: msg.seq, outcome, err }, "cast failed");
+    },
+  });
+  logger.info({ host: backendHost, subject: subjects.volumeAll(config.CINDERBLOCK_HOST) }, "volume host consuming");
+
+  onShutdown(logger, async () => {
+    clearInterval(heartbeat);
+    await consumer.stop();
+    await driver.close();
+    await bus.close();
+    await closeDb();
+  });
+}
+
+/** Database or NATS trouble outside the manager's own handling is worth a retry. */
+async function retryUnexpected(work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    if (error instanceof RetryableError) throw error;
+    throw new RetryableError(String(error), { delayMs: 2000, cause: error });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error && err.name === "ConfigError" ? err.message : err);
+  process.exit(1);
+});
