@@ -25,60 +25,53 @@ function valuesList(projectId: string, deltas: readonly QuotaDelta[]) {
 }
 
 /**
- * Adds `delta` to the project's usage of each resource, only where the result stays within the
- * limit (the project's override, else the default). One UPDATE locks and increments the usage
- * rows; rows a project never had are created first. Returns undefined when every resource was
- * reserved, or the first refused resource; the caller must roll its transaction back then.
+ * Adds `delta` to the project's usage of each resource, only if every result stays within its
+ * limit (the project's override, else the default). The usage rows are locked in resource order
+ * (so concurrent reservations queue instead of deadlocking), checked, then incremented: two
+ * statements, never a count over the resource tables. Rows a project never had are created first.
+ * Returns undefined when all were reserved, or the first refused resource; the caller must then
+ * roll its transaction back.
  */
 export async function reserveQuota(
   db: Executor,
   projectId: string,
   deltas: readonly QuotaDelta[],
 ): Promise<QuotaRefusal | undefined> {
-  const update = () =>
-    db.execute<{ resource: string }>(sql`
-      update quota_usages u
-         set in_use = u.in_use + d.delta, updated_at = now()
-        from (values ${valuesList(projectId, deltas)}) as d(project_id, resource, delta, default_limit)
+  const sorted = [...deltas].sort((a, b) => a.resource.localeCompare(b.resource));
+  const lock = () =>
+    db.execute<{ resource: string; in_use: number; hard_limit: number }>(sql`
+      select u.resource, u.in_use, coalesce(l.hard_limit, d.default_limit) as hard_limit
+        from (values ${valuesList(projectId, sorted)}) as d(project_id, resource, delta, default_limit)
+        join quota_usages u on u.project_id = d.project_id and u.resource = d.resource
         left join quota_limits l on l.project_id = d.project_id and l.resource = d.resource
-       where u.project_id = d.project_id and u.resource = d.resource
-         and (coalesce(l.hard_limit, d.default_limit) < 0
-              or u.in_use + d.delta <= coalesce(l.hard_limit, d.default_limit))
-      returning u.resource`);
-  let reserved = await update();
-  if (reserved.length < deltas.length) {
-    // NOTE: the first reservation of a project creates its usage rows; only then can they be locked.
-    const missing = await db.execute<{ n: number }>(sql`
+       order by u.resource
+         for update of u`);
+  let rows = await lock();
+  if (rows.length < sorted.length) {
+    // NOTE: a project's first reservation creates its usage rows (in resource order). A concurrent
+    // first reservation may be creating them too: our insert then waits for it and does nothing,
+    // and the second lock sees its rows.
+    await db.execute(sql`
       insert into quota_usages (project_id, resource, in_use)
-      select d.project_id, d.resource, 0 from (values ${valuesList(projectId, deltas)})
+      select d.project_id, d.resource, 0 from (values ${valuesList(projectId, sorted)})
           as d(project_id, resource, delta, default_limit)
-      on conflict do nothing
-      returning 1 as n`);
-    if (missing.length > 0) {
-      // Undo the partial increments of the first attempt before retrying all of them.
-      await releaseQuota(
-        db,
-        projectId,
-        deltas.filter((d) => reserved.some((r) => r.resource === d.resource)),
-      );
-      reserved = await update();
+       order by d.resource
+      on conflict do nothing`);
+    rows = await lock();
+  }
+  for (const d of sorted) {
+    const row = rows.find((r) => r.resource === d.resource);
+    const inUse = Number(row?.in_use ?? 0);
+    const limit = Number(row?.hard_limit ?? d.defaultLimit);
+    if (limit >= 0 && inUse + d.delta > limit) {
+      return { resource: d.resource, inUse, limit, requested: d.delta };
     }
   }
-  if (reserved.length === deltas.length) return undefined;
-  const refused = deltas.find((d) => !reserved.some((r) => r.resource === d.resource));
-  if (!refused) return undefined;
-  const [usage] = await db.execute<{ in_use: number; hard_limit: number }>(sql`
-    select coalesce(u.in_use, 0)::int as in_use,
-           coalesce(l.hard_limit, ${refused.defaultLimit}::int)::int as hard_limit
-      from (select 1) one
-      left join quota_usages u on u.project_id = ${projectId} and u.resource = ${refused.resource}
-      left join quota_limits l on l.project_id = ${projectId} and l.resource = ${refused.resource}`);
-  return {
-    resource: refused.resource,
-    inUse: Number(usage?.in_use ?? 0),
-    limit: Number(usage?.hard_limit ?? refused.defaultLimit),
-    requested: refused.delta,
-  };
+  await db.execute(sql`
+    update quota_usages u set in_use = u.in_use + d.delta, updated_at = now()
+      from (values ${valuesList(projectId, sorted)}) as d(project_id, resource, delta, default_limit)
+     where u.project_id = d.project_id and u.resource = d.resource`);
+  return undefined;
 }
 
 /** Gives back usage (never below zero). */

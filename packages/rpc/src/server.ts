@@ -9,9 +9,9 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
 } from "@grpc/grpc-js";
-import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
+import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import { noauthContext } from "./context.js";
 import { toServiceError } from "./errors.js";
 
@@ -71,7 +71,7 @@ export function serverStreaming<Req, Res>(
 
 /** Options for {@link addHealthAndReflection}. */
 export interface IntrospectionOptions {
-  /** Path of the FileDescriptorSet describing the server's own services. */
+  /** Path of the FileDescriptorSet describing the server's services, grpc.health.v1 included. */
   descriptorSetPath: string;
   /** Fully qualified names of the services the health service reports on. */
   services: string[];
@@ -87,9 +87,8 @@ export function addHealthAndReflection(
 ): { setServing(serving: boolean): void } {
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   health.addToServer(server);
-  const healthDefinition = loadSync(healthProtoPath);
-  const ours = { "cinderblock.descriptors": { fileDescriptorProtos: splitDescriptorSet(options.descriptorSetPath) } };
-  new ReflectionService({ ...healthDefinition, ...(ours as unknown as PackageDefinition) }).addToServer(server);
+  const files = { "cinderblock.descriptors": { fileDescriptorProtos: splitDescriptorSet(options.descriptorSetPath) } };
+  new ReflectionService(files as unknown as PackageDefinition).addToServer(server);
   return {
     setServing(serving) {
       const value = serving ? "SERVING" : "NOT_SERVING";

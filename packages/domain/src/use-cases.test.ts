@@ -1,0 +1,304 @@
+import {
+  createDb,
+  type Db,
+  type DbHandle,
+  enqueueOutbox,
+  getQuotaUsage,
+  reportService,
+  runMigrations,
+  setQuotaLimit,
+  setServiceFlags,
+  updateSnapshotStatus,
+  updateVolumeStatus,
+} from "@cinderblock/db";
+import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import { createTestDatabase, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RequestContext } from "./context.js";
+import { CinderblockError } from "./errors.js";
+import type { ChangeFeed, SchedulerDispatcher } from "./ports.js";
+import { type ApiUseCases, createApiUseCases } from "./use-cases.js";
+import type { CreateVolumeInput } from "./validation.js";
+
+// Integration: the use cases against the real PostgreSQL, with the outbox written for real.
+
+let database: TestDatabase;
+let handle: DbHandle;
+let db: Db;
+let api: ApiUseCases;
+const wake = new Map<string, () => void>();
+
+const dispatcher: SchedulerDispatcher = {
+  async createSnapshot(tx, cast, attempt) {
+    await enqueueOutbox(tx, {
+      subject: "test.scheduler.create_snapshot",
+      msgId: `${cast.operationId}:${attempt}`,
+      payload: SchedulerCreateSnapshot.encode(cast).finish(),
+    });
+  },
+  async createVolume(tx, cast, attempt) {
+    await enqueueOutbox(tx, {
+      subject: "test.scheduler.create_volume",
+      msgId: `${cast.operationId}:${attempt}`,
+      payload: SchedulerCreateVolume.encode(cast).finish(),
+    });
+  },
+};
+
+/** A change feed the test drives by hand: `wake.get(id)()` signals one change. */
+const changes: ChangeFeed = {
+  subscribe(_kind, id) {
+    let closed = false;
+    let resolve: (() => void) | undefined;
+    wake.set(id, () => resolve?.());
+    return {
+      close: () => {
+        closed = true;
+        resolve?.();
+      },
+      async *[Symbol.asyncIterator]() {
+        while (!closed) {
+          await new Promise<void>((r) => (resolve = r));
+          if (!closed) yield;
+        }
+      },
+    };
+  },
+};
+
+function ctx(projectId = uniqueName("p-")): RequestContext {
+  return { requestId: "req-test", projectId, userId: "alice", roles: [] };
+}
+
+const volumeInput: CreateVolumeInput = {
+  name: "vol",
+  description: "",
+  sizeGb: 2,
+  volumeType: "",
+  availabilityZone: "",
+  bootable: false,
+  imageMetadata: {},
+  encryptionKeyId: "",
+  metadata: {},
+};
+
+/** A volume made through the use case, then placed on a backend and made available. */
+async function availableVolume(c: RequestContext, sizeGb = 2): Promise<string> {
+  const volume = await api.createVolume(c, { ...volumeInput, sizeGb });
+  await updateVolumeStatus(db, volume.id, ["creating"], "available", { host: "h1@file" });
+  return volume.id;
+}
+
+function snapshotOf(volumeId: string, patch: Partial<{ force: boolean; name: string }> = {}) {
+  return { volumeId, name: "snap", description: "", force: false, metadata: {}, groupSnapshotId: "", ...patch };
+}
+
+async function counts(projectId: string) {
+  const [row] = await db.execute<{ snapshots: number; outbox: number }>(sql`
+    select (select count(*)::int from snapshots where project_id = ${projectId}) as snapshots,
+           (select count(*)::int from outbox) as outbox`);
+  return { snapshots: Number(row?.snapshots), outbox: Number(row?.outbox), usage: await getQuotaUsage(db, projectId) };
+}
+
+async function refusal(promise: Promise<unknown>): Promise<CinderblockError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof CinderblockError)) throw new Error(`expected a CinderblockError, got ${String(error)}`);
+  return error;
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase(runMigrations);
+  handle = createDb({ url: database.url, max: 30 });
+  db = handle.db;
+  await reportService(db, {
+    host: "h1@file",
+    hostName: "h1",
+    backend: "file",
+    availabilityZone: "nova",
+    capabilities: {},
+  });
+  api = createApiUseCases({
+    db,
+    scheduler: dispatcher,
+    changes,
+    quota: { volumes: 100, snapshots: 10, gigabytes: 1000 },
+    defaultAvailabilityZone: "nova",
+    operationTimeoutSeconds: 120,
+    serviceDownTimeSeconds: 60,
+  });
+});
+
+afterAll(async () => {
+  await handle?.close();
+  await database?.drop();
+});
+
+describe("createVolume", () => {
+  it("records the volume, its operation and its cast in one transaction, and counts quota", async () => {
+    const c = ctx();
+    const volume = await api.createVolume(c, { ...volumeInput, sizeGb: 3, availabilityZone: "" });
+    expect(volume).toMatchObject({ status: "creating", sizeGb: 3, availabilityZone: "nova", host: null });
+    const [op] = await db.execute<{ kind: string; state: string }>(
+      sql`select kind, state from operations where resource_id = ${volume.id}`,
+    );
+    expect(op).toEqual({ kind: "create_volume", state: "pending" });
+    const casts = await db.execute<{ payload: Uint8Array }>(
+      sql`select payload from outbox where subject = 'test.scheduler.create_volume'`,
+    );
+    const decoded = casts.map((r) => SchedulerCreateVolume.decode(new Uint8Array(r.payload)));
+    expect(decoded.find((d) => d.volumeId === volume.id)).toMatchObject({ sizeGb: 3, availabilityZone: "nova" });
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, gigabytes: 3 });
+  });
+});
+
+describe("createSnapshot", () => {
+  it("records a creating snapshot at 0% with the volume's size, and casts it to the scheduler", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 4);
+    const snapshot = await api.createSnapshot(c, snapshotOf(volumeId));
+    expect(snapshot).toMatchObject({ status: "creating", progress: "0%", volumeSizeGb: 4, volumeId });
+    const casts = await db.execute<{ payload: Uint8Array }>(
+      sql`select payload from outbox where subject = 'test.scheduler.create_snapshot'`,
+    );
+    const cast = casts
+      .map((r) => SchedulerCreateSnapshot.decode(new Uint8Array(r.payload)))
+      .find((d) => d.snapshotId === snapshot.id);
+    expect(cast).toMatchObject({ volumeId, volumeSizeGb: 4, volumeHost: "h1@file" });
+    expect(cast?.context?.projectId).toBe(c.projectId);
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, snapshots: 1, gigabytes: 8 });
+  });
+
+  it("refuses another project's volume as NOT_FOUND and writes nothing", async () => {
+    const owner = ctx();
+    const volumeId = await availableVolume(owner);
+    const stranger = ctx();
+    const before = await counts(stranger.projectId);
+    const error = await refusal(api.createSnapshot(stranger, snapshotOf(volumeId)));
+    expect(error.code).toBe("NOT_FOUND");
+    expect(error.message).toBe(`volume ${volumeId} not found`);
+    expect(await counts(stranger.projectId)).toEqual(before);
+  });
+
+  it("refuses a volume that is not available, naming its status, and writes nothing", async () => {
+    const c = ctx();
+    const volume = await api.createVolume(c, volumeInput);
+    const before = await counts(c.projectId);
+    const error = await refusal(api.createSnapshot(c, snapshotOf(volume.id)));
+    expect(error.code).toBe("FAILED_PRECONDITION");
+    expect(error.message).toContain("but is creating");
+    expect(await counts(c.projectId)).toEqual(before);
+  });
+
+  it("snapshots an in-use volume only with force", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c);
+    await updateVolumeStatus(db, volumeId, ["available"], "in-use");
+    expect((await refusal(api.createSnapshot(c, snapshotOf(volumeId)))).code).toBe("FAILED_PRECONDITION");
+    await expect(api.createSnapshot(c, snapshotOf(volumeId, { force: true }))).resolves.toMatchObject({
+      status: "creating",
+    });
+  });
+
+  it("refuses a volume whose backend is frozen", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c);
+    await setServiceFlags(db, "h1@file", { frozen: true });
+    try {
+      const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
+      expect(error.code).toBe("FAILED_PRECONDITION");
+      expect(error.message).toContain("is frozen");
+    } finally {
+      await setServiceFlags(db, "h1@file", { frozen: false });
+    }
+  });
+
+  it("refuses past the snapshots quota with RESOURCE_EXHAUSTED naming it, writing nothing", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 1);
+    await setQuotaLimit(db, c.projectId, "snapshots", 2);
+    await api.createSnapshot(c, snapshotOf(volumeId));
+    await api.createSnapshot(c, snapshotOf(volumeId));
+    const before = await counts(c.projectId);
+    const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
+    expect(error.code).toBe("RESOURCE_EXHAUSTED");
+    expect(error.message).toBe("quota exceeded for snapshots: requested 1, 2 of 2 in use");
+    expect(await counts(c.projectId)).toEqual(before);
+  });
+
+  it("counts the volume's size against the gigabytes quota", async () => {
+    const c = ctx();
+    await setQuotaLimit(db, c.projectId, "gigabytes", 1000);
+    const volumeId = await availableVolume(c, 600);
+    const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
+    expect(error.message).toBe("quota exceeded for gigabytes: requested 600, 600 of 1000 in use");
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, gigabytes: 600 });
+  });
+
+  it("never lets concurrent creates pass the quota", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 1);
+    await setQuotaLimit(db, c.projectId, "snapshots", 5);
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => api.createSnapshot(c, snapshotOf(volumeId))),
+    );
+    const created = results.filter((r) => r.status === "fulfilled").length;
+    const refused = results.filter(
+      (r) => r.status === "rejected" && (r.reason as CinderblockError).code === "RESOURCE_EXHAUSTED",
+    ).length;
+    expect({ created, refused }).toEqual({ created: 5, refused: 15 });
+    const after = await counts(c.projectId);
+    expect(after.snapshots).toBe(5);
+    expect(after.usage.snapshots).toBe(5);
+  });
+});
+
+describe("reads", () => {
+  it("pages through snapshots with a stable token while rows are inserted", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 1);
+    await setQuotaLimit(db, c.projectId, "snapshots", -1);
+    const made: string[] = [];
+    for (let i = 0; i < 7; i++) made.push((await api.createSnapshot(c, snapshotOf(volumeId, { name: `s${i}` }))).id);
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await api.listSnapshots(c, 3, token, volumeId);
+      seen.push(...page.items.map((s) => s.id));
+      token = page.nextPageToken;
+      await api.createSnapshot(c, snapshotOf(volumeId, { name: "late" })); // newer rows don't shift pages
+    } while (token);
+    expect(seen).toEqual([...made].reverse());
+    expect((await refusal(api.listSnapshots(c, 3, "garbage", ""))).message).toContain("page_token");
+  });
+
+  it("hides other projects' snapshots", async () => {
+    const owner = ctx();
+    const volumeId = await availableVolume(owner);
+    const snapshot = await api.createSnapshot(owner, snapshotOf(volumeId));
+    const stranger = ctx();
+    expect((await refusal(api.getSnapshot(stranger, snapshot.id))).code).toBe("NOT_FOUND");
+    expect((await api.listSnapshots(stranger, 0, "", "")).items).toEqual([]);
+  });
+
+  it("watches a snapshot until it reaches a terminal status", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c);
+    const snapshot = await api.createSnapshot(c, snapshotOf(volumeId));
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const s of api.watchSnapshot(c, snapshot.id, new AbortController().signal)) {
+        seen.push(`${s.status} ${s.progress}`);
+        if (seen.length === 1) {
+          await updateSnapshotStatus(db, snapshot.id, ["creating"], "available", { progress: "100%" });
+          setImmediate(() => wake.get(snapshot.id)?.());
+        }
+      }
+    })();
+    await watching;
+    expect(seen).toEqual(["creating 0%", "available 100%"]);
+  });
+});

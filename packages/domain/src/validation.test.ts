@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { CinderblockError } from "./errors.js";
+import {
+  type CreateSnapshotInput,
+  type CreateVolumeInput,
+  validateCreateSnapshot,
+  validateCreateVolume,
+  validateId,
+  validatePageSize,
+} from "./validation.js";
+
+const volume: CreateVolumeInput = {
+  name: "vol",
+  description: "",
+  sizeGb: 1,
+  volumeType: "",
+  availabilityZone: "",
+  bootable: false,
+  imageMetadata: {},
+  encryptionKeyId: "",
+  metadata: {},
+};
+const snapshot: CreateSnapshotInput = {
+  volumeId: "8c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70",
+  name: "snap",
+  description: "",
+  force: false,
+  metadata: {},
+  groupSnapshotId: "",
+};
+
+function errorOf(fn: () => unknown): CinderblockError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof CinderblockError) return error;
+    throw error;
+  }
+  throw new Error("expected a CinderblockError");
+}
+
+describe("validateCreateVolume", () => {
+  it("accepts a valid request", () => {
+    expect(validateCreateVolume(volume)).toEqual(volume);
+  });
+
+  it.each([
+    [{ sizeGb: 0 }, "size_gb: must be at least 1"],
+    [{ sizeGb: -3 }, "size_gb: must be at least 1"],
+    [{ sizeGb: 1.5 }, "size_gb: must be a whole number of GiB"],
+    [{ name: "" }, "name: must not be empty"],
+    [{ name: "   " }, "name: must not be empty"],
+    [{ name: "x".repeat(256) }, "name: must be at most 255 characters"],
+    [{ description: "d".repeat(256) }, "description: must be at most 255 characters"],
+    [{ encryptionKeyId: "not-a-uuid" }, "encryption_key_id: must be a UUID"],
+    [{ metadata: { k: "v".repeat(256) } }, "metadata.k: values must be at most 255 characters"],
+    [{ imageMetadata: { "": "v" } }, "image_metadata"],
+  ])("refuses %o with INVALID_ARGUMENT naming the field", (patch, message) => {
+    const error = errorOf(() => validateCreateVolume({ ...volume, ...patch }));
+    expect(error.code).toBe("INVALID_ARGUMENT");
+    expect(error.message).toContain(message);
+  });
+
+  it("bounds the number of metadata entries", () => {
+    const metadata = Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`k${i}`, "v"]));
+    const error = errorOf(() => validateCreateVolume({ ...volume, metadata }));
+    expect(error.message).toBe("metadata: must have at most 128 entries");
+  });
+});
+
+describe("validateCreateSnapshot", () => {
+  it("accepts a valid request", () => {
+    expect(validateCreateSnapshot(snapshot)).toEqual(snapshot);
+  });
+
+  it.each([
+    [{ volumeId: "" }, "volume_id: must be a UUID"],
+    [{ volumeId: "../etc" }, "volume_id: must be a UUID"],
+    [{ name: "" }, "name: must not be empty"],
+    [{ groupSnapshotId: "g1" }, "group_snapshot_id: must be a UUID"],
+  ])("refuses %o naming the field", (patch, message) => {
+    const error = errorOf(() => validateCreateSnapshot({ ...snapshot, ...patch }));
+    expect(error.code).toBe("INVALID_ARGUMENT");
+    expect(error.message).toBe(message);
+  });
+});
+
+describe("ids and page sizes", () => {
+  it("normalises ids to lower case and refuses malformed ones", () => {
+    expect(validateId("id", "8C0B4B62-8F0E-4A43-9A43-2D3C4B5A6F70")).toBe("8c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70");
+    expect(errorOf(() => validateId("volume_id", "abc")).message).toBe("volume_id: must be a UUID");
+  });
+
+  it("defaults the page size to 100 and caps it at 1000", () => {
+    expect(validatePageSize(0)).toBe(100);
+    expect(validatePageSize(1000)).toBe(1000);
+    expect(errorOf(() => validatePageSize(1001)).message).toContain("page_size");
+    expect(errorOf(() => validatePageSize(-1)).code).toBe("INVALID_ARGUMENT");
+  });
+});

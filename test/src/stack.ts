@@ -1,0 +1,171 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runMigrations } from "@cinderblock/db";
+import { SnapshotsServiceClient, VolumesServiceClient } from "@cinderblock/proto";
+import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { credentials } from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+
+/** The repository root (services are started from their built dist/). */
+export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+
+/** One service process and the log lines it printed. */
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  lines: string[];
+  /** Resolves with the first JSON log line whose msg equals `msg`. */
+  waitFor(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+function startService(name: string, env: Record<string, string>): ServiceProcess {
+  const child = spawn(process.execPath, [join(REPO_ROOT, "services", name, "dist", "main.js")], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  let buffer = "";
+  const onData = (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    const parts = buffer.split("\n");
+    buffer = parts.pop() ?? "";
+    lines.push(...parts.filter((l) => l.trim() !== ""));
+    for (const w of waiters.splice(0)) w();
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const parsed = (line: string): Record<string, unknown> | undefined => {
+    try {
+      return JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    name,
+    child,
+    lines,
+    waitFor(msg, timeoutMs = 30_000) {
+      return new Promise((resolvePromise, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${name}: no "${msg}" within ${timeoutMs} ms; output:\n${lines.join("\n")}`)),
+          timeoutMs,
+        );
+        const check = () => {
+          const hit = lines.map(parsed).find((l) => l?.msg === msg);
+          if (hit) {
+            clearTimeout(timer);
+            resolvePromise(hit);
+            return;
+          }
+          if (child.exitCode !== null) {
+            clearTimeout(timer);
+            reject(new Error(`${name} exited with ${child.exitCode}:\n${lines.join("\n")}`));
+            return;
+          }
+          waiters.push(check);
+        };
+        check();
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** Options for {@link startStack}. */
+export interface StackOptions {
+  /** Extra environment for every service. */
+  env?: Record<string, string>;
+}
+
+/** The three services, their database, NATS prefix and volume data directory. */
+export interface Stack {
+  database: TestDatabase;
+  prefix: string;
+  dataDir: string;
+  host: string;
+  api: ServiceProcess;
+  scheduler: ServiceProcess;
+  volume: ServiceProcess;
+  address: string;
+  nc: NatsConnection;
+  volumes: VolumesServiceClient;
+  snapshots: SnapshotsServiceClient;
+  /** Restarts the volume service (after a kill), with the same settings. */
+  restartVolume(): Promise<void>;
+  stop(): Promise<Record<string, number | null>>;
+}
+
+/** Starts api, scheduler and one volume host as separate processes on a fresh database and NATS prefix. */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const database = await createTestDatabase(runMigrations);
+  const prefix = uniqueName("cbe2e");
+  const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-"));
+  const host = "vol1";
+  const env = {
+    DATABASE_URL: database.url,
+    NATS_URL: TEST_NATS_URL,
+    CINDERBLOCK_NATS_PREFIX: prefix,
+    CINDERBLOCK_API_LISTEN: "127.0.0.1:0",
+    CINDERBLOCK_HOST: host,
+    CINDERBLOCK_FILE_DIR: dataDir,
+    LOG_LEVEL: "info",
+    ...options.env,
+  };
+  let volume = startService("volume", env);
+  const scheduler = startService("scheduler", env);
+  await volume.waitFor("volume host consuming");
+  await scheduler.waitFor("scheduler consuming");
+  const api = startService("api", env);
+  const listening = await api.waitFor("api listening");
+  const address = `127.0.0.1:${String(listening.port)}`;
+  const nc = await connect({ servers: TEST_NATS_URL });
+  const stack: Stack = {
+    database,
+    prefix,
+    dataDir,
+    host,
+    api,
+    scheduler,
+    volume,
+    address,
+    nc,
+    volumes: new VolumesServiceClient(address, credentials.createInsecure()),
+    snapshots: new SnapshotsServiceClient(address, credentials.createInsecure()),
+    async restartVolume() {
+      await volume.stop();
+      volume = startService("volume", env);
+      stack.volume = volume;
+      await volume.waitFor("volume host consuming");
+    },
+    async stop() {
+      stack.volumes.close();
+      stack.snapshots.close();
+      const codes = {
+        api: await api.stop(),
+        scheduler: await scheduler.stop(),
+        volume: await stack.volume.stop(),
+      };
+      const jsm = await jetstreamManager(nc);
+      for (const suffix of ["CASTS", "NOTIFICATIONS"]) {
+        await jsm.streams.delete(`${prefix.toUpperCase()}_${suffix}`).catch(() => false);
+      }
+      await nc.close();
+      await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
+      return codes;
+    },
+  };
+  return stack;
+}
