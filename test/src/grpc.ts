@@ -9,15 +9,12 @@ export function identity(projectId: string, userId = "alice", roles = ""): Metad
   return md;
 }
 
-type Unary<Req, Res> = (req: Req, md: Metadata, cb: (err: ServiceError | null, res: Res) => void) => unknown;
-
-/** Calls a unary method of a ts-proto grpc-js client as a promise. */
-export function call<Req, Res>(method: Unary<Req, Res>, client: object, req: Req, md: Metadata): Promise<Res> {
+/** Runs a unary call of a ts-proto grpc-js client (given its callback) as a promise. */
+export function call<Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => {
-    method.call(client, req, md, (err, res) => (err ? reject(err) : resolve(res)));
+    invoke((err, res) => (err ? reject(err) : resolve(res as Res)));
   });
 }
-
 /** The gRPC error a call failed with (fails the test if it succeeded). */
 export async function callError(promise: Promise<unknown>): Promise<ServiceError> {
   const outcome = await promise.then(

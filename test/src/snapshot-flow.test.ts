@@ -5,7 +5,11 @@ import { promisify } from "node:util";
 import { createDb, type DbHandle, reportService, setQuotaLimit } from "@cinderblock/db";
 import {
   CreateSnapshotRequest,
+  type CreateSnapshotResponse,
   CreateVolumeRequest,
+  type CreateVolumeResponse,
+  type GetVolumeResponse,
+  type ListSnapshotsResponse,
   type Snapshot,
   SnapshotStatus,
   type SnapshotsServiceClient,
@@ -14,7 +18,7 @@ import {
   type VolumesServiceClient,
 } from "@cinderblock/proto";
 import { uniqueName } from "@cinderblock/testing";
-import { status } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import type { Subscription } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -37,10 +41,11 @@ function volumesApi(projectId: string) {
   const md = identity(projectId);
   return {
     create: (req: Partial<CreateVolumeRequest>) =>
-      call(client.createVolume, client, CreateVolumeRequest.fromPartial({ name: "vol", sizeGb: 1, ...req }), md).then(
-        (r) => r.volume as Volume,
-      ),
-    get: (id: string) => call(client.getVolume, client, { id }, md).then((r) => r.volume as Volume),
+      call<CreateVolumeResponse>((done) =>
+        client.createVolume(CreateVolumeRequest.fromPartial({ name: "vol", sizeGb: 1, ...req }), md, done),
+      ).then((r) => r.volume as Volume),
+    get: (id: string) =>
+      call<GetVolumeResponse>((done) => client.getVolume({ id }, md, done)).then((r) => r.volume as Volume),
   };
 }
 
@@ -49,14 +54,17 @@ function snapshotsApi(projectId: string) {
   const md = identity(projectId);
   return {
     create: (volumeId: string, extra: Partial<CreateSnapshotRequest> = {}) =>
-      call(
-        client.createSnapshot,
-        client,
-        CreateSnapshotRequest.fromPartial({ volumeId, name: "snapshot for snapshot1", ...extra }),
-        md,
+      call<CreateSnapshotResponse>((done) =>
+        client.createSnapshot(
+          CreateSnapshotRequest.fromPartial({ volumeId, name: "snapshot for snapshot1", ...extra }),
+          md,
+          done,
+        ),
       ).then((r) => r.snapshot as Snapshot),
     list: (volumeId = "") =>
-      call(client.listSnapshots, client, { volumeId, pageSize: 0, pageToken: "" }, md).then((r) => r.snapshots),
+      call<ListSnapshotsResponse>((done) =>
+        client.listSnapshots({ volumeId, pageSize: 0, pageToken: "" }, md, done),
+      ).then((r) => r.snapshots),
     /** Every message WatchSnapshot sends, until the server ends the stream. */
     watch: (id: string) =>
       new Promise<Snapshot[]>((resolve, reject) => {
@@ -277,9 +285,7 @@ describe("refused requests change nothing", () => {
     expect(await callError(snapshotsApi(project).create("00000000-0000-4000-8000-000000000000"))).toMatchObject({
       code: status.NOT_FOUND,
     });
-    const anonymous = await callError(
-      call(stack.volumes.getVolume, stack.volumes, { id: "x" }, new (await import("@grpc/grpc-js")).Metadata()),
-    );
+    const anonymous = await callError(call((done) => stack.volumes.getVolume({ id: "x" }, new Metadata(), done)));
     expect(anonymous).toMatchObject({ code: status.UNAUTHENTICATED });
     const [row] = await db.db.execute<{ n: number }>(
       sql`select count(*)::int as n from volumes where project_id = ${project}`,

@@ -14,7 +14,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
 /** One service process and the log lines it printed. */
-export interface ServiceProcess {
+interface ServiceProcess {
   name: string;
   child: ChildProcess;
   lines: string[];

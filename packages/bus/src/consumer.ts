@@ -78,7 +78,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         msg.nak(error.delayMs);
         options.onOutcome?.(msg, "nak", error);
       } else {
-        msg.term(error instanceof Error ? error.message.slice(0, 200) : "handler failed");
+        // NOTE: no reason argument: servers before 2.10.4 (Debian 12 ships 2.9) do not parse
+        // "+TERM <reason>" and leave the message pending; the reason goes to onOutcome instead.
+        msg.term();
         options.onOutcome?.(msg, "term", error);
       }
     }

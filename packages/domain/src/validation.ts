@@ -4,10 +4,10 @@ import { CinderblockError } from "./errors.js";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Limits on user-supplied key/value maps (Cinder: 255 characters per key and value). */
-export const MAX_METADATA_ENTRIES = 128;
-export const MAX_METADATA_LENGTH = 255;
+const MAX_METADATA_ENTRIES = 128;
+const MAX_METADATA_LENGTH = 255;
 /** Largest volume accepted, in GiB (16 TiB). */
-export const MAX_VOLUME_SIZE_GB = 16384;
+const MAX_VOLUME_SIZE_GB = 16384;
 
 const uuid = z.string().regex(UUID, "must be a UUID");
 const optionalUuid = z.union([z.literal(""), uuid]);

@@ -46,7 +46,7 @@ export function capacityProblem(service: ServiceRow, sizeGb: number): string | u
 }
 
 /** Cinder's CapacityWeigher: more free capacity first. */
-export function freeCapacity(service: ServiceRow): number {
+function freeCapacity(service: ServiceRow): number {
   return capacityOf(service)?.freeCapacityGb ?? 0;
 }
 

@@ -24,7 +24,7 @@ export interface ManagerDependencies {
 }
 
 /** How a handler is being run: the last delivery may not ask for a retry. */
-export interface Delivery {
+interface Delivery {
   finalAttempt: boolean;
 }
 

@@ -1,0 +1,121 @@
+import type { SnapshotRow } from "@cinderblock/db";
+import { type ApiUseCases, CinderblockError } from "@cinderblock/domain";
+import { descriptorSetPath, SnapshotStatus, SnapshotsServiceClient } from "@cinderblock/proto";
+import { addHealthAndReflection, listen, shutdown } from "@cinderblock/rpc";
+import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { afterEach, describe, expect, it } from "vitest";
+import { createApiServer, PUBLIC_SERVICES } from "./server.js";
+
+// The gRPC boundary with fake use cases: a real grpc-js server on 127.0.0.1:0 and a real client.
+
+const SNAPSHOT: SnapshotRow = {
+  id: "8c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70",
+  projectId: "p1",
+  userId: "u1",
+  volumeId: "1c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70",
+  name: "s",
+  description: "",
+  status: "creating",
+  statusReason: "",
+  progress: "0%",
+  volumeSizeGb: 1,
+  volumeType: "",
+  encryptionKeyId: "",
+  providerLocation: "",
+  groupSnapshotId: "",
+  imageMetadata: {},
+  metadata: {},
+  deleted: false,
+  createdAt: new Date(),
+  updatedAt: new Date(),
+};
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function serve(useCases: Partial<ApiUseCases>) {
+  const reported: unknown[] = [];
+  const server = createApiServer({ useCases: useCases as ApiUseCases, report: (e) => reported.push(e) });
+  const health = addHealthAndReflection(server, { descriptorSetPath, services: PUBLIC_SERVICES });
+  const port = await listen(server, "127.0.0.1:0");
+  const client = new SnapshotsServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  cleanups.push(async () => {
+    client.close();
+    await shutdown(server, 1000);
+  });
+  return { client, reported, health, port };
+}
+
+const md = () => {
+  const m = new Metadata();
+  m.set("x-project-id", "p1");
+  m.set("x-user-id", "u1");
+  return m;
+};
+
+function getSnapshot(client: SnapshotsServiceClient, metadata: Metadata) {
+  return new Promise<unknown>((resolve, reject) =>
+    client.getSnapshot({ id: SNAPSHOT.id }, metadata, (err, res) => (err ? reject(err) : resolve(res))),
+  );
+}
+
+describe("api gRPC boundary", () => {
+  it("maps a domain error to its status code and message", async () => {
+    const { client } = await serve({
+      getSnapshot: async () => {
+        throw new CinderblockError("NOT_FOUND", `snapshot ${SNAPSHOT.id} not found`);
+      },
+    });
+    const error = (await getSnapshot(client, md()).catch((e: unknown) => e)) as ServiceError;
+    expect(error.code).toBe(status.NOT_FOUND);
+    expect(error.details).toBe(`snapshot ${SNAPSHOT.id} not found`);
+    expect(error.metadata.get("x-request-id")[0]).toMatch(/^req-/);
+  });
+
+  it("turns an unexpected failure into INTERNAL without leaking it, and reports it", async () => {
+    const { client, reported } = await serve({
+      getSnapshot: async () => {
+        throw new Error("connection to 10.0.0.5:5432 refused");
+      },
+    });
+    const error = (await getSnapshot(client, md()).catch((e: unknown) => e)) as ServiceError;
+    expect(error.code).toBe(status.INTERNAL);
+    expect(error.details).not.toContain("10.0.0.5");
+    expect(reported).toHaveLength(1);
+  });
+
+  it("refuses a call without noauth identity before reaching the use case", async () => {
+    let called = false;
+    const { client } = await serve({
+      getSnapshot: async () => {
+        called = true;
+        return SNAPSHOT;
+      },
+    });
+    const error = (await getSnapshot(client, new Metadata()).catch((e: unknown) => e)) as ServiceError;
+    expect(error.code).toBe(status.UNAUTHENTICATED);
+    expect(called).toBe(false);
+  });
+
+  it("streams WatchSnapshot messages and ends the stream when the use case ends", async () => {
+    const { client } = await serve({
+      async *watchSnapshot() {
+        yield SNAPSHOT;
+        yield { ...SNAPSHOT, status: "available", progress: "100%" } as SnapshotRow;
+      },
+    });
+    const seen = await new Promise<Array<[SnapshotStatus, string]>>((resolve, reject) => {
+      const got: Array<[SnapshotStatus, string]> = [];
+      const stream = client.watchSnapshot({ id: SNAPSHOT.id }, md());
+      stream.on("data", (m) => got.push([m.snapshot.status, m.snapshot.progress]));
+      stream.on("error", reject);
+      stream.on("end", () => resolve(got));
+    });
+    expect(seen).toEqual([
+      [SnapshotStatus.SNAPSHOT_STATUS_CREATING, "0%"],
+      [SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE, "100%"],
+    ]);
+  });
+});

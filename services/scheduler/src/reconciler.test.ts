@@ -1,0 +1,133 @@
+import { type Bus, connectBus, createNotifier, createOutboxDispatcher } from "@cinderblock/bus";
+import {
+  createDb,
+  type DbHandle,
+  getSnapshotElevated,
+  insertOperation,
+  insertSnapshot,
+  insertVolume,
+  runMigrations,
+} from "@cinderblock/db";
+import { SchedulerCreateSnapshot } from "@cinderblock/proto";
+import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { reconcileOnce } from "./reconciler.js";
+
+// Integration: the reconciler on the real PostgreSQL and NATS.
+
+let database: TestDatabase;
+let handle: DbHandle;
+let bus: Bus;
+
+beforeAll(async () => {
+  database = await createTestDatabase(runMigrations);
+  handle = createDb({ url: database.url, max: 4 });
+  bus = await connectBus({ url: TEST_NATS_URL, prefix: uniqueName("cbrec"), name: "reconciler-test" });
+});
+
+afterAll(async () => {
+  await handle?.close();
+  await database?.drop();
+  if (bus) {
+    await bus.jsm.streams.delete(bus.subjects.castsStream).catch(() => false);
+    await bus.jsm.streams.delete(bus.subjects.notificationsStream).catch(() => false);
+    await bus.close();
+  }
+});
+
+/** A snapshot stuck in `creating` whose operation's deadline has passed (its cast was lost). */
+async function stuckSnapshot(attempts: number) {
+  const { db } = handle;
+  const volumeId = crypto.randomUUID();
+  const snapshotId = crypto.randomUUID();
+  const operationId = crypto.randomUUID();
+  await insertVolume(db, {
+    id: volumeId,
+    projectId: "p1",
+    userId: "u1",
+    status: "available",
+    sizeGb: 3,
+    availabilityZone: "nova",
+    host: "vol1@file",
+  });
+  await insertSnapshot(db, {
+    id: snapshotId,
+    projectId: "p1",
+    userId: "u1",
+    volumeId,
+    status: "creating",
+    volumeSizeGb: 3,
+  });
+  await insertOperation(db, {
+    id: operationId,
+    kind: "create_snapshot",
+    resourceId: snapshotId,
+    projectId: "p1",
+    timeoutSeconds: 1,
+  });
+  await db.execute(
+    sql`update operations set attempts = ${attempts}, deadline_at = now() - interval '1 second' where id = ${operationId}`,
+  );
+  return { volumeId, snapshotId, operationId };
+}
+
+const options = () => ({
+  db: handle.db,
+  bus,
+  dispatcher: createOutboxDispatcher(bus.subjects),
+  notifier: createNotifier(bus),
+  timeoutSeconds: 120,
+  maxAttempts: 3,
+});
+
+describe("reconcileOnce", () => {
+  it("dispatches an overdue create again, as a new message of the same operation", async () => {
+    const { snapshotId, operationId } = await stuckSnapshot(1);
+    expect(await reconcileOnce(options())).toMatchObject({ redispatched: 1 });
+    const rows = await handle.db.execute<{ subject: string; msg_id: string; payload: Uint8Array }>(
+      sql`select subject, msg_id, payload from outbox`,
+    );
+    const cast = rows.find((r) => r.msg_id === `${operationId}:2:scheduler`);
+    expect(cast?.subject).toBe(bus.subjects.schedulerCreateSnapshot);
+    expect(SchedulerCreateSnapshot.decode(new Uint8Array(cast?.payload ?? []))).toMatchObject({
+      operationId,
+      snapshotId,
+      volumeSizeGb: 3,
+      volumeHost: "vol1@file",
+    });
+    const [op] = await handle.db.execute<{ attempts: number; overdue: boolean }>(
+      sql`select attempts, deadline_at < now() as overdue from operations where id = ${operationId}`,
+    );
+    expect(op).toEqual({ attempts: 2, overdue: false });
+    // Not overdue any more: a second pass leaves it alone.
+    expect(await reconcileOnce(options())).toEqual({ redispatched: 0, failed: 0, finished: 0 });
+    await handle.db.execute(sql`delete from outbox`);
+  });
+
+  it("fails a create that used up its attempts, with a reason and an error notification", async () => {
+    const { snapshotId, operationId } = await stuckSnapshot(3);
+    const sub = bus.nc.subscribe(bus.subjects.notification("ERROR", "snapshot.create.error"), { max: 1 });
+    expect(await reconcileOnce(options())).toMatchObject({ failed: 1 });
+    const snapshot = await getSnapshotElevated(handle.db, snapshotId);
+    expect(snapshot).toMatchObject({
+      status: "error",
+      statusReason: "snapshot creation did not finish after 3 attempts",
+    });
+    for await (const m of sub) expect(m.json()).toMatchObject({ payload: { snapshot_id: snapshotId } });
+    const [op] = await handle.db.execute<{ state: string }>(
+      sql`select state from operations where id = ${operationId}`,
+    );
+    expect(op?.state).toBe("failed");
+  });
+
+  it("closes an operation whose snapshot already finished", async () => {
+    const { snapshotId, operationId } = await stuckSnapshot(1);
+    await handle.db.execute(sql`update snapshots set status = 'available' where id = ${snapshotId}`);
+    expect(await reconcileOnce(options())).toMatchObject({ finished: 1, redispatched: 0 });
+    const [op] = await handle.db.execute<{ state: string }>(
+      sql`select state from operations where id = ${operationId}`,
+    );
+    expect(op?.state).toBe("done");
+  });
+});
