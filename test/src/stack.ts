@@ -22,6 +22,8 @@ interface ServiceProcess {
   waitFor(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** Kills the process with SIGKILL (a crash) and resolves once it is gone. */
+  kill(): Promise<void>;
 }
 
 function startService(name: string, env: Record<string, string>): ServiceProcess {
@@ -80,8 +82,20 @@ function startService(name: string, env: Record<string, string>): ServiceProcess
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       return exited;
     },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
   };
 }
+
+const READY: Record<ServiceName, string> = {
+  api: "api listening",
+  scheduler: "scheduler consuming",
+  volume: "volume host consuming",
+};
+
+type ServiceName = "api" | "scheduler" | "volume";
 
 /** Options for {@link startStack}. */
 export interface StackOptions {
@@ -98,12 +112,13 @@ export interface Stack {
   api: ServiceProcess;
   scheduler: ServiceProcess;
   volume: ServiceProcess;
+  /** The api's address (its port stays the same across restarts). */
   address: string;
   nc: NatsConnection;
   volumes: VolumesServiceClient;
   snapshots: SnapshotsServiceClient;
-  /** Restarts the volume service (after a kill), with the same settings. */
-  restartVolume(): Promise<void>;
+  /** Starts a service again (after a kill or stop), with the same settings, and waits until it is ready. */
+  restart(name: ServiceName): Promise<void>;
   stop(): Promise<Record<string, number | null>>;
 }
 
@@ -123,13 +138,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     LOG_LEVEL: "info",
     ...options.env,
   };
-  let volume = startService("volume", env);
+  const volume = startService("volume", env);
   const scheduler = startService("scheduler", env);
-  await volume.waitFor("volume host consuming");
-  await scheduler.waitFor("scheduler consuming");
+  await volume.waitFor(READY.volume);
+  await scheduler.waitFor(READY.scheduler);
   const api = startService("api", env);
-  const listening = await api.waitFor("api listening");
+  const listening = await api.waitFor(READY.api);
   const address = `127.0.0.1:${String(listening.port)}`;
+  // Restarts keep the port, so clients made once keep working.
+  env.CINDERBLOCK_API_LISTEN = address;
   const nc = await connect({ servers: TEST_NATS_URL });
   const stack: Stack = {
     database,
@@ -143,18 +160,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     nc,
     volumes: new VolumesServiceClient(address, credentials.createInsecure()),
     snapshots: new SnapshotsServiceClient(address, credentials.createInsecure()),
-    async restartVolume() {
-      await volume.stop();
-      volume = startService("volume", env);
-      stack.volume = volume;
-      await volume.waitFor("volume host consuming");
+    async restart(name) {
+      await stack[name].stop();
+      stack[name] = startService(name, env);
+      await stack[name].waitFor(READY[name]);
     },
     async stop() {
       stack.volumes.close();
       stack.snapshots.close();
       const codes = {
-        api: await api.stop(),
-        scheduler: await scheduler.stop(),
+        api: await stack.api.stop(),
+        scheduler: await stack.scheduler.stop(),
         volume: await stack.volume.stop(),
       };
       const jsm = await jetstreamManager(nc);

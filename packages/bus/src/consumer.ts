@@ -34,7 +34,11 @@ export interface ConsumerOptions {
   onOutcome?(msg: JsMsg, outcome: Outcome, error?: unknown): void;
   /** Messages processed at once (default 16). */
   concurrency?: number;
-  /** Seconds a message may stay unacknowledged before redelivery (default 300). */
+  /**
+   * Seconds a message may go without an ack or a progress signal before JetStream redelivers it
+   * (default 30): after a crash, in-flight work comes back this soon. Handlers that run longer are
+   * kept alive with `working()` signals every third of it.
+   */
   ackWaitSeconds?: number;
   /** Deliveries before JetStream gives up on a message (default 10). */
   maxDeliver?: number;
@@ -52,11 +56,12 @@ export interface RunningConsumer {
 export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
   const { bus } = options;
   const concurrency = options.concurrency ?? 16;
+  const ackWaitMs = (options.ackWaitSeconds ?? 30) * 1000;
   const config = {
     durable_name: options.durable,
     filter_subject: options.filterSubject,
     ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos((options.ackWaitSeconds ?? 300) * 1000),
+    ack_wait: nanos(ackWaitMs),
     max_deliver: options.maxDeliver ?? 10,
     max_ack_pending: Math.max(concurrency * 4, 64),
   };
@@ -69,6 +74,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const inFlight = new Set<Promise<void>>();
 
   async function process(msg: JsMsg): Promise<void> {
+    const keepAlive = setInterval(() => msg.working(), ackWaitMs / 3);
     try {
       await options.handle(msg);
       msg.ack();
@@ -83,6 +89,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         msg.term();
         options.onOutcome?.(msg, "term", error);
       }
+    } finally {
+      clearInterval(keepAlive);
     }
   }
 
