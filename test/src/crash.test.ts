@@ -5,11 +5,10 @@ import {
   CreateVolumeRequest,
   type CreateVolumeResponse,
 } from "@cinderblock/proto";
-import { uniqueName } from "@cinderblock/testing";
+import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, identity } from "./grpc.js";
-import { type Stack, startStack } from "./stack.js";
 
 // Crashes (SIGKILL) of each service at the worst moment: an accepted request is never lost and
 // never left in `creating`.

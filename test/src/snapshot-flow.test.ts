@@ -17,13 +17,12 @@ import {
   VolumeStatus,
   type VolumesServiceClient,
 } from "@cinderblock/proto";
-import { uniqueName } from "@cinderblock/testing";
+import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { Subscription } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, callError, identity } from "./grpc.js";
-import { REPO_ROOT, type Stack, startStack } from "./stack.js";
 
 // End to end: api, scheduler and volume run as separate processes on the real PostgreSQL and
 // NATS JetStream; the test speaks gRPC to the api and listens on the notification subjects.

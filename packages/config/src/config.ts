@@ -18,7 +18,8 @@ const subjectToken = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, "expected letters, digits, '_' or '-' (1-64 characters)");
 
-const nonNegativeInt = z.coerce.number().int().nonnegative();
+/** A quota limit: a count, or -1 for unlimited (as in Cinder). */
+const quotaLimit = z.coerce.number().int().min(-1, "expected -1 (unlimited) or more");
 
 const common = {
   DATABASE_URL: z.url().default("postgres://postgres@127.0.0.1:5432/cinderblock"),
@@ -36,9 +37,9 @@ const apiSchema = z.object({
   CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
   /** Only `noauth` exists so far: identity comes from x-project-id / x-user-id / x-roles metadata. */
   CINDERBLOCK_AUTH_STRATEGY: z.literal("noauth").default("noauth"),
-  CINDERBLOCK_QUOTA_VOLUMES: nonNegativeInt.default(10),
-  CINDERBLOCK_QUOTA_SNAPSHOTS: nonNegativeInt.default(10),
-  CINDERBLOCK_QUOTA_GIGABYTES: nonNegativeInt.default(1000),
+  CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
+  CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
+  CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),
   CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
   /** Seconds a create may stay in flight before the reconciler dispatches it again. */
   CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),

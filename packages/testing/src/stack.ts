@@ -5,13 +5,13 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runMigrations } from "@cinderblock/db";
 import { SnapshotsServiceClient, VolumesServiceClient } from "@cinderblock/proto";
-import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "./database.js";
 
 /** The repository root (services are started from their built dist/). */
-export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+export const REPO_ROOT = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 
 /** One service process and the log lines it printed. */
 interface ServiceProcess {

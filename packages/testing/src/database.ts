@@ -1,0 +1,53 @@
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+
+/**
+ * The PostgreSQL server tests use: `CINDERBLOCK_TEST_DATABASE_URL`, else the local one (trust
+ * auth). Each test run makes its own database on it, so runs never collide.
+ */
+export const TEST_SERVER_URL: string =
+  process.env.CINDERBLOCK_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** The NATS server tests use: `CINDERBLOCK_TEST_NATS_URL`, else the local one. */
+export const TEST_NATS_URL: string = process.env.CINDERBLOCK_TEST_NATS_URL ?? "nats://127.0.0.1:4222";
+
+/** A random suffix for names that must be unique to one test run. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}${randomBytes(5).toString("hex")}`;
+}
+
+/** A database made for one test file, migrated, and dropped by `drop`. */
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates a throwaway database on the test server and applies `migrate` to it (the caller passes
+ * `runMigrations` from @cinderblock/db; this package cannot depend on it, since db's tests use it).
+ */
+export async function createTestDatabase(migrate: (url: string) => Promise<void>): Promise<TestDatabase> {
+  const name = uniqueName("cbtest_");
+  const admin = postgres(TEST_SERVER_URL, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(TEST_SERVER_URL);
+  url.pathname = `/${name}`;
+  await migrate(url.toString());
+  return {
+    url: url.toString(),
+    name,
+    async drop() {
+      const sql = postgres(TEST_SERVER_URL, { max: 1, onnotice: () => {} });
+      try {
+        await sql.unsafe(`drop database if exists ${name} with (force)`);
+      } finally {
+        await sql.end();
+      }
+    },
+  };
+}
