@@ -138,13 +138,31 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     LOG_LEVEL: "info",
     ...options.env,
   };
-  const volume = startService("volume", env);
-  const scheduler = startService("scheduler", env);
-  await volume.waitFor(READY.volume);
-  await scheduler.waitFor(READY.scheduler);
-  const api = startService("api", env);
-  const listening = await api.waitFor(READY.api);
-  const address = `127.0.0.1:${String(listening.port)}`;
+  const started: ServiceProcess[] = [];
+  const start = (name: ServiceName) => {
+    const service = startService(name, env);
+    started.push(service);
+    return service;
+  };
+  let volume: ServiceProcess;
+  let scheduler: ServiceProcess;
+  let api: ServiceProcess;
+  let address: string;
+  try {
+    volume = start("volume");
+    scheduler = start("scheduler");
+    await volume.waitFor(READY.volume);
+    await scheduler.waitFor(READY.scheduler);
+    api = start("api");
+    const listening = await api.waitFor(READY.api);
+    address = `127.0.0.1:${String(listening.port)}`;
+  } catch (error) {
+    // Leave nothing behind when the stack cannot start.
+    for (const service of started) await service.kill();
+    await database.drop();
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   // Restarts keep the port, so clients made once keep working.
   env.CINDERBLOCK_API_LISTEN = address;
   const nc = await connect({ servers: TEST_NATS_URL });
