@@ -1,0 +1,52 @@
+import { styleText } from "node:util";
+
+/** What the banner describes. */
+export interface BannerInfo {
+  /** `host:port` clients connect to (never a wildcard). */
+  apiAddress: string;
+  databaseUrl: string;
+  databaseEmbedded: boolean;
+  natsUrl: string;
+  natsEmbedded: boolean;
+}
+
+/** Hides the password of a URL so the banner can be pasted into a bug report. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The text printed once the api accepts connections: where everything runs and commands to try,
+ * written so each example can be pasted into a shell as is.
+ */
+export function formatBanner(info: BannerInfo): string {
+  const base = `http://${info.apiAddress}`;
+  const curl = "npx buf curl --protocol grpc --http2-prior-knowledge";
+  const identity = "-H 'x-project-id: demo' -H 'x-user-id: alice'";
+  const rule = "─".repeat(78);
+  const bold = (text: string) => styleText("bold", text, { stream: process.stdout });
+  const dim = (text: string) => styleText("dim", text, { stream: process.stdout });
+  return [
+    rule,
+    bold("Cinderblock is running"),
+    `  gRPC API    ${info.apiAddress}  (plaintext HTTP/2)`,
+    `  PostgreSQL  ${redactUrl(info.databaseUrl)}${info.databaseEmbedded ? "  (embedded PGlite, data/pglite)" : ""}`,
+    `  NATS        ${info.natsUrl}${info.natsEmbedded ? "  (embedded nats-server, data/nats)" : ""}`,
+    "",
+    "Try:",
+    dim("  # list the services (server reflection)"),
+    `  ${curl} --list-services ${base}`,
+    dim("  # create a 1 GB volume, then list the project's volumes"),
+    `  ${curl} ${identity} -d '{"name":"vol1","sizeGb":1}' ${base}/cinderblock.v1.VolumesService/CreateVolume`,
+    `  ${curl} ${identity} -d '{}' ${base}/cinderblock.v1.VolumesService/ListVolumes`,
+    "",
+    "Ctrl-C stops everything.",
+    rule,
+  ].join("\n");
+}
