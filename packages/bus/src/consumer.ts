@@ -15,6 +15,19 @@ export class RetryableError extends Error {
   }
 }
 
+/**
+ * Runs a handler step, turning any failure into a {@link RetryableError}: for work whose failures
+ * (database or NATS trouble) a later delivery may cure. A RetryableError passes through unchanged.
+ */
+export async function retryOnFailure(work: () => Promise<void>, delayMs = 2000): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    if (error instanceof RetryableError) throw error;
+    throw new RetryableError(String(error), { delayMs, cause: error });
+  }
+}
+
 /** The outcome the consumer reports for each message, for the service's logs. */
 export type Outcome = "ack" | "nak" | "term";
 

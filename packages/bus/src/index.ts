@@ -3,7 +3,7 @@ export { createChangeFeed, publishChange } from "./change-feed.js";
 export type { Bus, BusOptions } from "./connection.js";
 export { connectBus } from "./connection.js";
 export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";
-export { RetryableError, startConsumer } from "./consumer.js";
+export { RetryableError, retryOnFailure, startConsumer } from "./consumer.js";
 export type { VolumeHostCaster } from "./dispatch.js";
 export { createOutboxDispatcher, createVolumeHostCaster } from "./dispatch.js";
 export type { Notifier, Priority } from "./notifier.js";

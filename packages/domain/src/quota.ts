@@ -1,4 +1,4 @@
-import { type Executor, type QuotaDelta, reserveQuota } from "@cinderblock/db";
+import { type Executor, type QuotaDelta, type QuotaRefusal, reserveQuota } from "@cinderblock/db";
 import { CinderblockError } from "./errors.js";
 
 /** Default hard limits (Cinder's defaults; a negative value means unlimited). */
@@ -30,11 +30,13 @@ export function volumeQuotaDeltas(defaults: QuotaDefaults, sizeGb: number): Quot
  */
 export async function reserveOrThrow(tx: Executor, projectId: string, deltas: QuotaDelta[]): Promise<void> {
   const refusal = await reserveQuota(tx, projectId, deltas);
-  if (refusal) {
-    throw new CinderblockError(
-      "RESOURCE_EXHAUSTED",
-      `quota exceeded for ${refusal.resource}: requested ${refusal.requested}, ` +
-        `${refusal.inUse} of ${refusal.limit} in use`,
-    );
-  }
+  if (refusal) throw quotaExceeded(refusal);
+}
+
+/** The RESOURCE_EXHAUSTED error for a refused reservation, naming the quota and its numbers. */
+export function quotaExceeded(refusal: QuotaRefusal): CinderblockError {
+  return new CinderblockError(
+    "RESOURCE_EXHAUSTED",
+    `quota exceeded for ${refusal.resource}: requested ${refusal.requested}, ${refusal.inUse} of ${refusal.limit} in use`,
+  );
 }

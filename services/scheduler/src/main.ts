@@ -3,7 +3,7 @@ import {
   createNotifier,
   createOutboxDispatcher,
   createVolumeHostCaster,
-  RetryableError,
+  retryOnFailure,
   startConsumer,
   startOutboxRelay,
 } from "@cinderblock/bus";
@@ -12,14 +12,6 @@ import { createDb, runMigrations } from "@cinderblock/db";
 import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
 import { createSchedulerHandlers } from "./handlers.js";
 import { reconcileOnce } from "./reconciler.js";
-
-async function retryOnFailure(work: () => Promise<void>): Promise<void> {
-  try {
-    await work();
-  } catch (error) {
-    throw new RetryableError(String(error), { delayMs: 2000, cause: error });
-  }
-}
 
 async function main(): Promise<void> {
   const config = loadSchedulerConfig(process.env);

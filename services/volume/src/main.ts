@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { connectBus, createNotifier, RetryableError, startConsumer } from "@cinderblock/bus";
+import { connectBus, createNotifier, retryOnFailure, startConsumer } from "@cinderblock/bus";
 import { createLogger, loadVolumeConfig, onShutdown } from "@cinderblock/config";
 import { createDb, reportService, runMigrations } from "@cinderblock/db";
 import { VolumeCreateSnapshot, VolumeCreateVolume } from "@cinderblock/proto";
@@ -61,10 +61,10 @@ async function main(): Promise<void> {
       // about its own failures (RetryableError or a final status).
       if (msg.subject === subjects.volumeCreateSnapshot(config.CINDERBLOCK_HOST)) {
         const cast = VolumeCreateSnapshot.decode(msg.data);
-        await retryUnexpected(() => manager.createSnapshot(cast, delivery));
+        await retryOnFailure(() => manager.createSnapshot(cast, delivery));
       } else if (msg.subject === subjects.volumeCreateVolume(config.CINDERBLOCK_HOST)) {
         const cast = VolumeCreateVolume.decode(msg.data);
-        await retryUnexpected(() => manager.createVolume(cast, delivery));
+        await retryOnFailure(() => manager.createVolume(cast, delivery));
       } else {
         throw new Error(`unknown subject ${msg.subject}`);
       }
@@ -83,16 +83,6 @@ async function main(): Promise<void> {
     await bus.close();
     await closeDb();
   });
-}
-
-/** Database or NATS trouble outside the manager's own handling is worth a retry. */
-async function retryUnexpected(work: () => Promise<void>): Promise<void> {
-  try {
-    await work();
-  } catch (error) {
-    if (error instanceof RetryableError) throw error;
-    throw new RetryableError(String(error), { delayMs: 2000, cause: error });
-  }
 }
 
 main().catch((err: unknown) => {
