@@ -301,6 +301,8 @@ describe("developer tools", () => {
     const flags = ["curl", "--protocol", "grpc", "--http2-prior-knowledge"];
     const listed = await run(buf, [...flags, "--list-services", url]);
     expect(listed.stdout.split("\n").filter(Boolean).sort()).toEqual([
+      "cinderblock.v1.EventsService",
+      "cinderblock.v1.QuotasService",
       "cinderblock.v1.SnapshotsService",
       "cinderblock.v1.VolumesService",
       "grpc.health.v1.Health",

@@ -1,4 +1,4 @@
-import type { ChangeFeed, ChangeSubscription } from "@cinderblock/domain";
+import type { ChangeFeed, ChangeSubscription, EventFeed, EventJson, EventSubscription } from "@cinderblock/domain";
 import type { Bus } from "./connection.js";
 
 /** Options for {@link createChangeFeed}. */
@@ -53,4 +53,28 @@ export function createChangeFeed(bus: Bus, options: ChangeFeedOptions = {}): Cha
 /** Signals watchers of a resource that its row changed (fire and forget, core NATS). */
 export function publishChange(bus: Bus, kind: "snapshot" | "volume", id: string): void {
   bus.nc.publish(bus.subjects.change(kind, id));
+}
+
+/**
+ * Every notification as it is published (core NATS on the notification subjects: a live view;
+ * the notifications stream is there for replay).
+ */
+export function createEventFeed(bus: Bus): EventFeed {
+  return {
+    subscribe(): EventSubscription {
+      const sub = bus.nc.subscribe(bus.subjects.notificationsAll);
+      return {
+        close: () => sub.unsubscribe(),
+        async *[Symbol.asyncIterator]() {
+          for await (const msg of sub) {
+            try {
+              yield msg.json<EventJson>();
+            } catch {
+              // Not one of ours (not JSON): skip it.
+            }
+          }
+        },
+      };
+    },
+  };
 }

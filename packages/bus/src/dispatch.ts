@@ -1,10 +1,12 @@
 import { type Executor, enqueueOutbox } from "@cinderblock/db";
-import type { SchedulerDispatcher } from "@cinderblock/domain";
+import type { Dispatcher } from "@cinderblock/domain";
 import {
   SchedulerCreateSnapshot,
   SchedulerCreateVolume,
   VolumeCreateSnapshot,
   VolumeCreateVolume,
+  VolumeDeleteSnapshot,
+  VolumeDeleteVolume,
 } from "@cinderblock/proto";
 import type { Bus } from "./connection.js";
 import type { Subjects } from "./subjects.js";
@@ -14,9 +16,28 @@ function msgId(operationId: string, attempt: number, step: string): string {
   return `${operationId}:${attempt}:${step}`;
 }
 
-/** A scheduler dispatcher that writes casts into the transactional outbox. */
-export function createOutboxDispatcher(subjects: Subjects): SchedulerDispatcher {
+/** The host part of a backend name "<host>@<backend>": the volume process that owns it. */
+export function hostNameOf(backendHost: string): string {
+  return backendHost.split("@")[0] ?? backendHost;
+}
+
+/** A dispatcher that writes casts into the transactional outbox. */
+export function createOutboxDispatcher(subjects: Subjects): Dispatcher {
   return {
+    async deleteSnapshot(tx: Executor, host: string, cast: VolumeDeleteSnapshot, attempt: number) {
+      await enqueueOutbox(tx, {
+        subject: subjects.volumeDeleteSnapshot(hostNameOf(host)),
+        msgId: msgId(cast.operationId, attempt, "volume"),
+        payload: VolumeDeleteSnapshot.encode(cast).finish(),
+      });
+    },
+    async deleteVolume(tx: Executor, host: string, cast: VolumeDeleteVolume, attempt: number) {
+      await enqueueOutbox(tx, {
+        subject: subjects.volumeDeleteVolume(hostNameOf(host)),
+        msgId: msgId(cast.operationId, attempt, "volume"),
+        payload: VolumeDeleteVolume.encode(cast).finish(),
+      });
+    },
     async createSnapshot(tx: Executor, cast: SchedulerCreateSnapshot, attempt: number) {
       await enqueueOutbox(tx, {
         subject: subjects.schedulerCreateSnapshot,

@@ -1,11 +1,11 @@
 export type { ChangeFeedOptions } from "./change-feed.js";
-export { createChangeFeed, publishChange } from "./change-feed.js";
+export { createChangeFeed, createEventFeed, publishChange } from "./change-feed.js";
 export type { Bus, BusOptions } from "./connection.js";
 export { connectBus } from "./connection.js";
 export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";
 export { RetryableError, retryOnFailure, startConsumer } from "./consumer.js";
 export type { VolumeHostCaster } from "./dispatch.js";
-export { createOutboxDispatcher, createVolumeHostCaster } from "./dispatch.js";
+export { createOutboxDispatcher, createVolumeHostCaster, hostNameOf } from "./dispatch.js";
 export type { Notifier, Priority } from "./notifier.js";
 export { createNotifier } from "./notifier.js";
 export type { OutboxRelay, OutboxRelayOptions } from "./outbox-relay.js";

@@ -15,6 +15,8 @@ export interface Subjects {
   volumeAll(host: string): string;
   volumeCreateSnapshot(host: string): string;
   volumeCreateVolume(host: string): string;
+  volumeDeleteSnapshot(host: string): string;
+  volumeDeleteVolume(host: string): string;
   notification(priority: "INFO" | "ERROR", eventType: string): string;
   readonly notificationsAll: string;
   /** Core-NATS signal that a resource row changed (WatchSnapshot wakes on it). */
@@ -43,6 +45,8 @@ export function createSubjects(prefix = "cinderblock"): Subjects {
     volumeAll: (host) => `${v1}.volume.${token("host", host)}.>`,
     volumeCreateSnapshot: (host) => `${v1}.volume.${token("host", host)}.create_snapshot`,
     volumeCreateVolume: (host) => `${v1}.volume.${token("host", host)}.create_volume`,
+    volumeDeleteSnapshot: (host) => `${v1}.volume.${token("host", host)}.delete_snapshot`,
+    volumeDeleteVolume: (host) => `${v1}.volume.${token("host", host)}.delete_volume`,
     notification: (priority, eventType) => `${prefix}.notifications.${priority.toLowerCase()}.${eventType}`,
     notificationsAll: `${prefix}.notifications.>`,
     change: (kind, id) => `${prefix}.changes.${kind}.${token("id", id)}`,

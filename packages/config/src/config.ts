@@ -59,7 +59,26 @@ const volumeSchema = z.object({
   /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
   CINDERBLOCK_HOST: subjectToken.default("vol1"),
   CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),
-  CINDERBLOCK_VOLUME_DRIVER: z.literal("file").default("file"),
+  /** The backend's driver; its own settings come in CINDERBLOCK_DRIVER_OPTIONS. */
+  CINDERBLOCK_VOLUME_DRIVER: z.enum(["file"]).default("file"),
+  /**
+   * Driver settings as a JSON object, validated by the driver's own schema (see the README's
+   * table per driver). The `file` driver's data directory may also come from CINDERBLOCK_FILE_DIR.
+   */
+  CINDERBLOCK_DRIVER_OPTIONS: z
+    .string()
+    .default("{}")
+    .transform((text, ctx) => {
+      try {
+        const value: unknown = JSON.parse(text);
+        if (typeof value === "object" && value !== null && !Array.isArray(value))
+          return value as Record<string, unknown>;
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: "custom", message: "expected a JSON object" });
+      return z.NEVER;
+    }),
   CINDERBLOCK_FILE_DIR: z.string().min(1).default("./data/volumes"),
   CINDERBLOCK_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
   /** Seconds between heartbeats and capability reports (Cinder's report_interval). */

@@ -33,3 +33,28 @@ export function createDb(options: DbOptions): DbHandle {
   const db = drizzle(client, { schema });
   return { db, close: () => client.end({ timeout: 5 }) };
 }
+
+/** PostgreSQL errors after which the whole transaction may simply run again. */
+const TRANSIENT = new Set(["40P01", "40001"]); // deadlock_detected, serialization_failure
+
+function isTransient(error: unknown): boolean {
+  for (let e: unknown = error; e && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
+    if (TRANSIENT.has(String((e as { code?: unknown }).code))) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs `work` in a transaction, running it again (up to `attempts` times in all) when PostgreSQL
+ * aborts it as a deadlock victim or a serialization failure: such an abort rolled everything back,
+ * so a rerun is safe, and the caller sees a result instead of an internal error.
+ */
+export async function transaction<T>(db: Db, work: (tx: Tx) => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(work);
+    } catch (error) {
+      if (attempt >= attempts || !isTransient(error)) throw error;
+    }
+  }
+}

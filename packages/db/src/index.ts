@@ -1,5 +1,5 @@
 export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";
-export { createDb } from "./client.js";
+export { createDb, transaction } from "./client.js";
 export { runMigrations } from "./migrate.js";
 export type { NewOperation } from "./operations.js";
 export { claimOverdueOperations, finishOperation, insertOperation, retryOperation } from "./operations.js";
@@ -8,15 +8,21 @@ export { drainOutbox, enqueueOutbox } from "./outbox.js";
 export type { PageCursor } from "./pagination.js";
 export { decodePageToken, encodePageToken } from "./pagination.js";
 export type { QuotaDelta, QuotaRefusal } from "./quota.js";
-export { getQuotaUsage, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
+export { getQuotaLimits, getQuotaUsage, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
+export type { EditableTable } from "./resource-fields.js";
+export { deleteMetadataKey, setMetadata, updateNameDescription } from "./resource-fields.js";
 export type { ServiceReport } from "./services.js";
 export { getService, listUsableServices, reportService, setServiceFlags } from "./services.js";
-export type { SnapshotChanges, SnapshotFilters } from "./snapshots.js";
+export type { GetSnapshotOptions, SnapshotChanges, SnapshotFilters } from "./snapshots.js";
 export {
   getSnapshot,
+  getSnapshotByClientRequest,
   getSnapshotElevated,
   insertSnapshot,
   listSnapshots,
+  listSnapshotsOfVolume,
+  markSnapshotDeleted,
+  resetSnapshotStatus,
   updateSnapshotStatus,
 } from "./snapshots.js";
 export type {
@@ -34,8 +40,11 @@ export type { GetVolumeOptions, VolumeChanges } from "./volumes.js";
 export {
   assignVolumeHost,
   getVolume,
+  getVolumeByClientRequest,
   getVolumeElevated,
   insertVolume,
   listVolumes,
+  markVolumeDeleted,
+  resetVolumeStatus,
   updateVolumeStatus,
 } from "./volumes.js";

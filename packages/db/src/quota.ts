@@ -74,13 +74,14 @@ export async function reserveQuota(
   return undefined;
 }
 
-/** Gives back usage (never below zero). */
+/** Gives back usage (never below zero), locking rows in resource order like {@link reserveQuota}. */
 export async function releaseQuota(
   db: Executor,
   projectId: string,
   deltas: readonly Pick<QuotaDelta, "resource" | "delta">[],
 ): Promise<void> {
-  for (const d of deltas) {
+  // NOTE: the same lock order as reserveQuota, or a release and a reservation deadlock.
+  for (const d of [...deltas].sort((a, b) => a.resource.localeCompare(b.resource))) {
     await db.execute(sql`
       update quota_usages set in_use = greatest(in_use - ${d.delta}::int, 0), updated_at = now()
        where project_id = ${projectId} and resource = ${d.resource}`);
@@ -92,6 +93,14 @@ export async function setQuotaLimit(db: Executor, projectId: string, resource: s
   await db.execute(sql`
     insert into quota_limits (project_id, resource, hard_limit) values (${projectId}, ${resource}, ${limit})
     on conflict (project_id, resource) do update set hard_limit = excluded.hard_limit`);
+}
+
+/** The project's own hard limits (overrides of the defaults) per resource. */
+export async function getQuotaLimits(db: Executor, projectId: string): Promise<Record<string, number>> {
+  const rows = await db.execute<{ resource: string; hard_limit: number }>(
+    sql`select resource, hard_limit from quota_limits where project_id = ${projectId}`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.resource, Number(r.hard_limit)]));
 }
 
 /** The project's usage per resource. */

@@ -10,6 +10,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
   uuid,
   varchar,
 } from "drizzle-orm/pg-core";
@@ -44,10 +45,19 @@ export const volumes = pgTable(
     migrationStatus: text("migration_status"),
     metadata: stringMap("metadata"),
     deleted: boolean("deleted").notNull().default(false),
+    deletedAt: timestamp("deleted_at", { withTimezone: true, precision: 6 }),
+    /** The caller's idempotency key, and a hash of the request body it came with. */
+    clientRequestId: text("client_request_id"),
+    requestHash: text("request_hash"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index("volumes_project_created_idx").on(t.projectId, t.createdAt, t.id)],
+  (t) => [
+    index("volumes_project_created_idx").on(t.projectId, t.createdAt, t.id),
+    uniqueIndex("volumes_project_client_request_idx")
+      .on(t.projectId, t.clientRequestId)
+      .where(sql`client_request_id is not null`),
+  ],
 );
 
 /** Snapshots of volumes; every query is scoped by project_id. */
@@ -73,12 +83,19 @@ export const snapshots = pgTable(
     imageMetadata: stringMap("image_metadata"),
     metadata: stringMap("metadata"),
     deleted: boolean("deleted").notNull().default(false),
+    deletedAt: timestamp("deleted_at", { withTimezone: true, precision: 6 }),
+    /** The caller's idempotency key, and a hash of the request body it came with. */
+    clientRequestId: text("client_request_id"),
+    requestHash: text("request_hash"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     index("snapshots_project_created_idx").on(t.projectId, t.createdAt, t.id),
     index("snapshots_volume_idx").on(t.volumeId),
+    uniqueIndex("snapshots_project_client_request_idx")
+      .on(t.projectId, t.clientRequestId)
+      .where(sql`client_request_id is not null`),
   ],
 );
 

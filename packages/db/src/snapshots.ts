@@ -10,12 +10,61 @@ export async function insertSnapshot(db: Executor, row: NewSnapshotRow): Promise
   return inserted as SnapshotRow;
 }
 
+/** Options for {@link getSnapshot}. */
+export interface GetSnapshotOptions {
+  /** Also find a soft-deleted row (a watcher sees the end of a delete). */
+  includeDeleted?: boolean;
+}
+
 /** The project's snapshot with this id, or undefined (another project's snapshot is not found). */
-export async function getSnapshot(db: Executor, projectId: string, id: string): Promise<SnapshotRow | undefined> {
+export async function getSnapshot(
+  db: Executor,
+  projectId: string,
+  id: string,
+  options: GetSnapshotOptions = {},
+): Promise<SnapshotRow | undefined> {
   const [row] = await db
     .select()
     .from(snapshots)
-    .where(and(eq(snapshots.id, id), eq(snapshots.projectId, projectId), eq(snapshots.deleted, false)));
+    .where(
+      and(
+        eq(snapshots.id, id),
+        eq(snapshots.projectId, projectId),
+        options.includeDeleted ? undefined : eq(snapshots.deleted, false),
+      ),
+    );
+  return row as SnapshotRow | undefined;
+}
+
+/** The project's snapshot created with this idempotency key, if any (deleted ones included). */
+export async function getSnapshotByClientRequest(
+  db: Executor,
+  projectId: string,
+  clientRequestId: string,
+): Promise<SnapshotRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.projectId, projectId), eq(snapshots.clientRequestId, clientRequestId)));
+  return row as SnapshotRow | undefined;
+}
+
+/** The volume's snapshots that are not deleted. */
+export async function listSnapshotsOfVolume(db: Executor, volumeId: string): Promise<SnapshotRow[]> {
+  const rows = await db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.volumeId, volumeId), eq(snapshots.deleted, false)));
+  return rows as SnapshotRow[];
+}
+
+/** Compare-and-swap `deleting` → `deleted`, soft-deleting the row. */
+export async function markSnapshotDeleted(db: Executor, id: string): Promise<SnapshotRow | undefined> {
+  const [row] = await db
+    .update(snapshots)
+    .set({ status: "deleted", deleted: true, deletedAt: sql`now()`, updatedAt: sql`now()` })
+    .where(and(eq(snapshots.id, id), eq(snapshots.status, "deleting"), eq(snapshots.deleted, false)))
+    .returning();
   return row as SnapshotRow | undefined;
 }
 
@@ -60,6 +109,20 @@ export async function listSnapshots(
     .orderBy(desc(snapshots.createdAt), desc(snapshots.id))
     .limit(limit);
   return rows as SnapshotRow[];
+}
+
+/** Sets a status whatever the current one (admin reset); undefined when there is no such snapshot. */
+export async function resetSnapshotStatus(
+  db: Executor,
+  id: string,
+  status: SnapshotStatus,
+): Promise<SnapshotRow | undefined> {
+  const [row] = await db
+    .update(snapshots)
+    .set({ status, statusReason: "", updatedAt: sql`now()` })
+    .where(and(eq(snapshots.id, id), eq(snapshots.deleted, false)))
+    .returning();
+  return row as SnapshotRow | undefined;
 }
 
 /** Fields a status change may set along with the status. */

@@ -12,7 +12,8 @@ export type VolumeStatus =
   | "attaching"
   | "detaching"
   | "extending"
-  | "reserved";
+  | "reserved"
+  | "deleted";
 
 /** Snapshot statuses as stored (Cinder's spelling). */
 export type SnapshotStatus =
@@ -34,4 +35,4 @@ export type ServiceRow = typeof services.$inferSelect;
 export type OperationRow = typeof operations.$inferSelect;
 
 /** The asynchronous operations the reconciler knows. */
-export type OperationKind = "create_snapshot" | "create_volume";
+export type OperationKind = "create_snapshot" | "create_volume" | "delete_snapshot" | "delete_volume";

@@ -16,6 +16,43 @@ export interface GetVolumeOptions {
   lock?: boolean;
 }
 
+/** The project's volume created with this idempotency key, if any (deleted ones included). */
+export async function getVolumeByClientRequest(
+  db: Executor,
+  projectId: string,
+  clientRequestId: string,
+): Promise<VolumeRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(volumes)
+    .where(and(eq(volumes.projectId, projectId), eq(volumes.clientRequestId, clientRequestId)));
+  return row as VolumeRow | undefined;
+}
+
+/** Compare-and-swap `deleting` → `deleted`, soft-deleting the row. */
+export async function markVolumeDeleted(db: Executor, id: string): Promise<VolumeRow | undefined> {
+  const [row] = await db
+    .update(volumes)
+    .set({ status: "deleted", deleted: true, deletedAt: sql`now()`, updatedAt: sql`now()` })
+    .where(and(eq(volumes.id, id), eq(volumes.status, "deleting"), eq(volumes.deleted, false)))
+    .returning();
+  return row as VolumeRow | undefined;
+}
+
+/** Sets a status whatever the current one (admin reset); undefined when there is no such volume. */
+export async function resetVolumeStatus(
+  db: Executor,
+  id: string,
+  status: VolumeStatus,
+): Promise<VolumeRow | undefined> {
+  const [row] = await db
+    .update(volumes)
+    .set({ status, statusReason: "", updatedAt: sql`now()` })
+    .where(and(eq(volumes.id, id), eq(volumes.deleted, false)))
+    .returning();
+  return row as VolumeRow | undefined;
+}
+
 /** The project's volume with this id, or undefined (another project's volume is not found). */
 export async function getVolume(
   db: Executor,

@@ -1,13 +1,42 @@
 import type { Executor } from "@cinderblock/db";
-import type { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import type {
+  SchedulerCreateSnapshot,
+  SchedulerCreateVolume,
+  VolumeDeleteSnapshot,
+  VolumeDeleteVolume,
+} from "@cinderblock/proto";
 
 /**
- * Sends casts to the scheduler. Implementations write them into the transactional outbox through
- * `tx`, so a cast exists if and only if the transaction that created its resource commits.
+ * Sends casts: creates to the scheduler, deletes straight to the volume's host (as Cinder does).
+ * Implementations write them into the transactional outbox through `tx`, so a cast exists if and
+ * only if the transaction that changed its resource commits. `attempt` numbers re-dispatches.
  */
-export interface SchedulerDispatcher {
+export interface Dispatcher {
   createSnapshot(tx: Executor, cast: SchedulerCreateSnapshot, attempt: number): Promise<void>;
   createVolume(tx: Executor, cast: SchedulerCreateVolume, attempt: number): Promise<void>;
+  /** `host` is the volume's backend, "<host>@<backend>". */
+  deleteSnapshot(tx: Executor, host: string, cast: VolumeDeleteSnapshot, attempt: number): Promise<void>;
+  deleteVolume(tx: Executor, host: string, cast: VolumeDeleteVolume, attempt: number): Promise<void>;
+}
+
+/** A notification as published (the proto3 JSON form of cinderblock.v1.Notification). */
+export interface EventJson {
+  messageId: string;
+  eventType: string;
+  publisherId: string;
+  priority: string;
+  timestamp: string;
+  payload: Record<string, unknown>;
+}
+
+/** A live subscription to notifications. */
+export interface EventSubscription extends AsyncIterable<EventJson> {
+  close(): void;
+}
+
+/** Every notification as it is published. */
+export interface EventFeed {
+  subscribe(): EventSubscription;
 }
 
 /** A subscription to "this resource changed" signals. */

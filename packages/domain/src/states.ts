@@ -10,7 +10,13 @@ export const TERMINAL_SNAPSHOT_STATUSES: readonly SnapshotStatus[] = [
 ];
 
 /** Volume statuses no operation will move on its own. */
-export const TERMINAL_VOLUME_STATUSES: readonly VolumeStatus[] = ["available", "in-use", "error", "error_deleting"];
+export const TERMINAL_VOLUME_STATUSES: readonly VolumeStatus[] = [
+  "available",
+  "in-use",
+  "error",
+  "error_deleting",
+  "deleted",
+];
 
 /** Migration statuses that mean a migration is under way (Cinder: anything but none/success/error). */
 function isMigrating(volume: Pick<VolumeRow, "migrationStatus">): boolean {

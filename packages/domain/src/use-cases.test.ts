@@ -11,13 +11,18 @@ import {
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
-import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import {
+  SchedulerCreateSnapshot,
+  SchedulerCreateVolume,
+  VolumeDeleteSnapshot,
+  VolumeDeleteVolume,
+} from "@cinderblock/proto";
 import { createTestDatabase, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { ChangeFeed, SchedulerDispatcher } from "./ports.js";
+import type { ChangeFeed, Dispatcher, EventFeed } from "./ports.js";
 import { type ApiUseCases, createApiUseCases } from "./use-cases.js";
 import type { CreateVolumeInput } from "./validation.js";
 
@@ -29,7 +34,7 @@ let db: Db;
 let api: ApiUseCases;
 const wake = new Map<string, () => void>();
 
-const dispatcher: SchedulerDispatcher = {
+const dispatcher: Dispatcher = {
   async createSnapshot(tx, cast, attempt) {
     await enqueueOutbox(tx, {
       subject: "test.scheduler.create_snapshot",
@@ -44,6 +49,25 @@ const dispatcher: SchedulerDispatcher = {
       payload: SchedulerCreateVolume.encode(cast).finish(),
     });
   },
+  async deleteSnapshot(tx, host, cast, attempt) {
+    await enqueueOutbox(tx, {
+      subject: `test.volume.${host}.delete_snapshot`,
+      msgId: `${cast.operationId}:${attempt}`,
+      payload: VolumeDeleteSnapshot.encode(cast).finish(),
+    });
+  },
+  async deleteVolume(tx, host, cast, attempt) {
+    await enqueueOutbox(tx, {
+      subject: `test.volume.${host}.delete_volume`,
+      msgId: `${cast.operationId}:${attempt}`,
+      payload: VolumeDeleteVolume.encode(cast).finish(),
+    });
+  },
+};
+
+/** No notifications flow in these tests (no volume host runs). */
+const events: EventFeed = {
+  subscribe: () => ({ close() {}, async *[Symbol.asyncIterator]() {} }),
 };
 
 /** A change feed the test drives by hand: `wake.get(id)()` signals one change. */
@@ -81,6 +105,7 @@ const volumeInput: CreateVolumeInput = {
   imageMetadata: {},
   encryptionKeyId: "",
   metadata: {},
+  clientRequestId: "",
 };
 
 /** A volume made through the use case, then placed on a backend and made available. */
@@ -91,7 +116,16 @@ async function availableVolume(c: RequestContext, sizeGb = 2): Promise<string> {
 }
 
 function snapshotOf(volumeId: string, patch: Partial<{ force: boolean; name: string }> = {}) {
-  return { volumeId, name: "snap", description: "", force: false, metadata: {}, groupSnapshotId: "", ...patch };
+  return {
+    volumeId,
+    name: "snap",
+    description: "",
+    force: false,
+    metadata: {},
+    groupSnapshotId: "",
+    clientRequestId: "",
+    ...patch,
+  };
 }
 
 async function counts(projectId: string) {
@@ -125,6 +159,7 @@ beforeAll(async () => {
     db,
     scheduler: dispatcher,
     changes,
+    events,
     quota: { volumes: 100, snapshots: 10, gigabytes: 1000 },
     defaultAvailabilityZone: "nova",
     operationTimeoutSeconds: 120,

@@ -5,19 +5,24 @@ import {
   encodePageToken,
   getService,
   getSnapshot,
+  getSnapshotByClientRequest,
   getVolume,
+  getVolumeByClientRequest,
   insertOperation,
   insertSnapshot,
   insertVolume,
   listSnapshots,
   listVolumes,
   type SnapshotRow,
+  transaction,
   type VolumeRow,
 } from "@cinderblock/db";
 import type { RequestContext as CastContext } from "@cinderblock/proto";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { ChangeFeed, SchedulerDispatcher } from "./ports.js";
+import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.js";
+import { createManagementUseCases, type ManagementUseCases } from "./management.js";
+import type { ChangeFeed, Dispatcher, EventFeed } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
 import { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES } from "./states.js";
 import {
@@ -32,8 +37,9 @@ import {
 /** What the api's use cases need, injected by the api's main.ts. */
 export interface ApiDependencies {
   db: Db;
-  scheduler: SchedulerDispatcher;
+  scheduler: Dispatcher;
   changes: ChangeFeed;
+  events: EventFeed;
   quota: QuotaDefaults;
   /** Availability zone of a volume created without one. */
   defaultAvailabilityZone: string;
@@ -69,7 +75,7 @@ function toPage<T extends { createdAt: Date; id: string }>(rows: T[], size: numb
 }
 
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
-export interface ApiUseCases {
+export interface ApiUseCases extends ManagementUseCases {
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
   listVolumes(ctx: RequestContext, pageSize: number, pageToken: string): Promise<Page<VolumeRow>>;
@@ -84,55 +90,74 @@ export interface ApiUseCases {
 export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
   const { db } = deps;
 
-  async function loadSnapshot(ctx: RequestContext, id: string): Promise<SnapshotRow> {
-    const row = await getSnapshot(db, ctx.projectId, validateId("id", id));
+  async function loadSnapshot(ctx: RequestContext, id: string, includeDeleted = false): Promise<SnapshotRow> {
+    const row = await getSnapshot(db, ctx.projectId, validateId("id", id), { includeDeleted });
     if (!row) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
     return row;
   }
 
   return {
+    ...createManagementUseCases(deps),
+
     async createVolume(ctx, raw) {
-      const input = validateCreateVolume(raw);
+      const { clientRequestId, ...input } = validateCreateVolume(raw);
+      const hash = clientRequestId ? requestHash(input) : null;
+      if (clientRequestId && hash) {
+        const existing = await getVolumeByClientRequest(db, ctx.projectId, clientRequestId);
+        if (existing) return replayOrConflict(existing, hash, clientRequestId);
+      }
       const id = randomUUID();
       const operationId = randomUUID();
-      const created = await db.transaction(async (tx) => {
-        await reserveOrThrow(tx, ctx.projectId, volumeQuotaDeltas(deps.quota, input.sizeGb));
-        const volume = await insertVolume(tx, {
-          id,
-          projectId: ctx.projectId,
-          userId: ctx.userId,
-          name: input.name,
-          description: input.description,
-          status: "creating",
-          sizeGb: input.sizeGb,
-          volumeType: input.volumeType,
-          availabilityZone: input.availabilityZone || deps.defaultAvailabilityZone,
-          bootable: input.bootable,
-          imageMetadata: input.imageMetadata,
-          encryptionKeyId: input.encryptionKeyId.toLowerCase(),
-          metadata: input.metadata,
+      const create = () =>
+        transaction(db, async (tx) => {
+          await reserveOrThrow(tx, ctx.projectId, volumeQuotaDeltas(deps.quota, input.sizeGb));
+          const volume = await insertVolume(tx, {
+            id,
+            projectId: ctx.projectId,
+            userId: ctx.userId,
+            name: input.name,
+            description: input.description,
+            status: "creating",
+            sizeGb: input.sizeGb,
+            volumeType: input.volumeType,
+            availabilityZone: input.availabilityZone || deps.defaultAvailabilityZone,
+            bootable: input.bootable,
+            imageMetadata: input.imageMetadata,
+            encryptionKeyId: input.encryptionKeyId.toLowerCase(),
+            metadata: input.metadata,
+            clientRequestId: clientRequestId || null,
+            requestHash: hash,
+          });
+          await insertOperation(tx, {
+            id: operationId,
+            kind: "create_volume",
+            resourceId: id,
+            projectId: ctx.projectId,
+            timeoutSeconds: deps.operationTimeoutSeconds,
+          });
+          await deps.scheduler.createVolume(
+            tx,
+            {
+              operationId,
+              context: castContext(ctx),
+              volumeId: id,
+              sizeGb: volume.sizeGb,
+              volumeType: volume.volumeType,
+              availabilityZone: volume.availabilityZone,
+            },
+            1,
+          );
+          return volume;
         });
-        await insertOperation(tx, {
-          id: operationId,
-          kind: "create_volume",
-          resourceId: id,
-          projectId: ctx.projectId,
-          timeoutSeconds: deps.operationTimeoutSeconds,
-        });
-        await deps.scheduler.createVolume(
-          tx,
-          {
-            operationId,
-            context: castContext(ctx),
-            volumeId: id,
-            sizeGb: volume.sizeGb,
-            volumeType: volume.volumeType,
-            availabilityZone: volume.availabilityZone,
-          },
-          1,
-        );
-        return volume;
-      });
+      let created: VolumeRow;
+      try {
+        created = await create();
+      } catch (error) {
+        if (!clientRequestId || !hash || !isUniqueViolation(error, "volumes_project_client_request_idx")) throw error;
+        const winner = await getVolumeByClientRequest(db, ctx.projectId, clientRequestId);
+        if (!winner) throw error;
+        return replayOrConflict(winner, hash, clientRequestId);
+      }
       deps.onCommitted?.();
       return created;
     },
@@ -150,59 +175,76 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     },
 
     async createSnapshot(ctx, raw) {
-      const input = validateCreateSnapshot(raw);
+      const { clientRequestId, ...input } = validateCreateSnapshot(raw);
       const volumeId = input.volumeId.toLowerCase();
+      const hash = clientRequestId ? requestHash({ ...input, volumeId }) : null;
+      if (clientRequestId && hash) {
+        const existing = await getSnapshotByClientRequest(db, ctx.projectId, clientRequestId);
+        if (existing) return replayOrConflict(existing, hash, clientRequestId);
+      }
       const id = randomUUID();
       const operationId = randomUUID();
-      const created = await db.transaction(async (tx) => {
-        // NOTE: the share lock keeps the volume's status from changing until this snapshot is recorded.
-        const volume = await getVolume(tx, ctx.projectId, volumeId, { lock: true });
-        if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
-        assertVolumeSnapshottable(volume, input.force);
-        if (!volume.host) {
-          throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
-        }
-        const backend = await getService(tx, volume.host, deps.serviceDownTimeSeconds);
-        if (backend?.frozen) {
-          throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} of volume ${volumeId} is frozen`);
-        }
-        await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, volume.sizeGb));
-        const snapshot = await insertSnapshot(tx, {
-          id,
-          projectId: ctx.projectId,
-          userId: ctx.userId,
-          volumeId,
-          name: input.name,
-          description: input.description,
-          status: "creating",
-          progress: "0%",
-          volumeSizeGb: volume.sizeGb,
-          volumeType: volume.volumeType,
-          encryptionKeyId: volume.encryptionKeyId,
-          groupSnapshotId: input.groupSnapshotId.toLowerCase(),
-          metadata: input.metadata,
-        });
-        await insertOperation(tx, {
-          id: operationId,
-          kind: "create_snapshot",
-          resourceId: id,
-          projectId: ctx.projectId,
-          timeoutSeconds: deps.operationTimeoutSeconds,
-        });
-        await deps.scheduler.createSnapshot(
-          tx,
-          {
-            operationId,
-            context: castContext(ctx),
-            snapshotId: id,
+      const create = () =>
+        transaction(db, async (tx) => {
+          // NOTE: the share lock keeps the volume's status from changing until this snapshot is recorded.
+          const volume = await getVolume(tx, ctx.projectId, volumeId, { lock: true });
+          if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
+          assertVolumeSnapshottable(volume, input.force);
+          if (!volume.host) {
+            throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
+          }
+          const backend = await getService(tx, volume.host, deps.serviceDownTimeSeconds);
+          if (backend?.frozen) {
+            throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} of volume ${volumeId} is frozen`);
+          }
+          await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, volume.sizeGb));
+          const snapshot = await insertSnapshot(tx, {
+            id,
+            projectId: ctx.projectId,
+            userId: ctx.userId,
             volumeId,
+            name: input.name,
+            description: input.description,
+            status: "creating",
+            progress: "0%",
             volumeSizeGb: volume.sizeGb,
-            volumeHost: volume.host,
-          },
-          1,
-        );
-        return snapshot;
-      });
+            volumeType: volume.volumeType,
+            encryptionKeyId: volume.encryptionKeyId,
+            groupSnapshotId: input.groupSnapshotId.toLowerCase(),
+            metadata: input.metadata,
+            clientRequestId: clientRequestId || null,
+            requestHash: hash,
+          });
+          await insertOperation(tx, {
+            id: operationId,
+            kind: "create_snapshot",
+            resourceId: id,
+            projectId: ctx.projectId,
+            timeoutSeconds: deps.operationTimeoutSeconds,
+          });
+          await deps.scheduler.createSnapshot(
+            tx,
+            {
+              operationId,
+              context: castContext(ctx),
+              snapshotId: id,
+              volumeId,
+              volumeSizeGb: volume.sizeGb,
+              volumeHost: volume.host,
+            },
+            1,
+          );
+          return snapshot;
+        });
+      let created: SnapshotRow;
+      try {
+        created = await create();
+      } catch (error) {
+        if (!clientRequestId || !hash || !isUniqueViolation(error, "snapshots_project_client_request_idx")) throw error;
+        const winner = await getSnapshotByClientRequest(db, ctx.projectId, clientRequestId);
+        if (!winner) throw error;
+        return replayOrConflict(winner, hash, clientRequestId);
+      }
       deps.onCommitted?.();
       return created;
     },
@@ -217,17 +259,19 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     },
 
     async *watchSnapshot(ctx, id, signal) {
-      let current = await loadSnapshot(ctx, id);
+      // NOTE: deleted rows count, so a watcher that arrives just after a delete finished sees it end.
+      let current = await loadSnapshot(ctx, id, true);
       // NOTE: subscribe before the first read that counts, so no change between them is missed.
       const changes = deps.changes.subscribe("snapshot", current.id);
       const onAbort = () => changes.close();
       signal.addEventListener("abort", onAbort, { once: true });
       try {
-        current = await loadSnapshot(ctx, id);
+        current = await loadSnapshot(ctx, id, true);
         yield current;
         if (TERMINAL_SNAPSHOT_STATUSES.includes(current.status)) return;
         for await (const _ of changes) {
-          const next = await loadSnapshot(ctx, id);
+          // A delete ends with the row soft-deleted: the watcher still sees its last state.
+          const next = await loadSnapshot(ctx, id, true);
           if (next.updatedAt.getTime() === current.updatedAt.getTime() && next.status === current.status) continue;
           current = next;
           yield current;

@@ -19,6 +19,7 @@ const volume: CreateVolumeInput = {
   imageMetadata: {},
   encryptionKeyId: "",
   metadata: {},
+  clientRequestId: "",
 };
 const snapshot: CreateSnapshotInput = {
   volumeId: "8c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70",
@@ -27,6 +28,7 @@ const snapshot: CreateSnapshotInput = {
   force: false,
   metadata: {},
   groupSnapshotId: "",
+  clientRequestId: "",
 };
 
 function errorOf(fn: () => unknown): CinderblockError {

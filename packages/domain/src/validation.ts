@@ -26,6 +26,8 @@ const stringMap = z
   )
   .refine((m) => Object.keys(m).length <= MAX_METADATA_ENTRIES, `must have at most ${MAX_METADATA_ENTRIES} entries`);
 
+const clientRequestId = z.string().regex(/^[A-Za-z0-9._:-]{0,128}$/, "must be at most 128 letters, digits or . _ : -");
+
 const createVolumeSchema = z.object({
   name,
   description,
@@ -40,6 +42,7 @@ const createVolumeSchema = z.object({
   imageMetadata: stringMap,
   encryptionKeyId: optionalUuid,
   metadata: stringMap,
+  clientRequestId,
 });
 
 const createSnapshotSchema = z.object({
@@ -49,7 +52,43 @@ const createSnapshotSchema = z.object({
   force: z.boolean(),
   metadata: stringMap,
   groupSnapshotId: optionalUuid,
+  clientRequestId,
 });
+
+const updateSchema = z.object({
+  name: name.optional(),
+  description: description.optional(),
+});
+
+const metadataKey = z
+  .string()
+  .min(1, "must not be empty")
+  .max(MAX_METADATA_LENGTH, `must be at most ${MAX_METADATA_LENGTH} characters`);
+
+/** A validated Update request (unset fields stay as they are). */
+export type UpdateInput = z.infer<typeof updateSchema>;
+
+/** Validates an Update request; throws INVALID_ARGUMENT naming the first bad field. */
+export function validateUpdate(input: UpdateInput): UpdateInput {
+  return validate(updateSchema, input);
+}
+
+/** Validates metadata given to a SetMetadata request. */
+export function validateMetadata(metadata: Record<string, string>): Record<string, string> {
+  return validate(z.object({ metadata: stringMap }), { metadata }).metadata;
+}
+
+/** Validates a metadata key given to a DeleteMetadata request. */
+export function validateMetadataKey(key: string): string {
+  return validate(z.object({ key: metadataKey }), { key }).key;
+}
+
+/** Refuses metadata that grew past the bound by merging. */
+export function assertMetadataBound(metadata: Record<string, string>): void {
+  if (Object.keys(metadata).length > MAX_METADATA_ENTRIES) {
+    throw new CinderblockError("INVALID_ARGUMENT", `metadata: must have at most ${MAX_METADATA_ENTRIES} entries`);
+  }
+}
 
 /** A validated CreateVolume request. */
 export type CreateVolumeInput = z.infer<typeof createVolumeSchema>;

@@ -63,7 +63,8 @@ export function serverStreaming<Req, Res>(
         if (abort.signal.aborted) return;
         const mapped = toServiceError(error, requestId);
         if (mapped.internal) report(error, { method, requestId });
-        call.destroy(Object.assign(new Error(mapped.error.details), mapped.error));
+        // NOTE: grpc-js sends a server stream's status when the call emits 'error'; destroy() does not.
+        call.emit("error", mapped.error);
       }
     })();
   };

@@ -1,4 +1,10 @@
-import { connectBus, createChangeFeed, createOutboxDispatcher, startOutboxRelay } from "@cinderblock/bus";
+import {
+  connectBus,
+  createChangeFeed,
+  createEventFeed,
+  createOutboxDispatcher,
+  startOutboxRelay,
+} from "@cinderblock/bus";
 import { createLogger, loadApiConfig, onShutdown } from "@cinderblock/config";
 import { createDb, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
@@ -25,6 +31,7 @@ async function main(): Promise<void> {
     db,
     scheduler: createOutboxDispatcher(bus.subjects),
     changes: createChangeFeed(bus),
+    events: createEventFeed(bus),
     quota: {
       volumes: config.CINDERBLOCK_QUOTA_VOLUMES,
       snapshots: config.CINDERBLOCK_QUOTA_SNAPSHOTS,

@@ -18,6 +18,7 @@ const VOLUME_STATUS: Record<VolumeStatusName, VolumeStatus> = {
   detaching: VolumeStatus.VOLUME_STATUS_DETACHING,
   extending: VolumeStatus.VOLUME_STATUS_EXTENDING,
   reserved: VolumeStatus.VOLUME_STATUS_RESERVED,
+  deleted: VolumeStatus.VOLUME_STATUS_DELETED,
 };
 
 const SNAPSHOT_STATUS: Record<SnapshotStatusName, SnapshotStatus> = {
@@ -31,6 +32,16 @@ const SNAPSHOT_STATUS: Record<SnapshotStatusName, SnapshotStatus> = {
   restoring: SnapshotStatus.SNAPSHOT_STATUS_RESTORING,
   unmanaging: SnapshotStatus.SNAPSHOT_STATUS_UNMANAGING,
 };
+
+/** The stored status for a public VolumeStatus, or undefined for UNSPECIFIED/unknown values. */
+export function volumeStatusName(status: VolumeStatus): VolumeStatusName | undefined {
+  return (Object.keys(VOLUME_STATUS) as VolumeStatusName[]).find((k) => VOLUME_STATUS[k] === status);
+}
+
+/** The stored status for a public SnapshotStatus, or undefined for UNSPECIFIED/unknown values. */
+export function snapshotStatusName(status: SnapshotStatus): SnapshotStatusName | undefined {
+  return (Object.keys(SNAPSHOT_STATUS) as SnapshotStatusName[]).find((k) => SNAPSHOT_STATUS[k] === status);
+}
 
 /** A volume row as the public API shows it. */
 export function toVolume(row: VolumeRow): Volume {

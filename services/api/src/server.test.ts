@@ -26,6 +26,9 @@ const SNAPSHOT: SnapshotRow = {
   imageMetadata: {},
   metadata: {},
   deleted: false,
+  deletedAt: null,
+  clientRequestId: null,
+  requestHash: null,
   createdAt: new Date(),
   updatedAt: new Date(),
 };
@@ -117,5 +120,21 @@ describe("api gRPC boundary", () => {
       [SnapshotStatus.SNAPSHOT_STATUS_CREATING, "0%"],
       [SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE, "100%"],
     ]);
+  });
+
+  it("ends a stream that fails before its first message with the mapped status", async () => {
+    const { client } = await serve({
+      // biome-ignore lint/correctness/useYield: fails before yielding, which is the point
+      async *watchSnapshot() {
+        throw new CinderblockError("NOT_FOUND", `snapshot ${SNAPSHOT.id} not found`);
+      },
+    });
+    const error = await new Promise<ServiceError>((resolve) => {
+      const stream = client.watchSnapshot({ id: SNAPSHOT.id }, md());
+      stream.on("data", () => {});
+      stream.on("error", resolve);
+    });
+    expect(error.code).toBe(status.NOT_FOUND);
+    expect(error.details).toBe(`snapshot ${SNAPSHOT.id} not found`);
   });
 });

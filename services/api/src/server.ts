@@ -1,15 +1,34 @@
-import type { ApiUseCases } from "@cinderblock/domain";
+import { type ApiUseCases, CinderblockError, type QuotaView } from "@cinderblock/domain";
 import {
+  type EventsServiceServer,
+  EventsServiceService,
+  Notification,
+  type QuotasServiceServer,
+  QuotasServiceService,
   type SnapshotsServiceServer,
   SnapshotsServiceService,
   type VolumesServiceServer,
   VolumesServiceService,
 } from "@cinderblock/proto";
 import { type ErrorReporter, Server, serverStreaming, unary } from "@cinderblock/rpc";
-import { toSnapshot, toVolume } from "./mapping.js";
+import { snapshotStatusName, toSnapshot, toVolume, volumeStatusName } from "./mapping.js";
 
 /** Fully qualified names of the public services (for health and the README). */
-export const PUBLIC_SERVICES = ["cinderblock.v1.VolumesService", "cinderblock.v1.SnapshotsService"];
+export const PUBLIC_SERVICES = [
+  "cinderblock.v1.VolumesService",
+  "cinderblock.v1.SnapshotsService",
+  "cinderblock.v1.QuotasService",
+  "cinderblock.v1.EventsService",
+];
+
+function status<T>(name: T | undefined): T {
+  if (name === undefined) throw new CinderblockError("INVALID_ARGUMENT", "status: must be a known status");
+  return name;
+}
+
+function quotaMessages(result: { projectId: string; quotas: QuotaView[] }) {
+  return { projectId: result.projectId, quotas: result.quotas };
+}
 
 /** Options for {@link createApiServer}. */
 export interface ApiServerOptions {
@@ -32,6 +51,21 @@ export function createApiServer(options: ApiServerOptions): Server {
       const page = await uc.listVolumes(ctx, req.pageSize, req.pageToken);
       return { volumes: page.items.map(toVolume), nextPageToken: page.nextPageToken };
     }),
+    updateVolume: unary("UpdateVolume", report, async (req, ctx) => ({
+      volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description })),
+    })),
+    deleteVolume: unary("DeleteVolume", report, async (req, ctx) => ({
+      volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade)),
+    })),
+    resetVolumeStatus: unary("ResetVolumeStatus", report, async (req, ctx) => ({
+      volume: toVolume(await uc.resetVolumeStatus(ctx, req.id, status(volumeStatusName(req.status)))),
+    })),
+    setVolumeMetadata: unary("SetVolumeMetadata", report, async (req, ctx) => ({
+      metadata: await uc.setMetadata(ctx, "volumes", req.id, req.metadata, req.replace),
+    })),
+    deleteVolumeMetadata: unary("DeleteVolumeMetadata", report, async (req, ctx) => ({
+      metadata: await uc.deleteMetadata(ctx, "volumes", req.id, req.key),
+    })),
   };
   const snapshots: SnapshotsServiceServer = {
     createSnapshot: unary("CreateSnapshot", report, async (req, ctx) => ({
@@ -47,9 +81,38 @@ export function createApiServer(options: ApiServerOptions): Server {
     watchSnapshot: serverStreaming("WatchSnapshot", report, async function* (req, ctx, signal) {
       for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
     }),
+    updateSnapshot: unary("UpdateSnapshot", report, async (req, ctx) => ({
+      snapshot: toSnapshot(await uc.updateSnapshot(ctx, req.id, { name: req.name, description: req.description })),
+    })),
+    deleteSnapshot: unary("DeleteSnapshot", report, async (req, ctx) => ({
+      snapshot: toSnapshot(await uc.deleteSnapshot(ctx, req.id, req.force)),
+    })),
+    resetSnapshotStatus: unary("ResetSnapshotStatus", report, async (req, ctx) => ({
+      snapshot: toSnapshot(await uc.resetSnapshotStatus(ctx, req.id, status(snapshotStatusName(req.status)))),
+    })),
+    setSnapshotMetadata: unary("SetSnapshotMetadata", report, async (req, ctx) => ({
+      metadata: await uc.setMetadata(ctx, "snapshots", req.id, req.metadata, req.replace),
+    })),
+    deleteSnapshotMetadata: unary("DeleteSnapshotMetadata", report, async (req, ctx) => ({
+      metadata: await uc.deleteMetadata(ctx, "snapshots", req.id, req.key),
+    })),
+  };
+  const quotas: QuotasServiceServer = {
+    getQuotas: unary("GetQuotas", report, async (req, ctx) => quotaMessages(await uc.getQuotas(ctx, req.projectId))),
+    updateQuotas: unary("UpdateQuotas", report, async (req, ctx) =>
+      quotaMessages(await uc.updateQuotas(ctx, req.projectId, req.limits)),
+    ),
+  };
+  const events: EventsServiceServer = {
+    watchEvents: serverStreaming("WatchEvents", report, async function* (req, ctx, signal) {
+      const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
+      for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
+    }),
   };
   const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
   server.addService(VolumesServiceService, volumes);
   server.addService(SnapshotsServiceService, snapshots);
+  server.addService(QuotasServiceService, quotas);
+  server.addService(EventsServiceService, events);
   return server;
 }

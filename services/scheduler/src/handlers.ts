@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { type Bus, type Notifier, publishChange, type VolumeHostCaster } from "@cinderblock/bus";
+import { type Bus, hostNameOf, type Notifier, publishChange, type VolumeHostCaster } from "@cinderblock/bus";
 import {
   assignVolumeHost,
   type Db,
@@ -21,11 +21,6 @@ export interface SchedulerDependencies {
   caster: VolumeHostCaster;
   notifier: Notifier;
   serviceDownTimeSeconds: number;
-}
-
-/** The host part of "<host>@<backend>": the volume process that owns the backend. */
-function hostNameOf(backendHost: string): string {
-  return backendHost.split("@")[0] ?? backendHost;
 }
 
 /** The scheduler's cast handlers (each is idempotent: a redelivered cast does no harm). */

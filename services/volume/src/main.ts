@@ -1,10 +1,8 @@
-import { resolve } from "node:path";
 import { connectBus, createNotifier, retryOnFailure, startConsumer } from "@cinderblock/bus";
 import { createLogger, loadVolumeConfig, onShutdown } from "@cinderblock/config";
 import { createDb, reportService, runMigrations } from "@cinderblock/db";
-import { VolumeCreateSnapshot, VolumeCreateVolume } from "@cinderblock/proto";
-import type { VolumeDriver } from "./drivers/driver.js";
-import { createFileDriver } from "./drivers/file/file-driver.js";
+import { VolumeCreateSnapshot, VolumeCreateVolume, VolumeDeleteSnapshot, VolumeDeleteVolume } from "@cinderblock/proto";
+import { createDriver } from "./drivers/registry.js";
 import { createVolumeManager } from "./manager.js";
 
 /** Deliveries of one cast before the manager stops asking for retries and fails the resource. */
@@ -21,7 +19,7 @@ async function main(): Promise<void> {
     name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
   });
   const backend = config.CINDERBLOCK_BACKEND_NAME;
-  const driver: VolumeDriver = createFileDriver({ dataDir: resolve(config.CINDERBLOCK_FILE_DIR) });
+  const driver = createDriver(config);
   await driver.initialize();
   const drivers = new Map([[backend, driver]]);
   const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
@@ -65,6 +63,12 @@ async function main(): Promise<void> {
       } else if (msg.subject === subjects.volumeCreateVolume(config.CINDERBLOCK_HOST)) {
         const cast = VolumeCreateVolume.decode(msg.data);
         await retryOnFailure(() => manager.createVolume(cast, delivery));
+      } else if (msg.subject === subjects.volumeDeleteSnapshot(config.CINDERBLOCK_HOST)) {
+        const cast = VolumeDeleteSnapshot.decode(msg.data);
+        await retryOnFailure(() => manager.deleteSnapshot(cast, delivery));
+      } else if (msg.subject === subjects.volumeDeleteVolume(config.CINDERBLOCK_HOST)) {
+        const cast = VolumeDeleteVolume.decode(msg.data);
+        await retryOnFailure(() => manager.deleteVolume(cast, delivery));
       } else {
         throw new Error(`unknown subject ${msg.subject}`);
       }

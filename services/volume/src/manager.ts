@@ -4,13 +4,23 @@ import {
   finishOperation,
   getSnapshotElevated,
   getVolumeElevated,
+  listSnapshotsOfVolume,
+  markSnapshotDeleted,
+  markVolumeDeleted,
+  releaseQuota,
   type SnapshotRow,
+  transaction,
   updateSnapshotStatus,
   updateVolumeStatus,
   type VolumeRow,
 } from "@cinderblock/db";
-import type { VolumeCreateSnapshot, VolumeCreateVolume } from "@cinderblock/proto";
-import { DriverError, type VolumeDriver } from "./drivers/driver.js";
+import type {
+  VolumeCreateSnapshot,
+  VolumeCreateVolume,
+  VolumeDeleteSnapshot,
+  VolumeDeleteVolume,
+} from "@cinderblock/proto";
+import { DriverError, SnapshotBusyError, type VolumeDriver } from "./drivers/driver.js";
 
 /** What the volume manager needs. */
 export interface ManagerDependencies {
@@ -71,7 +81,12 @@ function reasonOf(error: unknown, fallback: string): string {
 export interface VolumeManager {
   createSnapshot(cast: VolumeCreateSnapshot, delivery: Delivery): Promise<void>;
   createVolume(cast: VolumeCreateVolume, delivery: Delivery): Promise<void>;
+  deleteSnapshot(cast: VolumeDeleteSnapshot, delivery: Delivery): Promise<void>;
+  deleteVolume(cast: VolumeDeleteVolume, delivery: Delivery): Promise<void>;
 }
+
+/** Why a delete did not happen: the driver said busy, or failed for good. */
+type DeleteOutcome = { deleted: true } | { deleted: false; busy: boolean; reason: string };
 
 /** Builds the manager. Every handler is idempotent: a redelivered cast does no harm. */
 export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
@@ -111,7 +126,135 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
     await notifier.notify("ERROR", "volume.create.error", volumePublisher, { ...volumeUsage(failed), reason });
   }
 
+  /** Throws RetryableError while retries remain, else reports the driver failure for the caller to record. */
+  function finalFailure(error: unknown, delivery: Delivery, what: string, fallback: string): string {
+    const retryable = !(error instanceof DriverError) || error.retryable;
+    if (retryable && !delivery.finalAttempt) {
+      throw new RetryableError(`driver ${what} failed: ${String(error)}`, { delayMs: 2000, cause: error });
+    }
+    return reasonOf(error, fallback);
+  }
+
+  /**
+   * Deletes one snapshot that is `deleting`: the driver removes it, then the row is soft-deleted
+   * and its quota released in one transaction. Busy → back to `available` with a reason; a final
+   * failure → `error_deleting`, which a new delete may retry.
+   */
+  async function deleteOneSnapshot(
+    snapshot: SnapshotRow,
+    volume: VolumeRow | undefined,
+    delivery: Delivery,
+  ): Promise<DeleteOutcome> {
+    await notifier.notify("INFO", "snapshot.delete.start", snapshotPublisher, snapshotUsage(snapshot, volume));
+    try {
+      if (volume) {
+        await driverFor(volume.host).deleteSnapshot({
+          id: snapshot.id,
+          volumeId: volume.id,
+          volumeSizeGb: snapshot.volumeSizeGb,
+        });
+      }
+    } catch (error) {
+      const busy = error instanceof SnapshotBusyError;
+      const reason = busy
+        ? `snapshot is busy: ${(error as Error).message}`
+        : finalFailure(error, delivery, "delete_snapshot", "the storage backend failed to delete the snapshot");
+      const failed = await updateSnapshotStatus(db, snapshot.id, ["deleting"], busy ? "available" : "error_deleting", {
+        statusReason: reason,
+      });
+      if (failed) {
+        publishChange(deps.bus, "snapshot", snapshot.id);
+        await notifier.notify("ERROR", "snapshot.delete.error", snapshotPublisher, {
+          ...snapshotUsage(failed, volume),
+          reason,
+        });
+      }
+      return { deleted: false, busy, reason };
+    }
+    const gone = await transaction(db, async (tx) => {
+      const row = await markSnapshotDeleted(tx, snapshot.id);
+      if (row) {
+        await releaseQuota(tx, row.projectId, [
+          { resource: "snapshots", delta: 1 },
+          { resource: "gigabytes", delta: row.volumeSizeGb },
+        ]);
+      }
+      return row;
+    });
+    if (gone) {
+      publishChange(deps.bus, "snapshot", snapshot.id);
+      await notifier.notify("INFO", "snapshot.delete.end", snapshotPublisher, snapshotUsage(gone, volume));
+    }
+    return { deleted: true };
+  }
+
   return {
+    async deleteSnapshot(cast, delivery) {
+      const snapshot = await getSnapshotElevated(db, cast.snapshotId);
+      if (snapshot?.status !== "deleting") {
+        await finishOperation(db, cast.operationId, "done");
+        return; // deleted already, or reset by an admin
+      }
+      const volume = await getVolumeElevated(db, snapshot.volumeId);
+      const outcome = await deleteOneSnapshot(snapshot, volume, delivery);
+      await finishOperation(
+        db,
+        cast.operationId,
+        outcome.deleted ? "done" : "failed",
+        outcome.deleted ? "" : outcome.reason,
+      );
+    },
+
+    async deleteVolume(cast, delivery) {
+      const volume = await getVolumeElevated(db, cast.volumeId);
+      if (volume?.status !== "deleting") {
+        await finishOperation(db, cast.operationId, "done");
+        return;
+      }
+      await notifier.notify("INFO", "volume.delete.start", volumePublisher, volumeUsage(volume));
+      const fail = async (reason: string) => {
+        const failed = await updateVolumeStatus(db, volume.id, ["deleting"], "error_deleting", {
+          statusReason: reason,
+        });
+        await finishOperation(db, cast.operationId, "failed", reason);
+        if (!failed) return;
+        publishChange(deps.bus, "volume", volume.id);
+        await notifier.notify("ERROR", "volume.delete.error", volumePublisher, { ...volumeUsage(failed), reason });
+      };
+      // Cascade: the api marked the snapshots deleting in the same transaction as the volume.
+      for (const snapshot of await listSnapshotsOfVolume(db, volume.id)) {
+        if (snapshot.status !== "deleting") {
+          await fail(`snapshot ${snapshot.id} is ${snapshot.status}; the volume keeps it`);
+          return;
+        }
+        const outcome = await deleteOneSnapshot(snapshot, volume, delivery);
+        if (!outcome.deleted) {
+          await fail(`snapshot ${snapshot.id} could not be deleted: ${outcome.reason}`);
+          return;
+        }
+      }
+      try {
+        await driverFor(volume.host).deleteVolume({ id: volume.id, sizeGb: volume.sizeGb });
+      } catch (error) {
+        await fail(finalFailure(error, delivery, "delete_volume", "the storage backend failed to delete the volume"));
+        return;
+      }
+      const gone = await transaction(db, async (tx) => {
+        const row = await markVolumeDeleted(tx, volume.id);
+        if (row) {
+          await releaseQuota(tx, row.projectId, [
+            { resource: "volumes", delta: 1 },
+            { resource: "gigabytes", delta: row.sizeGb },
+          ]);
+        }
+        return row;
+      });
+      await finishOperation(db, cast.operationId, "done");
+      if (!gone) return;
+      publishChange(deps.bus, "volume", volume.id);
+      await notifier.notify("INFO", "volume.delete.end", volumePublisher, volumeUsage(gone));
+    },
+
     async createSnapshot(cast, delivery) {
       // The manager acts with elevated rights from here on (Cinder's context.elevated()).
       const snapshot = await getSnapshotElevated(db, cast.snapshotId);
@@ -184,11 +327,13 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
       try {
         await driverFor(volume.host).createVolume({ id: volume.id, sizeGb: volume.sizeGb });
       } catch (error) {
-        const retryable = !(error instanceof DriverError) || error.retryable;
-        if (retryable && !delivery.finalAttempt) {
-          throw new RetryableError(`driver create_volume failed: ${String(error)}`, { delayMs: 2000, cause: error });
-        }
-        await failVolume(volume, cast.operationId, reasonOf(error, "the storage backend failed to create the volume"));
+        const reason = finalFailure(
+          error,
+          delivery,
+          "create_volume",
+          "the storage backend failed to create the volume",
+        );
+        await failVolume(volume, cast.operationId, reason);
         return;
       }
       const done = await updateVolumeStatus(db, volume.id, ["creating"], "available", { statusReason: "" });

@@ -17,6 +17,18 @@ export interface DriverSnapshot {
   volumeSizeGb: number;
 }
 
+/** A snapshot on the backend that no row owns yet (for manage-existing). */
+export interface ManageableSnapshot {
+  /** The backend's own name for it (e.g. an LV name, an RBD snap name). */
+  reference: string;
+  /** The volume it belongs to, when the driver can tell. */
+  sourceVolumeId?: string;
+  sizeGb: number;
+  /** False when something prevents managing it (the reason says what). */
+  safeToManage: boolean;
+  reasonNotSafe?: string;
+}
+
 /** Fields a driver may ask the manager to store on the snapshot. */
 export interface SnapshotModelUpdate {
   providerLocation?: string;
@@ -50,6 +62,14 @@ export class DriverError extends Error {
   }
 }
 
+/** A snapshot that cannot be deleted while dependants exist; the manager returns it to `available`. */
+export class SnapshotBusyError extends DriverError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { retryable: false, cause: options.cause });
+    this.name = "SnapshotBusyError";
+  }
+}
+
 export interface VolumeDriver {
   /** Prepare the backend (create directories, open connections). Called once before any other call. */
   initialize(): Promise<void>;
@@ -58,8 +78,23 @@ export interface VolumeDriver {
   deleteVolume(volume: DriverVolume): Promise<void>;
   /** Take a point-in-time copy of the snapshot's volume. May return fields to store on the snapshot. */
   createSnapshot(snapshot: DriverSnapshot): Promise<SnapshotModelUpdate | undefined>;
-  /** Removing a snapshot that is already gone succeeds. */
+  /**
+   * Removing a snapshot that is already gone succeeds. Throws {@link SnapshotBusyError} when
+   * dependants (clones, volumes made from it) keep it from being deleted.
+   */
   deleteSnapshot(snapshot: DriverSnapshot): Promise<void>;
+  /** Makes `volume` (not yet existing) with the snapshot's content; `volume.sizeGb` ≥ the snapshot's. */
+  createVolumeFromSnapshot(volume: DriverVolume, snapshot: DriverSnapshot): Promise<void>;
+  /** Rolls `volume` back to `snapshot` (its latest); the snapshot still exists afterwards. */
+  revertToSnapshot(volume: DriverVolume, snapshot: DriverSnapshot): Promise<void>;
+  /** Grows the volume to `newSizeGb` (never shrinks). */
+  extendVolume(volume: DriverVolume, newSizeGb: number): Promise<void>;
+  /** Snapshots on the backend that no row owns: `ownedSnapshotIds` are the ones we already manage. */
+  listManageableSnapshots(ownedSnapshotIds: ReadonlySet<string>): Promise<ManageableSnapshot[]>;
+  /** Takes over an existing snapshot found by `reference`, renaming it to our naming; returns its size. */
+  manageExistingSnapshot(snapshot: DriverSnapshot, reference: string): Promise<{ sizeGb: number }>;
+  /** Stops managing a snapshot: the storage stays, only our bookkeeping lets go (may rename it back). */
+  unmanageSnapshot(snapshot: DriverSnapshot): Promise<void>;
   getStats(): Promise<BackendStats>;
   /** Release resources (connections, timers). */
   close(): Promise<void>;

@@ -1,9 +1,23 @@
 import { randomUUID } from "node:crypto";
-import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DriverError, type VolumeDriver } from "../driver.js";
+import { DriverError, type DriverSnapshot, type VolumeDriver } from "../driver.js";
 import { createFileDriver } from "./file-driver.js";
 import { copySparse } from "./sparse-copy.js";
 
@@ -143,6 +157,13 @@ describe("createFileDriver: ids", () => {
       () => driver.createSnapshot({ id: bad, volumeId: good, volumeSizeGb: 1 }),
       () => driver.createSnapshot({ id: good, volumeId: bad, volumeSizeGb: 1 }),
       () => driver.deleteSnapshot({ id: bad, volumeId: good, volumeSizeGb: 1 }),
+      () => driver.createVolumeFromSnapshot({ id: bad, sizeGb: 1 }, { id: good, volumeId: good, volumeSizeGb: 1 }),
+      () => driver.createVolumeFromSnapshot({ id: good, sizeGb: 1 }, { id: bad, volumeId: good, volumeSizeGb: 1 }),
+      () => driver.revertToSnapshot({ id: bad, sizeGb: 1 }, { id: good, volumeId: bad, volumeSizeGb: 1 }),
+      () => driver.revertToSnapshot({ id: good, sizeGb: 1 }, { id: bad, volumeId: good, volumeSizeGb: 1 }),
+      () => driver.extendVolume({ id: bad, sizeGb: 1 }, 2),
+      () => driver.manageExistingSnapshot({ id: bad, volumeId: good, volumeSizeGb: 1 }, "x.img"),
+      () => driver.unmanageSnapshot({ id: bad, volumeId: good, volumeSizeGb: 1 }),
     ];
     for (const call of calls) {
       const err = await rejection(call());
@@ -234,6 +255,557 @@ describe("createFileDriver: snapshots", () => {
     await driver.deleteVolume({ id: volumeId, sizeGb: 1 });
 
     expect((await readAt(join(dataDir, `snapshot-${id}.img`), 0, 4)).toString()).toBe("data");
+  });
+});
+
+/** Names, sizes, inodes and mtimes of everything in the data directory: any change shows. */
+async function dirState(): Promise<string[]> {
+  const names = (await readdir(dataDir)).sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const info = await lstat(join(dataDir, name));
+      return `${JSON.stringify(name)} size=${info.size} ino=${info.ino} mtime=${info.mtimeMs} mode=${info.mode}`;
+    }),
+  );
+}
+
+async function expectPermanentFailure(promise: Promise<unknown>, ...mentions: string[]): Promise<DriverError> {
+  const err = await rejection(promise);
+  expect(err).toBeInstanceOf(DriverError);
+  expect((err as DriverError).retryable).toBe(false);
+  for (const mention of mentions) expect((err as DriverError).message).toContain(mention);
+  return err as DriverError;
+}
+
+// Offsets in the first chunk, past 1 MiB (the copy's chunk size), deep inside, and at the end of 1 GiB.
+const patternOffsets = [0, 3 * 4096 + 5, MIB + 17, 300 * MIB, GIB - 16];
+const pattern = (tag: string, i: number) => Buffer.from(`${tag}-${i}-`.padEnd(16, "#"));
+
+async function writePatterns(path: string, tag: string): Promise<void> {
+  for (const [i, offset] of patternOffsets.entries()) await writeAt(path, offset, pattern(tag, i));
+}
+
+async function expectPatterns(path: string, tag: string): Promise<void> {
+  for (const [i, offset] of patternOffsets.entries()) {
+    expect((await readAt(path, offset, 16)).toString()).toBe(pattern(tag, i).toString());
+  }
+}
+
+async function expectZeros(path: string, offset: number, length = 4096): Promise<void> {
+  expect((await readAt(path, offset, length)).equals(Buffer.alloc(length))).toBe(true);
+}
+
+/** A 1 GiB volume holding the "old" patterns and a snapshot of it, then the volume overwritten with "new". */
+async function volumeWithSnapshot(): Promise<{ volumeId: string; snapshot: DriverSnapshot; volume: string }> {
+  const volumeId = randomUUID();
+  const snapshot = { id: randomUUID(), volumeId, volumeSizeGb: 1 };
+  await driver.createVolume({ id: volumeId, sizeGb: 1 });
+  const volume = join(dataDir, `volume-${volumeId}.img`);
+  await writePatterns(volume, "old");
+  await driver.createSnapshot(snapshot);
+  await writePatterns(volume, "new");
+  return { volumeId, snapshot, volume };
+}
+
+const snapshotFile = (id: string) => join(dataDir, `snapshot-${id}.img`);
+const volumeFile = (id: string) => join(dataDir, `volume-${id}.img`);
+
+describe("createFileDriver: createVolumeFromSnapshot", { timeout: 60_000 }, () => {
+  it("copies the snapshot's bytes and grows the copy to the volume's size", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+    const id = randomUUID();
+
+    await driver.createVolumeFromSnapshot({ id, sizeGb: 3 }, snapshot);
+
+    const created = volumeFile(id);
+    expect((await stat(created)).size).toBe(3 * GIB);
+    await expectPatterns(created, "old");
+    await expectZeros(created, 200 * MIB);
+    await expectZeros(created, 2 * GIB);
+    await expectZeros(created, 3 * GIB - 4096);
+    expect(await allocatedBytes(created)).toBeLessThan(16 * MIB);
+    // The source volume and the snapshot are untouched, and no temp file is left.
+    await expectPatterns(volume, "new");
+    await expectPatterns(snapshotFile(snapshot.id), "old");
+    expect((await stat(snapshotFile(snapshot.id))).size).toBe(GIB);
+    expect((await readdir(dataDir)).sort()).toEqual(
+      [`snapshot-${snapshot.id}.img`, `volume-${id}.img`, `volume-${volumeId}.img`].sort(),
+    );
+  });
+
+  it("makes an independent copy: writing to the new volume leaves the snapshot alone", async () => {
+    const { snapshot } = await volumeWithSnapshot();
+    const id = randomUUID();
+    await driver.createVolumeFromSnapshot({ id, sizeGb: 1 }, snapshot);
+
+    await writePatterns(volumeFile(id), "mine");
+
+    expect((await stat(volumeFile(id))).size).toBe(GIB);
+    await expectPatterns(volumeFile(id), "mine");
+    await expectPatterns(snapshotFile(snapshot.id), "old");
+  });
+
+  it("is idempotent and does not copy again, even once the snapshot is gone", async () => {
+    const { snapshot } = await volumeWithSnapshot();
+    const id = randomUUID();
+    await driver.createVolumeFromSnapshot({ id, sizeGb: 2 }, snapshot);
+    await writeAt(volumeFile(id), MIB + 17, Buffer.from("written after"));
+    const before = await lstat(volumeFile(id));
+
+    await driver.createVolumeFromSnapshot({ id, sizeGb: 2 }, snapshot);
+    await driver.deleteSnapshot(snapshot);
+    await driver.createVolumeFromSnapshot({ id, sizeGb: 2 }, snapshot);
+
+    expect((await lstat(volumeFile(id))).ino).toBe(before.ino);
+    expect((await readAt(volumeFile(id), MIB + 17, 13)).toString()).toBe("written after");
+    expect((await stat(volumeFile(id))).size).toBe(2 * GIB);
+  });
+
+  it("refuses a volume smaller than the snapshot and changes nothing", async () => {
+    const volumeId = randomUUID();
+    const snapshot = { id: randomUUID(), volumeId, volumeSizeGb: 2 };
+    await driver.createVolume({ id: volumeId, sizeGb: 2 });
+    await driver.createSnapshot(snapshot);
+    const before = await dirState();
+    const id = randomUUID();
+
+    await expectPermanentFailure(
+      driver.createVolumeFromSnapshot({ id, sizeGb: 1 }, snapshot),
+      `volume-${id}.img`,
+      `snapshot-${snapshot.id}.img`,
+    );
+
+    expect(await dirState()).toEqual(before);
+  });
+
+  it("refuses when a file of another size already has the volume's name", async () => {
+    const { snapshot } = await volumeWithSnapshot();
+    const id = randomUUID();
+    await driver.createVolume({ id, sizeGb: 2 });
+    await writeAt(volumeFile(id), 0, Buffer.from("other data"));
+    const before = await dirState();
+
+    await expectPermanentFailure(driver.createVolumeFromSnapshot({ id, sizeGb: 1 }, snapshot), `volume-${id}.img`);
+
+    expect(await dirState()).toEqual(before);
+    expect((await readAt(volumeFile(id), 0, 10)).toString()).toBe("other data");
+  });
+
+  it("fails permanently, naming the snapshot, when the snapshot file is missing", async () => {
+    const snapshot = { id: randomUUID(), volumeId: randomUUID(), volumeSizeGb: 1 };
+
+    const err = await expectPermanentFailure(
+      driver.createVolumeFromSnapshot({ id: randomUUID(), sizeGb: 1 }, snapshot),
+      `snapshot-${snapshot.id}.img`,
+    );
+
+    expect(err.message).toMatch(/not found/);
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+
+  it("pads a snapshot that is not a whole number of GiB", async () => {
+    const snapshot = { id: randomUUID(), volumeId: randomUUID(), volumeSizeGb: 1 };
+    const content = Buffer.alloc(3 * MIB + 5, "s");
+    await writeFile(snapshotFile(snapshot.id), content);
+    const id = randomUUID();
+
+    await driver.createVolumeFromSnapshot({ id, sizeGb: 1 }, snapshot);
+
+    expect((await stat(volumeFile(id))).size).toBe(GIB);
+    expect((await readAt(volumeFile(id), 0, content.length)).equals(content)).toBe(true);
+    await expectZeros(volumeFile(id), content.length, 4096);
+  });
+
+  it("rejects an invalid size", async () => {
+    const { snapshot } = await volumeWithSnapshot();
+    const before = await dirState();
+    for (const sizeGb of [0, -1, 1.5]) {
+      await expectPermanentFailure(driver.createVolumeFromSnapshot({ id: randomUUID(), sizeGb }, snapshot));
+    }
+    expect(await dirState()).toEqual(before);
+  });
+});
+
+describe("createFileDriver: revertToSnapshot", { timeout: 60_000 }, () => {
+  it("puts the snapshot's bytes back, including zeros where it had holes", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+    // Data where the snapshot has a hole must go too.
+    await writeAt(volume, 500 * MIB, Buffer.from("written after the snapshot"));
+    await chmod(volume, 0o640);
+
+    await driver.revertToSnapshot({ id: volumeId, sizeGb: 1 }, snapshot);
+
+    expect((await stat(volume)).size).toBe(GIB);
+    await expectPatterns(volume, "old");
+    await expectZeros(volume, 500 * MIB);
+    expect(await allocatedBytes(volume)).toBeLessThan(16 * MIB);
+    expect((await stat(volume)).mode & 0o777).toBe(0o640);
+    // The snapshot stays, unchanged, and no temp file is left.
+    await expectPatterns(snapshotFile(snapshot.id), "old");
+    expect((await readdir(dataDir)).sort()).toEqual([`snapshot-${snapshot.id}.img`, `volume-${volumeId}.img`].sort());
+  });
+
+  it("leaves the snapshot independent of the reverted volume", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+    await driver.revertToSnapshot({ id: volumeId, sizeGb: 1 }, snapshot);
+
+    await writePatterns(volume, "again");
+
+    await expectPatterns(snapshotFile(snapshot.id), "old");
+    await expectPatterns(volume, "again");
+  });
+
+  it("keeps the size of a volume extended since the snapshot, zeroing the extension", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+    await driver.extendVolume({ id: volumeId, sizeGb: 1 }, 2);
+    await writeAt(volume, GIB + 3 * MIB, Buffer.from("in the extension"));
+    await writeAt(volume, 2 * GIB - 16, Buffer.from("at the very end"));
+
+    await driver.revertToSnapshot({ id: volumeId, sizeGb: 2 }, snapshot);
+
+    expect((await stat(volume)).size).toBe(2 * GIB);
+    await expectPatterns(volume, "old");
+    await expectZeros(volume, GIB + 3 * MIB);
+    await expectZeros(volume, 2 * GIB - 16, 16);
+    expect((await stat(snapshotFile(snapshot.id))).size).toBe(GIB);
+  });
+
+  it("is idempotent: reverting again gives the same content", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+
+    await driver.revertToSnapshot({ id: volumeId, sizeGb: 1 }, snapshot);
+    await driver.revertToSnapshot({ id: volumeId, sizeGb: 1 }, snapshot);
+
+    expect((await stat(volume)).size).toBe(GIB);
+    await expectPatterns(volume, "old");
+    expect((await readdir(dataDir)).length).toBe(2);
+  });
+
+  it("fails permanently, naming the file, when the volume or the snapshot is missing", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+    const before = await dirState();
+
+    const otherVolume = randomUUID();
+    await expectPermanentFailure(
+      driver.revertToSnapshot({ id: otherVolume, sizeGb: 1 }, { ...snapshot, volumeId: otherVolume }),
+      `volume-${otherVolume}.img`,
+      "not found",
+    );
+    const missing = { ...snapshot, id: randomUUID() };
+    await expectPermanentFailure(
+      driver.revertToSnapshot({ id: volumeId, sizeGb: 1 }, missing),
+      `snapshot-${missing.id}.img`,
+      "not found",
+    );
+
+    expect(await dirState()).toEqual(before);
+    await expectPatterns(volume, "new");
+  });
+
+  it("refuses a snapshot of another volume and changes nothing", async () => {
+    const { snapshot } = await volumeWithSnapshot();
+    const otherId = randomUUID();
+    await driver.createVolume({ id: otherId, sizeGb: 1 });
+    await writePatterns(volumeFile(otherId), "other");
+    const before = await dirState();
+
+    await expectPermanentFailure(driver.revertToSnapshot({ id: otherId, sizeGb: 1 }, snapshot), "another volume");
+
+    expect(await dirState()).toEqual(before);
+    await expectPatterns(volumeFile(otherId), "other");
+  });
+
+  it("refuses a snapshot larger than the volume and changes nothing", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+    await truncate(snapshotFile(snapshot.id), 2 * GIB);
+    const before = await dirState();
+
+    await expectPermanentFailure(driver.revertToSnapshot({ id: volumeId, sizeGb: 1 }, snapshot), "larger");
+
+    expect(await dirState()).toEqual(before);
+    await expectPatterns(volume, "new");
+  });
+});
+
+describe("createFileDriver: extendVolume", () => {
+  it("grows the file with a hole and keeps the data", async () => {
+    const id = randomUUID();
+    await driver.createVolume({ id, sizeGb: 1 });
+    await writePatterns(volumeFile(id), "keep");
+    const { ino } = await stat(volumeFile(id));
+
+    await driver.extendVolume({ id, sizeGb: 1 }, 3);
+
+    const info = await stat(volumeFile(id));
+    expect(info.size).toBe(3 * GIB);
+    expect(info.ino).toBe(ino);
+    await expectPatterns(volumeFile(id), "keep");
+    await expectZeros(volumeFile(id), 3 * GIB - 4096);
+    expect(await allocatedBytes(volumeFile(id))).toBeLessThan(MIB);
+    expect(await readdir(dataDir)).toEqual([`volume-${id}.img`]);
+  });
+
+  it("is idempotent when the volume already has the new size", async () => {
+    const id = randomUUID();
+    await driver.createVolume({ id, sizeGb: 1 });
+    await driver.extendVolume({ id, sizeGb: 1 }, 2);
+    await writeAt(volumeFile(id), GIB + 1, Buffer.from("tail"));
+    const before = await dirState();
+
+    await driver.extendVolume({ id, sizeGb: 1 }, 2);
+    await driver.extendVolume({ id, sizeGb: 2 }, 2);
+
+    expect(await dirState()).toEqual(before);
+    expect((await readAt(volumeFile(id), GIB + 1, 4)).toString()).toBe("tail");
+  });
+
+  it("refuses to shrink, a bad size, or a missing volume, and changes nothing", async () => {
+    const id = randomUUID();
+    await driver.createVolume({ id, sizeGb: 2 });
+    await writeAt(volumeFile(id), 2 * GIB - 4, Buffer.from("last"));
+    const before = await dirState();
+
+    await expectPermanentFailure(driver.extendVolume({ id, sizeGb: 2 }, 1), "shrink");
+    for (const size of [0, -1, 2.5, Number.NaN]) {
+      await expectPermanentFailure(driver.extendVolume({ id, sizeGb: 2 }, size));
+    }
+    const missing = randomUUID();
+    await expectPermanentFailure(driver.extendVolume({ id: missing, sizeGb: 1 }, 2), `volume-${missing}.img`);
+
+    expect(await dirState()).toEqual(before);
+    expect((await readAt(volumeFile(id), 2 * GIB - 4, 4)).toString()).toBe("last");
+  });
+});
+
+describe("createFileDriver: deleteSnapshot with dependants", { timeout: 60_000 }, () => {
+  it("deletes a snapshot that volumes were made from and reverted to; they keep their bytes", async () => {
+    const { volumeId, snapshot, volume } = await volumeWithSnapshot();
+    const cloneId = randomUUID();
+    await driver.createVolumeFromSnapshot({ id: cloneId, sizeGb: 1 }, snapshot);
+    await driver.revertToSnapshot({ id: volumeId, sizeGb: 1 }, snapshot);
+
+    await driver.deleteSnapshot(snapshot);
+
+    await expectPatterns(volumeFile(cloneId), "old");
+    await expectPatterns(volume, "old");
+    expect((await readdir(dataDir)).sort()).toEqual([`volume-${cloneId}.img`, `volume-${volumeId}.img`].sort());
+  });
+});
+
+describe("createFileDriver: manage and unmanage snapshots", { timeout: 60_000 }, () => {
+  it("lists unowned snapshots and other .img files, flagging the unsafe ones", async () => {
+    const volumeId = randomUUID();
+    await driver.createVolume({ id: volumeId, sizeGb: 1 });
+    const owned = randomUUID();
+    const unowned = randomUUID();
+    await driver.createSnapshot({ id: owned, volumeId, volumeSizeGb: 1 });
+    await driver.createSnapshot({ id: unowned, volumeId, volumeSizeGb: 1 });
+    const backup = join(dataDir, "backup.img");
+    await writeFile(backup, "b");
+    await truncate(backup, GIB + 1);
+    await writeFile(join(dataDir, "small.img"), "s");
+    await writeFile(join(dataDir, "empty.img"), "");
+    await writeFile(join(dataDir, "a..b.img"), "x");
+    await writeFile(join(dataDir, "tab\there.img"), "x");
+    await writeFile(join(dataDir, "linked.img"), "x");
+    await link(join(dataDir, "linked.img"), join(root, "elsewhere"));
+    await mkdir(join(dataDir, "dir.img"));
+    await symlink(backup, join(dataDir, "link.img"));
+    // Not listed: not .img, hidden (temp files), volumes.
+    await writeFile(join(dataDir, "notes.txt"), "x");
+    await writeFile(join(dataDir, ".hidden.img"), "x");
+    await writeFile(join(dataDir, `volume-${randomUUID()}.img`), "x");
+    await writeFile(join(dataDir, "volume-custom.img"), "x");
+    const before = await dirState();
+
+    // Owned ids may come in any case.
+    const list = await driver.listManageableSnapshots(new Set([owned.toUpperCase()]));
+
+    expect(list).toEqual(
+      [
+        { reference: "a..b.img", sizeGb: 1, safeToManage: false, reasonNotSafe: expect.stringContaining("..") },
+        { reference: "backup.img", sizeGb: 2, safeToManage: true },
+        { reference: "dir.img", sizeGb: 0, safeToManage: false, reasonNotSafe: expect.stringContaining("directory") },
+        { reference: "empty.img", sizeGb: 0, safeToManage: false, reasonNotSafe: expect.stringContaining("empty") },
+        { reference: "link.img", sizeGb: 0, safeToManage: false, reasonNotSafe: expect.stringContaining("symbolic") },
+        {
+          reference: "linked.img",
+          sizeGb: 1,
+          safeToManage: false,
+          reasonNotSafe: expect.stringContaining("hard link"),
+        },
+        { reference: "small.img", sizeGb: 1, safeToManage: true },
+        { reference: `snapshot-${unowned}.img`, sizeGb: 1, safeToManage: true },
+        {
+          reference: "tab\there.img",
+          sizeGb: 1,
+          safeToManage: false,
+          reasonNotSafe: expect.stringContaining("control"),
+        },
+      ].sort((a, b) => (a.reference < b.reference ? -1 : 1)),
+    );
+    expect(await dirState()).toEqual(before);
+  });
+
+  it("lists nothing in an empty directory or when every snapshot is owned", async () => {
+    expect(await driver.listManageableSnapshots(new Set())).toEqual([]);
+    const volumeId = randomUUID();
+    await driver.createVolume({ id: volumeId, sizeGb: 1 });
+    const id = randomUUID();
+    await driver.createSnapshot({ id, volumeId, volumeSizeGb: 1 });
+    expect(await driver.listManageableSnapshots(new Set([id]))).toEqual([]);
+  });
+
+  it("manages a file by renaming it, keeping its bytes, and a retry succeeds", async () => {
+    const content = Buffer.alloc(2 * MIB, "m");
+    content.write("start", 0);
+    await writeFile(join(dataDir, "backup.img"), content);
+    await truncate(join(dataDir, "backup.img"), GIB + 5);
+    const { ino } = await stat(join(dataDir, "backup.img"));
+    const snapshot = { id: randomUUID(), volumeId: randomUUID(), volumeSizeGb: 2 };
+
+    expect(await driver.manageExistingSnapshot(snapshot, "backup.img")).toEqual({ sizeGb: 2 });
+    expect(await driver.manageExistingSnapshot(snapshot, "backup.img")).toEqual({ sizeGb: 2 });
+
+    expect(await readdir(dataDir)).toEqual([`snapshot-${snapshot.id}.img`]);
+    const managed = snapshotFile(snapshot.id);
+    expect((await stat(managed)).ino).toBe(ino);
+    expect((await readAt(managed, 0, content.length)).equals(content)).toBe(true);
+    expect(await driver.listManageableSnapshots(new Set([snapshot.id]))).toEqual([]);
+
+    // A managed snapshot works like any other.
+    const volumeId = randomUUID();
+    await driver.createVolumeFromSnapshot({ id: volumeId, sizeGb: 2 }, snapshot);
+    expect((await readAt(volumeFile(volumeId), 0, content.length)).equals(content)).toBe(true);
+    expect((await stat(volumeFile(volumeId))).size).toBe(2 * GIB);
+  });
+
+  it("takes an unowned snapshot-<id>.img file under a new id, or as it is under its own id", async () => {
+    const volumeId = randomUUID();
+    await driver.createVolume({ id: volumeId, sizeGb: 1 });
+    await writePatterns(volumeFile(volumeId), "snap");
+    const [first, second] = [randomUUID(), randomUUID()];
+    await driver.createSnapshot({ id: first, volumeId, volumeSizeGb: 1 });
+    await driver.createSnapshot({ id: second, volumeId, volumeSizeGb: 1 });
+    const renamed = { id: randomUUID(), volumeId, volumeSizeGb: 1 };
+
+    expect(await driver.manageExistingSnapshot(renamed, `snapshot-${first}.img`)).toEqual({ sizeGb: 1 });
+    const before = await dirState();
+    expect(
+      await driver.manageExistingSnapshot({ id: second, volumeId, volumeSizeGb: 1 }, `snapshot-${second}.img`),
+    ).toEqual({ sizeGb: 1 });
+
+    expect(await dirState()).toEqual(before);
+    expect((await readdir(dataDir)).sort()).toEqual(
+      [`snapshot-${renamed.id}.img`, `snapshot-${second}.img`, `volume-${volumeId}.img`].sort(),
+    );
+    await expectPatterns(snapshotFile(renamed.id), "snap");
+  });
+
+  it("finishes a manage that stopped between link and unlink", async () => {
+    await writeFile(join(dataDir, "backup.img"), "half done");
+    const snapshot = { id: randomUUID(), volumeId: randomUUID(), volumeSizeGb: 1 };
+    await link(join(dataDir, "backup.img"), snapshotFile(snapshot.id));
+
+    expect(await driver.manageExistingSnapshot(snapshot, "backup.img")).toEqual({ sizeGb: 1 });
+
+    expect(await readdir(dataDir)).toEqual([`snapshot-${snapshot.id}.img`]);
+    expect(await readFile(snapshotFile(snapshot.id), "utf8")).toBe("half done");
+    expect((await stat(snapshotFile(snapshot.id))).nlink).toBe(1);
+  });
+
+  it("refuses bad references, never overwrites, and changes nothing", async () => {
+    const volumeId = randomUUID();
+    await driver.createVolume({ id: volumeId, sizeGb: 1 });
+    await writeFile(join(dataDir, "backup.img"), "backup");
+    await writeFile(join(dataDir, "empty.img"), "");
+    await writeFile(join(dataDir, "a..b.img"), "x");
+    await writeFile(join(dataDir, "notes.txt"), "x");
+    await writeFile(join(dataDir, ".hidden.img"), "x");
+    await writeFile(join(root, "outside.img"), "outside");
+    await mkdir(join(dataDir, "dir.img"));
+    await mkdir(join(dataDir, "sub"));
+    await writeFile(join(dataDir, "sub", "inner.img"), "x");
+    await symlink(join(dataDir, "backup.img"), join(dataDir, "link.img"));
+    const taken = { id: randomUUID(), volumeId, volumeSizeGb: 1 };
+    await writeFile(snapshotFile(taken.id), "already a snapshot");
+    const before = await dirState();
+
+    const snapshot = { id: randomUUID(), volumeId, volumeSizeGb: 1 };
+    for (const reference of [
+      "",
+      "../outside.img",
+      "sub/inner.img",
+      `${dataDir}/backup.img`,
+      "a..b.img",
+      "..",
+      ".hidden.img",
+      "notes.txt",
+      `volume-${volumeId}.img`,
+      "missing.img",
+      "dir.img",
+      "link.img",
+      "empty.img",
+      "bad\nname.img",
+    ]) {
+      await expectPermanentFailure(driver.manageExistingSnapshot(snapshot, reference));
+    }
+    // The snapshot's own name is taken by another file: never overwritten.
+    await expectPermanentFailure(driver.manageExistingSnapshot(taken, "backup.img"), "already exists");
+
+    expect(await dirState()).toEqual(before);
+    expect(await readFile(snapshotFile(taken.id), "utf8")).toBe("already a snapshot");
+    expect(await readFile(join(root, "outside.img"), "utf8")).toBe("outside");
+  });
+
+  it("unmanages by renaming to unmanaged-snapshot-<id>.img, which is listed again", async () => {
+    const { snapshot } = await volumeWithSnapshot();
+    const { ino } = await stat(snapshotFile(snapshot.id));
+
+    await driver.unmanageSnapshot(snapshot);
+    await driver.unmanageSnapshot(snapshot);
+
+    const unmanaged = join(dataDir, `unmanaged-snapshot-${snapshot.id}.img`);
+    expect((await stat(unmanaged)).ino).toBe(ino);
+    await expectPatterns(unmanaged, "old");
+    expect((await readdir(dataDir)).filter((name) => name.startsWith("snapshot-"))).toEqual([]);
+    expect(await driver.listManageableSnapshots(new Set([snapshot.id]))).toEqual([
+      { reference: `unmanaged-snapshot-${snapshot.id}.img`, sizeGb: 1, safeToManage: true },
+    ]);
+
+    // And it can be managed again under a new row.
+    const again = { ...snapshot, id: randomUUID() };
+    expect(await driver.manageExistingSnapshot(again, `unmanaged-snapshot-${snapshot.id}.img`)).toEqual({
+      sizeGb: 1,
+    });
+    await expectPatterns(snapshotFile(again.id), "old");
+  });
+
+  it("unmanaging a snapshot that is not there succeeds and creates nothing", async () => {
+    await driver.unmanageSnapshot({ id: randomUUID(), volumeId: randomUUID(), volumeSizeGb: 1 });
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+
+  it("finishes an unmanage that stopped between link and unlink", async () => {
+    const snapshot = { id: randomUUID(), volumeId: randomUUID(), volumeSizeGb: 1 };
+    await writeFile(snapshotFile(snapshot.id), "half");
+    await link(snapshotFile(snapshot.id), join(dataDir, `unmanaged-snapshot-${snapshot.id}.img`));
+
+    await driver.unmanageSnapshot(snapshot);
+
+    expect(await readdir(dataDir)).toEqual([`unmanaged-snapshot-${snapshot.id}.img`]);
+  });
+
+  it("refuses to unmanage over another file of the unmanaged name", async () => {
+    const snapshot = { id: randomUUID(), volumeId: randomUUID(), volumeSizeGb: 1 };
+    await writeFile(snapshotFile(snapshot.id), "ours");
+    await writeFile(join(dataDir, `unmanaged-snapshot-${snapshot.id}.img`), "someone else's");
+    const before = await dirState();
+
+    await expectPermanentFailure(driver.unmanageSnapshot(snapshot), `unmanaged-snapshot-${snapshot.id}.img`);
+
+    expect(await dirState()).toEqual(before);
+    expect(await readFile(snapshotFile(snapshot.id), "utf8")).toBe("ours");
   });
 });
 

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { copyFile, link, mkdir, open, readdir, stat, statfs, unlink } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { copyFile, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
 import {
@@ -9,6 +9,7 @@ import {
   DriverError,
   type DriverSnapshot,
   type DriverVolume,
+  type ManageableSnapshot,
   type SnapshotModelUpdate,
   type VolumeDriver,
 } from "../driver.js";
@@ -30,6 +31,7 @@ const COPY_TIMEOUT_MS = 30 * 60_000;
 const execFileAsync = promisify(execFile);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const VOLUME_FILE = /^volume-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.img$/;
+const SNAPSHOT_FILE = /^snapshot-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.img$/;
 
 /** Errors with which `copyFile(..., COPYFILE_FICLONE_FORCE)` says "this file system cannot reflink". */
 const REFLINK_UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS", "ENOTTY"]);
@@ -169,8 +171,222 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
     },
 
     async deleteSnapshot(snapshot: DriverSnapshot) {
+      // Never throws SnapshotBusyError: every snapshot is a full, independent copy (or a reflink,
+      // which the file system unshares on write), and a volume made from it or reverted to it is
+      // another independent copy, so no file ever depends on another. A copy still reading the
+      // snapshot keeps its open descriptor, which outlives the unlink.
       const id = checkId(snapshot.id, "snapshot");
       await removeFile(snapshotPath(id), `snapshot-${id}.img`);
+    },
+
+    async createVolumeFromSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {
+      const id = checkId(volume.id, "volume");
+      const snapshotId = checkId(snapshot.id, "snapshot");
+      const bytes = checkSize(volume.sizeGb);
+      const name = `volume-${id}.img`;
+      const snapshotName = `snapshot-${snapshotId}.img`;
+      const path = volumePath(id);
+      const source = snapshotPath(snapshotId);
+
+      // A retry after success must not look at the snapshot again: it may be gone by now.
+      const existing = await statIfExists(path, name);
+      if (existing) return checkExistingSize(name, existing.size, volume.sizeGb);
+
+      const missingSnapshot = () =>
+        new DriverError(`snapshot file ${snapshotName} not found on backend`, { retryable: false });
+      const snapshotInfo = await statIfExists(source, snapshotName);
+      if (!snapshotInfo) throw missingSnapshot();
+      if (snapshotInfo.size > bytes) {
+        throw new DriverError(
+          `cannot create ${name} of ${volume.sizeGb} GiB from ${snapshotName} of ${snapshotInfo.size} bytes: the volume must be at least as large as the snapshot`,
+          { retryable: false },
+        );
+      }
+
+      const tmp = tempPath(name);
+      try {
+        await cloneOrCopy(source, tmp);
+        await growAndSync(tmp, bytes);
+        if (await publish(tmp, path)) return;
+      } catch (err) {
+        // The snapshot may have been deleted between the check above and the copy.
+        if (!(await statIfExists(source, snapshotName))) throw missingSnapshot();
+        throw fsError(`cannot create ${name} from ${snapshotName}`, err);
+      } finally {
+        await removeQuietly(tmp);
+      }
+      // Another call for the same id got there first.
+      const winner = await statIfExists(path, name);
+      if (!winner) {
+        throw new DriverError(`${name} vanished while being created`, { retryable: true });
+      }
+      checkExistingSize(name, winner.size, volume.sizeGb);
+    },
+
+    async revertToSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {
+      const id = checkId(volume.id, "volume");
+      const snapshotId = checkId(snapshot.id, "snapshot");
+      const name = `volume-${id}.img`;
+      const snapshotName = `snapshot-${snapshotId}.img`;
+      if (checkId(snapshot.volumeId, "volume") !== id) {
+        throw new DriverError(`cannot revert ${name} to ${snapshotName}: the snapshot belongs to another volume`, {
+          retryable: false,
+        });
+      }
+      const path = volumePath(id);
+      const source = snapshotPath(snapshotId);
+
+      const missingVolume = () => new DriverError(`volume file ${name} not found on backend`, { retryable: false });
+      const missingSnapshot = () =>
+        new DriverError(`snapshot file ${snapshotName} not found on backend`, { retryable: false });
+      const volumeInfo = await statIfExists(path, name);
+      if (!volumeInfo) throw missingVolume();
+      const snapshotInfo = await statIfExists(source, snapshotName);
+      if (!snapshotInfo) throw missingSnapshot();
+      // Volumes only grow, so this only happens with a snapshot managed from elsewhere; going on
+      // would leave the volume larger than its row says.
+      if (snapshotInfo.size > volumeInfo.size) {
+        throw new DriverError(
+          `cannot revert ${name} (${volumeInfo.size} bytes) to ${snapshotName}: the snapshot is larger (${snapshotInfo.size} bytes)`,
+          { retryable: false },
+        );
+      }
+
+      // The new content is built beside the volume and renamed over it, so the volume holds
+      // either all of its old bytes or all of the snapshot's, never a mix; repeating the call
+      // rebuilds the same content. rename, unlike publish's link, is meant to replace here.
+      const tmp = tempPath(name);
+      try {
+        await cloneOrCopy(source, tmp);
+        // A volume extended since the snapshot keeps its size; the extra tail reads as zeros.
+        await growAndSync(tmp, volumeInfo.size, volumeInfo.mode);
+        // Narrows (cannot close) the window in which a concurrent delete would be undone.
+        if (!(await statIfExists(path, name))) throw missingVolume();
+        await rename(tmp, path);
+        await syncDir(dataDir);
+      } catch (err) {
+        if (err instanceof DriverError) throw err;
+        if (!(await statIfExists(source, snapshotName))) throw missingSnapshot();
+        throw fsError(`cannot revert ${name} to ${snapshotName}`, err);
+      } finally {
+        await removeQuietly(tmp);
+      }
+    },
+
+    async extendVolume(volume: DriverVolume, newSizeGb: number) {
+      const id = checkId(volume.id, "volume");
+      const bytes = checkSize(newSizeGb);
+      const name = `volume-${id}.img`;
+      const path = volumePath(id);
+
+      const info = await statIfExists(path, name);
+      if (!info) throw new DriverError(`volume file ${name} not found on backend`, { retryable: false });
+      // Equal: a retry of a call that already succeeded.
+      if (info.size === bytes) return;
+      if (info.size > bytes) {
+        throw new DriverError(`cannot shrink ${name} from ${info.size} bytes to ${newSizeGb} GiB`, {
+          retryable: false,
+        });
+      }
+      try {
+        await growAndSync(path, bytes);
+      } catch (err) {
+        throw fsError(`cannot extend ${name}`, err);
+      }
+    },
+
+    async listManageableSnapshots(ownedSnapshotIds: ReadonlySet<string>): Promise<ManageableSnapshot[]> {
+      const owned = new Set([...ownedSnapshotIds].map((id) => id.toLowerCase()));
+      let entries: string[];
+      try {
+        entries = await readdir(dataDir);
+      } catch (err) {
+        throw fsError(`cannot list ${dataDir}`, err);
+      }
+      const found: ManageableSnapshot[] = [];
+      for (const entry of entries) {
+        // Hidden names are our temp files; volumes are never snapshots.
+        if (!entry.endsWith(".img") || entry.startsWith(".") || entry.startsWith("volume-")) continue;
+        const ownId = SNAPSHOT_FILE.exec(entry)?.[1];
+        if (ownId !== undefined && owned.has(ownId)) continue;
+        const info = await lstatIfExists(join(dataDir, entry), entry);
+        // Deleted since readdir.
+        if (!info) continue;
+        const reason = referenceProblem(entry) ?? fileProblem(info);
+        found.push({
+          reference: entry,
+          sizeGb: info.isFile() ? Math.ceil(info.size / GIB) : 0,
+          safeToManage: reason === undefined,
+          ...(reason === undefined ? {} : { reasonNotSafe: reason }),
+        });
+      }
+      return found.sort((a, b) => (a.reference < b.reference ? -1 : a.reference > b.reference ? 1 : 0));
+    },
+
+    async manageExistingSnapshot(snapshot: DriverSnapshot, reference: string): Promise<{ sizeGb: number }> {
+      const id = checkId(snapshot.id, "snapshot");
+      const name = `snapshot-${id}.img`;
+      const path = snapshotPath(id);
+      const badReference = referenceProblem(reference);
+      if (badReference !== undefined) {
+        const shown = typeof reference === "string" ? JSON.stringify(reference.slice(0, 300)) : typeof reference;
+        throw new DriverError(`cannot manage ${shown}: ${badReference}`, { retryable: false });
+      }
+      const source = join(dataDir, reference);
+      const sizeOf = (info: Stats) => ({ sizeGb: Math.ceil(info.size / GIB) });
+
+      const sourceInfo = await lstatIfExists(source, reference);
+      if (!sourceInfo) {
+        // A retry of a call that already renamed it.
+        const done = await lstatIfExists(path, name);
+        if (done?.isFile()) return sizeOf(done);
+        throw new DriverError(`${reference} not found on backend`, { retryable: false });
+      }
+      // reference === name: an unowned `snapshot-<id>.img` (the list offers those) managed under
+      // its own id is already in place.
+      const targetInfo = reference === name ? undefined : await lstatIfExists(path, name);
+      // Left by a call that linked but crashed before unlinking: finish its job.
+      const halfDone = targetInfo !== undefined && sameFile(sourceInfo, targetInfo);
+      const badFile = fileProblem(sourceInfo, halfDone ? 2 : 1);
+      if (badFile !== undefined) {
+        throw new DriverError(`cannot manage ${reference}: ${badFile}`, { retryable: false });
+      }
+      if (reference === name) return sizeOf(sourceInfo);
+      if (targetInfo && !halfDone) {
+        throw new DriverError(`cannot manage ${reference}: ${name} already exists`, { retryable: false });
+      }
+
+      try {
+        await moveWithoutReplacing(source, path, dataDir);
+      } catch (err) {
+        // Another file took the name since the check above.
+        if (errorCode(err) === "EEXIST") {
+          throw new DriverError(`cannot manage ${reference}: ${name} already exists`, { retryable: false, cause: err });
+        }
+        throw fsError(`cannot rename ${reference} to ${name}`, err);
+      }
+      const moved = await statIfExists(path, name);
+      if (!moved) throw new DriverError(`${name} vanished while being managed`, { retryable: true });
+      return sizeOf(moved);
+    },
+
+    async unmanageSnapshot(snapshot: DriverSnapshot) {
+      const id = checkId(snapshot.id, "snapshot");
+      const name = `snapshot-${id}.img`;
+      const unmanagedName = `unmanaged-${name}`;
+      // The new name is not ours, so a later listManageableSnapshots offers it again. Missing
+      // (already unmanaged, or never on this backend): there is nothing to let go of.
+      try {
+        await moveWithoutReplacing(snapshotPath(id), join(dataDir, unmanagedName), dataDir);
+      } catch (err) {
+        if (errorCode(err) === "EEXIST") {
+          throw new DriverError(`cannot unmanage ${name}: ${unmanagedName} already exists and is another file`, {
+            retryable: false,
+            cause: err,
+          });
+        }
+        throw fsError(`cannot rename ${name} to ${unmanagedName}`, err);
+      }
     },
 
     async getStats(): Promise<BackendStats> {
@@ -283,6 +499,82 @@ async function cloneOrCopy(source: string, destination: string): Promise<void> {
   }
 }
 
+/** Extend a file with a hole to `bytes` if it is shorter, optionally set its mode, and fsync it. */
+async function growAndSync(path: string, bytes: number, mode?: number): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    if ((await handle.stat()).size < bytes) await handle.truncate(bytes);
+    if (mode !== undefined) await handle.chmod(mode & 0o7777);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Rename `from` to `to` without ever replacing `to`: link, then unlink. When `to` already is
+ * the same file (a call that crashed between the two steps) the move is finished; when it is
+ * another file the call fails with EEXIST. A missing `from` is not an error (already moved).
+ */
+async function moveWithoutReplacing(from: string, to: string, dir: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === "ENOENT") return;
+    if (code !== "EEXIST") throw err;
+    const fromInfo = await lstatIfExists(from, from);
+    // A concurrent retry finished the move between our link and this look.
+    if (!fromInfo) return;
+    if (!sameFile(fromInfo, await lstat(to))) throw err;
+  }
+  try {
+    await unlink(from);
+  } catch (err) {
+    // A concurrent retry unlinked it first.
+    if (errorCode(err) !== "ENOENT") throw err;
+  }
+  await syncDir(dir);
+}
+
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Why a name given as a manage-existing reference cannot be used, or undefined when it can: it
+ * must be a plain `*.img` file name in the data directory, and not one of our volumes.
+ */
+function referenceProblem(reference: unknown): string | undefined {
+  if (typeof reference !== "string" || reference === "") return "the reference must be a file name";
+  if (reference.includes("/")) return "the reference must be a file name, not a path";
+  if (reference.includes("..")) return 'the name contains ".."';
+  if (reference.startsWith(".")) return "hidden files are not snapshots";
+  if (!reference.endsWith(".img")) return "only .img files can be managed";
+  if (reference.startsWith("volume-")) return "the file is a volume image";
+  if (Buffer.byteLength(reference) > 255) return "the name is too long";
+  for (const char of reference) {
+    const code = char.codePointAt(0) ?? 0;
+    // U+FFFD: the name was not valid UTF-8, so this string does not name the file.
+    if (code < 0x20 || code === 0x7f || code === 0xfffd) {
+      return "the name contains control or undecodable characters";
+    }
+  }
+  return undefined;
+}
+
+/** Why a directory entry cannot become a snapshot, or undefined when it can. */
+function fileProblem(info: Stats, expectedLinks = 1): string | undefined {
+  if (info.isSymbolicLink()) return "it is a symbolic link";
+  if (info.isDirectory()) return "it is a directory";
+  if (!info.isFile()) return "it is not a regular file";
+  if (info.size === 0) return "the file is empty";
+  // Another name could change the snapshot's bytes behind our back (this is also what a manage
+  // or create that crashed between link and unlink leaves).
+  if (info.nlink > expectedLinks) return `the file has ${info.nlink} hard links`;
+  return undefined;
+}
+
 async function removeFile(path: string, name: string): Promise<void> {
   try {
     await unlink(path);
@@ -303,6 +595,15 @@ async function removeQuietly(path: string): Promise<void> {
 async function statIfExists(path: string, name: string) {
   try {
     return await stat(path);
+  } catch (err) {
+    if (errorCode(err) === "ENOENT") return undefined;
+    throw fsError(`cannot inspect ${name}`, err);
+  }
+}
+
+async function lstatIfExists(path: string, name: string) {
+  try {
+    return await lstat(path);
   } catch (err) {
     if (errorCode(err) === "ENOENT") return undefined;
     throw fsError(`cannot inspect ${name}`, err);

@@ -147,6 +147,11 @@ export interface CreateSnapshotRequest {
   force: boolean;
   metadata: { [key: string]: string };
   groupSnapshotId: string;
+  /**
+   * Idempotency key: a retry with the same key and body returns the first snapshot; the same key
+   * with a different body is ALREADY_EXISTS. Up to 128 characters.
+   */
+  clientRequestId: string;
 }
 
 export interface CreateSnapshotRequest_MetadataEntry {
@@ -164,6 +169,72 @@ export interface GetSnapshotRequest {
 
 export interface GetSnapshotResponse {
   snapshot: Snapshot | undefined;
+}
+
+export interface UpdateSnapshotRequest {
+  id: string;
+  /** Fields left unset are not changed. */
+  name?: string | undefined;
+  description?: string | undefined;
+}
+
+export interface UpdateSnapshotResponse {
+  snapshot: Snapshot | undefined;
+}
+
+export interface DeleteSnapshotRequest {
+  id: string;
+  /** Admin only: delete whatever the status (Cinder's force-delete). */
+  force: boolean;
+}
+
+export interface DeleteSnapshotResponse {
+  /** The snapshot as it is now (deleting); WatchSnapshot follows it to deleted. */
+  snapshot: Snapshot | undefined;
+}
+
+export interface ResetSnapshotStatusRequest {
+  id: string;
+  status: SnapshotStatus;
+}
+
+export interface ResetSnapshotStatusResponse {
+  snapshot: Snapshot | undefined;
+}
+
+export interface SetSnapshotMetadataRequest {
+  id: string;
+  metadata: { [key: string]: string };
+  /** Replace all metadata instead of merging into it. */
+  replace: boolean;
+}
+
+export interface SetSnapshotMetadataRequest_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+export interface SetSnapshotMetadataResponse {
+  metadata: { [key: string]: string };
+}
+
+export interface SetSnapshotMetadataResponse_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+export interface DeleteSnapshotMetadataRequest {
+  id: string;
+  key: string;
+}
+
+export interface DeleteSnapshotMetadataResponse {
+  metadata: { [key: string]: string };
+}
+
+export interface DeleteSnapshotMetadataResponse_MetadataEntry {
+  key: string;
+  value: string;
 }
 
 export interface ListSnapshotsRequest {
@@ -837,7 +908,15 @@ export const Snapshot_MetadataEntry: MessageFns<Snapshot_MetadataEntry> = {
 };
 
 function createBaseCreateSnapshotRequest(): CreateSnapshotRequest {
-  return { volumeId: "", name: "", description: "", force: false, metadata: {}, groupSnapshotId: "" };
+  return {
+    volumeId: "",
+    name: "",
+    description: "",
+    force: false,
+    metadata: {},
+    groupSnapshotId: "",
+    clientRequestId: "",
+  };
 }
 
 export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
@@ -859,6 +938,9 @@ export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
     });
     if (message.groupSnapshotId !== "") {
       writer.uint32(50).string(message.groupSnapshotId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(58).string(message.clientRequestId);
     }
     return writer;
   },
@@ -927,6 +1009,14 @@ export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
             message.groupSnapshotId = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -968,6 +1058,11 @@ export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
         : isSet(object.group_snapshot_id)
         ? globalThis.String(object.group_snapshot_id)
         : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
     };
   },
 
@@ -997,6 +1092,9 @@ export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
     if (message.groupSnapshotId !== "") {
       obj.groupSnapshotId = message.groupSnapshotId;
     }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
     return obj;
   },
 
@@ -1019,6 +1117,7 @@ export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
       {},
     );
     message.groupSnapshotId = object.groupSnapshotId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
     return message;
   },
 };
@@ -1313,6 +1412,1172 @@ export const GetSnapshotResponse: MessageFns<GetSnapshotResponse> = {
     message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
       ? Snapshot.fromPartial(object.snapshot)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateSnapshotRequest(): UpdateSnapshotRequest {
+  return { id: "", name: undefined, description: undefined };
+}
+
+export const UpdateSnapshotRequest: MessageFns<UpdateSnapshotRequest> = {
+  encode(message: UpdateSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== undefined) {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.description !== undefined) {
+      writer.uint32(26).string(message.description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSnapshotRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : undefined,
+      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
+    };
+  },
+
+  toJSON(message: UpdateSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    if (message.description !== undefined) {
+      obj.description = message.description;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSnapshotRequest>, I>>(base?: I): UpdateSnapshotRequest {
+    return UpdateSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSnapshotRequest>, I>>(object: I): UpdateSnapshotRequest {
+    const message = createBaseUpdateSnapshotRequest();
+    message.id = object.id ?? "";
+    message.name = object.name ?? undefined;
+    message.description = object.description ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateSnapshotResponse(): UpdateSnapshotResponse {
+  return { snapshot: undefined };
+}
+
+export const UpdateSnapshotResponse: MessageFns<UpdateSnapshotResponse> = {
+  encode(message: UpdateSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshot !== undefined) {
+      Snapshot.encode(message.snapshot, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshot = Snapshot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSnapshotResponse {
+    return { snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined };
+  },
+
+  toJSON(message: UpdateSnapshotResponse): unknown {
+    const obj: any = {};
+    if (message.snapshot !== undefined) {
+      obj.snapshot = Snapshot.toJSON(message.snapshot);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSnapshotResponse>, I>>(base?: I): UpdateSnapshotResponse {
+    return UpdateSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSnapshotResponse>, I>>(object: I): UpdateSnapshotResponse {
+    const message = createBaseUpdateSnapshotResponse();
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? Snapshot.fromPartial(object.snapshot)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteSnapshotRequest(): DeleteSnapshotRequest {
+  return { id: "", force: false };
+}
+
+export const DeleteSnapshotRequest: MessageFns<DeleteSnapshotRequest> = {
+  encode(message: DeleteSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.force !== false) {
+      writer.uint32(16).bool(message.force);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSnapshotRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+    };
+  },
+
+  toJSON(message: DeleteSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSnapshotRequest>, I>>(base?: I): DeleteSnapshotRequest {
+    return DeleteSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSnapshotRequest>, I>>(object: I): DeleteSnapshotRequest {
+    const message = createBaseDeleteSnapshotRequest();
+    message.id = object.id ?? "";
+    message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteSnapshotResponse(): DeleteSnapshotResponse {
+  return { snapshot: undefined };
+}
+
+export const DeleteSnapshotResponse: MessageFns<DeleteSnapshotResponse> = {
+  encode(message: DeleteSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshot !== undefined) {
+      Snapshot.encode(message.snapshot, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshot = Snapshot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSnapshotResponse {
+    return { snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined };
+  },
+
+  toJSON(message: DeleteSnapshotResponse): unknown {
+    const obj: any = {};
+    if (message.snapshot !== undefined) {
+      obj.snapshot = Snapshot.toJSON(message.snapshot);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSnapshotResponse>, I>>(base?: I): DeleteSnapshotResponse {
+    return DeleteSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSnapshotResponse>, I>>(object: I): DeleteSnapshotResponse {
+    const message = createBaseDeleteSnapshotResponse();
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? Snapshot.fromPartial(object.snapshot)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseResetSnapshotStatusRequest(): ResetSnapshotStatusRequest {
+  return { id: "", status: 0 };
+}
+
+export const ResetSnapshotStatusRequest: MessageFns<ResetSnapshotStatusRequest> = {
+  encode(message: ResetSnapshotStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.status !== 0) {
+      writer.uint32(16).int32(message.status);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetSnapshotStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetSnapshotStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetSnapshotStatusRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      status: isSet(object.status) ? snapshotStatusFromJSON(object.status) : 0,
+    };
+  },
+
+  toJSON(message: ResetSnapshotStatusRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.status !== 0) {
+      obj.status = snapshotStatusToJSON(message.status);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetSnapshotStatusRequest>, I>>(base?: I): ResetSnapshotStatusRequest {
+    return ResetSnapshotStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetSnapshotStatusRequest>, I>>(object: I): ResetSnapshotStatusRequest {
+    const message = createBaseResetSnapshotStatusRequest();
+    message.id = object.id ?? "";
+    message.status = object.status ?? 0;
+    return message;
+  },
+};
+
+function createBaseResetSnapshotStatusResponse(): ResetSnapshotStatusResponse {
+  return { snapshot: undefined };
+}
+
+export const ResetSnapshotStatusResponse: MessageFns<ResetSnapshotStatusResponse> = {
+  encode(message: ResetSnapshotStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshot !== undefined) {
+      Snapshot.encode(message.snapshot, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetSnapshotStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetSnapshotStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshot = Snapshot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetSnapshotStatusResponse {
+    return { snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined };
+  },
+
+  toJSON(message: ResetSnapshotStatusResponse): unknown {
+    const obj: any = {};
+    if (message.snapshot !== undefined) {
+      obj.snapshot = Snapshot.toJSON(message.snapshot);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetSnapshotStatusResponse>, I>>(base?: I): ResetSnapshotStatusResponse {
+    return ResetSnapshotStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetSnapshotStatusResponse>, I>>(object: I): ResetSnapshotStatusResponse {
+    const message = createBaseResetSnapshotStatusResponse();
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? Snapshot.fromPartial(object.snapshot)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSetSnapshotMetadataRequest(): SetSnapshotMetadataRequest {
+  return { id: "", metadata: {}, replace: false };
+}
+
+export const SetSnapshotMetadataRequest: MessageFns<SetSnapshotMetadataRequest> = {
+  encode(message: SetSnapshotMetadataRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      SetSnapshotMetadataRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.replace !== false) {
+      writer.uint32(24).bool(message.replace);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetSnapshotMetadataRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetSnapshotMetadataRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = SetSnapshotMetadataRequest_MetadataEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.metadata[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replace = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetSnapshotMetadataRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      replace: isSet(object.replace) ? globalThis.Boolean(object.replace) : false,
+    };
+  },
+
+  toJSON(message: SetSnapshotMetadataRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    if (message.replace !== false) {
+      obj.replace = message.replace;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetSnapshotMetadataRequest>, I>>(base?: I): SetSnapshotMetadataRequest {
+    return SetSnapshotMetadataRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetSnapshotMetadataRequest>, I>>(object: I): SetSnapshotMetadataRequest {
+    const message = createBaseSetSnapshotMetadataRequest();
+    message.id = object.id ?? "";
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.replace = object.replace ?? false;
+    return message;
+  },
+};
+
+function createBaseSetSnapshotMetadataRequest_MetadataEntry(): SetSnapshotMetadataRequest_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const SetSnapshotMetadataRequest_MetadataEntry: MessageFns<SetSnapshotMetadataRequest_MetadataEntry> = {
+  encode(message: SetSnapshotMetadataRequest_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetSnapshotMetadataRequest_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetSnapshotMetadataRequest_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetSnapshotMetadataRequest_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SetSnapshotMetadataRequest_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetSnapshotMetadataRequest_MetadataEntry>, I>>(
+    base?: I,
+  ): SetSnapshotMetadataRequest_MetadataEntry {
+    return SetSnapshotMetadataRequest_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetSnapshotMetadataRequest_MetadataEntry>, I>>(
+    object: I,
+  ): SetSnapshotMetadataRequest_MetadataEntry {
+    const message = createBaseSetSnapshotMetadataRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSetSnapshotMetadataResponse(): SetSnapshotMetadataResponse {
+  return { metadata: {} };
+}
+
+export const SetSnapshotMetadataResponse: MessageFns<SetSnapshotMetadataResponse> = {
+  encode(message: SetSnapshotMetadataResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      SetSnapshotMetadataResponse_MetadataEntry.encode({ key: key as any, value }, writer.uint32(10).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetSnapshotMetadataResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetSnapshotMetadataResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const entry1 = SetSnapshotMetadataResponse_MetadataEntry.decode(reader, reader.uint32());
+            if (entry1.value !== undefined) {
+              message.metadata[entry1.key] = entry1.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetSnapshotMetadataResponse {
+    return {
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: SetSnapshotMetadataResponse): unknown {
+    const obj: any = {};
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetSnapshotMetadataResponse>, I>>(base?: I): SetSnapshotMetadataResponse {
+    return SetSnapshotMetadataResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetSnapshotMetadataResponse>, I>>(object: I): SetSnapshotMetadataResponse {
+    const message = createBaseSetSnapshotMetadataResponse();
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseSetSnapshotMetadataResponse_MetadataEntry(): SetSnapshotMetadataResponse_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const SetSnapshotMetadataResponse_MetadataEntry: MessageFns<SetSnapshotMetadataResponse_MetadataEntry> = {
+  encode(message: SetSnapshotMetadataResponse_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetSnapshotMetadataResponse_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetSnapshotMetadataResponse_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetSnapshotMetadataResponse_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SetSnapshotMetadataResponse_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetSnapshotMetadataResponse_MetadataEntry>, I>>(
+    base?: I,
+  ): SetSnapshotMetadataResponse_MetadataEntry {
+    return SetSnapshotMetadataResponse_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetSnapshotMetadataResponse_MetadataEntry>, I>>(
+    object: I,
+  ): SetSnapshotMetadataResponse_MetadataEntry {
+    const message = createBaseSetSnapshotMetadataResponse_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSnapshotMetadataRequest(): DeleteSnapshotMetadataRequest {
+  return { id: "", key: "" };
+}
+
+export const DeleteSnapshotMetadataRequest: MessageFns<DeleteSnapshotMetadataRequest> = {
+  encode(message: DeleteSnapshotMetadataRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSnapshotMetadataRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSnapshotMetadataRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSnapshotMetadataRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+    };
+  },
+
+  toJSON(message: DeleteSnapshotMetadataRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSnapshotMetadataRequest>, I>>(base?: I): DeleteSnapshotMetadataRequest {
+    return DeleteSnapshotMetadataRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSnapshotMetadataRequest>, I>>(
+    object: I,
+  ): DeleteSnapshotMetadataRequest {
+    const message = createBaseDeleteSnapshotMetadataRequest();
+    message.id = object.id ?? "";
+    message.key = object.key ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSnapshotMetadataResponse(): DeleteSnapshotMetadataResponse {
+  return { metadata: {} };
+}
+
+export const DeleteSnapshotMetadataResponse: MessageFns<DeleteSnapshotMetadataResponse> = {
+  encode(message: DeleteSnapshotMetadataResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      DeleteSnapshotMetadataResponse_MetadataEntry.encode({ key: key as any, value }, writer.uint32(10).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSnapshotMetadataResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSnapshotMetadataResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const entry1 = DeleteSnapshotMetadataResponse_MetadataEntry.decode(reader, reader.uint32());
+            if (entry1.value !== undefined) {
+              message.metadata[entry1.key] = entry1.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSnapshotMetadataResponse {
+    return {
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: DeleteSnapshotMetadataResponse): unknown {
+    const obj: any = {};
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSnapshotMetadataResponse>, I>>(base?: I): DeleteSnapshotMetadataResponse {
+    return DeleteSnapshotMetadataResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSnapshotMetadataResponse>, I>>(
+    object: I,
+  ): DeleteSnapshotMetadataResponse {
+    const message = createBaseDeleteSnapshotMetadataResponse();
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseDeleteSnapshotMetadataResponse_MetadataEntry(): DeleteSnapshotMetadataResponse_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const DeleteSnapshotMetadataResponse_MetadataEntry: MessageFns<DeleteSnapshotMetadataResponse_MetadataEntry> = {
+  encode(
+    message: DeleteSnapshotMetadataResponse_MetadataEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSnapshotMetadataResponse_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSnapshotMetadataResponse_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSnapshotMetadataResponse_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: DeleteSnapshotMetadataResponse_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSnapshotMetadataResponse_MetadataEntry>, I>>(
+    base?: I,
+  ): DeleteSnapshotMetadataResponse_MetadataEntry {
+    return DeleteSnapshotMetadataResponse_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSnapshotMetadataResponse_MetadataEntry>, I>>(
+    object: I,
+  ): DeleteSnapshotMetadataResponse_MetadataEntry {
+    const message = createBaseDeleteSnapshotMetadataResponse_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -1705,6 +2970,67 @@ export const SnapshotsServiceService = {
       Buffer.from(WatchSnapshotResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchSnapshotResponse => WatchSnapshotResponse.decode(value),
   },
+  updateSnapshot: {
+    path: "/cinderblock.v1.SnapshotsService/UpdateSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateSnapshotRequest): Buffer =>
+      Buffer.from(UpdateSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateSnapshotRequest => UpdateSnapshotRequest.decode(value),
+    responseSerialize: (value: UpdateSnapshotResponse): Buffer =>
+      Buffer.from(UpdateSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateSnapshotResponse => UpdateSnapshotResponse.decode(value),
+  },
+  /**
+   * DeleteSnapshot moves an available or error snapshot to deleting; the backend deletes it, then
+   * the row is soft-deleted and its quota released. A snapshot with dependants returns to available.
+   */
+  deleteSnapshot: {
+    path: "/cinderblock.v1.SnapshotsService/DeleteSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSnapshotRequest): Buffer =>
+      Buffer.from(DeleteSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSnapshotRequest => DeleteSnapshotRequest.decode(value),
+    responseSerialize: (value: DeleteSnapshotResponse): Buffer =>
+      Buffer.from(DeleteSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSnapshotResponse => DeleteSnapshotResponse.decode(value),
+  },
+  /** ResetSnapshotStatus (admin) sets any valid status, with no backend call. */
+  resetSnapshotStatus: {
+    path: "/cinderblock.v1.SnapshotsService/ResetSnapshotStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetSnapshotStatusRequest): Buffer =>
+      Buffer.from(ResetSnapshotStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetSnapshotStatusRequest => ResetSnapshotStatusRequest.decode(value),
+    responseSerialize: (value: ResetSnapshotStatusResponse): Buffer =>
+      Buffer.from(ResetSnapshotStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResetSnapshotStatusResponse => ResetSnapshotStatusResponse.decode(value),
+  },
+  setSnapshotMetadata: {
+    path: "/cinderblock.v1.SnapshotsService/SetSnapshotMetadata" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetSnapshotMetadataRequest): Buffer =>
+      Buffer.from(SetSnapshotMetadataRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetSnapshotMetadataRequest => SetSnapshotMetadataRequest.decode(value),
+    responseSerialize: (value: SetSnapshotMetadataResponse): Buffer =>
+      Buffer.from(SetSnapshotMetadataResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetSnapshotMetadataResponse => SetSnapshotMetadataResponse.decode(value),
+  },
+  deleteSnapshotMetadata: {
+    path: "/cinderblock.v1.SnapshotsService/DeleteSnapshotMetadata" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSnapshotMetadataRequest): Buffer =>
+      Buffer.from(DeleteSnapshotMetadataRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSnapshotMetadataRequest => DeleteSnapshotMetadataRequest.decode(value),
+    responseSerialize: (value: DeleteSnapshotMetadataResponse): Buffer =>
+      Buffer.from(DeleteSnapshotMetadataResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSnapshotMetadataResponse =>
+      DeleteSnapshotMetadataResponse.decode(value),
+  },
 } as const;
 
 export interface SnapshotsServiceServer extends UntypedServiceImplementation {
@@ -1717,6 +3043,16 @@ export interface SnapshotsServiceServer extends UntypedServiceImplementation {
   listSnapshots: handleUnaryCall<ListSnapshotsRequest, ListSnapshotsResponse>;
   /** WatchSnapshot streams the snapshot's changes until it reaches a terminal status. */
   watchSnapshot: handleServerStreamingCall<WatchSnapshotRequest, WatchSnapshotResponse>;
+  updateSnapshot: handleUnaryCall<UpdateSnapshotRequest, UpdateSnapshotResponse>;
+  /**
+   * DeleteSnapshot moves an available or error snapshot to deleting; the backend deletes it, then
+   * the row is soft-deleted and its quota released. A snapshot with dependants returns to available.
+   */
+  deleteSnapshot: handleUnaryCall<DeleteSnapshotRequest, DeleteSnapshotResponse>;
+  /** ResetSnapshotStatus (admin) sets any valid status, with no backend call. */
+  resetSnapshotStatus: handleUnaryCall<ResetSnapshotStatusRequest, ResetSnapshotStatusResponse>;
+  setSnapshotMetadata: handleUnaryCall<SetSnapshotMetadataRequest, SetSnapshotMetadataResponse>;
+  deleteSnapshotMetadata: handleUnaryCall<DeleteSnapshotMetadataRequest, DeleteSnapshotMetadataResponse>;
 }
 
 export interface SnapshotsServiceClient extends Client {
@@ -1779,6 +3115,86 @@ export interface SnapshotsServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchSnapshotResponse>;
+  updateSnapshot(
+    request: UpdateSnapshotRequest,
+    callback: (error: ServiceError | null, response: UpdateSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  updateSnapshot(
+    request: UpdateSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  updateSnapshot(
+    request: UpdateSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteSnapshot moves an available or error snapshot to deleting; the backend deletes it, then
+   * the row is soft-deleted and its quota released. A snapshot with dependants returns to available.
+   */
+  deleteSnapshot(
+    request: DeleteSnapshotRequest,
+    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshot(
+    request: DeleteSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshot(
+    request: DeleteSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  /** ResetSnapshotStatus (admin) sets any valid status, with no backend call. */
+  resetSnapshotStatus(
+    request: ResetSnapshotStatusRequest,
+    callback: (error: ServiceError | null, response: ResetSnapshotStatusResponse) => void,
+  ): ClientUnaryCall;
+  resetSnapshotStatus(
+    request: ResetSnapshotStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResetSnapshotStatusResponse) => void,
+  ): ClientUnaryCall;
+  resetSnapshotStatus(
+    request: ResetSnapshotStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResetSnapshotStatusResponse) => void,
+  ): ClientUnaryCall;
+  setSnapshotMetadata(
+    request: SetSnapshotMetadataRequest,
+    callback: (error: ServiceError | null, response: SetSnapshotMetadataResponse) => void,
+  ): ClientUnaryCall;
+  setSnapshotMetadata(
+    request: SetSnapshotMetadataRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetSnapshotMetadataResponse) => void,
+  ): ClientUnaryCall;
+  setSnapshotMetadata(
+    request: SetSnapshotMetadataRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetSnapshotMetadataResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshotMetadata(
+    request: DeleteSnapshotMetadataRequest,
+    callback: (error: ServiceError | null, response: DeleteSnapshotMetadataResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshotMetadata(
+    request: DeleteSnapshotMetadataRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSnapshotMetadataResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshotMetadata(
+    request: DeleteSnapshotMetadataRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSnapshotMetadataResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const SnapshotsServiceClient = makeGenericClientConstructor(

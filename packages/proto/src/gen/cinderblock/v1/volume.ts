@@ -34,6 +34,7 @@ export enum VolumeStatus {
   VOLUME_STATUS_DETACHING = 9,
   VOLUME_STATUS_EXTENDING = 10,
   VOLUME_STATUS_RESERVED = 11,
+  VOLUME_STATUS_DELETED = 12,
   UNRECOGNIZED = -1,
 }
 
@@ -75,6 +76,9 @@ export function volumeStatusFromJSON(object: any): VolumeStatus {
     case 11:
     case "VOLUME_STATUS_RESERVED":
       return VolumeStatus.VOLUME_STATUS_RESERVED;
+    case 12:
+    case "VOLUME_STATUS_DELETED":
+      return VolumeStatus.VOLUME_STATUS_DELETED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -108,6 +112,8 @@ export function volumeStatusToJSON(object: VolumeStatus): string {
       return "VOLUME_STATUS_EXTENDING";
     case VolumeStatus.VOLUME_STATUS_RESERVED:
       return "VOLUME_STATUS_RESERVED";
+    case VolumeStatus.VOLUME_STATUS_DELETED:
+      return "VOLUME_STATUS_DELETED";
     case VolumeStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -160,6 +166,8 @@ export interface CreateVolumeRequest {
   imageMetadata: { [key: string]: string };
   encryptionKeyId: string;
   metadata: { [key: string]: string };
+  /** Idempotency key (see CreateSnapshotRequest.client_request_id). */
+  clientRequestId: string;
 }
 
 export interface CreateVolumeRequest_ImageMetadataEntry {
@@ -182,6 +190,71 @@ export interface GetVolumeRequest {
 
 export interface GetVolumeResponse {
   volume: Volume | undefined;
+}
+
+export interface UpdateVolumeRequest {
+  id: string;
+  /** Fields left unset are not changed. */
+  name?: string | undefined;
+  description?: string | undefined;
+}
+
+export interface UpdateVolumeResponse {
+  volume: Volume | undefined;
+}
+
+export interface DeleteVolumeRequest {
+  id: string;
+  /** Delete the volume's snapshots first; without it a volume with snapshots is refused. */
+  cascade: boolean;
+}
+
+export interface DeleteVolumeResponse {
+  volume: Volume | undefined;
+}
+
+export interface ResetVolumeStatusRequest {
+  id: string;
+  status: VolumeStatus;
+}
+
+export interface ResetVolumeStatusResponse {
+  volume: Volume | undefined;
+}
+
+export interface SetVolumeMetadataRequest {
+  id: string;
+  metadata: { [key: string]: string };
+  /** Replace all metadata instead of merging into it. */
+  replace: boolean;
+}
+
+export interface SetVolumeMetadataRequest_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+export interface SetVolumeMetadataResponse {
+  metadata: { [key: string]: string };
+}
+
+export interface SetVolumeMetadataResponse_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+export interface DeleteVolumeMetadataRequest {
+  id: string;
+  key: string;
+}
+
+export interface DeleteVolumeMetadataResponse {
+  metadata: { [key: string]: string };
+}
+
+export interface DeleteVolumeMetadataResponse_MetadataEntry {
+  key: string;
+  value: string;
 }
 
 export interface ListVolumesRequest {
@@ -850,6 +923,7 @@ function createBaseCreateVolumeRequest(): CreateVolumeRequest {
     imageMetadata: {},
     encryptionKeyId: "",
     metadata: {},
+    clientRequestId: "",
   };
 }
 
@@ -882,6 +956,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
       CreateVolumeRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
     });
+    if (message.clientRequestId !== "") {
+      writer.uint32(82).string(message.clientRequestId);
+    }
     return writer;
   },
 
@@ -976,6 +1053,14 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
             }
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1054,6 +1139,11 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
           {},
         )
         : {},
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
     };
   },
 
@@ -1098,6 +1188,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
         });
       }
     }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
     return obj;
   },
 
@@ -1131,6 +1224,7 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
       },
       {},
     );
+    message.clientRequestId = object.clientRequestId ?? "";
     return message;
   },
 };
@@ -1518,6 +1612,1165 @@ export const GetVolumeResponse: MessageFns<GetVolumeResponse> = {
   },
 };
 
+function createBaseUpdateVolumeRequest(): UpdateVolumeRequest {
+  return { id: "", name: undefined, description: undefined };
+}
+
+export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
+  encode(message: UpdateVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== undefined) {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.description !== undefined) {
+      writer.uint32(26).string(message.description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateVolumeRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : undefined,
+      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
+    };
+  },
+
+  toJSON(message: UpdateVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    if (message.description !== undefined) {
+      obj.description = message.description;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateVolumeRequest>, I>>(base?: I): UpdateVolumeRequest {
+    return UpdateVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateVolumeRequest>, I>>(object: I): UpdateVolumeRequest {
+    const message = createBaseUpdateVolumeRequest();
+    message.id = object.id ?? "";
+    message.name = object.name ?? undefined;
+    message.description = object.description ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateVolumeResponse(): UpdateVolumeResponse {
+  return { volume: undefined };
+}
+
+export const UpdateVolumeResponse: MessageFns<UpdateVolumeResponse> = {
+  encode(message: UpdateVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== undefined) {
+      Volume.encode(message.volume, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = Volume.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateVolumeResponse {
+    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
+  },
+
+  toJSON(message: UpdateVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.volume !== undefined) {
+      obj.volume = Volume.toJSON(message.volume);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateVolumeResponse>, I>>(base?: I): UpdateVolumeResponse {
+    return UpdateVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateVolumeResponse>, I>>(object: I): UpdateVolumeResponse {
+    const message = createBaseUpdateVolumeResponse();
+    message.volume = (object.volume !== undefined && object.volume !== null)
+      ? Volume.fromPartial(object.volume)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteVolumeRequest(): DeleteVolumeRequest {
+  return { id: "", cascade: false };
+}
+
+export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
+  encode(message: DeleteVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.cascade !== false) {
+      writer.uint32(16).bool(message.cascade);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cascade = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteVolumeRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      cascade: isSet(object.cascade) ? globalThis.Boolean(object.cascade) : false,
+    };
+  },
+
+  toJSON(message: DeleteVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.cascade !== false) {
+      obj.cascade = message.cascade;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVolumeRequest>, I>>(base?: I): DeleteVolumeRequest {
+    return DeleteVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVolumeRequest>, I>>(object: I): DeleteVolumeRequest {
+    const message = createBaseDeleteVolumeRequest();
+    message.id = object.id ?? "";
+    message.cascade = object.cascade ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteVolumeResponse(): DeleteVolumeResponse {
+  return { volume: undefined };
+}
+
+export const DeleteVolumeResponse: MessageFns<DeleteVolumeResponse> = {
+  encode(message: DeleteVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== undefined) {
+      Volume.encode(message.volume, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = Volume.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteVolumeResponse {
+    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
+  },
+
+  toJSON(message: DeleteVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.volume !== undefined) {
+      obj.volume = Volume.toJSON(message.volume);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVolumeResponse>, I>>(base?: I): DeleteVolumeResponse {
+    return DeleteVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVolumeResponse>, I>>(object: I): DeleteVolumeResponse {
+    const message = createBaseDeleteVolumeResponse();
+    message.volume = (object.volume !== undefined && object.volume !== null)
+      ? Volume.fromPartial(object.volume)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseResetVolumeStatusRequest(): ResetVolumeStatusRequest {
+  return { id: "", status: 0 };
+}
+
+export const ResetVolumeStatusRequest: MessageFns<ResetVolumeStatusRequest> = {
+  encode(message: ResetVolumeStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.status !== 0) {
+      writer.uint32(16).int32(message.status);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetVolumeStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetVolumeStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetVolumeStatusRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      status: isSet(object.status) ? volumeStatusFromJSON(object.status) : 0,
+    };
+  },
+
+  toJSON(message: ResetVolumeStatusRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.status !== 0) {
+      obj.status = volumeStatusToJSON(message.status);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetVolumeStatusRequest>, I>>(base?: I): ResetVolumeStatusRequest {
+    return ResetVolumeStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetVolumeStatusRequest>, I>>(object: I): ResetVolumeStatusRequest {
+    const message = createBaseResetVolumeStatusRequest();
+    message.id = object.id ?? "";
+    message.status = object.status ?? 0;
+    return message;
+  },
+};
+
+function createBaseResetVolumeStatusResponse(): ResetVolumeStatusResponse {
+  return { volume: undefined };
+}
+
+export const ResetVolumeStatusResponse: MessageFns<ResetVolumeStatusResponse> = {
+  encode(message: ResetVolumeStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== undefined) {
+      Volume.encode(message.volume, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetVolumeStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetVolumeStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = Volume.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetVolumeStatusResponse {
+    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
+  },
+
+  toJSON(message: ResetVolumeStatusResponse): unknown {
+    const obj: any = {};
+    if (message.volume !== undefined) {
+      obj.volume = Volume.toJSON(message.volume);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetVolumeStatusResponse>, I>>(base?: I): ResetVolumeStatusResponse {
+    return ResetVolumeStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetVolumeStatusResponse>, I>>(object: I): ResetVolumeStatusResponse {
+    const message = createBaseResetVolumeStatusResponse();
+    message.volume = (object.volume !== undefined && object.volume !== null)
+      ? Volume.fromPartial(object.volume)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSetVolumeMetadataRequest(): SetVolumeMetadataRequest {
+  return { id: "", metadata: {}, replace: false };
+}
+
+export const SetVolumeMetadataRequest: MessageFns<SetVolumeMetadataRequest> = {
+  encode(message: SetVolumeMetadataRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      SetVolumeMetadataRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.replace !== false) {
+      writer.uint32(24).bool(message.replace);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetVolumeMetadataRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetVolumeMetadataRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = SetVolumeMetadataRequest_MetadataEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.metadata[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replace = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetVolumeMetadataRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      replace: isSet(object.replace) ? globalThis.Boolean(object.replace) : false,
+    };
+  },
+
+  toJSON(message: SetVolumeMetadataRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    if (message.replace !== false) {
+      obj.replace = message.replace;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetVolumeMetadataRequest>, I>>(base?: I): SetVolumeMetadataRequest {
+    return SetVolumeMetadataRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetVolumeMetadataRequest>, I>>(object: I): SetVolumeMetadataRequest {
+    const message = createBaseSetVolumeMetadataRequest();
+    message.id = object.id ?? "";
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.replace = object.replace ?? false;
+    return message;
+  },
+};
+
+function createBaseSetVolumeMetadataRequest_MetadataEntry(): SetVolumeMetadataRequest_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const SetVolumeMetadataRequest_MetadataEntry: MessageFns<SetVolumeMetadataRequest_MetadataEntry> = {
+  encode(message: SetVolumeMetadataRequest_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetVolumeMetadataRequest_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetVolumeMetadataRequest_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetVolumeMetadataRequest_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SetVolumeMetadataRequest_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetVolumeMetadataRequest_MetadataEntry>, I>>(
+    base?: I,
+  ): SetVolumeMetadataRequest_MetadataEntry {
+    return SetVolumeMetadataRequest_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetVolumeMetadataRequest_MetadataEntry>, I>>(
+    object: I,
+  ): SetVolumeMetadataRequest_MetadataEntry {
+    const message = createBaseSetVolumeMetadataRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSetVolumeMetadataResponse(): SetVolumeMetadataResponse {
+  return { metadata: {} };
+}
+
+export const SetVolumeMetadataResponse: MessageFns<SetVolumeMetadataResponse> = {
+  encode(message: SetVolumeMetadataResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      SetVolumeMetadataResponse_MetadataEntry.encode({ key: key as any, value }, writer.uint32(10).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetVolumeMetadataResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetVolumeMetadataResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const entry1 = SetVolumeMetadataResponse_MetadataEntry.decode(reader, reader.uint32());
+            if (entry1.value !== undefined) {
+              message.metadata[entry1.key] = entry1.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetVolumeMetadataResponse {
+    return {
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: SetVolumeMetadataResponse): unknown {
+    const obj: any = {};
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetVolumeMetadataResponse>, I>>(base?: I): SetVolumeMetadataResponse {
+    return SetVolumeMetadataResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetVolumeMetadataResponse>, I>>(object: I): SetVolumeMetadataResponse {
+    const message = createBaseSetVolumeMetadataResponse();
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseSetVolumeMetadataResponse_MetadataEntry(): SetVolumeMetadataResponse_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const SetVolumeMetadataResponse_MetadataEntry: MessageFns<SetVolumeMetadataResponse_MetadataEntry> = {
+  encode(message: SetVolumeMetadataResponse_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetVolumeMetadataResponse_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetVolumeMetadataResponse_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetVolumeMetadataResponse_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SetVolumeMetadataResponse_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetVolumeMetadataResponse_MetadataEntry>, I>>(
+    base?: I,
+  ): SetVolumeMetadataResponse_MetadataEntry {
+    return SetVolumeMetadataResponse_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetVolumeMetadataResponse_MetadataEntry>, I>>(
+    object: I,
+  ): SetVolumeMetadataResponse_MetadataEntry {
+    const message = createBaseSetVolumeMetadataResponse_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteVolumeMetadataRequest(): DeleteVolumeMetadataRequest {
+  return { id: "", key: "" };
+}
+
+export const DeleteVolumeMetadataRequest: MessageFns<DeleteVolumeMetadataRequest> = {
+  encode(message: DeleteVolumeMetadataRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVolumeMetadataRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVolumeMetadataRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteVolumeMetadataRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+    };
+  },
+
+  toJSON(message: DeleteVolumeMetadataRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVolumeMetadataRequest>, I>>(base?: I): DeleteVolumeMetadataRequest {
+    return DeleteVolumeMetadataRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVolumeMetadataRequest>, I>>(object: I): DeleteVolumeMetadataRequest {
+    const message = createBaseDeleteVolumeMetadataRequest();
+    message.id = object.id ?? "";
+    message.key = object.key ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteVolumeMetadataResponse(): DeleteVolumeMetadataResponse {
+  return { metadata: {} };
+}
+
+export const DeleteVolumeMetadataResponse: MessageFns<DeleteVolumeMetadataResponse> = {
+  encode(message: DeleteVolumeMetadataResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      DeleteVolumeMetadataResponse_MetadataEntry.encode({ key: key as any, value }, writer.uint32(10).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVolumeMetadataResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVolumeMetadataResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const entry1 = DeleteVolumeMetadataResponse_MetadataEntry.decode(reader, reader.uint32());
+            if (entry1.value !== undefined) {
+              message.metadata[entry1.key] = entry1.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteVolumeMetadataResponse {
+    return {
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: DeleteVolumeMetadataResponse): unknown {
+    const obj: any = {};
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVolumeMetadataResponse>, I>>(base?: I): DeleteVolumeMetadataResponse {
+    return DeleteVolumeMetadataResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVolumeMetadataResponse>, I>>(object: I): DeleteVolumeMetadataResponse {
+    const message = createBaseDeleteVolumeMetadataResponse();
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseDeleteVolumeMetadataResponse_MetadataEntry(): DeleteVolumeMetadataResponse_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const DeleteVolumeMetadataResponse_MetadataEntry: MessageFns<DeleteVolumeMetadataResponse_MetadataEntry> = {
+  encode(message: DeleteVolumeMetadataResponse_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVolumeMetadataResponse_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVolumeMetadataResponse_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteVolumeMetadataResponse_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: DeleteVolumeMetadataResponse_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVolumeMetadataResponse_MetadataEntry>, I>>(
+    base?: I,
+  ): DeleteVolumeMetadataResponse_MetadataEntry {
+    return DeleteVolumeMetadataResponse_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVolumeMetadataResponse_MetadataEntry>, I>>(
+    object: I,
+  ): DeleteVolumeMetadataResponse_MetadataEntry {
+    const message = createBaseDeleteVolumeMetadataResponse_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
 function createBaseListVolumesRequest(): ListVolumesRequest {
   return { pageSize: 0, pageToken: "" };
 }
@@ -1732,6 +2985,64 @@ export const VolumesServiceService = {
     responseSerialize: (value: ListVolumesResponse): Buffer => Buffer.from(ListVolumesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListVolumesResponse => ListVolumesResponse.decode(value),
   },
+  updateVolume: {
+    path: "/cinderblock.v1.VolumesService/UpdateVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateVolumeRequest): Buffer => Buffer.from(UpdateVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateVolumeRequest => UpdateVolumeRequest.decode(value),
+    responseSerialize: (value: UpdateVolumeResponse): Buffer =>
+      Buffer.from(UpdateVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateVolumeResponse => UpdateVolumeResponse.decode(value),
+  },
+  /**
+   * DeleteVolume moves the volume to deleting; the backend deletes it, then the row is soft-deleted
+   * and its quota released. Refused while snapshots exist, unless cascade.
+   */
+  deleteVolume: {
+    path: "/cinderblock.v1.VolumesService/DeleteVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteVolumeRequest): Buffer => Buffer.from(DeleteVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteVolumeRequest => DeleteVolumeRequest.decode(value),
+    responseSerialize: (value: DeleteVolumeResponse): Buffer =>
+      Buffer.from(DeleteVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteVolumeResponse => DeleteVolumeResponse.decode(value),
+  },
+  /** ResetVolumeStatus (admin) sets any valid status, with no backend call. */
+  resetVolumeStatus: {
+    path: "/cinderblock.v1.VolumesService/ResetVolumeStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetVolumeStatusRequest): Buffer =>
+      Buffer.from(ResetVolumeStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetVolumeStatusRequest => ResetVolumeStatusRequest.decode(value),
+    responseSerialize: (value: ResetVolumeStatusResponse): Buffer =>
+      Buffer.from(ResetVolumeStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResetVolumeStatusResponse => ResetVolumeStatusResponse.decode(value),
+  },
+  setVolumeMetadata: {
+    path: "/cinderblock.v1.VolumesService/SetVolumeMetadata" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetVolumeMetadataRequest): Buffer =>
+      Buffer.from(SetVolumeMetadataRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetVolumeMetadataRequest => SetVolumeMetadataRequest.decode(value),
+    responseSerialize: (value: SetVolumeMetadataResponse): Buffer =>
+      Buffer.from(SetVolumeMetadataResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetVolumeMetadataResponse => SetVolumeMetadataResponse.decode(value),
+  },
+  deleteVolumeMetadata: {
+    path: "/cinderblock.v1.VolumesService/DeleteVolumeMetadata" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteVolumeMetadataRequest): Buffer =>
+      Buffer.from(DeleteVolumeMetadataRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteVolumeMetadataRequest => DeleteVolumeMetadataRequest.decode(value),
+    responseSerialize: (value: DeleteVolumeMetadataResponse): Buffer =>
+      Buffer.from(DeleteVolumeMetadataResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteVolumeMetadataResponse => DeleteVolumeMetadataResponse.decode(value),
+  },
 } as const;
 
 export interface VolumesServiceServer extends UntypedServiceImplementation {
@@ -1739,6 +3050,16 @@ export interface VolumesServiceServer extends UntypedServiceImplementation {
   createVolume: handleUnaryCall<CreateVolumeRequest, CreateVolumeResponse>;
   getVolume: handleUnaryCall<GetVolumeRequest, GetVolumeResponse>;
   listVolumes: handleUnaryCall<ListVolumesRequest, ListVolumesResponse>;
+  updateVolume: handleUnaryCall<UpdateVolumeRequest, UpdateVolumeResponse>;
+  /**
+   * DeleteVolume moves the volume to deleting; the backend deletes it, then the row is soft-deleted
+   * and its quota released. Refused while snapshots exist, unless cascade.
+   */
+  deleteVolume: handleUnaryCall<DeleteVolumeRequest, DeleteVolumeResponse>;
+  /** ResetVolumeStatus (admin) sets any valid status, with no backend call. */
+  resetVolumeStatus: handleUnaryCall<ResetVolumeStatusRequest, ResetVolumeStatusResponse>;
+  setVolumeMetadata: handleUnaryCall<SetVolumeMetadataRequest, SetVolumeMetadataResponse>;
+  deleteVolumeMetadata: handleUnaryCall<DeleteVolumeMetadataRequest, DeleteVolumeMetadataResponse>;
 }
 
 export interface VolumesServiceClient extends Client {
@@ -1787,6 +3108,86 @@ export interface VolumesServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListVolumesResponse) => void,
+  ): ClientUnaryCall;
+  updateVolume(
+    request: UpdateVolumeRequest,
+    callback: (error: ServiceError | null, response: UpdateVolumeResponse) => void,
+  ): ClientUnaryCall;
+  updateVolume(
+    request: UpdateVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateVolumeResponse) => void,
+  ): ClientUnaryCall;
+  updateVolume(
+    request: UpdateVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateVolumeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteVolume moves the volume to deleting; the backend deletes it, then the row is soft-deleted
+   * and its quota released. Refused while snapshots exist, unless cascade.
+   */
+  deleteVolume(
+    request: DeleteVolumeRequest,
+    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolume(
+    request: DeleteVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolume(
+    request: DeleteVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
+  ): ClientUnaryCall;
+  /** ResetVolumeStatus (admin) sets any valid status, with no backend call. */
+  resetVolumeStatus(
+    request: ResetVolumeStatusRequest,
+    callback: (error: ServiceError | null, response: ResetVolumeStatusResponse) => void,
+  ): ClientUnaryCall;
+  resetVolumeStatus(
+    request: ResetVolumeStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResetVolumeStatusResponse) => void,
+  ): ClientUnaryCall;
+  resetVolumeStatus(
+    request: ResetVolumeStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResetVolumeStatusResponse) => void,
+  ): ClientUnaryCall;
+  setVolumeMetadata(
+    request: SetVolumeMetadataRequest,
+    callback: (error: ServiceError | null, response: SetVolumeMetadataResponse) => void,
+  ): ClientUnaryCall;
+  setVolumeMetadata(
+    request: SetVolumeMetadataRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetVolumeMetadataResponse) => void,
+  ): ClientUnaryCall;
+  setVolumeMetadata(
+    request: SetVolumeMetadataRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetVolumeMetadataResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolumeMetadata(
+    request: DeleteVolumeMetadataRequest,
+    callback: (error: ServiceError | null, response: DeleteVolumeMetadataResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolumeMetadata(
+    request: DeleteVolumeMetadataRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteVolumeMetadataResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolumeMetadata(
+    request: DeleteVolumeMetadataRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteVolumeMetadataResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -53,6 +53,22 @@ export interface VolumeCreateVolume {
   backend: string;
 }
 
+/** cinderblock.v1.volume.<host>.delete_snapshot */
+export interface VolumeDeleteSnapshot {
+  operationId: string;
+  context: RequestContext | undefined;
+  snapshotId: string;
+}
+
+/** cinderblock.v1.volume.<host>.delete_volume */
+export interface VolumeDeleteVolume {
+  operationId: string;
+  context: RequestContext | undefined;
+  volumeId: string;
+  /** Delete the volume's snapshots (already marked deleting) first. */
+  cascade: boolean;
+}
+
 function createBaseRequestContext(): RequestContext {
   return { requestId: "", projectId: "", userId: "", roles: [] };
 }
@@ -778,6 +794,244 @@ export const VolumeCreateVolume: MessageFns<VolumeCreateVolume> = {
       : undefined;
     message.volumeId = object.volumeId ?? "";
     message.backend = object.backend ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeDeleteSnapshot(): VolumeDeleteSnapshot {
+  return { operationId: "", context: undefined, snapshotId: "" };
+}
+
+export const VolumeDeleteSnapshot: MessageFns<VolumeDeleteSnapshot> = {
+  encode(message: VolumeDeleteSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(18).fork()).join();
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(26).string(message.snapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeDeleteSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeDeleteSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeDeleteSnapshot {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      context: isSet(object.context) ? RequestContext.fromJSON(object.context) : undefined,
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+    };
+  },
+
+  toJSON(message: VolumeDeleteSnapshot): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.context !== undefined) {
+      obj.context = RequestContext.toJSON(message.context);
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeDeleteSnapshot>, I>>(base?: I): VolumeDeleteSnapshot {
+    return VolumeDeleteSnapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeDeleteSnapshot>, I>>(object: I): VolumeDeleteSnapshot {
+    const message = createBaseVolumeDeleteSnapshot();
+    message.operationId = object.operationId ?? "";
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.snapshotId = object.snapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeDeleteVolume(): VolumeDeleteVolume {
+  return { operationId: "", context: undefined, volumeId: "", cascade: false };
+}
+
+export const VolumeDeleteVolume: MessageFns<VolumeDeleteVolume> = {
+  encode(message: VolumeDeleteVolume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(18).fork()).join();
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(26).string(message.volumeId);
+    }
+    if (message.cascade !== false) {
+      writer.uint32(32).bool(message.cascade);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeDeleteVolume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeDeleteVolume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.cascade = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeDeleteVolume {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      context: isSet(object.context) ? RequestContext.fromJSON(object.context) : undefined,
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      cascade: isSet(object.cascade) ? globalThis.Boolean(object.cascade) : false,
+    };
+  },
+
+  toJSON(message: VolumeDeleteVolume): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.context !== undefined) {
+      obj.context = RequestContext.toJSON(message.context);
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.cascade !== false) {
+      obj.cascade = message.cascade;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeDeleteVolume>, I>>(base?: I): VolumeDeleteVolume {
+    return VolumeDeleteVolume.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeDeleteVolume>, I>>(object: I): VolumeDeleteVolume {
+    const message = createBaseVolumeDeleteVolume();
+    message.operationId = object.operationId ?? "";
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.volumeId = object.volumeId ?? "";
+    message.cascade = object.cascade ?? false;
     return message;
   },
 };

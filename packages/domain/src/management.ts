@@ -1,0 +1,375 @@
+import { randomUUID } from "node:crypto";
+import {
+  type Db,
+  deleteMetadataKey,
+  type EditableTable,
+  type Executor,
+  getQuotaLimits,
+  getQuotaUsage,
+  getSnapshot,
+  getVolume,
+  getVolumeElevated,
+  insertOperation,
+  listSnapshotsOfVolume,
+  markVolumeDeleted,
+  releaseQuota,
+  resetSnapshotStatus,
+  resetVolumeStatus,
+  type SnapshotRow,
+  type SnapshotStatus,
+  setMetadata,
+  setQuotaLimit,
+  transaction,
+  updateNameDescription,
+  updateSnapshotStatus,
+  updateVolumeStatus,
+  type VolumeRow,
+  type VolumeStatus,
+} from "@cinderblock/db";
+import type { RequestContext as CastContext } from "@cinderblock/proto";
+import { isAdmin, type RequestContext } from "./context.js";
+import { CinderblockError } from "./errors.js";
+import type { Dispatcher, EventFeed, EventJson } from "./ports.js";
+import type { QuotaDefaults } from "./quota.js";
+import {
+  assertMetadataBound,
+  type UpdateInput,
+  validateId,
+  validateMetadata,
+  validateMetadataKey,
+  validateUpdate,
+} from "./validation.js";
+
+/** What the management use cases need (a subset of the api's dependencies). */
+export interface ManagementDependencies {
+  db: Db;
+  scheduler: Dispatcher;
+  events: EventFeed;
+  quota: QuotaDefaults;
+  operationTimeoutSeconds: number;
+  onCommitted?(): void;
+}
+
+/** A resource's quota: its limit (-1 unlimited) and usage. */
+export interface QuotaView {
+  resource: string;
+  limit: number;
+  inUse: number;
+}
+
+/** Filters for {@link ManagementUseCases.watchEvents}. */
+export interface EventFilter {
+  resourceId: string;
+  eventTypes: string[];
+  allProjects: boolean;
+}
+
+/** Update, delete, reset, metadata, quotas and events: every operation after create. */
+export interface ManagementUseCases {
+  updateSnapshot(ctx: RequestContext, id: string, input: UpdateInput): Promise<SnapshotRow>;
+  deleteSnapshot(ctx: RequestContext, id: string, force: boolean): Promise<SnapshotRow>;
+  resetSnapshotStatus(ctx: RequestContext, id: string, status: SnapshotStatus): Promise<SnapshotRow>;
+  updateVolume(ctx: RequestContext, id: string, input: UpdateInput): Promise<VolumeRow>;
+  deleteVolume(ctx: RequestContext, id: string, cascade: boolean): Promise<VolumeRow>;
+  resetVolumeStatus(ctx: RequestContext, id: string, status: VolumeStatus): Promise<VolumeRow>;
+  setMetadata(
+    ctx: RequestContext,
+    table: EditableTable,
+    id: string,
+    metadata: Record<string, string>,
+    replace: boolean,
+  ): Promise<Record<string, string>>;
+  deleteMetadata(ctx: RequestContext, table: EditableTable, id: string, key: string): Promise<Record<string, string>>;
+  getQuotas(ctx: RequestContext, projectId: string): Promise<{ projectId: string; quotas: QuotaView[] }>;
+  updateQuotas(
+    ctx: RequestContext,
+    projectId: string,
+    limits: Record<string, number>,
+  ): Promise<{ projectId: string; quotas: QuotaView[] }>;
+  watchEvents(ctx: RequestContext, filter: EventFilter, signal: AbortSignal): AsyncGenerator<EventJson>;
+}
+
+/** Statuses from which a user may delete a snapshot (Cinder: available or error). */
+const SNAPSHOT_DELETABLE: readonly SnapshotStatus[] = ["available", "error", "error_deleting"];
+/** Statuses from which a user may delete a volume. */
+const VOLUME_DELETABLE: readonly VolumeStatus[] = ["available", "error", "error_deleting"];
+const QUOTA_RESOURCES = ["volumes", "snapshots", "gigabytes"] as const;
+const SNAPSHOT_STATUSES: readonly SnapshotStatus[] = ["creating", "available", "error", "deleting", "error_deleting"];
+const VOLUME_STATUSES: readonly VolumeStatus[] = [
+  "creating",
+  "available",
+  "in-use",
+  "error",
+  "deleting",
+  "error_deleting",
+  "maintenance",
+  "attaching",
+  "detaching",
+  "extending",
+  "reserved",
+];
+
+function requireAdmin(ctx: RequestContext, what: string): void {
+  if (!isAdmin(ctx)) throw new CinderblockError("PERMISSION_DENIED", `${what} requires the admin role`);
+}
+
+function castContext(ctx: RequestContext): CastContext {
+  return { requestId: ctx.requestId, projectId: ctx.projectId, userId: ctx.userId, roles: ctx.roles };
+}
+
+/** Builds the management use cases. */
+export function createManagementUseCases(deps: ManagementDependencies): ManagementUseCases {
+  const { db } = deps;
+
+  async function mustGetSnapshot(tx: Executor, ctx: RequestContext, id: string): Promise<SnapshotRow> {
+    const row = await getSnapshot(tx, ctx.projectId, id);
+    if (!row) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
+    return row;
+  }
+
+  async function mustGetVolume(tx: Executor, ctx: RequestContext, id: string): Promise<VolumeRow> {
+    const row = await getVolume(tx, ctx.projectId, id);
+    if (!row) throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
+    return row;
+  }
+
+  /** Moves a snapshot to `deleting` and casts the delete to its volume's host, in `tx`. */
+  async function startSnapshotDelete(
+    tx: Executor,
+    ctx: RequestContext,
+    snapshot: SnapshotRow,
+    from: readonly SnapshotStatus[],
+    host: string,
+  ): Promise<SnapshotRow> {
+    const deleting = await updateSnapshotStatus(tx, snapshot.id, from, "deleting", { statusReason: "" });
+    if (!deleting) {
+      throw new CinderblockError(
+        "FAILED_PRECONDITION",
+        `snapshot ${snapshot.id} status must be available or error to delete, but is ${snapshot.status}`,
+      );
+    }
+    const operationId = randomUUID();
+    await insertOperation(tx, {
+      id: operationId,
+      kind: "delete_snapshot",
+      resourceId: snapshot.id,
+      projectId: snapshot.projectId,
+      timeoutSeconds: deps.operationTimeoutSeconds,
+    });
+    await deps.scheduler.deleteSnapshot(
+      tx,
+      host,
+      { operationId, context: castContext(ctx), snapshotId: snapshot.id },
+      1,
+    );
+    return deleting;
+  }
+
+  async function quotas(projectId: string): Promise<QuotaView[]> {
+    const [limits, usage] = await Promise.all([getQuotaLimits(db, projectId), getQuotaUsage(db, projectId)]);
+    return QUOTA_RESOURCES.map((resource) => ({
+      resource,
+      limit: limits[resource] ?? deps.quota[resource],
+      inUse: usage[resource] ?? 0,
+    }));
+  }
+
+  return {
+    async updateSnapshot(ctx, rawId, raw) {
+      const id = validateId("id", rawId);
+      const input = validateUpdate(raw);
+      if (!(await updateNameDescription(db, "snapshots", ctx.projectId, id, input))) {
+        throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
+      }
+      return mustGetSnapshot(db, ctx, id);
+    },
+
+    async deleteSnapshot(ctx, rawId, force) {
+      const id = validateId("id", rawId);
+      if (force) requireAdmin(ctx, "force delete");
+      const deleting = await transaction(db, async (tx) => {
+        const snapshot = await mustGetSnapshot(tx, ctx, id);
+        const volume = await getVolumeElevated(tx, snapshot.volumeId);
+        if (!volume?.host) {
+          throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} has no backend to delete it from`);
+        }
+        const from = force ? SNAPSHOT_STATUSES.filter((s) => s !== "deleting") : SNAPSHOT_DELETABLE;
+        return startSnapshotDelete(tx, ctx, snapshot, from, volume.host);
+      });
+      deps.onCommitted?.();
+      return deleting;
+    },
+
+    async resetSnapshotStatus(ctx, rawId, status) {
+      requireAdmin(ctx, "reset status");
+      const id = validateId("id", rawId);
+      if (!SNAPSHOT_STATUSES.includes(status)) {
+        throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${SNAPSHOT_STATUSES.join(", ")}`);
+      }
+      const row = await resetSnapshotStatus(db, id, status);
+      if (!row) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
+      return row;
+    },
+
+    async updateVolume(ctx, rawId, raw) {
+      const id = validateId("id", rawId);
+      const input = validateUpdate(raw);
+      if (!(await updateNameDescription(db, "volumes", ctx.projectId, id, input))) {
+        throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
+      }
+      return mustGetVolume(db, ctx, id);
+    },
+
+    async deleteVolume(ctx, rawId, cascade) {
+      const id = validateId("id", rawId);
+      const result = await transaction(db, async (tx) => {
+        const volume = await mustGetVolume(tx, ctx, id);
+        if (!VOLUME_DELETABLE.includes(volume.status)) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `volume ${id} status must be available, error or error_deleting to delete, but is ${volume.status}`,
+          );
+        }
+        const snapshots = await listSnapshotsOfVolume(tx, id);
+        if (snapshots.length > 0 && !cascade) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `volume ${id} has ${snapshots.length} snapshot(s); delete them first or set cascade`,
+          );
+        }
+        const blocking = snapshots.find((s) => !SNAPSHOT_DELETABLE.includes(s.status));
+        if (blocking) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `snapshot ${blocking.id} of volume ${id} is ${blocking.status}; it cannot be deleted now`,
+          );
+        }
+        const deleting = await updateVolumeStatus(tx, id, VOLUME_DELETABLE, "deleting", { statusReason: "" });
+        if (!deleting) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
+        if (!volume.host) {
+          // Never placed on a backend (scheduling failed): nothing to remove from storage.
+          await releaseQuota(tx, volume.projectId, [
+            { resource: "volumes", delta: 1 },
+            { resource: "gigabytes", delta: volume.sizeGb },
+          ]);
+          return (await markVolumeDeleted(tx, id)) ?? deleting;
+        }
+        for (const s of snapshots) {
+          await updateSnapshotStatus(tx, s.id, SNAPSHOT_DELETABLE, "deleting", { statusReason: "" });
+        }
+        const operationId = randomUUID();
+        await insertOperation(tx, {
+          id: operationId,
+          kind: "delete_volume",
+          resourceId: id,
+          projectId: volume.projectId,
+          timeoutSeconds: deps.operationTimeoutSeconds,
+        });
+        await deps.scheduler.deleteVolume(
+          tx,
+          volume.host,
+          { operationId, context: castContext(ctx), volumeId: id, cascade: snapshots.length > 0 },
+          1,
+        );
+        return deleting;
+      });
+      deps.onCommitted?.();
+      return result;
+    },
+
+    async resetVolumeStatus(ctx, rawId, status) {
+      requireAdmin(ctx, "reset status");
+      const id = validateId("id", rawId);
+      if (!VOLUME_STATUSES.includes(status)) {
+        throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${VOLUME_STATUSES.join(", ")}`);
+      }
+      const row = await resetVolumeStatus(db, id, status);
+      if (!row) throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
+      return row;
+    },
+
+    async setMetadata(ctx, table, rawId, raw, replace) {
+      const id = validateId("id", rawId);
+      const metadata = validateMetadata(raw);
+      return transaction(db, async (tx) => {
+        const result = await setMetadata(tx, table, ctx.projectId, id, metadata, replace);
+        if (!result) throw new CinderblockError("NOT_FOUND", `${table.slice(0, -1)} ${id} not found`);
+        assertMetadataBound(result);
+        return result;
+      });
+    },
+
+    async deleteMetadata(ctx, table, rawId, rawKey) {
+      const id = validateId("id", rawId);
+      const key = validateMetadataKey(rawKey);
+      const result = await deleteMetadataKey(db, table, ctx.projectId, id, key);
+      if (!result) {
+        throw new CinderblockError(
+          "NOT_FOUND",
+          `${table.slice(0, -1)} ${id} has no metadata key ${JSON.stringify(key)}`,
+        );
+      }
+      return result;
+    },
+
+    async getQuotas(ctx, rawProjectId) {
+      const projectId = rawProjectId || ctx.projectId;
+      if (projectId !== ctx.projectId) requireAdmin(ctx, "reading another project's quotas");
+      return { projectId, quotas: await quotas(projectId) };
+    },
+
+    async updateQuotas(ctx, rawProjectId, limits) {
+      requireAdmin(ctx, "updating quotas");
+      const projectId = rawProjectId || ctx.projectId;
+      const current = await quotas(projectId);
+      for (const [resource, limit] of Object.entries(limits)) {
+        const known = current.find((q) => q.resource === resource);
+        if (!known) {
+          throw new CinderblockError(
+            "INVALID_ARGUMENT",
+            `limits.${resource}: unknown resource (${QUOTA_RESOURCES.join(", ")})`,
+          );
+        }
+        if (!Number.isInteger(limit) || limit < -1) {
+          throw new CinderblockError("INVALID_ARGUMENT", `limits.${resource}: must be -1 (unlimited) or more`);
+        }
+        if (limit >= 0 && limit < known.inUse) {
+          throw new CinderblockError(
+            "INVALID_ARGUMENT",
+            `limits.${resource}: must be at least ${known.inUse}, the amount in use`,
+          );
+        }
+      }
+      await transaction(db, async (tx) => {
+        for (const [resource, limit] of Object.entries(limits)) await setQuotaLimit(tx, projectId, resource, limit);
+      });
+      return { projectId, quotas: await quotas(projectId) };
+    },
+
+    async *watchEvents(ctx, filter, signal) {
+      if (filter.allProjects) requireAdmin(ctx, "all_projects");
+      if (filter.resourceId) validateId("resource_id", filter.resourceId);
+      const subscription = deps.events.subscribe();
+      const onAbort = () => subscription.close();
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        for await (const event of subscription) {
+          const payload = event.payload ?? {};
+          if (!filter.allProjects && payload.tenant_id !== ctx.projectId) continue;
+          if (filter.eventTypes.length > 0 && !filter.eventTypes.includes(event.eventType)) continue;
+          if (
+            filter.resourceId &&
+            payload.volume_id !== filter.resourceId &&
+            payload.snapshot_id !== filter.resourceId
+          ) {
+            continue;
+          }
+          yield event;
+        }
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        subscription.close();
+      }
+    },
+  };
+}

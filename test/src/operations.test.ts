@@ -1,0 +1,369 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { createDb, type DbHandle } from "@cinderblock/db";
+import {
+  CreateSnapshotRequest,
+  type CreateSnapshotResponse,
+  CreateVolumeRequest,
+  type CreateVolumeResponse,
+  type DeleteSnapshotResponse,
+  type DeleteVolumeResponse,
+  EventsServiceClient,
+  type GetQuotasResponse,
+  type Notification,
+  QuotasServiceClient,
+  type ResetSnapshotStatusResponse,
+  type SetSnapshotMetadataResponse,
+  type Snapshot,
+  SnapshotStatus,
+  type UpdateQuotasResponse,
+  type UpdateSnapshotResponse,
+  type Volume,
+  VolumeStatus,
+} from "@cinderblock/proto";
+import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { credentials, type Metadata, status } from "@grpc/grpc-js";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, callError, identity } from "./grpc.js";
+
+// Every operation after create, through the three services on the real PostgreSQL and NATS.
+
+let stack: Stack;
+let db: DbHandle;
+let quotas: QuotasServiceClient;
+let events: EventsServiceClient;
+
+beforeAll(async () => {
+  stack = await startStack();
+  db = createDb({ url: stack.database.url, max: 2 });
+  quotas = new QuotasServiceClient(stack.address, credentials.createInsecure());
+  events = new EventsServiceClient(stack.address, credentials.createInsecure());
+});
+
+afterAll(async () => {
+  quotas?.close();
+  events?.close();
+  await db?.close();
+  await stack?.stop();
+});
+
+function project() {
+  const id = uniqueName("ops-");
+  return { id, md: identity(id), admin: identity(id, "root", "admin") };
+}
+
+async function volume(md: Metadata, extra: Partial<CreateVolumeRequest> = {}): Promise<Volume> {
+  const res = await call<CreateVolumeResponse>((done) =>
+    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "v", sizeGb: 1, ...extra }), md, done),
+  );
+  const id = res.volume?.id ?? "";
+  for (let i = 0; i < 300; i++) {
+    const v = await call<{ volume?: Volume }>((done) => stack.volumes.getVolume({ id }, md, done));
+    if (v.volume && v.volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return v.volume;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  throw new Error(`volume ${id} stayed creating`);
+}
+
+function createSnapshot(md: Metadata, volumeId: string, extra: Partial<CreateSnapshotRequest> = {}) {
+  return call<CreateSnapshotResponse>((done) =>
+    stack.snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: "s", ...extra }), md, done),
+  ).then((r) => r.snapshot as Snapshot);
+}
+
+/** Every state WatchSnapshot reports until it ends. */
+function watch(md: Metadata, id: string): Promise<Snapshot[]> {
+  return new Promise((resolve, reject) => {
+    const seen: Snapshot[] = [];
+    const stream = stack.snapshots.watchSnapshot({ id }, md);
+    stream.on("data", (m: { snapshot: Snapshot }) => seen.push(m.snapshot));
+    stream.on("error", reject);
+    stream.on("end", () => resolve(seen));
+  });
+}
+
+async function availableSnapshot(md: Metadata, volumeId: string, extra: Partial<CreateSnapshotRequest> = {}) {
+  const s = await createSnapshot(md, volumeId, extra);
+  const seen = await watch(md, s.id);
+  expect(seen.at(-1)?.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE);
+  return s;
+}
+
+function getQuotas(md: Metadata, projectId = "") {
+  return call<GetQuotasResponse>((done) => quotas.getQuotas({ projectId }, md, done));
+}
+
+function inUse(res: GetQuotasResponse): Record<string, number> {
+  return Object.fromEntries(res.quotas.map((q) => [q.resource, q.inUse]));
+}
+
+async function settle<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let value = await read();
+  while (!done(value) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    value = await read();
+  }
+  return value;
+}
+
+describe("update and metadata", () => {
+  it("updates name and description, leaving unset fields alone", async () => {
+    const p = project();
+    const v = await volume(p.md);
+    const s = await availableSnapshot(p.md, v.id, { description: "first" });
+    const updated = await call<UpdateSnapshotResponse>((done) =>
+      stack.snapshots.updateSnapshot({ id: s.id, name: "renamed" }, p.md, done),
+    );
+    expect(updated.snapshot).toMatchObject({ name: "renamed", description: "first" });
+    const tooLong = await callError(
+      call((done) => stack.snapshots.updateSnapshot({ id: s.id, name: "x".repeat(256) }, p.md, done)),
+    );
+    expect(tooLong).toMatchObject({ code: status.INVALID_ARGUMENT, details: "name: must be at most 255 characters" });
+    const renamedVolume = await call<{ volume?: Volume }>((done) =>
+      stack.volumes.updateVolume({ id: v.id, description: "data disk" }, p.md, done),
+    );
+    expect(renamedVolume.volume).toMatchObject({ name: "v", description: "data disk" });
+  });
+
+  it("merges, replaces and deletes metadata keys", async () => {
+    const p = project();
+    const v = await volume(p.md);
+    const s = await availableSnapshot(p.md, v.id, { metadata: { a: "1" } });
+    const set = (metadata: Record<string, string>, replace: boolean) =>
+      call<SetSnapshotMetadataResponse>((done) =>
+        stack.snapshots.setSnapshotMetadata({ id: s.id, metadata, replace }, p.md, done),
+      ).then((r) => r.metadata);
+    expect(await set({ b: "2" }, false)).toEqual({ a: "1", b: "2" });
+    expect(await set({ c: "3" }, true)).toEqual({ c: "3" });
+    const afterDelete = await call<{ metadata: Record<string, string> }>((done) =>
+      stack.snapshots.deleteSnapshotMetadata({ id: s.id, key: "c" }, p.md, done),
+    );
+    expect(afterDelete.metadata).toEqual({});
+    const missing = await callError(
+      call((done) => stack.snapshots.deleteSnapshotMetadata({ id: s.id, key: "c" }, p.md, done)),
+    );
+    expect(missing.code).toBe(status.NOT_FOUND);
+    const tooMany = Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`k${i}`, "v"]));
+    expect((await callError(set(tooMany, false))).code).toBe(status.INVALID_ARGUMENT);
+    const volumeMetadata = await call<{ metadata: Record<string, string> }>((done) =>
+      stack.volumes.setVolumeMetadata({ id: v.id, metadata: { tier: "gold" }, replace: false }, p.md, done),
+    );
+    expect(volumeMetadata.metadata).toEqual({ tier: "gold" });
+  });
+});
+
+describe("delete", () => {
+  it("deletes an available snapshot on the backend, soft-deletes the row and releases its quota", async () => {
+    const p = project();
+    const v = await volume(p.md, { sizeGb: 2 });
+    const s = await availableSnapshot(p.md, v.id);
+    expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 1, gigabytes: 4 });
+    const file = join(stack.dataDir, `snapshot-${s.id}.img`);
+    expect(existsSync(file)).toBe(true);
+    const res = await call<DeleteSnapshotResponse>((done) =>
+      stack.snapshots.deleteSnapshot({ id: s.id, force: false }, p.md, done),
+    );
+    expect(res.snapshot?.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_DELETING);
+    const seen = await watch(p.md, s.id);
+    expect(seen.at(-1)?.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_DELETED);
+    expect(existsSync(file)).toBe(false);
+    expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 0, gigabytes: 2 });
+    const gone = await callError(call((done) => stack.snapshots.getSnapshot({ id: s.id }, p.md, done)));
+    expect(gone.code).toBe(status.NOT_FOUND);
+  });
+
+  it("refuses to delete a snapshot that is still creating, unless an admin forces it", async () => {
+    const p = project();
+    const v = await volume(p.md);
+    const s = await availableSnapshot(p.md, v.id);
+    await call<ResetSnapshotStatusResponse>((done) =>
+      stack.snapshots.resetSnapshotStatus({ id: s.id, status: SnapshotStatus.SNAPSHOT_STATUS_CREATING }, p.admin, done),
+    );
+    const refused = await callError(
+      call((done) => stack.snapshots.deleteSnapshot({ id: s.id, force: false }, p.md, done)),
+    );
+    expect(refused).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: `snapshot ${s.id} status must be available or error to delete, but is creating`,
+    });
+    const notAdmin = await callError(
+      call((done) => stack.snapshots.deleteSnapshot({ id: s.id, force: true }, p.md, done)),
+    );
+    expect(notAdmin.code).toBe(status.PERMISSION_DENIED);
+    await call((done) => stack.snapshots.deleteSnapshot({ id: s.id, force: true }, p.admin, done));
+    const [row] = await settle(
+      () => db.db.execute<{ status: string }>(sql`select status from snapshots where id = ${s.id}`),
+      (rows) => rows[0]?.status === "deleted",
+    );
+    expect(row?.status).toBe("deleted");
+  });
+
+  it("refuses to delete a volume with snapshots, and cascades when asked", async () => {
+    const p = project();
+    const v = await volume(p.md, { sizeGb: 3 });
+    const a = await availableSnapshot(p.md, v.id);
+    const b = await availableSnapshot(p.md, v.id);
+    const refused = await callError(
+      call((done) => stack.volumes.deleteVolume({ id: v.id, cascade: false }, p.md, done)),
+    );
+    expect(refused).toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect(refused.details).toContain("has 2 snapshot(s)");
+    const res = await call<DeleteVolumeResponse>((done) =>
+      stack.volumes.deleteVolume({ id: v.id, cascade: true }, p.md, done),
+    );
+    expect(res.volume?.status).toBe(VolumeStatus.VOLUME_STATUS_DELETING);
+    const usage = await settle(
+      () => getQuotas(p.md).then(inUse),
+      (u) => u.volumes === 0,
+    );
+    expect(usage).toEqual({ volumes: 0, snapshots: 0, gigabytes: 0 });
+    for (const name of [`volume-${v.id}.img`, `snapshot-${a.id}.img`, `snapshot-${b.id}.img`]) {
+      expect(existsSync(join(stack.dataDir, name))).toBe(false);
+    }
+  });
+
+  it("admins reset a status; others may not", async () => {
+    const p = project();
+    const v = await volume(p.md);
+    const denied = await callError(
+      call((done) =>
+        stack.volumes.resetVolumeStatus({ id: v.id, status: VolumeStatus.VOLUME_STATUS_ERROR }, p.md, done),
+      ),
+    );
+    expect(denied).toMatchObject({ code: status.PERMISSION_DENIED, details: "reset status requires the admin role" });
+    const reset = await call<{ volume?: Volume }>((done) =>
+      stack.volumes.resetVolumeStatus({ id: v.id, status: VolumeStatus.VOLUME_STATUS_ERROR }, p.admin, done),
+    );
+    expect(reset.volume?.status).toBe(VolumeStatus.VOLUME_STATUS_ERROR);
+    const bad = await callError(
+      call((done) =>
+        stack.volumes.resetVolumeStatus({ id: v.id, status: VolumeStatus.VOLUME_STATUS_UNSPECIFIED }, p.admin, done),
+      ),
+    );
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe("idempotent creates", () => {
+  it("returns the first snapshot for a retried request and refuses the key for another body", async () => {
+    const p = project();
+    const v = await volume(p.md);
+    const key = uniqueName("retry-");
+    const attempts = await Promise.all(
+      Array.from({ length: 8 }, () => createSnapshot(p.md, v.id, { clientRequestId: key, name: "once" })),
+    );
+    expect(new Set(attempts.map((s) => s.id)).size).toBe(1);
+    const [row] = await db.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from snapshots where project_id = ${p.id}`,
+    );
+    expect(row?.n).toBe(1);
+    expect(inUse(await getQuotas(p.md)).snapshots).toBe(1);
+    const conflict = await callError(createSnapshot(p.md, v.id, { clientRequestId: key, name: "other" }));
+    expect(conflict.code).toBe(status.ALREADY_EXISTS);
+  });
+});
+
+describe("quotas", () => {
+  it("shows limits and usage, and lets only admins change limits (never below usage)", async () => {
+    const p = project();
+    await volume(p.md, { sizeGb: 5 });
+    const mine = await getQuotas(p.md);
+    expect(mine.quotas).toEqual([
+      { resource: "volumes", limit: 10, inUse: 1 },
+      { resource: "snapshots", limit: 10, inUse: 0 },
+      { resource: "gigabytes", limit: 1000, inUse: 5 },
+    ]);
+    const other = await callError(getQuotas(p.md, "someone-else"));
+    expect(other.code).toBe(status.PERMISSION_DENIED);
+    const update = (limits: Record<string, number>, md = p.admin) =>
+      call<UpdateQuotasResponse>((done) => quotas.updateQuotas({ projectId: p.id, limits }, md, done));
+    expect((await callError(update({ snapshots: 3 }, p.md))).code).toBe(status.PERMISSION_DENIED);
+    expect(await callError(update({ gigabytes: 4 }))).toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: "limits.gigabytes: must be at least 5, the amount in use",
+    });
+    expect((await callError(update({ disks: 3 }))).code).toBe(status.INVALID_ARGUMENT);
+    const updated = await update({ snapshots: 3, gigabytes: -1 });
+    expect(updated.quotas).toContainEqual({ resource: "snapshots", limit: 3, inUse: 0 });
+    expect(updated.quotas).toContainEqual({ resource: "gigabytes", limit: -1, inUse: 5 });
+  });
+
+  it("never drifts: usage equals a fresh count after concurrent creates and deletes at the limit", async () => {
+    const p = project();
+    const v = await volume(p.md, { sizeGb: 1 });
+    await call((done) => quotas.updateQuotas({ projectId: p.id, limits: { snapshots: 4 } }, p.admin, done));
+    let peak = 0;
+    const sampling = (async () => {
+      for (let i = 0; i < 200; i++) {
+        const [row] = await db.db.execute<{ n: number }>(
+          sql`select count(*)::int as n from snapshots where project_id = ${p.id} and not deleted`,
+        );
+        peak = Math.max(peak, row?.n ?? 0);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    // Rounds of 8 concurrent creates against a limit of 4, each followed by deleting what was made.
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => createSnapshot(p.md, v.id)));
+      const made = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      expect(made.length).toBeLessThanOrEqual(4);
+      for (const r of results) {
+        if (r.status === "rejected") expect((r.reason as { code: number }).code).toBe(status.RESOURCE_EXHAUSTED);
+      }
+      await Promise.all(made.map((s) => watch(p.md, s.id)));
+      await Promise.all(
+        made.map((s) => call((done) => stack.snapshots.deleteSnapshot({ id: s.id, force: false }, p.md, done))),
+      );
+    }
+    await sampling;
+    const counted = async () => {
+      const [row] = await db.db.execute<{ snapshots: number; gigabytes: number }>(sql`
+        select count(*)::int as snapshots, coalesce(sum(volume_size_gb), 0)::int as gigabytes
+          from snapshots where project_id = ${p.id} and not deleted`);
+      return row;
+    };
+    await settle(counted, (row) => row?.snapshots === 0);
+    const usage = inUse(await getQuotas(p.md));
+    const fresh = await counted();
+    expect(usage.snapshots).toBe(fresh?.snapshots);
+    expect(usage.gigabytes).toBe((fresh?.gigabytes ?? 0) + 1); // plus the volume itself
+    expect(peak).toBeLessThanOrEqual(4);
+  });
+});
+
+describe("WatchEvents", () => {
+  it("streams the project's notifications, filtered by resource, without other projects' events", async () => {
+    const p = project();
+    const other = project();
+    const v = await volume(p.md);
+    const otherVolume = await volume(other.md);
+    const got: Notification[] = [];
+    const stream = events.watchEvents(
+      { resourceId: "", eventTypes: ["snapshot.create.end"], allProjects: false },
+      p.md,
+    );
+    stream.on("data", (m: { event: Notification }) => got.push(m.event));
+    stream.on("error", () => {});
+    await new Promise((r) => setTimeout(r, 200)); // the subscription is live
+    await availableSnapshot(other.md, otherVolume.id);
+    const mine = await availableSnapshot(p.md, v.id);
+    await settle(
+      async () => got.length,
+      (n) => n >= 1,
+    );
+    stream.cancel();
+    expect(got.map((e) => [e.eventType, e.payload?.snapshot_id, e.payload?.tenant_id])).toEqual([
+      ["snapshot.create.end", mine.id, p.id],
+    ]);
+    const allProjects = await callError(
+      new Promise((resolve, reject) => {
+        const s = events.watchEvents({ resourceId: "", eventTypes: [], allProjects: true }, p.md);
+        s.on("error", reject);
+        s.on("end", resolve);
+      }),
+    );
+    expect(allProjects.code).toBe(status.PERMISSION_DENIED);
+  });
+});
