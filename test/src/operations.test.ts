@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createDb, type DbHandle } from "@cinderblock/db";
 import {
@@ -243,6 +244,112 @@ describe("delete", () => {
       ),
     );
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe("volumes from snapshots, extend and revert", () => {
+  const MiB = 1024 * 1024;
+  async function writeAt(path: string, offset: number, text: string) {
+    const fh = await open(path, "r+");
+    await fh.write(Buffer.from(text), 0, text.length, offset);
+    await fh.close();
+  }
+  async function readAt(path: string, offset: number, length: number) {
+    const fh = await open(path, "r");
+    const { buffer } = await fh.read(Buffer.alloc(length), 0, length, offset);
+    await fh.close();
+    return buffer.toString();
+  }
+
+  it("creates a volume from a snapshot on the same backend, inheriting its properties and bytes", async () => {
+    const p = project();
+    const origin = await volume(p.md, {
+      sizeGb: 1,
+      bootable: true,
+      imageMetadata: { image_name: "debian-12" },
+      encryptionKeyId: "5f2b7d4e-1111-4222-8333-944455556666",
+    });
+    await writeAt(join(stack.dataDir, `volume-${origin.id}.img`), 3 * MiB, "first pattern");
+    const s = await availableSnapshot(p.md, origin.id);
+    await writeAt(join(stack.dataDir, `volume-${origin.id}.img`), 3 * MiB, "SECOND PATTERN");
+    const sameSize = await volume(p.md, { snapshotId: s.id, sizeGb: 0, name: "same" });
+    expect(sameSize.sizeGb).toBe(1); // 0 means the snapshot's size
+    const clone = await volume(p.md, { snapshotId: s.id, sizeGb: 2, name: "clone" });
+    expect(clone).toMatchObject({
+      status: VolumeStatus.VOLUME_STATUS_AVAILABLE,
+      sizeGb: 2,
+      snapshotId: s.id,
+      host: origin.host,
+      availabilityZone: origin.availabilityZone,
+      bootable: true,
+      imageMetadata: { image_name: "debian-12" },
+      encryptionKeyId: "5f2b7d4e-1111-4222-8333-944455556666",
+    });
+    expect(await readAt(join(stack.dataDir, `volume-${clone.id}.img`), 3 * MiB, 13)).toBe("first pattern");
+    const refused = await callError(
+      call((done) =>
+        stack.volumes.createVolume(
+          CreateVolumeRequest.fromPartial({ name: "x", snapshotId: s.id, availabilityZone: "elsewhere" }),
+          p.md,
+          done,
+        ),
+      ),
+    );
+    expect(refused).toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: "availability_zone: must be the snapshot's, nova",
+    });
+  });
+
+  it("extends an available volume, counting the new gigabytes", async () => {
+    const p = project();
+    const v = await volume(p.md, { sizeGb: 1 });
+    const shrink = await callError(call((done) => stack.volumes.extendVolume({ id: v.id, newSizeGb: 1 }, p.md, done)));
+    expect(shrink).toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: "new_size_gb: must be larger than the current size 1",
+    });
+    const res = await call<{ volume?: Volume }>((done) =>
+      stack.volumes.extendVolume({ id: v.id, newSizeGb: 3 }, p.md, done),
+    );
+    expect(res.volume?.status).toBe(VolumeStatus.VOLUME_STATUS_EXTENDING);
+    const done = await settle(
+      () => call<{ volume?: Volume }>((cb) => stack.volumes.getVolume({ id: v.id }, p.md, cb)),
+      (r) => r.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE,
+    );
+    expect(done.volume?.sizeGb).toBe(3);
+    expect((await stat(join(stack.dataDir, `volume-${v.id}.img`))).size).toBe(3 * 1024 * MiB);
+    expect(inUse(await getQuotas(p.md)).gigabytes).toBe(3);
+  });
+
+  it("reverts a volume to its latest snapshot only, restoring the bytes", async () => {
+    const p = project();
+    const v = await volume(p.md, { sizeGb: 1 });
+    const file = join(stack.dataDir, `volume-${v.id}.img`);
+    await writeAt(file, 7 * MiB, "before");
+    const older = await availableSnapshot(p.md, v.id);
+    const latest = await availableSnapshot(p.md, v.id);
+    await writeAt(file, 7 * MiB, "AFTER!");
+    const notLatest = await callError(
+      call((done) => stack.volumes.revertVolumeToSnapshot({ volumeId: v.id, snapshotId: older.id }, p.md, done)),
+    );
+    expect(notLatest).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: `volume ${v.id} can only revert to its latest snapshot, ${latest.id}`,
+    });
+    const res = await call<{ volume?: Volume }>((done) =>
+      stack.volumes.revertVolumeToSnapshot({ volumeId: v.id, snapshotId: latest.id }, p.md, done),
+    );
+    expect(res.volume?.status).toBe(VolumeStatus.VOLUME_STATUS_REVERTING);
+    await settle(
+      () => call<{ volume?: Volume }>((cb) => stack.volumes.getVolume({ id: v.id }, p.md, cb)),
+      (r) => r.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE,
+    );
+    expect(await readAt(file, 7 * MiB, 6)).toBe("before");
+    const snap = await call<{ snapshot?: Snapshot }>((done) =>
+      stack.snapshots.getSnapshot({ id: latest.id }, p.md, done),
+    );
+    expect(snap.snapshot?.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE);
   });
 });
 

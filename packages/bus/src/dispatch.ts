@@ -7,6 +7,8 @@ import {
   VolumeCreateVolume,
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
+  VolumeExtendVolume,
+  VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import type { Bus } from "./connection.js";
 import type { Subjects } from "./subjects.js";
@@ -29,6 +31,20 @@ export function createOutboxDispatcher(subjects: Subjects): Dispatcher {
         subject: subjects.volumeDeleteSnapshot(hostNameOf(host)),
         msgId: msgId(cast.operationId, attempt, "volume"),
         payload: VolumeDeleteSnapshot.encode(cast).finish(),
+      });
+    },
+    async extendVolume(tx: Executor, host: string, cast: VolumeExtendVolume, attempt: number) {
+      await enqueueOutbox(tx, {
+        subject: subjects.volumeExtendVolume(hostNameOf(host)),
+        msgId: msgId(cast.operationId, attempt, "volume"),
+        payload: VolumeExtendVolume.encode(cast).finish(),
+      });
+    },
+    async revertToSnapshot(tx: Executor, host: string, cast: VolumeRevertToSnapshot, attempt: number) {
+      await enqueueOutbox(tx, {
+        subject: subjects.volumeRevertToSnapshot(hostNameOf(host)),
+        msgId: msgId(cast.operationId, attempt, "volume"),
+        payload: VolumeRevertToSnapshot.encode(cast).finish(),
       });
     },
     async deleteVolume(tx: Executor, host: string, cast: VolumeDeleteVolume, attempt: number) {

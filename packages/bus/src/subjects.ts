@@ -17,6 +17,8 @@ export interface Subjects {
   volumeCreateVolume(host: string): string;
   volumeDeleteSnapshot(host: string): string;
   volumeDeleteVolume(host: string): string;
+  volumeExtendVolume(host: string): string;
+  volumeRevertToSnapshot(host: string): string;
   notification(priority: "INFO" | "ERROR", eventType: string): string;
   readonly notificationsAll: string;
   /** Core-NATS signal that a resource row changed (WatchSnapshot wakes on it). */
@@ -47,6 +49,8 @@ export function createSubjects(prefix = "cinderblock"): Subjects {
     volumeCreateVolume: (host) => `${v1}.volume.${token("host", host)}.create_volume`,
     volumeDeleteSnapshot: (host) => `${v1}.volume.${token("host", host)}.delete_snapshot`,
     volumeDeleteVolume: (host) => `${v1}.volume.${token("host", host)}.delete_volume`,
+    volumeExtendVolume: (host) => `${v1}.volume.${token("host", host)}.extend_volume`,
+    volumeRevertToSnapshot: (host) => `${v1}.volume.${token("host", host)}.revert_to_snapshot`,
     notification: (priority, eventType) => `${prefix}.notifications.${priority.toLowerCase()}.${eventType}`,
     notificationsAll: `${prefix}.notifications.>`,
     change: (kind, id) => `${prefix}.changes.${kind}.${token("id", id)}`,

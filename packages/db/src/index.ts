@@ -15,6 +15,7 @@ export type { ServiceReport } from "./services.js";
 export { getService, listUsableServices, reportService, setServiceFlags } from "./services.js";
 export type { GetSnapshotOptions, SnapshotChanges, SnapshotFilters } from "./snapshots.js";
 export {
+  getLatestSnapshotOfVolume,
   getSnapshot,
   getSnapshotByClientRequest,
   getSnapshotElevated,

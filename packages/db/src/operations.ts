@@ -11,6 +11,8 @@ export interface NewOperation {
   projectId: string;
   /** Seconds until the reconciler may dispatch it again. */
   timeoutSeconds: number;
+  /** Parameters a re-dispatch needs that the resource row does not hold. */
+  detail?: Record<string, unknown>;
 }
 
 /** Records an in-flight operation (in the transaction that creates its resource). */
@@ -20,6 +22,7 @@ export async function insertOperation(db: Executor, op: NewOperation): Promise<v
     kind: op.kind,
     resourceId: op.resourceId,
     projectId: op.projectId,
+    detail: op.detail ?? {},
     deadlineAt: sql`now() + make_interval(secs => ${op.timeoutSeconds})`,
   });
 }

@@ -43,6 +43,8 @@ export const volumes = pgTable(
     /** "<host>@<backend>" once scheduled. */
     host: text("host"),
     migrationStatus: text("migration_status"),
+    /** The snapshot the volume was created from, if any. */
+    snapshotId: uuid("snapshot_id"),
     metadata: stringMap("metadata"),
     deleted: boolean("deleted").notNull().default(false),
     deletedAt: timestamp("deleted_at", { withTimezone: true, precision: 6 }),
@@ -153,6 +155,8 @@ export const operations = pgTable(
     attempts: integer("attempts").notNull().default(1),
     deadlineAt: timestamp("deadline_at", { withTimezone: true, precision: 6 }).notNull(),
     lastError: text("last_error").notNull().default(""),
+    /** Parameters a re-dispatch needs that the resource row does not hold (e.g. an extend's new size). */
+    detail: jsonb("detail").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

@@ -14,6 +14,8 @@ export async function insertSnapshot(db: Executor, row: NewSnapshotRow): Promise
 export interface GetSnapshotOptions {
   /** Also find a soft-deleted row (a watcher sees the end of a delete). */
   includeDeleted?: boolean;
+  /** Take a share lock: the row's status cannot change until the transaction ends. */
+  lock?: boolean;
 }
 
 /** The project's snapshot with this id, or undefined (another project's snapshot is not found). */
@@ -23,7 +25,7 @@ export async function getSnapshot(
   id: string,
   options: GetSnapshotOptions = {},
 ): Promise<SnapshotRow | undefined> {
-  const [row] = await db
+  const query = db
     .select()
     .from(snapshots)
     .where(
@@ -33,6 +35,7 @@ export async function getSnapshot(
         options.includeDeleted ? undefined : eq(snapshots.deleted, false),
       ),
     );
+  const [row] = options.lock ? await query.for("share") : await query;
   return row as SnapshotRow | undefined;
 }
 
@@ -46,6 +49,17 @@ export async function getSnapshotByClientRequest(
     .select()
     .from(snapshots)
     .where(and(eq(snapshots.projectId, projectId), eq(snapshots.clientRequestId, clientRequestId)));
+  return row as SnapshotRow | undefined;
+}
+
+/** The volume's newest snapshot that is not deleted (the only one a volume may revert to). */
+export async function getLatestSnapshotOfVolume(db: Executor, volumeId: string): Promise<SnapshotRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.volumeId, volumeId), eq(snapshots.deleted, false)))
+    .orderBy(desc(snapshots.createdAt), desc(snapshots.id))
+    .limit(1);
   return row as SnapshotRow | undefined;
 }
 

@@ -13,7 +13,9 @@ export type VolumeStatus =
   | "detaching"
   | "extending"
   | "reserved"
-  | "deleted";
+  | "deleted"
+  | "reverting"
+  | "error_extending";
 
 /** Snapshot statuses as stored (Cinder's spelling). */
 export type SnapshotStatus =
@@ -35,4 +37,10 @@ export type ServiceRow = typeof services.$inferSelect;
 export type OperationRow = typeof operations.$inferSelect;
 
 /** The asynchronous operations the reconciler knows. */
-export type OperationKind = "create_snapshot" | "create_volume" | "delete_snapshot" | "delete_volume";
+export type OperationKind =
+  | "create_snapshot"
+  | "create_volume"
+  | "delete_snapshot"
+  | "delete_volume"
+  | "extend_volume"
+  | "revert_volume";

@@ -105,7 +105,7 @@ export async function listVolumes(
 }
 
 /** Fields a status change may set along with the status. */
-export type VolumeChanges = Partial<Pick<VolumeRow, "statusReason" | "host">>;
+export type VolumeChanges = Partial<Pick<VolumeRow, "statusReason" | "host" | "sizeGb">>;
 
 /**
  * Compare-and-swap status change: moves the volume to `to` only if its status is one of `from`.

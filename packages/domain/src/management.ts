@@ -4,6 +4,7 @@ import {
   deleteMetadataKey,
   type EditableTable,
   type Executor,
+  getLatestSnapshotOfVolume,
   getQuotaLimits,
   getQuotaUsage,
   getSnapshot,
@@ -30,13 +31,14 @@ import type { RequestContext as CastContext } from "@cinderblock/proto";
 import { isAdmin, type RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { Dispatcher, EventFeed, EventJson } from "./ports.js";
-import type { QuotaDefaults } from "./quota.js";
+import { type QuotaDefaults, reserveOrThrow } from "./quota.js";
 import {
   assertMetadataBound,
   type UpdateInput,
   validateId,
   validateMetadata,
   validateMetadataKey,
+  validateNewSize,
   validateUpdate,
 } from "./validation.js";
 
@@ -72,6 +74,8 @@ export interface ManagementUseCases {
   updateVolume(ctx: RequestContext, id: string, input: UpdateInput): Promise<VolumeRow>;
   deleteVolume(ctx: RequestContext, id: string, cascade: boolean): Promise<VolumeRow>;
   resetVolumeStatus(ctx: RequestContext, id: string, status: VolumeStatus): Promise<VolumeRow>;
+  extendVolume(ctx: RequestContext, id: string, newSizeGb: number): Promise<VolumeRow>;
+  revertToSnapshot(ctx: RequestContext, volumeId: string, snapshotId: string): Promise<VolumeRow>;
   setMetadata(
     ctx: RequestContext,
     table: EditableTable,
@@ -107,6 +111,8 @@ const VOLUME_STATUSES: readonly VolumeStatus[] = [
   "detaching",
   "extending",
   "reserved",
+  "reverting",
+  "error_extending",
 ];
 
 function requireAdmin(ctx: RequestContext, what: string): void {
@@ -272,6 +278,102 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
           1,
         );
         return deleting;
+      });
+      deps.onCommitted?.();
+      return result;
+    },
+
+    async extendVolume(ctx, rawId, newSizeGb) {
+      const id = validateId("id", rawId);
+      const result = await transaction(db, async (tx) => {
+        const volume = await mustGetVolume(tx, ctx, id);
+        validateNewSize(newSizeGb, volume.sizeGb);
+        if (volume.status !== "available" || !volume.host) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `volume ${id} status must be available to extend, but is ${volume.status}`,
+          );
+        }
+        await reserveOrThrow(tx, volume.projectId, [
+          { resource: "gigabytes", delta: newSizeGb - volume.sizeGb, defaultLimit: deps.quota.gigabytes },
+        ]);
+        const extending = await updateVolumeStatus(tx, id, ["available"], "extending", { statusReason: "" });
+        if (!extending) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
+        const operationId = randomUUID();
+        await insertOperation(tx, {
+          id: operationId,
+          kind: "extend_volume",
+          resourceId: id,
+          projectId: volume.projectId,
+          timeoutSeconds: deps.operationTimeoutSeconds,
+          detail: { newSizeGb },
+        });
+        await deps.scheduler.extendVolume(
+          tx,
+          volume.host,
+          { operationId, context: castContext(ctx), volumeId: id, newSizeGb },
+          1,
+        );
+        return extending;
+      });
+      deps.onCommitted?.();
+      return result;
+    },
+
+    async revertToSnapshot(ctx, rawVolumeId, rawSnapshotId) {
+      const volumeId = validateId("volume_id", rawVolumeId);
+      const snapshotId = validateId("snapshot_id", rawSnapshotId);
+      const result = await transaction(db, async (tx) => {
+        const volume = await mustGetVolume(tx, ctx, volumeId);
+        const snapshot = await mustGetSnapshot(tx, ctx, snapshotId);
+        if (snapshot.volumeId !== volumeId) {
+          throw new CinderblockError(
+            "INVALID_ARGUMENT",
+            `snapshot_id: snapshot ${snapshotId} is not of volume ${volumeId}`,
+          );
+        }
+        if (volume.status !== "available" || !volume.host) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `volume ${volumeId} status must be available to revert, but is ${volume.status}`,
+          );
+        }
+        if (snapshot.status !== "available") {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `snapshot ${snapshotId} status must be available to revert to it, but is ${snapshot.status}`,
+          );
+        }
+        const latest = await getLatestSnapshotOfVolume(tx, volumeId);
+        if (latest?.id !== snapshotId) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `volume ${volumeId} can only revert to its latest snapshot, ${latest?.id ?? "none"}`,
+          );
+        }
+        const reverting = await updateVolumeStatus(tx, volumeId, ["available"], "reverting", { statusReason: "" });
+        const restoring = await updateSnapshotStatus(tx, snapshotId, ["available"], "restoring");
+        if (!reverting || !restoring) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `volume ${volumeId} or its snapshot changed status; try again`,
+          );
+        }
+        const operationId = randomUUID();
+        await insertOperation(tx, {
+          id: operationId,
+          kind: "revert_volume",
+          resourceId: volumeId,
+          projectId: volume.projectId,
+          timeoutSeconds: deps.operationTimeoutSeconds,
+        });
+        await deps.scheduler.revertToSnapshot(
+          tx,
+          volume.host,
+          { operationId, context: castContext(ctx), volumeId, snapshotId },
+          1,
+        );
+        return reverting;
       });
       deps.onCommitted?.();
       return result;

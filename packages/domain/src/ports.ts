@@ -4,6 +4,8 @@ import type {
   SchedulerCreateVolume,
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
+  VolumeExtendVolume,
+  VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 
 /**
@@ -17,6 +19,8 @@ export interface Dispatcher {
   /** `host` is the volume's backend, "<host>@<backend>". */
   deleteSnapshot(tx: Executor, host: string, cast: VolumeDeleteSnapshot, attempt: number): Promise<void>;
   deleteVolume(tx: Executor, host: string, cast: VolumeDeleteVolume, attempt: number): Promise<void>;
+  extendVolume(tx: Executor, host: string, cast: VolumeExtendVolume, attempt: number): Promise<void>;
+  revertToSnapshot(tx: Executor, host: string, cast: VolumeRevertToSnapshot, attempt: number): Promise<void>;
 }
 
 /** A notification as published (the proto3 JSON form of cinderblock.v1.Notification). */

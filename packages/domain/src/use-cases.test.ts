@@ -16,6 +16,8 @@ import {
   SchedulerCreateVolume,
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
+  VolumeExtendVolume,
+  VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { createTestDatabase, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
@@ -54,6 +56,20 @@ const dispatcher: Dispatcher = {
       subject: `test.volume.${host}.delete_snapshot`,
       msgId: `${cast.operationId}:${attempt}`,
       payload: VolumeDeleteSnapshot.encode(cast).finish(),
+    });
+  },
+  async extendVolume(tx, host, cast, attempt) {
+    await enqueueOutbox(tx, {
+      subject: `test.volume.${host}.extend_volume`,
+      msgId: `${cast.operationId}:${attempt}`,
+      payload: VolumeExtendVolume.encode(cast).finish(),
+    });
+  },
+  async revertToSnapshot(tx, host, cast, attempt) {
+    await enqueueOutbox(tx, {
+      subject: `test.volume.${host}.revert_to_snapshot`,
+      msgId: `${cast.operationId}:${attempt}`,
+      payload: VolumeRevertToSnapshot.encode(cast).finish(),
     });
   },
   async deleteVolume(tx, host, cast, attempt) {
@@ -106,6 +122,7 @@ const volumeInput: CreateVolumeInput = {
   encryptionKeyId: "",
   metadata: {},
   clientRequestId: "",
+  snapshotId: "",
 };
 
 /** A volume made through the use case, then placed on a backend and made available. */

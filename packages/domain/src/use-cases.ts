@@ -2,12 +2,14 @@ import { randomUUID } from "node:crypto";
 import {
   type Db,
   decodePageToken,
+  type Executor,
   encodePageToken,
   getService,
   getSnapshot,
   getSnapshotByClientRequest,
   getVolume,
   getVolumeByClientRequest,
+  getVolumeElevated,
   insertOperation,
   insertSnapshot,
   insertVolume,
@@ -74,6 +76,65 @@ function toPage<T extends { createdAt: Date; id: string }>(rows: T[], size: numb
   return { items, nextPageToken: rows.length > size && last ? encodePageToken(last) : "" };
 }
 
+/** What a volume created from a snapshot inherits (Cinder's create-from-snapshot rules). */
+interface SnapshotSource {
+  snapshotId: string;
+  sizeGb: number;
+  volumeType: string;
+  availabilityZone: string;
+  bootable: boolean;
+  imageMetadata: Record<string, string>;
+  encryptionKeyId: string;
+  /** The source volume's backend: the new volume lives there too. */
+  host: string;
+}
+
+/**
+ * Checks a create-from-snapshot request: the project's snapshot is available, the size is at
+ * least the snapshot's (0 means the same), and the availability zone, when given, is the
+ * snapshot's. The snapshot row is share-locked so it cannot start deleting meanwhile.
+ */
+async function snapshotSource(
+  tx: Executor,
+  ctx: RequestContext,
+  input: Omit<CreateVolumeInput, "clientRequestId">,
+): Promise<SnapshotSource> {
+  const snapshotId = input.snapshotId.toLowerCase();
+  const snapshot = await getSnapshot(tx, ctx.projectId, snapshotId, { lock: true });
+  if (!snapshot) throw new CinderblockError("NOT_FOUND", `snapshot ${snapshotId} not found`);
+  if (snapshot.status !== "available") {
+    throw new CinderblockError(
+      "FAILED_PRECONDITION",
+      `snapshot ${snapshotId} status must be available to create a volume from it, but is ${snapshot.status}`,
+    );
+  }
+  const origin = await getVolumeElevated(tx, snapshot.volumeId);
+  if (!origin?.host) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${snapshotId} has no backend`);
+  const sizeGb = input.sizeGb || snapshot.volumeSizeGb;
+  if (sizeGb < snapshot.volumeSizeGb) {
+    throw new CinderblockError(
+      "INVALID_ARGUMENT",
+      `size_gb: must be at least the snapshot's size, ${snapshot.volumeSizeGb}`,
+    );
+  }
+  if (input.availabilityZone && input.availabilityZone !== origin.availabilityZone) {
+    throw new CinderblockError(
+      "INVALID_ARGUMENT",
+      `availability_zone: must be the snapshot's, ${origin.availabilityZone}`,
+    );
+  }
+  return {
+    snapshotId,
+    sizeGb,
+    volumeType: snapshot.volumeType,
+    availabilityZone: origin.availabilityZone,
+    bootable: origin.bootable,
+    imageMetadata: snapshot.imageMetadata,
+    encryptionKeyId: snapshot.encryptionKeyId,
+    host: origin.host,
+  };
+}
+
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
 export interface ApiUseCases extends ManagementUseCases {
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
@@ -110,7 +171,9 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
       const operationId = randomUUID();
       const create = () =>
         transaction(db, async (tx) => {
-          await reserveOrThrow(tx, ctx.projectId, volumeQuotaDeltas(deps.quota, input.sizeGb));
+          const source = input.snapshotId ? await snapshotSource(tx, ctx, input) : undefined;
+          const sizeGb = source?.sizeGb ?? input.sizeGb;
+          await reserveOrThrow(tx, ctx.projectId, volumeQuotaDeltas(deps.quota, sizeGb));
           const volume = await insertVolume(tx, {
             id,
             projectId: ctx.projectId,
@@ -118,13 +181,15 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
             name: input.name,
             description: input.description,
             status: "creating",
-            sizeGb: input.sizeGb,
-            volumeType: input.volumeType,
-            availabilityZone: input.availabilityZone || deps.defaultAvailabilityZone,
-            bootable: input.bootable,
-            imageMetadata: input.imageMetadata,
-            encryptionKeyId: input.encryptionKeyId.toLowerCase(),
+            sizeGb,
+            volumeType: source?.volumeType ?? input.volumeType,
+            availabilityZone: source?.availabilityZone ?? (input.availabilityZone || deps.defaultAvailabilityZone),
+            bootable: source?.bootable ?? input.bootable,
+            imageMetadata: source?.imageMetadata ?? input.imageMetadata,
+            encryptionKeyId: source?.encryptionKeyId ?? input.encryptionKeyId.toLowerCase(),
             metadata: input.metadata,
+            host: source?.host ?? null,
+            snapshotId: source?.snapshotId ?? null,
             clientRequestId: clientRequestId || null,
             requestHash: hash,
           });

@@ -28,22 +28,30 @@ const stringMap = z
 
 const clientRequestId = z.string().regex(/^[A-Za-z0-9._:-]{0,128}$/, "must be at most 128 letters, digits or . _ : -");
 
-const createVolumeSchema = z.object({
-  name,
-  description,
-  sizeGb: z
-    .number()
-    .int("must be a whole number of GiB")
-    .min(1, "must be at least 1")
-    .max(MAX_VOLUME_SIZE_GB, `must be at most ${MAX_VOLUME_SIZE_GB}`),
-  volumeType: z.string().max(255, "must be at most 255 characters"),
-  availabilityZone: z.string().max(255, "must be at most 255 characters"),
-  bootable: z.boolean(),
-  imageMetadata: stringMap,
-  encryptionKeyId: optionalUuid,
-  metadata: stringMap,
-  clientRequestId,
-});
+const sizeGb = z
+  .number()
+  .int("must be a whole number of GiB")
+  .max(MAX_VOLUME_SIZE_GB, `must be at most ${MAX_VOLUME_SIZE_GB}`);
+
+const createVolumeSchema = z
+  .object({
+    name,
+    description,
+    sizeGb,
+    volumeType: z.string().max(255, "must be at most 255 characters"),
+    availabilityZone: z.string().max(255, "must be at most 255 characters"),
+    bootable: z.boolean(),
+    imageMetadata: stringMap,
+    encryptionKeyId: optionalUuid,
+    metadata: stringMap,
+    clientRequestId,
+    snapshotId: optionalUuid,
+  })
+  // 0 means "the snapshot's size" when creating from a snapshot; otherwise a size is required.
+  .refine((v) => v.sizeGb >= 1 || (v.sizeGb === 0 && v.snapshotId !== ""), {
+    path: ["sizeGb"],
+    message: "must be at least 1",
+  });
 
 const createSnapshotSchema = z.object({
   volumeId: uuid,
@@ -122,6 +130,15 @@ export function validateCreateSnapshot(input: CreateSnapshotInput): CreateSnapsh
 export function validateId(field: string, id: string): string {
   if (!UUID.test(id)) throw new CinderblockError("INVALID_ARGUMENT", `${field}: must be a UUID`);
   return id.toLowerCase();
+}
+
+/** Validates the new size of an ExtendVolume request against the current one. */
+export function validateNewSize(newSizeGb: number, currentGb: number): number {
+  validate(z.object({ newSizeGb: sizeGb }), { newSizeGb });
+  if (newSizeGb <= currentGb) {
+    throw new CinderblockError("INVALID_ARGUMENT", `new_size_gb: must be larger than the current size ${currentGb}`);
+  }
+  return newSizeGb;
 }
 
 /** Validates a page size: 0 means the default (100); at most 1000. */

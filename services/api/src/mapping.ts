@@ -19,6 +19,8 @@ const VOLUME_STATUS: Record<VolumeStatusName, VolumeStatus> = {
   extending: VolumeStatus.VOLUME_STATUS_EXTENDING,
   reserved: VolumeStatus.VOLUME_STATUS_RESERVED,
   deleted: VolumeStatus.VOLUME_STATUS_DELETED,
+  reverting: VolumeStatus.VOLUME_STATUS_REVERTING,
+  error_extending: VolumeStatus.VOLUME_STATUS_ERROR_EXTENDING,
 };
 
 const SNAPSHOT_STATUS: Record<SnapshotStatusName, SnapshotStatus> = {
@@ -62,6 +64,7 @@ export function toVolume(row: VolumeRow): Volume {
     host: row.host ?? "",
     metadata: row.metadata,
     migrationStatus: row.migrationStatus ?? "",
+    snapshotId: row.snapshotId ?? "",
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };

@@ -66,6 +66,12 @@ export function createApiServer(options: ApiServerOptions): Server {
     deleteVolumeMetadata: unary("DeleteVolumeMetadata", report, async (req, ctx) => ({
       metadata: await uc.deleteMetadata(ctx, "volumes", req.id, req.key),
     })),
+    extendVolume: unary("ExtendVolume", report, async (req, ctx) => ({
+      volume: toVolume(await uc.extendVolume(ctx, req.id, req.newSizeGb)),
+    })),
+    revertVolumeToSnapshot: unary("RevertVolumeToSnapshot", report, async (req, ctx) => ({
+      volume: toVolume(await uc.revertToSnapshot(ctx, req.volumeId, req.snapshotId)),
+    })),
   };
   const snapshots: SnapshotsServiceServer = {
     createSnapshot: unary("CreateSnapshot", report, async (req, ctx) => ({

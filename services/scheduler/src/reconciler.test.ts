@@ -112,7 +112,7 @@ describe("reconcileOnce", () => {
     const snapshot = await getSnapshotElevated(handle.db, snapshotId);
     expect(snapshot).toMatchObject({
       status: "error",
-      statusReason: "snapshot creation did not finish after 3 attempts",
+      statusReason: "snapshot create did not finish after 3 attempts",
     });
     for await (const m of sub) expect(m.json()).toMatchObject({ payload: { snapshot_id: snapshotId } });
     const [op] = await handle.db.execute<{ state: string }>(

@@ -7,16 +7,16 @@ import {
   getSnapshotElevated,
   getVolumeElevated,
   listSnapshotsOfVolume,
+  type OperationKind,
+  type OperationRow,
+  releaseQuota,
   retryOperation,
+  type Tx,
+  transaction,
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
 import type { Dispatcher } from "@cinderblock/domain";
-
-/** The context a re-dispatched cast carries: the resource's owner, marked as the reconciler's. */
-function reconcileContext(operationId: string, owner: { projectId: string; userId: string }) {
-  return { requestId: `reconcile-${operationId}`, projectId: owner.projectId, userId: owner.userId, roles: [] };
-}
 
 /** Options for {@link reconcileOnce}. */
 export interface ReconcilerOptions {
@@ -36,46 +36,40 @@ export interface ReconcileResult {
   finished: number;
 }
 
-/**
- * One reconciler pass. JetStream may lose an unsynced ack or a crash may drop work, so the
- * database decides: an operation past its deadline whose resource is still `creating` is
- * dispatched again (handlers are idempotent) or, after `maxAttempts`, failed with a reason.
- */
-export async function reconcileOnce(options: ReconcilerOptions): Promise<ReconcileResult> {
-  const result: ReconcileResult = { redispatched: 0, failed: 0, finished: 0 };
-  const changed: Array<["snapshot" | "volume", string, string, "create" | "delete"]> = [];
-  await options.db.transaction(async (tx) => {
-    for (const op of await claimOverdueOperations(tx, 100)) {
-      if (op.kind === "create_snapshot") {
-        const snapshot = await getSnapshotElevated(tx, op.resourceId);
-        const volume = snapshot ? await getVolumeElevated(tx, snapshot.volumeId) : undefined;
-        if (snapshot?.status !== "creating" || !volume?.host) {
-          if (snapshot?.status === "creating") {
-            await updateSnapshotStatus(tx, snapshot.id, ["creating"], "error", { statusReason: "its volume is gone" });
-          }
-          await finishOperation(tx, op.id, "done");
-          result.finished++;
-          continue;
-        }
-        if (op.attempts >= options.maxAttempts) {
-          const reason = `snapshot creation did not finish after ${op.attempts} attempts`;
-          await updateSnapshotStatus(tx, snapshot.id, ["creating"], "error", { statusReason: reason });
-          await finishOperation(tx, op.id, "failed", reason);
-          changed.push(["snapshot", snapshot.id, reason, "create"]);
-          result.failed++;
-          continue;
-        }
-        const attempt = await retryOperation(tx, op.id, options.timeoutSeconds);
-        await options.dispatcher.createSnapshot(
-          tx,
+/** An overdue operation whose resource is still in its transitional status. */
+interface Stuck {
+  kind: "snapshot" | "volume";
+  resourceId: string;
+  /** The event whose `.error` reports giving up, e.g. "snapshot.create". */
+  event: string;
+  /** Casts the operation again as dispatch number `attempt`. */
+  redispatch(tx: Tx, attempt: number): Promise<void>;
+  /** Gives up: the resource leaves its transitional status, with the reason. Returns the new status. */
+  fail(tx: Tx, reason: string): Promise<string>;
+}
+
+/** The context a re-dispatched cast carries: the resource's owner, marked as the reconciler's. */
+function reconcileContext(operationId: string, owner: { projectId: string; userId: string }) {
+  return { requestId: `reconcile-${operationId}`, projectId: owner.projectId, userId: owner.userId, roles: [] };
+}
+
+/** Per operation kind: whether its resource is still waiting on it, and how to retry or fail it. */
+const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher) => Promise<Stuck | undefined>> = {
+  async create_snapshot(tx, op, d) {
+    const snapshot = await getSnapshotElevated(tx, op.resourceId);
+    if (snapshot?.status !== "creating") return undefined;
+    const volume = await getVolumeElevated(tx, snapshot.volumeId);
+    return {
+      kind: "snapshot",
+      resourceId: snapshot.id,
+      event: "snapshot.create",
+      redispatch: async (t, attempt) => {
+        if (!volume?.host) throw new Error(`volume ${snapshot.volumeId} of snapshot ${snapshot.id} is gone`);
+        await d.createSnapshot(
+          t,
           {
             operationId: op.id,
-            context: {
-              requestId: `reconcile-${op.id}`,
-              projectId: snapshot.projectId,
-              userId: snapshot.userId,
-              roles: [],
-            },
+            context: reconcileContext(op.id, snapshot),
             snapshotId: snapshot.id,
             volumeId: volume.id,
             volumeSizeGb: volume.sizeGb,
@@ -83,73 +77,23 @@ export async function reconcileOnce(options: ReconcilerOptions): Promise<Reconci
           },
           attempt,
         );
-        result.redispatched++;
-      } else if (op.kind === "delete_snapshot") {
-        const snapshot = await getSnapshotElevated(tx, op.resourceId);
-        const volume = snapshot ? await getVolumeElevated(tx, snapshot.volumeId) : undefined;
-        if (snapshot?.status !== "deleting" || !volume?.host) {
-          await finishOperation(tx, op.id, "done");
-          result.finished++;
-          continue;
-        }
-        if (op.attempts >= options.maxAttempts) {
-          const reason = `snapshot deletion did not finish after ${op.attempts} attempts`;
-          await updateSnapshotStatus(tx, snapshot.id, ["deleting"], "error_deleting", { statusReason: reason });
-          await finishOperation(tx, op.id, "failed", reason);
-          changed.push(["snapshot", snapshot.id, reason, "delete"]);
-          result.failed++;
-          continue;
-        }
-        const attempt = await retryOperation(tx, op.id, options.timeoutSeconds);
-        await options.dispatcher.deleteSnapshot(
-          tx,
-          volume.host,
-          { operationId: op.id, context: reconcileContext(op.id, snapshot), snapshotId: snapshot.id },
-          attempt,
-        );
-        result.redispatched++;
-      } else if (op.kind === "delete_volume") {
-        const volume = await getVolumeElevated(tx, op.resourceId);
-        if (volume?.status !== "deleting" || !volume.host) {
-          await finishOperation(tx, op.id, "done");
-          result.finished++;
-          continue;
-        }
-        if (op.attempts >= options.maxAttempts) {
-          const reason = `volume deletion did not finish after ${op.attempts} attempts`;
-          await updateVolumeStatus(tx, volume.id, ["deleting"], "error_deleting", { statusReason: reason });
-          await finishOperation(tx, op.id, "failed", reason);
-          changed.push(["volume", volume.id, reason, "delete"]);
-          result.failed++;
-          continue;
-        }
-        const attempt = await retryOperation(tx, op.id, options.timeoutSeconds);
-        const cascade = (await listSnapshotsOfVolume(tx, volume.id)).length > 0;
-        await options.dispatcher.deleteVolume(
-          tx,
-          volume.host,
-          { operationId: op.id, context: reconcileContext(op.id, volume), volumeId: volume.id, cascade },
-          attempt,
-        );
-        result.redispatched++;
-      } else if (op.kind === "create_volume") {
-        const volume = await getVolumeElevated(tx, op.resourceId);
-        if (volume?.status !== "creating") {
-          await finishOperation(tx, op.id, "done");
-          result.finished++;
-          continue;
-        }
-        if (op.attempts >= options.maxAttempts) {
-          const reason = `volume creation did not finish after ${op.attempts} attempts`;
-          await updateVolumeStatus(tx, volume.id, ["creating"], "error", { statusReason: reason });
-          await finishOperation(tx, op.id, "failed", reason);
-          changed.push(["volume", volume.id, reason, "create"]);
-          result.failed++;
-          continue;
-        }
-        const attempt = await retryOperation(tx, op.id, options.timeoutSeconds);
-        await options.dispatcher.createVolume(
-          tx,
+      },
+      fail: async (t, reason) => {
+        await updateSnapshotStatus(t, snapshot.id, ["creating"], "error", { statusReason: reason });
+        return "error";
+      },
+    };
+  },
+  async create_volume(tx, op, d) {
+    const volume = await getVolumeElevated(tx, op.resourceId);
+    if (volume?.status !== "creating") return undefined;
+    return {
+      kind: "volume",
+      resourceId: volume.id,
+      event: "volume.create",
+      redispatch: (t, attempt) =>
+        d.createVolume(
+          t,
           {
             operationId: op.id,
             context: reconcileContext(op.id, volume),
@@ -159,16 +103,161 @@ export async function reconcileOnce(options: ReconcilerOptions): Promise<Reconci
             availabilityZone: volume.availabilityZone,
           },
           attempt,
+        ),
+      fail: async (t, reason) => {
+        await updateVolumeStatus(t, volume.id, ["creating"], "error", { statusReason: reason });
+        return "error";
+      },
+    };
+  },
+  async delete_snapshot(tx, op, d) {
+    const snapshot = await getSnapshotElevated(tx, op.resourceId);
+    if (snapshot?.status !== "deleting") return undefined;
+    const volume = await getVolumeElevated(tx, snapshot.volumeId);
+    if (!volume?.host) return undefined;
+    const host = volume.host;
+    return {
+      kind: "snapshot",
+      resourceId: snapshot.id,
+      event: "snapshot.delete",
+      redispatch: (t, attempt) =>
+        d.deleteSnapshot(
+          t,
+          host,
+          { operationId: op.id, context: reconcileContext(op.id, snapshot), snapshotId: snapshot.id },
+          attempt,
+        ),
+      fail: async (t, reason) => {
+        await updateSnapshotStatus(t, snapshot.id, ["deleting"], "error_deleting", { statusReason: reason });
+        return "error_deleting";
+      },
+    };
+  },
+  async delete_volume(tx, op, d) {
+    const volume = await getVolumeElevated(tx, op.resourceId);
+    if (volume?.status !== "deleting" || !volume.host) return undefined;
+    const host = volume.host;
+    return {
+      kind: "volume",
+      resourceId: volume.id,
+      event: "volume.delete",
+      redispatch: async (t, attempt) => {
+        const cascade = (await listSnapshotsOfVolume(t, volume.id)).length > 0;
+        await d.deleteVolume(
+          t,
+          host,
+          { operationId: op.id, context: reconcileContext(op.id, volume), volumeId: volume.id, cascade },
+          attempt,
         );
-        result.redispatched++;
+      },
+      fail: async (t, reason) => {
+        await updateVolumeStatus(t, volume.id, ["deleting"], "error_deleting", { statusReason: reason });
+        return "error_deleting";
+      },
+    };
+  },
+  async extend_volume(tx, op, d) {
+    const volume = await getVolumeElevated(tx, op.resourceId);
+    if (volume?.status !== "extending" || !volume.host) return undefined;
+    const host = volume.host;
+    const newSizeGb = Number(op.detail.newSizeGb);
+    return {
+      kind: "volume",
+      resourceId: volume.id,
+      event: "volume.resize",
+      redispatch: async (t, attempt) => {
+        if (!(newSizeGb > volume.sizeGb)) throw new Error(`the operation has no new size for volume ${volume.id}`);
+        await d.extendVolume(
+          t,
+          host,
+          { operationId: op.id, context: reconcileContext(op.id, volume), volumeId: volume.id, newSizeGb },
+          attempt,
+        );
+      },
+      fail: async (t, reason) => {
+        const failed = await updateVolumeStatus(t, volume.id, ["extending"], "error_extending", {
+          statusReason: reason,
+        });
+        // The reserved gigabytes are not in use after all (Cinder rolls the reservation back).
+        if (failed && newSizeGb > volume.sizeGb) {
+          await releaseQuota(t, volume.projectId, [{ resource: "gigabytes", delta: newSizeGb - volume.sizeGb }]);
+        }
+        return "error_extending";
+      },
+    };
+  },
+  async revert_volume(tx, op, d) {
+    const volume = await getVolumeElevated(tx, op.resourceId);
+    if (volume?.status !== "reverting" || !volume.host) return undefined;
+    const host = volume.host;
+    const restoring = (await listSnapshotsOfVolume(tx, volume.id)).find((s) => s.status === "restoring");
+    return {
+      kind: "volume",
+      resourceId: volume.id,
+      event: "volume.revert",
+      redispatch: async (t, attempt) => {
+        if (!restoring) throw new Error(`volume ${volume.id} has no snapshot being restored`);
+        await d.revertToSnapshot(
+          t,
+          host,
+          {
+            operationId: op.id,
+            context: reconcileContext(op.id, volume),
+            volumeId: volume.id,
+            snapshotId: restoring.id,
+          },
+          attempt,
+        );
+      },
+      fail: async (t, reason) => {
+        await updateVolumeStatus(t, volume.id, ["reverting"], "error", { statusReason: reason });
+        if (restoring) await updateSnapshotStatus(t, restoring.id, ["restoring"], "available");
+        return "error";
+      },
+    };
+  },
+};
+
+/**
+ * One reconciler pass. JetStream may lose an unsynced ack or a crash may drop work, so the
+ * database decides: an operation past its deadline whose resource is still in its transitional
+ * status is dispatched again (handlers are idempotent) or, after `maxAttempts` (or when it cannot
+ * be re-sent), failed with a reason. Nothing stays `creating`, `deleting`… forever.
+ */
+export async function reconcileOnce(options: ReconcilerOptions): Promise<ReconcileResult> {
+  const result: ReconcileResult = { redispatched: 0, failed: 0, finished: 0 };
+  const failures: Array<{ stuck: Stuck; reason: string; status: string }> = [];
+  await transaction(options.db, async (tx) => {
+    for (const op of await claimOverdueOperations(tx, 100)) {
+      const kind = op.kind as OperationKind;
+      const stuck = await inspectors[kind]?.(tx, op, options.dispatcher);
+      if (!stuck) {
+        await finishOperation(tx, op.id, "done");
+        result.finished++;
+        continue;
       }
+      let reason = `${stuck.event.replace(".", " ")} did not finish after ${op.attempts} attempts`;
+      if (op.attempts < options.maxAttempts) {
+        const attempt = await retryOperation(tx, op.id, options.timeoutSeconds);
+        try {
+          await stuck.redispatch(tx, attempt);
+          result.redispatched++;
+          continue;
+        } catch (error) {
+          reason = `${stuck.event.replace(".", " ")} could not be retried: ${(error as Error).message}`;
+        }
+      }
+      const status = await stuck.fail(tx, reason);
+      await finishOperation(tx, op.id, "failed", reason);
+      failures.push({ stuck, reason, status });
+      result.failed++;
     }
   });
-  for (const [kind, id, reason, op] of changed) {
-    publishChange(options.bus, kind, id);
-    await options.notifier.notify("ERROR", `${kind}.${op}.error`, "scheduler.reconciler", {
-      [`${kind}_id`]: id,
-      status: op === "create" ? "error" : "error_deleting",
+  for (const { stuck, reason, status } of failures) {
+    publishChange(options.bus, stuck.kind, stuck.resourceId);
+    await options.notifier.notify("ERROR", `${stuck.event}.error`, "scheduler.reconciler", {
+      [`${stuck.kind}_id`]: stuck.resourceId,
+      status,
       reason,
     });
   }

@@ -1,7 +1,14 @@
 import { connectBus, createNotifier, retryOnFailure, startConsumer } from "@cinderblock/bus";
 import { createLogger, loadVolumeConfig, onShutdown } from "@cinderblock/config";
 import { createDb, reportService, runMigrations } from "@cinderblock/db";
-import { VolumeCreateSnapshot, VolumeCreateVolume, VolumeDeleteSnapshot, VolumeDeleteVolume } from "@cinderblock/proto";
+import {
+  VolumeCreateSnapshot,
+  VolumeCreateVolume,
+  VolumeDeleteSnapshot,
+  VolumeDeleteVolume,
+  VolumeExtendVolume,
+  VolumeRevertToSnapshot,
+} from "@cinderblock/proto";
 import { createDriver } from "./drivers/registry.js";
 import { createVolumeManager } from "./manager.js";
 
@@ -69,6 +76,12 @@ async function main(): Promise<void> {
       } else if (msg.subject === subjects.volumeDeleteVolume(config.CINDERBLOCK_HOST)) {
         const cast = VolumeDeleteVolume.decode(msg.data);
         await retryOnFailure(() => manager.deleteVolume(cast, delivery));
+      } else if (msg.subject === subjects.volumeExtendVolume(config.CINDERBLOCK_HOST)) {
+        const cast = VolumeExtendVolume.decode(msg.data);
+        await retryOnFailure(() => manager.extendVolume(cast, delivery));
+      } else if (msg.subject === subjects.volumeRevertToSnapshot(config.CINDERBLOCK_HOST)) {
+        const cast = VolumeRevertToSnapshot.decode(msg.data);
+        await retryOnFailure(() => manager.revertToSnapshot(cast, delivery));
       } else {
         throw new Error(`unknown subject ${msg.subject}`);
       }

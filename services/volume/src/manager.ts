@@ -19,6 +19,8 @@ import type {
   VolumeCreateVolume,
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
+  VolumeExtendVolume,
+  VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { DriverError, SnapshotBusyError, type VolumeDriver } from "./drivers/driver.js";
 
@@ -83,6 +85,8 @@ export interface VolumeManager {
   createVolume(cast: VolumeCreateVolume, delivery: Delivery): Promise<void>;
   deleteSnapshot(cast: VolumeDeleteSnapshot, delivery: Delivery): Promise<void>;
   deleteVolume(cast: VolumeDeleteVolume, delivery: Delivery): Promise<void>;
+  extendVolume(cast: VolumeExtendVolume, delivery: Delivery): Promise<void>;
+  revertToSnapshot(cast: VolumeRevertToSnapshot, delivery: Delivery): Promise<void>;
 }
 
 /** Why a delete did not happen: the driver said busy, or failed for good. */
@@ -189,6 +193,86 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
   }
 
   return {
+    async extendVolume(cast, delivery) {
+      const volume = await getVolumeElevated(db, cast.volumeId);
+      if (volume?.status !== "extending") {
+        await finishOperation(db, cast.operationId, "done");
+        return;
+      }
+      await notifier.notify("INFO", "volume.resize.start", volumePublisher, volumeUsage(volume));
+      try {
+        await driverFor(volume.host).extendVolume({ id: volume.id, sizeGb: volume.sizeGb }, cast.newSizeGb);
+      } catch (error) {
+        const reason = finalFailure(
+          error,
+          delivery,
+          "extend_volume",
+          "the storage backend failed to extend the volume",
+        );
+        // Cinder: error_extending, and the reserved gigabytes go back.
+        const failed = await transaction(db, async (tx) => {
+          const row = await updateVolumeStatus(tx, volume.id, ["extending"], "error_extending", {
+            statusReason: reason,
+          });
+          if (row)
+            await releaseQuota(tx, row.projectId, [{ resource: "gigabytes", delta: cast.newSizeGb - row.sizeGb }]);
+          return row;
+        });
+        await finishOperation(db, cast.operationId, "failed", reason);
+        if (failed) {
+          publishChange(deps.bus, "volume", volume.id);
+          await notifier.notify("ERROR", "volume.resize.error", volumePublisher, { ...volumeUsage(failed), reason });
+        }
+        return;
+      }
+      const done = await updateVolumeStatus(db, volume.id, ["extending"], "available", { sizeGb: cast.newSizeGb });
+      await finishOperation(db, cast.operationId, "done");
+      if (!done) return;
+      publishChange(deps.bus, "volume", volume.id);
+      await notifier.notify("INFO", "volume.resize.end", volumePublisher, volumeUsage(done));
+    },
+
+    async revertToSnapshot(cast, delivery) {
+      const volume = await getVolumeElevated(db, cast.volumeId);
+      const snapshot = await getSnapshotElevated(db, cast.snapshotId);
+      if (volume?.status !== "reverting" || snapshot?.status !== "restoring") {
+        await finishOperation(db, cast.operationId, "done");
+        return;
+      }
+      await notifier.notify("INFO", "volume.revert.start", volumePublisher, {
+        ...volumeUsage(volume),
+        snapshot_id: snapshot.id,
+      });
+      let reason: string | undefined;
+      try {
+        await driverFor(volume.host).revertToSnapshot(
+          { id: volume.id, sizeGb: volume.sizeGb },
+          { id: snapshot.id, volumeId: volume.id, volumeSizeGb: snapshot.volumeSizeGb },
+        );
+      } catch (error) {
+        reason = finalFailure(error, delivery, "revert_to_snapshot", "the storage backend failed to revert the volume");
+      }
+      // Cinder: on failure the volume goes to error and the snapshot back to available.
+      const [after] = await transaction(db, async (tx) => [
+        await updateVolumeStatus(tx, volume.id, ["reverting"], reason ? "error" : "available", {
+          statusReason: reason ?? "",
+        }),
+        await updateSnapshotStatus(tx, snapshot.id, ["restoring"], "available"),
+      ]);
+      await finishOperation(db, cast.operationId, reason ? "failed" : "done", reason ?? "");
+      publishChange(deps.bus, "volume", volume.id);
+      publishChange(deps.bus, "snapshot", snapshot.id);
+      if (!after) return;
+      if (reason) {
+        await notifier.notify("ERROR", "volume.revert.error", volumePublisher, { ...volumeUsage(after), reason });
+      } else {
+        await notifier.notify("INFO", "volume.revert.end", volumePublisher, {
+          ...volumeUsage(after),
+          snapshot_id: snapshot.id,
+        });
+      }
+    },
+
     async deleteSnapshot(cast, delivery) {
       const snapshot = await getSnapshotElevated(db, cast.snapshotId);
       if (snapshot?.status !== "deleting") {
@@ -325,7 +409,19 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
       if (volume?.status !== "creating") return;
       await notifier.notify("INFO", "volume.create.start", volumePublisher, volumeUsage(volume));
       try {
-        await driverFor(volume.host).createVolume({ id: volume.id, sizeGb: volume.sizeGb });
+        const driver = driverFor(volume.host);
+        if (volume.snapshotId) {
+          const snapshot = await getSnapshotElevated(db, volume.snapshotId);
+          if (!snapshot) {
+            throw new DriverError(`snapshot ${volume.snapshotId} no longer exists`, { retryable: false });
+          }
+          await driver.createVolumeFromSnapshot(
+            { id: volume.id, sizeGb: volume.sizeGb },
+            { id: snapshot.id, volumeId: snapshot.volumeId, volumeSizeGb: snapshot.volumeSizeGb },
+          );
+        } else {
+          await driver.createVolume({ id: volume.id, sizeGb: volume.sizeGb });
+        }
       } catch (error) {
         const reason = finalFailure(
           error,

@@ -35,6 +35,8 @@ export enum VolumeStatus {
   VOLUME_STATUS_EXTENDING = 10,
   VOLUME_STATUS_RESERVED = 11,
   VOLUME_STATUS_DELETED = 12,
+  VOLUME_STATUS_REVERTING = 13,
+  VOLUME_STATUS_ERROR_EXTENDING = 14,
   UNRECOGNIZED = -1,
 }
 
@@ -79,6 +81,12 @@ export function volumeStatusFromJSON(object: any): VolumeStatus {
     case 12:
     case "VOLUME_STATUS_DELETED":
       return VolumeStatus.VOLUME_STATUS_DELETED;
+    case 13:
+    case "VOLUME_STATUS_REVERTING":
+      return VolumeStatus.VOLUME_STATUS_REVERTING;
+    case 14:
+    case "VOLUME_STATUS_ERROR_EXTENDING":
+      return VolumeStatus.VOLUME_STATUS_ERROR_EXTENDING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -114,6 +122,10 @@ export function volumeStatusToJSON(object: VolumeStatus): string {
       return "VOLUME_STATUS_RESERVED";
     case VolumeStatus.VOLUME_STATUS_DELETED:
       return "VOLUME_STATUS_DELETED";
+    case VolumeStatus.VOLUME_STATUS_REVERTING:
+      return "VOLUME_STATUS_REVERTING";
+    case VolumeStatus.VOLUME_STATUS_ERROR_EXTENDING:
+      return "VOLUME_STATUS_ERROR_EXTENDING";
     case VolumeStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -143,7 +155,11 @@ export interface Volume {
   /** Migration status; a volume being migrated cannot be snapshotted. */
   migrationStatus: string;
   createdAt: Date | undefined;
-  updatedAt: Date | undefined;
+  updatedAt:
+    | Date
+    | undefined;
+  /** The snapshot this volume was created from, if any. */
+  snapshotId: string;
 }
 
 export interface Volume_ImageMetadataEntry {
@@ -168,6 +184,11 @@ export interface CreateVolumeRequest {
   metadata: { [key: string]: string };
   /** Idempotency key (see CreateSnapshotRequest.client_request_id). */
   clientRequestId: string;
+  /**
+   * Create the volume from this snapshot: on its backend, at least its size, inheriting the
+   * availability zone, bootable flag, image metadata and encryption key id.
+   */
+  snapshotId: string;
 }
 
 export interface CreateVolumeRequest_ImageMetadataEntry {
@@ -257,6 +278,26 @@ export interface DeleteVolumeMetadataResponse_MetadataEntry {
   value: string;
 }
 
+export interface ExtendVolumeRequest {
+  id: string;
+  /** The new size; larger than the current one. */
+  newSizeGb: number;
+}
+
+export interface ExtendVolumeResponse {
+  volume: Volume | undefined;
+}
+
+export interface RevertVolumeToSnapshotRequest {
+  volumeId: string;
+  /** Must be the volume's latest snapshot. */
+  snapshotId: string;
+}
+
+export interface RevertVolumeToSnapshotResponse {
+  volume: Volume | undefined;
+}
+
 export interface ListVolumesRequest {
   /** Maximum number of volumes to return (1-1000, default 100). */
   pageSize: number;
@@ -289,6 +330,7 @@ function createBaseVolume(): Volume {
     migrationStatus: "",
     createdAt: undefined,
     updatedAt: undefined,
+    snapshotId: "",
   };
 }
 
@@ -347,6 +389,9 @@ export const Volume: MessageFns<Volume> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(146).fork()).join();
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(154).string(message.snapshotId);
     }
     return writer;
   },
@@ -514,6 +559,14 @@ export const Volume: MessageFns<Volume> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -625,6 +678,11 @@ export const Volume: MessageFns<Volume> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
     };
   },
 
@@ -696,6 +754,9 @@ export const Volume: MessageFns<Volume> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
     return obj;
   },
 
@@ -738,6 +799,7 @@ export const Volume: MessageFns<Volume> = {
     message.migrationStatus = object.migrationStatus ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.snapshotId = object.snapshotId ?? "";
     return message;
   },
 };
@@ -924,6 +986,7 @@ function createBaseCreateVolumeRequest(): CreateVolumeRequest {
     encryptionKeyId: "",
     metadata: {},
     clientRequestId: "",
+    snapshotId: "",
   };
 }
 
@@ -958,6 +1021,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     });
     if (message.clientRequestId !== "") {
       writer.uint32(82).string(message.clientRequestId);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(90).string(message.snapshotId);
     }
     return writer;
   },
@@ -1061,6 +1127,14 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
             message.clientRequestId = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1144,6 +1218,11 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
         : isSet(object.client_request_id)
         ? globalThis.String(object.client_request_id)
         : "",
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
     };
   },
 
@@ -1191,6 +1270,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     if (message.clientRequestId !== "") {
       obj.clientRequestId = message.clientRequestId;
     }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
     return obj;
   },
 
@@ -1225,6 +1307,7 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
       {},
     );
     message.clientRequestId = object.clientRequestId ?? "";
+    message.snapshotId = object.snapshotId ?? "";
     return message;
   },
 };
@@ -2771,6 +2854,330 @@ export const DeleteVolumeMetadataResponse_MetadataEntry: MessageFns<DeleteVolume
   },
 };
 
+function createBaseExtendVolumeRequest(): ExtendVolumeRequest {
+  return { id: "", newSizeGb: 0 };
+}
+
+export const ExtendVolumeRequest: MessageFns<ExtendVolumeRequest> = {
+  encode(message: ExtendVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.newSizeGb !== 0) {
+      writer.uint32(16).int32(message.newSizeGb);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExtendVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExtendVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.newSizeGb = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExtendVolumeRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      newSizeGb: isSet(object.newSizeGb)
+        ? globalThis.Number(object.newSizeGb)
+        : isSet(object.new_size_gb)
+        ? globalThis.Number(object.new_size_gb)
+        : 0,
+    };
+  },
+
+  toJSON(message: ExtendVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.newSizeGb !== 0) {
+      obj.newSizeGb = Math.round(message.newSizeGb);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExtendVolumeRequest>, I>>(base?: I): ExtendVolumeRequest {
+    return ExtendVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExtendVolumeRequest>, I>>(object: I): ExtendVolumeRequest {
+    const message = createBaseExtendVolumeRequest();
+    message.id = object.id ?? "";
+    message.newSizeGb = object.newSizeGb ?? 0;
+    return message;
+  },
+};
+
+function createBaseExtendVolumeResponse(): ExtendVolumeResponse {
+  return { volume: undefined };
+}
+
+export const ExtendVolumeResponse: MessageFns<ExtendVolumeResponse> = {
+  encode(message: ExtendVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== undefined) {
+      Volume.encode(message.volume, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExtendVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExtendVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = Volume.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExtendVolumeResponse {
+    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
+  },
+
+  toJSON(message: ExtendVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.volume !== undefined) {
+      obj.volume = Volume.toJSON(message.volume);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExtendVolumeResponse>, I>>(base?: I): ExtendVolumeResponse {
+    return ExtendVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExtendVolumeResponse>, I>>(object: I): ExtendVolumeResponse {
+    const message = createBaseExtendVolumeResponse();
+    message.volume = (object.volume !== undefined && object.volume !== null)
+      ? Volume.fromPartial(object.volume)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRevertVolumeToSnapshotRequest(): RevertVolumeToSnapshotRequest {
+  return { volumeId: "", snapshotId: "" };
+}
+
+export const RevertVolumeToSnapshotRequest: MessageFns<RevertVolumeToSnapshotRequest> = {
+  encode(message: RevertVolumeToSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(18).string(message.snapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevertVolumeToSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevertVolumeToSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevertVolumeToSnapshotRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RevertVolumeToSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevertVolumeToSnapshotRequest>, I>>(base?: I): RevertVolumeToSnapshotRequest {
+    return RevertVolumeToSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevertVolumeToSnapshotRequest>, I>>(
+    object: I,
+  ): RevertVolumeToSnapshotRequest {
+    const message = createBaseRevertVolumeToSnapshotRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.snapshotId = object.snapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseRevertVolumeToSnapshotResponse(): RevertVolumeToSnapshotResponse {
+  return { volume: undefined };
+}
+
+export const RevertVolumeToSnapshotResponse: MessageFns<RevertVolumeToSnapshotResponse> = {
+  encode(message: RevertVolumeToSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== undefined) {
+      Volume.encode(message.volume, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevertVolumeToSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevertVolumeToSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = Volume.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevertVolumeToSnapshotResponse {
+    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
+  },
+
+  toJSON(message: RevertVolumeToSnapshotResponse): unknown {
+    const obj: any = {};
+    if (message.volume !== undefined) {
+      obj.volume = Volume.toJSON(message.volume);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevertVolumeToSnapshotResponse>, I>>(base?: I): RevertVolumeToSnapshotResponse {
+    return RevertVolumeToSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevertVolumeToSnapshotResponse>, I>>(
+    object: I,
+  ): RevertVolumeToSnapshotResponse {
+    const message = createBaseRevertVolumeToSnapshotResponse();
+    message.volume = (object.volume !== undefined && object.volume !== null)
+      ? Volume.fromPartial(object.volume)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseListVolumesRequest(): ListVolumesRequest {
   return { pageSize: 0, pageToken: "" };
 }
@@ -3043,6 +3450,33 @@ export const VolumesServiceService = {
       Buffer.from(DeleteVolumeMetadataResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteVolumeMetadataResponse => DeleteVolumeMetadataResponse.decode(value),
   },
+  /** ExtendVolume grows an available volume (quota counted); extending, then available. */
+  extendVolume: {
+    path: "/cinderblock.v1.VolumesService/ExtendVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExtendVolumeRequest): Buffer => Buffer.from(ExtendVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExtendVolumeRequest => ExtendVolumeRequest.decode(value),
+    responseSerialize: (value: ExtendVolumeResponse): Buffer =>
+      Buffer.from(ExtendVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExtendVolumeResponse => ExtendVolumeResponse.decode(value),
+  },
+  /**
+   * RevertVolumeToSnapshot rolls an available volume back to its latest snapshot
+   * (volume reverting and snapshot restoring, then both available).
+   */
+  revertVolumeToSnapshot: {
+    path: "/cinderblock.v1.VolumesService/RevertVolumeToSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevertVolumeToSnapshotRequest): Buffer =>
+      Buffer.from(RevertVolumeToSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevertVolumeToSnapshotRequest => RevertVolumeToSnapshotRequest.decode(value),
+    responseSerialize: (value: RevertVolumeToSnapshotResponse): Buffer =>
+      Buffer.from(RevertVolumeToSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevertVolumeToSnapshotResponse =>
+      RevertVolumeToSnapshotResponse.decode(value),
+  },
 } as const;
 
 export interface VolumesServiceServer extends UntypedServiceImplementation {
@@ -3060,6 +3494,13 @@ export interface VolumesServiceServer extends UntypedServiceImplementation {
   resetVolumeStatus: handleUnaryCall<ResetVolumeStatusRequest, ResetVolumeStatusResponse>;
   setVolumeMetadata: handleUnaryCall<SetVolumeMetadataRequest, SetVolumeMetadataResponse>;
   deleteVolumeMetadata: handleUnaryCall<DeleteVolumeMetadataRequest, DeleteVolumeMetadataResponse>;
+  /** ExtendVolume grows an available volume (quota counted); extending, then available. */
+  extendVolume: handleUnaryCall<ExtendVolumeRequest, ExtendVolumeResponse>;
+  /**
+   * RevertVolumeToSnapshot rolls an available volume back to its latest snapshot
+   * (volume reverting and snapshot restoring, then both available).
+   */
+  revertVolumeToSnapshot: handleUnaryCall<RevertVolumeToSnapshotRequest, RevertVolumeToSnapshotResponse>;
 }
 
 export interface VolumesServiceClient extends Client {
@@ -3188,6 +3629,41 @@ export interface VolumesServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteVolumeMetadataResponse) => void,
+  ): ClientUnaryCall;
+  /** ExtendVolume grows an available volume (quota counted); extending, then available. */
+  extendVolume(
+    request: ExtendVolumeRequest,
+    callback: (error: ServiceError | null, response: ExtendVolumeResponse) => void,
+  ): ClientUnaryCall;
+  extendVolume(
+    request: ExtendVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExtendVolumeResponse) => void,
+  ): ClientUnaryCall;
+  extendVolume(
+    request: ExtendVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExtendVolumeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RevertVolumeToSnapshot rolls an available volume back to its latest snapshot
+   * (volume reverting and snapshot restoring, then both available).
+   */
+  revertVolumeToSnapshot(
+    request: RevertVolumeToSnapshotRequest,
+    callback: (error: ServiceError | null, response: RevertVolumeToSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  revertVolumeToSnapshot(
+    request: RevertVolumeToSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevertVolumeToSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  revertVolumeToSnapshot(
+    request: RevertVolumeToSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevertVolumeToSnapshotResponse) => void,
   ): ClientUnaryCall;
 }
 

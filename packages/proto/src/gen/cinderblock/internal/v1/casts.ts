@@ -69,6 +69,22 @@ export interface VolumeDeleteVolume {
   cascade: boolean;
 }
 
+/** cinderblock.v1.volume.<host>.extend_volume */
+export interface VolumeExtendVolume {
+  operationId: string;
+  context: RequestContext | undefined;
+  volumeId: string;
+  newSizeGb: number;
+}
+
+/** cinderblock.v1.volume.<host>.revert_to_snapshot */
+export interface VolumeRevertToSnapshot {
+  operationId: string;
+  context: RequestContext | undefined;
+  volumeId: string;
+  snapshotId: string;
+}
+
 function createBaseRequestContext(): RequestContext {
   return { requestId: "", projectId: "", userId: "", roles: [] };
 }
@@ -1032,6 +1048,268 @@ export const VolumeDeleteVolume: MessageFns<VolumeDeleteVolume> = {
       : undefined;
     message.volumeId = object.volumeId ?? "";
     message.cascade = object.cascade ?? false;
+    return message;
+  },
+};
+
+function createBaseVolumeExtendVolume(): VolumeExtendVolume {
+  return { operationId: "", context: undefined, volumeId: "", newSizeGb: 0 };
+}
+
+export const VolumeExtendVolume: MessageFns<VolumeExtendVolume> = {
+  encode(message: VolumeExtendVolume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(18).fork()).join();
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(26).string(message.volumeId);
+    }
+    if (message.newSizeGb !== 0) {
+      writer.uint32(32).int32(message.newSizeGb);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeExtendVolume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeExtendVolume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.newSizeGb = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeExtendVolume {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      context: isSet(object.context) ? RequestContext.fromJSON(object.context) : undefined,
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      newSizeGb: isSet(object.newSizeGb)
+        ? globalThis.Number(object.newSizeGb)
+        : isSet(object.new_size_gb)
+        ? globalThis.Number(object.new_size_gb)
+        : 0,
+    };
+  },
+
+  toJSON(message: VolumeExtendVolume): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.context !== undefined) {
+      obj.context = RequestContext.toJSON(message.context);
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.newSizeGb !== 0) {
+      obj.newSizeGb = Math.round(message.newSizeGb);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeExtendVolume>, I>>(base?: I): VolumeExtendVolume {
+    return VolumeExtendVolume.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeExtendVolume>, I>>(object: I): VolumeExtendVolume {
+    const message = createBaseVolumeExtendVolume();
+    message.operationId = object.operationId ?? "";
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.volumeId = object.volumeId ?? "";
+    message.newSizeGb = object.newSizeGb ?? 0;
+    return message;
+  },
+};
+
+function createBaseVolumeRevertToSnapshot(): VolumeRevertToSnapshot {
+  return { operationId: "", context: undefined, volumeId: "", snapshotId: "" };
+}
+
+export const VolumeRevertToSnapshot: MessageFns<VolumeRevertToSnapshot> = {
+  encode(message: VolumeRevertToSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(18).fork()).join();
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(26).string(message.volumeId);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(34).string(message.snapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeRevertToSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeRevertToSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeRevertToSnapshot {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      context: isSet(object.context) ? RequestContext.fromJSON(object.context) : undefined,
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+    };
+  },
+
+  toJSON(message: VolumeRevertToSnapshot): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.context !== undefined) {
+      obj.context = RequestContext.toJSON(message.context);
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeRevertToSnapshot>, I>>(base?: I): VolumeRevertToSnapshot {
+    return VolumeRevertToSnapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeRevertToSnapshot>, I>>(object: I): VolumeRevertToSnapshot {
+    const message = createBaseVolumeRevertToSnapshot();
+    message.operationId = object.operationId ?? "";
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.volumeId = object.volumeId ?? "";
+    message.snapshotId = object.snapshotId ?? "";
     return message;
   },
 };
