@@ -42,7 +42,9 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
   const jsm = await jetstreamManager(nc);
   await ensureStream(jsm, {
     name: subjects.castsStream,
-    subjects: [`${subjects.prefix}.v1.>`],
+    // NOTE: only the cast subjects: a stream on all of v1.> would also swallow (and PubAck) the
+    // compute agents' request/reply subjects v1.compute.*.
+    subjects: [subjects.schedulerAll, subjects.volumeAllHosts],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),

@@ -11,6 +11,8 @@ export interface Subjects {
   readonly schedulerAll: string;
   readonly schedulerCreateSnapshot: string;
   readonly schedulerCreateVolume: string;
+  /** Everything addressed to any volume host. */
+  readonly volumeAllHosts: string;
   /** Everything addressed to one volume host. */
   volumeAll(host: string): string;
   volumeCreateSnapshot(host: string): string;
@@ -21,6 +23,8 @@ export interface Subjects {
   volumeRevertToSnapshot(host: string): string;
   notification(priority: "INFO" | "ERROR", eventType: string): string;
   readonly notificationsAll: string;
+  /** Request subject of an instance's compute agent (freeze/thaw for SnapshotInstance). */
+  compute(instanceId: string, action: "quiesce" | "unquiesce"): string;
   /** Core-NATS signal that a resource row changed (WatchSnapshot wakes on it). */
   change(kind: "snapshot" | "volume", id: string): string;
 }
@@ -44,6 +48,7 @@ export function createSubjects(prefix = "cinderblock"): Subjects {
     schedulerAll: `${v1}.scheduler.>`,
     schedulerCreateSnapshot: `${v1}.scheduler.create_snapshot`,
     schedulerCreateVolume: `${v1}.scheduler.create_volume`,
+    volumeAllHosts: `${v1}.volume.>`,
     volumeAll: (host) => `${v1}.volume.${token("host", host)}.>`,
     volumeCreateSnapshot: (host) => `${v1}.volume.${token("host", host)}.create_snapshot`,
     volumeCreateVolume: (host) => `${v1}.volume.${token("host", host)}.create_volume`,
@@ -53,6 +58,7 @@ export function createSubjects(prefix = "cinderblock"): Subjects {
     volumeRevertToSnapshot: (host) => `${v1}.volume.${token("host", host)}.revert_to_snapshot`,
     notification: (priority, eventType) => `${prefix}.notifications.${priority.toLowerCase()}.${eventType}`,
     notificationsAll: `${prefix}.notifications.>`,
+    compute: (instanceId, action) => `${v1}.compute.${token("instance", instanceId)}.${action}`,
     change: (kind, id) => `${prefix}.changes.${kind}.${token("id", id)}`,
   };
 }

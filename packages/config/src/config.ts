@@ -34,6 +34,10 @@ const common = {
 
 const apiSchema = z.object({
   ...common,
+  /** Milliseconds to wait for a compute agent to confirm a quiesce (SnapshotInstance). */
+  CINDERBLOCK_QUIESCE_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
+  CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT: z.coerce.number().int().min(1).default(300),
   CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
   /** Only `noauth` exists so far: identity comes from x-project-id / x-user-id / x-roles metadata. */
   CINDERBLOCK_AUTH_STRATEGY: z.literal("noauth").default("noauth"),
@@ -83,6 +87,10 @@ const volumeSchema = z.object({
   CINDERBLOCK_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
   /** Seconds between heartbeats and capability reports (Cinder's report_interval). */
   CINDERBLOCK_REPORT_INTERVAL: z.coerce.number().int().min(1).default(10),
+  /** The host's internal gRPC server (attach calls from the api); port 0 picks one. */
+  CINDERBLOCK_VOLUME_LISTEN: hostPort.default("127.0.0.1:0"),
+  /** The address the api should use to reach it, when the listen address is not it (e.g. 0.0.0.0). */
+  CINDERBLOCK_VOLUME_ADVERTISE: z.string().default(""),
 });
 
 export type ApiConfig = z.infer<typeof apiSchema>;

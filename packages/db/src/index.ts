@@ -1,3 +1,11 @@
+export type { AttachmentRow } from "./attachments.js";
+export {
+  deleteAttachment,
+  insertAttachment,
+  listAttachmentsOfInstance,
+  listAttachmentsOfVolume,
+  markAttached,
+} from "./attachments.js";
 export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";
 export { createDb, transaction } from "./client.js";
 export { runMigrations } from "./migrate.js";

@@ -45,6 +45,7 @@ export const volumes = pgTable(
     migrationStatus: text("migration_status"),
     /** The snapshot the volume was created from, if any. */
     snapshotId: uuid("snapshot_id"),
+    multiattach: boolean("multiattach").notNull().default(false),
     metadata: stringMap("metadata"),
     deleted: boolean("deleted").notNull().default(false),
     deletedAt: timestamp("deleted_at", { withTimezone: true, precision: 6 }),
@@ -113,9 +114,34 @@ export const services = pgTable("services", {
   frozen: boolean("frozen").notNull().default(false),
   heartbeatAt: timestamp("heartbeat_at", { withTimezone: true, precision: 6 }).notNull(),
   capabilities: jsonb("capabilities").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  /** Where the host's internal gRPC server (VolumeHostService) answers, "host:port". */
+  grpcAddress: text("grpc_address").notNull().default(""),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });
+
+/** Volumes attached to instances (Cinder's volume_attachment). */
+export const volumeAttachments = pgTable(
+  "volume_attachments",
+  {
+    id: uuid("id").primaryKey(),
+    volumeId: uuid("volume_id")
+      .notNull()
+      .references(() => volumes.id),
+    projectId: text("project_id").notNull(),
+    instanceId: text("instance_id").notNull(),
+    mountpoint: text("mountpoint").notNull().default(""),
+    /** "attaching", "attached". */
+    attachStatus: text("attach_status").notNull(),
+    connectionInfo: jsonb("connection_info").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    attachedAt: timestamp("attached_at", { withTimezone: true, precision: 6 }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("volume_attachments_volume_idx").on(t.volumeId),
+    index("volume_attachments_instance_idx").on(t.projectId, t.instanceId),
+  ],
+);
 
 /** Per-project usage, locked and changed in the transaction that creates or removes a resource. */
 export const quotaUsages = pgTable(

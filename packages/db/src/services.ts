@@ -10,6 +10,8 @@ export interface ServiceReport {
   backend: string;
   availabilityZone: string;
   capabilities: Record<string, unknown>;
+  /** The host's internal gRPC address, "host:port". */
+  grpcAddress?: string;
 }
 
 /** Records a heartbeat with the backend's capabilities (creates the row the first time). */
@@ -24,6 +26,7 @@ export async function reportService(db: Executor, report: ServiceReport): Promis
         backend: report.backend,
         availabilityZone: report.availabilityZone,
         capabilities: report.capabilities,
+        grpcAddress: report.grpcAddress ?? "",
         heartbeatAt: sql`now()`,
         updatedAt: sql`now()`,
       },

@@ -43,4 +43,6 @@ export type OperationKind =
   | "delete_snapshot"
   | "delete_volume"
   | "extend_volume"
-  | "revert_volume";
+  | "revert_volume"
+  | "attach_volume"
+  | "detach_volume";

@@ -1,9 +1,21 @@
+export type { AttachInput, AttachmentUseCases } from "./attachments.js";
 export type { RequestContext } from "./context.js";
 export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";
 export { CinderblockError, invalidArgument } from "./errors.js";
+export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from "./instance-snapshot.js";
 export type { EventFilter, ManagementDependencies, ManagementUseCases, QuotaView } from "./management.js";
-export type { ChangeFeed, ChangeSubscription, Dispatcher, EventFeed, EventJson, EventSubscription } from "./ports.js";
+export type {
+  ChangeFeed,
+  ChangeSubscription,
+  ComputeAgents,
+  Dispatcher,
+  EventFeed,
+  EventJson,
+  EventSubscription,
+  HostConnection,
+  VolumeHostCalls,
+} from "./ports.js";
 export type { QuotaDefaults } from "./quota.js";
 export { reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
 export { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES, TERMINAL_VOLUME_STATUSES } from "./states.js";

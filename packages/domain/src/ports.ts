@@ -52,3 +52,33 @@ export interface ChangeSubscription extends AsyncIterable<void> {
 export interface ChangeFeed {
   subscribe(kind: "snapshot" | "volume", id: string): ChangeSubscription;
 }
+
+/** Connection info for an attach, as a volume host's driver gives it. */
+export interface HostConnection {
+  driverVolumeType: string;
+  data: Record<string, string>;
+}
+
+/** Calls to volume hosts that need an answer at once (their internal gRPC server at `address`). */
+export interface VolumeHostCalls {
+  initializeConnection(
+    address: string,
+    ctx: { requestId: string; projectId: string; userId: string; roles: string[] },
+    volumeId: string,
+    connector: Record<string, string>,
+  ): Promise<HostConnection>;
+  terminateConnection(
+    address: string,
+    ctx: { requestId: string; projectId: string; userId: string; roles: string[] },
+    volumeId: string,
+    connector: Record<string, string>,
+  ): Promise<void>;
+}
+
+/** The compute agents that freeze and thaw an instance's file systems. */
+export interface ComputeAgents {
+  /** Asks the instance's agent to freeze; true once it confirms, false when it does not answer in time. */
+  quiesce(instanceId: string): Promise<boolean>;
+  /** Asks it to thaw (always sent after a quiesce, whatever happened in between). */
+  unquiesce(instanceId: string): Promise<void>;
+}

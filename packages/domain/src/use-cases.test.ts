@@ -24,7 +24,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { ChangeFeed, Dispatcher, EventFeed } from "./ports.js";
+import type { ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
 import { type ApiUseCases, createApiUseCases } from "./use-cases.js";
 import type { CreateVolumeInput } from "./validation.js";
 
@@ -81,6 +81,13 @@ const dispatcher: Dispatcher = {
   },
 };
 
+/** No volume host or compute agent runs in these tests: calls to them fail. */
+const hosts: VolumeHostCalls = {
+  initializeConnection: () => Promise.reject(new Error("no volume host in this test")),
+  terminateConnection: () => Promise.reject(new Error("no volume host in this test")),
+};
+const compute: ComputeAgents = { quiesce: async () => false, unquiesce: async () => {} };
+
 /** No notifications flow in these tests (no volume host runs). */
 const events: EventFeed = {
   subscribe: () => ({ close() {}, async *[Symbol.asyncIterator]() {} }),
@@ -123,6 +130,7 @@ const volumeInput: CreateVolumeInput = {
   metadata: {},
   clientRequestId: "",
   snapshotId: "",
+  multiattach: false,
 };
 
 /** A volume made through the use case, then placed on a backend and made available. */
@@ -177,6 +185,9 @@ beforeAll(async () => {
     scheduler: dispatcher,
     changes,
     events,
+    hosts,
+    compute,
+    snapshotInstanceTimeoutSeconds: 60,
     quota: { volumes: 100, snapshots: 10, gigabytes: 1000 },
     defaultAvailabilityZone: "nova",
     operationTimeoutSeconds: 120,

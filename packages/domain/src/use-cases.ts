@@ -20,11 +20,13 @@ import {
   type VolumeRow,
 } from "@cinderblock/db";
 import type { RequestContext as CastContext } from "@cinderblock/proto";
+import { type AttachmentUseCases, createAttachmentUseCases } from "./attachments.js";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.js";
+import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
 import { createManagementUseCases, type ManagementUseCases } from "./management.js";
-import type { ChangeFeed, Dispatcher, EventFeed } from "./ports.js";
+import type { ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
 import { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES } from "./states.js";
 import {
@@ -42,6 +44,10 @@ export interface ApiDependencies {
   scheduler: Dispatcher;
   changes: ChangeFeed;
   events: EventFeed;
+  hosts: VolumeHostCalls;
+  compute: ComputeAgents;
+  /** Seconds SnapshotInstance waits for its snapshots before thawing and failing. */
+  snapshotInstanceTimeoutSeconds: number;
   quota: QuotaDefaults;
   /** Availability zone of a volume created without one. */
   defaultAvailabilityZone: string;
@@ -136,7 +142,8 @@ async function snapshotSource(
 }
 
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
-export interface ApiUseCases extends ManagementUseCases {
+export interface ApiUseCases extends ManagementUseCases, AttachmentUseCases {
+  snapshotInstance(ctx: RequestContext, input: SnapshotInstanceInput): Promise<InstanceImage>;
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
   listVolumes(ctx: RequestContext, pageSize: number, pageToken: string): Promise<Page<VolumeRow>>;
@@ -157,8 +164,9 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     return row;
   }
 
-  return {
+  const useCases: Omit<ApiUseCases, "snapshotInstance"> = {
     ...createManagementUseCases(deps),
+    ...createAttachmentUseCases(deps),
 
     async createVolume(ctx, raw) {
       const { clientRequestId, ...input } = validateCreateVolume(raw);
@@ -188,6 +196,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
             imageMetadata: source?.imageMetadata ?? input.imageMetadata,
             encryptionKeyId: source?.encryptionKeyId ?? input.encryptionKeyId.toLowerCase(),
             metadata: input.metadata,
+            multiattach: input.multiattach,
             host: source?.host ?? null,
             snapshotId: source?.snapshotId ?? null,
             clientRequestId: clientRequestId || null,
@@ -347,5 +356,15 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
         changes.close();
       }
     },
+  };
+  return {
+    ...useCases,
+    snapshotInstance: createInstanceSnapshot({
+      db,
+      compute: deps.compute,
+      createSnapshot: useCases.createSnapshot,
+      watchSnapshot: useCases.watchSnapshot,
+      timeoutSeconds: deps.snapshotInstanceTimeoutSeconds,
+    }),
   };
 }

@@ -21,6 +21,7 @@ const volume: CreateVolumeInput = {
   metadata: {},
   clientRequestId: "",
   snapshotId: "",
+  multiattach: false,
 };
 const snapshot: CreateSnapshotInput = {
   volumeId: "8c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70",

@@ -46,6 +46,7 @@ const createVolumeSchema = z
     metadata: stringMap,
     clientRequestId,
     snapshotId: optionalUuid,
+    multiattach: z.boolean(),
   })
   // 0 means "the snapshot's size" when creating from a snapshot; otherwise a size is required.
   .refine((v) => v.sizeGb >= 1 || (v.sizeGb === 0 && v.snapshotId !== ""), {

@@ -1,5 +1,7 @@
 export { noauthContext } from "./context.js";
 export type { MappedError } from "./errors.js";
 export { toServiceError } from "./errors.js";
+export type { VolumeHostCallsOptions } from "./host-client.js";
+export { createVolumeHostCalls } from "./host-client.js";
 export type { ErrorReporter, IntrospectionOptions } from "./server.js";
 export { addHealthAndReflection, listen, Server, serverStreaming, shutdown, unary } from "./server.js";

@@ -89,7 +89,10 @@ export function addHealthAndReflection(
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   health.addToServer(server);
   const files = { "cinderblock.descriptors": { fileDescriptorProtos: splitDescriptorSet(options.descriptorSetPath) } };
-  new ReflectionService(files as unknown as PackageDefinition).addToServer(server);
+  // NOTE: list only what this server serves; the descriptor set also describes internal services.
+  new ReflectionService(files as unknown as PackageDefinition, {
+    services: [...options.services, "grpc.health.v1.Health"],
+  }).addToServer(server);
   return {
     setServing(serving) {
       const value = serving ? "SERVING" : "NOT_SERVING";

@@ -1,6 +1,7 @@
 import {
   connectBus,
   createChangeFeed,
+  createComputeAgents,
   createEventFeed,
   createOutboxDispatcher,
   startOutboxRelay,
@@ -9,7 +10,7 @@ import { createLogger, loadApiConfig, onShutdown } from "@cinderblock/config";
 import { createDb, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
-import { addHealthAndReflection, listen, shutdown } from "@cinderblock/rpc";
+import { addHealthAndReflection, createVolumeHostCalls, listen, shutdown } from "@cinderblock/rpc";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 
 async function main(): Promise<void> {
@@ -27,11 +28,19 @@ async function main(): Promise<void> {
     js: bus.js,
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
+  const hosts = createVolumeHostCalls();
   const useCases = createApiUseCases({
     db,
     scheduler: createOutboxDispatcher(bus.subjects),
     changes: createChangeFeed(bus),
     events: createEventFeed(bus),
+    hosts,
+    compute: createComputeAgents(bus, {
+      timeoutMs: config.CINDERBLOCK_QUIESCE_TIMEOUT_MS,
+      onThawFailure: (instanceId, err) =>
+        logger.error({ err, instance_id: instanceId }, "unquiesce was not confirmed; the instance may still be frozen"),
+    }),
+    snapshotInstanceTimeoutSeconds: config.CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT,
     quota: {
       volumes: config.CINDERBLOCK_QUOTA_VOLUMES,
       snapshots: config.CINDERBLOCK_QUOTA_SNAPSHOTS,
@@ -55,6 +64,7 @@ async function main(): Promise<void> {
   onShutdown(logger, async () => {
     health.setServing(false);
     await shutdown(server, 10_000);
+    hosts.close();
     await relay.stop();
     await bus.close();
     await closeDb();

@@ -1,10 +1,11 @@
 import type {
+  AttachmentRow,
   SnapshotRow,
   SnapshotStatus as SnapshotStatusName,
   VolumeRow,
   VolumeStatus as VolumeStatusName,
 } from "@cinderblock/db";
-import { type Snapshot, SnapshotStatus, type Volume, VolumeStatus } from "@cinderblock/proto";
+import { type Attachment, type Snapshot, SnapshotStatus, type Volume, VolumeStatus } from "@cinderblock/proto";
 
 const VOLUME_STATUS: Record<VolumeStatusName, VolumeStatus> = {
   creating: VolumeStatus.VOLUME_STATUS_CREATING,
@@ -45,8 +46,20 @@ export function snapshotStatusName(status: SnapshotStatus): SnapshotStatusName |
   return (Object.keys(SNAPSHOT_STATUS) as SnapshotStatusName[]).find((k) => SNAPSHOT_STATUS[k] === status);
 }
 
-/** A volume row as the public API shows it. */
-export function toVolume(row: VolumeRow): Volume {
+/** An attachment row as the public API shows it. */
+export function toAttachment(row: AttachmentRow): Attachment {
+  return {
+    id: row.id,
+    volumeId: row.volumeId,
+    instanceId: row.instanceId,
+    mountpoint: row.mountpoint,
+    attachStatus: row.attachStatus,
+    attachedAt: row.attachedAt ?? undefined,
+  };
+}
+
+/** A volume row as the public API shows it (with its attachments, where the caller loaded them). */
+export function toVolume(row: VolumeRow, attachments: AttachmentRow[] = []): Volume {
   return {
     id: row.id,
     projectId: row.projectId,
@@ -65,6 +78,8 @@ export function toVolume(row: VolumeRow): Volume {
     metadata: row.metadata,
     migrationStatus: row.migrationStatus ?? "",
     snapshotId: row.snapshotId ?? "",
+    multiattach: row.multiattach,
+    attachments: attachments.map(toAttachment),
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };

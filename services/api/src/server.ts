@@ -11,7 +11,7 @@ import {
   VolumesServiceService,
 } from "@cinderblock/proto";
 import { type ErrorReporter, Server, serverStreaming, unary } from "@cinderblock/rpc";
-import { snapshotStatusName, toSnapshot, toVolume, volumeStatusName } from "./mapping.js";
+import { snapshotStatusName, toAttachment, toSnapshot, toVolume, volumeStatusName } from "./mapping.js";
 
 /** Fully qualified names of the public services (for health and the README). */
 export const PUBLIC_SERVICES = [
@@ -46,10 +46,13 @@ export function createApiServer(options: ApiServerOptions): Server {
     createVolume: unary("CreateVolume", report, async (req, ctx) => ({
       volume: toVolume(await uc.createVolume(ctx, req)),
     })),
-    getVolume: unary("GetVolume", report, async (req, ctx) => ({ volume: toVolume(await uc.getVolume(ctx, req.id)) })),
+    getVolume: unary("GetVolume", report, async (req, ctx) => {
+      const volume = await uc.getVolume(ctx, req.id);
+      return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
+    }),
     listVolumes: unary("ListVolumes", report, async (req, ctx) => {
       const page = await uc.listVolumes(ctx, req.pageSize, req.pageToken);
-      return { volumes: page.items.map(toVolume), nextPageToken: page.nextPageToken };
+      return { volumes: page.items.map((v) => toVolume(v)), nextPageToken: page.nextPageToken };
     }),
     updateVolume: unary("UpdateVolume", report, async (req, ctx) => ({
       volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description })),
@@ -72,6 +75,19 @@ export function createApiServer(options: ApiServerOptions): Server {
     revertVolumeToSnapshot: unary("RevertVolumeToSnapshot", report, async (req, ctx) => ({
       volume: toVolume(await uc.revertToSnapshot(ctx, req.volumeId, req.snapshotId)),
     })),
+    attachVolume: unary("AttachVolume", report, async (req, ctx) => {
+      const { attachment, connection } = await uc.attachVolume(ctx, req);
+      return {
+        attachment: toAttachment(attachment),
+        driverVolumeType: connection.driverVolumeType,
+        connectionData: connection.data,
+      };
+    }),
+    detachVolume: unary("DetachVolume", report, async (req, ctx) => {
+      await uc.detachVolume(ctx, req.volumeId, req.attachmentId);
+      const volume = await uc.getVolume(ctx, req.volumeId);
+      return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
+    }),
   };
   const snapshots: SnapshotsServiceServer = {
     createSnapshot: unary("CreateSnapshot", report, async (req, ctx) => ({
@@ -102,6 +118,15 @@ export function createApiServer(options: ApiServerOptions): Server {
     deleteSnapshotMetadata: unary("DeleteSnapshotMetadata", report, async (req, ctx) => ({
       metadata: await uc.deleteMetadata(ctx, "snapshots", req.id, req.key),
     })),
+    snapshotInstance: unary("SnapshotInstance", report, async (req, ctx) => {
+      const image = await uc.snapshotInstance(ctx, req);
+      return {
+        imageName: image.imageName,
+        quiesced: image.quiesced,
+        snapshots: image.snapshots.map(toSnapshot),
+        blockDeviceMapping: image.blockDeviceMapping,
+      };
+    }),
   };
   const quotas: QuotasServiceServer = {
     getQuotas: unary("GetQuotas", report, async (req, ctx) => quotaMessages(await uc.getQuotas(ctx, req.projectId))),

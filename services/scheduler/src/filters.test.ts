@@ -14,6 +14,7 @@ function backend(host: string, capabilities: Record<string, unknown>, availabili
     frozen: false,
     heartbeatAt: now,
     capabilities,
+    grpcAddress: "",
     createdAt: now,
     updatedAt: now,
   };

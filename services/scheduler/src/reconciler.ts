@@ -3,6 +3,7 @@ import { publishChange } from "@cinderblock/bus";
 import {
   claimOverdueOperations,
   type Db,
+  deleteAttachment,
   finishOperation,
   getSnapshotElevated,
   getVolumeElevated,
@@ -183,6 +184,43 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
           await releaseQuota(t, volume.projectId, [{ resource: "gigabytes", delta: newSizeGb - volume.sizeGb }]);
         }
         return "error_extending";
+      },
+    };
+  },
+  async attach_volume(tx, op) {
+    // An attach whose api died between reserving and attaching: give the reservation back.
+    const volume = await getVolumeElevated(tx, op.resourceId);
+    if (volume?.status !== "attaching") return undefined;
+    const attachmentId = String(op.detail.attachmentId ?? "");
+    const previous = op.detail.previousStatus === "in-use" ? "in-use" : "available";
+    return {
+      kind: "volume",
+      resourceId: volume.id,
+      event: "volume.attach",
+      redispatch: async () => {
+        throw new Error("an attach is a call; its caller is gone");
+      },
+      fail: async (t) => {
+        if (attachmentId) await deleteAttachment(t, attachmentId);
+        await updateVolumeStatus(t, volume.id, ["attaching"], previous);
+        return previous;
+      },
+    };
+  },
+  async detach_volume(tx, op) {
+    const volume = await getVolumeElevated(tx, op.resourceId);
+    if (volume?.status !== "detaching") return undefined;
+    return {
+      kind: "volume",
+      resourceId: volume.id,
+      event: "volume.detach",
+      redispatch: async () => {
+        throw new Error("a detach is a call; its caller is gone");
+      },
+      fail: async (t) => {
+        // The attachment stays; a new DetachVolume can try again.
+        await updateVolumeStatus(t, volume.id, ["detaching"], "in-use");
+        return "in-use";
       },
     };
   },

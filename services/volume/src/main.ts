@@ -9,7 +9,9 @@ import {
   VolumeExtendVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
+import { listen, shutdown } from "@cinderblock/rpc";
 import { createDriver } from "./drivers/registry.js";
+import { createHostServer } from "./host-server.js";
 import { createVolumeManager } from "./manager.js";
 
 /** Deliveries of one cast before the manager stops asking for retries and fails the resource. */
@@ -31,6 +33,16 @@ async function main(): Promise<void> {
   const drivers = new Map([[backend, driver]]);
   const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
 
+  const hostServer = createHostServer({
+    db,
+    hostName: config.CINDERBLOCK_HOST,
+    drivers,
+    report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
+  });
+  const hostPort = await listen(hostServer, config.CINDERBLOCK_VOLUME_LISTEN);
+  const listenHost = config.CINDERBLOCK_VOLUME_LISTEN.slice(0, config.CINDERBLOCK_VOLUME_LISTEN.lastIndexOf(":"));
+  const grpcAddress = config.CINDERBLOCK_VOLUME_ADVERTISE || `${listenHost}:${hostPort}`;
+
   // Heartbeat and capability report (Cinder's report_state + _report_driver_status).
   const report = async () => {
     const stats = await driver.getStats();
@@ -40,6 +52,7 @@ async function main(): Promise<void> {
       backend,
       availabilityZone: config.CINDERBLOCK_AVAILABILITY_ZONE,
       capabilities: { ...stats },
+      grpcAddress,
     });
   };
   await report();
@@ -95,6 +108,7 @@ async function main(): Promise<void> {
 
   onShutdown(logger, async () => {
     clearInterval(heartbeat);
+    await shutdown(hostServer, 5000);
     await consumer.stop();
     await driver.close();
     await bus.close();

@@ -29,6 +29,13 @@ export interface ManageableSnapshot {
   reasonNotSafe?: string;
 }
 
+/** How an attaching host reaches a volume (Cinder's connection_info). */
+export interface ConnectionInfo {
+  /** e.g. "local", "rbd", "iscsi". */
+  driverVolumeType: string;
+  data: Record<string, string>;
+}
+
 /** Fields a driver may ask the manager to store on the snapshot. */
 export interface SnapshotModelUpdate {
   providerLocation?: string;
@@ -95,6 +102,10 @@ export interface VolumeDriver {
   manageExistingSnapshot(snapshot: DriverSnapshot, reference: string): Promise<{ sizeGb: number }>;
   /** Stops managing a snapshot: the storage stays, only our bookkeeping lets go (may rename it back). */
   unmanageSnapshot(snapshot: DriverSnapshot): Promise<void>;
+  /** Exports the volume to the attaching host described by `connector`; returns how to reach it. */
+  initializeConnection(volume: DriverVolume, connector: Record<string, string>): Promise<ConnectionInfo>;
+  /** Ends the export made for `connector`; an export already gone counts as success. */
+  terminateConnection(volume: DriverVolume, connector: Record<string, string>): Promise<void>;
   getStats(): Promise<BackendStats>;
   /** Release resources (connections, timers). */
   close(): Promise<void>;

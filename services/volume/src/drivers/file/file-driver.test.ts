@@ -906,3 +906,26 @@ describe("copySparse", () => {
     expect(await readFile(dst, "utf8")).toBe("old");
   });
 });
+
+describe("connections", () => {
+  it("gives the image file as a local device, and refuses a volume that does not exist", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cinderblock-file-conn-"));
+    try {
+      const driver = createFileDriver({ dataDir: dir });
+      await driver.initialize();
+      const id = "0d9b5c1e-6f5a-4b7e-9a51-3c2d1e0f9a8b";
+      await driver.createVolume({ id, sizeGb: 1 });
+      expect(await driver.initializeConnection({ id, sizeGb: 1 }, { host: "compute1" })).toEqual({
+        driverVolumeType: "local",
+        data: { device_path: join(dir, `volume-${id}.img`) },
+      });
+      await expect(driver.terminateConnection({ id, sizeGb: 1 }, { host: "compute1" })).resolves.toBeUndefined();
+      const missing = "1d9b5c1e-6f5a-4b7e-9a51-3c2d1e0f9a8b";
+      await expect(driver.initializeConnection({ id: missing, sizeGb: 1 }, {})).rejects.toThrow(
+        `volume file volume-${missing}.img not found on backend`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

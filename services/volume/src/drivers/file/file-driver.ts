@@ -6,6 +6,7 @@ import { isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
 import {
   type BackendStats,
+  type ConnectionInfo,
   DriverError,
   type DriverSnapshot,
   type DriverVolume,
@@ -387,6 +388,23 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
         }
         throw fsError(`cannot rename ${name} to ${unmanagedName}`, err);
       }
+    },
+
+    /**
+     * The image file is the device: a host on the same machine opens it (or loop-mounts it).
+     * There is no export to set up, so this only checks the volume exists.
+     */
+    async initializeConnection(volume: DriverVolume): Promise<ConnectionInfo> {
+      const id = checkId(volume.id, "volume");
+      const name = `volume-${id}.img`;
+      if (!(await statIfExists(volumePath(id), name))) {
+        throw new DriverError(`volume file ${name} not found on backend`, { retryable: false });
+      }
+      return { driverVolumeType: "local", data: { device_path: volumePath(id) } };
+    },
+
+    async terminateConnection(volume: DriverVolume): Promise<void> {
+      checkId(volume.id, "volume");
     },
 
     async getStats(): Promise<BackendStats> {

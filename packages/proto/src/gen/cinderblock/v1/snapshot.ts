@@ -237,6 +237,35 @@ export interface DeleteSnapshotMetadataResponse_MetadataEntry {
   value: string;
 }
 
+export interface SnapshotInstanceRequest {
+  instanceId: string;
+  /** The image Nova registers; every snapshot is named "snapshot for <image_name>". */
+  imageName: string;
+  /** Ask the instance's compute agent to freeze its file systems first (and thaw them after). */
+  quiesce: boolean;
+  /** Fail when the instance cannot be quiesced (Nova's os_require_quiesce); otherwise go on without. */
+  quiesceRequired: boolean;
+}
+
+/** One entry of the image's block_device_mapping, as Nova registers it in Glance. */
+export interface BlockDeviceMapping {
+  sourceType: string;
+  destinationType: string;
+  snapshotId: string;
+  bootIndex: number;
+  deviceName: string;
+  volumeSize: number;
+  deleteOnTermination: boolean;
+}
+
+export interface SnapshotInstanceResponse {
+  imageName: string;
+  blockDeviceMapping: BlockDeviceMapping[];
+  snapshots: Snapshot[];
+  /** Whether the file systems were frozen while the snapshots were taken. */
+  quiesced: boolean;
+}
+
 export interface ListSnapshotsRequest {
   /** Maximum number of snapshots to return (1-1000, default 100). */
   pageSize: number;
@@ -2582,6 +2611,463 @@ export const DeleteSnapshotMetadataResponse_MetadataEntry: MessageFns<DeleteSnap
   },
 };
 
+function createBaseSnapshotInstanceRequest(): SnapshotInstanceRequest {
+  return { instanceId: "", imageName: "", quiesce: false, quiesceRequired: false };
+}
+
+export const SnapshotInstanceRequest: MessageFns<SnapshotInstanceRequest> = {
+  encode(message: SnapshotInstanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.imageName !== "") {
+      writer.uint32(18).string(message.imageName);
+    }
+    if (message.quiesce !== false) {
+      writer.uint32(24).bool(message.quiesce);
+    }
+    if (message.quiesceRequired !== false) {
+      writer.uint32(32).bool(message.quiesceRequired);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotInstanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotInstanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.imageName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.quiesce = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.quiesceRequired = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotInstanceRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      imageName: isSet(object.imageName)
+        ? globalThis.String(object.imageName)
+        : isSet(object.image_name)
+        ? globalThis.String(object.image_name)
+        : "",
+      quiesce: isSet(object.quiesce) ? globalThis.Boolean(object.quiesce) : false,
+      quiesceRequired: isSet(object.quiesceRequired)
+        ? globalThis.Boolean(object.quiesceRequired)
+        : isSet(object.quiesce_required)
+        ? globalThis.Boolean(object.quiesce_required)
+        : false,
+    };
+  },
+
+  toJSON(message: SnapshotInstanceRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.imageName !== "") {
+      obj.imageName = message.imageName;
+    }
+    if (message.quiesce !== false) {
+      obj.quiesce = message.quiesce;
+    }
+    if (message.quiesceRequired !== false) {
+      obj.quiesceRequired = message.quiesceRequired;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotInstanceRequest>, I>>(base?: I): SnapshotInstanceRequest {
+    return SnapshotInstanceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotInstanceRequest>, I>>(object: I): SnapshotInstanceRequest {
+    const message = createBaseSnapshotInstanceRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.imageName = object.imageName ?? "";
+    message.quiesce = object.quiesce ?? false;
+    message.quiesceRequired = object.quiesceRequired ?? false;
+    return message;
+  },
+};
+
+function createBaseBlockDeviceMapping(): BlockDeviceMapping {
+  return {
+    sourceType: "",
+    destinationType: "",
+    snapshotId: "",
+    bootIndex: 0,
+    deviceName: "",
+    volumeSize: 0,
+    deleteOnTermination: false,
+  };
+}
+
+export const BlockDeviceMapping: MessageFns<BlockDeviceMapping> = {
+  encode(message: BlockDeviceMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sourceType !== "") {
+      writer.uint32(10).string(message.sourceType);
+    }
+    if (message.destinationType !== "") {
+      writer.uint32(18).string(message.destinationType);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(26).string(message.snapshotId);
+    }
+    if (message.bootIndex !== 0) {
+      writer.uint32(32).int32(message.bootIndex);
+    }
+    if (message.deviceName !== "") {
+      writer.uint32(42).string(message.deviceName);
+    }
+    if (message.volumeSize !== 0) {
+      writer.uint32(48).int32(message.volumeSize);
+    }
+    if (message.deleteOnTermination !== false) {
+      writer.uint32(56).bool(message.deleteOnTermination);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockDeviceMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockDeviceMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sourceType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.destinationType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bootIndex = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.deviceName = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.volumeSize = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.deleteOnTermination = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockDeviceMapping {
+    return {
+      sourceType: isSet(object.sourceType)
+        ? globalThis.String(object.sourceType)
+        : isSet(object.source_type)
+        ? globalThis.String(object.source_type)
+        : "",
+      destinationType: isSet(object.destinationType)
+        ? globalThis.String(object.destinationType)
+        : isSet(object.destination_type)
+        ? globalThis.String(object.destination_type)
+        : "",
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+      bootIndex: isSet(object.bootIndex)
+        ? globalThis.Number(object.bootIndex)
+        : isSet(object.boot_index)
+        ? globalThis.Number(object.boot_index)
+        : 0,
+      deviceName: isSet(object.deviceName)
+        ? globalThis.String(object.deviceName)
+        : isSet(object.device_name)
+        ? globalThis.String(object.device_name)
+        : "",
+      volumeSize: isSet(object.volumeSize)
+        ? globalThis.Number(object.volumeSize)
+        : isSet(object.volume_size)
+        ? globalThis.Number(object.volume_size)
+        : 0,
+      deleteOnTermination: isSet(object.deleteOnTermination)
+        ? globalThis.Boolean(object.deleteOnTermination)
+        : isSet(object.delete_on_termination)
+        ? globalThis.Boolean(object.delete_on_termination)
+        : false,
+    };
+  },
+
+  toJSON(message: BlockDeviceMapping): unknown {
+    const obj: any = {};
+    if (message.sourceType !== "") {
+      obj.sourceType = message.sourceType;
+    }
+    if (message.destinationType !== "") {
+      obj.destinationType = message.destinationType;
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    if (message.bootIndex !== 0) {
+      obj.bootIndex = Math.round(message.bootIndex);
+    }
+    if (message.deviceName !== "") {
+      obj.deviceName = message.deviceName;
+    }
+    if (message.volumeSize !== 0) {
+      obj.volumeSize = Math.round(message.volumeSize);
+    }
+    if (message.deleteOnTermination !== false) {
+      obj.deleteOnTermination = message.deleteOnTermination;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BlockDeviceMapping>, I>>(base?: I): BlockDeviceMapping {
+    return BlockDeviceMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BlockDeviceMapping>, I>>(object: I): BlockDeviceMapping {
+    const message = createBaseBlockDeviceMapping();
+    message.sourceType = object.sourceType ?? "";
+    message.destinationType = object.destinationType ?? "";
+    message.snapshotId = object.snapshotId ?? "";
+    message.bootIndex = object.bootIndex ?? 0;
+    message.deviceName = object.deviceName ?? "";
+    message.volumeSize = object.volumeSize ?? 0;
+    message.deleteOnTermination = object.deleteOnTermination ?? false;
+    return message;
+  },
+};
+
+function createBaseSnapshotInstanceResponse(): SnapshotInstanceResponse {
+  return { imageName: "", blockDeviceMapping: [], snapshots: [], quiesced: false };
+}
+
+export const SnapshotInstanceResponse: MessageFns<SnapshotInstanceResponse> = {
+  encode(message: SnapshotInstanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.imageName !== "") {
+      writer.uint32(10).string(message.imageName);
+    }
+    for (const v of message.blockDeviceMapping) {
+      BlockDeviceMapping.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.snapshots) {
+      Snapshot.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.quiesced !== false) {
+      writer.uint32(32).bool(message.quiesced);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotInstanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotInstanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.imageName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.blockDeviceMapping.push(BlockDeviceMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.snapshots.push(Snapshot.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.quiesced = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotInstanceResponse {
+    return {
+      imageName: isSet(object.imageName)
+        ? globalThis.String(object.imageName)
+        : isSet(object.image_name)
+        ? globalThis.String(object.image_name)
+        : "",
+      blockDeviceMapping: globalThis.Array.isArray(object?.blockDeviceMapping)
+        ? object.blockDeviceMapping.map((e: any) => BlockDeviceMapping.fromJSON(e))
+        : globalThis.Array.isArray(object?.block_device_mapping)
+        ? object.block_device_mapping.map((e: any) => BlockDeviceMapping.fromJSON(e))
+        : [],
+      snapshots: globalThis.Array.isArray(object?.snapshots)
+        ? object.snapshots.map((e: any) => Snapshot.fromJSON(e))
+        : [],
+      quiesced: isSet(object.quiesced) ? globalThis.Boolean(object.quiesced) : false,
+    };
+  },
+
+  toJSON(message: SnapshotInstanceResponse): unknown {
+    const obj: any = {};
+    if (message.imageName !== "") {
+      obj.imageName = message.imageName;
+    }
+    if (message.blockDeviceMapping?.length) {
+      obj.blockDeviceMapping = message.blockDeviceMapping.map((e) => BlockDeviceMapping.toJSON(e));
+    }
+    if (message.snapshots?.length) {
+      obj.snapshots = message.snapshots.map((e) => Snapshot.toJSON(e));
+    }
+    if (message.quiesced !== false) {
+      obj.quiesced = message.quiesced;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotInstanceResponse>, I>>(base?: I): SnapshotInstanceResponse {
+    return SnapshotInstanceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotInstanceResponse>, I>>(object: I): SnapshotInstanceResponse {
+    const message = createBaseSnapshotInstanceResponse();
+    message.imageName = object.imageName ?? "";
+    message.blockDeviceMapping = object.blockDeviceMapping?.map((e) => BlockDeviceMapping.fromPartial(e)) || [];
+    message.snapshots = object.snapshots?.map((e) => Snapshot.fromPartial(e)) || [];
+    message.quiesced = object.quiesced ?? false;
+    return message;
+  },
+};
+
 function createBaseListSnapshotsRequest(): ListSnapshotsRequest {
   return { pageSize: 0, pageToken: "", volumeId: "" };
 }
@@ -3031,6 +3517,22 @@ export const SnapshotsServiceService = {
     responseDeserialize: (value: Buffer): DeleteSnapshotMetadataResponse =>
       DeleteSnapshotMetadataResponse.decode(value),
   },
+  /**
+   * SnapshotInstance snapshots every volume attached to an instance (Nova's volume-backed
+   * instance snapshot): optionally quiesced, waits for all to be available, then thaws, and
+   * returns the image's block device mapping.
+   */
+  snapshotInstance: {
+    path: "/cinderblock.v1.SnapshotsService/SnapshotInstance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotInstanceRequest): Buffer =>
+      Buffer.from(SnapshotInstanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotInstanceRequest => SnapshotInstanceRequest.decode(value),
+    responseSerialize: (value: SnapshotInstanceResponse): Buffer =>
+      Buffer.from(SnapshotInstanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotInstanceResponse => SnapshotInstanceResponse.decode(value),
+  },
 } as const;
 
 export interface SnapshotsServiceServer extends UntypedServiceImplementation {
@@ -3053,6 +3555,12 @@ export interface SnapshotsServiceServer extends UntypedServiceImplementation {
   resetSnapshotStatus: handleUnaryCall<ResetSnapshotStatusRequest, ResetSnapshotStatusResponse>;
   setSnapshotMetadata: handleUnaryCall<SetSnapshotMetadataRequest, SetSnapshotMetadataResponse>;
   deleteSnapshotMetadata: handleUnaryCall<DeleteSnapshotMetadataRequest, DeleteSnapshotMetadataResponse>;
+  /**
+   * SnapshotInstance snapshots every volume attached to an instance (Nova's volume-backed
+   * instance snapshot): optionally quiesced, waits for all to be available, then thaws, and
+   * returns the image's block device mapping.
+   */
+  snapshotInstance: handleUnaryCall<SnapshotInstanceRequest, SnapshotInstanceResponse>;
 }
 
 export interface SnapshotsServiceClient extends Client {
@@ -3194,6 +3702,26 @@ export interface SnapshotsServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSnapshotMetadataResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SnapshotInstance snapshots every volume attached to an instance (Nova's volume-backed
+   * instance snapshot): optionally quiesced, waits for all to be available, then thaws, and
+   * returns the image's block device mapping.
+   */
+  snapshotInstance(
+    request: SnapshotInstanceRequest,
+    callback: (error: ServiceError | null, response: SnapshotInstanceResponse) => void,
+  ): ClientUnaryCall;
+  snapshotInstance(
+    request: SnapshotInstanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotInstanceResponse) => void,
+  ): ClientUnaryCall;
+  snapshotInstance(
+    request: SnapshotInstanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotInstanceResponse) => void,
   ): ClientUnaryCall;
 }
 

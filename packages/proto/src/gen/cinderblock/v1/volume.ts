@@ -160,6 +160,9 @@ export interface Volume {
     | undefined;
   /** The snapshot this volume was created from, if any. */
   snapshotId: string;
+  /** Whether the volume may be attached to several instances at once. */
+  multiattach: boolean;
+  attachments: Attachment[];
 }
 
 export interface Volume_ImageMetadataEntry {
@@ -170,6 +173,17 @@ export interface Volume_ImageMetadataEntry {
 export interface Volume_MetadataEntry {
   key: string;
   value: string;
+}
+
+/** A volume's attachment to an instance. */
+export interface Attachment {
+  id: string;
+  volumeId: string;
+  instanceId: string;
+  mountpoint: string;
+  /** "attaching", "attached". */
+  attachStatus: string;
+  attachedAt: Date | undefined;
 }
 
 export interface CreateVolumeRequest {
@@ -189,6 +203,7 @@ export interface CreateVolumeRequest {
    * availability zone, bootable flag, image metadata and encryption key id.
    */
   snapshotId: string;
+  multiattach: boolean;
 }
 
 export interface CreateVolumeRequest_ImageMetadataEntry {
@@ -298,6 +313,43 @@ export interface RevertVolumeToSnapshotResponse {
   volume: Volume | undefined;
 }
 
+export interface AttachVolumeRequest {
+  volumeId: string;
+  instanceId: string;
+  /** Where the instance sees it, e.g. "/dev/vda". */
+  mountpoint: string;
+  /** The attaching host's connector (host, initiator, ...), passed to the driver. */
+  connector: { [key: string]: string };
+}
+
+export interface AttachVolumeRequest_ConnectorEntry {
+  key: string;
+  value: string;
+}
+
+export interface AttachVolumeResponse {
+  attachment:
+    | Attachment
+    | undefined;
+  /** How to reach the volume: Cinder's driver_volume_type and its data. */
+  driverVolumeType: string;
+  connectionData: { [key: string]: string };
+}
+
+export interface AttachVolumeResponse_ConnectionDataEntry {
+  key: string;
+  value: string;
+}
+
+export interface DetachVolumeRequest {
+  volumeId: string;
+  attachmentId: string;
+}
+
+export interface DetachVolumeResponse {
+  volume: Volume | undefined;
+}
+
 export interface ListVolumesRequest {
   /** Maximum number of volumes to return (1-1000, default 100). */
   pageSize: number;
@@ -331,6 +383,8 @@ function createBaseVolume(): Volume {
     createdAt: undefined,
     updatedAt: undefined,
     snapshotId: "",
+    multiattach: false,
+    attachments: [],
   };
 }
 
@@ -392,6 +446,12 @@ export const Volume: MessageFns<Volume> = {
     }
     if (message.snapshotId !== "") {
       writer.uint32(154).string(message.snapshotId);
+    }
+    if (message.multiattach !== false) {
+      writer.uint32(160).bool(message.multiattach);
+    }
+    for (const v of message.attachments) {
+      Attachment.encode(v!, writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -567,6 +627,22 @@ export const Volume: MessageFns<Volume> = {
             message.snapshotId = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.multiattach = reader.bool();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.attachments.push(Attachment.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -683,6 +759,10 @@ export const Volume: MessageFns<Volume> = {
         : isSet(object.snapshot_id)
         ? globalThis.String(object.snapshot_id)
         : "",
+      multiattach: isSet(object.multiattach) ? globalThis.Boolean(object.multiattach) : false,
+      attachments: globalThis.Array.isArray(object?.attachments)
+        ? object.attachments.map((e: any) => Attachment.fromJSON(e))
+        : [],
     };
   },
 
@@ -757,6 +837,12 @@ export const Volume: MessageFns<Volume> = {
     if (message.snapshotId !== "") {
       obj.snapshotId = message.snapshotId;
     }
+    if (message.multiattach !== false) {
+      obj.multiattach = message.multiattach;
+    }
+    if (message.attachments?.length) {
+      obj.attachments = message.attachments.map((e) => Attachment.toJSON(e));
+    }
     return obj;
   },
 
@@ -800,6 +886,8 @@ export const Volume: MessageFns<Volume> = {
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
     message.snapshotId = object.snapshotId ?? "";
+    message.multiattach = object.multiattach ?? false;
+    message.attachments = object.attachments?.map((e) => Attachment.fromPartial(e)) || [];
     return message;
   },
 };
@@ -974,6 +1062,171 @@ export const Volume_MetadataEntry: MessageFns<Volume_MetadataEntry> = {
   },
 };
 
+function createBaseAttachment(): Attachment {
+  return { id: "", volumeId: "", instanceId: "", mountpoint: "", attachStatus: "", attachedAt: undefined };
+}
+
+export const Attachment: MessageFns<Attachment> = {
+  encode(message: Attachment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(18).string(message.volumeId);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(26).string(message.instanceId);
+    }
+    if (message.mountpoint !== "") {
+      writer.uint32(34).string(message.mountpoint);
+    }
+    if (message.attachStatus !== "") {
+      writer.uint32(42).string(message.attachStatus);
+    }
+    if (message.attachedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.attachedAt), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Attachment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mountpoint = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.attachStatus = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.attachedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Attachment {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      mountpoint: isSet(object.mountpoint) ? globalThis.String(object.mountpoint) : "",
+      attachStatus: isSet(object.attachStatus)
+        ? globalThis.String(object.attachStatus)
+        : isSet(object.attach_status)
+        ? globalThis.String(object.attach_status)
+        : "",
+      attachedAt: isSet(object.attachedAt)
+        ? fromJsonTimestamp(object.attachedAt)
+        : isSet(object.attached_at)
+        ? fromJsonTimestamp(object.attached_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Attachment): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.mountpoint !== "") {
+      obj.mountpoint = message.mountpoint;
+    }
+    if (message.attachStatus !== "") {
+      obj.attachStatus = message.attachStatus;
+    }
+    if (message.attachedAt !== undefined) {
+      obj.attachedAt = message.attachedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Attachment>, I>>(base?: I): Attachment {
+    return Attachment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Attachment>, I>>(object: I): Attachment {
+    const message = createBaseAttachment();
+    message.id = object.id ?? "";
+    message.volumeId = object.volumeId ?? "";
+    message.instanceId = object.instanceId ?? "";
+    message.mountpoint = object.mountpoint ?? "";
+    message.attachStatus = object.attachStatus ?? "";
+    message.attachedAt = object.attachedAt ?? undefined;
+    return message;
+  },
+};
+
 function createBaseCreateVolumeRequest(): CreateVolumeRequest {
   return {
     name: "",
@@ -987,6 +1240,7 @@ function createBaseCreateVolumeRequest(): CreateVolumeRequest {
     metadata: {},
     clientRequestId: "",
     snapshotId: "",
+    multiattach: false,
   };
 }
 
@@ -1024,6 +1278,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     }
     if (message.snapshotId !== "") {
       writer.uint32(90).string(message.snapshotId);
+    }
+    if (message.multiattach !== false) {
+      writer.uint32(96).bool(message.multiattach);
     }
     return writer;
   },
@@ -1135,6 +1392,14 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
             message.snapshotId = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.multiattach = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1223,6 +1488,7 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
         : isSet(object.snapshot_id)
         ? globalThis.String(object.snapshot_id)
         : "",
+      multiattach: isSet(object.multiattach) ? globalThis.Boolean(object.multiattach) : false,
     };
   },
 
@@ -1273,6 +1539,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     if (message.snapshotId !== "") {
       obj.snapshotId = message.snapshotId;
     }
+    if (message.multiattach !== false) {
+      obj.multiattach = message.multiattach;
+    }
     return obj;
   },
 
@@ -1308,6 +1577,7 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     );
     message.clientRequestId = object.clientRequestId ?? "";
     message.snapshotId = object.snapshotId ?? "";
+    message.multiattach = object.multiattach ?? false;
     return message;
   },
 };
@@ -3178,6 +3448,651 @@ export const RevertVolumeToSnapshotResponse: MessageFns<RevertVolumeToSnapshotRe
   },
 };
 
+function createBaseAttachVolumeRequest(): AttachVolumeRequest {
+  return { volumeId: "", instanceId: "", mountpoint: "", connector: {} };
+}
+
+export const AttachVolumeRequest: MessageFns<AttachVolumeRequest> = {
+  encode(message: AttachVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(18).string(message.instanceId);
+    }
+    if (message.mountpoint !== "") {
+      writer.uint32(26).string(message.mountpoint);
+    }
+    globalThis.Object.entries(message.connector).forEach(([key, value]: [string, string]) => {
+      AttachVolumeRequest_ConnectorEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mountpoint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = AttachVolumeRequest_ConnectorEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.connector[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachVolumeRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      mountpoint: isSet(object.mountpoint) ? globalThis.String(object.mountpoint) : "",
+      connector: isObject(object.connector)
+        ? (globalThis.Object.entries(object.connector) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: AttachVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.mountpoint !== "") {
+      obj.mountpoint = message.mountpoint;
+    }
+    if (message.connector) {
+      const entries = globalThis.Object.entries(message.connector) as [string, string][];
+      if (entries.length > 0) {
+        obj.connector = {};
+        entries.forEach(([k, v]) => {
+          obj.connector[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachVolumeRequest>, I>>(base?: I): AttachVolumeRequest {
+    return AttachVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachVolumeRequest>, I>>(object: I): AttachVolumeRequest {
+    const message = createBaseAttachVolumeRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.instanceId = object.instanceId ?? "";
+    message.mountpoint = object.mountpoint ?? "";
+    message.connector = (globalThis.Object.entries(object.connector ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseAttachVolumeRequest_ConnectorEntry(): AttachVolumeRequest_ConnectorEntry {
+  return { key: "", value: "" };
+}
+
+export const AttachVolumeRequest_ConnectorEntry: MessageFns<AttachVolumeRequest_ConnectorEntry> = {
+  encode(message: AttachVolumeRequest_ConnectorEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachVolumeRequest_ConnectorEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachVolumeRequest_ConnectorEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachVolumeRequest_ConnectorEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: AttachVolumeRequest_ConnectorEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachVolumeRequest_ConnectorEntry>, I>>(
+    base?: I,
+  ): AttachVolumeRequest_ConnectorEntry {
+    return AttachVolumeRequest_ConnectorEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachVolumeRequest_ConnectorEntry>, I>>(
+    object: I,
+  ): AttachVolumeRequest_ConnectorEntry {
+    const message = createBaseAttachVolumeRequest_ConnectorEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseAttachVolumeResponse(): AttachVolumeResponse {
+  return { attachment: undefined, driverVolumeType: "", connectionData: {} };
+}
+
+export const AttachVolumeResponse: MessageFns<AttachVolumeResponse> = {
+  encode(message: AttachVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.attachment !== undefined) {
+      Attachment.encode(message.attachment, writer.uint32(10).fork()).join();
+    }
+    if (message.driverVolumeType !== "") {
+      writer.uint32(18).string(message.driverVolumeType);
+    }
+    globalThis.Object.entries(message.connectionData).forEach(([key, value]: [string, string]) => {
+      AttachVolumeResponse_ConnectionDataEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.attachment = Attachment.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.driverVolumeType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = AttachVolumeResponse_ConnectionDataEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.connectionData[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachVolumeResponse {
+    return {
+      attachment: isSet(object.attachment) ? Attachment.fromJSON(object.attachment) : undefined,
+      driverVolumeType: isSet(object.driverVolumeType)
+        ? globalThis.String(object.driverVolumeType)
+        : isSet(object.driver_volume_type)
+        ? globalThis.String(object.driver_volume_type)
+        : "",
+      connectionData: isObject(object.connectionData)
+        ? (globalThis.Object.entries(object.connectionData) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.connection_data)
+        ? (globalThis.Object.entries(object.connection_data) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: AttachVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.attachment !== undefined) {
+      obj.attachment = Attachment.toJSON(message.attachment);
+    }
+    if (message.driverVolumeType !== "") {
+      obj.driverVolumeType = message.driverVolumeType;
+    }
+    if (message.connectionData) {
+      const entries = globalThis.Object.entries(message.connectionData) as [string, string][];
+      if (entries.length > 0) {
+        obj.connectionData = {};
+        entries.forEach(([k, v]) => {
+          obj.connectionData[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachVolumeResponse>, I>>(base?: I): AttachVolumeResponse {
+    return AttachVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachVolumeResponse>, I>>(object: I): AttachVolumeResponse {
+    const message = createBaseAttachVolumeResponse();
+    message.attachment = (object.attachment !== undefined && object.attachment !== null)
+      ? Attachment.fromPartial(object.attachment)
+      : undefined;
+    message.driverVolumeType = object.driverVolumeType ?? "";
+    message.connectionData = (globalThis.Object.entries(object.connectionData ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseAttachVolumeResponse_ConnectionDataEntry(): AttachVolumeResponse_ConnectionDataEntry {
+  return { key: "", value: "" };
+}
+
+export const AttachVolumeResponse_ConnectionDataEntry: MessageFns<AttachVolumeResponse_ConnectionDataEntry> = {
+  encode(message: AttachVolumeResponse_ConnectionDataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachVolumeResponse_ConnectionDataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachVolumeResponse_ConnectionDataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachVolumeResponse_ConnectionDataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: AttachVolumeResponse_ConnectionDataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachVolumeResponse_ConnectionDataEntry>, I>>(
+    base?: I,
+  ): AttachVolumeResponse_ConnectionDataEntry {
+    return AttachVolumeResponse_ConnectionDataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachVolumeResponse_ConnectionDataEntry>, I>>(
+    object: I,
+  ): AttachVolumeResponse_ConnectionDataEntry {
+    const message = createBaseAttachVolumeResponse_ConnectionDataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseDetachVolumeRequest(): DetachVolumeRequest {
+  return { volumeId: "", attachmentId: "" };
+}
+
+export const DetachVolumeRequest: MessageFns<DetachVolumeRequest> = {
+  encode(message: DetachVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.attachmentId !== "") {
+      writer.uint32(18).string(message.attachmentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetachVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetachVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.attachmentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DetachVolumeRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      attachmentId: isSet(object.attachmentId)
+        ? globalThis.String(object.attachmentId)
+        : isSet(object.attachment_id)
+        ? globalThis.String(object.attachment_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DetachVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.attachmentId !== "") {
+      obj.attachmentId = message.attachmentId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DetachVolumeRequest>, I>>(base?: I): DetachVolumeRequest {
+    return DetachVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetachVolumeRequest>, I>>(object: I): DetachVolumeRequest {
+    const message = createBaseDetachVolumeRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.attachmentId = object.attachmentId ?? "";
+    return message;
+  },
+};
+
+function createBaseDetachVolumeResponse(): DetachVolumeResponse {
+  return { volume: undefined };
+}
+
+export const DetachVolumeResponse: MessageFns<DetachVolumeResponse> = {
+  encode(message: DetachVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== undefined) {
+      Volume.encode(message.volume, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetachVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetachVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = Volume.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DetachVolumeResponse {
+    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
+  },
+
+  toJSON(message: DetachVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.volume !== undefined) {
+      obj.volume = Volume.toJSON(message.volume);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DetachVolumeResponse>, I>>(base?: I): DetachVolumeResponse {
+    return DetachVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetachVolumeResponse>, I>>(object: I): DetachVolumeResponse {
+    const message = createBaseDetachVolumeResponse();
+    message.volume = (object.volume !== undefined && object.volume !== null)
+      ? Volume.fromPartial(object.volume)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseListVolumesRequest(): ListVolumesRequest {
   return { pageSize: 0, pageToken: "" };
 }
@@ -3477,6 +4392,31 @@ export const VolumesServiceService = {
     responseDeserialize: (value: Buffer): RevertVolumeToSnapshotResponse =>
       RevertVolumeToSnapshotResponse.decode(value),
   },
+  /**
+   * AttachVolume attaches an available volume (or an in-use multiattach one) to an instance and
+   * returns the driver's connection info; the volume becomes in-use.
+   */
+  attachVolume: {
+    path: "/cinderblock.v1.VolumesService/AttachVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AttachVolumeRequest): Buffer => Buffer.from(AttachVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AttachVolumeRequest => AttachVolumeRequest.decode(value),
+    responseSerialize: (value: AttachVolumeResponse): Buffer =>
+      Buffer.from(AttachVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AttachVolumeResponse => AttachVolumeResponse.decode(value),
+  },
+  /** DetachVolume ends an attachment; the volume is available again once none remain. */
+  detachVolume: {
+    path: "/cinderblock.v1.VolumesService/DetachVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DetachVolumeRequest): Buffer => Buffer.from(DetachVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DetachVolumeRequest => DetachVolumeRequest.decode(value),
+    responseSerialize: (value: DetachVolumeResponse): Buffer =>
+      Buffer.from(DetachVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DetachVolumeResponse => DetachVolumeResponse.decode(value),
+  },
 } as const;
 
 export interface VolumesServiceServer extends UntypedServiceImplementation {
@@ -3501,6 +4441,13 @@ export interface VolumesServiceServer extends UntypedServiceImplementation {
    * (volume reverting and snapshot restoring, then both available).
    */
   revertVolumeToSnapshot: handleUnaryCall<RevertVolumeToSnapshotRequest, RevertVolumeToSnapshotResponse>;
+  /**
+   * AttachVolume attaches an available volume (or an in-use multiattach one) to an instance and
+   * returns the driver's connection info; the volume becomes in-use.
+   */
+  attachVolume: handleUnaryCall<AttachVolumeRequest, AttachVolumeResponse>;
+  /** DetachVolume ends an attachment; the volume is available again once none remain. */
+  detachVolume: handleUnaryCall<DetachVolumeRequest, DetachVolumeResponse>;
 }
 
 export interface VolumesServiceClient extends Client {
@@ -3664,6 +4611,41 @@ export interface VolumesServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevertVolumeToSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * AttachVolume attaches an available volume (or an in-use multiattach one) to an instance and
+   * returns the driver's connection info; the volume becomes in-use.
+   */
+  attachVolume(
+    request: AttachVolumeRequest,
+    callback: (error: ServiceError | null, response: AttachVolumeResponse) => void,
+  ): ClientUnaryCall;
+  attachVolume(
+    request: AttachVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AttachVolumeResponse) => void,
+  ): ClientUnaryCall;
+  attachVolume(
+    request: AttachVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AttachVolumeResponse) => void,
+  ): ClientUnaryCall;
+  /** DetachVolume ends an attachment; the volume is available again once none remain. */
+  detachVolume(
+    request: DetachVolumeRequest,
+    callback: (error: ServiceError | null, response: DetachVolumeResponse) => void,
+  ): ClientUnaryCall;
+  detachVolume(
+    request: DetachVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DetachVolumeResponse) => void,
+  ): ClientUnaryCall;
+  detachVolume(
+    request: DetachVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DetachVolumeResponse) => void,
   ): ClientUnaryCall;
 }
 

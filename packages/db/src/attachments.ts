@@ -1,0 +1,60 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { Executor } from "./client.js";
+import { volumeAttachments } from "./schema.js";
+
+/** A volume attachment row. */
+export type AttachmentRow = typeof volumeAttachments.$inferSelect;
+
+/** Records an attachment in `attaching` (before the backend is asked for connection info). */
+export async function insertAttachment(
+  db: Executor,
+  row: { id: string; volumeId: string; projectId: string; instanceId: string; mountpoint: string },
+): Promise<AttachmentRow> {
+  const [inserted] = await db
+    .insert(volumeAttachments)
+    .values({ ...row, attachStatus: "attaching" })
+    .returning();
+  return inserted as AttachmentRow;
+}
+
+/** Compare-and-swap `attaching` → `attached`, storing the connection info. */
+export async function markAttached(
+  db: Executor,
+  id: string,
+  connectionInfo: Record<string, unknown>,
+): Promise<AttachmentRow | undefined> {
+  const [row] = await db
+    .update(volumeAttachments)
+    .set({ attachStatus: "attached", connectionInfo, attachedAt: sql`now()` })
+    .where(and(eq(volumeAttachments.id, id), eq(volumeAttachments.attachStatus, "attaching")))
+    .returning();
+  return row;
+}
+
+/** Removes an attachment (detached, or an attach that did not complete). */
+export async function deleteAttachment(db: Executor, id: string): Promise<AttachmentRow | undefined> {
+  const [row] = await db.delete(volumeAttachments).where(eq(volumeAttachments.id, id)).returning();
+  return row;
+}
+
+/** A volume's attachments, oldest first. */
+export async function listAttachmentsOfVolume(db: Executor, volumeId: string): Promise<AttachmentRow[]> {
+  return db
+    .select()
+    .from(volumeAttachments)
+    .where(eq(volumeAttachments.volumeId, volumeId))
+    .orderBy(volumeAttachments.createdAt);
+}
+
+/** The project's attachments to one instance, oldest first (the boot volume is usually first). */
+export async function listAttachmentsOfInstance(
+  db: Executor,
+  projectId: string,
+  instanceId: string,
+): Promise<AttachmentRow[]> {
+  return db
+    .select()
+    .from(volumeAttachments)
+    .where(and(eq(volumeAttachments.projectId, projectId), eq(volumeAttachments.instanceId, instanceId)))
+    .orderBy(volumeAttachments.createdAt);
+}

@@ -1,0 +1,131 @@
+import { type Db, listAttachmentsOfInstance, type SnapshotRow } from "@cinderblock/db";
+import { validateInstanceId } from "./attachments.js";
+import type { RequestContext } from "./context.js";
+import { CinderblockError } from "./errors.js";
+import type { ComputeAgents } from "./ports.js";
+import { TERMINAL_SNAPSHOT_STATUSES } from "./states.js";
+import type { CreateSnapshotInput } from "./validation.js";
+
+/** A SnapshotInstance request (Nova's volume-backed instance snapshot). */
+export interface SnapshotInstanceInput {
+  instanceId: string;
+  imageName: string;
+  quiesce: boolean;
+  quiesceRequired: boolean;
+}
+
+/** One block_device_mapping entry of the image, as Nova registers it in Glance. */
+export interface BlockDeviceMapping {
+  sourceType: "snapshot";
+  destinationType: "volume";
+  snapshotId: string;
+  bootIndex: number;
+  deviceName: string;
+  volumeSize: number;
+  deleteOnTermination: boolean;
+}
+
+/** What SnapshotInstance returns: the image manifest and the snapshots behind it. */
+export interface InstanceImage {
+  imageName: string;
+  blockDeviceMapping: BlockDeviceMapping[];
+  snapshots: SnapshotRow[];
+  quiesced: boolean;
+}
+
+/** What SnapshotInstance needs: the create and watch use cases, attachments, and the compute agents. */
+export interface InstanceSnapshotDependencies {
+  db: Db;
+  compute: ComputeAgents;
+  createSnapshot(ctx: RequestContext, input: CreateSnapshotInput): Promise<SnapshotRow>;
+  watchSnapshot(ctx: RequestContext, id: string, signal: AbortSignal): AsyncGenerator<SnapshotRow>;
+  /** Seconds to wait for the snapshots to finish before thawing and giving up. */
+  timeoutSeconds: number;
+}
+
+/** The device names a boot volume has (Nova's root device). */
+const ROOT_DEVICE = /^\/dev\/(x?v|s|h)da$/;
+
+/**
+ * Nova's `snapshot_volume_backed`: freeze the instance (when asked), snapshot every attached
+ * volume with `force`, wait until each is available — the freeze must cover the backend snapshot —
+ * then thaw, on success and on failure alike, and return the image's block device mapping.
+ */
+export function createInstanceSnapshot(
+  deps: InstanceSnapshotDependencies,
+): (ctx: RequestContext, input: SnapshotInstanceInput) => Promise<InstanceImage> {
+  async function settled(ctx: RequestContext, id: string, signal: AbortSignal): Promise<SnapshotRow | undefined> {
+    let last: SnapshotRow | undefined;
+    for await (const row of deps.watchSnapshot(ctx, id, signal)) last = row;
+    return last;
+  }
+
+  return async (ctx, input) => {
+    const instanceId = validateInstanceId(input.instanceId);
+    if (input.imageName.trim() === "" || input.imageName.length > 255) {
+      throw new CinderblockError("INVALID_ARGUMENT", "image_name: must be 1-255 characters");
+    }
+    const attachments = (await listAttachmentsOfInstance(deps.db, ctx.projectId, instanceId)).filter(
+      (a) => a.attachStatus === "attached",
+    );
+    if (attachments.length === 0) {
+      throw new CinderblockError("FAILED_PRECONDITION", `instance ${instanceId} has no attached volumes`);
+    }
+    const quiesced = input.quiesce ? await deps.compute.quiesce(instanceId) : false;
+    if (input.quiesce && !quiesced && input.quiesceRequired) {
+      await deps.compute.unquiesce(instanceId);
+      throw new CinderblockError("FAILED_PRECONDITION", `instance ${instanceId} did not confirm the quiesce in time`);
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), deps.timeoutSeconds * 1000);
+    let snapshots: SnapshotRow[] = [];
+    try {
+      const created: SnapshotRow[] = [];
+      for (const a of attachments) {
+        created.push(
+          await deps.createSnapshot(ctx, {
+            volumeId: a.volumeId,
+            name: `snapshot for ${input.imageName}`,
+            description: `snapshot of instance ${instanceId}`,
+            force: true,
+            metadata: {},
+            groupSnapshotId: "",
+            clientRequestId: "",
+          }),
+        );
+      }
+      snapshots = await Promise.all(created.map(async (s) => (await settled(ctx, s.id, abort.signal)) ?? s));
+    } finally {
+      clearTimeout(timer);
+      if (input.quiesce) await deps.compute.unquiesce(instanceId);
+    }
+    const unfinished = snapshots.find((s) => s.status !== "available");
+    if (unfinished) {
+      const why = TERMINAL_SNAPSHOT_STATUSES.includes(unfinished.status)
+        ? `ended ${unfinished.status}: ${unfinished.statusReason}`
+        : `did not finish within ${deps.timeoutSeconds} s`;
+      throw new CinderblockError(
+        "FAILED_PRECONDITION",
+        `snapshot ${unfinished.id} of volume ${unfinished.volumeId} ${why}`,
+      );
+    }
+    const rootIndex = Math.max(
+      0,
+      attachments.findIndex((a) => ROOT_DEVICE.test(a.mountpoint)),
+    );
+    return {
+      imageName: input.imageName,
+      quiesced,
+      snapshots,
+      blockDeviceMapping: snapshots.map((s, i) => ({
+        sourceType: "snapshot",
+        destinationType: "volume",
+        snapshotId: s.id,
+        bootIndex: i === rootIndex ? 0 : -1,
+        deviceName: attachments[i]?.mountpoint ?? "",
+        volumeSize: s.volumeSizeGb,
+        deleteOnTermination: false,
+      })),
+    };
+  };
+}

@@ -1,0 +1,54 @@
+import type { VolumeHostCalls } from "@cinderblock/domain";
+import { VolumeHostServiceClient } from "@cinderblock/proto";
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+
+/** Options for {@link createVolumeHostCalls}. */
+export interface VolumeHostCallsOptions {
+  /** Milliseconds a call may take (default 30 s). */
+  deadlineMs?: number;
+}
+
+function identity(ctx: { requestId: string; projectId: string; userId: string; roles: string[] }): Metadata {
+  const md = new Metadata();
+  md.set("x-project-id", ctx.projectId);
+  md.set("x-user-id", ctx.userId);
+  md.set("x-request-id", ctx.requestId);
+  if (ctx.roles.length > 0) md.set("x-roles", ctx.roles.join(","));
+  return md;
+}
+
+/**
+ * Calls to volume hosts' internal gRPC servers, one client (and HTTP/2 connection) per address,
+ * kept for reuse. The caller's identity and request id travel along in metadata.
+ */
+export function createVolumeHostCalls(options: VolumeHostCallsOptions = {}): VolumeHostCalls & { close(): void } {
+  const clients = new Map<string, VolumeHostServiceClient>();
+  const deadline = () => new Date(Date.now() + (options.deadlineMs ?? 30_000));
+  const client = (address: string) => {
+    let c = clients.get(address);
+    if (!c) {
+      c = new VolumeHostServiceClient(address, credentials.createInsecure());
+      clients.set(address, c);
+    }
+    return c;
+  };
+  const call = <Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown) =>
+    new Promise<Res>((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res as Res))));
+  return {
+    async initializeConnection(address, ctx, volumeId, connector) {
+      const res = await call<{ driverVolumeType: string; data: Record<string, string> }>((done) =>
+        client(address).initializeConnection({ volumeId, connector }, identity(ctx), { deadline: deadline() }, done),
+      );
+      return { driverVolumeType: res.driverVolumeType, data: res.data };
+    },
+    async terminateConnection(address, ctx, volumeId, connector) {
+      await call((done) =>
+        client(address).terminateConnection({ volumeId, connector }, identity(ctx), { deadline: deadline() }, done),
+      );
+    },
+    close() {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
+  };
+}

@@ -1,0 +1,210 @@
+import { randomUUID } from "node:crypto";
+import { createDb, type DbHandle } from "@cinderblock/db";
+import {
+  type AttachVolumeResponse,
+  CreateVolumeRequest,
+  type CreateVolumeResponse,
+  type GetVolumeResponse,
+  type SnapshotInstanceResponse,
+  SnapshotStatus,
+  type Volume,
+  VolumeStatus,
+} from "@cinderblock/proto";
+import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { type Metadata, status } from "@grpc/grpc-js";
+import type { Subscription } from "@nats-io/transport-node";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, callError, identity } from "./grpc.js";
+
+// Attachments and the seed's story: Nova snapshots a volume-backed instance. A compute-agent
+// stand-in on NATS answers quiesce/unquiesce and records when it froze and thawed.
+
+let stack: Stack;
+let db: DbHandle;
+
+beforeAll(async () => {
+  stack = await startStack({ env: { CINDERBLOCK_QUIESCE_TIMEOUT_MS: "500" } });
+  db = createDb({ url: stack.database.url, max: 2 });
+});
+
+afterAll(async () => {
+  await db?.close();
+  await stack?.stop();
+});
+
+async function volume(md: Metadata, name: string, extra: Partial<CreateVolumeRequest> = {}): Promise<Volume> {
+  const res = await call<CreateVolumeResponse>((done) =>
+    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1, ...extra }), md, done),
+  );
+  for (let i = 0; i < 300; i++) {
+    const v = await call<GetVolumeResponse>((done) => stack.volumes.getVolume({ id: res.volume?.id ?? "" }, md, done));
+    if (v.volume && v.volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return v.volume;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  throw new Error("volume stayed creating");
+}
+
+function attach(md: Metadata, volumeId: string, instanceId: string, mountpoint: string) {
+  return call<AttachVolumeResponse>((done) =>
+    stack.volumes.attachVolume({ volumeId, instanceId, mountpoint, connector: { host: "compute1" } }, md, done),
+  );
+}
+
+/**
+ * A compute agent for one instance: replies ok and logs each request, with how many of the
+ * instance's snapshots were still creating at that moment (a thaw must find none).
+ */
+async function computeAgent(instanceId: string, log: string[], answer = true): Promise<Subscription> {
+  const sub = stack.nc.subscribe(`${stack.prefix}.v1.compute.${instanceId}.*`);
+  void (async () => {
+    for await (const m of sub) {
+      const [row] = await db.db.execute<{ n: number }>(
+        sql`select count(*)::int as n from snapshots where status = 'creating' and description = ${`snapshot of instance ${instanceId}`}`,
+      );
+      log.push(`${m.subject.split(".").at(-1)} (${row?.n ?? 0} creating)`);
+      if (answer) m.respond(JSON.stringify({ ok: true }));
+    }
+  })();
+  await stack.nc.flush(); // the server knows the subscription before anyone asks
+  return sub;
+}
+
+describe("attachments", () => {
+  it("attaches with the driver's connection info, refuses a second attach, and detaches", async () => {
+    const p = uniqueName("att-");
+    const md = identity(p);
+    const v = await volume(md, "data");
+    const instance = randomUUID();
+    const res = await attach(md, v.id, instance, "/dev/vdb");
+    expect(res.attachment).toMatchObject({ volumeId: v.id, instanceId: instance, attachStatus: "attached" });
+    expect(res.driverVolumeType).toBe("local");
+    expect(res.connectionData.device_path).toMatch(new RegExp(`volume-${v.id}\\.img$`));
+    const got = await call<GetVolumeResponse>((done) => stack.volumes.getVolume({ id: v.id }, md, done));
+    expect(got.volume?.status).toBe(VolumeStatus.VOLUME_STATUS_IN_USE);
+    expect(got.volume?.attachments.map((a) => a.instanceId)).toEqual([instance]);
+    const second = await callError(attach(md, v.id, randomUUID(), "/dev/vdc"));
+    expect(second).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: `volume ${v.id} is in-use and not multiattach`,
+    });
+    const badInstance = await callError(attach(md, v.id, "no.dots", "/dev/vdc"));
+    expect(badInstance.code).toBe(status.INVALID_ARGUMENT);
+    const detached = await call<{ volume?: Volume }>((done) =>
+      stack.volumes.detachVolume({ volumeId: v.id, attachmentId: res.attachment?.id ?? "" }, md, done),
+    );
+    expect(detached.volume).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, attachments: [] });
+  });
+
+  it("attaches a multiattach volume to two instances", async () => {
+    const md = identity(uniqueName("att-"));
+    const v = await volume(md, "shared", { multiattach: true });
+    await attach(md, v.id, randomUUID(), "/dev/vdb");
+    await attach(md, v.id, randomUUID(), "/dev/vdb");
+    const got = await call<GetVolumeResponse>((done) => stack.volumes.getVolume({ id: v.id }, md, done));
+    expect(got.volume?.attachments).toHaveLength(2);
+  });
+});
+
+describe("SnapshotInstance (volume-backed instance snapshot)", () => {
+  it("freezes, snapshots every attached volume with force, waits for available, thaws, and returns the mapping", async () => {
+    const md = identity(uniqueName("nova-"));
+    const instance = randomUUID();
+    const root = await volume(md, "root", { bootable: true, imageMetadata: { image_name: "debian-12" } });
+    const data = await volume(md, "data", { sizeGb: 2 });
+    await attach(md, root.id, instance, "/dev/vda");
+    await attach(md, data.id, instance, "/dev/vdb");
+    const log: string[] = [];
+    const agent = await computeAgent(instance, log);
+    try {
+      const image = await call<SnapshotInstanceResponse>((done) =>
+        stack.snapshots.snapshotInstance(
+          { instanceId: instance, imageName: "snapshot1", quiesce: true, quiesceRequired: true },
+          md,
+          done,
+        ),
+      );
+      // Frozen before any snapshot existed; thawed only once none was still being taken.
+      expect(log).toEqual(["quiesce (0 creating)", "unquiesce (0 creating)"]);
+      expect(image.quiesced).toBe(true);
+      expect(image.snapshots.map((s) => [s.volumeId, s.name, s.status])).toEqual([
+        [root.id, "snapshot for snapshot1", SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE],
+        [data.id, "snapshot for snapshot1", SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE],
+      ]);
+      expect(image.snapshots[0]?.imageMetadata).toEqual({ image_name: "debian-12" });
+      expect(image.blockDeviceMapping).toEqual([
+        {
+          sourceType: "snapshot",
+          destinationType: "volume",
+          snapshotId: image.snapshots[0]?.id,
+          bootIndex: 0,
+          deviceName: "/dev/vda",
+          volumeSize: 1,
+          deleteOnTermination: false,
+        },
+        {
+          sourceType: "snapshot",
+          destinationType: "volume",
+          snapshotId: image.snapshots[1]?.id,
+          bootIndex: -1,
+          deviceName: "/dev/vdb",
+          volumeSize: 2,
+          deleteOnTermination: false,
+        },
+      ]);
+    } finally {
+      agent.unsubscribe();
+    }
+  });
+
+  it("fails when a required quiesce gets no answer, and still sends the thaw", async () => {
+    const md = identity(uniqueName("nova-"));
+    const instance = randomUUID();
+    const root = await volume(md, "root");
+    await attach(md, root.id, instance, "/dev/vda");
+    const log: string[] = [];
+    const agent = await computeAgent(instance, log, false);
+    try {
+      const refused = await callError(
+        call((done) =>
+          stack.snapshots.snapshotInstance(
+            { instanceId: instance, imageName: "img", quiesce: true, quiesceRequired: true },
+            md,
+            done,
+          ),
+        ),
+      );
+      expect(refused).toMatchObject({
+        code: status.FAILED_PRECONDITION,
+        details: `instance ${instance} did not confirm the quiesce in time`,
+      });
+      expect(log).toEqual(["quiesce (0 creating)", "unquiesce (0 creating)"]);
+      // Optional quiesce: no agent answer, the snapshot is still taken (crash-consistent only).
+      const image = await call<SnapshotInstanceResponse>((done) =>
+        stack.snapshots.snapshotInstance(
+          { instanceId: instance, imageName: "img", quiesce: true, quiesceRequired: false },
+          md,
+          done,
+        ),
+      );
+      expect(image.quiesced).toBe(false);
+      expect(image.snapshots).toHaveLength(1);
+    } finally {
+      agent.unsubscribe();
+    }
+  });
+
+  it("refuses an instance with no attached volumes", async () => {
+    const md = identity(uniqueName("nova-"));
+    const refused = await callError(
+      call((done) =>
+        stack.snapshots.snapshotInstance(
+          { instanceId: randomUUID(), imageName: "img", quiesce: false, quiesceRequired: false },
+          md,
+          done,
+        ),
+      ),
+    );
+    expect(refused.code).toBe(status.FAILED_PRECONDITION);
+  });
+});
