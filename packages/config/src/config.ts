@@ -64,7 +64,7 @@ const volumeSchema = z.object({
   CINDERBLOCK_HOST: subjectToken.default("vol1"),
   CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),
   /** The backend's driver; its own settings come in CINDERBLOCK_DRIVER_OPTIONS. */
-  CINDERBLOCK_VOLUME_DRIVER: z.enum(["file"]).default("file"),
+  CINDERBLOCK_VOLUME_DRIVER: z.enum(["file", "lvm", "rbd"]).default("file"),
   /**
    * Driver settings as a JSON object, validated by the driver's own schema (see the README's
    * table per driver). The `file` driver's data directory may also come from CINDERBLOCK_FILE_DIR.

@@ -1,0 +1,203 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import {
+  CreateSnapshotRequest,
+  type CreateSnapshotResponse,
+  CreateVolumeRequest,
+  type CreateVolumeResponse,
+  type GetVolumeResponse,
+  type Snapshot,
+  SnapshotStatus,
+  type Volume,
+  VolumeStatus,
+} from "@cinderblock/proto";
+import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, identity } from "./grpc.js";
+
+// End to end on real LVM: api, scheduler and a volume host whose backend is the lvm driver (thin),
+// its commands running in the project's LVM test guest (scripts/lvm-guest) through the guest's
+// command agent. A CreateSnapshot must end as the real LV `_snapshot-<id>`.
+
+const execFileAsync = promisify(execFile);
+const SCRIPTS = join(REPO_ROOT, "scripts", "lvm-guest");
+const VG = "cinder-volumes";
+
+async function guestUnavailable(): Promise<string | undefined> {
+  try {
+    await execFileAsync(join(SCRIPTS, "check.sh"));
+    return undefined;
+  } catch (error) {
+    return String((error as { stdout?: string }).stdout ?? error).trim();
+  }
+}
+
+const unavailable = await guestUnavailable();
+if (unavailable && process.env.CI === "true") {
+  throw new Error(`the LVM end-to-end test must run in CI, but the LVM test guest cannot start: ${unavailable}`);
+}
+if (unavailable) console.warn(`skipping the LVM end-to-end test: ${unavailable}`);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (typeof address !== "object" || address === null) throw new Error("no port");
+  return address.port;
+}
+
+let runDir: string;
+let stack: Stack | undefined;
+
+/** Runs a shell script in the guest, as an administrator would look at the storage. */
+async function guest(script: string): Promise<string> {
+  const { stdout } = await execFileAsync(join(SCRIPTS, "run.sh"), [runDir, "sh", "-c", script]);
+  return stdout.trim();
+}
+
+async function lvs(): Promise<Array<{ lv_name: string; origin: string; lv_size: string }>> {
+  const out = await guest(`lvs --reportformat json --units b --nosuffix -o lv_name,origin,lv_size ${VG}`);
+  return (
+    (JSON.parse(out) as { report: Array<{ lv: Array<{ lv_name: string; origin: string; lv_size: string }> }> })
+      .report[0]?.lv ?? []
+  );
+}
+
+function api(project: string) {
+  const md = identity(project);
+  const live = () => {
+    if (!stack) throw new Error("no stack");
+    return stack;
+  };
+  return {
+    createVolume: (name: string) =>
+      call<CreateVolumeResponse>((done) =>
+        live().volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1 }), md, done),
+      ).then((r) => r.volume as Volume),
+    getVolume: (id: string) =>
+      call<GetVolumeResponse>((done) => live().volumes.getVolume({ id }, md, done)).then((r) => r.volume as Volume),
+    createSnapshot: (volumeId: string) =>
+      call<CreateSnapshotResponse>((done) =>
+        live().snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: "lvm snap" }), md, done),
+      ).then((r) => r.snapshot as Snapshot),
+    /** WatchSnapshot until the server ends the stream (at available or error); the last state. */
+    settledSnapshot: (id: string) =>
+      new Promise<Snapshot | undefined>((resolve, reject) => {
+        let last: Snapshot | undefined;
+        const stream = live().snapshots.watchSnapshot({ id }, md);
+        stream.on("data", (m: { snapshot: Snapshot }) => {
+          last = m.snapshot;
+        });
+        stream.on("error", reject);
+        stream.on("end", () => resolve(last));
+      }),
+  };
+}
+
+async function availableVolume(project: string, id: string): Promise<Volume> {
+  for (let i = 0; i < 600; i++) {
+    const volume = await api(project).getVolume(id);
+    if (volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return volume;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`volume ${id} stayed creating`);
+}
+
+describe.skipIf(unavailable)(
+  "CreateSnapshot on an lvm backend (real LVM in the test guest)",
+  { timeout: 120_000 },
+  () => {
+    beforeAll(async () => {
+      runDir = await mkdtemp(join(tmpdir(), "cinderblock-lvm-e2e-"));
+      let port = 0;
+      for (let attempt = 1; ; attempt++) {
+        port = await freePort();
+        try {
+          await execFileAsync(join(SCRIPTS, "up.sh"), [runDir, String(port), VG], {
+            timeout: 240_000,
+            env: { ...process.env, LVM_GUEST_OWNER_PID: String(process.pid) },
+          });
+          break;
+        } catch (error) {
+          if (attempt === 3) throw error;
+        }
+      }
+      stack = await startStack({
+        env: {
+          CINDERBLOCK_VOLUME_DRIVER: "lvm",
+          CINDERBLOCK_BACKEND_NAME: "lvm",
+          CINDERBLOCK_DRIVER_OPTIONS: JSON.stringify({
+            volumeGroup: VG,
+            lvmType: "thin",
+            runner: { kind: "agent", host: "127.0.0.1", port },
+          }),
+        },
+      });
+    }, 300_000);
+
+    afterAll(async () => {
+      const codes = await stack?.stop();
+      if (runDir) {
+        await execFileAsync(join(SCRIPTS, "down.sh"), [runDir]);
+        await rm(runDir, { recursive: true, force: true });
+      }
+      expect(codes).toEqual({ api: 0, scheduler: 0, volume: 0 });
+    });
+
+    it("flows api → scheduler → volume host and leaves the LV _snapshot-<id> holding the volume's data", async () => {
+      const project = uniqueName("proj-");
+      const created = await api(project).createVolume("lvm-e2e");
+      const volume = await availableVolume(project, created.id);
+      expect(volume).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, host: `${stack?.host}@lvm` });
+      expect((await lvs()).find((lv) => lv.lv_name === `volume-${volume.id}`)?.lv_size).toBe(String(1024 ** 3));
+
+      // Real bytes: what the volume holds at snapshot time is what the snapshot holds.
+      const pattern = await guest(
+        `head -c 4194304 /dev/urandom > /tmp/p && dd if=/tmp/p of=/dev/${VG}/volume-${volume.id} bs=1M oflag=direct conv=fsync status=none && sha256sum /tmp/p | cut -c1-16`,
+      );
+
+      const snapshot = await api(project).createSnapshot(volume.id);
+      expect(snapshot.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_CREATING);
+      const settled = await api(project).settledSnapshot(snapshot.id);
+      expect(settled).toMatchObject({
+        status: SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE,
+        progress: "100%",
+        providerLocation: `${VG}/_snapshot-${snapshot.id}`,
+      });
+
+      const lv = (await lvs()).find((l) => l.lv_name === `_snapshot-${snapshot.id}`);
+      expect(lv).toEqual({
+        lv_name: `_snapshot-${snapshot.id}`,
+        origin: `volume-${volume.id}`,
+        lv_size: String(1024 ** 3),
+      });
+      await guest(
+        `dd if=/dev/zero of=/dev/${VG}/volume-${volume.id} bs=1M count=4 oflag=direct conv=fsync status=none`,
+      );
+      const kept = await guest(
+        `lvchange -ay -K ${VG}/_snapshot-${snapshot.id} && dd if=/dev/${VG}/_snapshot-${snapshot.id} bs=1M count=4 iflag=direct status=none | sha256sum | cut -c1-16`,
+      );
+      expect(kept).toBe(pattern);
+    });
+
+    it("a failing LVM command leaves its reason on the snapshot", async () => {
+      const project = uniqueName("proj-");
+      const created = await api(project).createVolume("lvm-gone");
+      const volume = await availableVolume(project, created.id);
+      // The LV disappears behind the service's back (a real storage failure).
+      await guest(`lvremove -q -y ${VG}/volume-${volume.id}`);
+      const snapshot = await api(project).createSnapshot(volume.id);
+      const settled = await api(project).settledSnapshot(snapshot.id);
+      expect(settled).toMatchObject({
+        status: SnapshotStatus.SNAPSHOT_STATUS_ERROR,
+        statusReason: `volume volume-${volume.id} not found in volume group ${VG}`,
+      });
+      expect((await lvs()).some((l) => l.lv_name === `_snapshot-${snapshot.id}`)).toBe(false);
+    });
+  },
+);

@@ -1,0 +1,164 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import {
+  CreateSnapshotRequest,
+  type CreateSnapshotResponse,
+  CreateVolumeRequest,
+  type CreateVolumeResponse,
+  type GetVolumeResponse,
+  type Snapshot,
+  SnapshotStatus,
+  type Volume,
+  VolumeStatus,
+} from "@cinderblock/proto";
+import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, identity } from "./grpc.js";
+
+// End to end on real Ceph: api, scheduler and a volume host whose backend is the rbd driver, on
+// a single-node cluster that scripts/ceph starts in a temp dir. A CreateSnapshot must end as the
+// protected RBD snapshot volume-<id>@snapshot-<id>.
+
+const execFileAsync = promisify(execFile);
+const SCRIPTS = join(REPO_ROOT, "scripts", "ceph");
+const POOL = "rbd";
+
+async function cephUnavailable(): Promise<string | undefined> {
+  try {
+    await execFileAsync(join(SCRIPTS, "check.sh"));
+    return undefined;
+  } catch (error) {
+    return String((error as { stdout?: string }).stdout || error).trim();
+  }
+}
+
+const unavailable = await cephUnavailable();
+if (unavailable && process.env.CI === "true") {
+  throw new Error(`the RBD end-to-end test must run in CI, but ${unavailable}`);
+}
+if (unavailable) console.warn(`skipping the RBD end-to-end test: ${unavailable}`);
+
+let root: string;
+let clusterDir: string;
+let stack: Stack | undefined;
+
+/** The rbd CLI, as an administrator would look at the pool. */
+async function rbd(...args: string[]): Promise<string> {
+  const auth = ["--conf", join(clusterDir, "ceph.conf"), "--keyring", join(clusterDir, "keyring")];
+  const { stdout } = await execFileAsync("rbd", [...args, ...auth], { timeout: 60_000 });
+  return stdout;
+}
+
+function api(project: string) {
+  const md = identity(project);
+  const live = () => {
+    if (!stack) throw new Error("no stack");
+    return stack;
+  };
+  return {
+    createVolume: (name: string) =>
+      call<CreateVolumeResponse>((done) =>
+        live().volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1 }), md, done),
+      ).then((r) => r.volume as Volume),
+    getVolume: (id: string) =>
+      call<GetVolumeResponse>((done) => live().volumes.getVolume({ id }, md, done)).then((r) => r.volume as Volume),
+    createSnapshot: (volumeId: string) =>
+      call<CreateSnapshotResponse>((done) =>
+        live().snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: "rbd snap" }), md, done),
+      ).then((r) => r.snapshot as Snapshot),
+    /** WatchSnapshot until the server ends the stream (at available or error); the last state. */
+    settledSnapshot: (id: string) =>
+      new Promise<Snapshot | undefined>((resolve, reject) => {
+        let last: Snapshot | undefined;
+        const stream = live().snapshots.watchSnapshot({ id }, md);
+        stream.on("data", (m: { snapshot: Snapshot }) => {
+          last = m.snapshot;
+        });
+        stream.on("error", reject);
+        stream.on("end", () => resolve(last));
+      }),
+  };
+}
+
+async function availableVolume(project: string, id: string): Promise<Volume> {
+  for (let i = 0; i < 600; i++) {
+    const volume = await api(project).getVolume(id);
+    if (volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return volume;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`volume ${id} stayed creating`);
+}
+
+describe.skipIf(unavailable)("CreateSnapshot on an rbd backend (a real Ceph cluster)", { timeout: 120_000 }, () => {
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "cinderblock-rbd-e2e-"));
+    clusterDir = join(root, "cluster");
+    await execFileAsync(join(SCRIPTS, "up.sh"), [clusterDir], {
+      env: { ...process.env, WAIT_HEALTH: "0" },
+      timeout: 180_000,
+    });
+    stack = await startStack({
+      env: {
+        CINDERBLOCK_VOLUME_DRIVER: "rbd",
+        CINDERBLOCK_BACKEND_NAME: "rbd",
+        CINDERBLOCK_DRIVER_OPTIONS: JSON.stringify({
+          pool: POOL,
+          confPath: join(clusterDir, "ceph.conf"),
+          keyring: join(clusterDir, "keyring"),
+        }),
+      },
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    const codes = await stack?.stop();
+    if (root) {
+      await execFileAsync(join(SCRIPTS, "down.sh"), [clusterDir], { timeout: 60_000 });
+      await rm(root, { recursive: true, force: true });
+    }
+    expect(codes).toEqual({ api: 0, scheduler: 0, volume: 0 });
+  }, 90_000);
+
+  it("flows api → scheduler → volume host and leaves a protected snapshot in `rbd snap ls`", async () => {
+    const project = uniqueName("proj-");
+    const created = await api(project).createVolume("rbd-e2e");
+    const volume = await availableVolume(project, created.id);
+    expect(volume).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, host: `${stack?.host}@rbd` });
+    const image = JSON.parse(await rbd("info", "--format", "json", `${POOL}/volume-${volume.id}`)) as { size: number };
+    expect(image.size).toBe(1024 ** 3);
+
+    const snapshot = await api(project).createSnapshot(volume.id);
+    expect(snapshot.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_CREATING);
+    const settled = await api(project).settledSnapshot(snapshot.id);
+    expect(settled).toMatchObject({
+      status: SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE,
+      progress: "100%",
+      providerLocation: `${POOL}/volume-${volume.id}@snapshot-${snapshot.id}`,
+    });
+
+    const snaps = JSON.parse(await rbd("snap", "ls", "--format", "json", `${POOL}/volume-${volume.id}`)) as Array<{
+      name: string;
+      size: number;
+      protected: string;
+    }>;
+    expect(snaps).toEqual([
+      expect.objectContaining({ name: `snapshot-${snapshot.id}`, size: 1024 ** 3, protected: "true" }),
+    ]);
+  });
+
+  it("a volume image removed behind the service's back leaves its reason on the snapshot", async () => {
+    const project = uniqueName("proj-");
+    const created = await api(project).createVolume("rbd-gone");
+    const volume = await availableVolume(project, created.id);
+    await rbd("rm", "--no-progress", `${POOL}/volume-${volume.id}`);
+    const snapshot = await api(project).createSnapshot(volume.id);
+    const settled = await api(project).settledSnapshot(snapshot.id);
+    expect(settled).toMatchObject({
+      status: SnapshotStatus.SNAPSHOT_STATUS_ERROR,
+      statusReason: `volume image volume-${volume.id} not found in pool ${POOL}`,
+    });
+  });
+});
