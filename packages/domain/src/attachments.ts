@@ -148,7 +148,7 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
         const row = await getVolume(tx, ctx.projectId, volumeId);
         if (!row) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
         const attachment = (await listAttachmentsOfVolume(tx, volumeId)).find((a) => a.id === attachmentId);
-        if (!attachment || attachment.attachStatus !== "attached") {
+        if (attachment?.attachStatus !== "attached") {
           throw new CinderblockError("NOT_FOUND", `volume ${volumeId} has no attachment ${attachmentId}`);
         }
         if (!(await updateVolumeStatus(tx, volumeId, ["in-use"], "detaching"))) {
