@@ -9,6 +9,7 @@ import {
   CreateVolumeRequest,
   type CreateVolumeResponse,
   type GetVolumeResponse,
+  ListSnapshotsRequest,
   type ListSnapshotsResponse,
   type Snapshot,
   SnapshotStatus,
@@ -62,7 +63,7 @@ function snapshotsApi(projectId: string) {
       ).then((r) => r.snapshot as Snapshot),
     list: (volumeId = "") =>
       call<ListSnapshotsResponse>((done) =>
-        client.listSnapshots({ volumeId, pageSize: 0, pageToken: "" }, md, done),
+        client.listSnapshots(ListSnapshotsRequest.fromPartial({ volumeId }), md, done),
       ).then((r) => r.snapshots),
     /** Every message WatchSnapshot sends, until the server ends the stream. */
     watch: (id: string) =>

@@ -13,15 +13,15 @@ export type { NewOperation } from "./operations.js";
 export { claimOverdueOperations, finishOperation, insertOperation, retryOperation } from "./operations.js";
 export type { OutboxMessage } from "./outbox.js";
 export { drainOutbox, enqueueOutbox } from "./outbox.js";
-export type { PageCursor } from "./pagination.js";
-export { decodePageToken, encodePageToken } from "./pagination.js";
+export type { ListQuery, PageCursor, SortDir, SortKey } from "./pagination.js";
+export { cursorOf, decodePageToken, encodePageToken, SORT_KEYS } from "./pagination.js";
 export type { QuotaDelta, QuotaRefusal } from "./quota.js";
 export { getQuotaLimits, getQuotaUsage, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
 export type { EditableTable } from "./resource-fields.js";
 export { deleteMetadataKey, setMetadata, updateNameDescription } from "./resource-fields.js";
 export type { ServiceReport } from "./services.js";
 export { getService, listUsableServices, reportService, setServiceFlags } from "./services.js";
-export type { GetSnapshotOptions, SnapshotChanges, SnapshotFilters } from "./snapshots.js";
+export type { GetSnapshotOptions, SnapshotChanges } from "./snapshots.js";
 export {
   getLatestSnapshotOfVolume,
   getSnapshot,

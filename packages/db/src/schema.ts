@@ -19,8 +19,10 @@ const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
   dataType: () => "bytea",
 });
 
-const createdAt = () => timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow();
-const updatedAt = () => timestamp("updated_at", { withTimezone: true, precision: 6 }).notNull().defaultNow();
+// NOTE: millisecond precision, the precision of a JS Date: a page token carrying a row's
+// created_at must name exactly that row's position, or rows within the same millisecond get skipped.
+const createdAt = () => timestamp("created_at", { withTimezone: true, precision: 3 }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true, precision: 3 }).notNull().defaultNow();
 const stringMap = (name: string) => jsonb(name).$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`);
 
 /** Volumes, one row per volume; every query is scoped by project_id. */
@@ -57,6 +59,9 @@ export const volumes = pgTable(
   },
   (t) => [
     index("volumes_project_created_idx").on(t.projectId, t.createdAt, t.id),
+    index("volumes_project_name_idx").on(t.projectId, t.name, t.id),
+    index("volumes_project_status_created_idx").on(t.projectId, t.status, t.createdAt, t.id),
+    index("volumes_created_idx").on(t.createdAt, t.id),
     uniqueIndex("volumes_project_client_request_idx")
       .on(t.projectId, t.clientRequestId)
       .where(sql`client_request_id is not null`),
@@ -95,6 +100,9 @@ export const snapshots = pgTable(
   },
   (t) => [
     index("snapshots_project_created_idx").on(t.projectId, t.createdAt, t.id),
+    index("snapshots_project_name_idx").on(t.projectId, t.name, t.id),
+    index("snapshots_project_status_created_idx").on(t.projectId, t.status, t.createdAt, t.id),
+    index("snapshots_created_idx").on(t.createdAt, t.id),
     index("snapshots_volume_idx").on(t.volumeId),
     uniqueIndex("snapshots_project_client_request_idx")
       .on(t.projectId, t.clientRequestId)

@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
-import type { PageCursor } from "./pagination.js";
+import { keyset, type ListQuery } from "./pagination.js";
 import { snapshots } from "./schema.js";
 import type { NewSnapshotRow, SnapshotRow, SnapshotStatus } from "./types.js";
 
@@ -91,37 +91,36 @@ export async function getSnapshotElevated(db: Executor, id: string): Promise<Sna
   return row as SnapshotRow | undefined;
 }
 
-/** Filters for {@link listSnapshots}. */
-export interface SnapshotFilters {
-  volumeId?: string;
-}
-
-/** One page of the project's snapshots, newest first. */
+/** One page of snapshots (the project's, or every project's), under the query's filters and sort. */
 export async function listSnapshots(
   db: Executor,
-  projectId: string,
-  limit: number,
-  filters: SnapshotFilters = {},
-  after?: PageCursor,
+  query: ListQuery & { volumeId?: string | undefined },
 ): Promise<SnapshotRow[]> {
+  const column = {
+    created_at: snapshots.createdAt,
+    name: snapshots.name,
+    status: snapshots.status,
+    size: snapshots.volumeSizeGb,
+  }[query.sortKey];
+  const page = keyset(column, snapshots.id, query);
   const rows = await db
     .select()
     .from(snapshots)
     .where(
       and(
-        eq(snapshots.projectId, projectId),
+        query.projectId === undefined ? undefined : eq(snapshots.projectId, query.projectId),
         eq(snapshots.deleted, false),
-        filters.volumeId ? eq(snapshots.volumeId, filters.volumeId) : undefined,
-        after
-          ? or(
-              lt(snapshots.createdAt, after.createdAt),
-              and(eq(snapshots.createdAt, after.createdAt), lt(snapshots.id, after.id)),
-            )
+        query.volumeId ? eq(snapshots.volumeId, query.volumeId) : undefined,
+        query.status ? eq(snapshots.status, query.status) : undefined,
+        query.name ? eq(snapshots.name, query.name) : undefined,
+        query.metadata && Object.keys(query.metadata).length > 0
+          ? sql`${snapshots.metadata} @> ${JSON.stringify(query.metadata)}::jsonb`
           : undefined,
+        page.after,
       ),
     )
-    .orderBy(desc(snapshots.createdAt), desc(snapshots.id))
-    .limit(limit);
+    .orderBy(...page.orderBy)
+    .limit(query.limit);
   return rows as SnapshotRow[];
 }
 

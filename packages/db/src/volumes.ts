@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
-import type { PageCursor } from "./pagination.js";
+import { keyset, type ListQuery } from "./pagination.js";
 import { volumes } from "./schema.js";
 import type { NewVolumeRow, VolumeRow, VolumeStatus } from "./types.js";
 
@@ -77,30 +77,32 @@ export async function getVolumeElevated(db: Executor, id: string): Promise<Volum
   return row as VolumeRow | undefined;
 }
 
-/** One page of the project's volumes, newest first. */
-export async function listVolumes(
-  db: Executor,
-  projectId: string,
-  limit: number,
-  after?: PageCursor,
-): Promise<VolumeRow[]> {
+/** One page of volumes (the project's, or every project's), under the query's filters and sort. */
+export async function listVolumes(db: Executor, query: ListQuery): Promise<VolumeRow[]> {
+  const column = {
+    created_at: volumes.createdAt,
+    name: volumes.name,
+    status: volumes.status,
+    size: volumes.sizeGb,
+  }[query.sortKey];
+  const page = keyset(column, volumes.id, query);
   const rows = await db
     .select()
     .from(volumes)
     .where(
       and(
-        eq(volumes.projectId, projectId),
+        query.projectId === undefined ? undefined : eq(volumes.projectId, query.projectId),
         eq(volumes.deleted, false),
-        after
-          ? or(
-              lt(volumes.createdAt, after.createdAt),
-              and(eq(volumes.createdAt, after.createdAt), lt(volumes.id, after.id)),
-            )
+        query.status ? eq(volumes.status, query.status) : undefined,
+        query.name ? eq(volumes.name, query.name) : undefined,
+        query.metadata && Object.keys(query.metadata).length > 0
+          ? sql`${volumes.metadata} @> ${JSON.stringify(query.metadata)}::jsonb`
           : undefined,
+        page.after,
       ),
     )
-    .orderBy(desc(volumes.createdAt), desc(volumes.id))
-    .limit(limit);
+    .orderBy(...page.orderBy)
+    .limit(query.limit);
   return rows as VolumeRow[];
 }
 

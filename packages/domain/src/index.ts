@@ -19,7 +19,7 @@ export type {
 export type { QuotaDefaults } from "./quota.js";
 export { reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
 export { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES, TERMINAL_VOLUME_STATUSES } from "./states.js";
-export type { ApiDependencies, ApiUseCases, Page } from "./use-cases.js";
+export type { ApiDependencies, ApiUseCases, ListInput, Page } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";
 export type { CreateSnapshotInput, CreateVolumeInput } from "./validation.js";
 export { validateCreateSnapshot, validateCreateVolume, validateId, validatePageSize } from "./validation.js";

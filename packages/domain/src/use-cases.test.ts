@@ -25,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
-import { type ApiUseCases, createApiUseCases } from "./use-cases.js";
+import { type ApiUseCases, createApiUseCases, type ListInput } from "./use-cases.js";
 import type { CreateVolumeInput } from "./validation.js";
 
 // Integration: the use cases against the real PostgreSQL, with the outbox written for real.
@@ -149,6 +149,21 @@ function snapshotOf(volumeId: string, patch: Partial<{ force: boolean; name: str
     metadata: {},
     groupSnapshotId: "",
     clientRequestId: "",
+    ...patch,
+  };
+}
+
+/** A list request with defaults (newest first, 100 a page, no filters). */
+function list(patch: Partial<ListInput & { volumeId: string }> = {}): ListInput & { volumeId: string } {
+  return {
+    pageSize: 0,
+    pageToken: "",
+    name: "",
+    metadata: {},
+    sortKey: "",
+    sortDir: "",
+    allProjects: false,
+    volumeId: "",
     ...patch,
   };
 }
@@ -320,6 +335,43 @@ describe("createSnapshot", () => {
 });
 
 describe("reads", () => {
+  it("filters by status, name and metadata, sorts by any key both ways, and pages under that sort", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 1);
+    await setQuotaLimit(db, c.projectId, "snapshots", -1);
+    const names = ["delta", "alpha", "echo", "bravo", "charlie"];
+    const made: Record<string, string> = {};
+    for (const [i, name] of names.entries()) {
+      const s = await api.createSnapshot(c, snapshotOf(volumeId, { name }));
+      made[name] = s.id;
+      if (i % 2 === 0) await updateSnapshotStatus(db, s.id, ["creating"], "available");
+    }
+    await db.execute(sql`update snapshots set metadata = '{"tier":"gold"}' where id = ${made.echo ?? ""}`);
+    const all = async (input: Partial<ListInput>) => {
+      const seen: string[] = [];
+      let token = "";
+      do {
+        const page = await api.listSnapshots(c, list({ ...input, pageSize: 2, pageToken: token }));
+        seen.push(...page.items.map((s) => s.name));
+        token = page.nextPageToken;
+      } while (token);
+      return seen;
+    };
+    expect(await all({ sortKey: "name", sortDir: "asc" })).toEqual(["alpha", "bravo", "charlie", "delta", "echo"]);
+    expect(await all({ sortKey: "name", sortDir: "desc" })).toEqual(["echo", "delta", "charlie", "bravo", "alpha"]);
+    expect(await all({ status: "available", sortKey: "name", sortDir: "asc" })).toEqual(["charlie", "delta", "echo"]);
+    expect(await all({ name: "bravo" })).toEqual(["bravo"]);
+    expect(await all({ metadata: { tier: "gold" } })).toEqual(["echo"]);
+    const first = await api.listSnapshots(c, list({ pageSize: 2, sortKey: "name" }));
+    const mismatch = await refusal(api.listSnapshots(c, list({ pageToken: first.nextPageToken })));
+    expect(mismatch.message).toBe("page_token: was issued for another sort");
+    expect((await refusal(api.listSnapshots(c, list({ sortKey: "color" })))).code).toBe("INVALID_ARGUMENT");
+    expect((await refusal(api.listSnapshots(c, list({ allProjects: true })))).code).toBe("PERMISSION_DENIED");
+    const admin = { ...c, roles: ["admin"] };
+    const everyone = await api.listSnapshots(admin, list({ allProjects: true, pageSize: 1000 }));
+    expect(new Set(everyone.items.map((s) => s.projectId)).size).toBeGreaterThan(1);
+  });
+
   it("pages through snapshots with a stable token while rows are inserted", async () => {
     const c = ctx();
     const volumeId = await availableVolume(c, 1);
@@ -329,13 +381,13 @@ describe("reads", () => {
     const seen: string[] = [];
     let token = "";
     do {
-      const page = await api.listSnapshots(c, 3, token, volumeId);
+      const page = await api.listSnapshots(c, list({ pageSize: 3, pageToken: token, volumeId }));
       seen.push(...page.items.map((s) => s.id));
       token = page.nextPageToken;
       await api.createSnapshot(c, snapshotOf(volumeId, { name: "late" })); // newer rows don't shift pages
     } while (token);
     expect(seen).toEqual([...made].reverse());
-    expect((await refusal(api.listSnapshots(c, 3, "garbage", ""))).message).toContain("page_token");
+    expect((await refusal(api.listSnapshots(c, list({ pageToken: "garbage" })))).message).toContain("page_token");
   });
 
   it("hides other projects' snapshots", async () => {
@@ -344,7 +396,7 @@ describe("reads", () => {
     const snapshot = await api.createSnapshot(owner, snapshotOf(volumeId));
     const stranger = ctx();
     expect((await refusal(api.getSnapshot(stranger, snapshot.id))).code).toBe("NOT_FOUND");
-    expect((await api.listSnapshots(stranger, 0, "", "")).items).toEqual([]);
+    expect((await api.listSnapshots(stranger, list())).items).toEqual([]);
   });
 
   it("watches a snapshot until it reaches a terminal status", async () => {

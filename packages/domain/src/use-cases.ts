@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
+  cursorOf,
   type Db,
   decodePageToken,
   type Executor,
@@ -13,15 +14,20 @@ import {
   insertOperation,
   insertSnapshot,
   insertVolume,
+  type ListQuery,
   listSnapshots,
   listVolumes,
+  type PageCursor,
   type SnapshotRow,
+  SORT_KEYS,
+  type SortDir,
+  type SortKey,
   transaction,
   type VolumeRow,
 } from "@cinderblock/db";
 import type { RequestContext as CastContext } from "@cinderblock/proto";
 import { type AttachmentUseCases, createAttachmentUseCases } from "./attachments.js";
-import type { RequestContext } from "./context.js";
+import { isAdmin, type RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.js";
 import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
@@ -69,17 +75,61 @@ function castContext(ctx: RequestContext): CastContext {
   return { requestId: ctx.requestId, projectId: ctx.projectId, userId: ctx.userId, roles: ctx.roles };
 }
 
-function pageCursor(field: string, token: string) {
-  if (token === "") return undefined;
-  const cursor = decodePageToken(token);
-  if (!cursor) throw new CinderblockError("INVALID_ARGUMENT", `${field}: is not a token this service issued`);
-  return cursor;
+/** A list request as the api receives it. */
+export interface ListInput {
+  pageSize: number;
+  pageToken: string;
+  status?: string | undefined;
+  name: string;
+  metadata: Record<string, string>;
+  sortKey: string;
+  sortDir: string;
+  allProjects: boolean;
 }
 
-function toPage<T extends { createdAt: Date; id: string }>(rows: T[], size: number): Page<T> {
-  const items = rows.slice(0, size);
+/** Validates a list request into a query: sort, page size, token (which must match the sort), scope. */
+function listQuery(ctx: RequestContext, input: ListInput): ListQuery {
+  const sortKey = (input.sortKey || "created_at") as SortKey;
+  if (!SORT_KEYS.includes(sortKey)) {
+    throw new CinderblockError("INVALID_ARGUMENT", `sort_key: must be one of ${SORT_KEYS.join(", ")}`);
+  }
+  const sortDir = (input.sortDir || "desc") as SortDir;
+  if (sortDir !== "asc" && sortDir !== "desc")
+    throw new CinderblockError("INVALID_ARGUMENT", "sort_dir: must be asc or desc");
+  if (input.allProjects && !isAdmin(ctx))
+    throw new CinderblockError("PERMISSION_DENIED", "all_projects requires the admin role");
+  let after: PageCursor | undefined;
+  if (input.pageToken) {
+    after = decodePageToken(input.pageToken);
+    if (!after) throw new CinderblockError("INVALID_ARGUMENT", "page_token: is not a token this service issued");
+    if (after.sortKey !== sortKey || after.sortDir !== sortDir) {
+      throw new CinderblockError("INVALID_ARGUMENT", "page_token: was issued for another sort");
+    }
+  }
+  return {
+    projectId: input.allProjects ? undefined : ctx.projectId,
+    limit: validatePageSize(input.pageSize) + 1,
+    sortKey,
+    sortDir,
+    after,
+    status: input.status,
+    name: input.name || undefined,
+    metadata: input.metadata,
+  };
+}
+
+function toPage<T extends { createdAt: Date; id: string; name: string; status: string }>(
+  rows: T[],
+  query: ListQuery,
+  size: (row: T) => number,
+): Page<T> {
+  const items = rows.slice(0, query.limit - 1);
   const last = items[items.length - 1];
-  return { items, nextPageToken: rows.length > size && last ? encodePageToken(last) : "" };
+  const more = rows.length >= query.limit && last;
+  return {
+    items,
+    nextPageToken: more ? encodePageToken(cursorOf(last, size(last), query.sortKey, query.sortDir)) : "",
+  };
 }
 
 /** What a volume created from a snapshot inherits (Cinder's create-from-snapshot rules). */
@@ -146,10 +196,10 @@ export interface ApiUseCases extends ManagementUseCases, AttachmentUseCases {
   snapshotInstance(ctx: RequestContext, input: SnapshotInstanceInput): Promise<InstanceImage>;
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
-  listVolumes(ctx: RequestContext, pageSize: number, pageToken: string): Promise<Page<VolumeRow>>;
+  listVolumes(ctx: RequestContext, input: ListInput): Promise<Page<VolumeRow>>;
   createSnapshot(ctx: RequestContext, input: CreateSnapshotInput): Promise<SnapshotRow>;
   getSnapshot(ctx: RequestContext, id: string): Promise<SnapshotRow>;
-  listSnapshots(ctx: RequestContext, pageSize: number, pageToken: string, volumeId: string): Promise<Page<SnapshotRow>>;
+  listSnapshots(ctx: RequestContext, input: ListInput & { volumeId: string }): Promise<Page<SnapshotRow>>;
   /** Yields the snapshot now and after each change, and returns after a terminal status. */
   watchSnapshot(ctx: RequestContext, id: string, signal: AbortSignal): AsyncGenerator<SnapshotRow>;
 }
@@ -242,10 +292,9 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
       return row;
     },
 
-    async listVolumes(ctx, pageSize, pageToken) {
-      const size = validatePageSize(pageSize);
-      const rows = await listVolumes(db, ctx.projectId, size + 1, pageCursor("page_token", pageToken));
-      return toPage(rows, size);
+    async listVolumes(ctx, input) {
+      const query = listQuery(ctx, input);
+      return toPage(await listVolumes(db, query), query, (v) => v.sizeGb);
     },
 
     async createSnapshot(ctx, raw) {
@@ -325,11 +374,10 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
 
     getSnapshot: loadSnapshot,
 
-    async listSnapshots(ctx, pageSize, pageToken, volumeId) {
-      const size = validatePageSize(pageSize);
-      const filters = volumeId ? { volumeId: validateId("volume_id", volumeId) } : {};
-      const rows = await listSnapshots(db, ctx.projectId, size + 1, filters, pageCursor("page_token", pageToken));
-      return toPage(rows, size);
+    async listSnapshots(ctx, input) {
+      const query = listQuery(ctx, input);
+      const volumeId = input.volumeId ? validateId("volume_id", input.volumeId) : undefined;
+      return toPage(await listSnapshots(db, { ...query, volumeId }), query, (s) => s.volumeSizeGb);
     },
 
     async *watchSnapshot(ctx, id, signal) {

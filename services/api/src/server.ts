@@ -51,7 +51,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
     }),
     listVolumes: unary("ListVolumes", report, async (req, ctx) => {
-      const page = await uc.listVolumes(ctx, req.pageSize, req.pageToken);
+      const page = await uc.listVolumes(ctx, { ...req, status: volumeStatusName(req.status) });
       return { volumes: page.items.map((v) => toVolume(v)), nextPageToken: page.nextPageToken };
     }),
     updateVolume: unary("UpdateVolume", report, async (req, ctx) => ({
@@ -97,7 +97,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       snapshot: toSnapshot(await uc.getSnapshot(ctx, req.id)),
     })),
     listSnapshots: unary("ListSnapshots", report, async (req, ctx) => {
-      const page = await uc.listSnapshots(ctx, req.pageSize, req.pageToken, req.volumeId);
+      const page = await uc.listSnapshots(ctx, { ...req, status: snapshotStatusName(req.status) });
       return { snapshots: page.items.map(toSnapshot), nextPageToken: page.nextPageToken };
     }),
     watchSnapshot: serverStreaming("WatchSnapshot", report, async function* (req, ctx, signal) {

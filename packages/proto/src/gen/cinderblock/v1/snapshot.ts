@@ -273,6 +273,23 @@ export interface ListSnapshotsRequest {
   pageToken: string;
   /** Only snapshots of this volume, when set. */
   volumeId: string;
+  /** Only snapshots in this status, when set. */
+  status: SnapshotStatus;
+  /** Only snapshots with exactly this name, when set. */
+  name: string;
+  /** Only snapshots whose metadata holds all these pairs. */
+  metadata: { [key: string]: string };
+  /** "created_at" (default), "name", "status" or "size". */
+  sortKey: string;
+  /** "desc" (default) or "asc". */
+  sortDir: string;
+  /** Admin only: every project's snapshots. */
+  allProjects: boolean;
+}
+
+export interface ListSnapshotsRequest_MetadataEntry {
+  key: string;
+  value: string;
 }
 
 export interface ListSnapshotsResponse {
@@ -3069,7 +3086,17 @@ export const SnapshotInstanceResponse: MessageFns<SnapshotInstanceResponse> = {
 };
 
 function createBaseListSnapshotsRequest(): ListSnapshotsRequest {
-  return { pageSize: 0, pageToken: "", volumeId: "" };
+  return {
+    pageSize: 0,
+    pageToken: "",
+    volumeId: "",
+    status: 0,
+    name: "",
+    metadata: {},
+    sortKey: "",
+    sortDir: "",
+    allProjects: false,
+  };
 }
 
 export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
@@ -3082,6 +3109,24 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
     }
     if (message.volumeId !== "") {
       writer.uint32(26).string(message.volumeId);
+    }
+    if (message.status !== 0) {
+      writer.uint32(32).int32(message.status);
+    }
+    if (message.name !== "") {
+      writer.uint32(42).string(message.name);
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      ListSnapshotsRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    if (message.sortKey !== "") {
+      writer.uint32(58).string(message.sortKey);
+    }
+    if (message.sortDir !== "") {
+      writer.uint32(66).string(message.sortDir);
+    }
+    if (message.allProjects !== false) {
+      writer.uint32(72).bool(message.allProjects);
     }
     return writer;
   },
@@ -3123,6 +3168,57 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
             message.volumeId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = ListSnapshotsRequest_MetadataEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.metadata[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.sortKey = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.sortDir = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.allProjects = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3152,6 +3248,37 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
         : isSet(object.volume_id)
         ? globalThis.String(object.volume_id)
         : "",
+      status: isSet(object.status) ? snapshotStatusFromJSON(object.status) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      sortKey: isSet(object.sortKey)
+        ? globalThis.String(object.sortKey)
+        : isSet(object.sort_key)
+        ? globalThis.String(object.sort_key)
+        : "",
+      sortDir: isSet(object.sortDir)
+        ? globalThis.String(object.sortDir)
+        : isSet(object.sort_dir)
+        ? globalThis.String(object.sort_dir)
+        : "",
+      allProjects: isSet(object.allProjects)
+        ? globalThis.Boolean(object.allProjects)
+        : isSet(object.all_projects)
+        ? globalThis.Boolean(object.all_projects)
+        : false,
     };
   },
 
@@ -3166,6 +3293,30 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
     if (message.volumeId !== "") {
       obj.volumeId = message.volumeId;
     }
+    if (message.status !== 0) {
+      obj.status = snapshotStatusToJSON(message.status);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    if (message.sortKey !== "") {
+      obj.sortKey = message.sortKey;
+    }
+    if (message.sortDir !== "") {
+      obj.sortDir = message.sortDir;
+    }
+    if (message.allProjects !== false) {
+      obj.allProjects = message.allProjects;
+    }
     return obj;
   },
 
@@ -3177,6 +3328,109 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.volumeId = object.volumeId ?? "";
+    message.status = object.status ?? 0;
+    message.name = object.name ?? "";
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.sortKey = object.sortKey ?? "";
+    message.sortDir = object.sortDir ?? "";
+    message.allProjects = object.allProjects ?? false;
+    return message;
+  },
+};
+
+function createBaseListSnapshotsRequest_MetadataEntry(): ListSnapshotsRequest_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const ListSnapshotsRequest_MetadataEntry: MessageFns<ListSnapshotsRequest_MetadataEntry> = {
+  encode(message: ListSnapshotsRequest_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSnapshotsRequest_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSnapshotsRequest_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSnapshotsRequest_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ListSnapshotsRequest_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSnapshotsRequest_MetadataEntry>, I>>(
+    base?: I,
+  ): ListSnapshotsRequest_MetadataEntry {
+    return ListSnapshotsRequest_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSnapshotsRequest_MetadataEntry>, I>>(
+    object: I,
+  ): ListSnapshotsRequest_MetadataEntry {
+    const message = createBaseListSnapshotsRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };

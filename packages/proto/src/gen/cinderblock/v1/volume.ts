@@ -355,6 +355,23 @@ export interface ListVolumesRequest {
   pageSize: number;
   /** Opaque token from a previous ListVolumesResponse. */
   pageToken: string;
+  /** Only volumes in this status, when set. */
+  status: VolumeStatus;
+  /** Only volumes with exactly this name, when set. */
+  name: string;
+  /** Only volumes whose metadata holds all these pairs. */
+  metadata: { [key: string]: string };
+  /** "created_at" (default), "name", "status" or "size". */
+  sortKey: string;
+  /** "desc" (default) or "asc". */
+  sortDir: string;
+  /** Admin only: every project's volumes. */
+  allProjects: boolean;
+}
+
+export interface ListVolumesRequest_MetadataEntry {
+  key: string;
+  value: string;
 }
 
 export interface ListVolumesResponse {
@@ -4094,7 +4111,16 @@ export const DetachVolumeResponse: MessageFns<DetachVolumeResponse> = {
 };
 
 function createBaseListVolumesRequest(): ListVolumesRequest {
-  return { pageSize: 0, pageToken: "" };
+  return {
+    pageSize: 0,
+    pageToken: "",
+    status: 0,
+    name: "",
+    metadata: {},
+    sortKey: "",
+    sortDir: "",
+    allProjects: false,
+  };
 }
 
 export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
@@ -4104,6 +4130,24 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(18).string(message.pageToken);
+    }
+    if (message.status !== 0) {
+      writer.uint32(24).int32(message.status);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      ListVolumesRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    if (message.sortKey !== "") {
+      writer.uint32(50).string(message.sortKey);
+    }
+    if (message.sortDir !== "") {
+      writer.uint32(58).string(message.sortDir);
+    }
+    if (message.allProjects !== false) {
+      writer.uint32(64).bool(message.allProjects);
     }
     return writer;
   },
@@ -4137,6 +4181,57 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = ListVolumesRequest_MetadataEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.metadata[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sortKey = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.sortDir = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.allProjects = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4161,6 +4256,37 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      status: isSet(object.status) ? volumeStatusFromJSON(object.status) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      sortKey: isSet(object.sortKey)
+        ? globalThis.String(object.sortKey)
+        : isSet(object.sort_key)
+        ? globalThis.String(object.sort_key)
+        : "",
+      sortDir: isSet(object.sortDir)
+        ? globalThis.String(object.sortDir)
+        : isSet(object.sort_dir)
+        ? globalThis.String(object.sort_dir)
+        : "",
+      allProjects: isSet(object.allProjects)
+        ? globalThis.Boolean(object.allProjects)
+        : isSet(object.all_projects)
+        ? globalThis.Boolean(object.all_projects)
+        : false,
     };
   },
 
@@ -4172,6 +4298,30 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.status !== 0) {
+      obj.status = volumeStatusToJSON(message.status);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    if (message.sortKey !== "") {
+      obj.sortKey = message.sortKey;
+    }
+    if (message.sortDir !== "") {
+      obj.sortDir = message.sortDir;
+    }
+    if (message.allProjects !== false) {
+      obj.allProjects = message.allProjects;
+    }
     return obj;
   },
 
@@ -4182,6 +4332,109 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
     const message = createBaseListVolumesRequest();
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.status = object.status ?? 0;
+    message.name = object.name ?? "";
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.sortKey = object.sortKey ?? "";
+    message.sortDir = object.sortDir ?? "";
+    message.allProjects = object.allProjects ?? false;
+    return message;
+  },
+};
+
+function createBaseListVolumesRequest_MetadataEntry(): ListVolumesRequest_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const ListVolumesRequest_MetadataEntry: MessageFns<ListVolumesRequest_MetadataEntry> = {
+  encode(message: ListVolumesRequest_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListVolumesRequest_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListVolumesRequest_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListVolumesRequest_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ListVolumesRequest_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListVolumesRequest_MetadataEntry>, I>>(
+    base?: I,
+  ): ListVolumesRequest_MetadataEntry {
+    return ListVolumesRequest_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListVolumesRequest_MetadataEntry>, I>>(
+    object: I,
+  ): ListVolumesRequest_MetadataEntry {
+    const message = createBaseListVolumesRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
