@@ -91,6 +91,13 @@ async function availableSnapshot(md: Metadata, volumeId: string, extra: Partial<
   return s;
 }
 
+async function readFirst(path: string): Promise<string> {
+  const fh = await open(path, "r");
+  const { buffer } = await fh.read(Buffer.alloc(9), 0, 9, 4096);
+  await fh.close();
+  return buffer.toString();
+}
+
 function getQuotas(md: Metadata, projectId = "") {
   return call<GetQuotasResponse>((done) => quotas.getQuotas({ projectId }, md, done));
 }
@@ -350,6 +357,59 @@ describe("volumes from snapshots, extend and revert", () => {
       stack.snapshots.getSnapshot({ id: latest.id }, p.md, done),
     );
     expect(snap.snapshot?.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE);
+  });
+});
+
+describe("manage existing", () => {
+  it("lists what a backend holds unowned, manages it with its quota, and unmanages it leaving the storage", async () => {
+    const p = project();
+    const v = await volume(p.md, { sizeGb: 1 });
+    const legacy = `legacy-${p.id}.img`;
+    const fh = await open(join(stack.dataDir, legacy), "w");
+    await fh.truncate(1024 * 1024 * 1024);
+    await fh.write(Buffer.from("old bytes"), 0, 9, 4096);
+    await fh.close();
+    const host = `${stack.host}@file`;
+    const denied = await callError(call((done) => stack.snapshots.listManageableSnapshots({ host }, p.md, done)));
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    const listed = await call<{ snapshots: Array<{ reference: string; sizeGb: number; safeToManage: boolean }> }>(
+      (done) => stack.snapshots.listManageableSnapshots({ host }, p.admin, done),
+    );
+    expect(listed.snapshots).toContainEqual(
+      expect.objectContaining({ reference: legacy, sizeGb: 1, safeToManage: true }),
+    );
+    const managed = await call<{ snapshot?: Snapshot }>((done) =>
+      stack.snapshots.manageSnapshot(
+        { volumeId: v.id, reference: legacy, name: "imported", description: "", metadata: {} },
+        p.admin,
+        done,
+      ),
+    );
+    const id = managed.snapshot?.id ?? "";
+    expect(managed.snapshot).toMatchObject({
+      status: SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE,
+      volumeSizeGb: 1,
+      name: "imported",
+    });
+    expect(existsSync(join(stack.dataDir, legacy))).toBe(false);
+    expect(await readFirst(join(stack.dataDir, `snapshot-${id}.img`))).toBe("old bytes");
+    expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 1, gigabytes: 2 });
+    const again = await callError(
+      call((done) =>
+        stack.snapshots.manageSnapshot(
+          { volumeId: v.id, reference: legacy, name: "", description: "", metadata: {} },
+          p.admin,
+          done,
+        ),
+      ),
+    );
+    expect(again.code).toBe(status.NOT_FOUND);
+    await call((done) => stack.snapshots.unmanageSnapshot({ id }, p.admin, done));
+    expect((await callError(call((done) => stack.snapshots.getSnapshot({ id }, p.md, done)))).code).toBe(
+      status.NOT_FOUND,
+    );
+    expect(existsSync(join(stack.dataDir, `unmanaged-snapshot-${id}.img`))).toBe(true);
+    expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 0, gigabytes: 1 });
   });
 });
 

@@ -28,6 +28,7 @@ export {
   getSnapshotByClientRequest,
   getSnapshotElevated,
   insertSnapshot,
+  listSnapshotIdsOnBackend,
   listSnapshots,
   listSnapshotsOfVolume,
   markSnapshotDeleted,

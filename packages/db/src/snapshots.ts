@@ -63,6 +63,14 @@ export async function getLatestSnapshotOfVolume(db: Executor, volumeId: string):
   return row as SnapshotRow | undefined;
 }
 
+/** Ids of the snapshots (not deleted) whose volumes live on a backend. */
+export async function listSnapshotIdsOnBackend(db: Executor, backend: string): Promise<string[]> {
+  const rows = await db.execute<{ id: string }>(sql`
+    select s.id from snapshots s join volumes v on v.id = s.volume_id
+     where v.host = ${backend} and not s.deleted`);
+  return rows.map((r) => r.id);
+}
+
 /** The volume's snapshots that are not deleted. */
 export async function listSnapshotsOfVolume(db: Executor, volumeId: string): Promise<SnapshotRow[]> {
   const rows = await db
@@ -72,12 +80,16 @@ export async function listSnapshotsOfVolume(db: Executor, volumeId: string): Pro
   return rows as SnapshotRow[];
 }
 
-/** Compare-and-swap `deleting` → `deleted`, soft-deleting the row. */
-export async function markSnapshotDeleted(db: Executor, id: string): Promise<SnapshotRow | undefined> {
+/** Compare-and-swap `from` (default `deleting`) → `deleted`, soft-deleting the row. */
+export async function markSnapshotDeleted(
+  db: Executor,
+  id: string,
+  from: SnapshotStatus = "deleting",
+): Promise<SnapshotRow | undefined> {
   const [row] = await db
     .update(snapshots)
     .set({ status: "deleted", deleted: true, deletedAt: sql`now()`, updatedAt: sql`now()` })
-    .where(and(eq(snapshots.id, id), eq(snapshots.status, "deleting"), eq(snapshots.deleted, false)))
+    .where(and(eq(snapshots.id, id), eq(snapshots.status, from), eq(snapshots.deleted, false)))
     .returning();
   return row as SnapshotRow | undefined;
 }

@@ -4,6 +4,7 @@ export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";
 export { CinderblockError, invalidArgument } from "./errors.js";
 export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from "./instance-snapshot.js";
+export type { ManageInput, ManageUseCases } from "./manage.js";
 export type { EventFilter, ManagementDependencies, ManagementUseCases, QuotaView } from "./management.js";
 export type {
   ChangeFeed,
@@ -14,6 +15,7 @@ export type {
   EventJson,
   EventSubscription,
   HostConnection,
+  HostManageable,
   VolumeHostCalls,
 } from "./ports.js";
 export type { QuotaDefaults } from "./quota.js";

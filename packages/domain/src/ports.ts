@@ -59,8 +59,34 @@ export interface HostConnection {
   data: Record<string, string>;
 }
 
+/** What a backend holds that no row owns (a driver's ManageableSnapshot). */
+export interface HostManageable {
+  reference: string;
+  sourceVolumeId: string;
+  sizeGb: number;
+  safeToManage: boolean;
+  reasonNotSafe: string;
+}
+
+/** The caller's identity, passed along to the volume host. */
+type CallContext = { requestId: string; projectId: string; userId: string; roles: string[] };
+
 /** Calls to volume hosts that need an answer at once (their internal gRPC server at `address`). */
 export interface VolumeHostCalls {
+  listManageableSnapshots(
+    address: string,
+    ctx: CallContext,
+    backend: string,
+    ownedSnapshotIds: string[],
+  ): Promise<HostManageable[]>;
+  manageSnapshot(
+    address: string,
+    ctx: CallContext,
+    snapshotId: string,
+    volumeId: string,
+    reference: string,
+  ): Promise<{ sizeGb: number }>;
+  unmanageSnapshot(address: string, ctx: CallContext, snapshotId: string, volumeId: string): Promise<void>;
   initializeConnection(
     address: string,
     ctx: { requestId: string; projectId: string; userId: string; roles: string[] },

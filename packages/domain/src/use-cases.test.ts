@@ -85,6 +85,9 @@ const dispatcher: Dispatcher = {
 const hosts: VolumeHostCalls = {
   initializeConnection: () => Promise.reject(new Error("no volume host in this test")),
   terminateConnection: () => Promise.reject(new Error("no volume host in this test")),
+  listManageableSnapshots: () => Promise.reject(new Error("no volume host in this test")),
+  manageSnapshot: () => Promise.reject(new Error("no volume host in this test")),
+  unmanageSnapshot: () => Promise.reject(new Error("no volume host in this test")),
 };
 const compute: ComputeAgents = { quiesce: async () => false, unquiesce: async () => {} };
 

@@ -31,6 +31,7 @@ import { isAdmin, type RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.js";
 import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
+import { createManageUseCases, type ManageUseCases } from "./manage.js";
 import { createManagementUseCases, type ManagementUseCases } from "./management.js";
 import type { ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
@@ -192,7 +193,7 @@ async function snapshotSource(
 }
 
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
-export interface ApiUseCases extends ManagementUseCases, AttachmentUseCases {
+export interface ApiUseCases extends ManagementUseCases, AttachmentUseCases, ManageUseCases {
   snapshotInstance(ctx: RequestContext, input: SnapshotInstanceInput): Promise<InstanceImage>;
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
@@ -217,6 +218,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
   const useCases: Omit<ApiUseCases, "snapshotInstance"> = {
     ...createManagementUseCases(deps),
     ...createAttachmentUseCases(deps),
+    ...createManageUseCases(deps),
 
     async createVolume(ctx, raw) {
       const { clientRequestId, ...input } = validateCreateVolume(raw);

@@ -41,6 +41,41 @@ export function createVolumeHostCalls(options: VolumeHostCallsOptions = {}): Vol
       );
       return { driverVolumeType: res.driverVolumeType, data: res.data };
     },
+    async listManageableSnapshots(address, ctx, backend, ownedSnapshotIds) {
+      const res = await call<{
+        snapshots: Array<{
+          reference: string;
+          sourceVolumeId: string;
+          sizeGb: number;
+          safeToManage: boolean;
+          reasonNotSafe: string;
+        }>;
+      }>((done) =>
+        client(address).hostListManageableSnapshots(
+          { backend, ownedSnapshotIds },
+          identity(ctx),
+          { deadline: deadline() },
+          done,
+        ),
+      );
+      return res.snapshots;
+    },
+    async manageSnapshot(address, ctx, snapshotId, volumeId, reference) {
+      const res = await call<{ sizeGb: number }>((done) =>
+        client(address).hostManageSnapshot(
+          { snapshotId, volumeId, reference },
+          identity(ctx),
+          { deadline: deadline() },
+          done,
+        ),
+      );
+      return { sizeGb: res.sizeGb };
+    },
+    async unmanageSnapshot(address, ctx, snapshotId, volumeId) {
+      await call((done) =>
+        client(address).hostUnmanageSnapshot({ snapshotId, volumeId }, identity(ctx), { deadline: deadline() }, done),
+      );
+    },
     async terminateConnection(address, ctx, volumeId, connector) {
       await call((done) =>
         client(address).terminateConnection({ volumeId, connector }, identity(ctx), { deadline: deadline() }, done),

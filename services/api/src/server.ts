@@ -118,6 +118,16 @@ export function createApiServer(options: ApiServerOptions): Server {
     deleteSnapshotMetadata: unary("DeleteSnapshotMetadata", report, async (req, ctx) => ({
       metadata: await uc.deleteMetadata(ctx, "snapshots", req.id, req.key),
     })),
+    listManageableSnapshots: unary("ListManageableSnapshots", report, async (req, ctx) => ({
+      snapshots: await uc.listManageableSnapshots(ctx, req.host),
+    })),
+    manageSnapshot: unary("ManageSnapshot", report, async (req, ctx) => ({
+      snapshot: toSnapshot(await uc.manageSnapshot(ctx, req)),
+    })),
+    unmanageSnapshot: unary("UnmanageSnapshot", report, async (req, ctx) => {
+      await uc.unmanageSnapshot(ctx, req.id);
+      return {};
+    }),
     snapshotInstance: unary("SnapshotInstance", report, async (req, ctx) => {
       const image = await uc.snapshotInstance(ctx, req);
       return {

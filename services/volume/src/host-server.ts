@@ -46,6 +46,43 @@ export function createHostServer(options: HostServerOptions): Server {
       });
       return { driverVolumeType: info.driverVolumeType, data: info.data };
     }),
+    hostListManageableSnapshots: unary("HostListManageableSnapshots", options.report, async (req) => {
+      const [hostName, backend] = req.backend.split("@");
+      const driver = options.drivers.get(backend ?? "");
+      if (hostName !== options.hostName || !driver) {
+        throw new CinderblockError("NOT_FOUND", `backend ${req.backend} is not on host ${options.hostName}`);
+      }
+      const found = await driver.listManageableSnapshots(new Set(req.ownedSnapshotIds)).catch((e: unknown) => {
+        throw asCallError(e);
+      });
+      return {
+        snapshots: found.map((m) => ({
+          reference: m.reference,
+          sourceVolumeId: m.sourceVolumeId ?? "",
+          sizeGb: m.sizeGb,
+          safeToManage: m.safeToManage,
+          reasonNotSafe: m.reasonNotSafe ?? "",
+        })),
+      };
+    }),
+    hostManageSnapshot: unary("HostManageSnapshot", options.report, async (req) => {
+      const { driver, volume } = await driverAndVolume(req.volumeId);
+      const { sizeGb } = await driver
+        .manageExistingSnapshot({ id: req.snapshotId, volumeId: volume.id, volumeSizeGb: volume.sizeGb }, req.reference)
+        .catch((e: unknown) => {
+          throw asCallError(e);
+        });
+      return { sizeGb };
+    }),
+    hostUnmanageSnapshot: unary("HostUnmanageSnapshot", options.report, async (req) => {
+      const { driver, volume } = await driverAndVolume(req.volumeId);
+      await driver
+        .unmanageSnapshot({ id: req.snapshotId, volumeId: volume.id, volumeSizeGb: volume.sizeGb })
+        .catch((e: unknown) => {
+          throw asCallError(e);
+        });
+      return {};
+    }),
     terminateConnection: unary("TerminateConnection", options.report, async (req) => {
       const { driver, volume } = await driverAndVolume(req.volumeId);
       await driver.terminateConnection(volume, req.connector).catch((e: unknown) => {

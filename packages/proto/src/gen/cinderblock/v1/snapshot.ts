@@ -266,6 +266,50 @@ export interface SnapshotInstanceResponse {
   quiesced: boolean;
 }
 
+/** A snapshot on a backend that no Cinderblock snapshot owns yet. */
+export interface ManageableSnapshot {
+  /** The backend's name for it: what ManageSnapshot takes. */
+  reference: string;
+  sourceVolumeId: string;
+  sizeGb: number;
+  safeToManage: boolean;
+  reasonNotSafe: string;
+}
+
+export interface ListManageableSnapshotsRequest {
+  /** "<host>@<backend>", e.g. "vol1@file". */
+  host: string;
+}
+
+export interface ListManageableSnapshotsResponse {
+  snapshots: ManageableSnapshot[];
+}
+
+export interface ManageSnapshotRequest {
+  /** The volume (of the caller's project) the existing snapshot belongs to. */
+  volumeId: string;
+  reference: string;
+  name: string;
+  description: string;
+  metadata: { [key: string]: string };
+}
+
+export interface ManageSnapshotRequest_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+export interface ManageSnapshotResponse {
+  snapshot: Snapshot | undefined;
+}
+
+export interface UnmanageSnapshotRequest {
+  id: string;
+}
+
+export interface UnmanageSnapshotResponse {
+}
+
 export interface ListSnapshotsRequest {
   /** Maximum number of snapshots to return (1-1000, default 100). */
   pageSize: number;
@@ -3085,6 +3129,741 @@ export const SnapshotInstanceResponse: MessageFns<SnapshotInstanceResponse> = {
   },
 };
 
+function createBaseManageableSnapshot(): ManageableSnapshot {
+  return { reference: "", sourceVolumeId: "", sizeGb: 0, safeToManage: false, reasonNotSafe: "" };
+}
+
+export const ManageableSnapshot: MessageFns<ManageableSnapshot> = {
+  encode(message: ManageableSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reference !== "") {
+      writer.uint32(10).string(message.reference);
+    }
+    if (message.sourceVolumeId !== "") {
+      writer.uint32(18).string(message.sourceVolumeId);
+    }
+    if (message.sizeGb !== 0) {
+      writer.uint32(24).int32(message.sizeGb);
+    }
+    if (message.safeToManage !== false) {
+      writer.uint32(32).bool(message.safeToManage);
+    }
+    if (message.reasonNotSafe !== "") {
+      writer.uint32(42).string(message.reasonNotSafe);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ManageableSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseManageableSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sourceVolumeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sizeGb = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.safeToManage = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reasonNotSafe = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ManageableSnapshot {
+    return {
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+      sourceVolumeId: isSet(object.sourceVolumeId)
+        ? globalThis.String(object.sourceVolumeId)
+        : isSet(object.source_volume_id)
+        ? globalThis.String(object.source_volume_id)
+        : "",
+      sizeGb: isSet(object.sizeGb)
+        ? globalThis.Number(object.sizeGb)
+        : isSet(object.size_gb)
+        ? globalThis.Number(object.size_gb)
+        : 0,
+      safeToManage: isSet(object.safeToManage)
+        ? globalThis.Boolean(object.safeToManage)
+        : isSet(object.safe_to_manage)
+        ? globalThis.Boolean(object.safe_to_manage)
+        : false,
+      reasonNotSafe: isSet(object.reasonNotSafe)
+        ? globalThis.String(object.reasonNotSafe)
+        : isSet(object.reason_not_safe)
+        ? globalThis.String(object.reason_not_safe)
+        : "",
+    };
+  },
+
+  toJSON(message: ManageableSnapshot): unknown {
+    const obj: any = {};
+    if (message.reference !== "") {
+      obj.reference = message.reference;
+    }
+    if (message.sourceVolumeId !== "") {
+      obj.sourceVolumeId = message.sourceVolumeId;
+    }
+    if (message.sizeGb !== 0) {
+      obj.sizeGb = Math.round(message.sizeGb);
+    }
+    if (message.safeToManage !== false) {
+      obj.safeToManage = message.safeToManage;
+    }
+    if (message.reasonNotSafe !== "") {
+      obj.reasonNotSafe = message.reasonNotSafe;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ManageableSnapshot>, I>>(base?: I): ManageableSnapshot {
+    return ManageableSnapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ManageableSnapshot>, I>>(object: I): ManageableSnapshot {
+    const message = createBaseManageableSnapshot();
+    message.reference = object.reference ?? "";
+    message.sourceVolumeId = object.sourceVolumeId ?? "";
+    message.sizeGb = object.sizeGb ?? 0;
+    message.safeToManage = object.safeToManage ?? false;
+    message.reasonNotSafe = object.reasonNotSafe ?? "";
+    return message;
+  },
+};
+
+function createBaseListManageableSnapshotsRequest(): ListManageableSnapshotsRequest {
+  return { host: "" };
+}
+
+export const ListManageableSnapshotsRequest: MessageFns<ListManageableSnapshotsRequest> = {
+  encode(message: ListManageableSnapshotsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== "") {
+      writer.uint32(10).string(message.host);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListManageableSnapshotsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListManageableSnapshotsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListManageableSnapshotsRequest {
+    return { host: isSet(object.host) ? globalThis.String(object.host) : "" };
+  },
+
+  toJSON(message: ListManageableSnapshotsRequest): unknown {
+    const obj: any = {};
+    if (message.host !== "") {
+      obj.host = message.host;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListManageableSnapshotsRequest>, I>>(base?: I): ListManageableSnapshotsRequest {
+    return ListManageableSnapshotsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListManageableSnapshotsRequest>, I>>(
+    object: I,
+  ): ListManageableSnapshotsRequest {
+    const message = createBaseListManageableSnapshotsRequest();
+    message.host = object.host ?? "";
+    return message;
+  },
+};
+
+function createBaseListManageableSnapshotsResponse(): ListManageableSnapshotsResponse {
+  return { snapshots: [] };
+}
+
+export const ListManageableSnapshotsResponse: MessageFns<ListManageableSnapshotsResponse> = {
+  encode(message: ListManageableSnapshotsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.snapshots) {
+      ManageableSnapshot.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListManageableSnapshotsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListManageableSnapshotsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshots.push(ManageableSnapshot.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListManageableSnapshotsResponse {
+    return {
+      snapshots: globalThis.Array.isArray(object?.snapshots)
+        ? object.snapshots.map((e: any) => ManageableSnapshot.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListManageableSnapshotsResponse): unknown {
+    const obj: any = {};
+    if (message.snapshots?.length) {
+      obj.snapshots = message.snapshots.map((e) => ManageableSnapshot.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListManageableSnapshotsResponse>, I>>(base?: I): ListManageableSnapshotsResponse {
+    return ListManageableSnapshotsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListManageableSnapshotsResponse>, I>>(
+    object: I,
+  ): ListManageableSnapshotsResponse {
+    const message = createBaseListManageableSnapshotsResponse();
+    message.snapshots = object.snapshots?.map((e) => ManageableSnapshot.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseManageSnapshotRequest(): ManageSnapshotRequest {
+  return { volumeId: "", reference: "", name: "", description: "", metadata: {} };
+}
+
+export const ManageSnapshotRequest: MessageFns<ManageSnapshotRequest> = {
+  encode(message: ManageSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.reference !== "") {
+      writer.uint32(18).string(message.reference);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.description !== "") {
+      writer.uint32(34).string(message.description);
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      ManageSnapshotRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ManageSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseManageSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = ManageSnapshotRequest_MetadataEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.metadata[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ManageSnapshotRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ManageSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.reference !== "") {
+      obj.reference = message.reference;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ManageSnapshotRequest>, I>>(base?: I): ManageSnapshotRequest {
+    return ManageSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ManageSnapshotRequest>, I>>(object: I): ManageSnapshotRequest {
+    const message = createBaseManageSnapshotRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.reference = object.reference ?? "";
+    message.name = object.name ?? "";
+    message.description = object.description ?? "";
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseManageSnapshotRequest_MetadataEntry(): ManageSnapshotRequest_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const ManageSnapshotRequest_MetadataEntry: MessageFns<ManageSnapshotRequest_MetadataEntry> = {
+  encode(message: ManageSnapshotRequest_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ManageSnapshotRequest_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseManageSnapshotRequest_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ManageSnapshotRequest_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ManageSnapshotRequest_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ManageSnapshotRequest_MetadataEntry>, I>>(
+    base?: I,
+  ): ManageSnapshotRequest_MetadataEntry {
+    return ManageSnapshotRequest_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ManageSnapshotRequest_MetadataEntry>, I>>(
+    object: I,
+  ): ManageSnapshotRequest_MetadataEntry {
+    const message = createBaseManageSnapshotRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseManageSnapshotResponse(): ManageSnapshotResponse {
+  return { snapshot: undefined };
+}
+
+export const ManageSnapshotResponse: MessageFns<ManageSnapshotResponse> = {
+  encode(message: ManageSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshot !== undefined) {
+      Snapshot.encode(message.snapshot, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ManageSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseManageSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshot = Snapshot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ManageSnapshotResponse {
+    return { snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined };
+  },
+
+  toJSON(message: ManageSnapshotResponse): unknown {
+    const obj: any = {};
+    if (message.snapshot !== undefined) {
+      obj.snapshot = Snapshot.toJSON(message.snapshot);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ManageSnapshotResponse>, I>>(base?: I): ManageSnapshotResponse {
+    return ManageSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ManageSnapshotResponse>, I>>(object: I): ManageSnapshotResponse {
+    const message = createBaseManageSnapshotResponse();
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? Snapshot.fromPartial(object.snapshot)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUnmanageSnapshotRequest(): UnmanageSnapshotRequest {
+  return { id: "" };
+}
+
+export const UnmanageSnapshotRequest: MessageFns<UnmanageSnapshotRequest> = {
+  encode(message: UnmanageSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnmanageSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnmanageSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnmanageSnapshotRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: UnmanageSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnmanageSnapshotRequest>, I>>(base?: I): UnmanageSnapshotRequest {
+    return UnmanageSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnmanageSnapshotRequest>, I>>(object: I): UnmanageSnapshotRequest {
+    const message = createBaseUnmanageSnapshotRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseUnmanageSnapshotResponse(): UnmanageSnapshotResponse {
+  return {};
+}
+
+export const UnmanageSnapshotResponse: MessageFns<UnmanageSnapshotResponse> = {
+  encode(_: UnmanageSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnmanageSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnmanageSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): UnmanageSnapshotResponse {
+    return {};
+  },
+
+  toJSON(_: UnmanageSnapshotResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnmanageSnapshotResponse>, I>>(base?: I): UnmanageSnapshotResponse {
+    return UnmanageSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnmanageSnapshotResponse>, I>>(_: I): UnmanageSnapshotResponse {
+    const message = createBaseUnmanageSnapshotResponse();
+    return message;
+  },
+};
+
 function createBaseListSnapshotsRequest(): ListSnapshotsRequest {
   return {
     pageSize: 0,
@@ -3787,6 +4566,46 @@ export const SnapshotsServiceService = {
       Buffer.from(SnapshotInstanceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SnapshotInstanceResponse => SnapshotInstanceResponse.decode(value),
   },
+  /** ListManageableSnapshots (admin) shows what a backend holds that no snapshot row owns. */
+  listManageableSnapshots: {
+    path: "/cinderblock.v1.SnapshotsService/ListManageableSnapshots" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListManageableSnapshotsRequest): Buffer =>
+      Buffer.from(ListManageableSnapshotsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListManageableSnapshotsRequest => ListManageableSnapshotsRequest.decode(value),
+    responseSerialize: (value: ListManageableSnapshotsResponse): Buffer =>
+      Buffer.from(ListManageableSnapshotsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListManageableSnapshotsResponse =>
+      ListManageableSnapshotsResponse.decode(value),
+  },
+  /**
+   * ManageSnapshot (admin) takes over an existing backend snapshot: renamed to our naming, size
+   * from the backend, quota counted; it is available at once.
+   */
+  manageSnapshot: {
+    path: "/cinderblock.v1.SnapshotsService/ManageSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ManageSnapshotRequest): Buffer =>
+      Buffer.from(ManageSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ManageSnapshotRequest => ManageSnapshotRequest.decode(value),
+    responseSerialize: (value: ManageSnapshotResponse): Buffer =>
+      Buffer.from(ManageSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ManageSnapshotResponse => ManageSnapshotResponse.decode(value),
+  },
+  /** UnmanageSnapshot (admin) forgets a snapshot: the row goes, quota is released, the storage stays. */
+  unmanageSnapshot: {
+    path: "/cinderblock.v1.SnapshotsService/UnmanageSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnmanageSnapshotRequest): Buffer =>
+      Buffer.from(UnmanageSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnmanageSnapshotRequest => UnmanageSnapshotRequest.decode(value),
+    responseSerialize: (value: UnmanageSnapshotResponse): Buffer =>
+      Buffer.from(UnmanageSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UnmanageSnapshotResponse => UnmanageSnapshotResponse.decode(value),
+  },
 } as const;
 
 export interface SnapshotsServiceServer extends UntypedServiceImplementation {
@@ -3815,6 +4634,15 @@ export interface SnapshotsServiceServer extends UntypedServiceImplementation {
    * returns the image's block device mapping.
    */
   snapshotInstance: handleUnaryCall<SnapshotInstanceRequest, SnapshotInstanceResponse>;
+  /** ListManageableSnapshots (admin) shows what a backend holds that no snapshot row owns. */
+  listManageableSnapshots: handleUnaryCall<ListManageableSnapshotsRequest, ListManageableSnapshotsResponse>;
+  /**
+   * ManageSnapshot (admin) takes over an existing backend snapshot: renamed to our naming, size
+   * from the backend, quota counted; it is available at once.
+   */
+  manageSnapshot: handleUnaryCall<ManageSnapshotRequest, ManageSnapshotResponse>;
+  /** UnmanageSnapshot (admin) forgets a snapshot: the row goes, quota is released, the storage stays. */
+  unmanageSnapshot: handleUnaryCall<UnmanageSnapshotRequest, UnmanageSnapshotResponse>;
 }
 
 export interface SnapshotsServiceClient extends Client {
@@ -3976,6 +4804,57 @@ export interface SnapshotsServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SnapshotInstanceResponse) => void,
+  ): ClientUnaryCall;
+  /** ListManageableSnapshots (admin) shows what a backend holds that no snapshot row owns. */
+  listManageableSnapshots(
+    request: ListManageableSnapshotsRequest,
+    callback: (error: ServiceError | null, response: ListManageableSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  listManageableSnapshots(
+    request: ListManageableSnapshotsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListManageableSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  listManageableSnapshots(
+    request: ListManageableSnapshotsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListManageableSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ManageSnapshot (admin) takes over an existing backend snapshot: renamed to our naming, size
+   * from the backend, quota counted; it is available at once.
+   */
+  manageSnapshot(
+    request: ManageSnapshotRequest,
+    callback: (error: ServiceError | null, response: ManageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  manageSnapshot(
+    request: ManageSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ManageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  manageSnapshot(
+    request: ManageSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ManageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  /** UnmanageSnapshot (admin) forgets a snapshot: the row goes, quota is released, the storage stays. */
+  unmanageSnapshot(
+    request: UnmanageSnapshotRequest,
+    callback: (error: ServiceError | null, response: UnmanageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  unmanageSnapshot(
+    request: UnmanageSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnmanageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  unmanageSnapshot(
+    request: UnmanageSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnmanageSnapshotResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -54,6 +54,43 @@ export interface TerminateConnectionRequest_ConnectorEntry {
 export interface TerminateConnectionResponse {
 }
 
+export interface HostManageableSnapshot {
+  reference: string;
+  sourceVolumeId: string;
+  sizeGb: number;
+  safeToManage: boolean;
+  reasonNotSafe: string;
+}
+
+export interface HostListManageableSnapshotsRequest {
+  /** "<host>@<backend>" whose storage to look at. */
+  backend: string;
+  /** Snapshot ids rows already own (the driver leaves them out). */
+  ownedSnapshotIds: string[];
+}
+
+export interface HostListManageableSnapshotsResponse {
+  snapshots: HostManageableSnapshot[];
+}
+
+export interface HostManageSnapshotRequest {
+  snapshotId: string;
+  volumeId: string;
+  reference: string;
+}
+
+export interface HostManageSnapshotResponse {
+  sizeGb: number;
+}
+
+export interface HostUnmanageSnapshotRequest {
+  snapshotId: string;
+  volumeId: string;
+}
+
+export interface HostUnmanageSnapshotResponse {
+}
+
 function createBaseInitializeConnectionRequest(): InitializeConnectionRequest {
   return { volumeId: "", connector: {} };
 }
@@ -730,6 +767,650 @@ export const TerminateConnectionResponse: MessageFns<TerminateConnectionResponse
   },
 };
 
+function createBaseHostManageableSnapshot(): HostManageableSnapshot {
+  return { reference: "", sourceVolumeId: "", sizeGb: 0, safeToManage: false, reasonNotSafe: "" };
+}
+
+export const HostManageableSnapshot: MessageFns<HostManageableSnapshot> = {
+  encode(message: HostManageableSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reference !== "") {
+      writer.uint32(10).string(message.reference);
+    }
+    if (message.sourceVolumeId !== "") {
+      writer.uint32(18).string(message.sourceVolumeId);
+    }
+    if (message.sizeGb !== 0) {
+      writer.uint32(24).int32(message.sizeGb);
+    }
+    if (message.safeToManage !== false) {
+      writer.uint32(32).bool(message.safeToManage);
+    }
+    if (message.reasonNotSafe !== "") {
+      writer.uint32(42).string(message.reasonNotSafe);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostManageableSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostManageableSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sourceVolumeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sizeGb = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.safeToManage = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reasonNotSafe = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostManageableSnapshot {
+    return {
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+      sourceVolumeId: isSet(object.sourceVolumeId)
+        ? globalThis.String(object.sourceVolumeId)
+        : isSet(object.source_volume_id)
+        ? globalThis.String(object.source_volume_id)
+        : "",
+      sizeGb: isSet(object.sizeGb)
+        ? globalThis.Number(object.sizeGb)
+        : isSet(object.size_gb)
+        ? globalThis.Number(object.size_gb)
+        : 0,
+      safeToManage: isSet(object.safeToManage)
+        ? globalThis.Boolean(object.safeToManage)
+        : isSet(object.safe_to_manage)
+        ? globalThis.Boolean(object.safe_to_manage)
+        : false,
+      reasonNotSafe: isSet(object.reasonNotSafe)
+        ? globalThis.String(object.reasonNotSafe)
+        : isSet(object.reason_not_safe)
+        ? globalThis.String(object.reason_not_safe)
+        : "",
+    };
+  },
+
+  toJSON(message: HostManageableSnapshot): unknown {
+    const obj: any = {};
+    if (message.reference !== "") {
+      obj.reference = message.reference;
+    }
+    if (message.sourceVolumeId !== "") {
+      obj.sourceVolumeId = message.sourceVolumeId;
+    }
+    if (message.sizeGb !== 0) {
+      obj.sizeGb = Math.round(message.sizeGb);
+    }
+    if (message.safeToManage !== false) {
+      obj.safeToManage = message.safeToManage;
+    }
+    if (message.reasonNotSafe !== "") {
+      obj.reasonNotSafe = message.reasonNotSafe;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostManageableSnapshot>, I>>(base?: I): HostManageableSnapshot {
+    return HostManageableSnapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostManageableSnapshot>, I>>(object: I): HostManageableSnapshot {
+    const message = createBaseHostManageableSnapshot();
+    message.reference = object.reference ?? "";
+    message.sourceVolumeId = object.sourceVolumeId ?? "";
+    message.sizeGb = object.sizeGb ?? 0;
+    message.safeToManage = object.safeToManage ?? false;
+    message.reasonNotSafe = object.reasonNotSafe ?? "";
+    return message;
+  },
+};
+
+function createBaseHostListManageableSnapshotsRequest(): HostListManageableSnapshotsRequest {
+  return { backend: "", ownedSnapshotIds: [] };
+}
+
+export const HostListManageableSnapshotsRequest: MessageFns<HostListManageableSnapshotsRequest> = {
+  encode(message: HostListManageableSnapshotsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backend !== "") {
+      writer.uint32(10).string(message.backend);
+    }
+    for (const v of message.ownedSnapshotIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostListManageableSnapshotsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostListManageableSnapshotsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ownedSnapshotIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostListManageableSnapshotsRequest {
+    return {
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      ownedSnapshotIds: globalThis.Array.isArray(object?.ownedSnapshotIds)
+        ? object.ownedSnapshotIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.owned_snapshot_ids)
+        ? object.owned_snapshot_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HostListManageableSnapshotsRequest): unknown {
+    const obj: any = {};
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.ownedSnapshotIds?.length) {
+      obj.ownedSnapshotIds = message.ownedSnapshotIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostListManageableSnapshotsRequest>, I>>(
+    base?: I,
+  ): HostListManageableSnapshotsRequest {
+    return HostListManageableSnapshotsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostListManageableSnapshotsRequest>, I>>(
+    object: I,
+  ): HostListManageableSnapshotsRequest {
+    const message = createBaseHostListManageableSnapshotsRequest();
+    message.backend = object.backend ?? "";
+    message.ownedSnapshotIds = object.ownedSnapshotIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseHostListManageableSnapshotsResponse(): HostListManageableSnapshotsResponse {
+  return { snapshots: [] };
+}
+
+export const HostListManageableSnapshotsResponse: MessageFns<HostListManageableSnapshotsResponse> = {
+  encode(message: HostListManageableSnapshotsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.snapshots) {
+      HostManageableSnapshot.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostListManageableSnapshotsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostListManageableSnapshotsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshots.push(HostManageableSnapshot.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostListManageableSnapshotsResponse {
+    return {
+      snapshots: globalThis.Array.isArray(object?.snapshots)
+        ? object.snapshots.map((e: any) => HostManageableSnapshot.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HostListManageableSnapshotsResponse): unknown {
+    const obj: any = {};
+    if (message.snapshots?.length) {
+      obj.snapshots = message.snapshots.map((e) => HostManageableSnapshot.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostListManageableSnapshotsResponse>, I>>(
+    base?: I,
+  ): HostListManageableSnapshotsResponse {
+    return HostListManageableSnapshotsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostListManageableSnapshotsResponse>, I>>(
+    object: I,
+  ): HostListManageableSnapshotsResponse {
+    const message = createBaseHostListManageableSnapshotsResponse();
+    message.snapshots = object.snapshots?.map((e) => HostManageableSnapshot.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseHostManageSnapshotRequest(): HostManageSnapshotRequest {
+  return { snapshotId: "", volumeId: "", reference: "" };
+}
+
+export const HostManageSnapshotRequest: MessageFns<HostManageSnapshotRequest> = {
+  encode(message: HostManageSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshotId !== "") {
+      writer.uint32(10).string(message.snapshotId);
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(18).string(message.volumeId);
+    }
+    if (message.reference !== "") {
+      writer.uint32(26).string(message.reference);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostManageSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostManageSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reference = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostManageSnapshotRequest {
+    return {
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      reference: isSet(object.reference) ? globalThis.String(object.reference) : "",
+    };
+  },
+
+  toJSON(message: HostManageSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.reference !== "") {
+      obj.reference = message.reference;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostManageSnapshotRequest>, I>>(base?: I): HostManageSnapshotRequest {
+    return HostManageSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostManageSnapshotRequest>, I>>(object: I): HostManageSnapshotRequest {
+    const message = createBaseHostManageSnapshotRequest();
+    message.snapshotId = object.snapshotId ?? "";
+    message.volumeId = object.volumeId ?? "";
+    message.reference = object.reference ?? "";
+    return message;
+  },
+};
+
+function createBaseHostManageSnapshotResponse(): HostManageSnapshotResponse {
+  return { sizeGb: 0 };
+}
+
+export const HostManageSnapshotResponse: MessageFns<HostManageSnapshotResponse> = {
+  encode(message: HostManageSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sizeGb !== 0) {
+      writer.uint32(8).int32(message.sizeGb);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostManageSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostManageSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sizeGb = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostManageSnapshotResponse {
+    return {
+      sizeGb: isSet(object.sizeGb)
+        ? globalThis.Number(object.sizeGb)
+        : isSet(object.size_gb)
+        ? globalThis.Number(object.size_gb)
+        : 0,
+    };
+  },
+
+  toJSON(message: HostManageSnapshotResponse): unknown {
+    const obj: any = {};
+    if (message.sizeGb !== 0) {
+      obj.sizeGb = Math.round(message.sizeGb);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostManageSnapshotResponse>, I>>(base?: I): HostManageSnapshotResponse {
+    return HostManageSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostManageSnapshotResponse>, I>>(object: I): HostManageSnapshotResponse {
+    const message = createBaseHostManageSnapshotResponse();
+    message.sizeGb = object.sizeGb ?? 0;
+    return message;
+  },
+};
+
+function createBaseHostUnmanageSnapshotRequest(): HostUnmanageSnapshotRequest {
+  return { snapshotId: "", volumeId: "" };
+}
+
+export const HostUnmanageSnapshotRequest: MessageFns<HostUnmanageSnapshotRequest> = {
+  encode(message: HostUnmanageSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshotId !== "") {
+      writer.uint32(10).string(message.snapshotId);
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(18).string(message.volumeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostUnmanageSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostUnmanageSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostUnmanageSnapshotRequest {
+    return {
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+    };
+  },
+
+  toJSON(message: HostUnmanageSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostUnmanageSnapshotRequest>, I>>(base?: I): HostUnmanageSnapshotRequest {
+    return HostUnmanageSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostUnmanageSnapshotRequest>, I>>(object: I): HostUnmanageSnapshotRequest {
+    const message = createBaseHostUnmanageSnapshotRequest();
+    message.snapshotId = object.snapshotId ?? "";
+    message.volumeId = object.volumeId ?? "";
+    return message;
+  },
+};
+
+function createBaseHostUnmanageSnapshotResponse(): HostUnmanageSnapshotResponse {
+  return {};
+}
+
+export const HostUnmanageSnapshotResponse: MessageFns<HostUnmanageSnapshotResponse> = {
+  encode(_: HostUnmanageSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostUnmanageSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostUnmanageSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): HostUnmanageSnapshotResponse {
+    return {};
+  },
+
+  toJSON(_: HostUnmanageSnapshotResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostUnmanageSnapshotResponse>, I>>(base?: I): HostUnmanageSnapshotResponse {
+    return HostUnmanageSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostUnmanageSnapshotResponse>, I>>(_: I): HostUnmanageSnapshotResponse {
+    const message = createBaseHostUnmanageSnapshotResponse();
+    return message;
+  },
+};
+
 /** VolumeHostService: calls from the api to a volume host, for answers needed at once. */
 export type VolumeHostServiceService = typeof VolumeHostServiceService;
 export const VolumeHostServiceService = {
@@ -755,11 +1436,49 @@ export const VolumeHostServiceService = {
       Buffer.from(TerminateConnectionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TerminateConnectionResponse => TerminateConnectionResponse.decode(value),
   },
+  hostListManageableSnapshots: {
+    path: "/cinderblock.internal.v1.VolumeHostService/HostListManageableSnapshots" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HostListManageableSnapshotsRequest): Buffer =>
+      Buffer.from(HostListManageableSnapshotsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HostListManageableSnapshotsRequest =>
+      HostListManageableSnapshotsRequest.decode(value),
+    responseSerialize: (value: HostListManageableSnapshotsResponse): Buffer =>
+      Buffer.from(HostListManageableSnapshotsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HostListManageableSnapshotsResponse =>
+      HostListManageableSnapshotsResponse.decode(value),
+  },
+  hostManageSnapshot: {
+    path: "/cinderblock.internal.v1.VolumeHostService/HostManageSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HostManageSnapshotRequest): Buffer =>
+      Buffer.from(HostManageSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HostManageSnapshotRequest => HostManageSnapshotRequest.decode(value),
+    responseSerialize: (value: HostManageSnapshotResponse): Buffer =>
+      Buffer.from(HostManageSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HostManageSnapshotResponse => HostManageSnapshotResponse.decode(value),
+  },
+  hostUnmanageSnapshot: {
+    path: "/cinderblock.internal.v1.VolumeHostService/HostUnmanageSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HostUnmanageSnapshotRequest): Buffer =>
+      Buffer.from(HostUnmanageSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HostUnmanageSnapshotRequest => HostUnmanageSnapshotRequest.decode(value),
+    responseSerialize: (value: HostUnmanageSnapshotResponse): Buffer =>
+      Buffer.from(HostUnmanageSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HostUnmanageSnapshotResponse => HostUnmanageSnapshotResponse.decode(value),
+  },
 } as const;
 
 export interface VolumeHostServiceServer extends UntypedServiceImplementation {
   initializeConnection: handleUnaryCall<InitializeConnectionRequest, InitializeConnectionResponse>;
   terminateConnection: handleUnaryCall<TerminateConnectionRequest, TerminateConnectionResponse>;
+  hostListManageableSnapshots: handleUnaryCall<HostListManageableSnapshotsRequest, HostListManageableSnapshotsResponse>;
+  hostManageSnapshot: handleUnaryCall<HostManageSnapshotRequest, HostManageSnapshotResponse>;
+  hostUnmanageSnapshot: handleUnaryCall<HostUnmanageSnapshotRequest, HostUnmanageSnapshotResponse>;
 }
 
 export interface VolumeHostServiceClient extends Client {
@@ -792,6 +1511,51 @@ export interface VolumeHostServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TerminateConnectionResponse) => void,
+  ): ClientUnaryCall;
+  hostListManageableSnapshots(
+    request: HostListManageableSnapshotsRequest,
+    callback: (error: ServiceError | null, response: HostListManageableSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  hostListManageableSnapshots(
+    request: HostListManageableSnapshotsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HostListManageableSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  hostListManageableSnapshots(
+    request: HostListManageableSnapshotsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HostListManageableSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  hostManageSnapshot(
+    request: HostManageSnapshotRequest,
+    callback: (error: ServiceError | null, response: HostManageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  hostManageSnapshot(
+    request: HostManageSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HostManageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  hostManageSnapshot(
+    request: HostManageSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HostManageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  hostUnmanageSnapshot(
+    request: HostUnmanageSnapshotRequest,
+    callback: (error: ServiceError | null, response: HostUnmanageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  hostUnmanageSnapshot(
+    request: HostUnmanageSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HostUnmanageSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  hostUnmanageSnapshot(
+    request: HostUnmanageSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HostUnmanageSnapshotResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,168 @@
+import { randomUUID } from "node:crypto";
+import {
+  type Db,
+  getService,
+  getSnapshot,
+  getVolume,
+  getVolumeElevated,
+  insertSnapshot,
+  listSnapshotIdsOnBackend,
+  markSnapshotDeleted,
+  releaseQuota,
+  type SnapshotRow,
+  transaction,
+  updateSnapshotStatus,
+} from "@cinderblock/db";
+import { isAdmin, type RequestContext } from "./context.js";
+import { CinderblockError } from "./errors.js";
+import type { HostManageable, VolumeHostCalls } from "./ports.js";
+import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas } from "./quota.js";
+import { validateId, validateMetadata } from "./validation.js";
+
+/** What manage-existing needs. */
+export interface ManageDependencies {
+  db: Db;
+  hosts: VolumeHostCalls;
+  quota: QuotaDefaults;
+  serviceDownTimeSeconds: number;
+}
+
+/** A ManageSnapshot request. */
+export interface ManageInput {
+  volumeId: string;
+  reference: string;
+  name: string;
+  description: string;
+  metadata: Record<string, string>;
+}
+
+/** Cinder's manage-existing for snapshots (admin only). */
+export interface ManageUseCases {
+  listManageableSnapshots(ctx: RequestContext, host: string): Promise<HostManageable[]>;
+  manageSnapshot(ctx: RequestContext, input: ManageInput): Promise<SnapshotRow>;
+  unmanageSnapshot(ctx: RequestContext, id: string): Promise<void>;
+}
+
+/** Builds manage, unmanage and the listing of manageable snapshots. */
+export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
+  const { db } = deps;
+
+  function requireAdmin(ctx: RequestContext, what: string): void {
+    if (!isAdmin(ctx)) throw new CinderblockError("PERMISSION_DENIED", `${what} requires the admin role`);
+  }
+
+  async function address(host: string): Promise<string> {
+    const service = await getService(db, host, deps.serviceDownTimeSeconds);
+    if (!service) throw new CinderblockError("NOT_FOUND", `backend ${host} not found`);
+    if (!service.up || !service.grpcAddress)
+      throw new CinderblockError("FAILED_PRECONDITION", `backend ${host} is down`);
+    return service.grpcAddress;
+  }
+
+  async function manageable(ctx: RequestContext, host: string): Promise<HostManageable[]> {
+    return deps.hosts.listManageableSnapshots(await address(host), ctx, host, await listSnapshotIdsOnBackend(db, host));
+  }
+
+  return {
+    async listManageableSnapshots(ctx, host) {
+      requireAdmin(ctx, "listing manageable snapshots");
+      if (!/^[A-Za-z0-9_-]+@[A-Za-z0-9_-]+$/.test(host)) {
+        throw new CinderblockError("INVALID_ARGUMENT", "host: must be <host>@<backend>");
+      }
+      return manageable(ctx, host);
+    },
+
+    async manageSnapshot(ctx, input) {
+      requireAdmin(ctx, "managing a snapshot");
+      const volumeId = validateId("volume_id", input.volumeId);
+      const metadata = validateMetadata(input.metadata);
+      if (input.name.length > 255 || input.description.length > 255) {
+        throw new CinderblockError("INVALID_ARGUMENT", "name, description: must be at most 255 characters");
+      }
+      const volume = await getVolume(db, ctx.projectId, volumeId);
+      if (!volume?.host) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
+      // The size comes from the backend before anything is written, so the quota check is exact.
+      const found = (await manageable(ctx, volume.host)).find((m) => m.reference === input.reference);
+      if (!found) {
+        throw new CinderblockError(
+          "NOT_FOUND",
+          `reference: ${JSON.stringify(input.reference)} is not on ${volume.host}`,
+        );
+      }
+      if (!found.safeToManage) {
+        throw new CinderblockError(
+          "FAILED_PRECONDITION",
+          `reference: ${input.reference} is not safe to manage: ${found.reasonNotSafe}`,
+        );
+      }
+      const id = randomUUID();
+      await transaction(db, async (tx) => {
+        await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, found.sizeGb));
+        await insertSnapshot(tx, {
+          id,
+          projectId: ctx.projectId,
+          userId: ctx.userId,
+          volumeId,
+          name: input.name || `managed ${input.reference}`.slice(0, 255),
+          description: input.description,
+          status: "creating",
+          progress: "0%",
+          volumeSizeGb: found.sizeGb,
+          volumeType: volume.volumeType,
+          encryptionKeyId: volume.encryptionKeyId,
+          metadata,
+        });
+      });
+      try {
+        await deps.hosts.manageSnapshot(await address(volume.host), ctx, id, volumeId, input.reference);
+      } catch (error) {
+        // Nothing was taken over: the row and its quota go again.
+        await transaction(db, async (tx) => {
+          await updateSnapshotStatus(tx, id, ["creating"], "deleting");
+          await markSnapshotDeleted(tx, id);
+          await releaseQuota(tx, ctx.projectId, [
+            { resource: "snapshots", delta: 1 },
+            { resource: "gigabytes", delta: found.sizeGb },
+          ]);
+        });
+        if (error instanceof CinderblockError) throw error;
+        throw new CinderblockError("UNAVAILABLE", `backend ${volume.host} did not answer; try again`);
+      }
+      const row = await updateSnapshotStatus(db, id, ["creating"], "available", { progress: "100%" });
+      if (!row) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} changed status meanwhile`);
+      return row;
+    },
+
+    async unmanageSnapshot(ctx, rawId) {
+      requireAdmin(ctx, "unmanaging a snapshot");
+      const id = validateId("id", rawId);
+      const snapshot = await getSnapshot(db, ctx.projectId, id);
+      if (!snapshot) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
+      const volume = await getVolumeElevated(db, snapshot.volumeId);
+      if (!volume?.host) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} has no backend`);
+      if (!(await updateSnapshotStatus(db, id, ["available", "error"], "unmanaging"))) {
+        throw new CinderblockError(
+          "FAILED_PRECONDITION",
+          `snapshot ${id} status must be available or error to unmanage, but is ${snapshot.status}`,
+        );
+      }
+      try {
+        await deps.hosts.unmanageSnapshot(await address(volume.host), ctx, id, volume.id);
+      } catch (error) {
+        await updateSnapshotStatus(db, id, ["unmanaging"], snapshot.status);
+        if (error instanceof CinderblockError) throw error;
+        throw new CinderblockError("UNAVAILABLE", `backend ${volume.host} did not answer; try again`);
+      }
+      // The storage stays; our row and its quota go.
+      await transaction(db, async (tx) => {
+        const row = await markSnapshotDeleted(tx, id, "unmanaging");
+        if (row) {
+          await releaseQuota(tx, row.projectId, [
+            { resource: "snapshots", delta: 1 },
+            { resource: "gigabytes", delta: row.volumeSizeGb },
+          ]);
+        }
+      });
+    },
+  };
+}
