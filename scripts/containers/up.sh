@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts deploy/compose.yaml on podman: podman's API socket (`podman system service`), a loop that
+# runs the containers' health checks (podman needs systemd timers for that, absent here), then
+# `docker-compose up -d` against the socket, and waits until the api is healthy.
+# env: COMPOSE_PROJECT_NAME (default cinderblock), CINDERBLOCK_API_PORT (default 50051).
+# Images come from scripts/containers/build.sh; stop everything with scripts/containers/down.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/containers/env.sh
+SOCK=${DOCKER_HOST#unix://}
+
+if ! curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
+  rm -f "$SOCK"
+  setsid podman system service --time=0 "$DOCKER_HOST" >"$RUN/service.log" 2>&1 </dev/null &
+  echo $! >"$RUN/service.pid"
+  for _ in $(seq 1 50); do
+    curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+fi
+curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null || { echo "podman system service did not start (see $RUN/service.log)" >&2; exit 1; }
+
+if ! { [ -f "$RUN/healthchecks.pid" ] && kill -0 "$(cat "$RUN/healthchecks.pid")" 2>/dev/null; }; then
+  setsid scripts/containers/healthchecks.sh >"$RUN/healthchecks.log" 2>&1 </dev/null &
+  echo $! >"$RUN/healthchecks.pid"
+fi
+
+# docker-compose v1 starts a service only once the services it depends on report healthy.
+docker-compose -f deploy/compose.yaml up -d --no-build
+api=$(docker-compose -f deploy/compose.yaml ps -q api)
+for _ in $(seq 1 60); do
+  if podman healthcheck run "$api" >/dev/null 2>&1; then
+    echo "cinderblock is up: gRPC on 127.0.0.1:${CINDERBLOCK_API_PORT:-50051}"
+    exit 0
+  fi
+  sleep 1
+done
+echo "the api did not become healthy within 60 s:" >&2
+docker-compose -f deploy/compose.yaml logs --tail=30 >&2 || true
+exit 1
