@@ -4,6 +4,7 @@ import { constants, type Stats } from "node:fs";
 import { copyFile, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
+import { checkId, checkSizeBytes, GIB } from "../checks.js";
 import {
   type BackendStats,
   type ConnectionInfo,
@@ -26,11 +27,9 @@ export interface FileDriverOptions {
   maxOverSubscriptionRatio?: number;
 }
 
-const GIB = 1024 ** 3;
 /** Longest a non-reflink copy of one volume may take. */
 const COPY_TIMEOUT_MS = 30 * 60_000;
 const execFileAsync = promisify(execFile);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const VOLUME_FILE = /^volume-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.img$/;
 const SNAPSHOT_FILE = /^snapshot-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.img$/;
 
@@ -102,7 +101,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
 
     async createVolume(volume: DriverVolume) {
       const id = checkId(volume.id, "volume");
-      const bytes = checkSize(volume.sizeGb);
+      const bytes = checkSizeBytes(volume.sizeGb);
       const name = `volume-${id}.img`;
       const path = volumePath(id);
 
@@ -183,7 +182,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
     async createVolumeFromSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {
       const id = checkId(volume.id, "volume");
       const snapshotId = checkId(snapshot.id, "snapshot");
-      const bytes = checkSize(volume.sizeGb);
+      const bytes = checkSizeBytes(volume.sizeGb);
       const name = `volume-${id}.img`;
       const snapshotName = `snapshot-${snapshotId}.img`;
       const path = volumePath(id);
@@ -276,7 +275,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
 
     async extendVolume(volume: DriverVolume, newSizeGb: number) {
       const id = checkId(volume.id, "volume");
-      const bytes = checkSize(newSizeGb);
+      const bytes = checkSizeBytes(newSizeGb);
       const name = `volume-${id}.img`;
       const path = volumePath(id);
 
@@ -452,30 +451,6 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
       // Every call opens and closes its own files; nothing is held between calls.
     },
   };
-}
-
-/** Validate an id before it becomes part of a path, and lowercase it so one id names one file. */
-function checkId(id: unknown, kind: "volume" | "snapshot"): string {
-  if (typeof id !== "string" || !UUID.test(id)) {
-    const shown = typeof id === "string" ? JSON.stringify(id.slice(0, 64)) : typeof id;
-    throw new DriverError(`invalid ${kind} id ${shown}: expected a UUID`, { retryable: false });
-  }
-  return id.toLowerCase();
-}
-
-/** Validate a size and turn it into bytes; sizes are whole GiB, as in Cinder. */
-function checkSize(sizeGb: unknown): number {
-  if (
-    typeof sizeGb !== "number" ||
-    !Number.isSafeInteger(sizeGb) ||
-    sizeGb <= 0 ||
-    sizeGb * GIB > Number.MAX_SAFE_INTEGER
-  ) {
-    throw new DriverError(`invalid volume size ${String(sizeGb)}: expected a positive whole number of GiB`, {
-      retryable: false,
-    });
-  }
-  return sizeGb * GIB;
 }
 
 /** An existing image may only be reused by a retry asking for the same size. */

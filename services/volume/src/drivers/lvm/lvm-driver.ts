@@ -1,3 +1,4 @@
+import { checkId } from "../checks.js";
 import {
   type BackendStats,
   DriverError,
@@ -37,7 +38,6 @@ export interface LvmDriverOptions {
   copyTimeoutMs?: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const UUID_PART = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const VOLUME_LV = new RegExp(`^volume-(${UUID_PART})$`);
 const SNAPSHOT_LV = new RegExp(`^_snapshot-(${UUID_PART})$`);
@@ -574,15 +574,6 @@ function snapshotSizeGb(lv: LogicalVolume): number {
   // A thick snapshot's own size is its copy-on-write store; its origin's is what it shows.
   const bytes = lv.attr.startsWith("s") ? lv.originSizeBytes : lv.sizeBytes;
   return Math.max(1, Math.ceil(bytes / GIB));
-}
-
-/** Validate an id before it becomes part of an LV name, and lowercase it so one id names one LV. */
-function checkId(id: unknown, kind: "volume" | "snapshot"): string {
-  if (typeof id !== "string" || !UUID.test(id)) {
-    const shown = typeof id === "string" ? JSON.stringify(id.slice(0, 64)) : typeof id;
-    throw new DriverError(`invalid ${kind} id ${shown}: expected a UUID`, { retryable: false });
-  }
-  return id.toLowerCase();
 }
 
 /** Sizes are whole GiB, as in Cinder. */

@@ -1,5 +1,6 @@
 import { loadRbdNative } from "@cinderblock/rbd-native";
 import { z } from "zod";
+import { checkId, checkSizeBytes, GIB } from "../checks.js";
 import {
   type BackendStats,
   type ConnectionInfo,
@@ -63,9 +64,7 @@ export interface RbdDriverDependencies {
   run?: RunCommand;
 }
 
-const GIB = 1024 ** 3;
 const UUID_SOURCE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
-const UUID = new RegExp(`^${UUID_SOURCE}$`, "i");
 const VOLUME_IMAGE = new RegExp(`^volume-(${UUID_SOURCE})$`);
 /** An RBD snapshot name we accept from a user: no spec separators or control characters. */
 const SNAP_NAME = /^[^@/\s\p{Cc}]{1,255}$/u;
@@ -195,7 +194,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
 
     async createVolume(volume: DriverVolume) {
       const name = volumeName(volume.id);
-      const size = checkSize(volume.sizeGb);
+      const size = checkSizeBytes(volume.sizeGb);
       try {
         await rbd.createImage(name, size);
       } catch (error) {
@@ -263,7 +262,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
       const child = volumeName(volume.id);
       const parent = volumeName(snapshot.volumeId);
       const snap = snapshotName(snapshot.id);
-      const size = checkSize(volume.sizeGb);
+      const size = checkSizeBytes(volume.sizeGb);
       const source = `${parent}@${snap}`;
       try {
         const parentDepth = await tolerate(cloneDepth(parent), Errno.ENOENT);
@@ -308,7 +307,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
     async revertToSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {
       const image = volumeName(volume.id);
       const snap = snapshotName(snapshot.id);
-      const size = checkSize(volume.sizeGb);
+      const size = checkSizeBytes(volume.sizeGb);
       if (snapshot.volumeId.toLowerCase() !== volume.id.toLowerCase()) {
         throw new DriverError(`snapshot ${snapshot.id} belongs to volume ${snapshot.volumeId}, not ${volume.id}`, {
           retryable: false,
@@ -329,7 +328,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
 
     async extendVolume(volume: DriverVolume, newSizeGb: number) {
       const name = volumeName(volume.id);
-      const size = checkSize(newSizeGb);
+      const size = checkSizeBytes(newSizeGb);
       try {
         const info = await rbd.imageInfo(name);
         // Already this size or larger: a retry, or nothing to do. Never shrinks.
@@ -556,30 +555,6 @@ function monitorAddress(addr: string): { host: string; port: string } {
   const withoutNonce = addr.replace(/\/\d+$/, "");
   const colon = withoutNonce.lastIndexOf(":");
   return { host: withoutNonce.slice(0, colon).replace(/^\[(.*)\]$/, "$1"), port: withoutNonce.slice(colon + 1) };
-}
-
-/** Validates an id before it becomes part of an image name, lowercased so one id names one image. */
-function checkId(id: unknown, kind: "volume" | "snapshot"): string {
-  if (typeof id !== "string" || !UUID.test(id)) {
-    const shown = typeof id === "string" ? JSON.stringify(id.slice(0, 64)) : typeof id;
-    throw new DriverError(`invalid ${kind} id ${shown}: expected a UUID`, { retryable: false });
-  }
-  return id.toLowerCase();
-}
-
-/** Sizes are whole GiB, as in Cinder. */
-function checkSize(sizeGb: unknown): number {
-  if (
-    typeof sizeGb !== "number" ||
-    !Number.isSafeInteger(sizeGb) ||
-    sizeGb <= 0 ||
-    sizeGb * GIB > Number.MAX_SAFE_INTEGER
-  ) {
-    throw new DriverError(`invalid volume size ${String(sizeGb)}: expected a positive whole number of GiB`, {
-      retryable: false,
-    });
-  }
-  return sizeGb * GIB;
 }
 
 /** A manage reference: the snapshot's name on the volume's image, or `<image>@<name>` naming that image. */
