@@ -13,7 +13,7 @@ import {
   transaction,
   updateSnapshotStatus,
 } from "@cinderblock/db";
-import { isAdmin, type RequestContext } from "./context.js";
+import { type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { HostManageable, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas } from "./quota.js";
@@ -46,10 +46,6 @@ export interface ManageUseCases {
 /** Builds manage, unmanage and the listing of manageable snapshots. */
 export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
   const { db } = deps;
-
-  function requireAdmin(ctx: RequestContext, what: string): void {
-    if (!isAdmin(ctx)) throw new CinderblockError("PERMISSION_DENIED", `${what} requires the admin role`);
-  }
 
   async function address(host: string): Promise<string> {
     const service = await getService(db, host, deps.serviceDownTimeSeconds);

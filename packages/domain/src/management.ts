@@ -27,8 +27,7 @@ import {
   type VolumeRow,
   type VolumeStatus,
 } from "@cinderblock/db";
-import type { RequestContext as CastContext } from "@cinderblock/proto";
-import { isAdmin, type RequestContext } from "./context.js";
+import { castContext, type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { Dispatcher, EventFeed, EventJson } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow } from "./quota.js";
@@ -114,14 +113,6 @@ const VOLUME_STATUSES: readonly VolumeStatus[] = [
   "reverting",
   "error_extending",
 ];
-
-function requireAdmin(ctx: RequestContext, what: string): void {
-  if (!isAdmin(ctx)) throw new CinderblockError("PERMISSION_DENIED", `${what} requires the admin role`);
-}
-
-function castContext(ctx: RequestContext): CastContext {
-  return { requestId: ctx.requestId, projectId: ctx.projectId, userId: ctx.userId, roles: ctx.roles };
-}
 
 /** Builds the management use cases. */
 export function createManagementUseCases(deps: ManagementDependencies): ManagementUseCases {

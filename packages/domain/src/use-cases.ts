@@ -25,9 +25,8 @@ import {
   transaction,
   type VolumeRow,
 } from "@cinderblock/db";
-import type { RequestContext as CastContext } from "@cinderblock/proto";
 import { type AttachmentUseCases, createAttachmentUseCases } from "./attachments.js";
-import { isAdmin, type RequestContext } from "./context.js";
+import { castContext, type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.js";
 import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
@@ -72,10 +71,6 @@ export interface Page<T> {
   nextPageToken: string;
 }
 
-function castContext(ctx: RequestContext): CastContext {
-  return { requestId: ctx.requestId, projectId: ctx.projectId, userId: ctx.userId, roles: ctx.roles };
-}
-
 /** A list request as the api receives it. */
 export interface ListInput {
   pageSize: number;
@@ -97,8 +92,7 @@ function listQuery(ctx: RequestContext, input: ListInput): ListQuery {
   const sortDir = (input.sortDir || "desc") as SortDir;
   if (sortDir !== "asc" && sortDir !== "desc")
     throw new CinderblockError("INVALID_ARGUMENT", "sort_dir: must be asc or desc");
-  if (input.allProjects && !isAdmin(ctx))
-    throw new CinderblockError("PERMISSION_DENIED", "all_projects requires the admin role");
+  if (input.allProjects) requireAdmin(ctx, "all_projects");
   let after: PageCursor | undefined;
   if (input.pageToken) {
     after = decodePageToken(input.pageToken);
