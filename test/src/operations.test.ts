@@ -457,6 +457,38 @@ describe("quotas", () => {
     expect(updated.quotas).toContainEqual({ resource: "gigabytes", limit: -1, inUse: 5 });
   });
 
+  it("counts per volume type too, and refuses past a type's own limit", async () => {
+    const p = project();
+    await call((done) =>
+      quotas.updateQuotas({ projectId: p.id, limits: { volumes_gold: 1, gigabytes_gold: 10 } }, p.admin, done),
+    );
+    const gold = await volume(p.md, { sizeGb: 2, volumeType: "gold" });
+    await volume(p.md, { sizeGb: 3 }); // untyped: only the base quotas
+    const refused = await callError(
+      call((done) =>
+        stack.volumes.createVolume(
+          CreateVolumeRequest.fromPartial({ name: "g2", sizeGb: 1, volumeType: "gold" }),
+          p.md,
+          done,
+        ),
+      ),
+    );
+    expect(refused).toMatchObject({
+      code: status.RESOURCE_EXHAUSTED,
+      details: "quota exceeded for volumes_gold: requested 1, 1 of 1 in use",
+    });
+    await availableSnapshot(p.md, gold.id);
+    const usage = inUse(await getQuotas(p.md));
+    expect(usage).toMatchObject({
+      volumes: 2,
+      gigabytes: 7,
+      snapshots: 1,
+      volumes_gold: 1,
+      gigabytes_gold: 4,
+      snapshots_gold: 1,
+    });
+  });
+
   it("never drifts: usage equals a fresh count after concurrent creates and deletes at the limit", async () => {
     const p = project();
     const v = await volume(p.md, { sizeGb: 1 });

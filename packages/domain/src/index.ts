@@ -19,7 +19,14 @@ export type {
   VolumeHostCalls,
 } from "./ports.js";
 export type { QuotaDefaults } from "./quota.js";
-export { reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
+export {
+  extendQuotaDeltas,
+  reserveOrThrow,
+  snapshotQuotaDeltas,
+  snapshotQuotaHeld,
+  volumeQuotaDeltas,
+  volumeQuotaHeld,
+} from "./quota.js";
 export { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES, TERMINAL_VOLUME_STATUSES } from "./states.js";
 export type { ApiDependencies, ApiUseCases, ListInput, Page } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";

@@ -16,7 +16,7 @@ import {
 import { type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { HostManageable, VolumeHostCalls } from "./ports.js";
-import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas } from "./quota.js";
+import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, snapshotQuotaHeld } from "./quota.js";
 import { validateId, validateMetadata } from "./validation.js";
 
 /** What manage-existing needs. */
@@ -93,7 +93,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
       }
       const id = randomUUID();
       await transaction(db, async (tx) => {
-        await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, found.sizeGb));
+        await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, found.sizeGb, volume.volumeType));
         await insertSnapshot(tx, {
           id,
           projectId: ctx.projectId,
@@ -116,10 +116,11 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
         await transaction(db, async (tx) => {
           await updateSnapshotStatus(tx, id, ["creating"], "deleting");
           await markSnapshotDeleted(tx, id);
-          await releaseQuota(tx, ctx.projectId, [
-            { resource: "snapshots", delta: 1 },
-            { resource: "gigabytes", delta: found.sizeGb },
-          ]);
+          await releaseQuota(
+            tx,
+            ctx.projectId,
+            snapshotQuotaHeld({ volumeSizeGb: found.sizeGb, volumeType: volume.volumeType }),
+          );
         });
         if (error instanceof CinderblockError) throw error;
         throw new CinderblockError("UNAVAILABLE", `backend ${volume.host} did not answer; try again`);
@@ -153,10 +154,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
       await transaction(db, async (tx) => {
         const row = await markSnapshotDeleted(tx, id, "unmanaging");
         if (row) {
-          await releaseQuota(tx, row.projectId, [
-            { resource: "snapshots", delta: 1 },
-            { resource: "gigabytes", delta: row.volumeSizeGb },
-          ]);
+          await releaseQuota(tx, row.projectId, snapshotQuotaHeld(row));
         }
       });
     },

@@ -30,7 +30,7 @@ import {
 import { castContext, type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { Dispatcher, EventFeed, EventJson } from "./ports.js";
-import { type QuotaDefaults, reserveOrThrow } from "./quota.js";
+import { extendQuotaDeltas, type QuotaDefaults, reserveOrThrow, volumeQuotaHeld } from "./quota.js";
 import {
   assertMetadataBound,
   type UpdateInput,
@@ -97,6 +97,8 @@ const SNAPSHOT_DELETABLE: readonly SnapshotStatus[] = ["available", "error", "er
 /** Statuses from which a user may delete a volume. */
 const VOLUME_DELETABLE: readonly VolumeStatus[] = ["available", "error", "error_deleting"];
 const QUOTA_RESOURCES = ["volumes", "snapshots", "gigabytes"] as const;
+/** Cinder's per-volume-type quotas: `volumes_<type>`, `snapshots_<type>`, `gigabytes_<type>`. */
+const TYPED_RESOURCE = /^(volumes|snapshots|gigabytes)_.{1,255}$/s;
 const SNAPSHOT_STATUSES: readonly SnapshotStatus[] = ["creating", "available", "error", "deleting", "error_deleting"];
 const VOLUME_STATUSES: readonly VolumeStatus[] = [
   "creating",
@@ -162,13 +164,20 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
     return deleting;
   }
 
+  /** The base resources, then every per-volume-type one the project has a limit or usage for. */
   async function quotas(projectId: string): Promise<QuotaView[]> {
     const [limits, usage] = await Promise.all([getQuotaLimits(db, projectId), getQuotaUsage(db, projectId)]);
-    return QUOTA_RESOURCES.map((resource) => ({
-      resource,
-      limit: limits[resource] ?? deps.quota[resource],
-      inUse: usage[resource] ?? 0,
-    }));
+    const typed = [...new Set([...Object.keys(limits), ...Object.keys(usage)])]
+      .filter((r) => TYPED_RESOURCE.test(r))
+      .sort();
+    return [
+      ...QUOTA_RESOURCES.map((resource) => ({
+        resource,
+        limit: limits[resource] ?? deps.quota[resource],
+        inUse: usage[resource] ?? 0,
+      })),
+      ...typed.map((resource) => ({ resource, limit: limits[resource] ?? -1, inUse: usage[resource] ?? 0 })),
+    ];
   }
 
   return {
@@ -245,10 +254,7 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
         if (!deleting) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
         if (!volume.host) {
           // Never placed on a backend (scheduling failed): nothing to remove from storage.
-          await releaseQuota(tx, volume.projectId, [
-            { resource: "volumes", delta: 1 },
-            { resource: "gigabytes", delta: volume.sizeGb },
-          ]);
+          await releaseQuota(tx, volume.projectId, volumeQuotaHeld(volume));
           return (await markVolumeDeleted(tx, id)) ?? deleting;
         }
         for (const s of snapshots) {
@@ -285,9 +291,11 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
             `volume ${id} status must be available to extend, but is ${volume.status}`,
           );
         }
-        await reserveOrThrow(tx, volume.projectId, [
-          { resource: "gigabytes", delta: newSizeGb - volume.sizeGb, defaultLimit: deps.quota.gigabytes },
-        ]);
+        await reserveOrThrow(
+          tx,
+          volume.projectId,
+          extendQuotaDeltas(deps.quota, newSizeGb - volume.sizeGb, volume.volumeType),
+        );
         const extending = await updateVolumeStatus(tx, id, ["available"], "extending", { statusReason: "" });
         if (!extending) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
         const operationId = randomUUID();
@@ -416,11 +424,13 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
       const projectId = rawProjectId || ctx.projectId;
       const current = await quotas(projectId);
       for (const [resource, limit] of Object.entries(limits)) {
-        const known = current.find((q) => q.resource === resource);
+        const known =
+          current.find((q) => q.resource === resource) ??
+          (TYPED_RESOURCE.test(resource) ? { resource, limit: -1, inUse: 0 } : undefined);
         if (!known) {
           throw new CinderblockError(
             "INVALID_ARGUMENT",
-            `limits.${resource}: unknown resource (${QUOTA_RESOURCES.join(", ")})`,
+            `limits.${resource}: unknown resource (${QUOTA_RESOURCES.join(", ")}, or <resource>_<volume type>)`,
           );
         }
         if (!Number.isInteger(limit) || limit < -1) {

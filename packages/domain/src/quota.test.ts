@@ -18,6 +18,15 @@ describe("quota", () => {
     ]);
   });
 
+  it("adds the volume type's own resources, unlimited by default", () => {
+    expect(snapshotQuotaDeltas(defaults, 40, "gold")).toEqual([
+      { resource: "snapshots", delta: 1, defaultLimit: 10 },
+      { resource: "gigabytes", delta: 40, defaultLimit: 1000 },
+      { resource: "snapshots_gold", delta: 1, defaultLimit: -1 },
+      { resource: "gigabytes_gold", delta: 40, defaultLimit: -1 },
+    ]);
+  });
+
   it("refuses with RESOURCE_EXHAUSTED naming the quota, the request and the usage", () => {
     const error = quotaExceeded({ resource: "gigabytes", requested: 600, inUse: 600, limit: 1000 });
     expect(error.code).toBe("RESOURCE_EXHAUSTED");

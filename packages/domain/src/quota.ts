@@ -8,20 +8,53 @@ export interface QuotaDefaults {
   gigabytes: number;
 }
 
-/** The deltas a new snapshot of a `sizeGb` volume takes. */
-export function snapshotQuotaDeltas(defaults: QuotaDefaults, sizeGb: number): QuotaDelta[] {
+/**
+ * Cinder's per-volume-type quotas: a volume type `t` also counts against `volumes_t`,
+ * `snapshots_t` and `gigabytes_t`, unlimited unless a project's limit says otherwise.
+ */
+function typed(deltas: QuotaDelta[], volumeType: string): QuotaDelta[] {
+  if (!volumeType) return deltas;
   return [
-    { resource: "snapshots", delta: 1, defaultLimit: defaults.snapshots },
-    { resource: "gigabytes", delta: sizeGb, defaultLimit: defaults.gigabytes },
+    ...deltas,
+    ...deltas.map((d) => ({ resource: `${d.resource}_${volumeType}`, delta: d.delta, defaultLimit: -1 })),
   ];
 }
 
-/** The deltas a new volume of `sizeGb` takes. */
-export function volumeQuotaDeltas(defaults: QuotaDefaults, sizeGb: number): QuotaDelta[] {
-  return [
-    { resource: "volumes", delta: 1, defaultLimit: defaults.volumes },
-    { resource: "gigabytes", delta: sizeGb, defaultLimit: defaults.gigabytes },
-  ];
+/** The deltas a new snapshot of a `sizeGb` volume of `volumeType` takes (and its delete gives back). */
+export function snapshotQuotaDeltas(defaults: QuotaDefaults, sizeGb: number, volumeType = ""): QuotaDelta[] {
+  return typed(
+    [
+      { resource: "snapshots", delta: 1, defaultLimit: defaults.snapshots },
+      { resource: "gigabytes", delta: sizeGb, defaultLimit: defaults.gigabytes },
+    ],
+    volumeType,
+  );
+}
+
+/** The deltas a new volume of `sizeGb` and `volumeType` takes (and its delete gives back). */
+export function volumeQuotaDeltas(defaults: QuotaDefaults, sizeGb: number, volumeType = ""): QuotaDelta[] {
+  return typed(
+    [
+      { resource: "volumes", delta: 1, defaultLimit: defaults.volumes },
+      { resource: "gigabytes", delta: sizeGb, defaultLimit: defaults.gigabytes },
+    ],
+    volumeType,
+  );
+}
+
+/** The deltas of growing a volume of `volumeType` by `deltaGb`. */
+export function extendQuotaDeltas(defaults: QuotaDefaults, deltaGb: number, volumeType = ""): QuotaDelta[] {
+  return typed([{ resource: "gigabytes", delta: deltaGb, defaultLimit: defaults.gigabytes }], volumeType);
+}
+
+/** What a snapshot row holds against its project's quota (released when the row goes). */
+export function snapshotQuotaHeld(row: { volumeSizeGb: number; volumeType: string }): QuotaDelta[] {
+  return snapshotQuotaDeltas({ volumes: -1, snapshots: -1, gigabytes: -1 }, row.volumeSizeGb, row.volumeType);
+}
+
+/** What a volume row holds against its project's quota (released when the row goes). */
+export function volumeQuotaHeld(row: { sizeGb: number; volumeType: string }): QuotaDelta[] {
+  return volumeQuotaDeltas({ volumes: -1, snapshots: -1, gigabytes: -1 }, row.sizeGb, row.volumeType);
 }
 
 /**

@@ -227,7 +227,11 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
         transaction(db, async (tx) => {
           const source = input.snapshotId ? await snapshotSource(tx, ctx, input) : undefined;
           const sizeGb = source?.sizeGb ?? input.sizeGb;
-          await reserveOrThrow(tx, ctx.projectId, volumeQuotaDeltas(deps.quota, sizeGb));
+          await reserveOrThrow(
+            tx,
+            ctx.projectId,
+            volumeQuotaDeltas(deps.quota, sizeGb, source?.volumeType ?? input.volumeType),
+          );
           const volume = await insertVolume(tx, {
             id,
             projectId: ctx.projectId,
@@ -316,7 +320,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
           if (backend?.frozen) {
             throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} of volume ${volumeId} is frozen`);
           }
-          await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, volume.sizeGb));
+          await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, volume.sizeGb, volume.volumeType));
           const snapshot = await insertSnapshot(tx, {
             id,
             projectId: ctx.projectId,

@@ -17,7 +17,7 @@ import {
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
-import type { Dispatcher } from "@cinderblock/domain";
+import { type Dispatcher, extendQuotaDeltas } from "@cinderblock/domain";
 
 /** Options for {@link reconcileOnce}. */
 export interface ReconcilerOptions {
@@ -181,7 +181,15 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
         });
         // The reserved gigabytes are not in use after all (Cinder rolls the reservation back).
         if (failed && newSizeGb > volume.sizeGb) {
-          await releaseQuota(t, volume.projectId, [{ resource: "gigabytes", delta: newSizeGb - volume.sizeGb }]);
+          await releaseQuota(
+            t,
+            volume.projectId,
+            extendQuotaDeltas(
+              { volumes: -1, snapshots: -1, gigabytes: -1 },
+              newSizeGb - volume.sizeGb,
+              volume.volumeType,
+            ),
+          );
         }
         return "error_extending";
       },

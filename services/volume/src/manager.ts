@@ -14,6 +14,7 @@ import {
   updateVolumeStatus,
   type VolumeRow,
 } from "@cinderblock/db";
+import { extendQuotaDeltas, snapshotQuotaHeld, volumeQuotaHeld } from "@cinderblock/domain";
 import type {
   VolumeCreateSnapshot,
   VolumeCreateVolume,
@@ -23,6 +24,9 @@ import type {
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { DriverError, SnapshotBusyError, type VolumeDriver } from "./drivers/driver.js";
+
+/** Releases ignore limits: any defaults do. */
+const unlimited = { volumes: -1, snapshots: -1, gigabytes: -1 };
 
 /** What the volume manager needs. */
 export interface ManagerDependencies {
@@ -178,10 +182,7 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
     const gone = await transaction(db, async (tx) => {
       const row = await markSnapshotDeleted(tx, snapshot.id);
       if (row) {
-        await releaseQuota(tx, row.projectId, [
-          { resource: "snapshots", delta: 1 },
-          { resource: "gigabytes", delta: row.volumeSizeGb },
-        ]);
+        await releaseQuota(tx, row.projectId, snapshotQuotaHeld(row));
       }
       return row;
     });
@@ -215,7 +216,11 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
             statusReason: reason,
           });
           if (row)
-            await releaseQuota(tx, row.projectId, [{ resource: "gigabytes", delta: cast.newSizeGb - row.sizeGb }]);
+            await releaseQuota(
+              tx,
+              row.projectId,
+              extendQuotaDeltas(unlimited, cast.newSizeGb - row.sizeGb, row.volumeType),
+            );
           return row;
         });
         await finishOperation(db, cast.operationId, "failed", reason);
@@ -326,10 +331,7 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
       const gone = await transaction(db, async (tx) => {
         const row = await markVolumeDeleted(tx, volume.id);
         if (row) {
-          await releaseQuota(tx, row.projectId, [
-            { resource: "volumes", delta: 1 },
-            { resource: "gigabytes", delta: row.sizeGb },
-          ]);
+          await releaseQuota(tx, row.projectId, volumeQuotaHeld(row));
         }
         return row;
       });
