@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { open, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createDb, type DbHandle } from "@cinderblock/db";
 import {
+  type CreateGroupSnapshotResponse,
   CreateSnapshotRequest,
   type CreateSnapshotResponse,
   CreateVolumeRequest,
@@ -11,6 +12,7 @@ import {
   type DeleteVolumeResponse,
   EventsServiceClient,
   type GetQuotasResponse,
+  GroupSnapshotsServiceClient,
   type Notification,
   QuotasServiceClient,
   type ResetSnapshotStatusResponse,
@@ -34,17 +36,20 @@ let stack: Stack;
 let db: DbHandle;
 let quotas: QuotasServiceClient;
 let events: EventsServiceClient;
+let groups: GroupSnapshotsServiceClient;
 
 beforeAll(async () => {
   stack = await startStack();
   db = createDb({ url: stack.database.url, max: 2 });
   quotas = new QuotasServiceClient(stack.address, credentials.createInsecure());
   events = new EventsServiceClient(stack.address, credentials.createInsecure());
+  groups = new GroupSnapshotsServiceClient(stack.address, credentials.createInsecure());
 });
 
 afterAll(async () => {
   quotas?.close();
   events?.close();
+  groups?.close();
   await db?.close();
   await stack?.stop();
 });
@@ -410,6 +415,59 @@ describe("manage existing", () => {
     );
     expect(existsSync(join(stack.dataDir, `unmanaged-snapshot-${id}.img`))).toBe(true);
     expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 0, gigabytes: 1 });
+  });
+});
+
+describe("group snapshots", () => {
+  it("snapshots several volumes together, and deletes the group with its members", async () => {
+    const p = project();
+    const a = await volume(p.md, { sizeGb: 1 });
+    const b = await volume(p.md, { sizeGb: 2 });
+    const res = await call<CreateGroupSnapshotResponse>((done) =>
+      groups.createGroupSnapshot({ name: "db-and-logs", description: "", volumeIds: [a.id, b.id] }, p.md, done),
+    );
+    const group = res.groupSnapshot;
+    expect(group?.status).toBe("available");
+    expect(group?.snapshots.map((s) => [s.volumeId, s.status, s.groupSnapshotId])).toEqual([
+      [a.id, SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE, group?.id],
+      [b.id, SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE, group?.id],
+    ]);
+    expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 2, gigabytes: 6 });
+    const deleted = await call<{ groupSnapshot?: { status: string } }>((done) =>
+      groups.deleteGroupSnapshot({ id: group?.id ?? "" }, p.md, done),
+    );
+    expect(deleted.groupSnapshot?.status).toBe("deleted");
+    const usage = await settle(
+      () => getQuotas(p.md).then(inUse),
+      (u) => u.snapshots === 0,
+    );
+    expect(usage).toMatchObject({ snapshots: 0, gigabytes: 3 });
+  });
+
+  it("is all or none: when one member fails, the others are deleted and the group is error", async () => {
+    const p = project();
+    const good = await volume(p.md, { sizeGb: 1 });
+    const doomed = await volume(p.md, { sizeGb: 1 });
+    await rm(join(stack.dataDir, `volume-${doomed.id}.img`));
+    const res = await call<CreateGroupSnapshotResponse>((done) =>
+      groups.createGroupSnapshot({ name: "g", description: "", volumeIds: [good.id, doomed.id] }, p.md, done),
+    );
+    expect(res.groupSnapshot?.status).toBe("error");
+    expect(res.groupSnapshot?.statusReason).toContain(`volume-${doomed.id}.img not found`);
+    const leftovers = await settle(
+      () =>
+        db.db.execute<{ n: number }>(
+          sql`select count(*)::int as n from snapshots where project_id = ${p.id} and not deleted`,
+        ),
+      (rows) => rows[0]?.n === 0,
+    );
+    expect(leftovers[0]?.n).toBe(0);
+    const refused = await callError(
+      call((done) =>
+        groups.createGroupSnapshot({ name: "g", description: "", volumeIds: [good.id, good.id] }, p.md, done),
+      ),
+    );
+    expect(refused).toMatchObject({ code: status.INVALID_ARGUMENT, details: "volume_ids: must not repeat a volume" });
   });
 });
 

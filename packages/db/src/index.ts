@@ -8,6 +8,14 @@ export {
 } from "./attachments.js";
 export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";
 export { createDb, transaction } from "./client.js";
+export type { GroupSnapshotRow } from "./group-snapshots.js";
+export {
+  getGroupSnapshot,
+  insertGroupSnapshot,
+  listGroupMembers,
+  listGroupSnapshots,
+  updateGroupSnapshotStatus,
+} from "./group-snapshots.js";
 export { runMigrations } from "./migrate.js";
 export type { NewOperation } from "./operations.js";
 export { claimOverdueOperations, finishOperation, insertOperation, retryOperation } from "./operations.js";

@@ -103,6 +103,7 @@ export const snapshots = pgTable(
     index("snapshots_project_name_idx").on(t.projectId, t.name, t.id),
     index("snapshots_project_status_created_idx").on(t.projectId, t.status, t.createdAt, t.id),
     index("snapshots_created_idx").on(t.createdAt, t.id),
+    index("snapshots_group_idx").on(t.groupSnapshotId).where(sql`group_snapshot_id <> ''`),
     index("snapshots_volume_idx").on(t.volumeId),
     uniqueIndex("snapshots_project_client_request_idx")
       .on(t.projectId, t.clientRequestId)
@@ -127,6 +128,25 @@ export const services = pgTable("services", {
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });
+
+/** Group snapshots: snapshots of several volumes of one project, taken all or none. */
+export const groupSnapshots = pgTable(
+  "group_snapshots",
+  {
+    id: uuid("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    userId: text("user_id").notNull(),
+    name: varchar("name", { length: 255 }).notNull().default(""),
+    description: varchar("description", { length: 255 }).notNull().default(""),
+    /** "creating", "available", "error", "deleting", "deleted". */
+    status: text("status").notNull(),
+    statusReason: text("status_reason").notNull().default(""),
+    deleted: boolean("deleted").notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("group_snapshots_project_created_idx").on(t.projectId, t.createdAt, t.id)],
+);
 
 /** Volumes attached to instances (Cinder's volume_attachment). */
 export const volumeAttachments = pgTable(

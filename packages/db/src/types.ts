@@ -45,4 +45,5 @@ export type OperationKind =
   | "extend_volume"
   | "revert_volume"
   | "attach_volume"
-  | "detach_volume";
+  | "detach_volume"
+  | "create_group_snapshot";

@@ -3,6 +3,8 @@ export type { RequestContext } from "./context.js";
 export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";
 export { CinderblockError, invalidArgument } from "./errors.js";
+export type { CreateGroupInput, GroupSnapshotView, GroupUseCases } from "./groups.js";
+export { settleGroupSnapshot } from "./groups.js";
 export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from "./instance-snapshot.js";
 export type { ManageInput, ManageUseCases } from "./manage.js";
 export type { EventFilter, ManagementDependencies, ManagementUseCases, QuotaView } from "./management.js";

@@ -28,6 +28,7 @@ import {
 import { type AttachmentUseCases, createAttachmentUseCases } from "./attachments.js";
 import { castContext, type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
+import { createGroupUseCases, type GroupUseCases } from "./groups.js";
 import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.js";
 import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
 import { createManageUseCases, type ManageUseCases } from "./manage.js";
@@ -127,6 +128,78 @@ function toPage<T extends { createdAt: Date; id: string; name: string; status: s
   };
 }
 
+/** Ids and idempotency data of a snapshot about to be recorded. */
+export interface SnapshotRecordKeys {
+  id: string;
+  operationId: string;
+  clientRequestId: string;
+  hash: string | null;
+}
+
+/**
+ * The seed's api steps for one snapshot, inside the caller's transaction: the volume (share-locked,
+ * so its status cannot change meanwhile) belongs to the project and may be snapshotted, its backend
+ * is not frozen, quota is reserved, the row is inserted (`creating`, `0%`) with its operation, and
+ * the cast to the scheduler is written to the outbox.
+ */
+export async function recordSnapshot(
+  tx: Executor,
+  deps: Pick<ApiDependencies, "quota" | "scheduler" | "serviceDownTimeSeconds" | "operationTimeoutSeconds">,
+  ctx: RequestContext,
+  input: Omit<CreateSnapshotInput, "clientRequestId">,
+  keys: SnapshotRecordKeys,
+): Promise<SnapshotRow> {
+  const { volumeId } = input;
+  const volume = await getVolume(tx, ctx.projectId, volumeId, { lock: true });
+  if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
+  assertVolumeSnapshottable(volume, input.force);
+  if (!volume.host) {
+    throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
+  }
+  const backend = await getService(tx, volume.host, deps.serviceDownTimeSeconds);
+  if (backend?.frozen) {
+    throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} of volume ${volumeId} is frozen`);
+  }
+  await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, volume.sizeGb, volume.volumeType));
+  const snapshot = await insertSnapshot(tx, {
+    id: keys.id,
+    projectId: ctx.projectId,
+    userId: ctx.userId,
+    volumeId,
+    name: input.name,
+    description: input.description,
+    status: "creating",
+    progress: "0%",
+    volumeSizeGb: volume.sizeGb,
+    volumeType: volume.volumeType,
+    encryptionKeyId: volume.encryptionKeyId,
+    groupSnapshotId: input.groupSnapshotId.toLowerCase(),
+    metadata: input.metadata,
+    clientRequestId: keys.clientRequestId || null,
+    requestHash: keys.hash,
+  });
+  await insertOperation(tx, {
+    id: keys.operationId,
+    kind: "create_snapshot",
+    resourceId: keys.id,
+    projectId: ctx.projectId,
+    timeoutSeconds: deps.operationTimeoutSeconds,
+  });
+  await deps.scheduler.createSnapshot(
+    tx,
+    {
+      operationId: keys.operationId,
+      context: castContext(ctx),
+      snapshotId: keys.id,
+      volumeId,
+      volumeSizeGb: volume.sizeGb,
+      volumeHost: volume.host,
+    },
+    1,
+  );
+  return snapshot;
+}
+
 /** What a volume created from a snapshot inherits (Cinder's create-from-snapshot rules). */
 interface SnapshotSource {
   snapshotId: string;
@@ -187,7 +260,7 @@ async function snapshotSource(
 }
 
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
-export interface ApiUseCases extends ManagementUseCases, AttachmentUseCases, ManageUseCases {
+export interface ApiUseCases extends ManagementUseCases, AttachmentUseCases, ManageUseCases, GroupUseCases {
   snapshotInstance(ctx: RequestContext, input: SnapshotInstanceInput): Promise<InstanceImage>;
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
@@ -209,7 +282,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     return row;
   }
 
-  const useCases: Omit<ApiUseCases, "snapshotInstance"> = {
+  const useCases: Omit<ApiUseCases, "snapshotInstance" | keyof GroupUseCases> = {
     ...createManagementUseCases(deps),
     ...createAttachmentUseCases(deps),
     ...createManageUseCases(deps),
@@ -309,53 +382,12 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
       const operationId = randomUUID();
       const create = () =>
         transaction(db, async (tx) => {
-          // NOTE: the share lock keeps the volume's status from changing until this snapshot is recorded.
-          const volume = await getVolume(tx, ctx.projectId, volumeId, { lock: true });
-          if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
-          assertVolumeSnapshottable(volume, input.force);
-          if (!volume.host) {
-            throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
-          }
-          const backend = await getService(tx, volume.host, deps.serviceDownTimeSeconds);
-          if (backend?.frozen) {
-            throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} of volume ${volumeId} is frozen`);
-          }
-          await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, volume.sizeGb, volume.volumeType));
-          const snapshot = await insertSnapshot(tx, {
-            id,
-            projectId: ctx.projectId,
-            userId: ctx.userId,
-            volumeId,
-            name: input.name,
-            description: input.description,
-            status: "creating",
-            progress: "0%",
-            volumeSizeGb: volume.sizeGb,
-            volumeType: volume.volumeType,
-            encryptionKeyId: volume.encryptionKeyId,
-            groupSnapshotId: input.groupSnapshotId.toLowerCase(),
-            metadata: input.metadata,
-            clientRequestId: clientRequestId || null,
-            requestHash: hash,
-          });
-          await insertOperation(tx, {
-            id: operationId,
-            kind: "create_snapshot",
-            resourceId: id,
-            projectId: ctx.projectId,
-            timeoutSeconds: deps.operationTimeoutSeconds,
-          });
-          await deps.scheduler.createSnapshot(
+          const snapshot = await recordSnapshot(
             tx,
-            {
-              operationId,
-              context: castContext(ctx),
-              snapshotId: id,
-              volumeId,
-              volumeSizeGb: volume.sizeGb,
-              volumeHost: volume.host,
-            },
-            1,
+            deps,
+            ctx,
+            { ...input, volumeId },
+            { id, operationId, clientRequestId, hash },
           );
           return snapshot;
         });
@@ -407,6 +439,11 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
   };
   return {
     ...useCases,
+    ...createGroupUseCases({
+      ...deps,
+      recordSnapshot: (tx, ctx, input, keys) => recordSnapshot(tx, deps, ctx, input, keys),
+      watchSnapshot: useCases.watchSnapshot,
+    }),
     snapshotInstance: createInstanceSnapshot({
       db,
       compute: deps.compute,

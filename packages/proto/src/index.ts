@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 export * from "./gen/cinderblock/internal/v1/casts.js";
 export * from "./gen/cinderblock/internal/v1/host.js";
 export * from "./gen/cinderblock/v1/events.js";
+export * from "./gen/cinderblock/v1/group_snapshot.js";
 export * from "./gen/cinderblock/v1/notification.js";
 export * from "./gen/cinderblock/v1/quota.js";
 export * from "./gen/cinderblock/v1/snapshot.js";

@@ -1,11 +1,19 @@
 import type {
   AttachmentRow,
+  GroupSnapshotRow,
   SnapshotRow,
   SnapshotStatus as SnapshotStatusName,
   VolumeRow,
   VolumeStatus as VolumeStatusName,
 } from "@cinderblock/db";
-import { type Attachment, type Snapshot, SnapshotStatus, type Volume, VolumeStatus } from "@cinderblock/proto";
+import {
+  type Attachment,
+  type GroupSnapshot,
+  type Snapshot,
+  SnapshotStatus,
+  type Volume,
+  VolumeStatus,
+} from "@cinderblock/proto";
 
 const VOLUME_STATUS: Record<VolumeStatusName, VolumeStatus> = {
   creating: VolumeStatus.VOLUME_STATUS_CREATING,
@@ -106,5 +114,20 @@ export function toSnapshot(row: SnapshotRow): Snapshot {
     encryptionKeyId: row.encryptionKeyId,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
+  };
+}
+
+/** A group snapshot and its members as the public API shows them. */
+export function toGroupSnapshot(group: GroupSnapshotRow, members: SnapshotRow[]): GroupSnapshot {
+  return {
+    id: group.id,
+    projectId: group.projectId,
+    name: group.name,
+    description: group.description,
+    status: group.status,
+    statusReason: group.statusReason,
+    snapshots: members.map(toSnapshot),
+    createdAt: group.createdAt,
+    updatedAt: group.updatedAt,
   };
 }

@@ -2,6 +2,8 @@ import { type ApiUseCases, CinderblockError, type QuotaView } from "@cinderblock
 import {
   type EventsServiceServer,
   EventsServiceService,
+  type GroupSnapshotsServiceServer,
+  GroupSnapshotsServiceService,
   Notification,
   type QuotasServiceServer,
   QuotasServiceService,
@@ -11,7 +13,14 @@ import {
   VolumesServiceService,
 } from "@cinderblock/proto";
 import { type ErrorReporter, Server, serverStreaming, unary } from "@cinderblock/rpc";
-import { snapshotStatusName, toAttachment, toSnapshot, toVolume, volumeStatusName } from "./mapping.js";
+import {
+  snapshotStatusName,
+  toAttachment,
+  toGroupSnapshot,
+  toSnapshot,
+  toVolume,
+  volumeStatusName,
+} from "./mapping.js";
 
 /** Fully qualified names of the public services (for health and the README). */
 export const PUBLIC_SERVICES = [
@@ -19,6 +28,7 @@ export const PUBLIC_SERVICES = [
   "cinderblock.v1.SnapshotsService",
   "cinderblock.v1.QuotasService",
   "cinderblock.v1.EventsService",
+  "cinderblock.v1.GroupSnapshotsService",
 ];
 
 function status<T>(name: T | undefined): T {
@@ -150,10 +160,28 @@ export function createApiServer(options: ApiServerOptions): Server {
       for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
     }),
   };
+  const groups: GroupSnapshotsServiceServer = {
+    createGroupSnapshot: unary("CreateGroupSnapshot", report, async (req, ctx) => {
+      const v = await uc.createGroupSnapshot(ctx, req);
+      return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
+    }),
+    getGroupSnapshot: unary("GetGroupSnapshot", report, async (req, ctx) => {
+      const v = await uc.getGroupSnapshot(ctx, req.id);
+      return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
+    }),
+    listGroupSnapshots: unary("ListGroupSnapshots", report, async (req, ctx) => ({
+      groupSnapshots: (await uc.listGroupSnapshots(ctx, req.pageSize)).map((v) => toGroupSnapshot(v.group, v.members)),
+    })),
+    deleteGroupSnapshot: unary("DeleteGroupSnapshot", report, async (req, ctx) => {
+      const v = await uc.deleteGroupSnapshot(ctx, req.id);
+      return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
+    }),
+  };
   const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
   server.addService(VolumesServiceService, volumes);
   server.addService(SnapshotsServiceService, snapshots);
   server.addService(QuotasServiceService, quotas);
   server.addService(EventsServiceService, events);
+  server.addService(GroupSnapshotsServiceService, groups);
   return server;
 }

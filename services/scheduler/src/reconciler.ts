@@ -5,6 +5,7 @@ import {
   type Db,
   deleteAttachment,
   finishOperation,
+  getGroupSnapshot,
   getSnapshotElevated,
   getVolumeElevated,
   listSnapshotsOfVolume,
@@ -14,10 +15,11 @@ import {
   retryOperation,
   type Tx,
   transaction,
+  updateGroupSnapshotStatus,
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
-import { type Dispatcher, extendQuotaDeltas } from "@cinderblock/domain";
+import { type Dispatcher, extendQuotaDeltas, settleGroupSnapshot } from "@cinderblock/domain";
 
 /** Options for {@link reconcileOnce}. */
 export interface ReconcilerOptions {
@@ -229,6 +231,24 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
         // The attachment stays; a new DetachVolume can try again.
         await updateVolumeStatus(t, volume.id, ["detaching"], "in-use");
         return "in-use";
+      },
+    };
+  },
+  async create_group_snapshot(tx, op, d) {
+    const group = await getGroupSnapshot(tx, undefined, op.resourceId);
+    if (group?.status !== "creating") return undefined;
+    return {
+      kind: "snapshot",
+      resourceId: group.id,
+      event: "group_snapshot.create",
+      // "Re-sending" a group is deciding it, once its members have finished (their own
+      // operations are reconciled separately).
+      redispatch: async (t) => {
+        await settleGroupSnapshot(t, d, group.id, 120);
+      },
+      fail: async (t, reason) => {
+        await updateGroupSnapshotStatus(t, group.id, ["creating"], "error", reason);
+        return "error";
       },
     };
   },

@@ -1,0 +1,76 @@
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import type { Executor } from "./client.js";
+import { groupSnapshots, snapshots } from "./schema.js";
+import type { SnapshotRow } from "./types.js";
+
+/** A group snapshot row. */
+export type GroupSnapshotRow = typeof groupSnapshots.$inferSelect;
+
+/** Records a group snapshot in `creating`. */
+export async function insertGroupSnapshot(
+  db: Executor,
+  row: { id: string; projectId: string; userId: string; name: string; description: string },
+): Promise<GroupSnapshotRow> {
+  const [inserted] = await db
+    .insert(groupSnapshots)
+    .values({ ...row, status: "creating" })
+    .returning();
+  return inserted as GroupSnapshotRow;
+}
+
+/** The project's group snapshot (or any project's with `projectId` undefined), unless deleted. */
+export async function getGroupSnapshot(
+  db: Executor,
+  projectId: string | undefined,
+  id: string,
+  options: { lock?: boolean } = {},
+): Promise<GroupSnapshotRow | undefined> {
+  const query = db
+    .select()
+    .from(groupSnapshots)
+    .where(
+      and(
+        eq(groupSnapshots.id, id),
+        projectId === undefined ? undefined : eq(groupSnapshots.projectId, projectId),
+        eq(groupSnapshots.deleted, false),
+      ),
+    );
+  const [row] = options.lock ? await query.for("update") : await query;
+  return row;
+}
+
+/** The project's group snapshots, newest first. */
+export async function listGroupSnapshots(db: Executor, projectId: string, limit: number): Promise<GroupSnapshotRow[]> {
+  return db
+    .select()
+    .from(groupSnapshots)
+    .where(and(eq(groupSnapshots.projectId, projectId), eq(groupSnapshots.deleted, false)))
+    .orderBy(desc(groupSnapshots.createdAt), desc(groupSnapshots.id))
+    .limit(limit);
+}
+
+/** Compare-and-swap status change of a group snapshot; `deleted` also soft-deletes the row. */
+export async function updateGroupSnapshotStatus(
+  db: Executor,
+  id: string,
+  from: readonly string[],
+  to: string,
+  statusReason = "",
+): Promise<GroupSnapshotRow | undefined> {
+  const [row] = await db
+    .update(groupSnapshots)
+    .set({ status: to, statusReason, deleted: to === "deleted", updatedAt: sql`now()` })
+    .where(and(eq(groupSnapshots.id, id), inArray(groupSnapshots.status, [...from])))
+    .returning();
+  return row;
+}
+
+/** The group's member snapshots (deleted ones included: a settled group reads its history). */
+export async function listGroupMembers(db: Executor, groupId: string): Promise<SnapshotRow[]> {
+  const rows = await db
+    .select()
+    .from(snapshots)
+    .where(eq(snapshots.groupSnapshotId, groupId))
+    .orderBy(snapshots.createdAt, snapshots.id);
+  return rows as SnapshotRow[];
+}

@@ -1,0 +1,239 @@
+import { randomUUID } from "node:crypto";
+import {
+  type Db,
+  type Executor,
+  type GroupSnapshotRow,
+  getGroupSnapshot,
+  getVolumeElevated,
+  insertGroupSnapshot,
+  insertOperation,
+  listGroupMembers,
+  listGroupSnapshots,
+  type SnapshotRow,
+  transaction,
+  updateGroupSnapshotStatus,
+  updateSnapshotStatus,
+} from "@cinderblock/db";
+import type { RequestContext } from "./context.js";
+import { CinderblockError } from "./errors.js";
+import type { Dispatcher } from "./ports.js";
+import type { CreateSnapshotInput } from "./validation.js";
+import { validateId, validatePageSize } from "./validation.js";
+
+/** A group snapshot with its member snapshots. */
+export interface GroupSnapshotView {
+  group: GroupSnapshotRow;
+  members: SnapshotRow[];
+}
+
+/** A CreateGroupSnapshot request. */
+export interface CreateGroupInput {
+  name: string;
+  description: string;
+  volumeIds: string[];
+}
+
+/** What the group use cases need: recording one member, watching it, and dispatching deletes. */
+export interface GroupDependencies {
+  db: Db;
+  scheduler: Dispatcher;
+  operationTimeoutSeconds: number;
+  onCommitted?(): void;
+  recordSnapshot(
+    tx: Executor,
+    ctx: RequestContext,
+    input: Omit<CreateSnapshotInput, "clientRequestId">,
+    keys: { id: string; operationId: string; clientRequestId: string; hash: string | null },
+  ): Promise<SnapshotRow>;
+  watchSnapshot(ctx: RequestContext, id: string, signal: AbortSignal): AsyncGenerator<SnapshotRow>;
+}
+
+/** Group snapshots: all or none. */
+export interface GroupUseCases {
+  createGroupSnapshot(ctx: RequestContext, input: CreateGroupInput): Promise<GroupSnapshotView>;
+  getGroupSnapshot(ctx: RequestContext, id: string): Promise<GroupSnapshotView>;
+  listGroupSnapshots(ctx: RequestContext, pageSize: number): Promise<GroupSnapshotView[]>;
+  deleteGroupSnapshot(ctx: RequestContext, id: string): Promise<GroupSnapshotView>;
+}
+
+const MAX_GROUP_VOLUMES = 64;
+
+/** Moves a member to `deleting` and casts its delete to its volume's host (in `tx`). */
+async function deleteMember(
+  tx: Executor,
+  dispatcher: Dispatcher,
+  member: SnapshotRow,
+  operationTimeoutSeconds: number,
+): Promise<boolean> {
+  const volume = await getVolumeElevated(tx, member.volumeId);
+  if (!volume?.host) return false;
+  if (!(await updateSnapshotStatus(tx, member.id, ["available", "error", "error_deleting"], "deleting"))) return false;
+  const operationId = randomUUID();
+  await insertOperation(tx, {
+    id: operationId,
+    kind: "delete_snapshot",
+    resourceId: member.id,
+    projectId: member.projectId,
+    timeoutSeconds: operationTimeoutSeconds,
+  });
+  const context = {
+    requestId: `group-${member.groupSnapshotId}`,
+    projectId: member.projectId,
+    userId: member.userId,
+    roles: [],
+  };
+  await dispatcher.deleteSnapshot(tx, volume.host, { operationId, context, snapshotId: member.id }, 1);
+  return true;
+}
+
+/**
+ * Decides a `creating` group once its members have finished: all available → the group is
+ * available; any not → every member is deleted and the group is `error` with the reason (all or
+ * none). With members still creating it decides nothing ("pending"). Used by CreateGroupSnapshot
+ * and, after a crash, by the reconciler.
+ */
+export async function settleGroupSnapshot(
+  tx: Executor,
+  dispatcher: Dispatcher,
+  groupId: string,
+  operationTimeoutSeconds: number,
+): Promise<string> {
+  const group = await getGroupSnapshot(tx, undefined, groupId, { lock: true });
+  if (!group) return "deleted";
+  if (group.status !== "creating") return group.status;
+  const members = await listGroupMembers(tx, groupId);
+  if (members.some((m) => m.status === "creating")) return "pending";
+  const failed = members.filter((m) => m.status !== "available");
+  if (failed.length === 0) {
+    await updateGroupSnapshotStatus(tx, groupId, ["creating"], "available");
+    return "available";
+  }
+  for (const m of members) await deleteMember(tx, dispatcher, m, operationTimeoutSeconds);
+  const reason = failed.map((m) => `snapshot of volume ${m.volumeId} ended ${m.status}: ${m.statusReason}`).join("; ");
+  await updateGroupSnapshotStatus(tx, groupId, ["creating"], "error", reason);
+  return "error";
+}
+
+/** Builds the group snapshot use cases. */
+export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
+  const { db } = deps;
+
+  async function view(ctx: RequestContext, id: string): Promise<GroupSnapshotView> {
+    const group = await getGroupSnapshot(db, ctx.projectId, validateId("id", id));
+    if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${id} not found`);
+    return { group, members: (await listGroupMembers(db, group.id)).filter((m) => !m.deleted) };
+  }
+
+  return {
+    async createGroupSnapshot(ctx, input) {
+      if (input.name.length > 255)
+        throw new CinderblockError("INVALID_ARGUMENT", "name: must be at most 255 characters");
+      if (input.description.length > 255) {
+        throw new CinderblockError("INVALID_ARGUMENT", "description: must be at most 255 characters");
+      }
+      if (input.volumeIds.length === 0 || input.volumeIds.length > MAX_GROUP_VOLUMES) {
+        throw new CinderblockError("INVALID_ARGUMENT", `volume_ids: must name 1 to ${MAX_GROUP_VOLUMES} volumes`);
+      }
+      const volumeIds = input.volumeIds.map((v) => validateId("volume_ids", v));
+      if (new Set(volumeIds).size !== volumeIds.length) {
+        throw new CinderblockError("INVALID_ARGUMENT", "volume_ids: must not repeat a volume");
+      }
+      const groupId = randomUUID();
+      // All members are recorded in one transaction: any refusal (state, quota) writes none of them.
+      const members = await transaction(db, async (tx) => {
+        await insertGroupSnapshot(tx, {
+          id: groupId,
+          projectId: ctx.projectId,
+          userId: ctx.userId,
+          name: input.name,
+          description: input.description,
+        });
+        const rows: SnapshotRow[] = [];
+        for (const volumeId of volumeIds) {
+          rows.push(
+            await deps.recordSnapshot(
+              tx,
+              ctx,
+              {
+                volumeId,
+                name: input.name ? `${input.name}`.slice(0, 255) : `group ${groupId}`,
+                description: input.description,
+                force: true,
+                metadata: {},
+                groupSnapshotId: groupId,
+              },
+              { id: randomUUID(), operationId: randomUUID(), clientRequestId: "", hash: null },
+            ),
+          );
+        }
+        await insertOperation(tx, {
+          id: randomUUID(),
+          kind: "create_group_snapshot",
+          resourceId: groupId,
+          projectId: ctx.projectId,
+          timeoutSeconds: deps.operationTimeoutSeconds,
+        });
+        return rows;
+      });
+      deps.onCommitted?.();
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), deps.operationTimeoutSeconds * 1000);
+      try {
+        await Promise.all(
+          members.map(async (m) => {
+            for await (const _ of deps.watchSnapshot(ctx, m.id, abort.signal)) {
+              // until the member reaches a terminal status
+            }
+          }),
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+      await transaction(db, (tx) => settleGroupSnapshot(tx, deps.scheduler, groupId, deps.operationTimeoutSeconds));
+      deps.onCommitted?.();
+      const group = await getGroupSnapshot(db, ctx.projectId, groupId);
+      if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${groupId} not found`);
+      return { group, members: (await listGroupMembers(db, groupId)).filter((m) => m.status !== "deleted") };
+    },
+
+    getGroupSnapshot: view,
+
+    async listGroupSnapshots(ctx, pageSize) {
+      const groups = await listGroupSnapshots(db, ctx.projectId, validatePageSize(pageSize));
+      return Promise.all(
+        groups.map(async (group) => ({
+          group,
+          members: (await listGroupMembers(db, group.id)).filter((m) => !m.deleted),
+        })),
+      );
+    },
+
+    async deleteGroupSnapshot(ctx, rawId) {
+      const id = validateId("id", rawId);
+      const deleted = await transaction(db, async (tx) => {
+        const group = await getGroupSnapshot(tx, ctx.projectId, id, { lock: true });
+        if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${id} not found`);
+        if (group.status !== "available" && group.status !== "error") {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `group snapshot ${id} status must be available or error to delete, but is ${group.status}`,
+          );
+        }
+        const members = (await listGroupMembers(tx, id)).filter((m) => !m.deleted);
+        const blocking = members.find((m) => !["available", "error", "error_deleting", "deleting"].includes(m.status));
+        if (blocking) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `snapshot ${blocking.id} of the group is ${blocking.status}`,
+          );
+        }
+        for (const m of members) await deleteMember(tx, deps.scheduler, m, deps.operationTimeoutSeconds);
+        // The members finish their own deletes (releasing their quota); the group is gone now.
+        return updateGroupSnapshotStatus(tx, id, ["available", "error"], "deleted");
+      });
+      deps.onCommitted?.();
+      if (!deleted) throw new CinderblockError("FAILED_PRECONDITION", `group snapshot ${id} changed status; try again`);
+      return { group: deleted, members: (await listGroupMembers(db, id)).filter((m) => !m.deleted) };
+    },
+  };
+}
