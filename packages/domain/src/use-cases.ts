@@ -129,7 +129,7 @@ function toPage<T extends { createdAt: Date; id: string; name: string; status: s
 }
 
 /** Ids and idempotency data of a snapshot about to be recorded. */
-export interface SnapshotRecordKeys {
+interface SnapshotRecordKeys {
   id: string;
   operationId: string;
   clientRequestId: string;
@@ -142,7 +142,7 @@ export interface SnapshotRecordKeys {
  * is not frozen, quota is reserved, the row is inserted (`creating`, `0%`) with its operation, and
  * the cast to the scheduler is written to the outbox.
  */
-export async function recordSnapshot(
+async function recordSnapshot(
   tx: Executor,
   deps: Pick<ApiDependencies, "quota" | "scheduler" | "serviceDownTimeSeconds" | "operationTimeoutSeconds">,
   ctx: RequestContext,
