@@ -379,8 +379,10 @@ describe("reads", () => {
     const c = ctx();
     const volumeId = await availableVolume(c, 1);
     await setQuotaLimit(db, c.projectId, "snapshots", -1);
-    const made: string[] = [];
-    for (let i = 0; i < 7; i++) made.push((await api.createSnapshot(c, snapshotOf(volumeId, { name: `s${i}` }))).id);
+    for (let i = 0; i < 7; i++) await api.createSnapshot(c, snapshotOf(volumeId, { name: `s${i}` }));
+    // The order before any paging: newest first, ties (same millisecond) broken by id.
+    const before = (await api.listSnapshots(c, list({ pageSize: 1000, volumeId }))).items.map((s) => s.id);
+    expect(before).toHaveLength(7);
     const seen: string[] = [];
     let token = "";
     do {
@@ -389,7 +391,7 @@ describe("reads", () => {
       token = page.nextPageToken;
       await api.createSnapshot(c, snapshotOf(volumeId, { name: "late" })); // newer rows don't shift pages
     } while (token);
-    expect(seen).toEqual([...made].reverse());
+    expect(seen).toEqual(before);
     expect((await refusal(api.listSnapshots(c, list({ pageToken: "garbage" })))).message).toContain("page_token");
   });
 
