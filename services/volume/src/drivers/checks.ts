@@ -1,4 +1,4 @@
-import { DriverError } from "./driver.js";
+import { type BackendStats, DriverError } from "./driver.js";
 
 /** One GiB in bytes; sizes are whole GiB, as in Cinder. */
 export const GIB = 1024 ** 3;
@@ -30,4 +30,26 @@ export function checkSizeBytes(sizeGb: unknown): number {
     });
   }
   return sizeGb * GIB;
+}
+
+/** Bytes as GiB with two decimals, rounded down (capacity is never overstated). */
+export function toGb(bytes: number): number {
+  return Math.floor((bytes / GIB) * 100) / 100;
+}
+
+/**
+ * The stats of a backend that does not answer: no capacity at all, so the scheduler places
+ * nothing there until it answers again.
+ */
+export function downStats(
+  common: Pick<BackendStats, "driver" | "thinProvisioning" | "maxOverSubscriptionRatio" | "reservedPercentage">,
+): BackendStats {
+  return {
+    ...common,
+    totalCapacityGb: 0,
+    freeCapacityGb: 0,
+    provisionedCapacityGb: 0,
+    totalVolumes: 0,
+    backendState: "down",
+  };
 }

@@ -4,7 +4,7 @@ import { constants, type Stats } from "node:fs";
 import { copyFile, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
-import { checkId, checkSizeBytes, GIB } from "../checks.js";
+import { checkId, checkSizeBytes, downStats, GIB, toGb } from "../checks.js";
 import {
   type BackendStats,
   type ConnectionInfo,
@@ -436,14 +436,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
         };
       } catch {
         // The scheduler only needs to know not to place volumes here.
-        return {
-          ...common,
-          totalCapacityGb: 0,
-          freeCapacityGb: 0,
-          provisionedCapacityGb: 0,
-          totalVolumes: 0,
-          backendState: "down",
-        };
+        return downStats(common);
       }
     },
 
@@ -615,10 +608,6 @@ async function syncFile(path: string): Promise<void> {
 /** fsync a directory so a link or unlink in it survives a crash. */
 async function syncDir(path: string): Promise<void> {
   await syncFile(path);
-}
-
-function toGb(bytes: number): number {
-  return Math.floor((bytes / GIB) * 100) / 100;
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -1,4 +1,4 @@
-import { checkId } from "../checks.js";
+import { checkId, downStats, toGb } from "../checks.js";
 import {
   type BackendStats,
   DriverError,
@@ -537,14 +537,7 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
         };
       } catch {
         // The scheduler only needs to know not to place volumes here.
-        return {
-          ...common,
-          totalCapacityGb: 0,
-          freeCapacityGb: 0,
-          provisionedCapacityGb: 0,
-          totalVolumes: 0,
-          backendState: "down",
-        };
+        return downStats(common);
       }
     },
 
@@ -584,8 +577,4 @@ function checkSize(sizeGb: unknown): number {
     });
   }
   return sizeGb;
-}
-
-function toGb(bytes: number): number {
-  return Math.floor((bytes / GIB) * 100) / 100;
 }

@@ -1,6 +1,6 @@
 import { loadRbdNative } from "@cinderblock/rbd-native";
 import { z } from "zod";
-import { checkId, checkSizeBytes, GIB } from "../checks.js";
+import { checkId, checkSizeBytes, downStats, GIB, toGb } from "../checks.js";
 import {
   type BackendStats,
   type ConnectionInfo,
@@ -468,14 +468,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
         };
       } catch {
         // The scheduler only needs to know not to place volumes here.
-        return {
-          ...common,
-          totalCapacityGb: 0,
-          freeCapacityGb: 0,
-          provisionedCapacityGb: 0,
-          totalVolumes: 0,
-          backendState: "down",
-        };
+        return downStats(common);
       }
     },
 
@@ -570,10 +563,6 @@ function parseReference(reference: unknown, image: string): string {
     throw bad(`${JSON.stringify(name.slice(0, 300))} is not an RBD snapshot name (1-255 characters, no '@' or '/')`);
   }
   return name;
-}
-
-function toGb(bytes: number): number {
-  return Math.floor((bytes / GIB) * 100) / 100;
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the items' order. */
