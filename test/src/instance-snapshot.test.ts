@@ -76,6 +76,15 @@ describe("attachments", () => {
     const md = identity(p);
     const v = await volume(md, "data");
     const instance = randomUUID();
+    const events = stack.nc.subscribe(`${stack.prefix}.notifications.*.volume.*.*`);
+    const seen: string[] = [];
+    void (async () => {
+      for await (const m of events) {
+        const n = m.json<{ eventType: string; payload: { volume_id: string; instance_uuid: string } }>();
+        if (n.payload.volume_id === v.id) seen.push(`${n.eventType} ${n.payload.instance_uuid}`);
+      }
+    })();
+    await stack.nc.flush();
     const res = await attach(md, v.id, instance, "/dev/vdb");
     expect(res.attachment).toMatchObject({ volumeId: v.id, instanceId: instance, attachStatus: "attached" });
     expect(res.driverVolumeType).toBe("local");
@@ -83,6 +92,8 @@ describe("attachments", () => {
     const got = await call<GetVolumeResponse>((done) => stack.volumes.getVolume({ id: v.id }, md, done));
     expect(got.volume?.status).toBe(VolumeStatus.VOLUME_STATUS_IN_USE);
     expect(got.volume?.attachments.map((a) => a.instanceId)).toEqual([instance]);
+    // The connector is kept with the attachment; DetachVolume hands it back to the driver.
+    expect(got.volume?.attachments[0]?.connector).toEqual({ host: "compute1" });
     const second = await callError(attach(md, v.id, randomUUID(), "/dev/vdc"));
     expect(second).toMatchObject({
       code: status.FAILED_PRECONDITION,
@@ -94,6 +105,11 @@ describe("attachments", () => {
       stack.volumes.detachVolume({ volumeId: v.id, attachmentId: res.attachment?.id ?? "" }, md, done),
     );
     expect(detached.volume).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, attachments: [] });
+    // The refused attaches announced nothing; the attach and the detach each a start and an end.
+    const expected = ["attach.start", "attach.end", "detach.start", "detach.end"].map((e) => `volume.${e} ${instance}`);
+    for (let i = 0; i < 200 && seen.length < expected.length; i++) await new Promise((r) => setTimeout(r, 50));
+    events.unsubscribe();
+    expect(seen).toEqual(expected);
   });
 
   it("attaches a multiattach volume to two instances", async () => {

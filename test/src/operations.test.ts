@@ -13,6 +13,11 @@ import {
   EventsServiceClient,
   type GetQuotasResponse,
   GroupSnapshotsServiceClient,
+  ListSnapshotsRequest,
+  type ListSnapshotsResponse,
+  ListView,
+  ListVolumesRequest,
+  type ListVolumesResponse,
   type Notification,
   QuotasServiceClient,
   type ResetSnapshotStatusResponse,
@@ -37,9 +42,19 @@ let db: DbHandle;
 let quotas: QuotasServiceClient;
 let events: EventsServiceClient;
 let groups: GroupSnapshotsServiceClient;
+/** Every notification published during the run (core NATS sees what the outbox relay publishes). */
+const published: Array<{ subject: string; eventType: string; payload: Record<string, unknown> }> = [];
 
 beforeAll(async () => {
   stack = await startStack();
+  const sub = stack.nc.subscribe(`${stack.prefix}.notifications.>`);
+  void (async () => {
+    for await (const m of sub) {
+      const n = m.json<{ eventType: string; payload: Record<string, unknown> }>();
+      published.push({ subject: m.subject, eventType: n.eventType, payload: n.payload });
+    }
+  })();
+  await stack.nc.flush();
   db = createDb({ url: stack.database.url, max: 2 });
   quotas = new QuotasServiceClient(stack.address, credentials.createInsecure());
   events = new EventsServiceClient(stack.address, credentials.createInsecure());
@@ -111,6 +126,28 @@ function inUse(res: GetQuotasResponse): Record<string, number> {
   return Object.fromEntries(res.quotas.map((q) => [q.resource, q.inUse]));
 }
 
+/**
+ * The event types published about a resource (its id in volume_id, snapshot_id or
+ * group_snapshot_id), in order, once every one of `expected` is among them (or after 20 s).
+ */
+async function eventsOf(id: string, expected: string[]): Promise<string[]> {
+  const read = async () =>
+    published
+      .filter((e) => [e.payload.volume_id, e.payload.snapshot_id, e.payload.group_snapshot_id].includes(id))
+      .map((e) => e.eventType);
+  return settle(read, (types) => expected.every((t) => types.includes(t)));
+}
+
+/** Asserts that each `<op>.start` came before its `<op>.end` (both present). */
+function expectStartThenEnd(types: string[], ...ops: string[]) {
+  for (const op of ops) {
+    const start = types.indexOf(`${op}.start`);
+    const end = types.indexOf(`${op}.end`);
+    expect(start, `${op}.start in ${types.join(", ")}`).toBeGreaterThanOrEqual(0);
+    expect(end, `${op}.end after ${op}.start in ${types.join(", ")}`).toBeGreaterThan(start);
+  }
+}
+
 async function settle<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   let value = await read();
@@ -138,6 +175,16 @@ describe("update and metadata", () => {
       stack.volumes.updateVolume({ id: v.id, description: "data disk" }, p.md, done),
     );
     expect(renamedVolume.volume).toMatchObject({ name: "v", description: "data disk" });
+    expectStartThenEnd(await eventsOf(s.id, ["snapshot.update.end"]), "snapshot.update");
+    expectStartThenEnd(await eventsOf(v.id, ["volume.update.end"]), "volume.update");
+    // The refused update (name too long) announced nothing: one update, one pair of events.
+    expect((await eventsOf(s.id, [])).filter((t) => t.startsWith("snapshot.update."))).toEqual([
+      "snapshot.update.start",
+      "snapshot.update.end",
+    ]);
+    const end = published.find((e) => e.eventType === "snapshot.update.end" && e.payload.snapshot_id === s.id);
+    expect(end?.payload).toMatchObject({ tenant_id: p.id, display_name: "renamed", volume_id: v.id });
+    expect(end?.subject).toBe(`${stack.prefix}.notifications.info.snapshot.update.end`);
   });
 
   it("merges, replaces and deletes metadata keys", async () => {
@@ -164,6 +211,47 @@ describe("update and metadata", () => {
       stack.volumes.setVolumeMetadata({ id: v.id, metadata: { tier: "gold" }, replace: false }, p.md, done),
     );
     expect(volumeMetadata.metadata).toEqual({ tier: "gold" });
+    const types = await eventsOf(s.id, ["snapshot.update_metadata.end", "snapshot.delete_metadata.end"]);
+    expectStartThenEnd(types, "snapshot.update_metadata", "snapshot.delete_metadata");
+    // Two sets and one delete succeeded; the refused ones (missing key, too many keys) left no trace.
+    expect(types.filter((t) => t.endsWith("_metadata.end"))).toEqual([
+      "snapshot.update_metadata.end",
+      "snapshot.update_metadata.end",
+      "snapshot.delete_metadata.end",
+    ]);
+    expectStartThenEnd(await eventsOf(v.id, ["volume.update_metadata.end"]), "volume.update_metadata");
+  });
+});
+
+describe("list views", () => {
+  it("lists a summary or every field, and refuses a view it does not know", async () => {
+    const p = project();
+    const v = await volume(p.md, { description: "data disk", metadata: { tier: "gold" } });
+    const s = await availableSnapshot(p.md, v.id, { description: "nightly", metadata: { a: "1" } });
+    const list = (view: ListView) =>
+      call<ListSnapshotsResponse>((done) =>
+        stack.snapshots.listSnapshots(ListSnapshotsRequest.fromPartial({ volumeId: v.id, view }), p.md, done),
+      );
+    const [summary] = (await list(ListView.LIST_VIEW_SUMMARY)).snapshots;
+    expect(summary).toMatchObject({ id: s.id, name: "s", volumeId: v.id, volumeSizeGb: 1, description: "" });
+    expect(summary?.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE);
+    expect(summary?.metadata).toEqual({});
+    expect(summary?.createdAt).toBeInstanceOf(Date);
+    const [detail] = (await list(ListView.LIST_VIEW_DETAIL)).snapshots;
+    expect(detail).toMatchObject({ id: s.id, description: "nightly", metadata: { a: "1" }, projectId: p.id });
+    const [byDefault] = (await list(ListView.LIST_VIEW_UNSPECIFIED)).snapshots;
+    expect(byDefault).toEqual(detail);
+    const volumes = await call<ListVolumesResponse>((done) =>
+      stack.volumes.listVolumes(ListVolumesRequest.fromPartial({ view: ListView.LIST_VIEW_SUMMARY }), p.md, done),
+    );
+    expect(volumes.volumes).toEqual([
+      expect.objectContaining({ id: v.id, name: "v", sizeGb: 1, description: "", metadata: {}, projectId: "" }),
+    ]);
+    const bad = await callError(list(7 as ListView));
+    expect(bad).toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: "view: must be LIST_VIEW_SUMMARY or LIST_VIEW_DETAIL",
+    });
   });
 });
 
@@ -256,6 +344,15 @@ describe("delete", () => {
       ),
     );
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    // Cinder's admin action names the event after the collection.
+    const types = await eventsOf(v.id, ["volumes.reset_status.end"]);
+    expectStartThenEnd(types, "volumes.reset_status");
+    expect(types.filter((t) => t.startsWith("volumes.reset_status"))).toHaveLength(2);
+    const s = await availableSnapshot(p.md, (await volume(p.md)).id);
+    await call((done) =>
+      stack.snapshots.resetSnapshotStatus({ id: s.id, status: SnapshotStatus.SNAPSHOT_STATUS_ERROR }, p.admin, done),
+    );
+    expectStartThenEnd(await eventsOf(s.id, ["snapshots.reset_status.end"]), "snapshots.reset_status");
   });
 });
 
@@ -415,6 +512,8 @@ describe("manage existing", () => {
     );
     expect(existsSync(join(stack.dataDir, `unmanaged-snapshot-${id}.img`))).toBe(true);
     expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 0, gigabytes: 1 });
+    const types = await eventsOf(id, ["snapshot.manage_existing.end", "snapshot.unmanage.end"]);
+    expectStartThenEnd(types, "snapshot.manage_existing", "snapshot.unmanage");
   });
 });
 
@@ -441,7 +540,18 @@ describe("group snapshots", () => {
     const deleted = await call<{ groupSnapshot?: { status: string } }>((done) =>
       groups.deleteGroupSnapshot({ id: group?.id ?? "" }, p.md, done),
     );
-    expect(deleted.groupSnapshot?.status).toBe("deleted");
+    // The group is deleting until its members' deletes finish on the backend, then it is gone.
+    expect(deleted.groupSnapshot?.status).toBe("deleting");
+    const gone = await settle(
+      () =>
+        callError(call((done) => groups.getGroupSnapshot({ id: group?.id ?? "" }, p.md, done))).catch(() => undefined),
+      (e) => e?.code === status.NOT_FOUND,
+    );
+    expect(gone?.code).toBe(status.NOT_FOUND);
+    const types = await eventsOf(group?.id ?? "", ["group_snapshot.delete.end"]);
+    expectStartThenEnd(types, "group_snapshot.create", "group_snapshot.delete");
+    expect(types.filter((t) => t === "snapshot.delete.end")).toHaveLength(2);
+    expect(types.indexOf("group_snapshot.delete.end")).toBeGreaterThan(types.lastIndexOf("snapshot.delete.end"));
     const usage = await settle(
       () => getQuotas(p.md).then(inUse),
       (u) => u.snapshots === 0,
@@ -459,6 +569,9 @@ describe("group snapshots", () => {
     );
     expect(res.groupSnapshot?.status).toBe("error");
     expect(res.groupSnapshot?.statusReason).toContain(`volume-${doomed.id}.img not found`);
+    const types = await eventsOf(res.groupSnapshot?.id ?? "", ["group_snapshot.create.error"]);
+    expect(types).toContain("group_snapshot.create.start");
+    expect(types).not.toContain("group_snapshot.create.end");
     const leftovers = await settle(
       () =>
         db.db.execute<{ n: number }>(

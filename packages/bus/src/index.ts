@@ -9,7 +9,7 @@ export { RetryableError, retryOnFailure, startConsumer } from "./consumer.js";
 export type { VolumeHostCaster } from "./dispatch.js";
 export { createOutboxDispatcher, createVolumeHostCaster, hostNameOf } from "./dispatch.js";
 export type { Notifier, Priority } from "./notifier.js";
-export { createNotifier } from "./notifier.js";
+export { createNotifier, createOutboxAnnouncer } from "./notifier.js";
 export type { OutboxRelay, OutboxRelayOptions } from "./outbox-relay.js";
 export { startOutboxRelay } from "./outbox-relay.js";
 export type { Subjects } from "./subjects.js";

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { type Executor, enqueueOutbox } from "@cinderblock/db";
+import type { Announcer } from "@cinderblock/domain";
 import { Notification } from "@cinderblock/proto";
 import type { Bus } from "./connection.js";
+import type { Subjects } from "./subjects.js";
 
 /** Notification priority, as Cinder's notifier spells it. */
 export type Priority = "INFO" | "ERROR";
@@ -14,22 +17,41 @@ export interface Notifier {
   notify(priority: Priority, eventType: string, publisherId: string, payload: Record<string, unknown>): Promise<void>;
 }
 
+const encoder = new TextEncoder();
+
+/** One notification's message id and wire form. */
+function envelope(
+  priority: Priority,
+  eventType: string,
+  publisherId: string,
+  payload: Record<string, unknown>,
+): { messageId: string; body: Uint8Array } {
+  const messageId = randomUUID();
+  const json = Notification.toJSON({ messageId, eventType, publisherId, priority, timestamp: new Date(), payload });
+  return { messageId, body: encoder.encode(JSON.stringify(json)) };
+}
+
 /** A notifier publishing through JetStream, so every notification is captured for replay. */
 export function createNotifier(bus: Bus): Notifier {
-  const encoder = new TextEncoder();
   return {
     async notify(priority, eventType, publisherId, payload) {
-      const envelope = Notification.toJSON({
-        messageId: randomUUID(),
-        eventType,
-        publisherId,
-        priority,
-        timestamp: new Date(),
-        payload,
-      });
-      await bus.js.publish(bus.subjects.notification(priority, eventType), encoder.encode(JSON.stringify(envelope)), {
-        msgID: (envelope as { messageId: string }).messageId,
-      });
+      const { messageId, body } = envelope(priority, eventType, publisherId, payload);
+      await bus.js.publish(bus.subjects.notification(priority, eventType), body, { msgID: messageId });
+    },
+  };
+}
+
+/**
+ * Notifications written into the transactional outbox: the relay publishes them once (and only
+ * if) the transaction that made the change commits. Published as `<resource>.<hostName>`, the
+ * resource being the event type's first word (`volume.attach.start` → `volume.api`).
+ */
+export function createOutboxAnnouncer(subjects: Subjects, hostName: string): Announcer {
+  return {
+    async announce(tx: Executor, priority: Priority, eventType: string, payload: Record<string, unknown>) {
+      const publisherId = `${eventType.split(".")[0]}.${hostName}`;
+      const { messageId, body } = envelope(priority, eventType, publisherId, payload);
+      await enqueueOutbox(tx, { subject: subjects.notification(priority, eventType), msgId: messageId, payload: body });
     },
   };
 }

@@ -8,7 +8,14 @@ export type AttachmentRow = typeof volumeAttachments.$inferSelect;
 /** Records an attachment in `attaching` (before the backend is asked for connection info). */
 export async function insertAttachment(
   db: Executor,
-  row: { id: string; volumeId: string; projectId: string; instanceId: string; mountpoint: string },
+  row: {
+    id: string;
+    volumeId: string;
+    projectId: string;
+    instanceId: string;
+    mountpoint: string;
+    connector: Record<string, string>;
+  },
 ): Promise<AttachmentRow> {
   const [inserted] = await db
     .insert(volumeAttachments)

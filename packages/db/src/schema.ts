@@ -138,7 +138,7 @@ export const groupSnapshots = pgTable(
     userId: text("user_id").notNull(),
     name: varchar("name", { length: 255 }).notNull().default(""),
     description: varchar("description", { length: 255 }).notNull().default(""),
-    /** "creating", "available", "error", "deleting", "deleted". */
+    /** "creating", "available", "error", "deleting", "error_deleting", "deleted". */
     status: text("status").notNull(),
     statusReason: text("status_reason").notNull().default(""),
     deleted: boolean("deleted").notNull().default(false),
@@ -162,6 +162,8 @@ export const volumeAttachments = pgTable(
     /** "attaching", "attached". */
     attachStatus: text("attach_status").notNull(),
     connectionInfo: jsonb("connection_info").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    /** The host connector the attach was made with; detach hands it back to the driver. */
+    connector: stringMap("connector"),
     attachedAt: timestamp("attached_at", { withTimezone: true, precision: 6 }),
     createdAt: createdAt(),
   },

@@ -46,4 +46,6 @@ export type OperationKind =
   | "revert_volume"
   | "attach_volume"
   | "detach_volume"
-  | "create_group_snapshot";
+  | "create_group_snapshot"
+  | "manage_snapshot"
+  | "unmanage_snapshot";

@@ -3,6 +3,7 @@ import {
   type AttachmentRow,
   type Db,
   deleteAttachment,
+  type Executor,
   finishOperation,
   getService,
   getVolume,
@@ -12,19 +13,23 @@ import {
   markAttached,
   transaction,
   updateVolumeStatus,
+  type VolumeRow,
   type VolumeStatus,
 } from "@cinderblock/db";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { HostConnection, VolumeHostCalls } from "./ports.js";
+import type { Announcer, HostConnection, VolumeHostCalls } from "./ports.js";
+import { volumeUsage } from "./usage.js";
 import { validateId } from "./validation.js";
 
 /** What attach and detach need. */
 export interface AttachmentDependencies {
   db: Db;
   hosts: VolumeHostCalls;
+  notifications: Announcer;
   serviceDownTimeSeconds: number;
   operationTimeoutSeconds: number;
+  onCommitted?(): void;
 }
 
 /** An attach request. */
@@ -65,6 +70,17 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
     return service.grpcAddress;
   }
 
+  /** Announces a volume event with the attachment it concerns. */
+  async function announce(
+    tx: Executor,
+    priority: "INFO" | "ERROR",
+    eventType: string,
+    volume: VolumeRow | undefined,
+    extra: Record<string, unknown>,
+  ): Promise<void> {
+    if (volume) await deps.notifications.announce(tx, priority, eventType, { ...volumeUsage(volume), ...extra });
+  }
+
   return {
     async attachVolume(ctx, input) {
       const volumeId = validateId("volume_id", input.volumeId);
@@ -91,13 +107,14 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
               : `volume ${volumeId} status must be available to attach, but is ${volume.status}`,
           );
         }
-        await updateVolumeStatus(tx, volumeId, from, "attaching");
+        const attaching = await updateVolumeStatus(tx, volumeId, from, "attaching");
         await insertAttachment(tx, {
           id: attachmentId,
           volumeId,
           projectId: ctx.projectId,
           instanceId,
           mountpoint: input.mountpoint,
+          connector: input.connector,
         });
         await insertOperation(tx, {
           id: operationId,
@@ -107,8 +124,13 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
           timeoutSeconds: deps.operationTimeoutSeconds,
           detail: { attachmentId, previousStatus: volume.status },
         });
+        await announce(tx, "INFO", "volume.attach.start", attaching, {
+          attachment_id: attachmentId,
+          instance_uuid: instanceId,
+        });
         return { previous: volume.status, host: volume.host };
       });
+      deps.onCommitted?.();
       let connection: HostConnection;
       try {
         connection = await deps.hosts.initializeConnection(
@@ -121,9 +143,15 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
         // Roll the reservation back: the volume is as it was, no attachment remains.
         await transaction(db, async (tx) => {
           await deleteAttachment(tx, attachmentId);
-          await updateVolumeStatus(tx, volumeId, ["attaching"], previous);
+          const back = await updateVolumeStatus(tx, volumeId, ["attaching"], previous);
           await finishOperation(tx, operationId, "failed", String(error));
+          await announce(tx, "ERROR", "volume.attach.error", back, {
+            attachment_id: attachmentId,
+            instance_uuid: instanceId,
+            reason: error instanceof CinderblockError ? error.message : "the volume host did not answer",
+          });
         });
+        deps.onCommitted?.();
         if (error instanceof CinderblockError) throw error;
         throw new CinderblockError("UNAVAILABLE", `the host of volume ${volumeId} did not answer; try again`);
       }
@@ -132,10 +160,15 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
           driver_volume_type: connection.driverVolumeType,
           data: connection.data,
         });
-        await updateVolumeStatus(tx, volumeId, ["attaching"], "in-use");
+        const inUse = await updateVolumeStatus(tx, volumeId, ["attaching"], "in-use");
         await finishOperation(tx, operationId, "done");
+        await announce(tx, "INFO", "volume.attach.end", inUse, {
+          attachment_id: attachmentId,
+          instance_uuid: instanceId,
+        });
         return row;
       });
+      deps.onCommitted?.();
       if (!attachment) throw new CinderblockError("FAILED_PRECONDITION", `attachment ${attachmentId} was cancelled`);
       return { attachment, connection };
     },
@@ -144,37 +177,71 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
       const volumeId = validateId("volume_id", rawVolumeId);
       const attachmentId = validateId("attachment_id", rawAttachmentId);
       const operationId = randomUUID();
-      const volume = await transaction(db, async (tx) => {
+      const { volume, attachment } = await transaction(db, async (tx) => {
         const row = await getVolume(tx, ctx.projectId, volumeId);
         if (!row) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
-        const attachment = (await listAttachmentsOfVolume(tx, volumeId)).find((a) => a.id === attachmentId);
-        if (attachment?.attachStatus !== "attached") {
+        const found = (await listAttachmentsOfVolume(tx, volumeId)).find((a) => a.id === attachmentId);
+        if (found?.attachStatus !== "attached") {
           throw new CinderblockError("NOT_FOUND", `volume ${volumeId} has no attachment ${attachmentId}`);
         }
-        if (!(await updateVolumeStatus(tx, volumeId, ["in-use"], "detaching"))) {
+        const detaching = await updateVolumeStatus(tx, volumeId, ["in-use"], "detaching");
+        if (!detaching) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
             `volume ${volumeId} status must be in-use to detach, but is ${row.status}`,
           );
         }
-        return row;
+        // Should this process die before the host answers, the reconciler puts the volume back in-use.
+        await insertOperation(tx, {
+          id: operationId,
+          kind: "detach_volume",
+          resourceId: volumeId,
+          projectId: ctx.projectId,
+          timeoutSeconds: deps.operationTimeoutSeconds,
+          detail: { attachmentId },
+        });
+        await announce(tx, "INFO", "volume.detach.start", detaching, {
+          attachment_id: attachmentId,
+          instance_uuid: found.instanceId,
+        });
+        return { volume: row, attachment: found };
       });
+      deps.onCommitted?.();
+      const event = { attachment_id: attachmentId, instance_uuid: attachment.instanceId };
       try {
-        await deps.hosts.terminateConnection(await hostAddress(volume.host, volumeId), ctx, volumeId, {});
+        // The driver gets back the connector the attach was made with (which host to unexport to).
+        await deps.hosts.terminateConnection(
+          await hostAddress(volume.host, volumeId),
+          ctx,
+          volumeId,
+          attachment.connector,
+        );
       } catch (error) {
         await transaction(db, async (tx) => {
-          await updateVolumeStatus(tx, volumeId, ["detaching"], "in-use");
+          const back = await updateVolumeStatus(tx, volumeId, ["detaching"], "in-use");
           await finishOperation(tx, operationId, "failed", String(error));
+          await announce(tx, "ERROR", "volume.detach.error", back, {
+            ...event,
+            reason: error instanceof CinderblockError ? error.message : "the volume host did not answer",
+          });
         });
+        deps.onCommitted?.();
         if (error instanceof CinderblockError) throw error;
         throw new CinderblockError("UNAVAILABLE", `the host of volume ${volumeId} did not answer; try again`);
       }
       await transaction(db, async (tx) => {
         await deleteAttachment(tx, attachmentId);
         const remaining = await listAttachmentsOfVolume(tx, volumeId);
-        await updateVolumeStatus(tx, volumeId, ["detaching"], remaining.length > 0 ? "in-use" : "available");
+        const after = await updateVolumeStatus(
+          tx,
+          volumeId,
+          ["detaching"],
+          remaining.length > 0 ? "in-use" : "available",
+        );
         await finishOperation(tx, operationId, "done");
+        await announce(tx, "INFO", "volume.detach.end", after, event);
       });
+      deps.onCommitted?.();
     },
 
     async listAttachments(ctx, rawVolumeId) {

@@ -16,7 +16,8 @@ import {
 } from "@cinderblock/db";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { Dispatcher } from "./ports.js";
+import type { Announcer, Dispatcher } from "./ports.js";
+import { groupSnapshotUsage } from "./usage.js";
 import type { CreateSnapshotInput } from "./validation.js";
 import { validateId, validatePageSize } from "./validation.js";
 
@@ -37,6 +38,7 @@ export interface CreateGroupInput {
 export interface GroupDependencies {
   db: Db;
   scheduler: Dispatcher;
+  notifications: Announcer;
   operationTimeoutSeconds: number;
   onCommitted?(): void;
   recordSnapshot(
@@ -57,6 +59,8 @@ export interface GroupUseCases {
 }
 
 const MAX_GROUP_VOLUMES = 64;
+/** Statuses from which a group snapshot may be deleted (error_deleting: to retry what stayed). */
+const GROUP_DELETABLE = ["available", "error", "error_deleting"];
 
 /** Moves a member to `deleting` and casts its delete to its volume's host (in `tx`). */
 async function deleteMember(
@@ -86,17 +90,23 @@ async function deleteMember(
   return true;
 }
 
+/** What settling a group needs: where member deletes go and where its events go. */
+export interface GroupSettleDependencies {
+  scheduler: Dispatcher;
+  notifications: Announcer;
+  operationTimeoutSeconds: number;
+}
+
 /**
  * Decides a `creating` group once its members have finished: all available → the group is
  * available; any not → every member is deleted and the group is `error` with the reason (all or
  * none). With members still creating it decides nothing ("pending"). Used by CreateGroupSnapshot
- * and, after a crash, by the reconciler.
+ * and, after a crash, by the reconciler. Announces `group_snapshot.create.end` or `.error`.
  */
 export async function settleGroupSnapshot(
   tx: Executor,
-  dispatcher: Dispatcher,
+  deps: GroupSettleDependencies,
   groupId: string,
-  operationTimeoutSeconds: number,
 ): Promise<string> {
   const group = await getGroupSnapshot(tx, undefined, groupId, { lock: true });
   if (!group) return "deleted";
@@ -105,13 +115,54 @@ export async function settleGroupSnapshot(
   if (members.some((m) => m.status === "creating")) return "pending";
   const failed = members.filter((m) => m.status !== "available");
   if (failed.length === 0) {
-    await updateGroupSnapshotStatus(tx, groupId, ["creating"], "available");
+    const done = await updateGroupSnapshotStatus(tx, groupId, ["creating"], "available");
+    if (done) await deps.notifications.announce(tx, "INFO", "group_snapshot.create.end", groupSnapshotUsage(done));
     return "available";
   }
-  for (const m of members) await deleteMember(tx, dispatcher, m, operationTimeoutSeconds);
+  for (const m of members) await deleteMember(tx, deps.scheduler, m, deps.operationTimeoutSeconds);
   const reason = failed.map((m) => `snapshot of volume ${m.volumeId} ended ${m.status}: ${m.statusReason}`).join("; ");
-  await updateGroupSnapshotStatus(tx, groupId, ["creating"], "error", reason);
+  const errored = await updateGroupSnapshotStatus(tx, groupId, ["creating"], "error", reason);
+  if (errored) {
+    await deps.notifications.announce(tx, "ERROR", "group_snapshot.create.error", {
+      ...groupSnapshotUsage(errored),
+      reason,
+    });
+  }
   return "error";
+}
+
+/** A group event decided inside a transaction, for the caller to publish. */
+export interface GroupEvent {
+  priority: "INFO" | "ERROR";
+  eventType: string;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Called (in the member's transaction) whenever a member of a `deleting` group leaves `deleting`:
+ * once no member is still deleting, the group is `deleted` if every member is gone, else
+ * `error_deleting` naming the members that stayed (a new DeleteGroupSnapshot retries them).
+ * Locks the group row, so members finishing at once settle it exactly once.
+ */
+export async function settleGroupDelete(tx: Executor, groupId: string): Promise<GroupEvent | undefined> {
+  if (!groupId) return undefined;
+  const group = await getGroupSnapshot(tx, undefined, groupId, { lock: true });
+  if (group?.status !== "deleting") return undefined;
+  const left = (await listGroupMembers(tx, groupId)).filter((m) => !m.deleted);
+  if (left.some((m) => m.status === "deleting")) return undefined;
+  if (left.length === 0) {
+    const done = await updateGroupSnapshotStatus(tx, groupId, ["deleting"], "deleted");
+    return done && { priority: "INFO", eventType: "group_snapshot.delete.end", payload: groupSnapshotUsage(done) };
+  }
+  const reason = left.map((m) => `snapshot ${m.id} is ${m.status}${m.statusReason ? `: ${m.statusReason}` : ""}`);
+  const failed = await updateGroupSnapshotStatus(tx, groupId, ["deleting"], "error_deleting", reason.join("; "));
+  return (
+    failed && {
+      priority: "ERROR",
+      eventType: "group_snapshot.delete.error",
+      payload: { ...groupSnapshotUsage(failed), reason: failed.statusReason },
+    }
+  );
 }
 
 /** Builds the group snapshot use cases. */
@@ -141,7 +192,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
       const groupId = randomUUID();
       // All members are recorded in one transaction: any refusal (state, quota) writes none of them.
       const members = await transaction(db, async (tx) => {
-        await insertGroupSnapshot(tx, {
+        const group = await insertGroupSnapshot(tx, {
           id: groupId,
           projectId: ctx.projectId,
           userId: ctx.userId,
@@ -173,6 +224,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
           projectId: ctx.projectId,
           timeoutSeconds: deps.operationTimeoutSeconds,
         });
+        await deps.notifications.announce(tx, "INFO", "group_snapshot.create.start", groupSnapshotUsage(group));
         return rows;
       });
       deps.onCommitted?.();
@@ -189,7 +241,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
       } finally {
         clearTimeout(timer);
       }
-      await transaction(db, (tx) => settleGroupSnapshot(tx, deps.scheduler, groupId, deps.operationTimeoutSeconds));
+      await transaction(db, (tx) => settleGroupSnapshot(tx, deps, groupId));
       deps.onCommitted?.();
       const group = await getGroupSnapshot(db, ctx.projectId, groupId);
       if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${groupId} not found`);
@@ -213,10 +265,10 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
       const deleted = await transaction(db, async (tx) => {
         const group = await getGroupSnapshot(tx, ctx.projectId, id, { lock: true });
         if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${id} not found`);
-        if (group.status !== "available" && group.status !== "error") {
+        if (!GROUP_DELETABLE.includes(group.status)) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
-            `group snapshot ${id} status must be available or error to delete, but is ${group.status}`,
+            `group snapshot ${id} status must be available, error or error_deleting to delete, but is ${group.status}`,
           );
         }
         const members = (await listGroupMembers(tx, id)).filter((m) => !m.deleted);
@@ -227,12 +279,18 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
             `snapshot ${blocking.id} of the group is ${blocking.status}`,
           );
         }
+        const deleting = await updateGroupSnapshotStatus(tx, id, GROUP_DELETABLE, "deleting");
+        if (!deleting)
+          throw new CinderblockError("FAILED_PRECONDITION", `group snapshot ${id} changed status; try again`);
+        await deps.notifications.announce(tx, "INFO", "group_snapshot.delete.start", groupSnapshotUsage(deleting));
         for (const m of members) await deleteMember(tx, deps.scheduler, m, deps.operationTimeoutSeconds);
-        // The members finish their own deletes (releasing their quota); the group is gone now.
-        return updateGroupSnapshotStatus(tx, id, ["available", "error"], "deleted");
+        // The group is `deleted` when its last member's delete finishes (settleGroupDelete); with no
+        // member left to delete, that is now.
+        const event = await settleGroupDelete(tx, id);
+        if (event) await deps.notifications.announce(tx, event.priority, event.eventType, event.payload);
+        return (await getGroupSnapshot(tx, ctx.projectId, id)) ?? { ...deleting, status: "deleted" };
       });
       deps.onCommitted?.();
-      if (!deleted) throw new CinderblockError("FAILED_PRECONDITION", `group snapshot ${id} changed status; try again`);
       return { group: deleted, members: (await listGroupMembers(db, id)).filter((m) => !m.deleted) };
     },
   };

@@ -3,12 +3,13 @@ export type { RequestContext } from "./context.js";
 export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";
 export { CinderblockError, invalidArgument } from "./errors.js";
-export type { CreateGroupInput, GroupSnapshotView, GroupUseCases } from "./groups.js";
-export { settleGroupSnapshot } from "./groups.js";
+export type { CreateGroupInput, GroupEvent, GroupSnapshotView, GroupUseCases } from "./groups.js";
+export { settleGroupDelete, settleGroupSnapshot } from "./groups.js";
 export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from "./instance-snapshot.js";
 export type { ManageInput, ManageUseCases } from "./manage.js";
 export type { EventFilter, ManagementDependencies, ManagementUseCases, QuotaView } from "./management.js";
 export type {
+  Announcer,
   ChangeFeed,
   ChangeSubscription,
   ComputeAgents,
@@ -30,6 +31,7 @@ export {
   volumeQuotaHeld,
 } from "./quota.js";
 export { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES, TERMINAL_VOLUME_STATUSES } from "./states.js";
+export { groupSnapshotUsage, snapshotUsage, volumeUsage } from "./usage.js";
 export type { ApiDependencies, ApiUseCases, ListInput, Page } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";
 export type { CreateSnapshotInput, CreateVolumeInput } from "./validation.js";

@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
 import {
   type Db,
+  finishOperation,
   getService,
   getSnapshot,
   getVolume,
   getVolumeElevated,
+  insertOperation,
   insertSnapshot,
   listSnapshotIdsOnBackend,
   markSnapshotDeleted,
@@ -15,16 +17,20 @@ import {
 } from "@cinderblock/db";
 import { type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { HostManageable, VolumeHostCalls } from "./ports.js";
+import type { Announcer, HostManageable, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, snapshotQuotaHeld } from "./quota.js";
+import { snapshotUsage } from "./usage.js";
 import { validateId, validateMetadata } from "./validation.js";
 
 /** What manage-existing needs. */
 export interface ManageDependencies {
   db: Db;
   hosts: VolumeHostCalls;
+  notifications: Announcer;
   quota: QuotaDefaults;
   serviceDownTimeSeconds: number;
+  operationTimeoutSeconds: number;
+  onCommitted?(): void;
 }
 
 /** A ManageSnapshot request. */
@@ -92,9 +98,10 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
         );
       }
       const id = randomUUID();
+      const operationId = randomUUID();
       await transaction(db, async (tx) => {
         await reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, found.sizeGb, volume.volumeType));
-        await insertSnapshot(tx, {
+        const row = await insertSnapshot(tx, {
           id,
           projectId: ctx.projectId,
           userId: ctx.userId,
@@ -108,25 +115,44 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
           encryptionKeyId: volume.encryptionKeyId,
           metadata,
         });
+        // Should this process die before the backend answers, the reconciler gives the row up.
+        await insertOperation(tx, {
+          id: operationId,
+          kind: "manage_snapshot",
+          resourceId: id,
+          projectId: ctx.projectId,
+          timeoutSeconds: deps.operationTimeoutSeconds,
+        });
+        await deps.notifications.announce(tx, "INFO", "snapshot.manage_existing.start", snapshotUsage(row, volume));
       });
+      deps.onCommitted?.();
       try {
         await deps.hosts.manageSnapshot(await address(volume.host), ctx, id, volumeId, input.reference);
       } catch (error) {
         // Nothing was taken over: the row and its quota go again.
         await transaction(db, async (tx) => {
           await updateSnapshotStatus(tx, id, ["creating"], "deleting");
-          await markSnapshotDeleted(tx, id);
-          await releaseQuota(
-            tx,
-            ctx.projectId,
-            snapshotQuotaHeld({ volumeSizeGb: found.sizeGb, volumeType: volume.volumeType }),
-          );
+          const gone = await markSnapshotDeleted(tx, id);
+          await finishOperation(tx, operationId, "failed", String(error));
+          if (!gone) return;
+          await releaseQuota(tx, ctx.projectId, snapshotQuotaHeld(gone));
+          await deps.notifications.announce(tx, "ERROR", "snapshot.manage_existing.error", {
+            ...snapshotUsage(gone, volume),
+            reason: error instanceof CinderblockError ? error.message : "the backend did not answer",
+          });
         });
+        deps.onCommitted?.();
         if (error instanceof CinderblockError) throw error;
         throw new CinderblockError("UNAVAILABLE", `backend ${volume.host} did not answer; try again`);
       }
-      const row = await updateSnapshotStatus(db, id, ["creating"], "available", { progress: "100%" });
-      if (!row) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} changed status meanwhile`);
+      const row = await transaction(db, async (tx) => {
+        const done = await updateSnapshotStatus(tx, id, ["creating"], "available", { progress: "100%" });
+        if (!done) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} changed status meanwhile`);
+        await finishOperation(tx, operationId, "done");
+        await deps.notifications.announce(tx, "INFO", "snapshot.manage_existing.end", snapshotUsage(done, volume));
+        return done;
+      });
+      deps.onCommitted?.();
       return row;
     },
 
@@ -137,26 +163,47 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
       if (!snapshot) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
       const volume = await getVolumeElevated(db, snapshot.volumeId);
       if (!volume?.host) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} has no backend`);
-      if (!(await updateSnapshotStatus(db, id, ["available", "error"], "unmanaging"))) {
-        throw new CinderblockError(
-          "FAILED_PRECONDITION",
-          `snapshot ${id} status must be available or error to unmanage, but is ${snapshot.status}`,
-        );
-      }
+      const operationId = randomUUID();
+      await transaction(db, async (tx) => {
+        const unmanaging = await updateSnapshotStatus(tx, id, ["available", "error"], "unmanaging");
+        if (!unmanaging) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `snapshot ${id} status must be available or error to unmanage, but is ${snapshot.status}`,
+          );
+        }
+        // Should this process die before the backend answers, the reconciler puts the status back.
+        await insertOperation(tx, {
+          id: operationId,
+          kind: "unmanage_snapshot",
+          resourceId: id,
+          projectId: snapshot.projectId,
+          timeoutSeconds: deps.operationTimeoutSeconds,
+          detail: { previousStatus: snapshot.status },
+        });
+        await deps.notifications.announce(tx, "INFO", "snapshot.unmanage.start", snapshotUsage(unmanaging, volume));
+      });
+      deps.onCommitted?.();
       try {
         await deps.hosts.unmanageSnapshot(await address(volume.host), ctx, id, volume.id);
       } catch (error) {
-        await updateSnapshotStatus(db, id, ["unmanaging"], snapshot.status);
+        await transaction(db, async (tx) => {
+          await updateSnapshotStatus(tx, id, ["unmanaging"], snapshot.status);
+          await finishOperation(tx, operationId, "failed", String(error));
+        });
         if (error instanceof CinderblockError) throw error;
         throw new CinderblockError("UNAVAILABLE", `backend ${volume.host} did not answer; try again`);
       }
       // The storage stays; our row and its quota go.
       await transaction(db, async (tx) => {
         const row = await markSnapshotDeleted(tx, id, "unmanaging");
+        await finishOperation(tx, operationId, "done");
         if (row) {
           await releaseQuota(tx, row.projectId, snapshotQuotaHeld(row));
+          await deps.notifications.announce(tx, "INFO", "snapshot.unmanage.end", snapshotUsage(row, volume));
         }
       });
+      deps.onCommitted?.();
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   getQuotaLimits,
   getQuotaUsage,
   getSnapshot,
+  getSnapshotElevated,
   getVolume,
   getVolumeElevated,
   insertOperation,
@@ -29,8 +30,9 @@ import {
 } from "@cinderblock/db";
 import { castContext, type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { Dispatcher, EventFeed, EventJson } from "./ports.js";
+import type { Announcer, Dispatcher, EventFeed, EventJson } from "./ports.js";
 import { extendQuotaDeltas, type QuotaDefaults, reserveOrThrow, volumeQuotaHeld } from "./quota.js";
+import { snapshotUsage, volumeUsage } from "./usage.js";
 import {
   assertMetadataBound,
   type UpdateInput,
@@ -45,6 +47,7 @@ import {
 export interface ManagementDependencies {
   db: Db;
   scheduler: Dispatcher;
+  notifications: Announcer;
   events: EventFeed;
   quota: QuotaDefaults;
   operationTimeoutSeconds: number;
@@ -132,6 +135,66 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
     return row;
   }
 
+  /** Announces a snapshot event (INFO) in `tx`, with its volume's availability zone. */
+  async function snapshotEvent(tx: Executor, eventType: string, row: SnapshotRow): Promise<void> {
+    const volume = await getVolumeElevated(tx, row.volumeId);
+    await deps.notifications.announce(tx, "INFO", eventType, snapshotUsage(row, volume));
+  }
+
+  /** Announces a volume event (INFO) in `tx`. */
+  async function volumeEvent(tx: Executor, eventType: string, row: VolumeRow): Promise<void> {
+    await deps.notifications.announce(tx, "INFO", eventType, volumeUsage(row));
+  }
+
+  /** Announces `<resource>.<op>.start`, applies `change`, then announces `.end` with the row after it. */
+  async function announced<T extends SnapshotRow | VolumeRow>(
+    tx: Executor,
+    kind: "snapshot" | "volume",
+    op: string,
+    before: T,
+    change: () => Promise<T>,
+  ): Promise<T> {
+    const event = (row: T, phase: string) =>
+      kind === "snapshot"
+        ? snapshotEvent(tx, `${op}.${phase}`, row as SnapshotRow)
+        : volumeEvent(tx, `${op}.${phase}`, row as VolumeRow);
+    await event(before, "start");
+    const after = await change();
+    await event(after, "end");
+    return after;
+  }
+
+  /**
+   * A metadata change of one snapshot or volume with its `<resource>.<op>.start/.end` events;
+   * `change` resolves false when the row is not there. Returns the metadata after it.
+   */
+  async function metadataChange(
+    tx: Executor,
+    ctx: RequestContext,
+    table: EditableTable,
+    id: string,
+    op: "update_metadata" | "delete_metadata",
+    change: () => Promise<boolean>,
+  ): Promise<Record<string, string>> {
+    const apply = async () => {
+      if (!(await change())) throw new CinderblockError("NOT_FOUND", `${table.slice(0, -1)} ${id} not found`);
+    };
+    if (table === "snapshots") {
+      const before = await mustGetSnapshot(tx, ctx, id);
+      const after = await announced(tx, "snapshot", `snapshot.${op}`, before, async () => {
+        await apply();
+        return mustGetSnapshot(tx, ctx, id);
+      });
+      return after.metadata;
+    }
+    const before = await mustGetVolume(tx, ctx, id);
+    const after = await announced(tx, "volume", `volume.${op}`, before, async () => {
+      await apply();
+      return mustGetVolume(tx, ctx, id);
+    });
+    return after.metadata;
+  }
+
   /** Moves a snapshot to `deleting` and casts the delete to its volume's host, in `tx`. */
   async function startSnapshotDelete(
     tx: Executor,
@@ -184,10 +247,15 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
     async updateSnapshot(ctx, rawId, raw) {
       const id = validateId("id", rawId);
       const input = validateUpdate(raw);
-      if (!(await updateNameDescription(db, "snapshots", ctx.projectId, id, input))) {
-        throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
-      }
-      return mustGetSnapshot(db, ctx, id);
+      const updated = await transaction(db, async (tx) => {
+        const before = await mustGetSnapshot(tx, ctx, id);
+        return announced(tx, "snapshot", "snapshot.update", before, async () => {
+          await updateNameDescription(tx, "snapshots", ctx.projectId, id, input);
+          return mustGetSnapshot(tx, ctx, id);
+        });
+      });
+      deps.onCommitted?.();
+      return updated;
     },
 
     async deleteSnapshot(ctx, rawId, force) {
@@ -212,18 +280,32 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
       if (!SNAPSHOT_STATUSES.includes(status)) {
         throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${SNAPSHOT_STATUSES.join(", ")}`);
       }
-      const row = await resetSnapshotStatus(db, id, status);
-      if (!row) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
+      const row = await transaction(db, async (tx) => {
+        const before = await getSnapshotElevated(tx, id);
+        if (!before) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
+        // Cinder's admin action names this event after the collection: "snapshots.reset_status".
+        return announced(tx, "snapshot", "snapshots.reset_status", before, async () => {
+          const after = await resetSnapshotStatus(tx, id, status);
+          if (!after) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
+          return after;
+        });
+      });
+      deps.onCommitted?.();
       return row;
     },
 
     async updateVolume(ctx, rawId, raw) {
       const id = validateId("id", rawId);
       const input = validateUpdate(raw);
-      if (!(await updateNameDescription(db, "volumes", ctx.projectId, id, input))) {
-        throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
-      }
-      return mustGetVolume(db, ctx, id);
+      const updated = await transaction(db, async (tx) => {
+        const before = await mustGetVolume(tx, ctx, id);
+        return announced(tx, "volume", "volume.update", before, async () => {
+          await updateNameDescription(tx, "volumes", ctx.projectId, id, input);
+          return mustGetVolume(tx, ctx, id);
+        });
+      });
+      deps.onCommitted?.();
+      return updated;
     },
 
     async deleteVolume(ctx, rawId, cascade) {
@@ -384,32 +466,46 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
       if (!VOLUME_STATUSES.includes(status)) {
         throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${VOLUME_STATUSES.join(", ")}`);
       }
-      const row = await resetVolumeStatus(db, id, status);
-      if (!row) throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
+      const row = await transaction(db, async (tx) => {
+        const before = await getVolumeElevated(tx, id);
+        if (!before) throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
+        return announced(tx, "volume", "volumes.reset_status", before, async () => {
+          const after = await resetVolumeStatus(tx, id, status);
+          if (!after) throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
+          return after;
+        });
+      });
+      deps.onCommitted?.();
       return row;
     },
 
     async setMetadata(ctx, table, rawId, raw, replace) {
       const id = validateId("id", rawId);
       const metadata = validateMetadata(raw);
-      return transaction(db, async (tx) => {
-        const result = await setMetadata(tx, table, ctx.projectId, id, metadata, replace);
-        if (!result) throw new CinderblockError("NOT_FOUND", `${table.slice(0, -1)} ${id} not found`);
-        assertMetadataBound(result);
-        return result;
-      });
+      const result = await transaction(db, (tx) =>
+        metadataChange(tx, ctx, table, id, "update_metadata", async () => {
+          const after = await setMetadata(tx, table, ctx.projectId, id, metadata, replace);
+          if (after) assertMetadataBound(after);
+          return after !== undefined;
+        }),
+      );
+      deps.onCommitted?.();
+      return result;
     },
 
     async deleteMetadata(ctx, table, rawId, rawKey) {
       const id = validateId("id", rawId);
       const key = validateMetadataKey(rawKey);
-      const result = await deleteMetadataKey(db, table, ctx.projectId, id, key);
-      if (!result) {
-        throw new CinderblockError(
-          "NOT_FOUND",
-          `${table.slice(0, -1)} ${id} has no metadata key ${JSON.stringify(key)}`,
-        );
-      }
+      const result = await transaction(db, (tx) =>
+        metadataChange(tx, ctx, table, id, "delete_metadata", async () => {
+          if (await deleteMetadataKey(tx, table, ctx.projectId, id, key)) return true;
+          throw new CinderblockError(
+            "NOT_FOUND",
+            `${table.slice(0, -1)} ${id} has no metadata key ${JSON.stringify(key)}`,
+          );
+        }),
+      );
+      deps.onCommitted?.();
       return result;
     },
 
@@ -463,7 +559,8 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
           if (
             filter.resourceId &&
             payload.volume_id !== filter.resourceId &&
-            payload.snapshot_id !== filter.resourceId
+            payload.snapshot_id !== filter.resourceId &&
+            payload.group_snapshot_id !== filter.resourceId
           ) {
             continue;
           }

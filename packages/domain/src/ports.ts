@@ -23,6 +23,20 @@ export interface Dispatcher {
   revertToSnapshot(tx: Executor, host: string, cast: VolumeRevertToSnapshot, attempt: number): Promise<void>;
 }
 
+/**
+ * Sends Cinder-style notifications from a transaction: implementations write them into the
+ * transactional outbox through `tx`, so a notification is published if and only if the change it
+ * reports commits.
+ */
+export interface Announcer {
+  announce(
+    tx: Executor,
+    priority: "INFO" | "ERROR",
+    eventType: string,
+    payload: Record<string, unknown>,
+  ): Promise<void>;
+}
+
 /** A notification as published (the proto3 JSON form of cinderblock.v1.Notification). */
 export interface EventJson {
   messageId: string;

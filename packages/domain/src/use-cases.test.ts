@@ -24,7 +24,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
+import type { Announcer, ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
 import { type ApiUseCases, createApiUseCases, type ListInput } from "./use-cases.js";
 import type { CreateVolumeInput } from "./validation.js";
 
@@ -90,6 +90,9 @@ const hosts: VolumeHostCalls = {
   unmanageSnapshot: () => Promise.reject(new Error("no volume host in this test")),
 };
 const compute: ComputeAgents = { quiesce: async () => false, unquiesce: async () => {} };
+
+/** The api's own notifications: the end-to-end tests check them on the real outbox and NATS. */
+const notifications: Announcer = { announce: async () => {} };
 
 /** No notifications flow in these tests (no volume host runs). */
 const events: EventFeed = {
@@ -201,6 +204,7 @@ beforeAll(async () => {
   api = createApiUseCases({
     db,
     scheduler: dispatcher,
+    notifications,
     changes,
     events,
     hosts,

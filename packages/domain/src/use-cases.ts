@@ -33,7 +33,7 @@ import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.
 import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
 import { createManageUseCases, type ManageUseCases } from "./manage.js";
 import { createManagementUseCases, type ManagementUseCases } from "./management.js";
-import type { ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
+import type { Announcer, ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
 import { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES } from "./states.js";
 import {
@@ -49,6 +49,8 @@ import {
 export interface ApiDependencies {
   db: Db;
   scheduler: Dispatcher;
+  /** Notifications of the api's own operations, written into the outbox with their change. */
+  notifications: Announcer;
   changes: ChangeFeed;
   events: EventFeed;
   hosts: VolumeHostCalls;

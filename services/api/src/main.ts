@@ -3,6 +3,7 @@ import {
   createChangeFeed,
   createComputeAgents,
   createEventFeed,
+  createOutboxAnnouncer,
   createOutboxDispatcher,
   startOutboxRelay,
 } from "@cinderblock/bus";
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   const useCases = createApiUseCases({
     db,
     scheduler: createOutboxDispatcher(bus.subjects),
+    notifications: createOutboxAnnouncer(bus.subjects, "api"),
     changes: createChangeFeed(bus),
     events: createEventFeed(bus),
     hosts,

@@ -6,12 +6,14 @@ import type {
   VolumeRow,
   VolumeStatus as VolumeStatusName,
 } from "@cinderblock/db";
+import { CinderblockError } from "@cinderblock/domain";
 import {
   type Attachment,
   type GroupSnapshot,
-  type Snapshot,
+  ListView,
+  Snapshot,
   SnapshotStatus,
-  type Volume,
+  Volume,
   VolumeStatus,
 } from "@cinderblock/proto";
 
@@ -63,6 +65,7 @@ export function toAttachment(row: AttachmentRow): Attachment {
     mountpoint: row.mountpoint,
     attachStatus: row.attachStatus,
     attachedAt: row.attachedAt ?? undefined,
+    connector: row.connector,
   };
 }
 
@@ -115,6 +118,37 @@ export function toSnapshot(row: SnapshotRow): Snapshot {
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
+}
+
+/** A request's list view, refusing numbers the enum does not know. */
+export function listView(view: ListView): ListView {
+  if (view === ListView.LIST_VIEW_SUMMARY || view === ListView.LIST_VIEW_DETAIL) return view;
+  if (view === ListView.LIST_VIEW_UNSPECIFIED) return ListView.LIST_VIEW_DETAIL;
+  throw new CinderblockError("INVALID_ARGUMENT", "view: must be LIST_VIEW_SUMMARY or LIST_VIEW_DETAIL");
+}
+
+/** A volume in a list: every field, or the summary's id, name, status and size. */
+export function toListedVolume(row: VolumeRow, view: ListView): Volume {
+  if (view !== ListView.LIST_VIEW_SUMMARY) return toVolume(row);
+  return Volume.fromPartial({
+    id: row.id,
+    name: row.name,
+    status: VOLUME_STATUS[row.status] ?? VolumeStatus.UNRECOGNIZED,
+    sizeGb: row.sizeGb,
+  });
+}
+
+/** A snapshot in a list: every field, or the summary's id, name, status, size, volume and time. */
+export function toListedSnapshot(row: SnapshotRow, view: ListView): Snapshot {
+  if (view !== ListView.LIST_VIEW_SUMMARY) return toSnapshot(row);
+  return Snapshot.fromPartial({
+    id: row.id,
+    name: row.name,
+    status: SNAPSHOT_STATUS[row.status] ?? SnapshotStatus.UNRECOGNIZED,
+    volumeId: row.volumeId,
+    volumeSizeGb: row.volumeSizeGb,
+    createdAt: row.createdAt,
+  });
 }
 
 /** A group snapshot and its members as the public API shows them. */

@@ -14,9 +14,12 @@ import {
 } from "@cinderblock/proto";
 import { type ErrorReporter, Server, serverStreaming, unary } from "@cinderblock/rpc";
 import {
+  listView,
   snapshotStatusName,
   toAttachment,
   toGroupSnapshot,
+  toListedSnapshot,
+  toListedVolume,
   toSnapshot,
   toVolume,
   volumeStatusName,
@@ -61,8 +64,9 @@ export function createApiServer(options: ApiServerOptions): Server {
       return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
     }),
     listVolumes: unary("ListVolumes", report, async (req, ctx) => {
+      const view = listView(req.view);
       const page = await uc.listVolumes(ctx, { ...req, status: volumeStatusName(req.status) });
-      return { volumes: page.items.map((v) => toVolume(v)), nextPageToken: page.nextPageToken };
+      return { volumes: page.items.map((v) => toListedVolume(v, view)), nextPageToken: page.nextPageToken };
     }),
     updateVolume: unary("UpdateVolume", report, async (req, ctx) => ({
       volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description })),
@@ -107,8 +111,9 @@ export function createApiServer(options: ApiServerOptions): Server {
       snapshot: toSnapshot(await uc.getSnapshot(ctx, req.id)),
     })),
     listSnapshots: unary("ListSnapshots", report, async (req, ctx) => {
+      const view = listView(req.view);
       const page = await uc.listSnapshots(ctx, { ...req, status: snapshotStatusName(req.status) });
-      return { snapshots: page.items.map(toSnapshot), nextPageToken: page.nextPageToken };
+      return { snapshots: page.items.map((s) => toListedSnapshot(s, view)), nextPageToken: page.nextPageToken };
     }),
     watchSnapshot: serverStreaming("WatchSnapshot", report, async function* (req, ctx, signal) {
       for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };

@@ -1,6 +1,7 @@
 import {
   connectBus,
   createNotifier,
+  createOutboxAnnouncer,
   createOutboxDispatcher,
   createVolumeHostCaster,
   retryOnFailure,
@@ -68,13 +69,14 @@ async function main(): Promise<void> {
       db,
       bus,
       dispatcher,
+      notifications: createOutboxAnnouncer(bus.subjects, "scheduler"),
       notifier,
       timeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
       maxAttempts: config.CINDERBLOCK_OPERATION_MAX_ATTEMPTS,
     })
       .then((r) => {
         if (r.redispatched + r.failed + r.finished > 0) logger.info(r, "reconciled overdue operations");
-        if (r.redispatched > 0) relay.kick();
+        if (r.redispatched + r.failed > 0) relay.kick();
       })
       .catch((err: unknown) => logger.warn({ err }, "reconciler pass failed"))
       .finally(() => {

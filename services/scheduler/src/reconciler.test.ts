@@ -1,4 +1,4 @@
-import { type Bus, connectBus, createNotifier, createOutboxDispatcher } from "@cinderblock/bus";
+import { type Bus, connectBus, createNotifier, createOutboxAnnouncer, createOutboxDispatcher } from "@cinderblock/bus";
 import {
   createDb,
   type DbHandle,
@@ -76,6 +76,7 @@ const options = () => ({
   db: handle.db,
   bus,
   dispatcher: createOutboxDispatcher(bus.subjects),
+  notifications: createOutboxAnnouncer(bus.subjects, "scheduler"),
   notifier: createNotifier(bus),
   timeoutSeconds: 120,
   maxAttempts: 3,
@@ -129,5 +130,35 @@ describe("reconcileOnce", () => {
       sql`select state from operations where id = ${operationId}`,
     );
     expect(op?.state).toBe("done");
+  });
+
+  it("gives up a manage whose api died: the row goes and its quota is released", async () => {
+    const { db } = handle;
+    const { snapshotId, operationId } = await stuckSnapshot(1);
+    await db.execute(sql`update operations set kind = 'manage_snapshot' where id = ${operationId}`);
+    await db.execute(sql`insert into quota_usages (project_id, resource, in_use) values ('p1', 'snapshots', 1), ('p1', 'gigabytes', 3)
+      on conflict (project_id, resource) do update set in_use = quota_usages.in_use + excluded.in_use`);
+    const before = await db.execute<{ resource: string; in_use: number }>(
+      sql`select resource, in_use from quota_usages where project_id = 'p1'`,
+    );
+    expect(await reconcileOnce(options())).toMatchObject({ failed: 1, redispatched: 0 });
+    expect(await getSnapshotElevated(db, snapshotId)).toBeUndefined();
+    const after = await db.execute<{ resource: string; in_use: number }>(
+      sql`select resource, in_use from quota_usages where project_id = 'p1'`,
+    );
+    const used = (rows: typeof after, r: string) => rows.find((x) => x.resource === r)?.in_use ?? 0;
+    expect(used(after, "snapshots")).toBe(used(before, "snapshots") - 1);
+    expect(used(after, "gigabytes")).toBe(used(before, "gigabytes") - 3);
+  });
+
+  it("puts a snapshot whose unmanage was cut short back to its status", async () => {
+    const { db } = handle;
+    const { snapshotId, operationId } = await stuckSnapshot(1);
+    await db.execute(sql`update snapshots set status = 'unmanaging' where id = ${snapshotId}`);
+    await db.execute(
+      sql`update operations set kind = 'unmanage_snapshot', detail = '{"previousStatus":"available"}' where id = ${operationId}`,
+    );
+    expect(await reconcileOnce(options())).toMatchObject({ failed: 1 });
+    expect(await getSnapshotElevated(db, snapshotId)).toMatchObject({ status: "available" });
   });
 });

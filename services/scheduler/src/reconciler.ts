@@ -9,6 +9,7 @@ import {
   getSnapshotElevated,
   getVolumeElevated,
   listSnapshotsOfVolume,
+  markSnapshotDeleted,
   type OperationKind,
   type OperationRow,
   releaseQuota,
@@ -19,13 +20,23 @@ import {
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
-import { type Dispatcher, extendQuotaDeltas, settleGroupSnapshot } from "@cinderblock/domain";
+import {
+  type Announcer,
+  type Dispatcher,
+  extendQuotaDeltas,
+  settleGroupDelete,
+  settleGroupSnapshot,
+  snapshotQuotaHeld,
+} from "@cinderblock/domain";
 
 /** Options for {@link reconcileOnce}. */
 export interface ReconcilerOptions {
   db: Db;
   bus: Bus;
   dispatcher: Dispatcher;
+  /** Events decided with a resource's change (a group settled), written into the outbox. */
+  notifications: Announcer;
+  /** Publishes the `.error` notification of each operation given up, after the pass commits. */
   notifier: Notifier;
   /** Seconds a re-dispatched operation gets before the next look. */
   timeoutSeconds: number;
@@ -57,7 +68,10 @@ function reconcileContext(operationId: string, owner: { projectId: string; userI
 }
 
 /** Per operation kind: whether its resource is still waiting on it, and how to retry or fail it. */
-const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher) => Promise<Stuck | undefined>> = {
+const inspectors: Record<
+  OperationKind,
+  (tx: Tx, op: OperationRow, d: Dispatcher, n: Announcer) => Promise<Stuck | undefined>
+> = {
   async create_snapshot(tx, op, d) {
     const snapshot = await getSnapshotElevated(tx, op.resourceId);
     if (snapshot?.status !== "creating") return undefined;
@@ -113,7 +127,7 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
       },
     };
   },
-  async delete_snapshot(tx, op, d) {
+  async delete_snapshot(tx, op, d, n) {
     const snapshot = await getSnapshotElevated(tx, op.resourceId);
     if (snapshot?.status !== "deleting") return undefined;
     const volume = await getVolumeElevated(tx, snapshot.volumeId);
@@ -132,6 +146,8 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
         ),
       fail: async (t, reason) => {
         await updateSnapshotStatus(t, snapshot.id, ["deleting"], "error_deleting", { statusReason: reason });
+        const group = await settleGroupDelete(t, snapshot.groupSnapshotId);
+        if (group) await n.announce(t, group.priority, group.eventType, group.payload);
         return "error_deleting";
       },
     };
@@ -234,7 +250,7 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
       },
     };
   },
-  async create_group_snapshot(tx, op, d) {
+  async create_group_snapshot(tx, op, d, n) {
     const group = await getGroupSnapshot(tx, undefined, op.resourceId);
     if (group?.status !== "creating") return undefined;
     return {
@@ -244,11 +260,49 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
       // "Re-sending" a group is deciding it, once its members have finished (their own
       // operations are reconciled separately).
       redispatch: async (t) => {
-        await settleGroupSnapshot(t, d, group.id, 120);
+        await settleGroupSnapshot(t, { scheduler: d, notifications: n, operationTimeoutSeconds: 120 }, group.id);
       },
       fail: async (t, reason) => {
         await updateGroupSnapshotStatus(t, group.id, ["creating"], "error", reason);
         return "error";
+      },
+    };
+  },
+  async manage_snapshot(tx, op) {
+    // A manage whose api died before the backend answered: the row and its quota go again (what
+    // the backend holds stays, and shows up again as manageable).
+    const snapshot = await getSnapshotElevated(tx, op.resourceId);
+    if (snapshot?.status !== "creating") return undefined;
+    return {
+      kind: "snapshot",
+      resourceId: snapshot.id,
+      event: "snapshot.manage_existing",
+      redispatch: async () => {
+        throw new Error("a manage is a call; its caller is gone");
+      },
+      fail: async (t) => {
+        await updateSnapshotStatus(t, snapshot.id, ["creating"], "deleting");
+        const gone = await markSnapshotDeleted(t, snapshot.id);
+        if (gone) await releaseQuota(t, gone.projectId, snapshotQuotaHeld(gone));
+        return "deleted";
+      },
+    };
+  },
+  async unmanage_snapshot(tx, op) {
+    // An unmanage whose api died before the backend answered: the snapshot stays ours.
+    const snapshot = await getSnapshotElevated(tx, op.resourceId);
+    if (snapshot?.status !== "unmanaging") return undefined;
+    const previous = op.detail.previousStatus === "error" ? "error" : "available";
+    return {
+      kind: "snapshot",
+      resourceId: snapshot.id,
+      event: "snapshot.unmanage",
+      redispatch: async () => {
+        throw new Error("an unmanage is a call; its caller is gone");
+      },
+      fail: async (t) => {
+        await updateSnapshotStatus(t, snapshot.id, ["unmanaging"], previous);
+        return previous;
       },
     };
   },
@@ -292,11 +346,11 @@ const inspectors: Record<OperationKind, (tx: Tx, op: OperationRow, d: Dispatcher
  */
 export async function reconcileOnce(options: ReconcilerOptions): Promise<ReconcileResult> {
   const result: ReconcileResult = { redispatched: 0, failed: 0, finished: 0 };
-  const failures: Array<{ stuck: Stuck; reason: string; status: string }> = [];
+  const failures: Array<{ stuck: Stuck; reason: string; status: string; projectId: string }> = [];
   await transaction(options.db, async (tx) => {
     for (const op of await claimOverdueOperations(tx, 100)) {
       const kind = op.kind as OperationKind;
-      const stuck = await inspectors[kind]?.(tx, op, options.dispatcher);
+      const stuck = await inspectors[kind]?.(tx, op, options.dispatcher, options.notifications);
       if (!stuck) {
         await finishOperation(tx, op.id, "done");
         result.finished++;
@@ -315,13 +369,14 @@ export async function reconcileOnce(options: ReconcilerOptions): Promise<Reconci
       }
       const status = await stuck.fail(tx, reason);
       await finishOperation(tx, op.id, "failed", reason);
-      failures.push({ stuck, reason, status });
+      failures.push({ stuck, reason, status, projectId: op.projectId });
       result.failed++;
     }
   });
-  for (const { stuck, reason, status } of failures) {
+  for (const { stuck, reason, status, projectId } of failures) {
     publishChange(options.bus, stuck.kind, stuck.resourceId);
     await options.notifier.notify("ERROR", `${stuck.event}.error`, "scheduler.reconciler", {
+      tenant_id: projectId,
       [`${stuck.kind}_id`]: stuck.resourceId,
       status,
       reason,

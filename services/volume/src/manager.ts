@@ -14,7 +14,15 @@ import {
   updateVolumeStatus,
   type VolumeRow,
 } from "@cinderblock/db";
-import { extendQuotaDeltas, snapshotQuotaHeld, volumeQuotaHeld } from "@cinderblock/domain";
+import {
+  extendQuotaDeltas,
+  type GroupEvent,
+  settleGroupDelete,
+  snapshotQuotaHeld,
+  snapshotUsage,
+  volumeQuotaHeld,
+  volumeUsage,
+} from "@cinderblock/domain";
 import type {
   VolumeCreateSnapshot,
   VolumeCreateVolume,
@@ -42,40 +50,6 @@ export interface ManagerDependencies {
 /** How a handler is being run: the last delivery may not ask for a retry. */
 interface Delivery {
   finalAttempt: boolean;
-}
-
-/** Cinder's `_usage_from_snapshot`: the payload of every snapshot notification. */
-function snapshotUsage(snapshot: SnapshotRow, volume: VolumeRow | undefined): Record<string, unknown> {
-  return {
-    tenant_id: snapshot.projectId,
-    user_id: snapshot.userId,
-    availability_zone: volume?.availabilityZone ?? "",
-    volume_id: snapshot.volumeId,
-    volume_size: snapshot.volumeSizeGb,
-    snapshot_id: snapshot.id,
-    display_name: snapshot.name,
-    created_at: snapshot.createdAt.toISOString(),
-    status: snapshot.status,
-    deleted: snapshot.deleted,
-    metadata: snapshot.metadata,
-  };
-}
-
-/** Cinder's `_usage_from_volume`, the fields this project stores. */
-function volumeUsage(volume: VolumeRow): Record<string, unknown> {
-  return {
-    tenant_id: volume.projectId,
-    user_id: volume.userId,
-    availability_zone: volume.availabilityZone,
-    volume_id: volume.id,
-    volume_type: volume.volumeType,
-    size: volume.sizeGb,
-    display_name: volume.name,
-    created_at: volume.createdAt.toISOString(),
-    status: volume.status,
-    host: volume.host ?? "",
-    metadata: volume.metadata,
-  };
 }
 
 /** A failure message fit for a user's eyes: the driver's own words, or a generic one. */
@@ -134,6 +108,11 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
     await notifier.notify("ERROR", "volume.create.error", volumePublisher, { ...volumeUsage(failed), reason });
   }
 
+  /** Publishes what a member's delete decided about its group (deleted, or error_deleting). */
+  async function announceGroup(event: GroupEvent | undefined): Promise<void> {
+    if (event) await notifier.notify(event.priority, event.eventType, `group_snapshot.${deps.hostName}`, event.payload);
+  }
+
   /** Throws RetryableError while retries remain, else reports the driver failure for the caller to record. */
   function finalFailure(error: unknown, delivery: Delivery, what: string, fallback: string): string {
     const retryable = !(error instanceof DriverError) || error.retryable;
@@ -167,9 +146,13 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
       const reason = busy
         ? `snapshot is busy: ${(error as Error).message}`
         : finalFailure(error, delivery, "delete_snapshot", "the storage backend failed to delete the snapshot");
-      const failed = await updateSnapshotStatus(db, snapshot.id, ["deleting"], busy ? "available" : "error_deleting", {
-        statusReason: reason,
+      const { failed, group } = await transaction(db, async (tx) => {
+        const row = await updateSnapshotStatus(tx, snapshot.id, ["deleting"], busy ? "available" : "error_deleting", {
+          statusReason: reason,
+        });
+        return { failed: row, group: row && (await settleGroupDelete(tx, row.groupSnapshotId)) };
       });
+      await announceGroup(group);
       if (failed) {
         publishChange(deps.bus, "snapshot", snapshot.id);
         await notifier.notify("ERROR", "snapshot.delete.error", snapshotPublisher, {
@@ -179,17 +162,17 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
       }
       return { deleted: false, busy, reason };
     }
-    const gone = await transaction(db, async (tx) => {
+    const { gone, group } = await transaction(db, async (tx) => {
       const row = await markSnapshotDeleted(tx, snapshot.id);
-      if (row) {
-        await releaseQuota(tx, row.projectId, snapshotQuotaHeld(row));
-      }
-      return row;
+      if (!row) return { gone: row, group: undefined };
+      await releaseQuota(tx, row.projectId, snapshotQuotaHeld(row));
+      return { gone: row, group: await settleGroupDelete(tx, row.groupSnapshotId) };
     });
     if (gone) {
       publishChange(deps.bus, "snapshot", snapshot.id);
       await notifier.notify("INFO", "snapshot.delete.end", snapshotPublisher, snapshotUsage(gone, volume));
     }
+    await announceGroup(group);
     return { deleted: true };
   }
 

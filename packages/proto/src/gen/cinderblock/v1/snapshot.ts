@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { ListView, listViewFromJSON, listViewToJSON } from "./view.js";
 
 /** SnapshotStatus mirrors Cinder's snapshot statuses. */
 export enum SnapshotStatus {
@@ -329,6 +330,8 @@ export interface ListSnapshotsRequest {
   sortDir: string;
   /** Admin only: every project's snapshots. */
   allProjects: boolean;
+  /** Summary or detail (default). */
+  view: ListView;
 }
 
 export interface ListSnapshotsRequest_MetadataEntry {
@@ -3875,6 +3878,7 @@ function createBaseListSnapshotsRequest(): ListSnapshotsRequest {
     sortKey: "",
     sortDir: "",
     allProjects: false,
+    view: 0,
   };
 }
 
@@ -3906,6 +3910,9 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
     }
     if (message.allProjects !== false) {
       writer.uint32(72).bool(message.allProjects);
+    }
+    if (message.view !== 0) {
+      writer.uint32(80).int32(message.view);
     }
     return writer;
   },
@@ -3998,6 +4005,14 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
             message.allProjects = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4058,6 +4073,7 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
         : isSet(object.all_projects)
         ? globalThis.Boolean(object.all_projects)
         : false,
+      view: isSet(object.view) ? listViewFromJSON(object.view) : 0,
     };
   },
 
@@ -4096,6 +4112,9 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
     if (message.allProjects !== false) {
       obj.allProjects = message.allProjects;
     }
+    if (message.view !== 0) {
+      obj.view = listViewToJSON(message.view);
+    }
     return obj;
   },
 
@@ -4121,6 +4140,7 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
     message.sortKey = object.sortKey ?? "";
     message.sortDir = object.sortDir ?? "";
     message.allProjects = object.allProjects ?? false;
+    message.view = object.view ?? 0;
     return message;
   },
 };

@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { ListView, listViewFromJSON, listViewToJSON } from "./view.js";
 
 /** VolumeStatus mirrors Cinder's volume statuses. */
 export enum VolumeStatus {
@@ -183,7 +184,16 @@ export interface Attachment {
   mountpoint: string;
   /** "attaching", "attached". */
   attachStatus: string;
-  attachedAt: Date | undefined;
+  attachedAt:
+    | Date
+    | undefined;
+  /** The host connector the attach was made with (DetachVolume hands it back to the driver). */
+  connector: { [key: string]: string };
+}
+
+export interface Attachment_ConnectorEntry {
+  key: string;
+  value: string;
 }
 
 export interface CreateVolumeRequest {
@@ -367,6 +377,8 @@ export interface ListVolumesRequest {
   sortDir: string;
   /** Admin only: every project's volumes. */
   allProjects: boolean;
+  /** Summary or detail (default). */
+  view: ListView;
 }
 
 export interface ListVolumesRequest_MetadataEntry {
@@ -1080,7 +1092,15 @@ export const Volume_MetadataEntry: MessageFns<Volume_MetadataEntry> = {
 };
 
 function createBaseAttachment(): Attachment {
-  return { id: "", volumeId: "", instanceId: "", mountpoint: "", attachStatus: "", attachedAt: undefined };
+  return {
+    id: "",
+    volumeId: "",
+    instanceId: "",
+    mountpoint: "",
+    attachStatus: "",
+    attachedAt: undefined,
+    connector: {},
+  };
 }
 
 export const Attachment: MessageFns<Attachment> = {
@@ -1103,6 +1123,9 @@ export const Attachment: MessageFns<Attachment> = {
     if (message.attachedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.attachedAt), writer.uint32(50).fork()).join();
     }
+    globalThis.Object.entries(message.connector).forEach(([key, value]: [string, string]) => {
+      Attachment_ConnectorEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
     return writer;
   },
 
@@ -1167,6 +1190,17 @@ export const Attachment: MessageFns<Attachment> = {
             message.attachedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = Attachment_ConnectorEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.connector[entry7.key] = entry7.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1203,6 +1237,20 @@ export const Attachment: MessageFns<Attachment> = {
         : isSet(object.attached_at)
         ? fromJsonTimestamp(object.attached_at)
         : undefined,
+      connector: isObject(object.connector)
+        ? (globalThis.Object.entries(object.connector) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1226,6 +1274,15 @@ export const Attachment: MessageFns<Attachment> = {
     if (message.attachedAt !== undefined) {
       obj.attachedAt = message.attachedAt.toISOString();
     }
+    if (message.connector) {
+      const entries = globalThis.Object.entries(message.connector) as [string, string][];
+      if (entries.length > 0) {
+        obj.connector = {};
+        entries.forEach(([k, v]) => {
+          obj.connector[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -1240,6 +1297,100 @@ export const Attachment: MessageFns<Attachment> = {
     message.mountpoint = object.mountpoint ?? "";
     message.attachStatus = object.attachStatus ?? "";
     message.attachedAt = object.attachedAt ?? undefined;
+    message.connector = (globalThis.Object.entries(object.connector ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseAttachment_ConnectorEntry(): Attachment_ConnectorEntry {
+  return { key: "", value: "" };
+}
+
+export const Attachment_ConnectorEntry: MessageFns<Attachment_ConnectorEntry> = {
+  encode(message: Attachment_ConnectorEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Attachment_ConnectorEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachment_ConnectorEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Attachment_ConnectorEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Attachment_ConnectorEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Attachment_ConnectorEntry>, I>>(base?: I): Attachment_ConnectorEntry {
+    return Attachment_ConnectorEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Attachment_ConnectorEntry>, I>>(object: I): Attachment_ConnectorEntry {
+    const message = createBaseAttachment_ConnectorEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -4120,6 +4271,7 @@ function createBaseListVolumesRequest(): ListVolumesRequest {
     sortKey: "",
     sortDir: "",
     allProjects: false,
+    view: 0,
   };
 }
 
@@ -4148,6 +4300,9 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
     }
     if (message.allProjects !== false) {
       writer.uint32(64).bool(message.allProjects);
+    }
+    if (message.view !== 0) {
+      writer.uint32(72).int32(message.view);
     }
     return writer;
   },
@@ -4232,6 +4387,14 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
             message.allProjects = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4287,6 +4450,7 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
         : isSet(object.all_projects)
         ? globalThis.Boolean(object.all_projects)
         : false,
+      view: isSet(object.view) ? listViewFromJSON(object.view) : 0,
     };
   },
 
@@ -4322,6 +4486,9 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
     if (message.allProjects !== false) {
       obj.allProjects = message.allProjects;
     }
+    if (message.view !== 0) {
+      obj.view = listViewToJSON(message.view);
+    }
     return obj;
   },
 
@@ -4346,6 +4513,7 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
     message.sortKey = object.sortKey ?? "";
     message.sortDir = object.sortDir ?? "";
     message.allProjects = object.allProjects ?? false;
+    message.view = object.view ?? 0;
     return message;
   },
 };

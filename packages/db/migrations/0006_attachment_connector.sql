@@ -1,0 +1,1 @@
+ALTER TABLE "volume_attachments" ADD COLUMN "connector" jsonb DEFAULT '{}'::jsonb NOT NULL;
