@@ -109,6 +109,16 @@ describe("cinderblock CLI", () => {
     expect(shown.stdout).toMatch(/^status\s+available$/m);
     expect(shown.stdout).toMatch(new RegExp(`^volume_id\\s+${volumeId}$`, "m"));
 
+    // A settled snapshot: watch prints its state once and ends.
+    const watched = await cli(p, "snapshot", "watch", snapshotId, "--json");
+    expect(watched.code).toBe(0);
+    expect(
+      watched.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).status),
+    ).toEqual(["SNAPSHOT_STATUS_AVAILABLE"]);
+
     // One JSON document for scripts.
     const listed = json<{ volumes: Array<{ id: string }>; nextPageToken: string }>(
       await cli(p, "volume", "list", "--json"),

@@ -67,7 +67,13 @@ const DEFAULT_WAIT_TIMEOUT_S = 600;
 const POLL_FIRST_MS = 200;
 const POLL_MAX_MS = 2000;
 
-function waitDeadline(flags: FlagValues): { at: number; seconds: number } {
+/** When a --wait gives up: --wait-timeout from now (checked before anything is sent). */
+interface Deadline {
+  at: number;
+  seconds: number;
+}
+
+function waitDeadline(flags: FlagValues): Deadline {
   const seconds = intFlag(flags, "wait-timeout", 1, 86_400) ?? DEFAULT_WAIT_TIMEOUT_S;
   return { at: Date.now() + seconds * 1000, seconds };
 }
@@ -98,9 +104,13 @@ function reason(text: string): string {
  * Polls GetVolume until the volume leaves `transitional`: for a delete, until it is gone
  * (NOT_FOUND, reported as status deleted). Shows each change on stderr.
  */
-async function followVolume(ctx: CommandContext, first: Volume, transitional: VolumeStatus): Promise<Volume> {
+async function followVolume(
+  ctx: CommandContext,
+  first: Volume,
+  transitional: VolumeStatus,
+  deadline: Deadline,
+): Promise<Volume> {
   const { conn, out, signal } = ctx;
-  const deadline = waitDeadline(ctx.flags);
   const start = Date.now();
   let volume = first;
   let delay = POLL_FIRST_MS;
@@ -137,9 +147,8 @@ async function followVolume(ctx: CommandContext, first: Volume, transitional: Vo
 }
 
 /** Follows a snapshot through WatchSnapshot to its terminal status, showing progress on stderr. */
-async function followSnapshot(ctx: CommandContext, id: string): Promise<Snapshot> {
+async function followSnapshot(ctx: CommandContext, id: string, deadline: Deadline): Promise<Snapshot> {
   const { conn, out, signal } = ctx;
-  const deadline = waitDeadline(ctx.flags);
   const start = Date.now();
   let last: Snapshot | undefined;
   try {
@@ -205,10 +214,10 @@ const volumeCreate: Handler = async (ctx) => {
     imageMetadata: pairsFlag(flags, "image-metadata"),
     clientRequestId: stringFlag(flags, "client-request-id"),
   });
-  waitDeadline(flags);
+  const deadline = waitDeadline(flags);
   const res = await conn.call<CreateVolumeResponse>((md, o, done) => conn.volumes.createVolume(request, md, o, done));
   let volume = res.volume as Volume;
-  if (flags.wait) volume = await followVolume(ctx, volume, VolumeStatus.VOLUME_STATUS_CREATING);
+  if (flags.wait) volume = await followVolume(ctx, volume, VolumeStatus.VOLUME_STATUS_CREATING, deadline);
   printVolume(out, volume);
   if (flags.wait && volume.status === VolumeStatus.VOLUME_STATUS_ERROR) {
     throw new CliFailure(`volume ${volume.id} ended in error${reason(volume.statusReason)}`, EXIT.OPERATION_FAILED);
@@ -251,12 +260,12 @@ const volumeShow: Handler = async ({ conn, args, out }) => {
 const volumeDelete: Handler = async (ctx) => {
   const { conn, args, flags, out } = ctx;
   const id = args[0] ?? "";
-  waitDeadline(flags);
+  const deadline = waitDeadline(flags);
   const res = await conn.call<DeleteVolumeResponse>((md, o, done) =>
     conn.volumes.deleteVolume({ id, cascade: flags.cascade === true }, md, o, done),
   );
   let volume = res.volume as Volume;
-  if (flags.wait) volume = await followVolume(ctx, volume, VolumeStatus.VOLUME_STATUS_DELETING);
+  if (flags.wait) volume = await followVolume(ctx, volume, VolumeStatus.VOLUME_STATUS_DELETING, deadline);
   if (out.json) out.jsonLine(volumeJson(volume));
   else out.text(`volume ${volume.id} ${volumeStatusName(volume.status)}\n`);
   if (flags.wait && volume.status !== VolumeStatus.VOLUME_STATUS_DELETED) {
@@ -278,12 +287,12 @@ const snapshotCreate: Handler = async (ctx) => {
     metadata: pairsFlag(flags, "metadata"),
     clientRequestId: stringFlag(flags, "client-request-id"),
   });
-  waitDeadline(flags);
+  const deadline = waitDeadline(flags);
   const res = await conn.call<CreateSnapshotResponse>((md, o, done) =>
     conn.snapshots.createSnapshot(request, md, o, done),
   );
   let snapshot = res.snapshot as Snapshot;
-  if (flags.wait) snapshot = await followSnapshot(ctx, snapshot.id);
+  if (flags.wait) snapshot = await followSnapshot(ctx, snapshot.id, deadline);
   printSnapshot(out, snapshot);
   if (flags.wait && snapshot.status !== SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE) {
     throw new CliFailure(
@@ -332,12 +341,12 @@ const snapshotShow: Handler = async ({ conn, args, out }) => {
 const snapshotDelete: Handler = async (ctx) => {
   const { conn, args, flags, out } = ctx;
   const id = args[0] ?? "";
-  waitDeadline(flags);
+  const deadline = waitDeadline(flags);
   const res = await conn.call<DeleteSnapshotResponse>((md, o, done) =>
     conn.snapshots.deleteSnapshot({ id, force: flags.force === true }, md, o, done),
   );
   let snapshot = res.snapshot as Snapshot;
-  if (flags.wait) snapshot = await followSnapshot(ctx, snapshot.id);
+  if (flags.wait) snapshot = await followSnapshot(ctx, snapshot.id, deadline);
   if (out.json) out.jsonLine(snapshotJson(snapshot));
   else out.text(`snapshot ${snapshot.id} ${snapshotStatusName(snapshot.status)}\n`);
   if (flags.wait && snapshot.status !== SnapshotStatus.SNAPSHOT_STATUS_DELETED) {
