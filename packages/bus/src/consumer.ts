@@ -101,7 +101,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         `process ${msg.subject}`,
         {
           kind: "consumer",
-          parent: messageContext(msg.headers),
+          parent: messageContext(msg),
           attributes: {
             "messaging.system": "nats",
             "messaging.destination.name": msg.subject,

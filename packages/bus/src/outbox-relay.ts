@@ -43,10 +43,9 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           published = await drainOutbox(options.db, batchSize, async (messages) => {
             await Promise.all(
               messages.map(async (m) => {
-                // The publish continues the trace of the request that wrote the row.
-                const parent = m.traceContext
-                  ? { context: storedContext(m.traceContext), stored: m.traceContext }
-                  : undefined;
+                // The publish continues the trace of the request that wrote the row; a row without
+                // one starts its own (never the trace of whichever request kicked this pass).
+                const parent = { context: storedContext(m.traceContext), stored: m.traceContext };
                 await publishTraced(options.js, m.subject, m.payload, m.msgId, parent);
                 outboxRelayLag.observe(Math.max(0, Date.now() - m.createdAt.getTime()) / 1000);
               }),

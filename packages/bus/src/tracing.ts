@@ -41,9 +41,12 @@ export function activeTraceHeaders(): MsgHdrs | undefined {
   return traceHeaders(traceCarrier());
 }
 
-/** The trace context a message's headers carry (the root context when none or tracing is off). */
-export function messageContext(msgHeaders: MsgHdrs | undefined): Context {
-  return contextFrom((key) => msgHeaders?.get(key) || undefined);
+/**
+ * The trace context a message's headers carry (the root context when none or tracing is off).
+ * NOTE: takes the message, not its headers: reading `headers` parses them, which only tracing needs.
+ */
+export function messageContext(msg: { readonly headers?: MsgHdrs | undefined }): Context {
+  return contextFrom((key) => msg.headers?.get(key) || undefined);
 }
 
 /** The context an outbox row stored (the root context when none or tracing is off). */
