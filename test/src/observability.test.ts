@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
@@ -331,6 +331,34 @@ describe("tracing", () => {
       service: "cinderblock-volume",
       kind: SPAN_KIND.INTERNAL,
       parentSpanId: handled.spanId,
+    });
+  });
+  it("carries the trace into the volume host's gRPC server (AttachVolume → InitializeConnection)", async () => {
+    const project = uniqueName("obs-");
+    const volume = await availableVolume(project);
+    const traceId = randomBytes(16).toString("hex");
+    const md = identity(project);
+    md.set("traceparent", `00-${traceId}-${randomBytes(8).toString("hex")}-01`);
+    await call((done) =>
+      stack.volumes.attachVolume(
+        { volumeId: volume.id, instanceId: randomUUID(), mountpoint: "/dev/vdb", connector: { host: "compute1" } },
+        md,
+        done,
+      ),
+    );
+    const names = [
+      "cinderblock.v1.VolumesService/AttachVolume",
+      "cinderblock.internal.v1.VolumeHostService/InitializeConnection",
+    ];
+    const complete = () => names.every((name) => spans.some((s) => s.traceId === traceId && s.name === name));
+    for (let i = 0; i < 200 && !complete(); i++) await new Promise((r) => setTimeout(r, 50));
+    const attach = spans.find((s) => s.traceId === traceId && s.name === names[0]);
+    const host = spans.find((s) => s.traceId === traceId && s.name === names[1]);
+    expect(attach).toMatchObject({ service: "cinderblock-api", kind: SPAN_KIND.SERVER });
+    expect(host).toMatchObject({ service: "cinderblock-volume", kind: SPAN_KIND.SERVER, parentSpanId: attach?.spanId });
+    expect(spans.find((s) => s.traceId === traceId && s.name === "driver initialize_connection")).toMatchObject({
+      service: "cinderblock-volume",
+      parentSpanId: host?.spanId,
     });
   });
 });
