@@ -47,6 +47,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
                 // one starts its own (never the trace of whichever request kicked this pass).
                 const parent = { context: storedContext(m.traceContext), stored: m.traceContext };
                 await publishTraced(options.js, m.subject, m.payload, m.msgId, parent);
+                // NOTE: created_at is PostgreSQL's clock, Date.now() this host's: skew shifts the lag.
                 outboxRelayLag.observe(Math.max(0, Date.now() - m.createdAt.getTime()) / 1000);
               }),
             );
