@@ -103,6 +103,39 @@ describe("outbox relay", () => {
     }
   });
 
+  it("publishes the trace context stored with a row in the message's headers", async () => {
+    const subject = `${bus.subjects.prefix}.v1.scheduler.test_trace`;
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    await enqueueOutbox(handle.db, {
+      subject,
+      msgId: "op-t:1:scheduler",
+      payload: new Uint8Array([1]),
+      traceContext: { traceparent },
+    });
+    await enqueueOutbox(handle.db, { subject, msgId: "op-u:1:scheduler", payload: new Uint8Array([2]) });
+    const got: Array<[number, string | undefined]> = [];
+    const consumer = await startConsumer({
+      bus,
+      durable: "trace",
+      filterSubject: subject,
+      async handle(msg) {
+        got.push([msg.data[0] ?? 0, msg.headers?.get("traceparent") || undefined]);
+      },
+    });
+    const relay = startOutboxRelay({ db: handle.db, js: bus.js, pollIntervalMs: 50 });
+    try {
+      await until(() => got.length >= 2);
+    } finally {
+      await relay.stop();
+      await consumer.stop();
+    }
+    // Even a relay that does not trace itself passes the stored context on, so the trace goes on.
+    expect(got.sort()).toEqual([
+      [1, traceparent],
+      [2, undefined],
+    ]);
+  });
+
   it("keeps messages in the outbox while JetStream refuses them", async () => {
     // No stream captures this subject: the publish fails, so the row must stay for a later pass.
     await enqueueOutbox(handle.db, { subject: uniqueName("nowhere."), msgId: "x:1", payload: new Uint8Array([1]) });

@@ -1,6 +1,9 @@
+import { withSpan } from "@cinderblock/telemetry";
 import { AckPolicy, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import type { Bus } from "./connection.js";
+import { messageHandling, operationOf, watchConsumer } from "./metrics.js";
+import { messageContext } from "./tracing.js";
 
 /**
  * Thrown by a message handler when the same message may succeed later (a database or backend
@@ -64,7 +67,9 @@ export interface RunningConsumer {
 
 /**
  * Creates (or updates) a durable pull consumer and processes its messages with bounded
- * concurrency, telling retryable from terminal failures explicitly.
+ * concurrency, telling retryable from terminal failures explicitly. Each message is timed
+ * (cinderblock_bus_message_handling_seconds) and handled in a span continuing its publisher's
+ * trace; the consumer's pending counts are sampled from JetStream when `/metrics` is scraped.
  */
 export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
   const { bus } = options;
@@ -87,23 +92,44 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const inFlight = new Set<Promise<void>>();
 
   async function process(msg: JsMsg): Promise<void> {
+    const started = performance.now();
     const keepAlive = setInterval(() => msg.working(), ackWaitMs / 3);
+    let outcome: Outcome = "ack";
     try {
-      await options.handle(msg);
+      // A CONSUMER span continuing the publisher's trace (traceparent header), current for the handler.
+      await withSpan(
+        `process ${msg.subject}`,
+        {
+          kind: "consumer",
+          parent: messageContext(msg),
+          attributes: {
+            "messaging.system": "nats",
+            "messaging.destination.name": msg.subject,
+            "messaging.consumer.group.name": options.durable,
+          },
+        },
+        () => options.handle(msg),
+      );
       msg.ack();
       options.onOutcome?.(msg, "ack");
     } catch (error) {
       if (error instanceof RetryableError) {
+        outcome = "nak";
         msg.nak(error.delayMs);
         options.onOutcome?.(msg, "nak", error);
       } else {
         // NOTE: no reason argument: servers before 2.10.4 (Debian 12 ships 2.9) do not parse
         // "+TERM <reason>" and leave the message pending; the reason goes to onOutcome instead.
+        outcome = "term";
         msg.term();
         options.onOutcome?.(msg, "term", error);
       }
     } finally {
       clearInterval(keepAlive);
+      messageHandling.observe(
+        { consumer: options.durable, operation: operationOf(msg.subject), outcome },
+        (performance.now() - started) / 1000,
+      );
     }
   }
 
@@ -116,8 +142,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     }
   })();
 
+  const unwatch = watchConsumer(bus, options.durable);
   return {
     async stop() {
+      unwatch();
       await messages.close();
       await loop;
       await Promise.all(inFlight);

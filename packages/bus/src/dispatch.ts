@@ -10,8 +10,10 @@ import {
   VolumeExtendVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
+import { traceCarrier } from "@cinderblock/telemetry";
 import type { Bus } from "./connection.js";
 import type { Subjects } from "./subjects.js";
+import { publishTraced } from "./tracing.js";
 
 /** The JetStream message id of one dispatch of an operation (a re-dispatch is a new message). */
 function msgId(operationId: string, attempt: number, step: string): string {
@@ -23,46 +25,54 @@ export function hostNameOf(backendHost: string): string {
   return backendHost.split("@")[0] ?? backendHost;
 }
 
+/**
+ * Writes a cast into the outbox with the active trace context, so the relay (maybe in another
+ * process, after a crash) publishes it as a continuation of the request that wrote it.
+ */
+function enqueue(tx: Executor, message: { subject: string; msgId: string; payload: Uint8Array }): Promise<void> {
+  return enqueueOutbox(tx, { ...message, traceContext: traceCarrier() });
+}
+
 /** A dispatcher that writes casts into the transactional outbox. */
 export function createOutboxDispatcher(subjects: Subjects): Dispatcher {
   return {
     async deleteSnapshot(tx: Executor, host: string, cast: VolumeDeleteSnapshot, attempt: number) {
-      await enqueueOutbox(tx, {
+      await enqueue(tx, {
         subject: subjects.volumeDeleteSnapshot(hostNameOf(host)),
         msgId: msgId(cast.operationId, attempt, "volume"),
         payload: VolumeDeleteSnapshot.encode(cast).finish(),
       });
     },
     async extendVolume(tx: Executor, host: string, cast: VolumeExtendVolume, attempt: number) {
-      await enqueueOutbox(tx, {
+      await enqueue(tx, {
         subject: subjects.volumeExtendVolume(hostNameOf(host)),
         msgId: msgId(cast.operationId, attempt, "volume"),
         payload: VolumeExtendVolume.encode(cast).finish(),
       });
     },
     async revertToSnapshot(tx: Executor, host: string, cast: VolumeRevertToSnapshot, attempt: number) {
-      await enqueueOutbox(tx, {
+      await enqueue(tx, {
         subject: subjects.volumeRevertToSnapshot(hostNameOf(host)),
         msgId: msgId(cast.operationId, attempt, "volume"),
         payload: VolumeRevertToSnapshot.encode(cast).finish(),
       });
     },
     async deleteVolume(tx: Executor, host: string, cast: VolumeDeleteVolume, attempt: number) {
-      await enqueueOutbox(tx, {
+      await enqueue(tx, {
         subject: subjects.volumeDeleteVolume(hostNameOf(host)),
         msgId: msgId(cast.operationId, attempt, "volume"),
         payload: VolumeDeleteVolume.encode(cast).finish(),
       });
     },
     async createSnapshot(tx: Executor, cast: SchedulerCreateSnapshot, attempt: number) {
-      await enqueueOutbox(tx, {
+      await enqueue(tx, {
         subject: subjects.schedulerCreateSnapshot,
         msgId: msgId(cast.operationId, attempt, "scheduler"),
         payload: SchedulerCreateSnapshot.encode(cast).finish(),
       });
     },
     async createVolume(tx: Executor, cast: SchedulerCreateVolume, attempt: number) {
-      await enqueueOutbox(tx, {
+      await enqueue(tx, {
         subject: subjects.schedulerCreateVolume,
         msgId: msgId(cast.operationId, attempt, "scheduler"),
         payload: SchedulerCreateVolume.encode(cast).finish(),
@@ -85,14 +95,20 @@ export interface VolumeHostCaster {
 export function createVolumeHostCaster(bus: Bus): VolumeHostCaster {
   return {
     async createSnapshot(host, cast, deliveryKey) {
-      await bus.js.publish(bus.subjects.volumeCreateSnapshot(host), VolumeCreateSnapshot.encode(cast).finish(), {
-        msgID: `${deliveryKey}:volume`,
-      });
+      await publishTraced(
+        bus.js,
+        bus.subjects.volumeCreateSnapshot(host),
+        VolumeCreateSnapshot.encode(cast).finish(),
+        `${deliveryKey}:volume`,
+      );
     },
     async createVolume(host, cast, deliveryKey) {
-      await bus.js.publish(bus.subjects.volumeCreateVolume(host), VolumeCreateVolume.encode(cast).finish(), {
-        msgID: `${deliveryKey}:volume`,
-      });
+      await publishTraced(
+        bus.js,
+        bus.subjects.volumeCreateVolume(host),
+        VolumeCreateVolume.encode(cast).finish(),
+        `${deliveryKey}:volume`,
+      );
     },
   };
 }

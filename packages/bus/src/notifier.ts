@@ -2,8 +2,10 @@ import { randomUUID } from "node:crypto";
 import { type Executor, enqueueOutbox } from "@cinderblock/db";
 import type { Announcer } from "@cinderblock/domain";
 import { Notification } from "@cinderblock/proto";
+import { traceCarrier } from "@cinderblock/telemetry";
 import type { Bus } from "./connection.js";
 import type { Subjects } from "./subjects.js";
+import { activeTraceHeaders } from "./tracing.js";
 
 /** Notification priority, as Cinder's notifier spells it. */
 export type Priority = "INFO" | "ERROR";
@@ -13,6 +15,7 @@ export interface Notifier {
   /**
    * Publishes one notification on `<prefix>.notifications.<priority>.<event_type>` as JSON (the
    * proto3 JSON mapping of {@link Notification}) and waits until the notifications stream has it.
+   * The message's `traceparent` header names the span it was sent from, when traced.
    */
   notify(priority: Priority, eventType: string, publisherId: string, payload: Record<string, unknown>): Promise<void>;
 }
@@ -36,7 +39,11 @@ export function createNotifier(bus: Bus): Notifier {
   return {
     async notify(priority, eventType, publisherId, payload) {
       const { messageId, body } = envelope(priority, eventType, publisherId, payload);
-      await bus.js.publish(bus.subjects.notification(priority, eventType), body, { msgID: messageId });
+      const headers = activeTraceHeaders();
+      await bus.js.publish(bus.subjects.notification(priority, eventType), body, {
+        msgID: messageId,
+        ...(headers ? { headers } : {}),
+      });
     },
   };
 }
@@ -51,7 +58,12 @@ export function createOutboxAnnouncer(subjects: Subjects, hostName: string): Ann
     async announce(tx: Executor, priority: Priority, eventType: string, payload: Record<string, unknown>) {
       const publisherId = `${eventType.split(".")[0]}.${hostName}`;
       const { messageId, body } = envelope(priority, eventType, publisherId, payload);
-      await enqueueOutbox(tx, { subject: subjects.notification(priority, eventType), msgId: messageId, payload: body });
+      await enqueueOutbox(tx, {
+        subject: subjects.notification(priority, eventType),
+        msgId: messageId,
+        payload: body,
+        traceContext: traceCarrier(),
+      });
     },
   };
 }

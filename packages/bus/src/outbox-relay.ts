@@ -1,5 +1,7 @@
 import { type Db, drainOutbox } from "@cinderblock/db";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { outboxPublished, outboxRelayFailures, outboxRelayLag, watchOutbox } from "./metrics.js";
+import { publishTraced, storedContext } from "./tracing.js";
 
 /** Options for {@link startOutboxRelay}. */
 export interface OutboxRelayOptions {
@@ -22,7 +24,9 @@ export interface OutboxRelay {
 
 /**
  * Publishes outbox messages with their message id (JetStream drops a duplicate inside its
- * window), deleting them in the same transaction only once JetStream has acknowledged them.
+ * window), deleting them in the same transaction only once JetStream has acknowledged them. Each
+ * publish continues the trace stored with its row; the cinderblock_outbox_* metrics count them,
+ * their lag, and (sampled when scraped) the backlog.
  */
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 256;
@@ -37,10 +41,21 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         let published = 0;
         do {
           published = await drainOutbox(options.db, batchSize, async (messages) => {
-            await Promise.all(messages.map((m) => options.js.publish(m.subject, m.payload, { msgID: m.msgId })));
+            await Promise.all(
+              messages.map(async (m) => {
+                // The publish continues the trace of the request that wrote the row; a row without
+                // one starts its own (never the trace of whichever request kicked this pass).
+                const parent = { context: storedContext(m.traceContext), stored: m.traceContext };
+                await publishTraced(options.js, m.subject, m.payload, m.msgId, parent);
+                // NOTE: created_at is PostgreSQL's clock, Date.now() this host's: skew shifts the lag.
+                outboxRelayLag.observe(Math.max(0, Date.now() - m.createdAt.getTime()) / 1000);
+              }),
+            );
           });
+          outboxPublished.inc(published);
         } while (published === batchSize && !stopped);
       } catch (error) {
+        outboxRelayFailures.inc();
         options.onError?.(error);
       }
     } while (again && !stopped);
@@ -58,11 +73,13 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   const timer = setInterval(kick, options.pollIntervalMs ?? 1000);
+  const unwatch = watchOutbox(options.db);
   kick();
   return {
     kick,
     async stop() {
       stopped = true;
+      unwatch();
       clearInterval(timer);
       await running;
     },

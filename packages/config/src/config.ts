@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { observabilityFields } from "./observability.js";
 
 /**
  * Thrown when the environment holds a bad value; the message names every bad variable, so a
@@ -34,6 +35,7 @@ const common = {
 
 const apiSchema = z.object({
   ...common,
+  ...observabilityFields(9464),
   /** Milliseconds to wait for a compute agent to confirm a quiesce (SnapshotInstance). */
   CINDERBLOCK_QUIESCE_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
@@ -51,6 +53,7 @@ const apiSchema = z.object({
 
 const schedulerSchema = z.object({
   ...common,
+  ...observabilityFields(9465),
   /** Seconds a re-dispatched create may stay in flight before the reconciler acts again. */
   CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
   /** Dispatches of one operation before the reconciler gives up and marks the resource `error`. */
@@ -60,6 +63,7 @@ const schedulerSchema = z.object({
 
 const volumeSchema = z.object({
   ...common,
+  ...observabilityFields(9466),
   /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
   CINDERBLOCK_HOST: subjectToken.default("vol1"),
   CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),

@@ -19,8 +19,8 @@ export {
 export { runMigrations } from "./migrate.js";
 export type { NewOperation } from "./operations.js";
 export { claimOverdueOperations, finishOperation, insertOperation, retryOperation } from "./operations.js";
-export type { OutboxMessage } from "./outbox.js";
-export { drainOutbox, enqueueOutbox } from "./outbox.js";
+export type { DrainedOutboxMessage, OutboxMessage } from "./outbox.js";
+export { drainOutbox, enqueueOutbox, outboxBacklog } from "./outbox.js";
 export type { ListQuery, PageCursor, SortDir, SortKey } from "./pagination.js";
 export { cursorOf, decodePageToken, encodePageToken, SORT_KEYS } from "./pagination.js";
 export type { QuotaDelta, QuotaRefusal } from "./quota.js";

@@ -8,11 +8,19 @@ export interface OutboxMessage {
   /** JetStream message id (deduplication). */
   msgId: string;
   payload: Uint8Array;
+  /** W3C trace context of the request that wrote it (`traceparent`, `tracestate`), when traced. */
+  traceContext?: Record<string, string> | undefined;
+}
+
+/** A message taken from the outbox, with when it was written. */
+export interface DrainedOutboxMessage extends OutboxMessage {
+  /** When the writing transaction began (its `now()`). */
+  createdAt: Date;
 }
 
 /** Writes a cast into the outbox (in the transaction of the rows it concerns). */
 export async function enqueueOutbox(db: Executor, message: OutboxMessage): Promise<void> {
-  await db.insert(outbox).values(message);
+  await db.insert(outbox).values({ ...message, traceContext: message.traceContext ?? null });
 }
 
 /**
@@ -23,18 +31,39 @@ export async function enqueueOutbox(db: Executor, message: OutboxMessage): Promi
 export async function drainOutbox(
   db: Db,
   limit: number,
-  publish: (messages: OutboxMessage[]) => Promise<void>,
+  publish: (messages: DrainedOutboxMessage[]) => Promise<void>,
 ): Promise<number> {
   return db.transaction(async (tx) => {
-    const rows = await tx.execute<{ id: string; subject: string; msg_id: string; payload: Uint8Array }>(sql`
+    const rows = await tx.execute<{
+      id: string;
+      subject: string;
+      msg_id: string;
+      payload: Uint8Array;
+      trace_context: Record<string, string> | null;
+      created_ms: number;
+    }>(sql`
       delete from ${outbox} where id in (
         select id from ${outbox} order by id limit ${limit} for update skip locked
-      ) returning id, subject, msg_id, payload`);
+      ) returning id, subject, msg_id, payload, trace_context,
+        (extract(epoch from created_at) * 1000)::float8 as created_ms`);
     if (rows.length === 0) return 0;
     const messages = [...rows]
       .sort((a, b) => Number(a.id) - Number(b.id))
-      .map((r) => ({ subject: r.subject, msgId: r.msg_id, payload: new Uint8Array(r.payload) }));
+      .map((r) => ({
+        subject: r.subject,
+        msgId: r.msg_id,
+        payload: new Uint8Array(r.payload),
+        traceContext: r.trace_context ?? undefined,
+        createdAt: new Date(Number(r.created_ms)),
+      }));
     await publish(messages);
     return messages.length;
   });
+}
+
+/** How many messages wait in the outbox, and how long the oldest has waited (seconds, 0 when empty). */
+export async function outboxBacklog(db: Db): Promise<{ messages: number; oldestAgeSeconds: number }> {
+  const [row] = await db.execute<{ n: number; age: number | null }>(sql`
+    select count(*)::int as n, extract(epoch from (now() - min(created_at)))::float8 as age from ${outbox}`);
+  return { messages: row?.n ?? 0, oldestAgeSeconds: Math.max(0, row?.age ?? 0) };
 }

@@ -225,5 +225,7 @@ export const outbox = pgTable("outbox", {
   subject: text("subject").notNull(),
   msgId: text("msg_id").notNull(),
   payload: bytea("payload").notNull(),
+  /** W3C trace context (`traceparent`, `tracestate`) of the request that wrote it, for the relay to continue. */
+  traceContext: jsonb("trace_context").$type<Record<string, string>>(),
   createdAt: createdAt(),
 });

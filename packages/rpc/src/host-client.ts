@@ -1,5 +1,6 @@
 import type { VolumeHostCalls } from "@cinderblock/domain";
 import { VolumeHostServiceClient } from "@cinderblock/proto";
+import { traceCarrier } from "@cinderblock/telemetry";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 
 /** Options for {@link createVolumeHostCalls}. */
@@ -14,12 +15,14 @@ function identity(ctx: { requestId: string; projectId: string; userId: string; r
   md.set("x-user-id", ctx.userId);
   md.set("x-request-id", ctx.requestId);
   if (ctx.roles.length > 0) md.set("x-roles", ctx.roles.join(","));
+  // The host's server span continues the caller's trace.
+  for (const [key, value] of Object.entries(traceCarrier() ?? {})) md.set(key, value);
   return md;
 }
 
 /**
  * Calls to volume hosts' internal gRPC servers, one client (and HTTP/2 connection) per address,
- * kept for reuse. The caller's identity and request id travel along in metadata.
+ * kept for reuse. The caller's identity, request id and trace context travel along in metadata.
  */
 export function createVolumeHostCalls(options: VolumeHostCallsOptions = {}): VolumeHostCalls & { close(): void } {
   const clients = new Map<string, VolumeHostServiceClient>();

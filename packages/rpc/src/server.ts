@@ -8,17 +8,22 @@ import {
   ServerCredentials,
   type ServerUnaryCall,
   type ServerWritableStream,
+  status,
 } from "@grpc/grpc-js";
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { noauthContext } from "./context.js";
 import { toServiceError } from "./errors.js";
+import { instrumentCall } from "./metrics.js";
 
 /** Where the boundary reports unexpected errors (the service's logger). */
 export type ErrorReporter = (error: unknown, info: { method: string; requestId: string }) => void;
 
-/** Wraps a unary handler: builds the request context, maps errors at one boundary. */
+/**
+ * Wraps a unary handler: builds the request context, maps errors at one boundary, counts and times
+ * the call (grpc_server_* metrics) and runs it in a server span continuing the caller's trace.
+ */
 export function unary<Req, Res>(
   method: string,
   report: ErrorReporter,
@@ -26,21 +31,27 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     let requestId = "unknown";
-    void (async () => {
+    instrumentCall(call.getPath(), "unary", call.metadata, async (end) => {
       try {
         const ctx = noauthContext(call.metadata);
         requestId = ctx.requestId;
-        callback(null, await handler(call.request, ctx));
+        const response = await handler(call.request, ctx);
+        end(status.OK);
+        callback(null, response);
       } catch (error) {
         const mapped = toServiceError(error, requestId);
         if (mapped.internal) report(error, { method, requestId });
+        end(mapped.error.code ?? status.UNKNOWN);
         callback(mapped.error);
       }
-    })();
+    });
   };
 }
 
-/** Wraps a server-streaming handler; the stream's abort signal fires when the client goes away. */
+/**
+ * Wraps a server-streaming handler like {@link unary}; the stream's abort signal fires when the
+ * client goes away (counted as CANCELLED).
+ */
 export function serverStreaming<Req, Res>(
   method: string,
   report: ErrorReporter,
@@ -50,23 +61,32 @@ export function serverStreaming<Req, Res>(
     const abort = new AbortController();
     call.on("cancelled", () => abort.abort());
     let requestId = "unknown";
-    void (async () => {
+    instrumentCall(call.getPath(), "server_stream", call.metadata, async (end) => {
       try {
         const ctx = noauthContext(call.metadata);
         requestId = ctx.requestId;
         for await (const message of handler(call.request, ctx, abort.signal)) {
-          if (abort.signal.aborted) return;
+          if (abort.signal.aborted) break;
           if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
         }
+        if (abort.signal.aborted) {
+          end(status.CANCELLED);
+          return;
+        }
+        end(status.OK);
         call.end();
       } catch (error) {
-        if (abort.signal.aborted) return;
+        if (abort.signal.aborted) {
+          end(status.CANCELLED);
+          return;
+        }
         const mapped = toServiceError(error, requestId);
         if (mapped.internal) report(error, { method, requestId });
+        end(mapped.error.code ?? status.UNKNOWN);
         // NOTE: grpc-js sends a server stream's status when the call emits 'error'; destroy() does not.
         call.emit("error", mapped.error);
       }
-    })();
+    });
   };
 }
 

@@ -117,6 +117,8 @@ export interface Stack {
   nc: NatsConnection;
   volumes: VolumesServiceClient;
   snapshots: SnapshotsServiceClient;
+  /** The `host:port` of a service's `/metrics` endpoint (from its "metrics listening" log line). */
+  metricsAddress(name: ServiceName): Promise<string>;
   /** Starts a service again (after a kill or stop), with the same settings, and waits until it is ready. */
   restart(name: ServiceName): Promise<void>;
   stop(): Promise<Record<string, number | null>>;
@@ -135,6 +137,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     CINDERBLOCK_API_LISTEN: "127.0.0.1:0",
     CINDERBLOCK_HOST: host,
     CINDERBLOCK_FILE_DIR: dataDir,
+    // Each service's /metrics on a free port (stacks of parallel runs must not collide).
+    CINDERBLOCK_METRICS_LISTEN: "127.0.0.1:0",
     LOG_LEVEL: "info",
     ...options.env,
   };
@@ -178,6 +182,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     nc,
     volumes: new VolumesServiceClient(address, credentials.createInsecure()),
     snapshots: new SnapshotsServiceClient(address, credentials.createInsecure()),
+    async metricsAddress(name) {
+      return String((await stack[name].waitFor("metrics listening", 5000)).address);
+    },
     async restart(name) {
       await stack[name].stop();
       stack[name] = startService(name, env);

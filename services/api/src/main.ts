@@ -12,11 +12,18 @@ import { createDb, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
 import { addHealthAndReflection, createVolumeHostCalls, listen, shutdown } from "@cinderblock/rpc";
+import { startTelemetry } from "@cinderblock/telemetry";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 
 async function main(): Promise<void> {
   const config = loadApiConfig(process.env);
   const logger = createLogger({ service: "api", level: config.LOG_LEVEL });
+  const telemetry = await startTelemetry({
+    service: "api",
+    config,
+    onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
+  });
+  if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
   await runMigrations(config.DATABASE_URL);
   const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
   const bus = await connectBus({
@@ -70,6 +77,7 @@ async function main(): Promise<void> {
     await relay.stop();
     await bus.close();
     await closeDb();
+    await telemetry.close();
   });
 }
 

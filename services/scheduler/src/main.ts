@@ -11,12 +11,19 @@ import {
 import { createLogger, loadSchedulerConfig, onShutdown } from "@cinderblock/config";
 import { createDb, runMigrations } from "@cinderblock/db";
 import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import { startTelemetry } from "@cinderblock/telemetry";
 import { createSchedulerHandlers } from "./handlers.js";
 import { reconcileOnce } from "./reconciler.js";
 
 async function main(): Promise<void> {
   const config = loadSchedulerConfig(process.env);
   const logger = createLogger({ service: "scheduler", level: config.LOG_LEVEL });
+  const telemetry = await startTelemetry({
+    service: "scheduler",
+    config,
+    onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
+  });
+  if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
   await runMigrations(config.DATABASE_URL);
   const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
   const bus = await connectBus({
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
     await relay.stop();
     await bus.close();
     await closeDb();
+    await telemetry.close();
   });
 }
 

@@ -10,6 +10,8 @@ import {
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { listen, shutdown } from "@cinderblock/rpc";
+import { startTelemetry } from "@cinderblock/telemetry";
+import { instrumentDriver } from "./drivers/instrumented.js";
 import { createDriver } from "./drivers/registry.js";
 import { createHostServer } from "./host-server.js";
 import { createVolumeManager } from "./manager.js";
@@ -20,6 +22,12 @@ const MAX_DELIVER = 5;
 async function main(): Promise<void> {
   const config = loadVolumeConfig(process.env);
   const logger = createLogger({ service: "volume", level: config.LOG_LEVEL });
+  const telemetry = await startTelemetry({
+    service: "volume",
+    config,
+    onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
+  });
+  if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
   await runMigrations(config.DATABASE_URL);
   const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
   const bus = await connectBus({
@@ -28,10 +36,13 @@ async function main(): Promise<void> {
     name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
   });
   const backend = config.CINDERBLOCK_BACKEND_NAME;
-  const driver = createDriver(config);
+  const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
+  const driver = instrumentDriver(createDriver(config), {
+    driver: config.CINDERBLOCK_VOLUME_DRIVER,
+    backend: backendHost,
+  });
   await driver.initialize();
   const drivers = new Map([[backend, driver]]);
-  const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
 
   const hostServer = createHostServer({
     db,
@@ -113,6 +124,7 @@ async function main(): Promise<void> {
     await driver.close();
     await bus.close();
     await closeDb();
+    await telemetry.close();
   });
 }
 
