@@ -94,10 +94,10 @@ describe("lifecycle", () => {
     lifecycle.ready({});
     const order: string[] = [];
     let finishInFlight: () => void = () => {};
-    lifecycle.onClose(async () => {
+    lifecycle.onClose("db", async () => {
       order.push("close db");
     });
-    lifecycle.onClose(async () => {
+    lifecycle.onClose("bus", async () => {
       order.push("close bus");
     });
     lifecycle.onDrain(async () => {
@@ -136,7 +136,7 @@ describe("lifecycle", () => {
 
   it("exits 0 even when a connection never closes, and 1 when a drain step fails", async () => {
     const hung = setup({ closeTimeoutMs: 20 });
-    hung.lifecycle.onClose(() => new Promise(() => {}));
+    hung.lifecycle.onClose("bus", () => new Promise(() => {}));
     hung.proc.send("SIGTERM");
     expect(await hung.proc.exited).toBe(0);
 

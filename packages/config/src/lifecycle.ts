@@ -49,7 +49,7 @@ export interface Lifecycle {
    */
   onDrain(step: (deadline: number) => Promise<void>): void;
   /** Adds a close step, run after the drain in reverse order of registration (connections, pools). */
-  onClose(step: () => Promise<void>): void;
+  onClose(what: string, step: () => Promise<void>): void;
 }
 
 /** Resolves after `ms`, or when `signal` aborts. */
@@ -76,6 +76,15 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 const never = new Promise<never>(() => {});
 
+/** An error and its causes on one line (drizzle's "Failed query" hides ECONNREFUSED in its cause). */
+function describe(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e !== undefined && parts.length < 4; e = (e as { cause?: unknown } | null)?.cause) {
+    parts.push(e instanceof Error ? e.message.split("\n")[0] || e.name : String(e));
+  }
+  return parts.join(": ");
+}
+
 /**
  * Creates the lifecycle and installs the SIGTERM/SIGINT handlers at once (a signal during start-up
  * stops what was started so far). On a signal: health turns NOT_SERVING, the drain steps run
@@ -89,7 +98,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
   const maxRetryDelayMs = options.maxRetryDelayMs ?? 5000;
   const stopping = new AbortController();
   const drains: Array<(deadline: number) => Promise<void>> = [];
-  const closes: Array<() => Promise<void>> = [];
+  const closes: Array<{ what: string; step: () => Promise<void> }> = [];
   const reporters: Array<(serving: boolean) => void> = [];
   let started = false;
   let failing: string[] = [];
@@ -118,13 +127,13 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       }
     }
     const closeBy = Date.now() + closeTimeoutMs;
-    for (const step of closes.reverse()) {
+    for (const { what, step } of closes.reverse()) {
       try {
-        await within(step(), Math.max(0, closeBy - Date.now()), "closing");
+        await within(step(), Math.max(0, closeBy - Date.now()), `closing ${what}`);
       } catch (err) {
         // NOTE: a dependency that is down may never answer a close; nothing is lost by exiting
         // (unacknowledged messages are redelivered), so a timeout is a warning, not a failure.
-        logger.warn({ err }, "a connection did not close in time; exiting anyway");
+        logger.warn({ closing: what, err: describe(err) }, "a connection did not close in time; exiting anyway");
       }
     }
     logger.info({ exit_code: failed ? 1 : 0 }, "stopped");
@@ -160,7 +169,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
           return result;
         } catch (err) {
           if (stopping.signal.aborted) break;
-          logger.warn({ dependency: what, attempt, retry_in_ms: delay, err: String(err) }, "waiting for dependency");
+          logger.warn({ dependency: what, attempt, retry_in_ms: delay, err: describe(err) }, "waiting for dependency");
           await sleep(delay, stopping.signal);
           delay = Math.min(delay * 2, maxRetryDelayMs);
         }
@@ -179,7 +188,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
               await within(check(), checkIntervalMs, name);
               return undefined;
             } catch (err) {
-              return { name, err: String(err) };
+              return { name, err: describe(err) };
             }
           }),
         );
@@ -204,8 +213,8 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     onDrain(step) {
       drains.push(step);
     },
-    onClose(step) {
-      closes.push(step);
+    onClose(what, step) {
+      closes.push({ what, step });
     },
   };
 }

@@ -40,19 +40,19 @@ async function main(): Promise<void> {
 
   await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
   const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
-  lifecycle.onClose(closeDb);
+  lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>
     connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-api" }),
   );
-  lifecycle.onClose(() => bus.close());
+  lifecycle.onClose("NATS", () => bus.close());
   const relay = startOutboxRelay({
     db,
     js: bus.js,
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
-  lifecycle.onClose(() => relay.stop());
+  lifecycle.onClose("outbox relay", () => relay.stop());
   const hosts = createVolumeHostCalls();
-  lifecycle.onClose(async () => hosts.close());
+  lifecycle.onClose("volume host clients", async () => hosts.close());
   pending.resolve(
     createApiUseCases({
       db,

@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   lifecycle.reportHealthTo((serving) => health.setServing(serving));
   const port = await listen(healthServer, config.CINDERBLOCK_SCHEDULER_LISTEN);
   // Closed last, so health answers NOT_SERVING for the whole drain.
-  lifecycle.onClose(async () => {
+  lifecycle.onClose("health server", async () => {
     health.endWatches();
     await shutdown(healthServer, 0);
   });
@@ -38,11 +38,11 @@ async function main(): Promise<void> {
 
   await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
   const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
-  lifecycle.onClose(closeDb);
+  lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>
     connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-scheduler" }),
   );
-  lifecycle.onClose(() => bus.close());
+  lifecycle.onClose("NATS", () => bus.close());
   const notifier = createNotifier(bus);
   const handlers = createSchedulerHandlers({
     db,
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     js: bus.js,
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
-  lifecycle.onClose(() => relay.stop());
+  lifecycle.onClose("outbox relay", () => relay.stop());
   const dispatcher = createOutboxDispatcher(bus.subjects);
   let reconciling: Promise<void> | undefined;
   const reconcileTimer = setInterval(() => {

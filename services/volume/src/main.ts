@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   });
   // The pool connects on first use; a driver with bad options fails here, before any waiting.
   const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
-  lifecycle.onClose(closeDb);
+  lifecycle.onClose("PostgreSQL pool", closeDb);
   const backend = config.CINDERBLOCK_BACKEND_NAME;
   const driver = createDriver(config);
   const drivers = new Map([[backend, driver]]);
@@ -60,9 +60,9 @@ async function main(): Promise<void> {
       name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
     }),
   );
-  lifecycle.onClose(() => bus.close());
+  lifecycle.onClose("NATS", () => bus.close());
   await driver.initialize();
-  lifecycle.onClose(() => driver.close());
+  lifecycle.onClose("driver", () => driver.close());
 
   // Heartbeat and capability report (Cinder's report_state + _report_driver_status).
   const report = async () => {
