@@ -22,8 +22,8 @@ const Health = (
 
 /** A grpc.health.v1 client for one server (service ""). */
 export interface HealthProbe {
-  /** SERVING / NOT_SERVING, or the gRPC error's message when the server does not answer. */
-  check(): Promise<string>;
+  /** SERVING / NOT_SERVING for `service` (default ""), or the gRPC error's message when the server does not answer. */
+  check(service?: string): Promise<string>;
   /** Every status a Watch stream has sent so far, in order. */
   readonly seen: string[];
   /** Resolves once the Watch stream has sent `status` (now or earlier, after `from` statuses). */
@@ -48,9 +48,9 @@ export function watchHealth(address: string): HealthProbe {
   return {
     seen,
     ended,
-    check() {
+    check(service = "") {
       return new Promise((resolve) =>
-        client.check({ service: "" }, { deadline: Date.now() + 5000 }, (err, res) =>
+        client.check({ service }, { deadline: Date.now() + 5000 }, (err, res) =>
           resolve(err ? err.message : (res?.status ?? "")),
         ),
       );

@@ -89,6 +89,8 @@ describe("api readiness", () => {
   it("is NOT_SERVING, and answers calls UNAVAILABLE, while PostgreSQL and NATS are unreachable", async () => {
     await api.waitFor("waiting for dependency", 30_000, { dependency: "PostgreSQL" });
     expect(await health.check()).toBe("NOT_SERVING");
+    // Alive all the same: a liveness probe must not restart a service that only waits.
+    expect(await health.check("liveness")).toBe("SERVING");
     const refused = (await getQuotas().catch((e: unknown) => e)) as ServiceError;
     expect(refused.code).toBe(status.UNAVAILABLE);
     expect(refused.details).toContain("starting");

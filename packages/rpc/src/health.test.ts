@@ -48,13 +48,18 @@ describe("health", () => {
   it("answers NOT_SERVING until told otherwise, for the server and each service", async () => {
     const { health, check, client } = await serve();
     expect(await check("")).toBe("NOT_SERVING");
+    expect(await check("liveness")).toBe("SERVING");
     health.setServing(true);
     expect(await check("")).toBe("SERVING");
     expect(await check("test.v1.ThingsService")).toBe("SERVING");
     const listed = await new Promise<Record<string, { status: string }>>((resolve, reject) =>
       client.list({}, (err, res) => (err ? reject(err) : resolve(res?.statuses ?? {}))),
     );
-    expect(listed).toEqual({ "": { status: "SERVING" }, "test.v1.ThingsService": { status: "SERVING" } });
+    expect(listed).toEqual({
+      "": { status: "SERVING" },
+      "test.v1.ThingsService": { status: "SERVING" },
+      liveness: { status: "SERVING" },
+    });
     const unknown = await check("other.Service").catch((e: ServiceError) => e);
     expect((unknown as ServiceError).code).toBe(status.NOT_FOUND);
   });

@@ -9,6 +9,13 @@ import { service as healthServiceDefinition } from "grpc-health-check";
 
 type ServingStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
 
+/**
+ * The service name a liveness probe asks for: SERVING whenever the process answers at all, even
+ * while PostgreSQL or NATS are unreachable, so that Kubernetes restarts a hung process but not one
+ * that is merely waiting for its dependencies (readiness, service "", says that).
+ */
+export const LIVENESS_SERVICE = "liveness";
+
 /** The health of a server, as grpc.health.v1.Health reports it. */
 export interface Health {
   /** SERVING or NOT_SERVING for the whole server ("") and each of its services. */
@@ -22,7 +29,7 @@ export interface Health {
 
 /**
  * Adds `grpc.health.v1.Health` (Check, Watch, List) to a server, NOT_SERVING until
- * `setServing(true)`, for "" and each name in `services`. NOTE: grpc-health-check's own
+ * `setServing(true)`, for "" and each name in `services`; {@link LIVENESS_SERVICE} is always SERVING. NOTE: grpc-health-check's own
  * implementation keeps its Watch streams private and open forever, so a draining server could never
  * finish its in-flight calls before the grace period ends; this one can end them.
  */
@@ -30,7 +37,8 @@ export function addHealth(server: Server, services: readonly string[]): Health {
   const names = ["", ...services];
   let current: ServingStatus = "NOT_SERVING";
   const watchers = new Map<ServerWritableStream<{ service: string }, { status: ServingStatus }>, string>();
-  const statusOf = (name: string): ServingStatus | undefined => (names.includes(name) ? current : undefined);
+  const statusOf = (name: string): ServingStatus | undefined =>
+    name === LIVENESS_SERVICE ? "SERVING" : names.includes(name) ? current : undefined;
 
   server.addService(healthServiceDefinition, {
     check(call: ServerUnaryCall<{ service: string }, unknown>, callback: sendUnaryData<{ status: ServingStatus }>) {
@@ -44,7 +52,8 @@ export function addHealth(server: Server, services: readonly string[]): Health {
       call.write({ status: statusOf(call.request.service) ?? "SERVICE_UNKNOWN" });
     },
     list(_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) {
-      callback(null, { statuses: Object.fromEntries(names.map((name) => [name, { status: current }])) });
+      const statuses = Object.fromEntries(names.map((name) => [name, { status: current }]));
+      callback(null, { statuses: { ...statuses, [LIVENESS_SERVICE]: { status: "SERVING" } } });
     },
   });
 
