@@ -14,7 +14,7 @@ type ServingStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
  * while PostgreSQL or NATS are unreachable, so that Kubernetes restarts a hung process but not one
  * that is merely waiting for its dependencies (readiness, service "", says that).
  */
-export const LIVENESS_SERVICE = "liveness";
+const LIVENESS_SERVICE = "liveness";
 
 /** The health of a server, as grpc.health.v1.Health reports it. */
 export interface Health {
