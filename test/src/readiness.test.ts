@@ -55,7 +55,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  (await import("node:fs")).writeFileSync("/tmp/api-lines.log", api.lines.join("\n"));
   health?.close();
   quotas?.close();
   await api?.kill();
