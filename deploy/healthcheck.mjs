@@ -2,7 +2,8 @@
 //   node healthcheck.mjs grpc [port]   grpc.health.v1.Health/Check (service "") answers SERVING
 //   node healthcheck.mjs tcp [port]    something accepts TCP connections on the port
 //   node healthcheck.mjs alive         PID 1 (the service) is running
-// The port defaults to the one in CINDERBLOCK_API_LISTEN (grpc) or CINDERBLOCK_VOLUME_LISTEN (tcp).
+// The port defaults to the one in CINDERBLOCK_API_LISTEN (grpc) or CINDERBLOCK_VOLUME_LISTEN (tcp);
+// the scheduler and volume images pass theirs (50053, 50052): every service serves grpc.health.v1.
 import { connect } from "node:net";
 import { credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
 

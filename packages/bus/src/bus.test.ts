@@ -71,6 +71,58 @@ describe("consumer", () => {
   });
 });
 
+describe("consumer stop", () => {
+  it("waits for handlers in flight until the deadline, then hands back what is left at once", async () => {
+    const subject = `${bus.subjects.prefix}.v1.scheduler.test_stop`;
+    const started: string[] = [];
+    let finishQuick: () => void = () => {};
+    const quickDone = new Promise<void>((resolve) => {
+      finishQuick = resolve;
+    });
+    const first = await startConsumer({
+      bus,
+      durable: "stopping",
+      filterSubject: subject,
+      concurrency: 2,
+      // Long enough that only a hand-back, not JetStream's ack timeout, can bring a message back in this test.
+      ackWaitSeconds: 600,
+      async handle(msg) {
+        started.push(msg.string());
+        if (msg.string() === "quick") await quickDone;
+        else await new Promise(() => {}); // "stuck": never finishes
+      },
+    });
+    for (const body of ["quick", "stuck", "queued-1", "queued-2"]) await bus.js.publish(subject, body);
+    await until(() => started.length === 2);
+    let stopped = false;
+    const stopping = first.stop(Date.now() + 1500).then(() => {
+      stopped = true;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    // The quick one is still allowed to finish (and is acked).
+    expect(stopped).toBe(false);
+    finishQuick();
+    await stopping;
+    expect(started.sort()).toEqual(["quick", "stuck"]);
+
+    const second: string[] = [];
+    const next = await startConsumer({
+      bus,
+      durable: "stopping",
+      filterSubject: subject,
+      async handle(msg) {
+        second.push(msg.string());
+      },
+    });
+    try {
+      await until(() => second.length >= 3);
+      expect(second.sort()).toEqual(["queued-1", "queued-2", "stuck"]);
+    } finally {
+      await next.stop();
+    }
+  });
+});
+
 describe("outbox relay", () => {
   it("publishes committed casts once, even when the same message id is written twice", async () => {
     const subject = `${bus.subjects.prefix}.v1.scheduler.test_relay`;

@@ -39,6 +39,24 @@ const NOTIFICATION_MAX_AGE_MS = 7 * 24 * 3600_000;
 export async function connectBus(options: BusOptions): Promise<Bus> {
   const nc = await connect({ servers: options.url, name: options.name, maxReconnectAttempts: -1 });
   const subjects = createSubjects(options.prefix);
+  // NOTE: a failure after connecting (JetStream not enabled yet...) closes the connection, so a
+  // caller that retries does not pile up connections.
+  const jsm = await setUpStreams(nc, subjects).catch(async (error: unknown) => {
+    await nc.close();
+    throw error;
+  });
+  return {
+    nc,
+    js: jetstream(nc),
+    jsm,
+    subjects,
+    close: async () => {
+      if (!nc.isClosed()) await nc.drain();
+    },
+  };
+}
+
+async function setUpStreams(nc: NatsConnection, subjects: Subjects): Promise<JetStreamManager> {
   const jsm = await jetstreamManager(nc);
   await ensureStream(jsm, {
     name: subjects.castsStream,
@@ -57,15 +75,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     max_age: nanos(NOTIFICATION_MAX_AGE_MS),
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   });
-  return {
-    nc,
-    js: jetstream(nc),
-    jsm,
-    subjects,
-    close: async () => {
-      if (!nc.isClosed()) await nc.drain();
-    },
-  };
+  return jsm;
 }
 
 type StreamConfig = Parameters<JetStreamManager["streams"]["add"]>[0];

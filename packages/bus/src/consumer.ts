@@ -60,9 +60,15 @@ export interface ConsumerOptions {
   maxDeliver?: number;
 }
 
-/** A running consumer; `stop` stops taking messages and waits for those in flight. */
+/** A running consumer. */
 export interface RunningConsumer {
-  stop(): Promise<void>;
+  /**
+   * Stops taking messages (those already fetched but not started are handed back at once) and
+   * waits for the ones in flight, until `deadline` (epoch ms; default: as long as they take).
+   * Messages still in flight then are handed back too (nak without delay) for another consumer
+   * or the next start; their handlers are idempotent, so running one twice does no harm.
+   */
+  stop(deadline?: number): Promise<void>;
 }
 
 /**
@@ -89,9 +95,17 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 
   const consumer = await bus.js.consumers.get(bus.subjects.castsStream, options.durable);
   const messages = await consumer.consume({ max_messages: concurrency });
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Map<Promise<void>, JsMsg>();
+  let stopping = false;
 
   async function process(msg: JsMsg): Promise<void> {
+    await handleOne(msg).catch(() => {
+      // NOTE: only an ack/nak on a connection closed by a stop that did not wait for this handler
+      // gets here; JetStream redelivers the message, so there is nothing more to do.
+    });
+  }
+
+  async function handleOne(msg: JsMsg): Promise<void> {
     const started = performance.now();
     const keepAlive = setInterval(() => msg.working(), ackWaitMs / 3);
     let outcome: Outcome = "ack";
@@ -135,20 +149,31 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 
   const loop = (async () => {
     for await (const msg of messages) {
+      // NOTE: closing the iterator still yields what it had buffered; hand that back unstarted.
+      if (stopping) {
+        msg.nak();
+        continue;
+      }
       const task = process(msg);
-      inFlight.add(task);
+      inFlight.set(task, msg);
       void task.finally(() => inFlight.delete(task));
-      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      while (inFlight.size >= concurrency && !stopping) await Promise.race(inFlight.keys());
     }
   })();
 
   const unwatch = watchConsumer(bus, options.durable);
   return {
-    async stop() {
+    async stop(deadline = Number.POSITIVE_INFINITY) {
+      stopping = true;
       unwatch();
-      await messages.close();
-      await loop;
-      await Promise.all(inFlight);
+      const finished = Promise.all([messages.close(), loop, Promise.all(inFlight.keys())]).then(() => true);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        if (Number.isFinite(deadline)) timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      });
+      const done = await Promise.race([finished, timedOut]);
+      clearTimeout(timer);
+      if (!done) for (const msg of inFlight.values()) msg.nak();
     },
   };
 }

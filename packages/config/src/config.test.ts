@@ -1,5 +1,8 @@
-import { describe, expect, it } from "vitest";
-import { ConfigError, loadApiConfig, loadSchedulerConfig, loadVolumeConfig } from "./config.js";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, loadApiConfig, loadSchedulerConfig, loadVolumeConfig, SETTING_NAMES } from "./config.js";
 
 describe("configuration", () => {
   it("has working defaults for a local run", () => {
@@ -72,5 +75,95 @@ describe("observability settings", () => {
     expect(() => loadSchedulerConfig({ OTEL_TRACES_SAMPLER_ARG: "2" })).toThrow(
       /OTEL_TRACES_SAMPLER_ARG="2": expected a ratio from 0 to 1/,
     );
+  });
+});
+describe("shutdown and health settings", () => {
+  it("default to a 20 s grace and a 5 s health interval", () => {
+    const config = loadSchedulerConfig({});
+    expect(config.CINDERBLOCK_SHUTDOWN_GRACE).toBe(20);
+    expect(config.CINDERBLOCK_HEALTH_INTERVAL).toBe(5);
+    expect(config.CINDERBLOCK_SCHEDULER_LISTEN).toBe("127.0.0.1:0");
+  });
+
+  it("refuse a grace that is not a whole number of seconds between 1 and 3600", () => {
+    for (const bad of ["0", "-5", "1.5", "soon", "3601"]) {
+      expect(() => loadApiConfig({ CINDERBLOCK_SHUTDOWN_GRACE: bad })).toThrow(
+        `CINDERBLOCK_SHUTDOWN_GRACE=${JSON.stringify(bad)}`,
+      );
+    }
+    expect(() => loadVolumeConfig({ CINDERBLOCK_HEALTH_INTERVAL: "0" })).toThrow(/CINDERBLOCK_HEALTH_INTERVAL="0"/);
+    expect(() => loadSchedulerConfig({ CINDERBLOCK_SCHEDULER_LISTEN: "50053" })).toThrow(
+      /CINDERBLOCK_SCHEDULER_LISTEN="50053": expected host:port/,
+    );
+  });
+});
+
+describe("config file (CINDERBLOCK_CONFIG)", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "cinderblock-config-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function file(name: string, content: unknown): string {
+    const path = join(dir, name);
+    writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
+    return path;
+  }
+
+  it("supplies settings, numbers and objects included, and the environment overrides it", () => {
+    const path = file("shared.json", {
+      NATS_URL: "nats://nats:4222",
+      CINDERBLOCK_QUOTA_SNAPSHOTS: 20,
+      CINDERBLOCK_QUOTA_VOLUMES: 30,
+      CINDERBLOCK_DRIVER_OPTIONS: { volumeGroup: "cinder-volumes" },
+      CINDERBLOCK_HOST: "stor1",
+    });
+    const api = loadApiConfig({ CINDERBLOCK_CONFIG: path, CINDERBLOCK_QUOTA_VOLUMES: "5" });
+    expect(api.NATS_URL).toBe("nats://nats:4222");
+    expect(api.CINDERBLOCK_QUOTA_SNAPSHOTS).toBe(20);
+    expect(api.CINDERBLOCK_QUOTA_VOLUMES).toBe(5);
+    // One file serves every service: the volume host's keys are simply not the api's business.
+    const volume = loadVolumeConfig({ CINDERBLOCK_CONFIG: path });
+    expect(volume.CINDERBLOCK_DRIVER_OPTIONS).toEqual({ volumeGroup: "cinder-volumes" });
+    expect(volume.CINDERBLOCK_HOST).toBe("stor1");
+  });
+
+  it("names the file when a bad value came from it", () => {
+    const path = file("bad-value.json", { CINDERBLOCK_SHUTDOWN_GRACE: 0 });
+    expect(() => loadApiConfig({ CINDERBLOCK_CONFIG: path })).toThrow(`CINDERBLOCK_SHUTDOWN_GRACE="0" (in ${path})`);
+    // ...and not when the environment's value is the bad one.
+    expect(() => loadApiConfig({ CINDERBLOCK_CONFIG: path, CINDERBLOCK_SHUTDOWN_GRACE: "x" })).toThrow(
+      /CINDERBLOCK_SHUTDOWN_GRACE="x": /,
+    );
+  });
+
+  it("refuses an unknown key, a missing file, bad JSON and a non-object", () => {
+    const typo = file("typo.json", { CINDERBLOCK_QUOTA_SNAPSHOT: 5 });
+    expect(() => loadApiConfig({ CINDERBLOCK_CONFIG: typo })).toThrow(
+      `CINDERBLOCK_QUOTA_SNAPSHOT (in ${typo}): not a setting`,
+    );
+    expect(() => loadApiConfig({ CINDERBLOCK_CONFIG: join(dir, "missing.json") })).toThrow(
+      /CINDERBLOCK_CONFIG=".*missing.json": cannot read the file/,
+    );
+    expect(() => loadApiConfig({ CINDERBLOCK_CONFIG: file("broken.json", "{ NATS_URL: ") })).toThrow(
+      /CINDERBLOCK_CONFIG=".*broken.json": not JSON/,
+    );
+    expect(() => loadApiConfig({ CINDERBLOCK_CONFIG: file("list.json", ["NATS_URL"]) })).toThrow(
+      /expected a JSON object of settings/,
+    );
+    expect(() => loadApiConfig({ CINDERBLOCK_CONFIG: file("null.json", { NATS_URL: null }) })).toThrow(
+      /NATS_URL \(in .*null.json\): expected a string, number, boolean or object/,
+    );
+  });
+});
+
+describe("README", () => {
+  it("lists every setting in its Configuration table", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("### An LVM backend"));
+    const listed = new Set([...section.matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((m) => m[1]));
+    expect(SETTING_NAMES.filter((name) => !listed.has(name))).toEqual([]);
+    expect(listed.has("CINDERBLOCK_CONFIG")).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { observabilityFields } from "./observability.js";
 
@@ -31,6 +32,14 @@ const common = {
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Seconds after the last heartbeat at which a volume host counts as down (Cinder's service_down_time). */
   CINDERBLOCK_SERVICE_DOWN_TIME: z.coerce.number().int().min(1).default(60),
+  /**
+   * Seconds a stopping service (SIGTERM) gives in-flight gRPC calls and message handlers to finish;
+   * what is still running then is given up (JetStream redelivers its message). Keep Kubernetes'
+   * terminationGracePeriodSeconds at least 10 s above it.
+   */
+  CINDERBLOCK_SHUTDOWN_GRACE: z.coerce.number().int().min(1).max(3600).default(20),
+  /** Seconds between checks that PostgreSQL and NATS answer (health turns NOT_SERVING when not). */
+  CINDERBLOCK_HEALTH_INTERVAL: z.coerce.number().int().min(1).max(300).default(5),
 };
 
 const apiSchema = z.object({
@@ -59,6 +68,8 @@ const schedulerSchema = z.object({
   /** Dispatches of one operation before the reconciler gives up and marks the resource `error`. */
   CINDERBLOCK_OPERATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(3),
   CINDERBLOCK_RECONCILE_INTERVAL: z.coerce.number().int().min(1).default(10),
+  /** The scheduler's gRPC server, which serves only grpc.health.v1 (for probes); port 0 picks one. */
+  CINDERBLOCK_SCHEDULER_LISTEN: hostPort.default("127.0.0.1:0"),
 });
 
 const volumeSchema = z.object({
@@ -101,26 +112,91 @@ export type ApiConfig = z.infer<typeof apiSchema>;
 export type SchedulerConfig = z.infer<typeof schedulerSchema>;
 export type VolumeConfig = z.infer<typeof volumeSchema>;
 
+/** Every setting any service reads, i.e. the keys a config file may hold. */
+export const SETTING_NAMES: readonly string[] = [
+  ...new Set([
+    ...Object.keys(apiSchema.shape),
+    ...Object.keys(schedulerSchema.shape),
+    ...Object.keys(volumeSchema.shape),
+  ]),
+].sort();
+
+/** Where the optional config file's path comes from. */
+const CONFIG_FILE_VARIABLE = "CINDERBLOCK_CONFIG";
+
+/**
+ * Reads the config file named by CINDERBLOCK_CONFIG: a JSON object whose keys are setting names
+ * (the same as the environment variables) and whose values are strings, numbers or booleans (an
+ * object or array is kept as JSON text, for CINDERBLOCK_DRIVER_OPTIONS). One file may serve all
+ * three services, so any service's setting is accepted; an unknown key is refused (a typo would
+ * otherwise be silently ignored).
+ */
+function readConfigFile(path: string): Record<string, string> {
+  const where = `${CONFIG_FILE_VARIABLE}=${JSON.stringify(path)}`;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  ${where}: cannot read the file (${(error as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  ${where}: not JSON (${(error as Error).message})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`invalid configuration:\n  ${where}: expected a JSON object of settings`);
+  }
+  const values: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!SETTING_NAMES.includes(key)) {
+      problems.push(`  ${key} (in ${path}): not a setting`);
+    } else if (typeof value === "string") {
+      values[key] = value;
+    } else if (typeof value === "number" || typeof value === "boolean") {
+      values[key] = String(value);
+    } else if (typeof value === "object" && value !== null) {
+      values[key] = JSON.stringify(value);
+    } else {
+      problems.push(`  ${key} (in ${path}): expected a string, number, boolean or object`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+  return values;
+}
+
 function parse<T extends z.ZodType>(schema: T, env: Record<string, string | undefined>): z.infer<T> {
-  const result = schema.safeParse(env);
+  const path = env[CONFIG_FILE_VARIABLE];
+  const fromFile = path ? readConfigFile(path) : {};
+  // NOTE: the environment wins over the file, so one file can be shared and a variable overrides it.
+  const merged: Record<string, string | undefined> = { ...fromFile };
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) merged[key] = value;
+  const result = schema.safeParse(merged);
   if (result.success) return result.data;
-  const lines = result.error.issues.map(
-    (issue) => `  ${issue.path.join(".")}=${JSON.stringify(env[String(issue.path[0])] ?? "")}: ${issue.message}`,
-  );
+  const lines = result.error.issues.map((issue) => {
+    const key = String(issue.path[0]);
+    const source = env[key] === undefined && key in fromFile ? ` (in ${path})` : "";
+    return `  ${issue.path.join(".")}=${JSON.stringify(merged[key] ?? "")}${source}: ${issue.message}`;
+  });
   throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
 }
 
-/** Parses the api service's configuration from an environment (call once, in main.ts). */
+/**
+ * Parses the api service's configuration from an environment and the optional CINDERBLOCK_CONFIG
+ * file (call once, in main.ts).
+ */
 export function loadApiConfig(env: Record<string, string | undefined>): ApiConfig {
   return parse(apiSchema, env);
 }
 
-/** Parses the scheduler service's configuration from an environment (call once, in main.ts). */
+/** Parses the scheduler service's configuration, as {@link loadApiConfig} does. */
 export function loadSchedulerConfig(env: Record<string, string | undefined>): SchedulerConfig {
   return parse(schedulerSchema, env);
 }
 
-/** Parses the volume service's configuration from an environment (call once, in main.ts). */
+/** Parses the volume service's configuration, as {@link loadApiConfig} does. */
 export function loadVolumeConfig(env: Record<string, string | undefined>): VolumeConfig {
   return parse(volumeSchema, env);
 }

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema.js";
@@ -32,6 +33,11 @@ export function createDb(options: DbOptions): DbHandle {
   });
   const db = drizzle(client, { schema });
   return { db, close: () => client.end({ timeout: 5 }) };
+}
+
+/** Resolves when PostgreSQL answers a trivial query on the pool (a health check). */
+export async function pingDatabase(db: Db): Promise<void> {
+  await db.execute(sql`select 1`);
 }
 
 /** PostgreSQL errors after which the whole transaction may simply run again. */

@@ -7,7 +7,7 @@ export {
   markAttached,
 } from "./attachments.js";
 export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";
-export { createDb, transaction } from "./client.js";
+export { createDb, pingDatabase, transaction } from "./client.js";
 export type { GroupSnapshotRow } from "./group-snapshots.js";
 export {
   getGroupSnapshot,

@@ -10,8 +10,16 @@ import { formatBanner } from "./banner.js";
 import { LaunchError } from "./errors.js";
 import { DEFAULT_NATS_URL, ensureNats, type NatsHandle } from "./nats.js";
 import { DEFAULT_DATABASE_URL, ensurePostgres, type PostgresHandle } from "./postgres.js";
-import { describeExit, type ExitInfo, type ManagedProcess, startProcess, stopInOrder } from "./processes.js";
-import { canConnect, formatHostPort, parseHostPort, waitForPort } from "./tcp.js";
+import {
+  describeExit,
+  type ExitInfo,
+  type LineSink,
+  type ManagedProcess,
+  prefixedSink,
+  startProcess,
+  stopInOrder,
+} from "./processes.js";
+import { canConnect, formatHostPort, parseHostPort } from "./tcp.js";
 
 /** dist/main.js (or src/main.ts) sits three levels below the repository root. */
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -83,8 +91,15 @@ function watchUnexpectedExit(name: string, exited: Promise<ExitInfo> | undefined
   });
 }
 
-function startService(name: ServiceName, env: NodeJS.ProcessEnv): void {
-  const service = startProcess({ name, command: process.execPath, args: [serviceScript(name)], env, cwd: repoRoot });
+function startService(name: ServiceName, env: NodeJS.ProcessEnv, onLine?: LineSink): void {
+  const service = startProcess({
+    name,
+    command: process.execPath,
+    args: [serviceScript(name)],
+    env,
+    cwd: repoRoot,
+    onLine,
+  });
   running.services[name] = service;
   watchUnexpectedExit(name, service.exited);
 }
@@ -152,15 +167,32 @@ async function main(): Promise<void> {
       CINDERBLOCK_FILE_DIR: fileDir,
     });
     startService("scheduler", env);
-    startService("api", { ...env, CINDERBLOCK_API_LISTEN: apiListen });
+    // NOTE: the api binds its port (health NOT_SERVING) before PostgreSQL and NATS answer; it logs
+    // "api listening" once it serves, so the banner waits for that line, not just the port.
+    let serving: () => void = () => {};
+    const apiServing = new Promise<boolean>((resolve) => {
+      serving = () => resolve(true);
+    });
+    const apiSink = prefixedSink("api");
+    startService("api", { ...env, CINDERBLOCK_API_LISTEN: apiListen }, (line, stream) => {
+      apiSink(line, stream);
+      if (line.includes('"msg":"api listening"')) serving();
+    });
 
     const ready = await step(
-      waitForPort(apiEndpoint, { timeoutMs: API_READY_TIMEOUT_MS, signal: stopRequested.signal }),
+      Promise.race([
+        apiServing,
+        new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), API_READY_TIMEOUT_MS);
+          stopRequested.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve(false);
+          });
+        }),
+      ]),
     );
     if (!ready) {
-      throw new LaunchError(
-        `the api did not accept connections on ${apiAddress} within ${API_READY_TIMEOUT_MS / 1000} s`,
-      );
+      throw new LaunchError(`the api did not start serving on ${apiAddress} within ${API_READY_TIMEOUT_MS / 1000} s`);
     }
     console.log(
       formatBanner({

@@ -28,7 +28,7 @@ export interface ManagedProcess {
 }
 
 /** Where a line of child output goes; `stream` says which of the child's pipes it came from. */
-type LineSink = (line: string, stream: "stdout" | "stderr") => void;
+export type LineSink = (line: string, stream: "stdout" | "stderr") => void;
 
 /** Options for {@link startProcess}. */
 export interface StartProcessOptions {
@@ -51,7 +51,7 @@ const PREFIX_WIDTH = 10;
  * The line itself is untouched (services log pino JSON, which must stay parseable after the
  * prefix is cut off). The name is coloured only where the stream is a colour terminal.
  */
-function prefixedSink(name: string): LineSink {
+export function prefixedSink(name: string): LineSink {
   const color = COLORS[nextColor++ % COLORS.length] ?? "cyan";
   const label = `${name.padEnd(PREFIX_WIDTH)}|`;
   const out = `${styleText(color, label, { stream: process.stdout })} `;

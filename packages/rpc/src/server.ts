@@ -12,9 +12,9 @@ import {
 } from "@grpc/grpc-js";
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation } from "grpc-health-check";
 import { noauthContext } from "./context.js";
 import { toServiceError } from "./errors.js";
+import { addHealth, type Health } from "./health.js";
 import { instrumentCall } from "./metrics.js";
 
 /** Where the boundary reports unexpected errors (the service's logger). */
@@ -102,24 +102,14 @@ export interface IntrospectionOptions {
  * Adds `grpc.health.v1.Health` (NOT_SERVING until `setServing(true)`) and server reflection
  * (v1 and v1alpha), so grpcurl or `buf curl` can list and call every method without .proto files.
  */
-export function addHealthAndReflection(
-  server: Server,
-  options: IntrospectionOptions,
-): { setServing(serving: boolean): void } {
-  const health = new HealthImplementation({ "": "NOT_SERVING" });
-  health.addToServer(server);
+export function addHealthAndReflection(server: Server, options: IntrospectionOptions): Health {
+  const health = addHealth(server, options.services);
   const files = { "cinderblock.descriptors": { fileDescriptorProtos: splitDescriptorSet(options.descriptorSetPath) } };
   // NOTE: list only what this server serves; the descriptor set also describes internal services.
   new ReflectionService(files as unknown as PackageDefinition, {
     services: [...options.services, "grpc.health.v1.Health"],
   }).addToServer(server);
-  return {
-    setServing(serving) {
-      const value = serving ? "SERVING" : "NOT_SERVING";
-      health.setStatus("", value);
-      for (const name of options.services) health.setStatus(name, value);
-    },
-  };
+  return health;
 }
 
 /**

@@ -14,19 +14,23 @@ import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 
 /** One service process and the log lines it printed. */
-interface ServiceProcess {
+export interface ServiceProcess {
   name: string;
   child: ChildProcess;
   lines: string[];
-  /** Resolves with the first JSON log line whose msg equals `msg`. */
-  waitFor(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the first JSON log line whose msg equals `msg` (and whose fields equal `fields`). */
+  waitFor(msg: string, timeoutMs?: number, fields?: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>;
   /** Kills the process with SIGKILL (a crash) and resolves once it is gone. */
   kill(): Promise<void>;
 }
 
-function startService(name: string, env: Record<string, string>): ServiceProcess {
+/**
+ * Starts one service (`services/<name>/dist/main.js`) as a process with `env` added to this one's;
+ * for tests that need a service alone or with unusual settings ({@link startStack} starts all three).
+ */
+export function startService(name: ServiceName, env: Record<string, string>): ServiceProcess {
   const child = spawn(process.execPath, [join(REPO_ROOT, "services", name, "dist", "main.js")], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -55,14 +59,16 @@ function startService(name: string, env: Record<string, string>): ServiceProcess
     name,
     child,
     lines,
-    waitFor(msg, timeoutMs = 30_000) {
+    waitFor(msg, timeoutMs = 30_000, fields = {}) {
       return new Promise((resolvePromise, reject) => {
         const timer = setTimeout(
           () => reject(new Error(`${name}: no "${msg}" within ${timeoutMs} ms; output:\n${lines.join("\n")}`)),
           timeoutMs,
         );
         const check = () => {
-          const hit = lines.map(parsed).find((l) => l?.msg === msg);
+          const hit = lines
+            .map(parsed)
+            .find((l) => l?.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v));
           if (hit) {
             clearTimeout(timer);
             resolvePromise(hit);
@@ -95,7 +101,7 @@ const READY: Record<ServiceName, string> = {
   volume: "volume host consuming",
 };
 
-type ServiceName = "api" | "scheduler" | "volume";
+export type ServiceName = "api" | "scheduler" | "volume";
 
 /** Options for {@link startStack}. */
 export interface StackOptions {

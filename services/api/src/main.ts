@@ -7,13 +7,14 @@ import {
   createOutboxDispatcher,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { createLogger, loadApiConfig, onShutdown } from "@cinderblock/config";
-import { createDb, runMigrations } from "@cinderblock/db";
+import { createLifecycle, createLogger, loadApiConfig } from "@cinderblock/config";
+import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
 import { addHealthAndReflection, createVolumeHostCalls, listen, shutdown } from "@cinderblock/rpc";
 import { startTelemetry } from "@cinderblock/telemetry";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
+import { pendingUseCases } from "./starting.js";
 
 async function main(): Promise<void> {
   const config = loadApiConfig(process.env);
@@ -24,61 +25,74 @@ async function main(): Promise<void> {
     onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
   });
   if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
-  await runMigrations(config.DATABASE_URL);
-  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
-  const bus = await connectBus({
-    url: config.NATS_URL,
-    prefix: config.CINDERBLOCK_NATS_PREFIX,
-    name: "cinderblock-api",
+  const lifecycle = createLifecycle({
+    logger,
+    graceMs: config.CINDERBLOCK_SHUTDOWN_GRACE * 1000,
+    checkIntervalMs: config.CINDERBLOCK_HEALTH_INTERVAL * 1000,
   });
+  // Registered first, so closed last: the final spans and metrics still go out.
+  lifecycle.onClose("telemetry", () => telemetry.close());
+  // The port is bound first, so health answers NOT_SERVING while PostgreSQL and NATS are awaited.
+  const pending = pendingUseCases();
+  const server = createApiServer({
+    useCases: pending.useCases,
+    report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
+  });
+  const health = addHealthAndReflection(server, { descriptorSetPath, services: PUBLIC_SERVICES });
+  lifecycle.reportHealthTo((serving) => health.setServing(serving));
+  const port = await listen(server, config.CINDERBLOCK_API_LISTEN);
+  lifecycle.onDrain(async (deadline) => {
+    health.endWatches();
+    await shutdown(server, deadline - Date.now());
+  });
+  const host = config.CINDERBLOCK_API_LISTEN.slice(0, config.CINDERBLOCK_API_LISTEN.lastIndexOf(":"));
+  logger.info({ address: `${host}:${port}`, port }, "grpc listening");
+
+  await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
+  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
+  lifecycle.onClose("PostgreSQL pool", closeDb);
+  const bus = await lifecycle.retry("NATS", () =>
+    connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-api" }),
+  );
+  lifecycle.onClose("NATS", () => bus.close());
   const relay = startOutboxRelay({
     db,
     js: bus.js,
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
+  lifecycle.onClose("outbox relay", () => relay.stop());
   const hosts = createVolumeHostCalls();
-  const useCases = createApiUseCases({
-    db,
-    scheduler: createOutboxDispatcher(bus.subjects),
-    notifications: createOutboxAnnouncer(bus.subjects, "api"),
-    changes: createChangeFeed(bus),
-    events: createEventFeed(bus),
-    hosts,
-    compute: createComputeAgents(bus, {
-      timeoutMs: config.CINDERBLOCK_QUIESCE_TIMEOUT_MS,
-      onThawFailure: (instanceId, err) =>
-        logger.error({ err, instance_id: instanceId }, "unquiesce was not confirmed; the instance may still be frozen"),
+  lifecycle.onClose("volume host clients", async () => hosts.close());
+  pending.resolve(
+    createApiUseCases({
+      db,
+      scheduler: createOutboxDispatcher(bus.subjects),
+      notifications: createOutboxAnnouncer(bus.subjects, "api"),
+      changes: createChangeFeed(bus),
+      events: createEventFeed(bus),
+      hosts,
+      compute: createComputeAgents(bus, {
+        timeoutMs: config.CINDERBLOCK_QUIESCE_TIMEOUT_MS,
+        onThawFailure: (instanceId, err) =>
+          logger.error(
+            { err, instance_id: instanceId },
+            "unquiesce was not confirmed; the instance may still be frozen",
+          ),
+      }),
+      snapshotInstanceTimeoutSeconds: config.CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT,
+      quota: {
+        volumes: config.CINDERBLOCK_QUOTA_VOLUMES,
+        snapshots: config.CINDERBLOCK_QUOTA_SNAPSHOTS,
+        gigabytes: config.CINDERBLOCK_QUOTA_GIGABYTES,
+      },
+      defaultAvailabilityZone: config.CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE,
+      operationTimeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
+      serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
+      onCommitted: () => relay.kick(),
     }),
-    snapshotInstanceTimeoutSeconds: config.CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT,
-    quota: {
-      volumes: config.CINDERBLOCK_QUOTA_VOLUMES,
-      snapshots: config.CINDERBLOCK_QUOTA_SNAPSHOTS,
-      gigabytes: config.CINDERBLOCK_QUOTA_GIGABYTES,
-    },
-    defaultAvailabilityZone: config.CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE,
-    operationTimeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
-    serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
-    onCommitted: () => relay.kick(),
-  });
-  const server = createApiServer({
-    useCases,
-    report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
-  });
-  const health = addHealthAndReflection(server, { descriptorSetPath, services: PUBLIC_SERVICES });
-  const port = await listen(server, config.CINDERBLOCK_API_LISTEN);
-  health.setServing(true);
-  const host = config.CINDERBLOCK_API_LISTEN.slice(0, config.CINDERBLOCK_API_LISTEN.lastIndexOf(":"));
+  );
+  lifecycle.ready({ postgres: () => pingDatabase(db), nats: () => bus.jsm.getAccountInfo() });
   logger.info({ address: `${host}:${port}`, port }, "api listening");
-
-  onShutdown(logger, async () => {
-    health.setServing(false);
-    await shutdown(server, 10_000);
-    hosts.close();
-    await relay.stop();
-    await bus.close();
-    await closeDb();
-    await telemetry.close();
-  });
 }
 
 main().catch((err: unknown) => {

@@ -8,9 +8,10 @@ import {
   startConsumer,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { createLogger, loadSchedulerConfig, onShutdown } from "@cinderblock/config";
-import { createDb, runMigrations } from "@cinderblock/db";
+import { createLifecycle, createLogger, loadSchedulerConfig } from "@cinderblock/config";
+import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import { addHealth, listen, Server, shutdown } from "@cinderblock/rpc";
 import { startTelemetry } from "@cinderblock/telemetry";
 import { createSchedulerHandlers } from "./handlers.js";
 import { reconcileOnce } from "./reconciler.js";
@@ -24,13 +25,34 @@ async function main(): Promise<void> {
     onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
   });
   if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
-  await runMigrations(config.DATABASE_URL);
-  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
-  const bus = await connectBus({
-    url: config.NATS_URL,
-    prefix: config.CINDERBLOCK_NATS_PREFIX,
-    name: "cinderblock-scheduler",
+  const lifecycle = createLifecycle({
+    logger,
+    graceMs: config.CINDERBLOCK_SHUTDOWN_GRACE * 1000,
+    checkIntervalMs: config.CINDERBLOCK_HEALTH_INTERVAL * 1000,
   });
+  // Registered first, so closed last: the final spans and metrics still go out.
+  lifecycle.onClose("telemetry", () => telemetry.close());
+  // NOTE: the scheduler serves nothing over gRPC; this server carries only grpc.health.v1, so that
+  // probes (Kubernetes' native grpc probe) see the same readiness as the api's and the volume
+  // host's, at the cost of one idle port instead of a process spawned per exec probe.
+  const healthServer = new Server();
+  const health = addHealth(healthServer, []);
+  lifecycle.reportHealthTo((serving) => health.setServing(serving));
+  const port = await listen(healthServer, config.CINDERBLOCK_SCHEDULER_LISTEN);
+  // Closed last, so health answers NOT_SERVING for the whole drain.
+  lifecycle.onClose("health server", async () => {
+    health.endWatches();
+    await shutdown(healthServer, 0);
+  });
+  logger.info({ port }, "grpc listening");
+
+  await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
+  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
+  lifecycle.onClose("PostgreSQL pool", closeDb);
+  const bus = await lifecycle.retry("NATS", () =>
+    connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-scheduler" }),
+  );
+  lifecycle.onClose("NATS", () => bus.close());
   const notifier = createNotifier(bus);
   const handlers = createSchedulerHandlers({
     db,
@@ -40,35 +62,39 @@ async function main(): Promise<void> {
     serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
   });
 
-  const consumer = await startConsumer({
-    bus,
-    durable: "scheduler",
-    filterSubject: bus.subjects.schedulerAll,
-    async handle(msg) {
-      const deliveryKey = msg.headers?.get("Nats-Msg-Id") || `seq-${msg.seq}`;
-      // NOTE: a cast that does not decode, or an unknown subject, can never succeed: it terminates.
-      // Anything the handlers throw (database or NATS trouble) is worth a retry.
-      if (msg.subject === bus.subjects.schedulerCreateSnapshot) {
-        const cast = SchedulerCreateSnapshot.decode(msg.data);
-        await retryOnFailure(() => handlers.createSnapshot(cast, deliveryKey));
-      } else if (msg.subject === bus.subjects.schedulerCreateVolume) {
-        const cast = SchedulerCreateVolume.decode(msg.data);
-        await retryOnFailure(() => handlers.createVolume(cast, deliveryKey));
-      } else {
-        throw new Error(`unknown subject ${msg.subject}`);
-      }
-    },
-    onOutcome(msg, outcome, err) {
-      if (outcome === "ack") logger.debug({ subject: msg.subject, seq: msg.seq }, "cast handled");
-      else logger.warn({ subject: msg.subject, seq: msg.seq, outcome, err }, "cast failed");
-    },
-  });
+  const consumer = await lifecycle.retry("NATS consumer", () =>
+    startConsumer({
+      bus,
+      durable: "scheduler",
+      filterSubject: bus.subjects.schedulerAll,
+      async handle(msg) {
+        const deliveryKey = msg.headers?.get("Nats-Msg-Id") || `seq-${msg.seq}`;
+        // NOTE: a cast that does not decode, or an unknown subject, can never succeed: it terminates.
+        // Anything the handlers throw (database or NATS trouble) is worth a retry.
+        if (msg.subject === bus.subjects.schedulerCreateSnapshot) {
+          const cast = SchedulerCreateSnapshot.decode(msg.data);
+          await retryOnFailure(() => handlers.createSnapshot(cast, deliveryKey));
+        } else if (msg.subject === bus.subjects.schedulerCreateVolume) {
+          const cast = SchedulerCreateVolume.decode(msg.data);
+          await retryOnFailure(() => handlers.createVolume(cast, deliveryKey));
+        } else {
+          throw new Error(`unknown subject ${msg.subject}`);
+        }
+      },
+      onOutcome(msg, outcome, err) {
+        if (outcome === "ack") logger.debug({ subject: msg.subject, seq: msg.seq }, "cast handled");
+        else logger.warn({ subject: msg.subject, seq: msg.seq, outcome, err }, "cast failed");
+      },
+    }),
+  );
+  lifecycle.onDrain((deadline) => consumer.stop(deadline));
 
   const relay = startOutboxRelay({
     db,
     js: bus.js,
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
+  lifecycle.onClose("outbox relay", () => relay.stop());
   const dispatcher = createOutboxDispatcher(bus.subjects);
   let reconciling: Promise<void> | undefined;
   const reconcileTimer = setInterval(() => {
@@ -90,17 +116,16 @@ async function main(): Promise<void> {
         reconciling = undefined;
       });
   }, config.CINDERBLOCK_RECONCILE_INTERVAL * 1000);
-  logger.info({ subject: bus.subjects.schedulerAll }, "scheduler consuming");
-
-  onShutdown(logger, async () => {
+  lifecycle.onDrain(async (deadline) => {
     clearInterval(reconcileTimer);
-    await reconciling;
-    await consumer.stop();
-    await relay.stop();
-    await bus.close();
-    await closeDb();
-    await telemetry.close();
+    // A pass is short (a few queries); one cut off by the deadline is simply done again by the next start.
+    await Promise.race([
+      reconciling,
+      new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
+    ]);
   });
+  lifecycle.ready({ postgres: () => pingDatabase(db), nats: () => bus.jsm.getAccountInfo() });
+  logger.info({ subject: bus.subjects.schedulerAll }, "scheduler consuming");
 }
 
 main().catch((err: unknown) => {

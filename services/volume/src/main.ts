@@ -1,6 +1,6 @@
 import { connectBus, createNotifier, retryOnFailure, startConsumer } from "@cinderblock/bus";
-import { createLogger, loadVolumeConfig, onShutdown } from "@cinderblock/config";
-import { createDb, reportService, runMigrations } from "@cinderblock/db";
+import { createLifecycle, createLogger, loadVolumeConfig } from "@cinderblock/config";
+import { createDb, pingDatabase, reportService, runMigrations } from "@cinderblock/db";
 import {
   VolumeCreateSnapshot,
   VolumeCreateVolume,
@@ -9,7 +9,7 @@ import {
   VolumeExtendVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
-import { listen, shutdown } from "@cinderblock/rpc";
+import { addHealth, listen, shutdown } from "@cinderblock/rpc";
 import { startTelemetry } from "@cinderblock/telemetry";
 import { instrumentDriver } from "./drivers/instrumented.js";
 import { createDriver } from "./drivers/registry.js";
@@ -28,31 +28,54 @@ async function main(): Promise<void> {
     onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
   });
   if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
-  await runMigrations(config.DATABASE_URL);
-  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
-  const bus = await connectBus({
-    url: config.NATS_URL,
-    prefix: config.CINDERBLOCK_NATS_PREFIX,
-    name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
+  const lifecycle = createLifecycle({
+    logger,
+    graceMs: config.CINDERBLOCK_SHUTDOWN_GRACE * 1000,
+    checkIntervalMs: config.CINDERBLOCK_HEALTH_INTERVAL * 1000,
   });
+  // Registered first, so closed last: the final spans and metrics still go out.
+  lifecycle.onClose("telemetry", () => telemetry.close());
+  // The pool connects on first use; a driver with bad options fails here, before any waiting.
+  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
+  lifecycle.onClose("PostgreSQL pool", closeDb);
   const backend = config.CINDERBLOCK_BACKEND_NAME;
   const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
   const driver = instrumentDriver(createDriver(config), {
     driver: config.CINDERBLOCK_VOLUME_DRIVER,
     backend: backendHost,
   });
-  await driver.initialize();
   const drivers = new Map([[backend, driver]]);
 
+  // NOTE: the host server listens (health NOT_SERVING) before the driver is initialized; nobody
+  // calls its VolumeHostService before the first heartbeat below publishes its address.
   const hostServer = createHostServer({
     db,
     hostName: config.CINDERBLOCK_HOST,
     drivers,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
+  const health = addHealth(hostServer, ["cinderblock.internal.v1.VolumeHostService"]);
+  lifecycle.reportHealthTo((serving) => health.setServing(serving));
   const hostPort = await listen(hostServer, config.CINDERBLOCK_VOLUME_LISTEN);
+  lifecycle.onDrain(async (deadline) => {
+    health.endWatches();
+    await shutdown(hostServer, deadline - Date.now());
+  });
   const listenHost = config.CINDERBLOCK_VOLUME_LISTEN.slice(0, config.CINDERBLOCK_VOLUME_LISTEN.lastIndexOf(":"));
   const grpcAddress = config.CINDERBLOCK_VOLUME_ADVERTISE || `${listenHost}:${hostPort}`;
+  logger.info({ address: `${listenHost}:${hostPort}`, port: hostPort }, "grpc listening");
+
+  await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
+  const bus = await lifecycle.retry("NATS", () =>
+    connectBus({
+      url: config.NATS_URL,
+      prefix: config.CINDERBLOCK_NATS_PREFIX,
+      name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
+    }),
+  );
+  lifecycle.onClose("NATS", () => bus.close());
+  await driver.initialize();
+  lifecycle.onClose("driver", () => driver.close());
 
   // Heartbeat and capability report (Cinder's report_state + _report_driver_status).
   const report = async () => {
@@ -66,10 +89,11 @@ async function main(): Promise<void> {
       grpcAddress,
     });
   };
-  await report();
+  await lifecycle.retry("PostgreSQL (first heartbeat)", report);
   const heartbeat = setInterval(() => {
     report().catch((err: unknown) => logger.warn({ err, host: backendHost }, "heartbeat failed"));
   }, config.CINDERBLOCK_REPORT_INTERVAL * 1000);
+  lifecycle.onDrain(async () => clearInterval(heartbeat));
 
   const manager = createVolumeManager({
     db,
@@ -79,53 +103,47 @@ async function main(): Promise<void> {
     drivers,
   });
   const subjects = bus.subjects;
-  const consumer = await startConsumer({
-    bus,
-    durable: `volume-${config.CINDERBLOCK_HOST}`,
-    filterSubject: subjects.volumeAll(config.CINDERBLOCK_HOST),
-    maxDeliver: MAX_DELIVER,
-    async handle(msg) {
-      const delivery = { finalAttempt: msg.info.deliveryCount >= MAX_DELIVER };
-      // NOTE: a cast that does not decode, or an unknown subject, terminates; the manager decides
-      // about its own failures (RetryableError or a final status).
-      if (msg.subject === subjects.volumeCreateSnapshot(config.CINDERBLOCK_HOST)) {
-        const cast = VolumeCreateSnapshot.decode(msg.data);
-        await retryOnFailure(() => manager.createSnapshot(cast, delivery));
-      } else if (msg.subject === subjects.volumeCreateVolume(config.CINDERBLOCK_HOST)) {
-        const cast = VolumeCreateVolume.decode(msg.data);
-        await retryOnFailure(() => manager.createVolume(cast, delivery));
-      } else if (msg.subject === subjects.volumeDeleteSnapshot(config.CINDERBLOCK_HOST)) {
-        const cast = VolumeDeleteSnapshot.decode(msg.data);
-        await retryOnFailure(() => manager.deleteSnapshot(cast, delivery));
-      } else if (msg.subject === subjects.volumeDeleteVolume(config.CINDERBLOCK_HOST)) {
-        const cast = VolumeDeleteVolume.decode(msg.data);
-        await retryOnFailure(() => manager.deleteVolume(cast, delivery));
-      } else if (msg.subject === subjects.volumeExtendVolume(config.CINDERBLOCK_HOST)) {
-        const cast = VolumeExtendVolume.decode(msg.data);
-        await retryOnFailure(() => manager.extendVolume(cast, delivery));
-      } else if (msg.subject === subjects.volumeRevertToSnapshot(config.CINDERBLOCK_HOST)) {
-        const cast = VolumeRevertToSnapshot.decode(msg.data);
-        await retryOnFailure(() => manager.revertToSnapshot(cast, delivery));
-      } else {
-        throw new Error(`unknown subject ${msg.subject}`);
-      }
-    },
-    onOutcome(msg, outcome, err) {
-      if (outcome === "ack") logger.debug({ subject: msg.subject, seq: msg.seq }, "cast handled");
-      else logger.warn({ subject: msg.subject, seq: msg.seq, outcome, err }, "cast failed");
-    },
-  });
+  const consumer = await lifecycle.retry("NATS consumer", () =>
+    startConsumer({
+      bus,
+      durable: `volume-${config.CINDERBLOCK_HOST}`,
+      filterSubject: subjects.volumeAll(config.CINDERBLOCK_HOST),
+      maxDeliver: MAX_DELIVER,
+      async handle(msg) {
+        const delivery = { finalAttempt: msg.info.deliveryCount >= MAX_DELIVER };
+        // NOTE: a cast that does not decode, or an unknown subject, terminates; the manager decides
+        // about its own failures (RetryableError or a final status).
+        if (msg.subject === subjects.volumeCreateSnapshot(config.CINDERBLOCK_HOST)) {
+          const cast = VolumeCreateSnapshot.decode(msg.data);
+          await retryOnFailure(() => manager.createSnapshot(cast, delivery));
+        } else if (msg.subject === subjects.volumeCreateVolume(config.CINDERBLOCK_HOST)) {
+          const cast = VolumeCreateVolume.decode(msg.data);
+          await retryOnFailure(() => manager.createVolume(cast, delivery));
+        } else if (msg.subject === subjects.volumeDeleteSnapshot(config.CINDERBLOCK_HOST)) {
+          const cast = VolumeDeleteSnapshot.decode(msg.data);
+          await retryOnFailure(() => manager.deleteSnapshot(cast, delivery));
+        } else if (msg.subject === subjects.volumeDeleteVolume(config.CINDERBLOCK_HOST)) {
+          const cast = VolumeDeleteVolume.decode(msg.data);
+          await retryOnFailure(() => manager.deleteVolume(cast, delivery));
+        } else if (msg.subject === subjects.volumeExtendVolume(config.CINDERBLOCK_HOST)) {
+          const cast = VolumeExtendVolume.decode(msg.data);
+          await retryOnFailure(() => manager.extendVolume(cast, delivery));
+        } else if (msg.subject === subjects.volumeRevertToSnapshot(config.CINDERBLOCK_HOST)) {
+          const cast = VolumeRevertToSnapshot.decode(msg.data);
+          await retryOnFailure(() => manager.revertToSnapshot(cast, delivery));
+        } else {
+          throw new Error(`unknown subject ${msg.subject}`);
+        }
+      },
+      onOutcome(msg, outcome, err) {
+        if (outcome === "ack") logger.debug({ subject: msg.subject, seq: msg.seq }, "cast handled");
+        else logger.warn({ subject: msg.subject, seq: msg.seq, outcome, err }, "cast failed");
+      },
+    }),
+  );
+  lifecycle.onDrain((deadline) => consumer.stop(deadline));
+  lifecycle.ready({ postgres: () => pingDatabase(db), nats: () => bus.jsm.getAccountInfo() });
   logger.info({ host: backendHost, subject: subjects.volumeAll(config.CINDERBLOCK_HOST) }, "volume host consuming");
-
-  onShutdown(logger, async () => {
-    clearInterval(heartbeat);
-    await shutdown(hostServer, 5000);
-    await consumer.stop();
-    await driver.close();
-    await bus.close();
-    await closeDb();
-    await telemetry.close();
-  });
 }
 
 main().catch((err: unknown) => {

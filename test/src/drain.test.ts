@@ -1,0 +1,113 @@
+import { createDb, type DbHandle } from "@cinderblock/db";
+import {
+  CreateSnapshotRequest,
+  type CreateSnapshotResponse,
+  CreateVolumeRequest,
+  type CreateVolumeResponse,
+} from "@cinderblock/proto";
+import { type ServiceName, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { type ServiceError, status } from "@grpc/grpc-js";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, identity } from "./grpc.js";
+import { watchHealth } from "./health.js";
+
+// Graceful stops (SIGTERM, as Kubernetes sends) of each service in the middle of a burst of
+// CreateSnapshot calls: the service says NOT_SERVING, finishes or hands back what it was doing, exits
+// 0, and once it is back every snapshot whose create was accepted ends `available`.
+
+const BURST = 30;
+
+let stack: Stack;
+let db: DbHandle;
+
+beforeAll(async () => {
+  stack = await startStack({ env: { CINDERBLOCK_QUOTA_SNAPSHOTS: "-1" } });
+  db = createDb({ url: stack.database.url, max: 2 });
+});
+
+afterAll(async () => {
+  await db?.close();
+  await stack?.stop();
+});
+
+/** Waits on the database (the truth), not the api, which may be stopping. */
+async function statusOf(table: "snapshots" | "volumes", id: string, want: string, timeoutMs = 45_000) {
+  const end = Date.now() + timeoutMs;
+  let current = "";
+  while (Date.now() < end) {
+    const [row] = await db.db.execute<{ status: string }>(
+      table === "snapshots"
+        ? sql`select status from snapshots where id = ${id}`
+        : sql`select status from volumes where id = ${id}`,
+    );
+    current = row?.status ?? "";
+    if (current === want) return current;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return current;
+}
+
+async function availableVolume(project: string): Promise<string> {
+  const { volume } = await call<CreateVolumeResponse>((done) =>
+    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "v", sizeGb: 1 }), identity(project), done),
+  );
+  const id = volume?.id ?? "";
+  expect(await statusOf("volumes", id, "available")).toBe("available");
+  return id;
+}
+
+/** The address of a service's gRPC server (the api's public one; the others' health/internal one). */
+async function grpcAddress(name: ServiceName): Promise<string> {
+  if (name === "api") return stack.address;
+  const bound = await stack[name].waitFor("grpc listening");
+  return `127.0.0.1:${String(bound.port)}`;
+}
+
+describe("graceful stop during a burst of creates", () => {
+  for (const name of ["api", "scheduler", "volume"] as const) {
+    it(`${name}: NOT_SERVING, exit 0, and every accepted snapshot ends available`, async () => {
+      const project = uniqueName("drain-");
+      const volumeId = await availableVolume(project);
+      const health = watchHealth(await grpcAddress(name));
+      try {
+        await health.until("SERVING");
+        // SIGTERM as soon as the first create is accepted: the rest of the burst is then in flight
+        // at the api, or its casts queued at or running in the scheduler and the volume host.
+        let stopped: Promise<number | null> | undefined;
+        const outcomes = await Promise.all(
+          Array.from({ length: BURST }, (_, i) =>
+            call<CreateSnapshotResponse>((done) =>
+              stack.snapshots.createSnapshot(
+                CreateSnapshotRequest.fromPartial({ volumeId, name: `burst-${i}` }),
+                identity(project),
+                done,
+              ),
+            ).then(
+              (res) => {
+                stopped ??= stack[name].stop();
+                return { id: res.snapshot?.id ?? "" };
+              },
+              (err: ServiceError) => ({ code: err.code, details: err.details }),
+            ),
+          ),
+        );
+        expect(await stopped).toBe(0);
+        await health.ended;
+        const serving = health.seen.indexOf("SERVING");
+        expect(health.seen.slice(serving)).toEqual(["SERVING", "NOT_SERVING"]);
+
+        // A create is either accepted or refused before it started (the api no longer listening).
+        const refused = outcomes.flatMap((o) => ("code" in o ? [o] : []));
+        for (const r of refused) expect(r, r.details).toMatchObject({ code: status.UNAVAILABLE });
+        const accepted = outcomes.flatMap((o) => ("id" in o ? [o.id] : []));
+        expect(accepted.length).toBeGreaterThan(0);
+
+        await stack.restart(name);
+        for (const id of accepted) expect(await statusOf("snapshots", id, "available")).toBe("available");
+      } finally {
+        health.close();
+      }
+    });
+  }
+});
