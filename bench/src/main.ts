@@ -11,7 +11,9 @@
  *   6. backends: LVM and RBD, stack versus raw (lvm.ts, rbd.ts), with --backends where they can run.
  * Then it checks the guarantees on the run's own data: every snapshot `available`, none lost or
  * stuck, and the project's quota usage equal to its snapshots. Prints a table, writes JSON.
- * Usage: node bench/dist/main.js [--quick] [--out FILE] [--backends]
+ * Usage: node bench/dist/main.js [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR]
+ * (--scale: multiplies the full run's counts)
+ * (--profile: each service writes a CPU profile into DIR when it stops, node --cpu-prof)
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -57,23 +59,33 @@ interface Options {
   quick: boolean;
   out: string;
   backends: boolean;
+  /** Multiplies the full run's counts (e.g. 0.2 for a shorter run while profiling). */
+  scale: number;
+  /** Where the services write CPU profiles (node --cpu-prof), if anywhere. */
+  profile?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { quick: false, out: join(BENCH_DIR, "results", "latest.json"), backends: false };
+  const options: Options = { scale: 1, quick: false, out: join(BENCH_DIR, "results", "latest.json"), backends: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--quick") options.quick = true;
     else if (arg === "--backends") options.backends = true;
     else if (arg === "--out") options.out = resolve(argv[++i] ?? "");
     else if (arg?.startsWith("--out=")) options.out = resolve(arg.slice(6));
-    else throw new Error(`unknown argument ${arg}; usage: [--quick] [--out FILE] [--backends]`);
+    else if (arg === "--scale") options.scale = Number(argv[++i]);
+    else if (arg === "--profile") options.profile = resolve(argv[++i] ?? "");
+    else
+      throw new Error(
+        `unknown argument ${arg}; usage: [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR]`,
+      );
   }
   return options;
 }
 
 /** How much work each scenario does (the quick mode only proves the suite works). */
-function sizes(quick: boolean) {
+function sizes(quick: boolean, scale: number) {
+  const n = (count: number) => Math.max(1, Math.round(count * scale));
   return quick
     ? { api: { 1: 20, 16: 64, 64: 128 }, unloaded: 20, loaded: 200, listRows: 2_000, listSamples: 10, deep: 1_000 }
     : {
@@ -427,9 +439,15 @@ function fmt(n: number, digits = 1): string {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const size = sizes(options.quick);
+  if (!(options.scale > 0)) throw new Error("--scale: must be a positive number");
+  const size = sizes(options.quick, options.scale);
   const startedAt = new Date().toISOString();
-  const stack = await startStack({ env: { CINDERBLOCK_QUOTA_VOLUMES: "1000" } });
+  const stack = await startStack({
+    env: {
+      CINDERBLOCK_QUOTA_VOLUMES: "1000",
+      ...(options.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.profile}` } : {}),
+    },
+  });
   const quotas = new QuotasServiceClient(stack.address, credentials.createInsecure());
   const tracker = trackCompletions(stack.nc, stack.prefix);
   const projectId = "bench";
