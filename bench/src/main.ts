@@ -89,12 +89,12 @@ function sizes(quick: boolean, scale: number) {
   return quick
     ? { api: { 1: 20, 16: 64, 64: 128 }, unloaded: 20, loaded: 200, listRows: 2_000, listSamples: 10, deep: 1_000 }
     : {
-        api: { 1: 500, 16: 4_000, 64: 8_000 },
-        unloaded: 300,
-        loaded: 5_000,
-        listRows: 100_000,
-        listSamples: 200,
-        deep: 50_000,
+        api: { 1: n(500), 16: n(4_000), 64: n(8_000) },
+        unloaded: n(300),
+        loaded: n(5_000),
+        listRows: n(100_000),
+        listSamples: n(200),
+        deep: Math.min(n(50_000), n(100_000) - 1_000),
       };
 }
 
