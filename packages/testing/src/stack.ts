@@ -26,8 +26,15 @@ interface ServiceProcess {
   kill(): Promise<void>;
 }
 
+/**
+ * Node flags the services run with (as in deploy/Dockerfile and npm start). NOTE: on a machine with
+ * plenty of memory V8 sizes the young generation at up to 64 MiB per semi-space, so each service
+ * sat at about 300 MB RSS idle; 8 MiB keeps it near 150 MB at no measurable cost in GC time.
+ */
+const SERVICE_NODE_FLAGS = ["--max-semi-space-size=8"];
+
 function startService(name: string, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [join(REPO_ROOT, "services", name, "dist", "main.js")], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(REPO_ROOT, "services", name, "dist", "main.js")], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
