@@ -72,12 +72,17 @@ async function api(): Promise<void> {
            where id = ${call.request.volumeId} and project_id = ${projectId} and not deleted
              and status in ('available', 'in-use') and host = ${host}
              for share),
-        d(resource, delta) as (select 'gigabytes', size_gb from v union all select 'snapshots', 1 from v),
         q as (
-          update quota_usages u set in_use = u.in_use + d.delta, updated_at = now()
-            from d left join quota_limits l on l.project_id = ${projectId} and l.resource = d.resource
-           where u.project_id = ${projectId} and u.resource = d.resource
-             and (coalesce(l.hard_limit, -1) < 0 or u.in_use + d.delta <= l.hard_limit)
+          -- NOTE: one UPDATE in index order (gigabytes, snapshots), so concurrent creates queue on the
+          -- rows instead of deadlocking; a limit below zero is unlimited.
+          update quota_usages u
+             set in_use = u.in_use + case u.resource when 'snapshots' then 1 else (select size_gb from v) end,
+                 updated_at = now()
+           where u.project_id = ${projectId} and u.resource in ('gigabytes', 'snapshots') and exists (select 1 from v)
+             and not coalesce((
+               select l.hard_limit >= 0
+                  and u.in_use + case u.resource when 'snapshots' then 1 else (select size_gb from v) end > l.hard_limit
+                 from quota_limits l where l.project_id = u.project_id and l.resource = u.resource), false)
           returning u.resource)
         insert into snapshots (id, project_id, user_id, volume_id, name, status, progress, volume_size_gb)
         select ${id}, ${projectId}, ${userId}, v.id, ${call.request.name}, 'creating', '0%', v.size_gb
