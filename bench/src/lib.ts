@@ -70,7 +70,7 @@ export async function rssMiB(pid: number | undefined): Promise<number> {
 }
 
 /** The outcome of one snapshot as its notification told it. */
-export interface Completion {
+interface Completion {
   ok: boolean;
   at: number;
 }

@@ -1,7 +1,7 @@
 import { Worker } from "node:worker_threads";
 
 /** What a failed command reports (the fields of a failed `execFile` that callers look at). */
-export interface SpawnFailure extends Error {
+interface SpawnFailure extends Error {
   code?: string | number;
   path?: string;
   stderr?: string;
