@@ -26,11 +26,11 @@ function valuesList(projectId: string, deltas: readonly QuotaDelta[]) {
 
 /**
  * Adds `delta` to the project's usage of each resource, only if every result stays within its
- * limit (the project's override, else the default). The usage rows are locked in resource order
- * (so concurrent reservations queue instead of deadlocking), checked, then incremented: two
- * statements, never a count over the resource tables. Rows a project never had are created first.
- * Returns undefined when all were reserved, or the first refused resource; the caller must then
- * roll its transaction back.
+ * limit (the project's override, else the default). One statement, one round trip: the usage rows
+ * are locked in resource order (so concurrent reservations queue instead of deadlocking), checked,
+ * and incremented only if all pass; never a count over the resource tables. Rows a project never
+ * had are created first. Returns undefined when all were reserved, or the first refused resource;
+ * the caller must then roll its transaction back.
  */
 export async function reserveQuota(
   db: Executor,
@@ -38,27 +38,45 @@ export async function reserveQuota(
   deltas: readonly QuotaDelta[],
 ): Promise<QuotaRefusal | undefined> {
   const sorted = [...deltas].sort((a, b) => a.resource.localeCompare(b.resource));
-  const lock = () =>
-    db.execute<{ resource: string; in_use: number; hard_limit: number }>(sql`
-      select u.resource, u.in_use, coalesce(l.hard_limit, d.default_limit) as hard_limit
-        from (values ${valuesList(projectId, sorted)}) as d(project_id, resource, delta, default_limit)
-        join quota_usages u on u.project_id = d.project_id and u.resource = d.resource
-        left join quota_limits l on l.project_id = d.project_id and l.resource = d.resource
-       order by u.resource
-         for update of u`);
-  let rows = await lock();
+  // NOTE: `locked` takes every row lock (in order) before `reserved` updates anything: `verdict`
+  // aggregates all of `locked` first. The UPDATE touches only rows this statement holds, and
+  // READ COMMITTED hands both the lock and the update the newest version, so the check and the
+  // increment see the same usage. The quota rows stay locked for less: one round trip, not two.
+  const reserve = () =>
+    db.execute<{ resource: string; in_use: number; hard_limit: number; reserved: number }>(sql`
+      with d(project_id, resource, delta, default_limit) as (values ${valuesList(projectId, sorted)}),
+      locked as (
+        select u.resource, u.in_use, coalesce(l.hard_limit, d.default_limit) as hard_limit, d.delta
+          from d
+          join quota_usages u on u.project_id = d.project_id and u.resource = d.resource
+          left join quota_limits l on l.project_id = d.project_id and l.resource = d.resource
+         order by u.resource
+           for update of u),
+      verdict as (
+        select count(*) = ${sorted.length} and coalesce(bool_and(hard_limit < 0 or in_use + delta <= hard_limit), true)
+               as ok
+          from locked),
+      reserved as (
+        update quota_usages u set in_use = u.in_use + locked.delta, updated_at = now()
+          from locked, verdict
+         where verdict.ok and u.project_id = ${projectId} and u.resource = locked.resource
+        returning u.resource)
+      select locked.resource, locked.in_use, locked.hard_limit, (select count(*) from reserved)::int as reserved
+        from locked`);
+  let rows = await reserve();
   if (rows.length < sorted.length) {
     // NOTE: a project's first reservation creates its usage rows (in resource order). A concurrent
     // first reservation may be creating them too: our insert then waits for it and does nothing,
-    // and the second lock sees its rows.
+    // and the second attempt sees its rows.
     await db.execute(sql`
       insert into quota_usages (project_id, resource, in_use)
       select d.project_id, d.resource, 0 from (values ${valuesList(projectId, sorted)})
           as d(project_id, resource, delta, default_limit)
        order by d.resource
       on conflict do nothing`);
-    rows = await lock();
+    rows = await reserve();
   }
+  if (rows.length === sorted.length && Number(rows[0]?.reserved) === sorted.length) return undefined;
   for (const d of sorted) {
     const row = rows.find((r) => r.resource === d.resource);
     const inUse = Number(row?.in_use ?? 0);
@@ -67,11 +85,7 @@ export async function reserveQuota(
       return { resource: d.resource, inUse, limit, requested: d.delta };
     }
   }
-  await db.execute(sql`
-    update quota_usages u set in_use = u.in_use + d.delta, updated_at = now()
-      from (values ${valuesList(projectId, sorted)}) as d(project_id, resource, delta, default_limit)
-     where u.project_id = d.project_id and u.resource = d.resource`);
-  return undefined;
+  throw new Error(`quota rows of project ${projectId} missing for ${sorted.map((d) => d.resource).join(", ")}`);
 }
 
 /** Gives back usage (never below zero), locking rows in resource order like {@link reserveQuota}. */

@@ -92,10 +92,11 @@ function watchUnexpectedExit(name: string, exited: Promise<ExitInfo> | undefined
 }
 
 function startService(name: ServiceName, env: NodeJS.ProcessEnv, onLine?: LineSink): void {
+  // NOTE: a small young generation, as in packages/testing and deploy/Dockerfile (about half the RSS).
   const service = startProcess({
     name,
     command: process.execPath,
-    args: [serviceScript(name)],
+    args: ["--max-semi-space-size=8", serviceScript(name)],
     env,
     cwd: repoRoot,
     onLine,

@@ -27,11 +27,18 @@ export interface ServiceProcess {
 }
 
 /**
+ * Node flags the services run with (as in deploy/Dockerfile and npm start). NOTE: on a machine with
+ * plenty of memory V8 sizes the young generation at up to 64 MiB per semi-space, so each service
+ * sat at about 300 MB RSS idle; 8 MiB keeps it near 150 MB at no measurable cost in GC time.
+ */
+const SERVICE_NODE_FLAGS = ["--max-semi-space-size=8"];
+
+/**
  * Starts one service (`services/<name>/dist/main.js`) as a process with `env` added to this one's;
  * for tests that need a service alone or with unusual settings ({@link startStack} starts all three).
  */
 export function startService(name: ServiceName, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [join(REPO_ROOT, "services", name, "dist", "main.js")], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(REPO_ROOT, "services", name, "dist", "main.js")], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

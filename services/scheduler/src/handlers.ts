@@ -36,10 +36,13 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
 
   return {
     async createSnapshot(cast, deliveryKey) {
-      const snapshot = await getSnapshotElevated(db, cast.snapshotId);
-      if (snapshot?.status !== "creating") return; // already handled, or gone
       // A snapshot lives on its volume's backend: check that backend instead of choosing one.
-      const backend = await getService(db, cast.volumeHost, deps.serviceDownTimeSeconds);
+      // NOTE: both reads at once (the cast names the backend): one round trip of latency, not two.
+      const [snapshot, backend] = await Promise.all([
+        getSnapshotElevated(db, cast.snapshotId),
+        getService(db, cast.volumeHost, deps.serviceDownTimeSeconds),
+      ]);
+      if (snapshot?.status !== "creating") return; // already handled, or gone
       let problem: string | undefined;
       if (!backend) problem = `backend ${cast.volumeHost} is unknown`;
       else if (!backend.up)

@@ -326,10 +326,22 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
 
     async createSnapshot(cast, delivery) {
       // The manager acts with elevated rights from here on (Cinder's context.elevated()).
-      const snapshot = await getSnapshotElevated(db, cast.snapshotId);
+      // NOTE: both rows in one round trip (the cast names the volume); the snapshot's own volume id wins.
+      const [snapshot, castVolume] = await Promise.all([
+        getSnapshotElevated(db, cast.snapshotId),
+        getVolumeElevated(db, cast.volumeId),
+      ]);
       if (snapshot?.status !== "creating") return; // done already, or gone
-      const volume = await getVolumeElevated(db, snapshot.volumeId);
-      await notifier.notify("INFO", "snapshot.create.start", snapshotPublisher, snapshotUsage(snapshot, volume));
+      const volume = snapshot.volumeId === castVolume?.id ? castVolume : await getVolumeElevated(db, snapshot.volumeId);
+      // NOTE: the start notification is published while the driver works; it is awaited before any
+      // other notification of this snapshot, so consumers still see start before end or error.
+      const started = notifier.notify(
+        "INFO",
+        "snapshot.create.start",
+        snapshotPublisher,
+        snapshotUsage(snapshot, volume),
+      );
+      started.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
 
       let providerLocation = snapshot.providerLocation;
       try {
@@ -348,6 +360,7 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
         if (retryable && !delivery.finalAttempt) {
           throw new RetryableError(`driver create_snapshot failed: ${String(error)}`, { delayMs: 2000, cause: error });
         }
+        await started;
         await failSnapshot(
           snapshot,
           volume,
@@ -359,6 +372,7 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
 
       // A bootable volume's image metadata goes onto the snapshot so it can boot an instance again.
       // A volume without any ("no metadata found") is skipped; any other failure fails the snapshot.
+      await started;
       let imageMetadata: Record<string, string> = {};
       if (volume?.bootable) {
         try {
@@ -376,14 +390,21 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
         }
       }
 
-      const done = await updateSnapshotStatus(db, snapshot.id, ["creating"], "available", {
-        progress: "100%",
-        statusReason: "",
-        providerLocation,
-        imageMetadata,
-        encryptionKeyId: volume?.encryptionKeyId ?? snapshot.encryptionKeyId,
+      // NOTE: status and operation in one transaction, pipelined: one commit (one WAL flush) and one
+      // round trip for both statements, instead of two of each.
+      const done = await transaction(db, async (tx) => {
+        const [row] = await Promise.all([
+          updateSnapshotStatus(tx, snapshot.id, ["creating"], "available", {
+            progress: "100%",
+            statusReason: "",
+            providerLocation,
+            imageMetadata,
+            encryptionKeyId: volume?.encryptionKeyId ?? snapshot.encryptionKeyId,
+          }),
+          finishOperation(tx, cast.operationId, "done"),
+        ]);
+        return row;
       });
-      await finishOperation(db, cast.operationId, "done");
       if (!done) return;
       publishChange(deps.bus, "snapshot", snapshot.id);
       await notifier.notify("INFO", "snapshot.create.end", snapshotPublisher, snapshotUsage(done, volume));

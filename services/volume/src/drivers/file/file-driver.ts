@@ -1,9 +1,7 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { copyFile, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
-import { promisify } from "node:util";
 import { checkId, checkSizeBytes, downStats, GIB, toGb } from "../checks.js";
 import {
   type BackendStats,
@@ -16,6 +14,7 @@ import {
   type VolumeDriver,
 } from "../driver.js";
 import { copySparse } from "./sparse-copy.js";
+import { createSpawnPool, type SpawnPool } from "./spawn-pool.js";
 
 /** Configuration of the `file` driver. */
 export interface FileDriverOptions {
@@ -29,7 +28,6 @@ export interface FileDriverOptions {
 
 /** Longest a non-reflink copy of one volume may take. */
 const COPY_TIMEOUT_MS = 30 * 60_000;
-const execFileAsync = promisify(execFile);
 const VOLUME_FILE = /^volume-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.img$/;
 const SNAPSHOT_FILE = /^snapshot-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.img$/;
 
@@ -68,6 +66,8 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
     throw new RangeError(`maxOverSubscriptionRatio must be a finite number >= 1, got ${maxOverSubscriptionRatio}`);
   }
 
+  // `cp` runs from worker threads: a spawn blocks its thread until the child has exec'd.
+  const spawner = createSpawnPool();
   const volumePath = (id: string) => join(dataDir, `volume-${id}.img`);
   const snapshotPath = (id: string) => join(dataDir, `snapshot-${id}.img`);
   // A leading dot keeps temp files out of the volume count; the random part keeps concurrent
@@ -155,7 +155,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
 
       const tmp = tempPath(name);
       try {
-        await cloneOrCopy(source, tmp);
+        await cloneOrCopy(source, tmp, spawner);
         await syncFile(tmp);
         await publish(tmp, path);
         return result;
@@ -205,7 +205,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
 
       const tmp = tempPath(name);
       try {
-        await cloneOrCopy(source, tmp);
+        await cloneOrCopy(source, tmp, spawner);
         await growAndSync(tmp, bytes);
         if (await publish(tmp, path)) return;
       } catch (err) {
@@ -257,7 +257,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
       // rebuilds the same content. rename, unlike publish's link, is meant to replace here.
       const tmp = tempPath(name);
       try {
-        await cloneOrCopy(source, tmp);
+        await cloneOrCopy(source, tmp, spawner);
         // A volume extended since the snapshot keeps its size; the extra tail reads as zeros.
         await growAndSync(tmp, volumeInfo.size, volumeInfo.mode);
         // Narrows (cannot close) the window in which a concurrent delete would be undone.
@@ -441,7 +441,8 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
     },
 
     async close() {
-      // Every call opens and closes its own files; nothing is held between calls.
+      // Every call opens and closes its own files; only the spawn workers outlive a call.
+      await spawner.close();
     },
   };
 }
@@ -461,7 +462,7 @@ function checkExistingSize(name: string, actualBytes: number, sizeGb: number): v
  * copies in milliseconds, where reading it (copySparse) takes about 20 s here; copySparse stays as
  * the fallback for images without coreutils.
  */
-async function cloneOrCopy(source: string, destination: string): Promise<void> {
+async function cloneOrCopy(source: string, destination: string, spawner: SpawnPool): Promise<void> {
   try {
     await copyFile(source, destination, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
     return;
@@ -472,7 +473,7 @@ async function cloneOrCopy(source: string, destination: string): Promise<void> {
   // libuv removes a destination it created before the clone failed; this guards older versions.
   await removeQuietly(destination);
   try {
-    await execFileAsync("cp", ["--sparse=always", "--no-dereference", "--", source, destination], {
+    await spawner.execFile("cp", ["--sparse=always", "--no-dereference", "--", source, destination], {
       timeout: COPY_TIMEOUT_MS,
     });
   } catch (err) {

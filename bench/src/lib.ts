@@ -1,0 +1,143 @@
+import { readFile } from "node:fs/promises";
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+/** Calls a grpc-js unary method as a promise. */
+export function unary<Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res as Res))));
+}
+
+/** noauth metadata for a project's caller (admin adds the admin role). */
+export function callerMetadata(projectId: string, admin = false): Metadata {
+  const md = new Metadata();
+  md.set("x-project-id", projectId);
+  md.set("x-user-id", "bench");
+  if (admin) md.set("x-roles", "admin");
+  return md;
+}
+
+/** Percentiles of a sample, in the sample's unit. */
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/** Nearest-rank percentiles (NaN for an empty sample). */
+export function percentiles(values: readonly number[]): Percentiles {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (p: number) => s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? Number.NaN;
+  return { n: s.length, p50: at(50), p95: at(95), p99: at(99), max: s[s.length - 1] ?? Number.NaN };
+}
+
+/** Rounds for the report (3 significant decimals at most). */
+export function round(n: number, digits = 2): number {
+  return Number.isFinite(n) ? Number(n.toFixed(digits)) : n;
+}
+
+/**
+ * Runs `total` jobs from `clients` closed-loop workers (each starts its next job when its last one
+ * finished); `job` gets the worker index and the job's sequence number and returns its latency in ms.
+ */
+export async function closedLoop(
+  clients: number,
+  total: number,
+  job: (worker: number, seq: number) => Promise<number>,
+): Promise<{ latencies: number[]; seconds: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, worker) => {
+      for (let seq = next++; seq < total; seq = next++) latencies.push(await job(worker, seq));
+    }),
+  );
+  return { latencies, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Resident set size of a process in MiB (Linux /proc), or NaN when it is gone. */
+export async function rssMiB(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const kb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1]);
+    return round(kb / 1024, 1);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The outcome of one snapshot as its notification told it. */
+interface Completion {
+  ok: boolean;
+  at: number;
+}
+
+/**
+ * Learns when snapshots finish from their notifications (`snapshot.create.end`, or an error), on
+ * core NATS: nobody polls. `wait(id)` resolves at the notification, even one that came first.
+ */
+export interface CompletionTracker {
+  wait(snapshotId: string): Promise<Completion>;
+  close(): void;
+}
+
+/** Subscribes to a stack's (or the floor's) notification subjects under `prefix`. */
+export function trackCompletions(nc: NatsConnection, prefix: string, timeoutMs = 180_000): CompletionTracker {
+  const done = new Map<string, Completion>();
+  const waiters = new Map<string, (c: Completion) => void>();
+  const subjects = [
+    [`${prefix}.notifications.info.snapshot.create.end`, true],
+    [`${prefix}.notifications.error.snapshot.create.error`, false],
+    [`${prefix}.notifications.error.scheduler.create_snapshot`, false],
+  ] as const;
+  const subs = subjects.map(([subject, ok]) =>
+    nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        const at = performance.now();
+        const id = msg.json<{ payload?: { snapshot_id?: string } }>().payload?.snapshot_id ?? "";
+        const completion = { ok, at };
+        const waiter = waiters.get(id);
+        if (waiter) {
+          waiters.delete(id);
+          waiter(completion);
+        } else done.set(id, completion);
+      },
+    }),
+  );
+  return {
+    wait(snapshotId) {
+      const seen = done.get(snapshotId);
+      if (seen) {
+        done.delete(snapshotId);
+        return Promise.resolve(seen);
+      }
+      // NOTE: a snapshot that never reports back is a finding, not a reason to hang the run.
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(snapshotId);
+          reject(new Error(`snapshot ${snapshotId}: no notification within ${timeoutMs / 1000} s`));
+        }, timeoutMs);
+        waiters.set(snapshotId, (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        });
+      });
+    },
+    close() {
+      for (const s of subs) s.unsubscribe();
+    },
+  };
+}
+
+/** Formats a table of rows (first row: header) with aligned columns. */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  const line = (r: readonly string[]) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+  const [head, ...body] = rows;
+  return [line(head ?? []), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}

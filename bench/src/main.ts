@@ -1,0 +1,562 @@
+/**
+ * The benchmark suite: starts api, scheduler and a file-backed volume host (packages/testing
+ * startStack) on the real PostgreSQL and NATS and measures, in one run:
+ *   1. api: CreateSnapshot call latency and throughput at 1, 16 and 64 closed-loop grpc-js callers;
+ *   2. end to end: snapshots from the request to `available` (seen through the
+ *      `snapshot.create.end` notification, no polling), unloaded (1 caller) and 5,000 at 64 callers;
+ *   3. floor: the same end-to-end load on the plain pipeline of floor.ts, and ours / floor;
+ *   4. list: ListSnapshots pages of 100 in a project of 100,000 snapshots, with and without
+ *      filters, and deep in the list through a page token;
+ *   5. memory: RSS of each service idle and right after scenario 2;
+ *   6. backends: LVM and RBD, stack versus raw (lvm.ts, rbd.ts), with --backends where they can run.
+ * Then it checks the guarantees on the run's own data: every snapshot `available`, none lost or
+ * stuck, and the project's quota usage equal to its snapshots. Prints a table, writes JSON.
+ * Usage: node bench/dist/main.js [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR]
+ * (--scale: multiplies the full run's counts)
+ * (--profile: each service writes a CPU profile into DIR when it stops, node --cpu-prof)
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import {
+  CreateSnapshotRequest,
+  CreateVolumeRequest,
+  ListSnapshotsRequest,
+  type ListSnapshotsResponse,
+  QuotasServiceClient,
+  type Snapshot,
+  SnapshotStatus,
+  SnapshotsServiceClient,
+  VolumeStatus,
+} from "@cinderblock/proto";
+import { REPO_ROOT, type Stack, startStack } from "@cinderblock/testing";
+import { credentials, type Metadata } from "@grpc/grpc-js";
+import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import postgres from "postgres";
+import { floorNames } from "./floor.js";
+import {
+  type CompletionTracker,
+  callerMetadata,
+  closedLoop,
+  type Percentiles,
+  percentiles,
+  round,
+  rssMiB,
+  table,
+  trackCompletions,
+  unary,
+} from "./lib.js";
+
+const execFileAsync = promisify(execFile);
+const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+interface Options {
+  quick: boolean;
+  out: string;
+  backends: boolean;
+  /** Multiplies the full run's counts (e.g. 0.2 for a shorter run while profiling). */
+  scale: number;
+  /** Where the services write CPU profiles (node --cpu-prof), if anywhere. */
+  profile?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { scale: 1, quick: false, out: join(BENCH_DIR, "results", "latest.json"), backends: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--quick") options.quick = true;
+    else if (arg === "--backends") options.backends = true;
+    else if (arg === "--out") options.out = resolve(argv[++i] ?? "");
+    else if (arg?.startsWith("--out=")) options.out = resolve(arg.slice(6));
+    else if (arg === "--scale") options.scale = Number(argv[++i]);
+    else if (arg === "--profile") options.profile = resolve(argv[++i] ?? "");
+    else
+      throw new Error(
+        `unknown argument ${arg}; usage: [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR]`,
+      );
+  }
+  return options;
+}
+
+/** How much work each scenario does (the quick mode only proves the suite works). */
+function sizes(quick: boolean, scale: number) {
+  const n = (count: number) => Math.max(1, Math.round(count * scale));
+  return quick
+    ? { api: { 1: 20, 16: 64, 64: 128 }, unloaded: 20, loaded: 200, listRows: 2_000, listSamples: 10, deep: 1_000 }
+    : {
+        api: { 1: n(500), 16: n(4_000), 64: n(8_000) },
+        unloaded: n(300),
+        loaded: n(5_000),
+        listRows: n(100_000),
+        listSamples: n(200),
+        deep: Math.min(n(50_000), n(100_000) - 1_000),
+      };
+}
+
+const CLIENTS = [1, 16, 64] as const;
+const LOADED_CLIENTS = 64;
+/** Quotas for the bench's projects: finite, so every create really checks them. */
+const BENCH_LIMITS = { snapshots: 10_000_000, gigabytes: 100_000_000, volumes: 1_000 };
+
+interface LoadResult {
+  clients: number;
+  count: number;
+  seconds: number;
+  perSecond: number;
+  latencyMs: Percentiles;
+  failed: number;
+}
+
+function loadResult(clients: number, latencies: number[], seconds: number, failed = 0): LoadResult {
+  const p = percentiles(latencies);
+  return {
+    clients,
+    count: latencies.length,
+    seconds: round(seconds, 2),
+    perSecond: round(latencies.length / seconds, 1),
+    latencyMs: { n: p.n, p50: round(p.p50), p95: round(p.p95), p99: round(p.p99), max: round(p.max) },
+    failed,
+  };
+}
+
+/** Creates `count` 1 GiB volumes in the project and waits until they are available. */
+async function makeVolumes(stack: Stack, md: Metadata, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await unary<{ volume?: { id: string } }>((done) =>
+      stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: `bench-${i}`, sizeGb: 1 }), md, done),
+    );
+    ids.push(res.volume?.id ?? "");
+  }
+  for (const id of ids) {
+    for (;;) {
+      const v = await unary<{ volume?: { status: VolumeStatus } }>((done) => stack.volumes.getVolume({ id }, md, done));
+      if (v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE) break;
+      if (v.volume?.status !== VolumeStatus.VOLUME_STATUS_CREATING)
+        throw new Error(`volume ${id}: ${v.volume?.status}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return ids;
+}
+
+/** The end-to-end load: each caller creates a snapshot of its own volume and waits for its notification. */
+async function endToEnd(
+  client: SnapshotsServiceClient,
+  md: Metadata,
+  tracker: CompletionTracker,
+  volumeIds: string[],
+  clients: number,
+  count: number,
+): Promise<LoadResult> {
+  let failed = 0;
+  const { latencies, seconds } = await closedLoop(clients, count, async (worker, seq) => {
+    const t0 = performance.now();
+    const res = await unary<{ snapshot?: Snapshot }>((done) =>
+      client.createSnapshot(
+        CreateSnapshotRequest.fromPartial({ volumeId: volumeIds[worker % volumeIds.length], name: `e2e-${seq}` }),
+        md,
+        done,
+      ),
+    );
+    const completion = await tracker.wait(res.snapshot?.id ?? "");
+    if (!completion.ok) failed++;
+    return completion.at - t0;
+  });
+  return loadResult(clients, latencies, seconds, failed);
+}
+
+/** Scenario 1: the CreateSnapshot call alone, at each concurrency; waits for the pipeline to settle after each. */
+async function apiScenario(
+  stack: Stack,
+  md: Metadata,
+  tracker: CompletionTracker,
+  volumeIds: string[],
+  counts: Record<number, number>,
+): Promise<LoadResult[]> {
+  const results: LoadResult[] = [];
+  for (const clients of CLIENTS) {
+    const ids: string[] = [];
+    const { latencies, seconds } = await closedLoop(clients, counts[clients] ?? 0, async (worker, seq) => {
+      const t0 = performance.now();
+      const res = await unary<{ snapshot?: Snapshot }>((done) =>
+        stack.snapshots.createSnapshot(
+          CreateSnapshotRequest.fromPartial({ volumeId: volumeIds[worker], name: `api-${clients}-${seq}` }),
+          md,
+          done,
+        ),
+      );
+      const ms = performance.now() - t0;
+      ids.push(res.snapshot?.id ?? "");
+      return ms;
+    });
+    const outcomes = await Promise.all(ids.map((id) => tracker.wait(id)));
+    results.push(loadResult(clients, latencies, seconds, outcomes.filter((o) => !o.ok).length));
+  }
+  return results;
+}
+
+interface ListCase {
+  name: string;
+  latencyMs: Percentiles;
+  returned: number;
+}
+
+/** Scenario 4: 100,000 snapshots in one project (inserted with SQL), pages of 100 through ListSnapshots. */
+async function listScenario(stack: Stack, rows: number, samples: number, deep: number): Promise<ListCase[]> {
+  const projectId = "bench-list";
+  const sql = postgres(stack.database.url, { max: 1, onnotice: () => {} });
+  try {
+    const volumeId = randomUUID();
+    await sql`
+      insert into volumes (id, project_id, user_id, name, status, size_gb, availability_zone, host)
+      values (${volumeId}, ${projectId}, 'bench', 'list', 'available', 1, 'nova', ${`${stack.host}@file`})`;
+    // NOTE: distinct created_at per row (1 ms apart), a tenth in `error`, a tenth tagged gold.
+    await sql`
+      insert into snapshots (id, project_id, user_id, volume_id, name, status, progress, volume_size_gb, metadata,
+                             created_at, updated_at)
+      select gen_random_uuid(), ${projectId}, 'bench', ${volumeId}, 'snap-' || i,
+             case when i % 10 = 3 then 'error' else 'available' end, '100%', 1,
+             case when i % 10 = 7 then '{"tier":"gold"}'::jsonb else '{"tier":"silver"}'::jsonb end,
+             now() - make_interval(secs => i / 1000.0), now()
+        from generate_series(1, ${rows}::int) as i`;
+    await sql`analyze snapshots`;
+  } finally {
+    await sql.end();
+  }
+  const md = callerMetadata(projectId);
+  const list = (req: Partial<ListSnapshotsRequest>) =>
+    unary<ListSnapshotsResponse>((done) =>
+      stack.snapshots.listSnapshots(ListSnapshotsRequest.fromPartial(req), md, done),
+    );
+  // A token deep in the list: walk there in pages of 1000.
+  let deepToken = "";
+  for (let walked = 0; walked < deep; walked += 1000) {
+    deepToken = (await list({ pageSize: 1000, pageToken: deepToken })).nextPageToken;
+  }
+  const cases: Array<[string, Partial<ListSnapshotsRequest>]> = [
+    ["first page, no filter", { pageSize: 100 }],
+    ["status = error", { pageSize: 100, status: SnapshotStatus.SNAPSHOT_STATUS_ERROR }],
+    ["metadata tier = gold", { pageSize: 100, metadata: { tier: "gold" } }],
+    ["name = snap-<n> (one match)", { pageSize: 100, name: `snap-${Math.floor(rows / 2)}` }],
+    ["sorted by name", { pageSize: 100, sortKey: "name", sortDir: "asc" }],
+    [`deep: page token after ${deep.toLocaleString("en")} rows`, { pageSize: 100, pageToken: deepToken }],
+  ];
+  const results: ListCase[] = [];
+  for (const [name, req] of cases) {
+    await list(req); // warm
+    const times: number[] = [];
+    let returned = 0;
+    for (let i = 0; i < samples; i++) {
+      const t0 = performance.now();
+      returned = (await list(req)).snapshots.length;
+      times.push(performance.now() - t0);
+    }
+    const p = percentiles(times);
+    results.push({
+      name,
+      returned,
+      latencyMs: { ...p, p50: round(p.p50), p95: round(p.p95), p99: round(p.p99), max: round(p.max) },
+    });
+  }
+  return results;
+}
+
+/** What the run's own data says about the guarantees. */
+interface Integrity {
+  snapshots: Record<string, number>;
+  quotaSnapshotsInUse: number;
+  quotaExact: boolean;
+  outboxLeft: number;
+  operationsPending: number;
+}
+
+async function integrity(stack: Stack, projectId: string): Promise<Integrity> {
+  const sql = postgres(stack.database.url, { max: 1, onnotice: () => {} });
+  try {
+    const byStatus = await sql<{ status: string; n: string }[]>`
+      select status, count(*) as n from snapshots where project_id = ${projectId} and not deleted group by status`;
+    const snapshots = Object.fromEntries(byStatus.map((r) => [r.status, Number(r.n)]));
+    const [usage] = await sql<{ in_use: number }[]>`
+      select in_use from quota_usages where project_id = ${projectId} and resource = 'snapshots'`;
+    const [outbox] = await sql<{ n: string }[]>`select count(*) as n from outbox`;
+    const [pending] = await sql<{ n: string }[]>`select count(*) as n from operations where state = 'pending'`;
+    const total = Object.values(snapshots).reduce((a, b) => a + b, 0);
+    return {
+      snapshots,
+      quotaSnapshotsInUse: Number(usage?.in_use ?? 0),
+      quotaExact: Number(usage?.in_use ?? 0) === total,
+      outboxLeft: Number(outbox?.n ?? 0),
+      operationsPending: Number(pending?.n ?? 0),
+    };
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Starts one floor process and waits for its ready line. */
+function startFloorProcess(role: string, env: Record<string, string>): Promise<{ child: ChildProcess; port?: number }> {
+  const child = spawn(process.execPath, [join(BENCH_DIR, "dist", "floor.js"), role], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return new Promise((resolvePromise, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`floor ${role} did not start:\n${out}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const ready = out.split("\n").find((l) => l.includes('"msg":"floor'));
+      if (ready) {
+        clearTimeout(timer);
+        resolvePromise({ child, port: (JSON.parse(ready) as { port?: number }).port });
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      process.stderr.write(`[floor ${role}] ${chunk.toString()}`);
+    });
+    child.once("exit", (code) => reject(new Error(`floor ${role} exited with ${code}:\n${out}`)));
+  });
+}
+
+/** Scenario 3: the floor pipeline on the same database and NATS, under the same loads. */
+async function floorScenario(stack: Stack, unloaded: number, loaded: number): Promise<LoadResult[]> {
+  const prefix = `${stack.prefix}fl`;
+  const names = floorNames(prefix);
+  const projectId = "floor";
+  const host = "floor@file";
+  const dir = await mkdtemp(join(tmpdir(), "cinderblock-floor-"));
+  const sql = postgres(stack.database.url, { max: 1, onnotice: () => {} });
+  const jsm = await jetstreamManager(stack.nc);
+  const children: ChildProcess[] = [];
+  const volumeIds = Array.from({ length: LOADED_CLIENTS }, () => randomUUID());
+  try {
+    await sql`
+      insert into services (host, host_name, backend, availability_zone, heartbeat_at)
+      values (${host}, 'floor', 'file', 'nova', now() + interval '1 day')`;
+    for (const id of volumeIds) {
+      await sql`
+        insert into volumes (id, project_id, user_id, name, status, size_gb, availability_zone, host)
+        values (${id}, ${projectId}, 'bench', 'floor', 'available', 1, 'nova', ${host})`;
+      await writeFile(join(dir, `volume-${id}.img`), "");
+      await truncate(join(dir, `volume-${id}.img`), 1024 ** 3);
+    }
+    await sql`insert into quota_usages (project_id, resource, in_use) values (${projectId}, 'gigabytes', 0), (${projectId}, 'snapshots', 0)`;
+    await sql`
+      insert into quota_limits (project_id, resource, hard_limit)
+      values (${projectId}, 'gigabytes', ${BENCH_LIMITS.gigabytes}), (${projectId}, 'snapshots', ${BENCH_LIMITS.snapshots})`;
+    await jsm.streams.add({
+      name: names.stream,
+      subjects: [`${prefix}.floor.>`],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(600_000),
+    });
+    await jsm.streams.add({
+      name: names.notificationsStream,
+      subjects: [`${prefix}.notifications.>`],
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      storage: StorageType.File,
+      duplicate_window: nanos(600_000),
+    });
+    const env = {
+      FLOOR_DATABASE_URL: stack.database.url,
+      FLOOR_NATS_URL: process.env.CINDERBLOCK_TEST_NATS_URL ?? "nats://127.0.0.1:4222",
+      FLOOR_PREFIX: prefix,
+      FLOOR_HOST: host,
+      FLOOR_DIR: dir,
+    };
+    for (const role of ["scheduler", "volume"]) children.push((await startFloorProcess(role, env)).child);
+    const api = await startFloorProcess("api", env);
+    children.push(api.child);
+    const client = new SnapshotsServiceClient(`127.0.0.1:${api.port}`, credentials.createInsecure());
+    const tracker = trackCompletions(stack.nc, prefix);
+    const md = callerMetadata(projectId);
+    try {
+      await endToEnd(client, md, tracker, volumeIds, 1, Math.min(20, unloaded)); // warm
+      const results = [
+        await endToEnd(client, md, tracker, volumeIds, 1, unloaded),
+        await endToEnd(client, md, tracker, volumeIds, LOADED_CLIENTS, loaded),
+      ];
+      return results;
+    } finally {
+      tracker.close();
+      client.close();
+    }
+  } finally {
+    for (const child of children) {
+      const exited = new Promise((r) => child.once("exit", r));
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+    }
+    for (const stream of [names.stream, names.notificationsStream]) await jsm.streams.delete(stream).catch(() => false);
+    await sql.end();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface BackendResult {
+  name: string;
+  status: "measured" | "skipped";
+  detail: string;
+}
+
+/** Scenario 6: the LVM and RBD benches (lvm.js, rbd.js) where their backend can run and --backends asks. */
+async function backendsScenario(run: boolean): Promise<BackendResult[]> {
+  const results: BackendResult[] = [];
+  for (const [name, check, script, args] of [
+    ["lvm (thin)", "scripts/lvm-guest/check.sh", "lvm.js", ["20", "thin"]],
+    ["rbd", "scripts/ceph/check.sh", "rbd.js", ["30"]],
+  ] as const) {
+    const why = await execFileAsync(join(REPO_ROOT, check)).then(
+      () => undefined,
+      (e: { stdout?: string }) => String(e.stdout ?? e).trim(),
+    );
+    if (why) {
+      results.push({ name, status: "skipped", detail: `backend not available: ${why}` });
+    } else if (!run) {
+      results.push({ name, status: "skipped", detail: "available here; pass --backends to boot it and measure" });
+    } else {
+      const { stdout } = await execFileAsync(process.execPath, [join(BENCH_DIR, "dist", script), ...args], {
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      results.push({ name, status: "measured", detail: stdout.trim() });
+    }
+  }
+  return results;
+}
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : "-";
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  if (!(options.scale > 0)) throw new Error("--scale: must be a positive number");
+  const size = sizes(options.quick, options.scale);
+  const startedAt = new Date().toISOString();
+  const stack = await startStack({
+    env: {
+      CINDERBLOCK_QUOTA_VOLUMES: "1000",
+      ...(options.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.profile}` } : {}),
+    },
+  });
+  const quotas = new QuotasServiceClient(stack.address, credentials.createInsecure());
+  const tracker = trackCompletions(stack.nc, stack.prefix);
+  const projectId = "bench";
+  const md = callerMetadata(projectId);
+  const pids = { api: stack.api.child.pid, scheduler: stack.scheduler.child.pid, volume: stack.volume.child.pid };
+  const rss = async () => ({
+    api: await rssMiB(pids.api),
+    scheduler: await rssMiB(pids.scheduler),
+    volume: await rssMiB(pids.volume),
+  });
+  try {
+    await unary((done) =>
+      quotas.updateQuotas({ projectId, limits: BENCH_LIMITS }, callerMetadata(projectId, true), done),
+    );
+    console.error("bench: stack up; making volumes");
+    const volumeIds = await makeVolumes(stack, md, LOADED_CLIENTS);
+    const idle = await rss();
+    console.error("bench: scenario 1 (api)");
+    const api = await apiScenario(stack, md, tracker, volumeIds, size.api);
+    console.error("bench: scenario 2 (end to end)");
+    const unloaded = await endToEnd(stack.snapshots, md, tracker, volumeIds, 1, size.unloaded);
+    const loaded = await endToEnd(stack.snapshots, md, tracker, volumeIds, LOADED_CLIENTS, size.loaded);
+    const afterLoad = await rss();
+    const check = await integrity(stack, projectId);
+    console.error("bench: scenario 3 (floor)");
+    const [floorUnloaded, floorLoaded] = await floorScenario(stack, size.unloaded, size.loaded);
+    console.error("bench: scenario 4 (list)");
+    const list = await listScenario(stack, size.listRows, size.listSamples, size.deep);
+    console.error("bench: scenario 6 (backends)");
+    const backends = await backendsScenario(options.backends);
+
+    const ratio = (ours: LoadResult, floor: LoadResult | undefined) => ({
+      clients: ours.clients,
+      throughput: floor ? round(ours.perSecond / floor.perSecond) : Number.NaN,
+      p50: floor ? round(ours.latencyMs.p50 / floor.latencyMs.p50) : Number.NaN,
+      p99: floor ? round(ours.latencyMs.p99 / floor.latencyMs.p99) : Number.NaN,
+    });
+    const report = {
+      startedAt,
+      quick: options.quick,
+      node: process.versions.node,
+      cpus: cpus().length,
+      loadAverageAtEnd: loadavg().map((l) => round(l)),
+      scenarios: {
+        api,
+        endToEnd: [unloaded, loaded],
+        floor: [floorUnloaded, floorLoaded].filter((r) => r !== undefined),
+        oursOverFloor: [ratio(unloaded, floorUnloaded), ratio(loaded, floorLoaded)],
+        list: { rows: size.listRows, pageSize: 100, cases: list },
+        memoryMiB: { idle, afterEndToEnd: afterLoad },
+        backends,
+      },
+      integrity: check,
+    };
+    await mkdir(dirname(options.out), { recursive: true });
+    await writeFile(options.out, `${JSON.stringify(report, null, 2)}\n`);
+
+    const loadRows = (label: string, r: LoadResult) => [
+      label,
+      String(r.clients),
+      String(r.count),
+      fmt(r.perSecond),
+      fmt(r.latencyMs.p50, 2),
+      fmt(r.latencyMs.p95, 2),
+      fmt(r.latencyMs.p99, 2),
+    ];
+    console.log(
+      `Cinderblock bench${options.quick ? " (quick)" : ""}: Node ${process.versions.node}, ${cpus().length} CPUs, ${startedAt}`,
+    );
+    console.log(
+      table([
+        ["scenario", "clients", "count", "per s", "p50 ms", "p95 ms", "p99 ms"],
+        ...api.map((r) => loadRows("1. CreateSnapshot call", r)),
+        loadRows("2. request → available", unloaded),
+        loadRows("2. request → available", loaded),
+        ...(floorUnloaded ? [loadRows("3. floor: request → available", floorUnloaded)] : []),
+        ...(floorLoaded ? [loadRows("3. floor: request → available", floorLoaded)] : []),
+        ...list.map((c) => [
+          `4. list: ${c.name}`,
+          "1",
+          String(c.latencyMs.n),
+          "",
+          fmt(c.latencyMs.p50, 2),
+          fmt(c.latencyMs.p95, 2),
+          fmt(c.latencyMs.p99, 2),
+        ]),
+      ]),
+    );
+    for (const r of report.scenarios.oursOverFloor) {
+      console.log(
+        `3. ours / floor at ${r.clients} client(s): throughput ${fmt(r.throughput, 2)}, p50 ${fmt(r.p50, 2)}, p99 ${fmt(r.p99, 2)}`,
+      );
+    }
+    console.log(
+      `5. RSS MiB idle: api ${idle.api}, scheduler ${idle.scheduler}, volume ${idle.volume}; after scenario 2: api ${afterLoad.api}, scheduler ${afterLoad.scheduler}, volume ${afterLoad.volume}`,
+    );
+    for (const b of backends) console.log(`6. ${b.name}: ${b.status}: ${b.detail}`);
+    console.log(
+      `integrity: snapshots ${JSON.stringify(check.snapshots)}, quota in use ${check.quotaSnapshotsInUse} (${check.quotaExact ? "exact" : "DRIFTED"}), outbox left ${check.outboxLeft}, operations pending ${check.operationsPending}`,
+    );
+    console.log(`JSON: ${options.out}`);
+  } finally {
+    tracker.close();
+    quotas.close();
+    await stack.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
