@@ -42,6 +42,7 @@ async function freePort(): Promise<number> {
 
 let env: NodeJS.ProcessEnv;
 let api: string;
+let metrics: string;
 let started = false;
 
 async function script(name: string, ...args: string[]): Promise<string> {
@@ -86,8 +87,15 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 describe.skipIf(unavailable !== undefined)("the compose deployment on podman", () => {
   beforeAll(async () => {
     const port = await freePort();
-    env = { ...process.env, COMPOSE_PROJECT_NAME: PROJECT, CINDERBLOCK_API_PORT: String(port) };
+    const metricsPort = await freePort();
+    env = {
+      ...process.env,
+      COMPOSE_PROJECT_NAME: PROJECT,
+      CINDERBLOCK_API_PORT: String(port),
+      CINDERBLOCK_METRICS_PORT: String(metricsPort),
+    };
     api = `http://127.0.0.1:${port}`;
+    metrics = `http://127.0.0.1:${metricsPort}/metrics`;
     await script("build.sh");
     started = true;
     await script("up.sh");
@@ -132,5 +140,10 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman", (
       return res.snapshot.status === "SNAPSHOT_STATUS_AVAILABLE" ? res.snapshot : undefined;
     });
     expect(done.progress).toBe("100%");
+    // The api container's /metrics, published like its gRPC port, counted that call.
+    const text = await (await fetch(metrics)).text();
+    expect(text).toMatch(
+      /grpc_server_handled_total\{[^}]*grpc_method="CreateSnapshot"[^}]*grpc_code="OK"[^}]*\} [1-9]/,
+    );
   });
 });

@@ -54,7 +54,10 @@ const workloads = manifests
   .map((m) => {
     const spec = m.spec as {
       selector: { matchLabels: Record<string, string> };
-      template: { metadata: { labels: Record<string, string> }; spec: IPodSpec };
+      template: {
+        metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+        spec: IPodSpec;
+      };
     };
     const pod = spec.template.spec;
     const container = pod.containers[0] as IContainer;
@@ -62,13 +65,17 @@ const workloads = manifests
     return { manifest: m, spec, pod, container, service };
   });
 
-/** The Dockerfile's service targets and the port each EXPOSEs. */
+/** The Dockerfile's service targets and the ports each EXPOSEs: gRPC first, then /metrics. */
 const dockerfile = readFileSync(join(REPO_ROOT, "deploy", "Dockerfile"), "utf8");
 const exposed = new Map<string, number>();
+const metricsPorts = new Map<string, number>();
 for (const stage of dockerfile.split(/^FROM /m).slice(1)) {
   const target = /^\S+ AS (\S+)/.exec(stage)?.[1];
-  const port = /^EXPOSE (\d+)/m.exec(stage)?.[1];
-  if (target && port) exposed.set(target, Number(port));
+  const ports = /^EXPOSE (\d+) (\d+)$/m.exec(stage);
+  if (target && ports) {
+    exposed.set(target, Number(ports[1]));
+    metricsPorts.set(target, Number(ports[2]));
+  }
 }
 
 const LOADERS: Record<string, (env: Record<string, string | undefined>) => { CINDERBLOCK_SHUTDOWN_GRACE: number }> = {
@@ -137,7 +144,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     for (const { container, service } of workloads) {
       expect(kustomization.images.map((i) => i.name)).toContain(container.image);
       const port = exposed.get(service);
-      expect(container.ports?.map((p) => p.containerPort)).toEqual([port]);
+      expect(container.ports?.map((p) => p.containerPort)).toEqual([port, metricsPorts.get(service)]);
       // Readiness: service "" (dependencies up, not draining); liveness: "liveness" (the process answers).
       expect(container.readinessProbe?.grpc).toEqual({ port });
       expect(container.livenessProbe?.grpc).toEqual({ port, service: "liveness" });
@@ -145,7 +152,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
   });
 
   it("set only real settings, which the services' own configuration accepts", () => {
-    for (const { container, pod, service, manifest } of workloads) {
+    for (const { container, pod, service, manifest, spec } of workloads) {
       const env = environmentOf(container, pod, `${manifest.metadata.name}-0`);
       for (const name of Object.keys(env)) expect([...SETTING_NAMES, "CINDERBLOCK_CONFIG"]).toContain(name);
       expect(env.DATABASE_URL, "DATABASE_URL comes from the Secret").toBeDefined();
@@ -156,11 +163,16 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
       const listen = String(config[`CINDERBLOCK_${service.toUpperCase()}_LISTEN`]);
       expect(Number(listen.slice(listen.lastIndexOf(":") + 1))).toBe(exposed.get(service));
       expect(listen.startsWith("0.0.0.0:")).toBe(true);
+      // /metrics listens where the image says (its ENV), on the port the scrape annotation names.
+      const image = dockerfile.split(/^FROM /m).find((stage) => stage.includes(` AS ${service}\n`)) ?? "";
+      const metrics = /CINDERBLOCK_METRICS_LISTEN=(\S+)/.exec(image)?.[1] ?? "";
+      expect(metrics).toBe(`0.0.0.0:${metricsPorts.get(service)}`);
+      expect(spec.template.metadata.annotations?.["prometheus.io/port"]).toBe(String(metricsPorts.get(service)));
     }
   });
 
   it("give a stopping pod more time than its drain (CINDERBLOCK_SHUTDOWN_GRACE plus 5 s to close, plus a margin)", () => {
-    for (const { container, pod, service, manifest } of workloads) {
+    for (const { container, pod, service, manifest, spec } of workloads) {
       const env = environmentOf(container, pod, `${manifest.metadata.name}-0`);
       const grace = LOADERS[service]?.(env).CINDERBLOCK_SHUTDOWN_GRACE ?? 0;
       expect(pod.terminationGracePeriodSeconds ?? 30).toBeGreaterThanOrEqual(grace + 10);
