@@ -172,7 +172,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
   });
 
   it("give a stopping pod more time than its drain (CINDERBLOCK_SHUTDOWN_GRACE plus 5 s to close, plus a margin)", () => {
-    for (const { container, pod, service, manifest, spec } of workloads) {
+    for (const { container, pod, service, manifest } of workloads) {
       const env = environmentOf(container, pod, `${manifest.metadata.name}-0`);
       const grace = LOADERS[service]?.(env).CINDERBLOCK_SHUTDOWN_GRACE ?? 0;
       expect(pod.terminationGracePeriodSeconds ?? 30).toBeGreaterThanOrEqual(grace + 10);
