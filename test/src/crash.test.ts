@@ -1,14 +1,9 @@
 import { createDb, type DbHandle } from "@cinderblock/db";
-import {
-  CreateSnapshotRequest,
-  type CreateSnapshotResponse,
-  CreateVolumeRequest,
-  type CreateVolumeResponse,
-} from "@cinderblock/proto";
+import { CreateSnapshotRequest, type CreateSnapshotResponse } from "@cinderblock/proto";
 import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, identity } from "./grpc.js";
+import { availableVolume, statusOf } from "./waits.js";
 
 // Crashes (SIGKILL) of each service at the worst moment: an accepted request is never lost and
 // never left in `creating`.
@@ -26,32 +21,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** Waits on the database (the truth), not the api, which may be down. */
-async function statusOf(table: "snapshots" | "volumes", id: string, want: string, timeoutMs = 30_000) {
-  const end = Date.now() + timeoutMs;
-  let status = "";
-  while (Date.now() < end) {
-    const [row] = await db.db.execute<{ status: string }>(
-      table === "snapshots"
-        ? sql`select status from snapshots where id = ${id}`
-        : sql`select status from volumes where id = ${id}`,
-    );
-    status = row?.status ?? "";
-    if (status === want) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return status;
-}
-
-async function availableVolume(project: string): Promise<string> {
-  const { volume } = await call<CreateVolumeResponse>((done) =>
-    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "v", sizeGb: 1 }), identity(project), done),
-  );
-  const id = volume?.id ?? "";
-  expect(await statusOf("volumes", id, "available")).toBe("available");
-  return id;
-}
-
 async function snapshot(project: string, volumeId: string): Promise<string> {
   const { snapshot } = await call<CreateSnapshotResponse>((done) =>
     stack.snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: "s" }), identity(project), done),
@@ -62,32 +31,32 @@ async function snapshot(project: string, volumeId: string): Promise<string> {
 describe("crashes lose nothing", () => {
   it("a snapshot accepted while the volume host is dead completes when it comes back", async () => {
     const project = uniqueName("crash-");
-    const volumeId = await availableVolume(project);
+    const volumeId = await availableVolume(stack, db.db, project);
     await stack.volume.kill();
     const id = await snapshot(project, volumeId);
     // The cast waits in JetStream; nothing is lost while the host is down.
     await new Promise((r) => setTimeout(r, 500));
-    expect(await statusOf("snapshots", id, "available", 100)).toBe("creating");
+    expect(await statusOf(db.db, "snapshots", id, "available", 100)).toBe("creating");
     await stack.restart("volume");
-    expect(await statusOf("snapshots", id, "available")).toBe("available");
+    expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
   });
 
   it("a snapshot accepted while the scheduler is dead completes when it comes back", async () => {
     const project = uniqueName("crash-");
-    const volumeId = await availableVolume(project);
+    const volumeId = await availableVolume(stack, db.db, project);
     await stack.scheduler.kill();
     const id = await snapshot(project, volumeId);
     await stack.restart("scheduler");
-    expect(await statusOf("snapshots", id, "available")).toBe("available");
+    expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
   });
 
   it("a snapshot whose api dies right after accepting it still completes", async () => {
     const project = uniqueName("crash-");
-    const volumeId = await availableVolume(project);
+    const volumeId = await availableVolume(stack, db.db, project);
     const id = await snapshot(project, volumeId);
     await stack.api.kill();
     // Whatever the api's relay had not published yet, the scheduler's relay publishes from the outbox.
-    expect(await statusOf("snapshots", id, "available")).toBe("available");
+    expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
     await stack.restart("api");
   });
 });

@@ -1,16 +1,11 @@
 import { createDb, type DbHandle } from "@cinderblock/db";
-import {
-  CreateSnapshotRequest,
-  type CreateSnapshotResponse,
-  CreateVolumeRequest,
-  type CreateVolumeResponse,
-} from "@cinderblock/proto";
+import { CreateSnapshotRequest, type CreateSnapshotResponse } from "@cinderblock/proto";
 import { type ServiceName, type Stack, startStack, uniqueName } from "@cinderblock/testing";
 import { type ServiceError, status } from "@grpc/grpc-js";
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, identity } from "./grpc.js";
 import { watchHealth } from "./health.js";
+import { availableVolume, statusOf } from "./waits.js";
 
 // Graceful stops (SIGTERM, as Kubernetes sends) of each service in the middle of a burst of
 // CreateSnapshot calls: the service says NOT_SERVING, finishes or hands back what it was doing, exits
@@ -31,32 +26,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** Waits on the database (the truth), not the api, which may be stopping. */
-async function statusOf(table: "snapshots" | "volumes", id: string, want: string, timeoutMs = 45_000) {
-  const end = Date.now() + timeoutMs;
-  let current = "";
-  while (Date.now() < end) {
-    const [row] = await db.db.execute<{ status: string }>(
-      table === "snapshots"
-        ? sql`select status from snapshots where id = ${id}`
-        : sql`select status from volumes where id = ${id}`,
-    );
-    current = row?.status ?? "";
-    if (current === want) return current;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return current;
-}
-
-async function availableVolume(project: string): Promise<string> {
-  const { volume } = await call<CreateVolumeResponse>((done) =>
-    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "v", sizeGb: 1 }), identity(project), done),
-  );
-  const id = volume?.id ?? "";
-  expect(await statusOf("volumes", id, "available")).toBe("available");
-  return id;
-}
-
 /** The address of a service's gRPC server (the api's public one; the others' health/internal one). */
 async function grpcAddress(name: ServiceName): Promise<string> {
   if (name === "api") return stack.address;
@@ -68,7 +37,7 @@ describe("graceful stop during a burst of creates", () => {
   for (const name of ["api", "scheduler", "volume"] as const) {
     it(`${name}: NOT_SERVING, exit 0, and every accepted snapshot ends available`, async () => {
       const project = uniqueName("drain-");
-      const volumeId = await availableVolume(project);
+      const volumeId = await availableVolume(stack, db.db, project);
       const health = watchHealth(await grpcAddress(name));
       try {
         await health.until("SERVING");
@@ -104,7 +73,7 @@ describe("graceful stop during a burst of creates", () => {
         expect(accepted.length).toBeGreaterThan(0);
 
         await stack.restart(name);
-        for (const id of accepted) expect(await statusOf("snapshots", id, "available")).toBe("available");
+        for (const id of accepted) expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
       } finally {
         health.close();
       }
