@@ -7,31 +7,18 @@ import {
   createOutboxDispatcher,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { createLifecycle, createLogger, loadApiConfig } from "@cinderblock/config";
+import { loadApiConfig } from "@cinderblock/config";
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
 import { addHealthAndReflection, createVolumeHostCalls, listen, shutdown } from "@cinderblock/rpc";
-import { startTelemetry } from "@cinderblock/telemetry";
+import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 import { pendingUseCases } from "./starting.js";
 
 async function main(): Promise<void> {
   const config = loadApiConfig(process.env);
-  const logger = createLogger({ service: "api", level: config.LOG_LEVEL });
-  const telemetry = await startTelemetry({
-    service: "api",
-    config,
-    onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
-  });
-  if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
-  const lifecycle = createLifecycle({
-    logger,
-    graceMs: config.CINDERBLOCK_SHUTDOWN_GRACE * 1000,
-    checkIntervalMs: config.CINDERBLOCK_HEALTH_INTERVAL * 1000,
-  });
-  // Registered first, so closed last: the final spans and metrics still go out.
-  lifecycle.onClose("telemetry", () => telemetry.close());
+  const { logger, lifecycle } = await startServiceRuntime("api", config);
   // The port is bound first, so health answers NOT_SERVING while PostgreSQL and NATS are awaited.
   const pending = pendingUseCases();
   const server = createApiServer({

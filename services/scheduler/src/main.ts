@@ -8,30 +8,17 @@ import {
   startConsumer,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { createLifecycle, createLogger, loadSchedulerConfig } from "@cinderblock/config";
+import { loadSchedulerConfig } from "@cinderblock/config";
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
 import { addHealth, listen, Server, shutdown } from "@cinderblock/rpc";
-import { startTelemetry } from "@cinderblock/telemetry";
+import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createSchedulerHandlers } from "./handlers.js";
 import { reconcileOnce } from "./reconciler.js";
 
 async function main(): Promise<void> {
   const config = loadSchedulerConfig(process.env);
-  const logger = createLogger({ service: "scheduler", level: config.LOG_LEVEL });
-  const telemetry = await startTelemetry({
-    service: "scheduler",
-    config,
-    onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
-  });
-  if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
-  const lifecycle = createLifecycle({
-    logger,
-    graceMs: config.CINDERBLOCK_SHUTDOWN_GRACE * 1000,
-    checkIntervalMs: config.CINDERBLOCK_HEALTH_INTERVAL * 1000,
-  });
-  // Registered first, so closed last: the final spans and metrics still go out.
-  lifecycle.onClose("telemetry", () => telemetry.close());
+  const { logger, lifecycle } = await startServiceRuntime("scheduler", config);
   // NOTE: the scheduler serves nothing over gRPC; this server carries only grpc.health.v1, so that
   // probes (Kubernetes' native grpc probe) see the same readiness as the api's and the volume
   // host's, at the cost of one idle port instead of a process spawned per exec probe.

@@ -1,5 +1,5 @@
 import { connectBus, createNotifier, retryOnFailure, startConsumer } from "@cinderblock/bus";
-import { createLifecycle, createLogger, loadVolumeConfig } from "@cinderblock/config";
+import { loadVolumeConfig } from "@cinderblock/config";
 import { createDb, pingDatabase, reportService, runMigrations } from "@cinderblock/db";
 import {
   VolumeCreateSnapshot,
@@ -10,7 +10,7 @@ import {
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { addHealth, listen, shutdown } from "@cinderblock/rpc";
-import { startTelemetry } from "@cinderblock/telemetry";
+import { startServiceRuntime } from "@cinderblock/telemetry";
 import { instrumentDriver } from "./drivers/instrumented.js";
 import { createDriver } from "./drivers/registry.js";
 import { createHostServer } from "./host-server.js";
@@ -21,20 +21,7 @@ const MAX_DELIVER = 5;
 
 async function main(): Promise<void> {
   const config = loadVolumeConfig(process.env);
-  const logger = createLogger({ service: "volume", level: config.LOG_LEVEL });
-  const telemetry = await startTelemetry({
-    service: "volume",
-    config,
-    onWarning: (message) => logger.warn({ detail: message }, "telemetry trouble"),
-  });
-  if (telemetry.metricsAddress) logger.info({ address: telemetry.metricsAddress }, "metrics listening");
-  const lifecycle = createLifecycle({
-    logger,
-    graceMs: config.CINDERBLOCK_SHUTDOWN_GRACE * 1000,
-    checkIntervalMs: config.CINDERBLOCK_HEALTH_INTERVAL * 1000,
-  });
-  // Registered first, so closed last: the final spans and metrics still go out.
-  lifecycle.onClose("telemetry", () => telemetry.close());
+  const { logger, lifecycle } = await startServiceRuntime("volume", config);
   // The pool connects on first use; a driver with bad options fails here, before any waiting.
   const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
   lifecycle.onClose("PostgreSQL pool", closeDb);
