@@ -83,13 +83,14 @@ async function main(): Promise<void> {
   });
   lifecycle.onClose("outbox relay", () => relay.stop());
   const dispatcher = createOutboxDispatcher(bus.subjects);
+  const notifications = createOutboxAnnouncer(bus.subjects, "scheduler");
   let reconciling: Promise<void> | undefined;
   const reconcileTimer = setInterval(() => {
     reconciling ??= reconcileOnce({
       db,
       bus,
       dispatcher,
-      notifications: createOutboxAnnouncer(bus.subjects, "scheduler"),
+      notifications,
       notifier,
       timeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
       maxAttempts: config.CINDERBLOCK_OPERATION_MAX_ATTEMPTS,
