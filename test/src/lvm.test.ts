@@ -4,20 +4,10 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  CreateSnapshotRequest,
-  type CreateSnapshotResponse,
-  CreateVolumeRequest,
-  type CreateVolumeResponse,
-  type GetVolumeResponse,
-  type Snapshot,
-  SnapshotStatus,
-  type Volume,
-  VolumeStatus,
-} from "@cinderblock/proto";
+import { SnapshotStatus, VolumeStatus } from "@cinderblock/proto";
 import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, identity } from "./grpc.js";
+import { projectApi } from "./project-api.js";
 
 // End to end on real LVM: api, scheduler and a volume host whose backend is the lvm driver (thin),
 // its commands running in the project's LVM test guest (scripts/lvm-guest) through the guest's
@@ -69,43 +59,14 @@ async function lvs(): Promise<Array<{ lv_name: string; origin: string; lv_size: 
 }
 
 function api(project: string) {
-  const md = identity(project);
-  const live = () => {
-    if (!stack) throw new Error("no stack");
-    return stack;
-  };
-  return {
-    createVolume: (name: string) =>
-      call<CreateVolumeResponse>((done) =>
-        live().volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1 }), md, done),
-      ).then((r) => r.volume as Volume),
-    getVolume: (id: string) =>
-      call<GetVolumeResponse>((done) => live().volumes.getVolume({ id }, md, done)).then((r) => r.volume as Volume),
-    createSnapshot: (volumeId: string) =>
-      call<CreateSnapshotResponse>((done) =>
-        live().snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: "lvm snap" }), md, done),
-      ).then((r) => r.snapshot as Snapshot),
-    /** WatchSnapshot until the server ends the stream (at available or error); the last state. */
-    settledSnapshot: (id: string) =>
-      new Promise<Snapshot | undefined>((resolve, reject) => {
-        let last: Snapshot | undefined;
-        const stream = live().snapshots.watchSnapshot({ id }, md);
-        stream.on("data", (m: { snapshot: Snapshot }) => {
-          last = m.snapshot;
-        });
-        stream.on("error", reject);
-        stream.on("end", () => resolve(last));
-      }),
-  };
-}
-
-async function availableVolume(project: string, id: string): Promise<Volume> {
-  for (let i = 0; i < 600; i++) {
-    const volume = await api(project).getVolume(id);
-    if (volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return volume;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`volume ${id} stayed creating`);
+  return projectApi(
+    () => {
+      if (!stack) throw new Error("no stack");
+      return stack;
+    },
+    project,
+    "lvm snap",
+  );
 }
 
 describe.skipIf(unavailable)(
@@ -152,7 +113,7 @@ describe.skipIf(unavailable)(
     it("flows api → scheduler → volume host and leaves the LV _snapshot-<id> holding the volume's data", async () => {
       const project = uniqueName("proj-");
       const created = await api(project).createVolume("lvm-e2e");
-      const volume = await availableVolume(project, created.id);
+      const volume = await api(project).settledVolume(created.id);
       expect(volume).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, host: `${stack?.host}@lvm` });
       expect((await lvs()).find((lv) => lv.lv_name === `volume-${volume.id}`)?.lv_size).toBe(String(1024 ** 3));
 
@@ -188,7 +149,7 @@ describe.skipIf(unavailable)(
     it("a failing LVM command leaves its reason on the snapshot", async () => {
       const project = uniqueName("proj-");
       const created = await api(project).createVolume("lvm-gone");
-      const volume = await availableVolume(project, created.id);
+      const volume = await api(project).settledVolume(created.id);
       // The LV disappears behind the service's back (a real storage failure).
       await guest(`lvremove -q -y ${VG}/volume-${volume.id}`);
       const snapshot = await api(project).createSnapshot(volume.id);

@@ -3,20 +3,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  CreateSnapshotRequest,
-  type CreateSnapshotResponse,
-  CreateVolumeRequest,
-  type CreateVolumeResponse,
-  type GetVolumeResponse,
-  type Snapshot,
-  SnapshotStatus,
-  type Volume,
-  VolumeStatus,
-} from "@cinderblock/proto";
+import { SnapshotStatus, VolumeStatus } from "@cinderblock/proto";
 import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, identity } from "./grpc.js";
+import { projectApi } from "./project-api.js";
 
 // End to end on real Ceph: api, scheduler and a volume host whose backend is the rbd driver, on
 // a single-node cluster that scripts/ceph starts in a temp dir. A CreateSnapshot must end as the
@@ -53,43 +43,14 @@ async function rbd(...args: string[]): Promise<string> {
 }
 
 function api(project: string) {
-  const md = identity(project);
-  const live = () => {
-    if (!stack) throw new Error("no stack");
-    return stack;
-  };
-  return {
-    createVolume: (name: string) =>
-      call<CreateVolumeResponse>((done) =>
-        live().volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1 }), md, done),
-      ).then((r) => r.volume as Volume),
-    getVolume: (id: string) =>
-      call<GetVolumeResponse>((done) => live().volumes.getVolume({ id }, md, done)).then((r) => r.volume as Volume),
-    createSnapshot: (volumeId: string) =>
-      call<CreateSnapshotResponse>((done) =>
-        live().snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: "rbd snap" }), md, done),
-      ).then((r) => r.snapshot as Snapshot),
-    /** WatchSnapshot until the server ends the stream (at available or error); the last state. */
-    settledSnapshot: (id: string) =>
-      new Promise<Snapshot | undefined>((resolve, reject) => {
-        let last: Snapshot | undefined;
-        const stream = live().snapshots.watchSnapshot({ id }, md);
-        stream.on("data", (m: { snapshot: Snapshot }) => {
-          last = m.snapshot;
-        });
-        stream.on("error", reject);
-        stream.on("end", () => resolve(last));
-      }),
-  };
-}
-
-async function availableVolume(project: string, id: string): Promise<Volume> {
-  for (let i = 0; i < 600; i++) {
-    const volume = await api(project).getVolume(id);
-    if (volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return volume;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`volume ${id} stayed creating`);
+  return projectApi(
+    () => {
+      if (!stack) throw new Error("no stack");
+      return stack;
+    },
+    project,
+    "rbd snap",
+  );
 }
 
 describe.skipIf(unavailable)("CreateSnapshot on an rbd backend (a real Ceph cluster)", { timeout: 120_000 }, () => {
@@ -125,7 +86,7 @@ describe.skipIf(unavailable)("CreateSnapshot on an rbd backend (a real Ceph clus
   it("flows api → scheduler → volume host and leaves a protected snapshot in `rbd snap ls`", async () => {
     const project = uniqueName("proj-");
     const created = await api(project).createVolume("rbd-e2e");
-    const volume = await availableVolume(project, created.id);
+    const volume = await api(project).settledVolume(created.id);
     expect(volume).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, host: `${stack?.host}@rbd` });
     const image = JSON.parse(await rbd("info", "--format", "json", `${POOL}/volume-${volume.id}`)) as { size: number };
     expect(image.size).toBe(1024 ** 3);
@@ -152,7 +113,7 @@ describe.skipIf(unavailable)("CreateSnapshot on an rbd backend (a real Ceph clus
   it("a volume image removed behind the service's back leaves its reason on the snapshot", async () => {
     const project = uniqueName("proj-");
     const created = await api(project).createVolume("rbd-gone");
-    const volume = await availableVolume(project, created.id);
+    const volume = await api(project).settledVolume(created.id);
     await rbd("rm", "--no-progress", `${POOL}/volume-${volume.id}`);
     const snapshot = await api(project).createSnapshot(volume.id);
     const settled = await api(project).settledSnapshot(snapshot.id);
