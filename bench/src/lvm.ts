@@ -21,15 +21,12 @@ import {
   VolumeStatus,
 } from "@cinderblock/proto";
 import { REPO_ROOT, startStack } from "@cinderblock/testing";
-import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
+import { unary } from "./lib.js";
 
 const execFileAsync = promisify(execFile);
 const SCRIPTS = join(REPO_ROOT, "scripts", "lvm-guest");
 const VG = "cinder-volumes";
-
-function unary<Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res as Res))));
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -23,15 +23,12 @@ import {
 } from "@cinderblock/proto";
 import { loadRbdNative } from "@cinderblock/rbd-native";
 import { REPO_ROOT, type Stack, startStack } from "@cinderblock/testing";
-import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
+import { unary } from "./lib.js";
 
 const execFileAsync = promisify(execFile);
 const SCRIPTS = join(REPO_ROOT, "scripts", "ceph");
 const POOL = "rbd";
-
-function unary<Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res as Res))));
-}
 
 function summary(label: string, values: number[]): string {
   if (values.length === 0) return `${label.padEnd(56)} (not measured)`;
