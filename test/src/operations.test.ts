@@ -66,8 +66,10 @@ afterAll(async () => {
   events?.close();
   groups?.close();
   await db?.close();
+  // NOTE: the three services stop one after the other, each allowed its drain grace (20 s) plus
+  // 5 s to close: by design this can take longer than vitest's default 60 s hook timeout.
   await stack?.stop();
-});
+}, 120_000);
 
 function project() {
   const id = uniqueName("ops-");
