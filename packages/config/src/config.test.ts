@@ -34,6 +34,13 @@ describe("configuration", () => {
     expect(message).toContain('CINDERBLOCK_REPORT_INTERVAL="soon"');
   });
 
+  it("prepares statements unless told false, and refuses anything but true or false", () => {
+    expect(loadSchedulerConfig({}).CINDERBLOCK_DB_PREPARE).toBe(true);
+    expect(loadSchedulerConfig({ CINDERBLOCK_DB_PREPARE: "false" }).CINDERBLOCK_DB_PREPARE).toBe(false);
+    expect(loadSchedulerConfig({ CINDERBLOCK_DB_PREPARE: "true" }).CINDERBLOCK_DB_PREPARE).toBe(true);
+    expect(() => loadSchedulerConfig({ CINDERBLOCK_DB_PREPARE: "no" })).toThrow(/CINDERBLOCK_DB_PREPARE="no"/);
+  });
+
   it("refuses an unknown auth strategy", () => {
     expect(() => loadApiConfig({ CINDERBLOCK_AUTH_STRATEGY: "keystone" })).toThrow(/CINDERBLOCK_AUTH_STRATEGY/);
   });

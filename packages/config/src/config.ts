@@ -26,6 +26,13 @@ const quotaLimit = z.coerce.number().int().min(-1, "expected -1 (unlimited) or m
 const common = {
   DATABASE_URL: z.url().default("postgres://postgres@127.0.0.1:5432/cinderblock"),
   CINDERBLOCK_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
+  /**
+   * Named prepared statements (one round trip per query, no re-parse). `false` only behind a pooler
+   * that cannot keep them (PgBouncer in transaction mode before 1.21).
+   */
+  CINDERBLOCK_DB_PREPARE: z
+    .union([z.boolean(), z.enum(["true", "false"], "expected true or false").transform((v) => v === "true")])
+    .default(true),
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
   /** Root of every subject and stream name; tests use their own so runs don't collide. */
   CINDERBLOCK_NATS_PREFIX: subjectToken.default("cinderblock"),

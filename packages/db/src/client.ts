@@ -15,6 +15,11 @@ export interface DbOptions {
   url: string;
   /** Pool size (postgres.js `max`). */
   max?: number;
+  /**
+   * Run every query as a named prepared statement (default true). Off only behind a pooler that
+   * cannot keep a session's prepared statements (PgBouncer in transaction mode before 1.21).
+   */
+  prepare?: boolean;
 }
 
 /** A database handle plus the function that closes its pool. */
@@ -31,8 +36,38 @@ export function createDb(options: DbOptions): DbHandle {
     // NOTE: timestamps stay strings/dates as drizzle maps them; no connection-level transforms.
     connection: { application_name: "cinderblock" },
   });
-  const db = drizzle(client, { schema });
+  const db = drizzle(options.prepare === false ? client : preparing(client), { schema });
   return { db, close: () => client.end({ timeout: 5 }) };
+}
+
+/**
+ * The same client, but every query drizzle sends runs as a named prepared statement, in
+ * transactions and savepoints too.
+ *
+ * NOTE: drizzle prepares only queries given a name (`.prepare("x")`) and sends the rest unnamed;
+ * postgres.js then needs two round trips for each query with parameters (Parse/Describe to learn
+ * the parameter types, then Bind/Execute) and PostgreSQL parses and plans it every time. Prepared,
+ * a statement is described once per connection and afterwards costs one round trip and no parse.
+ * Our SQL comes from a fixed set of query shapes, so each connection caches a bounded number.
+ */
+function preparing<T extends postgres.Sql>(client: T): T {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      if (property === "unsafe") {
+        return (query: string, params?: unknown[], options?: object) =>
+          target.unsafe(query, params as never, { ...options, prepare: true });
+      }
+      if (property === "begin" || property === "savepoint") {
+        // The callback, always last, gets the transaction's own client: wrap that one too.
+        return (...args: unknown[]) => {
+          const work = args.pop() as (tx: postgres.Sql) => unknown;
+          const start = Reflect.get(target, property) as (...a: unknown[]) => unknown;
+          return start(...args, (tx: postgres.Sql) => work(preparing(tx)));
+        };
+      }
+      return Reflect.get(target, property, receiver);
+    },
+  });
 }
 
 /** Resolves when PostgreSQL answers a trivial query on the pool (a health check). */

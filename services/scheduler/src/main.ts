@@ -34,7 +34,11 @@ async function main(): Promise<void> {
   logger.info({ port }, "grpc listening");
 
   await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
-  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
+  const { db, close: closeDb } = createDb({
+    url: config.DATABASE_URL,
+    max: config.CINDERBLOCK_DB_POOL_MAX,
+    prepare: config.CINDERBLOCK_DB_PREPARE,
+  });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>
     connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-scheduler" }),

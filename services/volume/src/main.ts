@@ -23,7 +23,11 @@ async function main(): Promise<void> {
   const config = loadVolumeConfig(process.env);
   const { logger, lifecycle } = await startServiceRuntime("volume", config);
   // The pool connects on first use; a driver with bad options fails here, before any waiting.
-  const { db, close: closeDb } = createDb({ url: config.DATABASE_URL, max: config.CINDERBLOCK_DB_POOL_MAX });
+  const { db, close: closeDb } = createDb({
+    url: config.DATABASE_URL,
+    max: config.CINDERBLOCK_DB_POOL_MAX,
+    prepare: config.CINDERBLOCK_DB_PREPARE,
+  });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const backend = config.CINDERBLOCK_BACKEND_NAME;
   const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
