@@ -1,4 +1,11 @@
-import { connectBus, createNotifier, retryOnFailure, startConsumer } from "@cinderblock/bus";
+import {
+  connectBus,
+  createNotifier,
+  createOutboxAnnouncer,
+  retryOnFailure,
+  startConsumer,
+  startOutboxRelay,
+} from "@cinderblock/bus";
 import { loadVolumeConfig } from "@cinderblock/config";
 import { createDb, pingDatabase, reportService, runMigrations } from "@cinderblock/db";
 import {
@@ -86,10 +93,20 @@ async function main(): Promise<void> {
   }, config.CINDERBLOCK_REPORT_INTERVAL * 1000);
   lifecycle.onDrain(async () => clearInterval(heartbeat));
 
+  // Operation outcomes go out through the transactional outbox (written with the outcome); this
+  // host's relay publishes them as soon as the transaction commits.
+  const relay = startOutboxRelay({
+    db,
+    js: bus.js,
+    onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
+  });
+  lifecycle.onClose("outbox relay", () => relay.stop());
   const manager = createVolumeManager({
     db,
     bus,
     notifier: createNotifier(bus),
+    announcer: createOutboxAnnouncer(bus.subjects, config.CINDERBLOCK_HOST),
+    onCommitted: () => relay.kick(),
     hostName: config.CINDERBLOCK_HOST,
     drivers,
   });

@@ -15,6 +15,7 @@ import {
   type VolumeRow,
 } from "@cinderblock/db";
 import {
+  type Announcer,
   extendQuotaDeltas,
   type GroupEvent,
   settleGroupDelete,
@@ -41,6 +42,13 @@ export interface ManagerDependencies {
   db: Db;
   bus: Bus;
   notifier: Notifier;
+  /**
+   * Writes the notification that ends an operation into the transactional outbox, in the
+   * transaction that records the outcome: a crash after the commit cannot lose it.
+   */
+  announcer: Announcer;
+  /** Called after a transaction that wrote to the outbox committed (kicks the relay). */
+  onCommitted(): void;
   /** This host's name ("vol1"); notifications are published as `snapshot.<host>`. */
   hostName: string;
   /** The drivers of this host's backends, by backend name. */
@@ -90,22 +98,32 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
     operationId: string,
     reason: string,
   ) {
-    const failed = await updateSnapshotStatus(db, snapshot.id, ["creating"], "error", { statusReason: reason });
-    await finishOperation(db, operationId, "failed", reason);
-    if (!failed) return;
-    publishChange(deps.bus, "snapshot", snapshot.id);
-    await notifier.notify("ERROR", "snapshot.create.error", snapshotPublisher, {
-      ...snapshotUsage(failed, volume),
-      reason,
+    const failed = await transaction(db, async (tx) => {
+      const [row] = await Promise.all([
+        updateSnapshotStatus(tx, snapshot.id, ["creating"], "error", { statusReason: reason }),
+        finishOperation(tx, operationId, "failed", reason),
+      ]);
+      if (row)
+        await deps.announcer.announce(tx, "ERROR", "snapshot.create.error", { ...snapshotUsage(row, volume), reason });
+      return row;
     });
+    if (!failed) return;
+    deps.onCommitted();
+    publishChange(deps.bus, "snapshot", snapshot.id);
   }
 
   async function failVolume(volume: VolumeRow, operationId: string, reason: string) {
-    const failed = await updateVolumeStatus(db, volume.id, ["creating"], "error", { statusReason: reason });
-    await finishOperation(db, operationId, "failed", reason);
+    const failed = await transaction(db, async (tx) => {
+      const [row] = await Promise.all([
+        updateVolumeStatus(tx, volume.id, ["creating"], "error", { statusReason: reason }),
+        finishOperation(tx, operationId, "failed", reason),
+      ]);
+      if (row) await deps.announcer.announce(tx, "ERROR", "volume.create.error", { ...volumeUsage(row), reason });
+      return row;
+    });
     if (!failed) return;
+    deps.onCommitted();
     publishChange(deps.bus, "volume", volume.id);
-    await notifier.notify("ERROR", "volume.create.error", volumePublisher, { ...volumeUsage(failed), reason });
   }
 
   /** Publishes what a member's delete decided about its group (deleted, or error_deleting). */
@@ -391,7 +409,8 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
       }
 
       // NOTE: status and operation in one transaction, pipelined: one commit (one WAL flush) and one
-      // round trip for both statements, instead of two of each.
+      // round trip for both statements, instead of two of each. The end notification is written to
+      // the outbox in the same transaction: published once committed, even if this process dies.
       const done = await transaction(db, async (tx) => {
         const [row] = await Promise.all([
           updateSnapshotStatus(tx, snapshot.id, ["creating"], "available", {
@@ -403,11 +422,12 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
           }),
           finishOperation(tx, cast.operationId, "done"),
         ]);
+        if (row) await deps.announcer.announce(tx, "INFO", "snapshot.create.end", snapshotUsage(row, volume));
         return row;
       });
       if (!done) return;
+      deps.onCommitted();
       publishChange(deps.bus, "snapshot", snapshot.id);
-      await notifier.notify("INFO", "snapshot.create.end", snapshotPublisher, snapshotUsage(done, volume));
     },
 
     async createVolume(cast, delivery) {
@@ -438,11 +458,17 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
         await failVolume(volume, cast.operationId, reason);
         return;
       }
-      const done = await updateVolumeStatus(db, volume.id, ["creating"], "available", { statusReason: "" });
-      await finishOperation(db, cast.operationId, "done");
+      const done = await transaction(db, async (tx) => {
+        const [row] = await Promise.all([
+          updateVolumeStatus(tx, volume.id, ["creating"], "available", { statusReason: "" }),
+          finishOperation(tx, cast.operationId, "done"),
+        ]);
+        if (row) await deps.announcer.announce(tx, "INFO", "volume.create.end", volumeUsage(row));
+        return row;
+      });
       if (!done) return;
+      deps.onCommitted();
       publishChange(deps.bus, "volume", volume.id);
-      await notifier.notify("INFO", "volume.create.end", volumePublisher, volumeUsage(done));
     },
   };
 }
