@@ -227,16 +227,18 @@ describe("/metrics", () => {
         consumer: "scheduler",
       }),
     ).toBe(0);
-    // Both relays (api's and the scheduler's) serve the same outbox: together they published the
-    // two casts (create volume, create snapshot), each counted once its transaction committed.
+    // The three relays (api's, scheduler's, volume host's) serve the same outbox: together they
+    // published the two casts (create volume, create snapshot) and the volume host's two outcomes
+    // (volume.create.end, snapshot.create.end), each once its transaction committed.
     let published = 0;
-    for (let i = 0; i < 100 && published < 2; i++) {
+    for (let i = 0; i < 100 && published < 4; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 50));
-      published =
-        (sampleValue((await scrape("api")).samples, "cinderblock_outbox_published_total", {}) ?? 0) +
-        (sampleValue((await scrape("scheduler")).samples, "cinderblock_outbox_published_total", {}) ?? 0);
+      published = 0;
+      for (const service of ["api", "scheduler", "volume"] as const) {
+        published += sampleValue((await scrape(service)).samples, "cinderblock_outbox_published_total", {}) ?? 0;
+      }
     }
-    expect(published).toBe(2);
+    expect(published).toBe(4);
 
     const driverCreate = {
       operation: "create_snapshot",
@@ -305,10 +307,10 @@ describe("tracing", () => {
 
     const server = one("cinderblock.v1.SnapshotsService/CreateSnapshot");
     expect(server).toMatchObject({ service: "cinderblock-api", kind: SPAN_KIND.SERVER, parentSpanId: callerSpanId });
-    // The relay that published the outbox row (the api's or the scheduler's) continued the stored context.
+    // The relay that published the outbox row (whichever service's) continued the stored context.
     const relayed = one(`publish ${schedulerSubject}`);
     expect(relayed).toMatchObject({ kind: SPAN_KIND.PRODUCER, parentSpanId: server.spanId });
-    expect(["cinderblock-api", "cinderblock-scheduler"]).toContain(relayed.service);
+    expect(["cinderblock-api", "cinderblock-scheduler", "cinderblock-volume"]).toContain(relayed.service);
     const scheduled = one(`process ${schedulerSubject}`);
     expect(scheduled).toMatchObject({
       service: "cinderblock-scheduler",
