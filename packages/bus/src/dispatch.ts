@@ -65,11 +65,15 @@ export function createOutboxDispatcher(subjects: Subjects): Dispatcher {
       });
     },
     async createSnapshot(tx: Executor, cast: SchedulerCreateSnapshot, attempt: number) {
-      await enqueue(tx, {
+      await enqueueOutbox(tx, this.createSnapshotMessage(cast, attempt));
+    },
+    createSnapshotMessage(cast: SchedulerCreateSnapshot, attempt: number) {
+      return {
         subject: subjects.schedulerCreateSnapshot,
         msgId: msgId(cast.operationId, attempt, "scheduler"),
         payload: SchedulerCreateSnapshot.encode(cast).finish(),
-      });
+        traceContext: traceCarrier(),
+      };
     },
     async createVolume(tx: Executor, cast: SchedulerCreateVolume, attempt: number) {
       await enqueue(tx, {

@@ -90,10 +90,18 @@ function isTransient(error: unknown): boolean {
  * aborts it as a deadlock victim or a serialization failure: such an abort rolled everything back,
  * so a rerun is safe, and the caller sees a result instead of an internal error.
  */
-export async function transaction<T>(db: Db, work: (tx: Tx) => Promise<T>, attempts = 3): Promise<T> {
+export function transaction<T>(db: Db, work: (tx: Tx) => Promise<T>, attempts = 3): Promise<T> {
+  return rerunIfTransient(() => db.transaction(work), attempts);
+}
+
+/**
+ * Runs `work` (one transaction, or one statement that is its own) again, up to `attempts` times in
+ * all, when PostgreSQL aborted it as a deadlock victim or a serialization failure.
+ */
+export async function rerunIfTransient<T>(work: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction(work);
+      return await work();
     } catch (error) {
       if (attempt >= attempts || !isTransient(error)) throw error;
     }

@@ -29,6 +29,8 @@ export type { EditableTable } from "./resource-fields.js";
 export { deleteMetadataKey, setMetadata, updateNameDescription } from "./resource-fields.js";
 export type { ServiceReport } from "./services.js";
 export { getService, listUsableServices, reportService, setServiceFlags } from "./services.js";
+export type { SnapshotCreate, SnapshotCreateOutcome } from "./snapshot-create.js";
+export { createSnapshotAtOnce } from "./snapshot-create.js";
 export type { GetSnapshotOptions, SnapshotChanges } from "./snapshots.js";
 export {
   getLatestSnapshotOfVolume,

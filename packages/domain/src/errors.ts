@@ -7,7 +7,9 @@ export type ErrorCode =
   | "RESOURCE_EXHAUSTED"
   | "PERMISSION_DENIED"
   | "UNAUTHENTICATED"
-  | "UNAVAILABLE";
+  | "UNAVAILABLE"
+  /** A concurrent change kept getting in the way; the same request may succeed if sent again. */
+  | "ABORTED";
 
 /**
  * The one error type use cases throw. Its message is meant for the caller (it names the field,

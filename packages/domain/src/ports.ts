@@ -1,4 +1,4 @@
-import type { Executor } from "@cinderblock/db";
+import type { Executor, OutboxMessage } from "@cinderblock/db";
 import type {
   SchedulerCreateSnapshot,
   SchedulerCreateVolume,
@@ -15,6 +15,8 @@ import type {
  */
 export interface Dispatcher {
   createSnapshot(tx: Executor, cast: SchedulerCreateSnapshot, attempt: number): Promise<void>;
+  /** The outbox message `createSnapshot` writes, for a caller that writes it in its own statement. */
+  createSnapshotMessage(cast: SchedulerCreateSnapshot, attempt: number): OutboxMessage;
   createVolume(tx: Executor, cast: SchedulerCreateVolume, attempt: number): Promise<void>;
   /** `host` is the volume's backend, "<host>@<backend>". */
   deleteSnapshot(tx: Executor, host: string, cast: VolumeDeleteSnapshot, attempt: number): Promise<void>;

@@ -1,9 +1,12 @@
+import { randomUUID } from "node:crypto";
 import {
   createDb,
+  createSnapshotAtOnce,
   type Db,
   type DbHandle,
   enqueueOutbox,
   getQuotaUsage,
+  getVolume,
   reportService,
   runMigrations,
   setQuotaLimit,
@@ -38,11 +41,14 @@ const wake = new Map<string, () => void>();
 
 const dispatcher: Dispatcher = {
   async createSnapshot(tx, cast, attempt) {
-    await enqueueOutbox(tx, {
+    await enqueueOutbox(tx, this.createSnapshotMessage(cast, attempt));
+  },
+  createSnapshotMessage(cast, attempt) {
+    return {
       subject: "test.scheduler.create_snapshot",
       msgId: `${cast.operationId}:${attempt}`,
       payload: SchedulerCreateSnapshot.encode(cast).finish(),
-    });
+    };
   },
   async createVolume(tx, cast, attempt) {
     await enqueueOutbox(tx, {
@@ -255,6 +261,54 @@ describe("createSnapshot", () => {
     expect(cast).toMatchObject({ volumeId, volumeSizeGb: 4, volumeHost: "h1@file" });
     expect(cast?.context?.projectId).toBe(c.projectId);
     expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, snapshots: 1, gigabytes: 8 });
+  });
+
+  it("returns the snapshot exactly as a later read sees it", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 2);
+    const created = await api.createSnapshot(c, { ...snapshotOf(volumeId), metadata: { tier: "gold" } });
+    expect(created).toEqual(await api.getSnapshot(c, created.id));
+    expect(created.createdAt).toBeInstanceOf(Date);
+  });
+
+  it("writes nothing when the volume is no longer as it was checked", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 2);
+    await api.createSnapshot(c, snapshotOf(volumeId)); // the project's quota rows exist from here on
+    const seen = await getVolume(db, c.projectId, volumeId);
+    if (!seen?.host) throw new Error("volume not scheduled");
+    await updateVolumeStatus(db, volumeId, ["available"], "maintenance");
+    const before = await counts(c.projectId);
+    const operationId = randomUUID();
+    const id = randomUUID();
+    const outcome = await createSnapshotAtOnce(db, {
+      volume: seen,
+      snapshot: {
+        id,
+        projectId: c.projectId,
+        userId: c.userId,
+        volumeId,
+        status: "creating",
+        volumeSizeGb: seen.sizeGb,
+      },
+      operation: {
+        id: operationId,
+        kind: "create_snapshot",
+        resourceId: id,
+        projectId: c.projectId,
+        timeoutSeconds: 60,
+      },
+      cast: dispatcher.createSnapshotMessage(
+        SchedulerCreateSnapshot.fromPartial({ operationId, snapshotId: id, volumeId, volumeHost: seen.host }),
+        1,
+      ),
+      quota: [{ resource: "snapshots", delta: 1, defaultLimit: 10 }],
+    });
+    expect(outcome).toEqual({ volumeChanged: true });
+    expect(await counts(c.projectId)).toEqual(before);
+    // Through the api the volume is checked again and the caller hears why.
+    const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
+    expect(error.message).toBe(`volume ${volumeId} is in maintenance`);
   });
 
   it("refuses another project's volume as NOT_FOUND and writes nothing", async () => {

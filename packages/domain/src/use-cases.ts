@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
+  createSnapshotAtOnce,
   cursorOf,
   type Db,
   decodePageToken,
@@ -17,7 +18,10 @@ import {
   type ListQuery,
   listSnapshots,
   listVolumes,
+  type NewOperation,
+  type NewSnapshotRow,
   type PageCursor,
+  type QuotaDelta,
   type SnapshotRow,
   SORT_KEYS,
   type SortDir,
@@ -25,6 +29,7 @@ import {
   transaction,
   type VolumeRow,
 } from "@cinderblock/db";
+import type { SchedulerCreateSnapshot } from "@cinderblock/proto";
 import { type AttachmentUseCases, createAttachmentUseCases } from "./attachments.js";
 import { castContext, type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
@@ -34,7 +39,7 @@ import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput 
 import { createManageUseCases, type ManageUseCases } from "./manage.js";
 import { createManagementUseCases, type ManagementUseCases } from "./management.js";
 import type { Announcer, ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
-import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
+import { type QuotaDefaults, quotaExceeded, reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
 import { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES } from "./states.js";
 import {
   type CreateSnapshotInput,
@@ -139,40 +144,47 @@ interface SnapshotRecordKeys {
 }
 
 /**
- * The seed's api steps for one snapshot, inside the caller's transaction: the volume (share-locked,
- * so its status cannot change meanwhile) belongs to the project and may be snapshotted, its backend
- * is not frozen, the row is inserted (`creating`, `0%`) with its operation, the cast to the
- * scheduler is written to the outbox, and quota is reserved.
+ * The volume a snapshot is to be taken of, checked as the seed's api does: it belongs to the
+ * project and may be snapshotted (`force` for an in-use one), it has a backend, and that backend
+ * is not frozen. `lock` share-locks the row for the rest of the caller's transaction.
  */
-async function recordSnapshot(
-  tx: Executor,
-  deps: Pick<ApiDependencies, "quota" | "scheduler" | "serviceDownTimeSeconds" | "operationTimeoutSeconds">,
+async function snapshottableVolume(
+  db: Executor,
+  deps: Pick<ApiDependencies, "serviceDownTimeSeconds">,
+  ctx: RequestContext,
+  volumeId: string,
+  force: boolean,
+  lock: boolean,
+): Promise<VolumeRow & { host: string }> {
+  const volume = await getVolume(db, ctx.projectId, volumeId, { lock });
+  if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
+  assertVolumeSnapshottable(volume, force);
+  const { host } = volume;
+  if (!host) throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
+  const backend = await getService(db, host, deps.serviceDownTimeSeconds);
+  if (backend?.frozen) {
+    throw new CinderblockError("FAILED_PRECONDITION", `backend ${host} of volume ${volumeId} is frozen`);
+  }
+  return { ...volume, host };
+}
+
+/**
+ * What recording one snapshot of a checked volume writes: the row (`creating`, `0%`), its
+ * operation, the cast to the scheduler and the quota it takes.
+ */
+function snapshotRecord(
+  deps: Pick<ApiDependencies, "quota" | "operationTimeoutSeconds">,
   ctx: RequestContext,
   input: Omit<CreateSnapshotInput, "clientRequestId">,
   keys: SnapshotRecordKeys,
-): Promise<SnapshotRow> {
-  const { volumeId } = input;
-  const volume = await getVolume(tx, ctx.projectId, volumeId, { lock: true });
-  if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
-  assertVolumeSnapshottable(volume, input.force);
-  if (!volume.host) {
-    throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
-  }
-  const backend = await getService(tx, volume.host, deps.serviceDownTimeSeconds);
-  if (backend?.frozen) {
-    throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} of volume ${volumeId} is frozen`);
-  }
-  // NOTE: the four writes go out pipelined on the transaction's connection: one round trip instead
-  // of four. PostgreSQL runs them in this order, and a failure of any aborts the transaction (the
-  // first error to settle is the first statement's, e.g. an idempotency key's unique violation).
-  // Quota comes last: the project's usage rows are locked from that statement until commit, and
-  // every create of the project queues on them; a refusal still rolls back everything before it.
-  const [snapshot] = await Promise.all([
-    insertSnapshot(tx, {
+  volume: VolumeRow & { host: string },
+): { snapshot: NewSnapshotRow; operation: NewOperation; cast: SchedulerCreateSnapshot; quota: QuotaDelta[] } {
+  return {
+    snapshot: {
       id: keys.id,
       projectId: ctx.projectId,
       userId: ctx.userId,
-      volumeId,
+      volumeId: volume.id,
       name: input.name,
       description: input.description,
       status: "creating",
@@ -184,30 +196,56 @@ async function recordSnapshot(
       metadata: input.metadata,
       clientRequestId: keys.clientRequestId || null,
       requestHash: keys.hash,
-    }),
-    insertOperation(tx, {
+    },
+    operation: {
       id: keys.operationId,
       kind: "create_snapshot",
       resourceId: keys.id,
       projectId: ctx.projectId,
       timeoutSeconds: deps.operationTimeoutSeconds,
-    }),
-    deps.scheduler.createSnapshot(
-      tx,
-      {
-        operationId: keys.operationId,
-        context: castContext(ctx),
-        snapshotId: keys.id,
-        volumeId,
-        volumeSizeGb: volume.sizeGb,
-        volumeHost: volume.host,
-      },
-      1,
-    ),
-    reserveOrThrow(tx, ctx.projectId, snapshotQuotaDeltas(deps.quota, volume.sizeGb, volume.volumeType)),
+    },
+    cast: {
+      operationId: keys.operationId,
+      context: castContext(ctx),
+      snapshotId: keys.id,
+      volumeId: volume.id,
+      volumeSizeGb: volume.sizeGb,
+      volumeHost: volume.host,
+    },
+    quota: snapshotQuotaDeltas(deps.quota, volume.sizeGb, volume.volumeType),
+  };
+}
+
+/**
+ * The seed's api steps for one snapshot, inside the caller's transaction (a group snapshot's
+ * members): the volume is checked and share-locked, so its status cannot change meanwhile, then
+ * the row, its operation, the cast and the quota reservation are written.
+ */
+async function recordSnapshot(
+  tx: Executor,
+  deps: Pick<ApiDependencies, "quota" | "scheduler" | "serviceDownTimeSeconds" | "operationTimeoutSeconds">,
+  ctx: RequestContext,
+  input: Omit<CreateSnapshotInput, "clientRequestId">,
+  keys: SnapshotRecordKeys,
+): Promise<SnapshotRow> {
+  const volume = await snapshottableVolume(tx, deps, ctx, input.volumeId, input.force, true);
+  const record = snapshotRecord(deps, ctx, input, keys, volume);
+  // NOTE: the four writes go out pipelined on the transaction's connection: one round trip instead
+  // of four. PostgreSQL runs them in this order, and a failure of any aborts the transaction (the
+  // first error to settle is the first statement's, e.g. an idempotency key's unique violation).
+  // Quota comes last: the project's usage rows are locked from that statement until commit, and
+  // every create of the project queues on them; a refusal still rolls back everything before it.
+  const [snapshot] = await Promise.all([
+    insertSnapshot(tx, record.snapshot),
+    insertOperation(tx, record.operation),
+    deps.scheduler.createSnapshot(tx, record.cast, 1),
+    reserveOrThrow(tx, ctx.projectId, record.quota),
   ]);
   return snapshot;
 }
+
+/** Times a single create re-checks a volume that changed between its check and its write. */
+const CREATE_ATTEMPTS = 5;
 
 /** What a volume created from a snapshot inherits (Cinder's create-from-snapshot rules). */
 interface SnapshotSource {
@@ -387,19 +425,32 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
         const existing = await getSnapshotByClientRequest(db, ctx.projectId, clientRequestId);
         if (existing) return replayOrConflict(existing, hash, clientRequestId);
       }
-      const id = randomUUID();
-      const operationId = randomUUID();
-      const create = () =>
-        transaction(db, async (tx) => {
-          const snapshot = await recordSnapshot(
-            tx,
-            deps,
-            ctx,
-            { ...input, volumeId },
-            { id, operationId, clientRequestId, hash },
-          );
-          return snapshot;
-        });
+      const keys = { id: randomUUID(), operationId: randomUUID(), clientRequestId, hash };
+      // NOTE: the volume is checked without a lock, then everything is written in one statement
+      // that share-locks the volume and proceeds only if it is still as checked (createSnapshotAtOnce):
+      // three round trips and no transaction around them. A volume that changed in between is
+      // checked again, so the caller gets the same answer as under a lock.
+      const create = async (): Promise<SnapshotRow> => {
+        for (let attempt = 1; ; attempt++) {
+          const volume = await snapshottableVolume(db, deps, ctx, volumeId, input.force, false);
+          const record = snapshotRecord(deps, ctx, { ...input, volumeId }, keys, volume);
+          const outcome = await createSnapshotAtOnce(db, {
+            volume,
+            snapshot: record.snapshot,
+            operation: record.operation,
+            cast: deps.scheduler.createSnapshotMessage(record.cast, 1),
+            quota: record.quota,
+          });
+          if ("created" in outcome) return outcome.created;
+          if ("refused" in outcome) throw quotaExceeded(outcome.refused);
+          if ("firstReservation" in outcome) {
+            return transaction(db, (tx) => recordSnapshot(tx, deps, ctx, { ...input, volumeId }, keys));
+          }
+          if (attempt >= CREATE_ATTEMPTS) {
+            throw new CinderblockError("ABORTED", `volume ${volumeId} kept changing while the snapshot was recorded`);
+          }
+        }
+      };
       let created: SnapshotRow;
       try {
         created = await create();

@@ -10,6 +10,7 @@ const CODES: Record<ErrorCode, status> = {
   PERMISSION_DENIED: status.PERMISSION_DENIED,
   UNAUTHENTICATED: status.UNAUTHENTICATED,
   UNAVAILABLE: status.UNAVAILABLE,
+  ABORTED: status.ABORTED,
 };
 
 /** What the boundary reports about an error it sends back. */
