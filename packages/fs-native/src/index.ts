@@ -49,7 +49,7 @@ export function loadFsNative(): FsNativeLoad {
   if (!existsSync(ADDON)) {
     loaded = {
       error: new Error(
-        "the fs-native addon is not built (no C++ compiler, make or python3 when packages/fs-native was built)",
+        "the fs-native addon is not built (packages/fs-native's build skips it without g++, make, python3 or Node's headers)",
       ),
     };
     return loaded;

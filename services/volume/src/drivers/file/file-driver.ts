@@ -489,19 +489,9 @@ async function cloneOrCopy(
   copier: Copier,
   { sync }: { sync: boolean },
 ): Promise<void> {
-  if (copier.reflink) {
-    try {
-      await copyFile(source, destination, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
-      if (sync) await syncFile(destination);
-      return;
-    } catch (err) {
-      const code = errorCode(err);
-      if (code === undefined || !REFLINK_UNSUPPORTED.has(code)) throw err;
-      // Source and destination are always in dataDir, so the answer holds for every later copy.
-      copier.reflink = false;
-    }
-    // libuv removes a destination it created before the clone failed; this guards older versions.
-    await removeQuietly(destination);
+  if (copier.reflink && (await reflink(source, destination, copier))) {
+    if (sync) await syncFile(destination);
+    return;
   }
   if (copier.native) {
     // The fsync runs in the same thread-pool job as the copy.
@@ -521,6 +511,22 @@ async function cloneOrCopy(
     await copySparse(source, destination);
   }
   if (sync) await syncFile(destination);
+}
+
+/** Clone `source` to a new `destination`; false (remembered in `copier`) where the file system cannot. */
+async function reflink(source: string, destination: string, copier: Copier): Promise<boolean> {
+  try {
+    await copyFile(source, destination, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+    return true;
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === undefined || !REFLINK_UNSUPPORTED.has(code)) throw err;
+  }
+  // Source and destination are always in dataDir, so the answer holds for every later copy.
+  copier.reflink = false;
+  // libuv removes a destination it created before the clone failed; this guards older versions.
+  await removeQuietly(destination);
+  return false;
 }
 
 /** Extend a file with a hole to `bytes` if it is shorter, optionally set its mode, and fsync it. */
