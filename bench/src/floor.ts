@@ -6,8 +6,9 @@
  *     limits and incremented, snapshot row inserted), then a JetStream publish to the scheduler;
  *   - scheduler: consumes, reads the snapshot and its backend (one SELECT), publishes to the volume
  *     host, acks;
- *   - volume: consumes, copies the volume file exactly as the file driver does (reflink or
- *     `cp --sparse=always`, fsync, link, fsync of the directory), one compare-and-swap UPDATE to
+ *   - volume: consumes, copies the volume file exactly as the file driver does (reflink until the
+ *     file system refuses one, else the fs-native addon's copySparse with its fsync, else
+ *     `cp --sparse=always` and an fsync; then link, fsync of the directory), one compare-and-swap UPDATE to
  *     `available`, a JetStream-published `snapshot.create.end` notification, acks.
  * What it leaves out is what Cinderblock adds for its guarantees and features: the outbox (a
  * crash between commit and publish loses the cast here), the operations row and reconciler, the
@@ -19,6 +20,7 @@ import { randomUUID } from "node:crypto";
 import { constants, copyFile, link, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { loadFsNative } from "@cinderblock/fs-native";
 import {
   type CreateSnapshotResponse,
   Snapshot,
@@ -32,6 +34,8 @@ import { connect } from "@nats-io/transport-node";
 import postgres from "postgres";
 
 const execFileAsync = promisify(execFile);
+/** As in the file driver: the errors with which a reflink says "not on this file system". */
+const REFLINK_UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS", "ENOTTY"]);
 const env = (name: string) => {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set`);
@@ -188,17 +192,30 @@ async function volume(): Promise<void> {
   const names = floorNames(env("FLOOR_PREFIX"));
   const dir = env("FLOOR_DIR");
   const encoder = new TextEncoder();
+  const native = loadFsNative().binding;
+  let reflink = true;
+  /** cloneOrCopy of the file driver, with its fsync. */
+  async function copy(source: string, tmp: string): Promise<void> {
+    if (reflink) {
+      try {
+        await copyFile(source, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+      } catch (err) {
+        if (!REFLINK_UNSUPPORTED.has((err as { code?: string }).code ?? "")) throw err;
+        reflink = false;
+      }
+      if (reflink) return fsyncPath(tmp);
+    }
+    if (native) return native.copySparse(source, tmp, { fsync: true });
+    await execFileAsync("cp", ["--sparse=always", "--no-dereference", "--", source, tmp]);
+    await fsyncPath(tmp);
+  }
   await consume("floor-volume", names.volume, async (msg) => {
     const cast = VolumeCreateSnapshot.decode(msg.data);
     const target = join(dir, `snapshot-${cast.snapshotId}.img`);
-    const tmp = join(dir, `.tmp-${cast.snapshotId}`);
+    // Per attempt, as the driver's: the copy never replaces a file, and a redelivery may find one.
+    const tmp = join(dir, `.tmp-${cast.snapshotId}-${randomUUID()}`);
     const source = join(dir, `volume-${cast.volumeId}.img`);
-    try {
-      await copyFile(source, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
-    } catch {
-      await execFileAsync("cp", ["--sparse=always", "--no-dereference", "--", source, tmp]);
-    }
-    await fsyncPath(tmp);
+    await copy(source, tmp);
     await link(tmp, target).catch((err: { code?: string }) => {
       if (err.code !== "EEXIST") throw err;
     });

@@ -16,6 +16,7 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type FsNativeBinding, loadFsNative } from "@cinderblock/fs-native";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DriverError, type DriverSnapshot, type VolumeDriver } from "../driver.js";
 import { createFileDriver } from "./file-driver.js";
@@ -256,6 +257,47 @@ describe("createFileDriver: snapshots", () => {
 
     expect((await readAt(join(dataDir, `snapshot-${id}.img`), 0, 4)).toString()).toBe("data");
   });
+});
+
+describe("createFileDriver: each way of copying", { timeout: 60_000 }, () => {
+  // Reflink fails on this machine's ext4 and tmpfs, so a driver copies with the fs-native addon
+  // where it is built and with `cp` otherwise; both must give the same files.
+  const native = loadFsNative();
+  const copies: Array<[string, FsNativeBinding | null]> = [["cp", null]];
+  if (native.binding) copies.unshift(["the fs-native addon", native.binding]);
+
+  it.each(copies)(
+    "%s: snapshot, volume from it and revert keep the bytes, the holes and cp's mode",
+    async (_, fsNative) => {
+      const own = createFileDriver({ dataDir }, { fsNative });
+      try {
+        const volumeId = randomUUID();
+        const snapshot = { id: randomUUID(), volumeId, volumeSizeGb: 1 };
+        await own.createVolume({ id: volumeId, sizeGb: 1 });
+        await writePatterns(volumeFile(volumeId), "old");
+        await own.createSnapshot(snapshot);
+        await writePatterns(volumeFile(volumeId), "new");
+        const copyId = randomUUID();
+        await own.createVolumeFromSnapshot({ id: copyId, sizeGb: 2 }, snapshot);
+        await own.revertToSnapshot({ id: volumeId, sizeGb: 1 }, snapshot);
+
+        for (const path of [snapshotFile(snapshot.id), volumeFile(copyId), volumeFile(volumeId)]) {
+          await expectPatterns(path, "old");
+          await expectZeros(path, 200 * MIB);
+          expect(await allocatedBytes(path)).toBeLessThan(16 * MIB);
+        }
+        expect((await stat(volumeFile(copyId))).size).toBe(2 * GIB);
+        await expectZeros(volumeFile(copyId), 2 * GIB - 4096);
+        const mode = (await stat(volumeFile(volumeId))).mode;
+        expect((await stat(snapshotFile(snapshot.id))).mode).toBe(mode);
+        expect((await stat(volumeFile(copyId))).mode).toBe(mode);
+        // No temp file left behind.
+        expect(await readdir(dataDir)).toHaveLength(3);
+      } finally {
+        await own.close();
+      }
+    },
+  );
 });
 
 /** Names, sizes, inodes and mtimes of everything in the data directory: any change shows. */

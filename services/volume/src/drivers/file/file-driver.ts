@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { copyFile, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
+import { type FsNativeBinding, loadFsNative } from "@cinderblock/fs-native";
 import { checkId, checkSizeBytes, downStats, GIB, toGb } from "../checks.js";
 import {
   type BackendStats,
@@ -26,7 +27,7 @@ export interface FileDriverOptions {
   maxOverSubscriptionRatio?: number;
 }
 
-/** Longest a non-reflink copy of one volume may take. */
+/** Longest a `cp` of one volume may take. */
 const COPY_TIMEOUT_MS = 30 * 60_000;
 const VOLUME_FILE = /^volume-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.img$/;
 const SNAPSHOT_FILE = /^snapshot-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.img$/;
@@ -50,8 +51,12 @@ const PERMANENT = new Set([
 /**
  * A driver that keeps each volume as a sparse image file and each snapshot as a full copy of it
  * (a reflink where the file system supports one). Meant for development and single-node setups.
+ * `deps.fsNative` replaces the copy addon (tests); `null` copies as where it is not built.
  */
-export function createFileDriver(options: FileDriverOptions): VolumeDriver {
+export function createFileDriver(
+  options: FileDriverOptions,
+  deps: { fsNative?: FsNativeBinding | null } = {},
+): VolumeDriver {
   const { dataDir } = options;
   const reservedPercentage = options.reservedPercentage ?? 0;
   const maxOverSubscriptionRatio = options.maxOverSubscriptionRatio ?? 20;
@@ -66,8 +71,12 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
     throw new RangeError(`maxOverSubscriptionRatio must be a finite number >= 1, got ${maxOverSubscriptionRatio}`);
   }
 
-  // `cp` runs from worker threads: a spawn blocks its thread until the child has exec'd.
-  const spawner = createSpawnPool();
+  const copier: Copier = {
+    reflink: true,
+    native: deps.fsNative === undefined ? loadFsNative().binding : (deps.fsNative ?? undefined),
+    // `cp` runs from worker threads: a spawn blocks its thread until the child has exec'd.
+    spawner: createSpawnPool(),
+  };
   const volumePath = (id: string) => join(dataDir, `volume-${id}.img`);
   const snapshotPath = (id: string) => join(dataDir, `snapshot-${id}.img`);
   // A leading dot keeps temp files out of the volume count; the random part keeps concurrent
@@ -155,8 +164,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
 
       const tmp = tempPath(name);
       try {
-        await cloneOrCopy(source, tmp, spawner);
-        await syncFile(tmp);
+        await cloneOrCopy(source, tmp, copier, { sync: true });
         await publish(tmp, path);
         return result;
       } catch (err) {
@@ -205,7 +213,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
 
       const tmp = tempPath(name);
       try {
-        await cloneOrCopy(source, tmp, spawner);
+        await cloneOrCopy(source, tmp, copier, { sync: false });
         await growAndSync(tmp, bytes);
         if (await publish(tmp, path)) return;
       } catch (err) {
@@ -257,7 +265,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
       // rebuilds the same content. rename, unlike publish's link, is meant to replace here.
       const tmp = tempPath(name);
       try {
-        await cloneOrCopy(source, tmp, spawner);
+        await cloneOrCopy(source, tmp, copier, { sync: false });
         // A volume extended since the snapshot keeps its size; the extra tail reads as zeros.
         await growAndSync(tmp, volumeInfo.size, volumeInfo.mode);
         // Narrows (cannot close) the window in which a concurrent delete would be undone.
@@ -442,7 +450,7 @@ export function createFileDriver(options: FileDriverOptions): VolumeDriver {
 
     async close() {
       // Every call opens and closes its own files; only the spawn workers outlive a call.
-      await spawner.close();
+      await copier.spawner.close();
     },
   };
 }
@@ -456,24 +464,42 @@ function checkExistingSize(name: string, actualBytes: number, sizeGb: number): v
   }
 }
 
+/** How one driver copies images, and what it learned about its file system. */
+interface Copier {
+  /** False once the file system answered that it cannot reflink: not asked again in this process. */
+  reflink: boolean;
+  /** The fs-native addon, where it was built. */
+  native: FsNativeBinding | undefined;
+  /** Runs `cp` where the addon is missing. */
+  spawner: SpawnPool;
+}
+
 /**
- * Reflink where the file system can (instant, shares blocks); otherwise a hole-preserving copy.
- * NOTE: GNU cp finds the data extents with SEEK_DATA/SEEK_HOLE, so a mostly empty 10 GiB volume
- * copies in milliseconds, where reading it (copySparse) takes about 20 s here; copySparse stays as
- * the fallback for images without coreutils.
+ * Reflink where the file system can (instant, shares blocks); otherwise a hole-preserving copy of
+ * the data extents, fsynced when `sync` is set.
+ * NOTE: the copy finds the data extents with SEEK_DATA/SEEK_HOLE, so a mostly empty 10 GiB volume
+ * copies in milliseconds, where reading it (copySparse) takes about 20 s here. The fs-native addon
+ * does that on the libuv thread pool; forking `cp --sparse=always` from this process cost about as
+ * much CPU as the rest of a snapshot, so `cp` is only the fallback where the addon is not built,
+ * and copySparse the one for images without coreutils.
  */
-async function cloneOrCopy(source: string, destination: string, spawner: SpawnPool): Promise<void> {
-  try {
-    await copyFile(source, destination, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+async function cloneOrCopy(
+  source: string,
+  destination: string,
+  copier: Copier,
+  { sync }: { sync: boolean },
+): Promise<void> {
+  if (copier.reflink && (await reflink(source, destination, copier))) {
+    if (sync) await syncFile(destination);
     return;
-  } catch (err) {
-    const code = errorCode(err);
-    if (code === undefined || !REFLINK_UNSUPPORTED.has(code)) throw err;
   }
-  // libuv removes a destination it created before the clone failed; this guards older versions.
-  await removeQuietly(destination);
+  if (copier.native) {
+    // The fsync runs in the same thread-pool job as the copy.
+    await copier.native.copySparse(source, destination, { fsync: sync });
+    return;
+  }
   try {
-    await spawner.execFile("cp", ["--sparse=always", "--no-dereference", "--", source, destination], {
+    await copier.spawner.execFile("cp", ["--sparse=always", "--no-dereference", "--", source, destination], {
       timeout: COPY_TIMEOUT_MS,
     });
   } catch (err) {
@@ -484,6 +510,23 @@ async function cloneOrCopy(source: string, destination: string, spawner: SpawnPo
     }
     await copySparse(source, destination);
   }
+  if (sync) await syncFile(destination);
+}
+
+/** Clone `source` to a new `destination`; false (remembered in `copier`) where the file system cannot. */
+async function reflink(source: string, destination: string, copier: Copier): Promise<boolean> {
+  try {
+    await copyFile(source, destination, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+    return true;
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === undefined || !REFLINK_UNSUPPORTED.has(code)) throw err;
+  }
+  // Source and destination are always in dataDir, so the answer holds for every later copy.
+  copier.reflink = false;
+  // libuv removes a destination it created before the clone failed; this guards older versions.
+  await removeQuietly(destination);
+  return false;
 }
 
 /** Extend a file with a hole to `bytes` if it is shorter, optionally set its mode, and fsync it. */
