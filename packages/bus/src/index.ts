@@ -8,7 +8,7 @@ export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";
 export { RetryableError, retryOnFailure, startConsumer } from "./consumer.js";
 export type { VolumeHostCaster } from "./dispatch.js";
 export { createOutboxDispatcher, createVolumeHostCaster, hostNameOf } from "./dispatch.js";
-export type { Notifier, Priority } from "./notifier.js";
+export type { Notifier, OutboxAnnouncer, Priority } from "./notifier.js";
 export { createNotifier, createOutboxAnnouncer } from "./notifier.js";
 export type { OutboxRelay, OutboxRelayOptions } from "./outbox-relay.js";
 export { startOutboxRelay } from "./outbox-relay.js";

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Executor, enqueueOutbox } from "@cinderblock/db";
+import { type Executor, enqueueOutbox, type OutboxMessage } from "@cinderblock/db";
 import type { Announcer } from "@cinderblock/domain";
 import { Notification } from "@cinderblock/proto";
 import { traceCarrier } from "@cinderblock/telemetry";
@@ -53,17 +53,26 @@ export function createNotifier(bus: Bus): Notifier {
  * if) the transaction that made the change commits. Published as `<resource>.<hostName>`, the
  * resource being the event type's first word (`volume.attach.start` → `volume.api`).
  */
-export function createOutboxAnnouncer(subjects: Subjects, hostName: string): Announcer {
+export function createOutboxAnnouncer(subjects: Subjects, hostName: string): OutboxAnnouncer {
+  function message(priority: Priority, eventType: string, payload: Record<string, unknown>): OutboxMessage {
+    const publisherId = `${eventType.split(".")[0]}.${hostName}`;
+    const { messageId, body } = envelope(priority, eventType, publisherId, payload);
+    return {
+      subject: subjects.notification(priority, eventType),
+      msgId: messageId,
+      payload: body,
+      traceContext: traceCarrier(),
+    };
+  }
   return {
+    message,
     async announce(tx: Executor, priority: Priority, eventType: string, payload: Record<string, unknown>) {
-      const publisherId = `${eventType.split(".")[0]}.${hostName}`;
-      const { messageId, body } = envelope(priority, eventType, publisherId, payload);
-      await enqueueOutbox(tx, {
-        subject: subjects.notification(priority, eventType),
-        msgId: messageId,
-        payload: body,
-        traceContext: traceCarrier(),
-      });
+      await enqueueOutbox(tx, message(priority, eventType, payload));
     },
   };
+}
+
+/** An {@link Announcer} that can also hand out the outbox message, for a caller writing many at once. */
+export interface OutboxAnnouncer extends Announcer {
+  message(priority: Priority, eventType: string, payload: Record<string, unknown>): OutboxMessage;
 }

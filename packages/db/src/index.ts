@@ -18,9 +18,15 @@ export {
 } from "./group-snapshots.js";
 export { runMigrations } from "./migrate.js";
 export type { NewOperation } from "./operations.js";
-export { claimOverdueOperations, finishOperation, insertOperation, retryOperation } from "./operations.js";
+export {
+  claimOverdueOperations,
+  finishOperation,
+  finishOperationsDone,
+  insertOperation,
+  retryOperation,
+} from "./operations.js";
 export type { DrainedOutboxMessage, OutboxMessage } from "./outbox.js";
-export { drainOutbox, enqueueOutbox, outboxBacklog } from "./outbox.js";
+export { drainOutbox, enqueueOutbox, enqueueOutboxMany, outboxBacklog } from "./outbox.js";
 export type { ListQuery, PageCursor, SortDir, SortKey } from "./pagination.js";
 export { cursorOf, decodePageToken, encodePageToken, SORT_KEYS } from "./pagination.js";
 export type { QuotaDelta, QuotaRefusal } from "./quota.js";
@@ -31,7 +37,7 @@ export type { ServiceReport } from "./services.js";
 export { getService, listUsableServices, reportService, setServiceFlags } from "./services.js";
 export type { SnapshotCreate, SnapshotCreateOutcome } from "./snapshot-create.js";
 export { createSnapshotAtOnce } from "./snapshot-create.js";
-export type { GetSnapshotOptions, SnapshotChanges } from "./snapshots.js";
+export type { GetSnapshotOptions, SnapshotChanges, SnapshotTaken } from "./snapshots.js";
 export {
   getLatestSnapshotOfVolume,
   getSnapshot,
@@ -42,6 +48,7 @@ export {
   listSnapshots,
   listSnapshotsOfVolume,
   markSnapshotDeleted,
+  markSnapshotsAvailable,
   resetSnapshotStatus,
   updateSnapshotStatus,
 } from "./snapshots.js";

@@ -27,6 +27,15 @@ export async function insertOperation(db: Executor, op: NewOperation): Promise<v
   });
 }
 
+/** Marks several operations `done` in one statement; those already finished stay as they are. */
+export async function finishOperationsDone(db: Executor, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .update(operations)
+    .set({ state: "done", lastError: "", updatedAt: sql`now()` })
+    .where(and(sql`${operations.id} = any(${sql.param([...ids])}::uuid[])`, eq(operations.state, "pending")));
+}
+
 /** Marks an operation finished (`done` or `failed`); a no-op when it already is. */
 export async function finishOperation(
   db: Executor,

@@ -24,6 +24,25 @@ export async function enqueueOutbox(db: Executor, message: OutboxMessage): Promi
 }
 
 /**
+ * Writes several messages into the outbox in one statement, in the order given (the relay
+ * publishes in that order).
+ */
+export async function enqueueOutboxMany(db: Executor, messages: readonly OutboxMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  // NOTE: unnest keeps the statement text the same for any count, so it is prepared once. The
+  // payloads go as hex text: postgres.js types an array of Buffers as bytea, not bytea[].
+  await db.execute(sql`
+    insert into ${outbox} (subject, msg_id, payload, trace_context)
+    select m.subject, m.msg_id, decode(m.payload, 'hex'), m.trace_context::jsonb
+      from unnest(${sql.param(messages.map((m) => m.subject))}::text[],
+                  ${sql.param(messages.map((m) => m.msgId))}::text[],
+                  ${sql.param(messages.map((m) => Buffer.from(m.payload).toString("hex")))}::text[],
+                  ${sql.param(messages.map((m) => (m.traceContext ? JSON.stringify(m.traceContext) : null)))}::text[])
+           with ordinality as m(subject, msg_id, payload, trace_context, n)
+     order by m.n`);
+}
+
+/**
  * Takes up to `limit` messages in order, hands them to `publish`, and deletes them only if
  * `publish` resolves, all in one transaction: a crash or a failed publish leaves them for the next
  * pass. Concurrent relays skip each other's rows. Returns how many were published.

@@ -1,9 +1,9 @@
-import { getTableColumns, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { type Db, rerunIfTransient } from "./client.js";
 import type { NewOperation } from "./operations.js";
 import type { OutboxMessage } from "./outbox.js";
 import type { QuotaDelta, QuotaRefusal } from "./quota.js";
-import { snapshots } from "./schema.js";
+import { snapshotFromDriver } from "./snapshots.js";
 import type { NewSnapshotRow, SnapshotRow, VolumeRow } from "./types.js";
 
 /** Everything one snapshot create writes, and the volume as the caller checked it. */
@@ -43,18 +43,6 @@ interface LockedQuota {
   in_use: number;
   hard_limit: number;
   delta: number;
-}
-
-const SNAPSHOT_COLUMNS = Object.entries(getTableColumns(snapshots));
-
-/** A `returning *` row of snapshots (column names, driver values) as drizzle would map it. */
-function snapshotFromDriver(raw: Record<string, unknown>): SnapshotRow {
-  const row: Record<string, unknown> = {};
-  for (const [key, column] of SNAPSHOT_COLUMNS) {
-    const value = raw[column.name];
-    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
-  }
-  return row as SnapshotRow;
 }
 
 /**

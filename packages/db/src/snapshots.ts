@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { keyset, type ListQuery } from "./pagination.js";
 import { snapshots } from "./schema.js";
@@ -172,4 +172,51 @@ export async function updateSnapshotStatus(
     .where(and(eq(snapshots.id, id), inArray(snapshots.status, [...from])))
     .returning();
   return row as SnapshotRow | undefined;
+}
+
+const SNAPSHOT_COLUMNS = Object.entries(getTableColumns(snapshots));
+
+/** A snapshots row as PostgreSQL returned it (column names, driver values), mapped as drizzle would. */
+export function snapshotFromDriver(raw: Record<string, unknown>): SnapshotRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, column] of SNAPSHOT_COLUMNS) {
+    const value = raw[column.name];
+    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return row as SnapshotRow;
+}
+
+/** What the volume host learned creating one snapshot, for {@link markSnapshotsAvailable}. */
+export interface SnapshotTaken {
+  id: string;
+  providerLocation: string;
+  imageMetadata: Record<string, string>;
+  encryptionKeyId: string;
+}
+
+/**
+ * Moves every snapshot given that is still `creating` to `available` (100%, no reason), in one
+ * statement; returns the rows it changed, as stored. Rows are locked in id order, so two such
+ * statements never deadlock each other.
+ */
+export async function markSnapshotsAvailable(db: Executor, taken: readonly SnapshotTaken[]): Promise<SnapshotRow[]> {
+  if (taken.length === 0) return [];
+  const sorted = [...taken].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const rows = await db.execute<Record<string, unknown>>(sql`
+    with t as (
+      select * from unnest(${sql.param(sorted.map((t) => t.id))}::uuid[],
+                           ${sql.param(sorted.map((t) => t.providerLocation))}::text[],
+                           ${sql.param(sorted.map((t) => JSON.stringify(t.imageMetadata)))}::text[],
+                           ${sql.param(sorted.map((t) => t.encryptionKeyId))}::text[])
+             as t(id, provider_location, image_metadata, encryption_key_id)),
+    locked as (
+      select s.id from ${snapshots} s join t on t.id = s.id
+       where s.status = 'creating' order by s.id for update of s)
+    update ${snapshots} s
+       set status = 'available', progress = '100%', status_reason = '', provider_location = t.provider_location,
+           image_metadata = t.image_metadata::jsonb, encryption_key_id = t.encryption_key_id, updated_at = now()
+      from t, locked
+     where s.id = t.id and s.id = locked.id and s.status = 'creating'
+    returning s.*`);
+  return rows.map(snapshotFromDriver);
 }

@@ -1,21 +1,24 @@
-import { type Bus, type Notifier, publishChange, RetryableError } from "@cinderblock/bus";
+import { type Bus, type Notifier, type OutboxAnnouncer, publishChange, RetryableError } from "@cinderblock/bus";
 import {
   type Db,
+  enqueueOutboxMany,
   finishOperation,
+  finishOperationsDone,
   getSnapshotElevated,
   getVolumeElevated,
   listSnapshotsOfVolume,
   markSnapshotDeleted,
+  markSnapshotsAvailable,
   markVolumeDeleted,
   releaseQuota,
   type SnapshotRow,
+  type SnapshotTaken,
   transaction,
   updateSnapshotStatus,
   updateVolumeStatus,
   type VolumeRow,
 } from "@cinderblock/db";
 import {
-  type Announcer,
   extendQuotaDeltas,
   type GroupEvent,
   settleGroupDelete,
@@ -32,6 +35,7 @@ import type {
   VolumeExtendVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
+import { createBatcher } from "./batcher.js";
 import { DriverError, SnapshotBusyError, type VolumeDriver } from "./drivers/driver.js";
 
 /** Releases ignore limits: any defaults do. */
@@ -46,7 +50,7 @@ export interface ManagerDependencies {
    * Writes the notification that ends an operation into the transactional outbox, in the
    * transaction that records the outcome: a crash after the commit cannot lose it.
    */
-  announcer: Announcer;
+  announcer: OutboxAnnouncer;
   /** Called after a transaction that wrote to the outbox committed (kicks the relay). */
   onCommitted(): void;
   /** This host's name ("vol1"); notifications are published as `snapshot.<host>`. */
@@ -83,6 +87,38 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
   const { db, notifier } = deps;
   const snapshotPublisher = `snapshot.${deps.hostName}`;
   const volumePublisher = `volume.${deps.hostName}`;
+
+  /**
+   * Records created snapshots as available, their operations done and their `snapshot.create.end`
+   * notifications in the outbox: one transaction (three statements, one WAL flush) for every
+   * snapshot that finished while the previous batch was being written.
+   * NOTE: per snapshot this was a transaction of its own (BEGIN, two updates, an insert, COMMIT);
+   * with 64 creates in flight the host spent more on that bookkeeping than on the copies.
+   */
+  const snapshotsTaken = createBatcher(
+    async (batch: (SnapshotTaken & { operationId: string; volume: VolumeRow | undefined })[]) => {
+      const rows = await transaction(db, async (tx) => {
+        const [changed] = await Promise.all([
+          markSnapshotsAvailable(tx, batch),
+          finishOperationsDone(
+            tx,
+            batch.map((b) => b.operationId),
+          ),
+        ]);
+        const byId = new Map(changed.map((row) => [row.id, row]));
+        await enqueueOutboxMany(
+          tx,
+          batch.flatMap((b) => {
+            const row = byId.get(b.id);
+            return row ? [deps.announcer.message("INFO", "snapshot.create.end", snapshotUsage(row, b.volume))] : [];
+          }),
+        );
+        return byId;
+      });
+      if (rows.size > 0) deps.onCommitted();
+      return batch.map((b) => rows.get(b.id));
+    },
+  );
 
   function driverFor(host: string | null): VolumeDriver {
     const backend = host?.split("@")[1] ?? "";
@@ -408,26 +444,15 @@ export function createVolumeManager(deps: ManagerDependencies): VolumeManager {
         }
       }
 
-      // NOTE: status and operation in one transaction, pipelined: one commit (one WAL flush) and one
-      // round trip for both statements, instead of two of each. The end notification is written to
-      // the outbox in the same transaction: published once committed, even if this process dies.
-      const done = await transaction(db, async (tx) => {
-        const [row] = await Promise.all([
-          updateSnapshotStatus(tx, snapshot.id, ["creating"], "available", {
-            progress: "100%",
-            statusReason: "",
-            providerLocation,
-            imageMetadata,
-            encryptionKeyId: volume?.encryptionKeyId ?? snapshot.encryptionKeyId,
-          }),
-          finishOperation(tx, cast.operationId, "done"),
-        ]);
-        if (row) await deps.announcer.announce(tx, "INFO", "snapshot.create.end", snapshotUsage(row, volume));
-        return row;
+      const done = await snapshotsTaken.submit({
+        id: snapshot.id,
+        operationId: cast.operationId,
+        providerLocation,
+        imageMetadata,
+        encryptionKeyId: volume?.encryptionKeyId ?? snapshot.encryptionKeyId,
+        volume,
       });
-      if (!done) return;
-      deps.onCommitted();
-      publishChange(deps.bus, "snapshot", snapshot.id);
+      if (done) publishChange(deps.bus, "snapshot", snapshot.id);
     },
 
     async createVolume(cast, delivery) {
