@@ -1,4 +1,4 @@
-import { createDb, type DbHandle, enqueueOutbox, runMigrations } from "@cinderblock/db";
+import { createDb, type DbHandle, enqueueOutbox, enqueueOutboxMany, runMigrations } from "@cinderblock/db";
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -185,6 +185,43 @@ describe("outbox relay", () => {
     expect(got.sort()).toEqual([
       [1, traceparent],
       [2, undefined],
+    ]);
+  });
+
+  it("publishes messages written at once in their order, bytes and trace context intact", async () => {
+    const subject = `${bus.subjects.prefix}.v1.scheduler.test_many`;
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const payloads = [new Uint8Array([0, 255, 10]), new Uint8Array([]), new Uint8Array([7, 0, 0, 7])];
+    await enqueueOutboxMany(
+      handle.db,
+      payloads.map((payload, i) => ({
+        subject,
+        msgId: `op-m${i}:1:scheduler`,
+        payload,
+        traceContext: i === 0 ? { traceparent } : undefined,
+      })),
+    );
+    const got: Array<[number[], string | undefined]> = [];
+    const consumer = await startConsumer({
+      bus,
+      durable: "many",
+      filterSubject: subject,
+      concurrency: 1,
+      async handle(msg) {
+        got.push([[...msg.data], msg.headers?.get("traceparent") || undefined]);
+      },
+    });
+    const relay = startOutboxRelay({ db: handle.db, js: bus.js, pollIntervalMs: 50 });
+    try {
+      await until(() => got.length >= 3);
+    } finally {
+      await relay.stop();
+      await consumer.stop();
+    }
+    expect(got).toEqual([
+      [[0, 255, 10], traceparent],
+      [[], undefined],
+      [[7, 0, 0, 7], undefined],
     ]);
   });
 
