@@ -1,10 +1,10 @@
 /**
  * Sizes the libuv thread pool of a volume host on the rbd driver. Every librbd call of the addon
  * (packages/rbd-native) holds a pool thread while it waits on the cluster, so Node's default of 4
- * threads caps the host at 4 Ceph calls in flight: measured with bench/dist/rbd.js, 16 callers
- * got 25 snapshots/s through the stack with 4 threads. main.ts imports this module first: ES
- * modules run in import order, and the pool takes its size from the environment when something
- * first uses it.
+ * threads caps the host at 4 Ceph calls in flight: measured with bench/dist/rbd.js, 16 callers got
+ * 18-23 snapshots/s through the stack with 4 threads, 27-29/s with 64 (the machine's 2 cores were
+ * the limit then). main.ts imports this module first: ES modules run in import order, and the pool
+ * takes its size from the environment when something first uses it.
  */
 
 /** One thread per cast the host handles at once (main.ts's consumer concurrency). */
