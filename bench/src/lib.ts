@@ -29,10 +29,12 @@ export async function makeVolumes(stack: Stack, md: Metadata, count: number): Pr
   }
   for (const id of ids) {
     for (;;) {
-      const v = await unary<{ volume?: { status: VolumeStatus } }>((done) => stack.volumes.getVolume({ id }, md, done));
+      const v = await unary<{ volume?: { status: VolumeStatus; statusReason: string } }>((done) =>
+        stack.volumes.getVolume({ id }, md, done),
+      );
       if (v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE) break;
       if (v.volume?.status !== VolumeStatus.VOLUME_STATUS_CREATING)
-        throw new Error(`volume ${id}: ${v.volume?.status}`);
+        throw new Error(`volume ${id}: ${VolumeStatus[v.volume?.status ?? 0]} (${v.volume?.statusReason})`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
