@@ -1,4 +1,6 @@
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { CreateVolumeRequest, VolumeStatus } from "@cinderblock/proto";
+import type { Stack } from "@cinderblock/testing";
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -14,6 +16,29 @@ export function callerMetadata(projectId: string, admin = false): Metadata {
   md.set("x-user-id", "bench");
   if (admin) md.set("x-roles", "admin");
   return md;
+}
+
+/** Creates `count` 1 GiB volumes in the project and waits until they are available. */
+export async function makeVolumes(stack: Stack, md: Metadata, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await unary<{ volume?: { id: string } }>((done) =>
+      stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: `bench-${i}`, sizeGb: 1 }), md, done),
+    );
+    ids.push(res.volume?.id ?? "");
+  }
+  for (const id of ids) {
+    for (;;) {
+      const v = await unary<{ volume?: { status: VolumeStatus; statusReason: string } }>((done) =>
+        stack.volumes.getVolume({ id }, md, done),
+      );
+      if (v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE) break;
+      if (v.volume?.status !== VolumeStatus.VOLUME_STATUS_CREATING)
+        throw new Error(`volume ${id}: ${VolumeStatus[v.volume?.status ?? 0]} (${v.volume?.statusReason})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return ids;
 }
 
 /** Percentiles of a sample, in the sample's unit. */
@@ -64,6 +89,41 @@ export async function rssMiB(pid: number | undefined): Promise<number> {
     const status = await readFile(`/proc/${pid}/status`, "utf8");
     const kb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1]);
     return round(kb / 1024, 1);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU time (user + system) a process has used so far, in seconds (Linux /proc), or NaN when it is gone. */
+export async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Busy and total CPU time of the whole machine so far, in seconds (Linux /proc/stat). */
+export async function machineCpu(): Promise<{ busy: number; total: number }> {
+  const cpu = (await readFile("/proc/stat", "utf8")).split("\n")[0]?.split(/\s+/).slice(1).map(Number) ?? [];
+  const total = cpu.reduce((a, b) => a + b, 0);
+  // idle and iowait are the 4th and 5th.
+  return { busy: (total - (cpu[3] ?? 0) - (cpu[4] ?? 0)) / CLOCK_TICKS, total: total / CLOCK_TICKS };
+}
+
+/** USER_HZ: the unit of /proc's CPU times (100 on every Linux architecture Node runs on). */
+const CLOCK_TICKS = 100;
+
+/** Threads of a process's libuv pool (named `libuv-worker`), or NaN when it is gone. */
+export async function libuvThreads(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const names = await Promise.all(tasks.map((t) => readFile(`/proc/${pid}/task/${t}/comm`, "utf8").catch(() => "")));
+    return names.filter((n) => n.trim() === "libuv-worker").length;
   } catch {
     return Number.NaN;
   }

@@ -24,14 +24,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
   CreateSnapshotRequest,
-  CreateVolumeRequest,
   ListSnapshotsRequest,
   type ListSnapshotsResponse,
   QuotasServiceClient,
   type Snapshot,
   SnapshotStatus,
   SnapshotsServiceClient,
-  VolumeStatus,
 } from "@cinderblock/proto";
 import { REPO_ROOT, type Stack, startStack } from "@cinderblock/testing";
 import { credentials, type Metadata } from "@grpc/grpc-js";
@@ -43,6 +41,7 @@ import {
   type CompletionTracker,
   callerMetadata,
   closedLoop,
+  makeVolumes,
   type Percentiles,
   percentiles,
   round,
@@ -122,27 +121,6 @@ function loadResult(clients: number, latencies: number[], seconds: number, faile
     latencyMs: { n: p.n, p50: round(p.p50), p95: round(p.p95), p99: round(p.p99), max: round(p.max) },
     failed,
   };
-}
-
-/** Creates `count` 1 GiB volumes in the project and waits until they are available. */
-async function makeVolumes(stack: Stack, md: Metadata, count: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const res = await unary<{ volume?: { id: string } }>((done) =>
-      stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: `bench-${i}`, sizeGb: 1 }), md, done),
-    );
-    ids.push(res.volume?.id ?? "");
-  }
-  for (const id of ids) {
-    for (;;) {
-      const v = await unary<{ volume?: { status: VolumeStatus } }>((done) => stack.volumes.getVolume({ id }, md, done));
-      if (v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE) break;
-      if (v.volume?.status !== VolumeStatus.VOLUME_STATUS_CREATING)
-        throw new Error(`volume ${id}: ${v.volume?.status}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  return ids;
 }
 
 /** The end-to-end load: each caller creates a snapshot of its own volume and waits for its notification. */
@@ -413,7 +391,7 @@ async function backendsScenario(run: boolean): Promise<BackendResult[]> {
   const results: BackendResult[] = [];
   for (const [name, check, script, args] of [
     ["lvm (thin)", "scripts/lvm-guest/check.sh", "lvm.js", ["20", "thin"]],
-    ["rbd", "scripts/ceph/check.sh", "rbd.js", ["30"]],
+    ["rbd", "scripts/ceph/check.sh", "rbd.js", ["30", "300"]],
   ] as const) {
     const why = await execFileAsync(join(REPO_ROOT, check)).then(
       () => undefined,

@@ -1,34 +1,45 @@
 /**
  * Snapshot create on real Ceph: the whole stack versus the bare calls, in the same run. Starts a
  * single-node cluster (scripts/ceph/up.sh) and two stacks (api, scheduler, volume host with the
- * rbd driver: one through librbd, one through the rbd CLI), makes one 1 GiB volume in each, then
- * times, one at a time, alternately, N times each:
+ * rbd driver: one through librbd, one through the rbd CLI), makes 1 GiB volumes in each (one, and
+ * one per concurrent caller in the librbd one), then times, one at a time, alternately, N times each:
  *   - CreateSnapshot until WatchSnapshot reports `available`, through each stack;
  *   - `rbd snap create` + `rbd snap protect` with the CLI (two processes), on an image of its own;
  *   - the same two calls through the rbd-native addon on a connection opened once.
- * Usage: node bench/dist/rbd.js [count=30]
+ * Then, with 16 closed-loop callers, each on a volume (an image) of its own since one volume's
+ * snapshots serialize, M snapshots in all each way:
+ *   - CreateSnapshot until WatchSnapshot reports `available`, through the stack with the driver
+ *     on librbd;
+ *   - snap create + protect through the addon on one connection (as the driver holds one);
+ * and prints the CPU each process spent per snapshot in those two phases.
+ * Usage: node bench/dist/rbd.js [count=30] [concurrent=300]
  */
 import { execFile, execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  CreateSnapshotRequest,
-  CreateVolumeRequest,
-  type Snapshot,
-  SnapshotStatus,
-  VolumeStatus,
-} from "@cinderblock/proto";
+import { CreateSnapshotRequest, type Snapshot, SnapshotStatus } from "@cinderblock/proto";
 import { loadRbdNative } from "@cinderblock/rbd-native";
 import { REPO_ROOT, type Stack, startStack } from "@cinderblock/testing";
-import { Metadata } from "@grpc/grpc-js";
-import { unary } from "./lib.js";
+import type { Metadata } from "@grpc/grpc-js";
+import {
+  callerMetadata,
+  closedLoop,
+  cpuSeconds,
+  libuvThreads,
+  machineCpu,
+  makeVolumes,
+  percentiles,
+  unary,
+} from "./lib.js";
 
 const execFileAsync = promisify(execFile);
 const SCRIPTS = join(REPO_ROOT, "scripts", "ceph");
 const POOL = "rbd";
+/** Callers of the concurrent phase (issue 6's target: ≥ 70 snapshots/s with 16 clients). */
+const CLIENTS = 16;
 
 function summary(label: string, values: number[]): string {
   if (values.length === 0) return `${label.padEnd(56)} (not measured)`;
@@ -38,8 +49,50 @@ function summary(label: string, values: number[]): string {
   return `${label.padEnd(56)} p50 ${f(at(50))} ms  p95 ${f(at(95))} ms  min ${f(s[0] ?? Number.NaN)} ms`;
 }
 
-/** One stack on the cluster with its own client, and a volume ready for snapshots. */
-async function stackWithVolume(clusterDir: string, client: "librbd" | "cli", count: number) {
+/** What a closed-loop phase measured (lib.ts's closedLoop). */
+type Load = { latencies: number[]; seconds: number };
+
+/** Throughput and latency percentiles of a closed-loop run. */
+function loadSummary(label: string, run: Load): string {
+  const p = percentiles(run.latencies);
+  const f = (n: number) => n.toFixed(1).padStart(7);
+  const perSecond = (run.latencies.length / run.seconds).toFixed(1).padStart(6);
+  return `${label.padEnd(56)} ${perSecond}/s  p50 ${f(p.p50)} ms  p95 ${f(p.p95)} ms  p99 ${f(p.p99)} ms`;
+}
+
+/**
+ * Starts this process's libuv pool with `threads` threads, for the raw phase: each librbd call of
+ * the addon holds a pool thread while it waits on the cluster, and Node's default of 4 would cap
+ * the 16 callers at 4 calls in flight. The pool takes its size from the environment when first
+ * used and keeps it; the variable is taken back at once, so the services started later get the
+ * environment they would get anyway. A UV_THREADPOOL_SIZE given to the bench is left alone.
+ */
+async function startThreadPool(threads: number): Promise<void> {
+  if (process.env.UV_THREADPOOL_SIZE !== undefined) return;
+  process.env.UV_THREADPOOL_SIZE = String(threads);
+  try {
+    await stat(".");
+  } finally {
+    delete process.env.UV_THREADPOOL_SIZE;
+  }
+}
+
+/** Runs a closed-loop phase and says how much CPU each process in `pids` spent per snapshot. */
+async function withCpu(pids: Record<string, number | undefined>, phase: () => Promise<Load>) {
+  const names = Object.keys(pids);
+  const cpuOf = () => Promise.all(names.map((n) => cpuSeconds(pids[n])));
+  const [before, machineBefore] = [await cpuOf(), await machineCpu()];
+  const load = await phase();
+  const [after, machineAfter] = [await cpuOf(), await machineCpu()];
+  const perSnapshot = names.map(
+    (n, i) => `${n} ${((((after[i] ?? 0) - (before[i] ?? 0)) * 1000) / load.latencies.length).toFixed(1)} ms`,
+  );
+  const busy = (machineAfter.busy - machineBefore.busy) / load.seconds;
+  return { load, cpu: `${perSnapshot.join(", ")}; machine ${busy.toFixed(2)} of ${cpus().length} cores busy` };
+}
+
+/** One stack on the cluster with its own client, and `volumes` volumes ready for snapshots. */
+async function stackWithVolumes(clusterDir: string, client: "librbd" | "cli", volumes: number, snapshots: number) {
   const stack = await startStack({
     env: {
       CINDERBLOCK_VOLUME_DRIVER: "rbd",
@@ -50,26 +103,14 @@ async function stackWithVolume(clusterDir: string, client: "librbd" | "cli", cou
         keyring: join(clusterDir, "keyring"),
         client,
       }),
-      CINDERBLOCK_QUOTA_SNAPSHOTS: String(count + 10),
+      CINDERBLOCK_QUOTA_SNAPSHOTS: String(snapshots + 10),
+      CINDERBLOCK_QUOTA_VOLUMES: String(volumes),
       CINDERBLOCK_QUOTA_GIGABYTES: "-1",
     },
   });
-  const md = new Metadata();
-  md.set("x-project-id", `bench-${client}`);
-  md.set("x-user-id", "bench");
-  const created = await unary<{ volume?: { id: string } }>((done) =>
-    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "bench", sizeGb: 1 }), md, done),
-  );
-  const volumeId = created.volume?.id ?? "";
-  for (;;) {
-    const v = await unary<{ volume?: { status: VolumeStatus } }>((done) =>
-      stack.volumes.getVolume({ id: volumeId }, md, done),
-    );
-    if (v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE) break;
-    if (v.volume?.status !== VolumeStatus.VOLUME_STATUS_CREATING) throw new Error(`volume ended ${v.volume?.status}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { stack, md, volumeId };
+  const md = callerMetadata(`bench-${client}`);
+  const volumeIds = await makeVolumes(stack, md, volumes);
+  return { stack, md, volumeId: volumeIds[0] ?? "", volumeIds };
 }
 
 /** CreateSnapshot → available, in ms. */
@@ -94,6 +135,8 @@ async function stackSnapshot(stack: Stack, md: Metadata, volumeId: string, name:
 
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 30);
+  const concurrent = Number(process.argv[3] ?? 300);
+  await startThreadPool(CLIENTS);
   const check = await execFileAsync(join(SCRIPTS, "check.sh")).catch((e: { stdout?: string }) => e);
   if ("stdout" in check && check.stdout?.trim()) throw new Error(check.stdout.trim());
   const native = loadRbdNative();
@@ -116,9 +159,11 @@ async function main(): Promise<void> {
     const auth = ["--conf", join(clusterDir, "ceph.conf"), "--keyring", join(clusterDir, "keyring")];
     const rbd = (...args: string[]) => execFileAsync("rbd", [...args, ...auth]);
 
-    const viaLibrbd = native.binding ? await stackWithVolume(clusterDir, "librbd", count) : undefined;
+    const viaLibrbd = native.binding
+      ? await stackWithVolumes(clusterDir, "librbd", CLIENTS, count + concurrent)
+      : undefined;
     if (viaLibrbd) stacks.push(viaLibrbd);
-    const viaCli = await stackWithVolume(clusterDir, "cli", count);
+    const viaCli = await stackWithVolumes(clusterDir, "cli", 1, count);
     stacks.push(viaCli);
 
     const cliImage = `bench-cli-${randomUUID()}`;
@@ -155,15 +200,68 @@ async function main(): Promise<void> {
         rawAddonMs.push(performance.now() - t);
       }
     }
-    await cluster?.close();
 
-    const ceph = (await execFileAsync("ceph", ["--version"])).stdout.trim();
-    console.log(`snapshots: ${count} each, one at a time, alternating; ${ceph}; Node ${process.versions.node}`);
+    // The concurrent phase: the driver on librbd only (the CLI's cost is its processes, above).
+    const daemon = async (name: string) => Number(await readFile(join(clusterDir, "run", `${name}.pid`), "utf8"));
+    const ceph = { "ceph-osd": await daemon("osd.0"), "ceph-mon": await daemon("mon.a") };
+    const stackConcurrent = viaLibrbd
+      ? await withCpu(
+          {
+            api: viaLibrbd.stack.api.child.pid,
+            scheduler: viaLibrbd.stack.scheduler.child.pid,
+            volume: viaLibrbd.stack.volume.child.pid,
+            ...ceph,
+          },
+          () =>
+            closedLoop(CLIENTS, concurrent, (worker, seq) =>
+              stackSnapshot(viaLibrbd.stack, viaLibrbd.md, viaLibrbd.volumeIds[worker] ?? "", `c${seq}`),
+            ),
+        )
+      : undefined;
+    let rawConcurrent: { load: Load; cpu: string } | undefined;
+    if (cluster) {
+      const images = Array.from({ length: CLIENTS }, (_, i) => `bench-addon-${i}-${randomUUID()}`);
+      for (const image of images) await cluster.createImage(image, 1024 ** 3);
+      rawConcurrent = await withCpu({ bench: process.pid, ...ceph }, () =>
+        closedLoop(CLIENTS, concurrent, async (worker, seq) => {
+          const image = images[worker] ?? "";
+          const t = performance.now();
+          await cluster.createSnapshot(image, `c${seq}`);
+          await cluster.protectSnapshot(image, `c${seq}`);
+          return performance.now() - t;
+        }),
+      );
+    }
+    await cluster?.close();
+    const threads = {
+      volume: await libuvThreads(viaLibrbd?.stack.volume.child.pid),
+      bench: await libuvThreads(process.pid),
+    };
+
+    const version = (await execFileAsync("ceph", ["--version"])).stdout.trim();
+    console.log(`snapshots: ${count} each, one at a time, alternating; ${version}; Node ${process.versions.node}`);
     console.log(`cluster: 1 mon, 1 mgr, 1 BlueStore OSD (scripts/ceph/up.sh, up in ${upSeconds.toFixed(1)} s)`);
     console.log(summary("CreateSnapshot → available, stack, driver via librbd", stackLibrbdMs));
     console.log(summary("CreateSnapshot → available, stack, driver via rbd CLI", stackCliMs));
     console.log(summary("raw rbd snap create + protect, CLI (2 processes)", rawCliMs));
     console.log(summary("raw snap create + protect, rbd-native addon", rawAddonMs));
+    console.log(`concurrent: ${concurrent} each, ${CLIENTS} closed-loop callers, each on a volume (image) of its own`);
+    if (stackConcurrent) {
+      console.log(
+        loadSummary(`CreateSnapshot → available, stack via librbd, ${CLIENTS} clients`, stackConcurrent.load),
+      );
+    }
+    if (rawConcurrent) {
+      console.log(loadSummary(`raw snap create + protect, addon, ${CLIENTS} at once`, rawConcurrent.load));
+    }
+    if (stackConcurrent && rawConcurrent) {
+      const rate = (r: Load) => r.latencies.length / r.seconds;
+      const ratio = rate(stackConcurrent.load) / rate(rawConcurrent.load);
+      console.log(`stack / raw at ${CLIENTS} clients: throughput ${ratio.toFixed(2)}`);
+    }
+    if (stackConcurrent) console.log(`CPU per snapshot, stack: ${stackConcurrent.cpu}`);
+    if (rawConcurrent) console.log(`CPU per snapshot, raw: ${rawConcurrent.cpu}`);
+    console.log(`libuv pool threads: volume host ${threads.volume}, bench (raw phase) ${threads.bench}`);
   } finally {
     for (const { stack } of stacks) await stack.stop();
     await execFileAsync(join(SCRIPTS, "down.sh"), [clusterDir]);

@@ -1,3 +1,5 @@
+// NOTE: first, so the libuv pool is sized before any other module can start it.
+import "./threadpool.js";
 import {
   connectBus,
   createNotifier,
@@ -119,7 +121,7 @@ async function main(): Promise<void> {
       maxDeliver: MAX_DELIVER,
       // NOTE: as many casts in flight as Cinder's volume manager has green threads (64): the work
       // is mostly waiting (fsync, the backend, PostgreSQL), and at 16 the host sat 40% idle while
-      // 64 callers queued behind it.
+      // 64 callers queued behind it. threadpool.ts gives the rbd driver as many libuv threads.
       concurrency: 64,
       async handle(msg) {
         const delivery = { finalAttempt: msg.info.deliveryCount >= MAX_DELIVER };
