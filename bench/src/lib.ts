@@ -132,7 +132,13 @@ export async function libuvThreads(pid: number | undefined): Promise<number> {
 /** The outcome of one snapshot as its notification told it. */
 interface Completion {
   ok: boolean;
+  /** performance.now() when the notification arrived. */
   at: number;
+  /** Epoch ms when it arrived, and the epoch ms its sender stamped it with (the envelope's timestamp). */
+  receivedEpochMs: number;
+  stampedEpochMs: number;
+  /** Epoch ms stamped on the `snapshot.create.start` notification, when one came (the stack's, not the floor's). */
+  startedEpochMs?: number;
 }
 
 /**
@@ -148,18 +154,32 @@ export interface CompletionTracker {
 export function trackCompletions(nc: NatsConnection, prefix: string, timeoutMs = 180_000): CompletionTracker {
   const done = new Map<string, Completion>();
   const waiters = new Map<string, (c: Completion) => void>();
+  const starts = new Map<string, number>();
+  type Envelope = { timestamp?: string; payload?: { snapshot_id?: string } };
+  const stamp = (e: Envelope) => (e.timestamp ? Date.parse(e.timestamp) : Number.NaN);
   const subjects = [
     [`${prefix}.notifications.info.snapshot.create.end`, true],
     [`${prefix}.notifications.error.snapshot.create.error`, false],
     [`${prefix}.notifications.error.scheduler.create_snapshot`, false],
   ] as const;
+  const startSub = nc.subscribe(`${prefix}.notifications.info.snapshot.create.start`, {
+    callback: (err, msg) => {
+      if (err) return;
+      const envelope = msg.json<Envelope>();
+      starts.set(envelope.payload?.snapshot_id ?? "", stamp(envelope));
+    },
+  });
   const subs = subjects.map(([subject, ok]) =>
     nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
         const at = performance.now();
-        const id = msg.json<{ payload?: { snapshot_id?: string } }>().payload?.snapshot_id ?? "";
-        const completion = { ok, at };
+        const envelope = msg.json<Envelope>();
+        const id = envelope.payload?.snapshot_id ?? "";
+        // NOTE: the start was published before the end's transaction began, so it came in first.
+        const startedEpochMs = starts.get(id);
+        starts.delete(id);
+        const completion = { ok, at, receivedEpochMs: Date.now(), stampedEpochMs: stamp(envelope), startedEpochMs };
         const waiter = waiters.get(id);
         if (waiter) {
           waiters.delete(id);
@@ -188,7 +208,7 @@ export function trackCompletions(nc: NatsConnection, prefix: string, timeoutMs =
       });
     },
     close() {
-      for (const s of subs) s.unsubscribe();
+      for (const s of [...subs, startSub]) s.unsubscribe();
     },
   };
 }

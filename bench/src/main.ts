@@ -109,10 +109,29 @@ interface LoadResult {
   perSecond: number;
   latencyMs: Percentiles;
   failed: number;
+  /** Where a snapshot's time went (p50 ms per stage), from the stamps on its notifications. */
+  stagesMs?: Record<StageName, number>;
 }
 
-function loadResult(clients: number, latencies: number[], seconds: number, failed = 0): LoadResult {
+/**
+ * The stages of one snapshot, from the clocks of this machine (all processes share it): the api
+ * call until the create's statement began (the row's created_at), from there until the volume host
+ * stamped `snapshot.create.start` (commit, outbox relay, scheduler, volume host picking it up), the
+ * volume host's work until it stamped `snapshot.create.end` (driver, fsyncs, recording the outcome),
+ * and from there until the client had the notification (commit, outbox relay, NATS).
+ */
+const STAGES = ["call", "to volume host", "volume host", "notified"] as const;
+type StageName = (typeof STAGES)[number];
+
+function loadResult(
+  clients: number,
+  latencies: number[],
+  seconds: number,
+  failed = 0,
+  stages?: Record<StageName, number[]>,
+): LoadResult {
   const p = percentiles(latencies);
+  const complete = stages && STAGES.every((s) => stages[s].length > 0);
   return {
     clients,
     count: latencies.length,
@@ -120,6 +139,14 @@ function loadResult(clients: number, latencies: number[], seconds: number, faile
     perSecond: round(latencies.length / seconds, 1),
     latencyMs: { n: p.n, p50: round(p.p50), p95: round(p.p95), p99: round(p.p99), max: round(p.max) },
     failed,
+    ...(complete
+      ? {
+          stagesMs: Object.fromEntries(STAGES.map((s) => [s, round(percentiles(stages[s]).p50, 1)])) as Record<
+            StageName,
+            number
+          >,
+        }
+      : {}),
   };
 }
 
@@ -133,8 +160,15 @@ async function endToEnd(
   count: number,
 ): Promise<LoadResult> {
   let failed = 0;
+  const stages: Record<StageName, number[]> = {
+    call: [],
+    "to volume host": [],
+    "volume host": [],
+    notified: [],
+  };
   const { latencies, seconds } = await closedLoop(clients, count, async (worker, seq) => {
     const t0 = performance.now();
+    const sentEpochMs = Date.now();
     const res = await unary<{ snapshot?: Snapshot }>((done) =>
       client.createSnapshot(
         CreateSnapshotRequest.fromPartial({ volumeId: volumeIds[worker % volumeIds.length], name: `e2e-${seq}` }),
@@ -144,9 +178,16 @@ async function endToEnd(
     );
     const completion = await tracker.wait(res.snapshot?.id ?? "");
     if (!completion.ok) failed++;
+    const createdEpochMs = res.snapshot?.createdAt?.getTime();
+    if (completion.ok && completion.startedEpochMs !== undefined && createdEpochMs !== undefined) {
+      stages.call.push(createdEpochMs - sentEpochMs);
+      stages["to volume host"].push(completion.startedEpochMs - createdEpochMs);
+      stages["volume host"].push(completion.stampedEpochMs - completion.startedEpochMs);
+      stages.notified.push(completion.receivedEpochMs - completion.stampedEpochMs);
+    }
     return completion.at - t0;
   });
-  return loadResult(clients, latencies, seconds, failed);
+  return loadResult(clients, latencies, seconds, failed, stages);
 }
 
 /** Scenario 1: the CreateSnapshot call alone, at each concurrency; waits for the pipeline to settle after each. */
@@ -514,6 +555,11 @@ async function main(): Promise<void> {
         ]),
       ]),
     );
+    for (const r of [unloaded, loaded]) {
+      if (!r.stagesMs) continue;
+      const parts = STAGES.map((s) => `${s} ${fmt(r.stagesMs?.[s] ?? Number.NaN, 1)}`).join(", ");
+      console.log(`2. stages at ${r.clients} client(s), p50 ms: ${parts}`);
+    }
     for (const r of report.scenarios.oursOverFloor) {
       console.log(
         `3. ours / floor at ${r.clients} client(s): throughput ${fmt(r.throughput, 2)}, p50 ${fmt(r.p50, 2)}, p99 ${fmt(r.p99, 2)}`,
