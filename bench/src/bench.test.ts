@@ -15,6 +15,7 @@ interface Load {
   perSecond: number;
   failed: number;
   latencyMs: { n: number; p50: number; p99: number };
+  stagesMs?: Record<string, number>;
 }
 
 /** A figure the bench can print: a positive, finite number (never a bound on it: speed is not asserted). */
@@ -48,6 +49,12 @@ describe("npm run bench -- --quick", () => {
       for (const r of scenarios.api) saneLoad(r, r.clients);
       saneLoad(scenarios.endToEnd[0], 1);
       saneLoad(scenarios.endToEnd[1], 64);
+      // Where the time went: every stage, seen for the stack (its start notification), none negative.
+      for (const r of scenarios.endToEnd) {
+        expect(Object.keys(r.stagesMs ?? {})).toEqual(["call", "to volume host", "volume host", "notified"]);
+        for (const ms of Object.values(r.stagesMs ?? {})) expect(ms).toBeGreaterThanOrEqual(0);
+      }
+      expect(stdout).toContain("2. stages at 64 client(s)");
       saneLoad(scenarios.floor[0], 1);
       saneLoad(scenarios.floor[1], 64);
       for (const r of scenarios.oursOverFloor) sane(r.throughput);
