@@ -69,6 +69,7 @@ export {
   getVolume,
   getVolumeByClientRequest,
   getVolumeElevated,
+  getVolumeWithBackend,
   insertVolume,
   listVolumes,
   markVolumeDeleted,

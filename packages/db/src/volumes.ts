@@ -1,7 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { keyset, type ListQuery } from "./pagination.js";
-import { volumes } from "./schema.js";
+import { services, volumes } from "./schema.js";
 import type { NewVolumeRow, VolumeRow, VolumeStatus } from "./types.js";
 
 /** Inserts a volume row and returns it as stored. */
@@ -66,6 +66,25 @@ export async function getVolume(
     .where(and(eq(volumes.id, id), eq(volumes.projectId, projectId), eq(volumes.deleted, false)));
   const [row] = options.lock ? await query.for("share") : await query;
   return row as VolumeRow | undefined;
+}
+
+/**
+ * The project's volume with whether its backend is frozen, in one query (what a snapshot create
+ * checks). `lock` share-locks the volume row only.
+ */
+export async function getVolumeWithBackend(
+  db: Executor,
+  projectId: string,
+  id: string,
+  options: GetVolumeOptions = {},
+): Promise<{ volume: VolumeRow; backendFrozen: boolean } | undefined> {
+  const query = db
+    .select({ volume: volumes, frozen: services.frozen })
+    .from(volumes)
+    .leftJoin(services, eq(services.host, volumes.host))
+    .where(and(eq(volumes.id, id), eq(volumes.projectId, projectId), eq(volumes.deleted, false)));
+  const [row] = options.lock ? await query.for("share", { of: volumes }) : await query;
+  return row && { volume: row.volume as VolumeRow, backendFrozen: row.frozen === true };
 }
 
 /** A volume by id regardless of project: for services acting with elevated rights only. */

@@ -12,6 +12,7 @@ import {
   getVolume,
   getVolumeByClientRequest,
   getVolumeElevated,
+  getVolumeWithBackend,
   insertOperation,
   insertSnapshot,
   insertVolume,
@@ -150,19 +151,18 @@ interface SnapshotRecordKeys {
  */
 async function snapshottableVolume(
   db: Executor,
-  deps: Pick<ApiDependencies, "serviceDownTimeSeconds">,
   ctx: RequestContext,
   volumeId: string,
   force: boolean,
   lock: boolean,
 ): Promise<VolumeRow & { host: string }> {
-  const volume = await getVolume(db, ctx.projectId, volumeId, { lock });
-  if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
+  const found = await getVolumeWithBackend(db, ctx.projectId, volumeId, { lock });
+  if (!found) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
+  const { volume, backendFrozen } = found;
   assertVolumeSnapshottable(volume, force);
   const { host } = volume;
   if (!host) throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
-  const backend = await getService(db, host, deps.serviceDownTimeSeconds);
-  if (backend?.frozen) {
+  if (backendFrozen) {
     throw new CinderblockError("FAILED_PRECONDITION", `backend ${host} of volume ${volumeId} is frozen`);
   }
   return { ...volume, host };
@@ -228,7 +228,7 @@ async function recordSnapshot(
   input: Omit<CreateSnapshotInput, "clientRequestId">,
   keys: SnapshotRecordKeys,
 ): Promise<SnapshotRow> {
-  const volume = await snapshottableVolume(tx, deps, ctx, input.volumeId, input.force, true);
+  const volume = await snapshottableVolume(tx, ctx, input.volumeId, input.force, true);
   const record = snapshotRecord(deps, ctx, input, keys, volume);
   // NOTE: the four writes go out pipelined on the transaction's connection: one round trip instead
   // of four. PostgreSQL runs them in this order, and a failure of any aborts the transaction (the
@@ -432,7 +432,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
       // checked again, so the caller gets the same answer as under a lock.
       const create = async (): Promise<SnapshotRow> => {
         for (let attempt = 1; ; attempt++) {
-          const volume = await snapshottableVolume(db, deps, ctx, volumeId, input.force, false);
+          const volume = await snapshottableVolume(db, ctx, volumeId, input.force, false);
           const record = snapshotRecord(deps, ctx, { ...input, volumeId }, keys, volume);
           const outcome = await createSnapshotAtOnce(db, {
             volume,
