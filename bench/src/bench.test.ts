@@ -16,6 +16,7 @@ interface Load {
   failed: number;
   latencyMs: { n: number; p50: number; p99: number };
   stagesMs?: Record<string, number>;
+  cpuMsPerSnapshot?: Record<string, number>;
 }
 
 /** A figure the bench can print: a positive, finite number (never a bound on it: speed is not asserted). */
@@ -55,6 +56,9 @@ describe("npm run bench -- --quick", () => {
         for (const ms of Object.values(r.stagesMs ?? {})) expect(ms).toBeGreaterThanOrEqual(0);
       }
       expect(stdout).toContain("2. stages at 64 client(s)");
+      // What it costs: CPU per snapshot of each of the stack's processes, measured, not made up.
+      const cpu = scenarios.endToEnd[1].cpuMsPerSnapshot ?? {};
+      for (const p of ["api", "scheduler", "volume", "postgres", "machine"]) sane(cpu[p] ?? Number.NaN);
       saneLoad(scenarios.floor[0], 1);
       saneLoad(scenarios.floor[1], 64);
       for (const r of scenarios.oursOverFloor) sane(r.throughput);

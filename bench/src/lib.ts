@@ -106,6 +106,21 @@ export async function cpuSeconds(pid: number | undefined): Promise<number> {
   }
 }
 
+/**
+ * CPU time (user + system, seconds) every running process with one of these command names
+ * (/proc/<pid>/comm: "postgres", "nats-server") has used so far. Processes that exited in between
+ * are missed: meant for long-lived servers and their pooled backends.
+ */
+export async function cpuSecondsByName(names: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+    if (names.includes(comm.trim())) total += (await cpuSeconds(Number(pid))) || 0;
+  }
+  return total;
+}
+
 /** Busy and total CPU time of the whole machine so far, in seconds (Linux /proc/stat). */
 export async function machineCpu(): Promise<{ busy: number; total: number }> {
   const cpu = (await readFile("/proc/stat", "utf8")).split("\n")[0]?.split(/\s+/).slice(1).map(Number) ?? [];

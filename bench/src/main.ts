@@ -41,6 +41,9 @@ import {
   type CompletionTracker,
   callerMetadata,
   closedLoop,
+  cpuSeconds,
+  cpuSecondsByName,
+  machineCpu,
   makeVolumes,
   type Percentiles,
   percentiles,
@@ -111,6 +114,25 @@ interface LoadResult {
   failed: number;
   /** Where a snapshot's time went (p50 ms per stage), from the stamps on its notifications. */
   stagesMs?: Record<StageName, number>;
+  /** CPU each process spent per snapshot during the load (ms), and the machine's busy cores. */
+  cpuMsPerSnapshot?: Record<string, number>;
+}
+
+/**
+ * CPU seconds so far of the stack's processes, the PostgreSQL and NATS servers (every process of
+ * theirs on the machine: run the bench alone), this bench process, and the machine's busy time.
+ */
+async function stackCpu(pids: Record<string, number | undefined>): Promise<Record<string, number>> {
+  const usage = process.cpuUsage();
+  return {
+    api: await cpuSeconds(pids.api),
+    scheduler: await cpuSeconds(pids.scheduler),
+    volume: await cpuSeconds(pids.volume),
+    postgres: await cpuSecondsByName(["postgres"]),
+    nats: await cpuSecondsByName(["nats-server"]),
+    bench: (usage.user + usage.system) / 1e6,
+    machine: (await machineCpu()).busy,
+  };
 }
 
 /**
@@ -488,7 +510,12 @@ async function main(): Promise<void> {
     const api = await apiScenario(stack, md, tracker, volumeIds, size.api);
     console.error("bench: scenario 2 (end to end)");
     const unloaded = await endToEnd(stack.snapshots, md, tracker, volumeIds, 1, size.unloaded);
+    const cpuBefore = await stackCpu(pids);
     const loaded = await endToEnd(stack.snapshots, md, tracker, volumeIds, LOADED_CLIENTS, size.loaded);
+    const cpuAfter = await stackCpu(pids);
+    loaded.cpuMsPerSnapshot = Object.fromEntries(
+      Object.entries(cpuAfter).map(([k, v]) => [k, round(((v - (cpuBefore[k] ?? 0)) * 1000) / loaded.count, 2)]),
+    );
     const afterLoad = await rss();
     const check = await integrity(stack, projectId);
     console.error("bench: scenario 3 (floor)");
@@ -559,6 +586,12 @@ async function main(): Promise<void> {
       if (!r.stagesMs) continue;
       const parts = STAGES.map((s) => `${s} ${fmt(r.stagesMs?.[s] ?? Number.NaN, 1)}`).join(", ");
       console.log(`2. stages at ${r.clients} client(s), p50 ms: ${parts}`);
+    }
+    if (loaded.cpuMsPerSnapshot) {
+      const c = loaded.cpuMsPerSnapshot;
+      console.log(
+        `2. CPU per snapshot at ${loaded.clients} client(s), ms: api ${c.api}, scheduler ${c.scheduler}, volume ${c.volume}, PostgreSQL ${c.postgres}, NATS ${c.nats}, bench ${c.bench}; machine ${c.machine} (${fmt(((c.machine ?? 0) * loaded.perSecond) / 1000, 2)} of ${cpus().length} cores busy)`,
+      );
     }
     for (const r of report.scenarios.oursOverFloor) {
       console.log(
