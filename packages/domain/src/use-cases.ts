@@ -6,7 +6,6 @@ import {
   decodePageToken,
   type Executor,
   encodePageToken,
-  getService,
   getSnapshot,
   getSnapshotByClientRequest,
   getVolume,
