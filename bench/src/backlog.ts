@@ -8,12 +8,12 @@
  * Usage (after a build; alone on the machine): node bench/dist/backlog.js [count=20000]
  */
 
-import { CreateSnapshotRequest, CreateVolumeRequest, QuotasServiceClient, VolumeStatus } from "@cinderblock/proto";
+import { CreateSnapshotRequest, QuotasServiceClient } from "@cinderblock/proto";
 import { startStack } from "@cinderblock/testing";
 import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import postgres from "postgres";
-import { callerMetadata, closedLoop, round, trackCompletions, unary } from "./lib.js";
+import { callerMetadata, closedLoop, makeVolumes, round, trackCompletions, unary } from "./lib.js";
 
 const CALLERS = 64;
 
@@ -40,21 +40,7 @@ async function main(): Promise<void> {
         done,
       ),
     );
-    const volumes: string[] = [];
-    for (let i = 0; i < CALLERS; i++) {
-      const res = await unary<{ volume?: { id: string } }>((done) =>
-        stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: `b-${i}`, sizeGb: 1 }), md, done),
-      );
-      volumes.push(res.volume?.id ?? "");
-    }
-    for (const id of volumes) {
-      await until(`volume ${id}`, async () => {
-        const v = await unary<{ volume?: { status: VolumeStatus } }>((done) =>
-          stack.volumes.getVolume({ id }, md, done),
-        );
-        return v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE;
-      });
-    }
+    const volumes = await makeVolumes(stack, md, CALLERS);
     // The scheduler's consumer exists (it made it at start), so the casts queue in JetStream.
     await stack.scheduler.stop();
     const tracker = trackCompletions(stack.nc, stack.prefix, 900_000);
