@@ -19,8 +19,8 @@ export interface DrainedOutboxMessage extends OutboxMessage {
 }
 
 /** Writes a cast into the outbox (in the transaction of the rows it concerns). */
-export async function enqueueOutbox(db: Executor, message: OutboxMessage): Promise<void> {
-  await db.insert(outbox).values({ ...message, traceContext: message.traceContext ?? null });
+export function enqueueOutbox(db: Executor, message: OutboxMessage): Promise<void> {
+  return enqueueOutboxMany(db, [message]);
 }
 
 /**

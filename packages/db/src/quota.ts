@@ -65,10 +65,31 @@ export async function reserveQuota(
         from locked`);
   let rows = await reserve();
   if (rows.length < sorted.length) {
-    await createQuotaRows(db, projectId, sorted);
+    // NOTE: a project's first reservation creates its usage rows (in resource order). A concurrent
+    // first reservation may be creating them too: our insert then waits for it and does nothing,
+    // and the second attempt sees its rows.
+    await db.execute(sql`
+      insert into quota_usages (project_id, resource, in_use)
+      select d.project_id, d.resource, 0 from (values ${valuesList(projectId, sorted)})
+          as d(project_id, resource, delta, default_limit)
+       order by d.resource
+      on conflict do nothing`);
     rows = await reserve();
   }
   if (rows.length === sorted.length && Number(rows[0]?.reserved) === sorted.length) return undefined;
+  return firstRefusal(projectId, sorted, rows);
+}
+
+/**
+ * The first resource (of `sorted`, in order) that a reservation would take past its limit, from
+ * the locked usage rows a refused reservation saw. Throws when the rows do not explain the refusal
+ * (a usage row is missing).
+ */
+export function firstRefusal(
+  projectId: string,
+  sorted: readonly QuotaDelta[],
+  rows: readonly { resource: string; in_use: number; hard_limit: number }[],
+): QuotaRefusal {
   for (const d of sorted) {
     const row = rows.find((r) => r.resource === d.resource);
     const inUse = Number(row?.in_use ?? 0);
@@ -78,24 +99,6 @@ export async function reserveQuota(
     }
   }
   throw new Error(`quota rows of project ${projectId} missing for ${sorted.map((d) => d.resource).join(", ")}`);
-}
-
-/**
- * Creates the project's usage rows (at 0) for these resources where missing, in resource order.
- * NOTE: a project's first reservation does this. A concurrent first reservation may be creating
- * them too: this insert then waits for it and does nothing, and a second attempt sees its rows.
- */
-async function createQuotaRows(
-  db: Executor,
-  projectId: string,
-  deltas: readonly Pick<QuotaDelta, "resource">[],
-): Promise<void> {
-  const resources = deltas.map((d) => d.resource).sort((a, b) => a.localeCompare(b));
-  await db.execute(sql`
-    insert into quota_usages (project_id, resource, in_use)
-    select ${projectId}::text, r.resource, 0 from unnest(${sql.param(resources)}::text[]) with ordinality as r(resource, n)
-     order by r.n
-    on conflict do nothing`);
 }
 
 /** Gives back usage (never below zero), locking rows in resource order like {@link reserveQuota}. */

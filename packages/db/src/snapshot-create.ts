@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { type Db, rerunIfTransient } from "./client.js";
 import type { NewOperation } from "./operations.js";
 import type { OutboxMessage } from "./outbox.js";
-import type { QuotaDelta, QuotaRefusal } from "./quota.js";
+import { firstRefusal, type QuotaDelta, type QuotaRefusal } from "./quota.js";
 import { snapshotFromDriver } from "./snapshots.js";
 import type { NewSnapshotRow, SnapshotRow, VolumeRow } from "./types.js";
 
@@ -126,15 +126,5 @@ export async function createSnapshotAtOnce(db: Db, create: SnapshotCreate): Prom
   if (result.$quota_ok && Number(result.$reserved) === quota.length && result.id) {
     return { created: snapshotFromDriver(result) };
   }
-  const locked = (result.$locked ?? []) as LockedQuota[];
-  for (const q of quota) {
-    const row = locked.find((r) => r.resource === q.resource);
-    if (!row) continue;
-    const inUse = Number(row.in_use);
-    const limit = Number(row.hard_limit);
-    if (limit >= 0 && inUse + q.delta > limit) {
-      return { refused: { resource: q.resource, inUse, limit, requested: q.delta } };
-    }
-  }
-  throw new Error(`quota rows of project ${s.projectId} missing for ${quota.map((q) => q.resource).join(", ")}`);
+  return { refused: firstRefusal(s.projectId, quota, (result.$locked ?? []) as LockedQuota[]) };
 }
