@@ -289,7 +289,7 @@ describe("delete", () => {
     );
     expect(refused).toMatchObject({
       code: status.FAILED_PRECONDITION,
-      details: `snapshot ${s.id} status must be available or error to delete, but is creating`,
+      details: `snapshot ${s.id} status must be available, error or error_deleting to delete, but is creating`,
     });
     const notAdmin = await callError(
       call((done) => stack.snapshots.deleteSnapshot({ id: s.id, force: true }, p.md, done)),

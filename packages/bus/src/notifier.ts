@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Executor, enqueueOutbox, type OutboxMessage } from "@cinderblock/db";
-import type { Announcer } from "@cinderblock/domain";
+import { type Announcer, derivedId } from "@cinderblock/domain";
 import { Notification } from "@cinderblock/proto";
 import { traceCarrier } from "@cinderblock/telemetry";
 import type { Bus } from "./connection.js";
@@ -17,19 +17,30 @@ export interface Notifier {
    * proto3 JSON mapping of {@link Notification}) and waits until the notifications stream has it.
    * The message's `traceparent` header names the span it was sent from, when traced.
    */
-  notify(priority: Priority, eventType: string, publisherId: string, payload: Record<string, unknown>): Promise<void>;
+  notify(
+    priority: Priority,
+    eventType: string,
+    publisherId: string,
+    payload: Record<string, unknown>,
+    key?: string,
+  ): Promise<void>;
 }
 
 const encoder = new TextEncoder();
 
-/** One notification's message id and wire form. */
+/**
+ * One notification's message id and wire form. The id is derived from `key` (an operation id, or
+ * a resource that has the event once) and the event type when there is one: a re-sent copy then
+ * carries the same id, and JetStream's duplicate window drops it.
+ */
 function envelope(
   priority: Priority,
   eventType: string,
   publisherId: string,
   payload: Record<string, unknown>,
+  key: string | undefined,
 ): { messageId: string; body: Uint8Array } {
-  const messageId = randomUUID();
+  const messageId = key ? derivedId("notification", key, eventType) : randomUUID();
   const json = Notification.toJSON({ messageId, eventType, publisherId, priority, timestamp: new Date(), payload });
   return { messageId, body: encoder.encode(JSON.stringify(json)) };
 }
@@ -37,8 +48,8 @@ function envelope(
 /** A notifier publishing through JetStream, so every notification is captured for replay. */
 export function createNotifier(bus: Bus): Notifier {
   return {
-    async notify(priority, eventType, publisherId, payload) {
-      const { messageId, body } = envelope(priority, eventType, publisherId, payload);
+    async notify(priority, eventType, publisherId, payload, key) {
+      const { messageId, body } = envelope(priority, eventType, publisherId, payload, key);
       const headers = activeTraceHeaders();
       await bus.js.publish(bus.subjects.notification(priority, eventType), body, {
         msgID: messageId,
@@ -54,9 +65,14 @@ export function createNotifier(bus: Bus): Notifier {
  * resource being the event type's first word (`volume.attach.start` → `volume.api`).
  */
 export function createOutboxAnnouncer(subjects: Subjects, hostName: string): OutboxAnnouncer {
-  function message(priority: Priority, eventType: string, payload: Record<string, unknown>): OutboxMessage {
+  function message(
+    priority: Priority,
+    eventType: string,
+    payload: Record<string, unknown>,
+    key?: string,
+  ): OutboxMessage {
     const publisherId = `${eventType.split(".")[0]}.${hostName}`;
-    const { messageId, body } = envelope(priority, eventType, publisherId, payload);
+    const { messageId, body } = envelope(priority, eventType, publisherId, payload, key);
     return {
       subject: subjects.notification(priority, eventType),
       msgId: messageId,
@@ -66,13 +82,19 @@ export function createOutboxAnnouncer(subjects: Subjects, hostName: string): Out
   }
   return {
     message,
-    async announce(tx: Executor, priority: Priority, eventType: string, payload: Record<string, unknown>) {
-      await enqueueOutbox(tx, message(priority, eventType, payload));
+    async announce(
+      tx: Executor,
+      priority: Priority,
+      eventType: string,
+      payload: Record<string, unknown>,
+      key?: string,
+    ) {
+      await enqueueOutbox(tx, message(priority, eventType, payload, key));
     },
   };
 }
 
 /** An {@link Announcer} that can also hand out the outbox message, for a caller writing many at once. */
 export interface OutboxAnnouncer extends Announcer {
-  message(priority: Priority, eventType: string, payload: Record<string, unknown>): OutboxMessage;
+  message(priority: Priority, eventType: string, payload: Record<string, unknown>, key?: string): OutboxMessage;
 }

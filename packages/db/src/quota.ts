@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 
 /** One resource to reserve: the amount, and the limit that applies when the project has no override. */
@@ -17,20 +17,63 @@ export interface QuotaRefusal {
   requested: number;
 }
 
-function valuesList(projectId: string, deltas: readonly QuotaDelta[]) {
-  return sql.join(
-    deltas.map((d) => sql`(${projectId}::text, ${d.resource}::text, ${d.delta}::int, ${d.defaultLimit}::int)`),
-    sql`, `,
-  );
+/**
+ * The common table expressions of a quota reservation, shared by {@link reserveQuota} and the
+ * one-statement snapshot create: `d` (the deltas), `locked` (the project's usage rows, locked in
+ * resource order, only when `gate` holds), `verdict` (`gate_ok`, `quota_rows`, `quota_ok`: every
+ * row there and every resource within its limit) and `reserved` (the increments, made only when
+ * both hold). `sorted` must be in resource order.
+ *
+ * NOTE: `locked` takes every row lock (in order) before `reserved` updates anything: `verdict`
+ * aggregates all of `locked` first. The UPDATE touches only rows this statement holds, and READ
+ * COMMITTED hands both the lock and the update the newest version, so the check and the increment
+ * see the same usage. Usage is a row, never a count over the resource tables.
+ */
+export function reservationCtes(projectId: string, sorted: readonly QuotaDelta[], gate: SQL = sql`true`): SQL {
+  return sql`
+      d as (
+        select * from unnest(${sql.param(sorted.map((q) => q.resource))}::text[],
+                             ${sql.param(sorted.map((q) => q.delta))}::int[],
+                             ${sql.param(sorted.map((q) => q.defaultLimit))}::int[]) as d(resource, delta, default_limit)),
+      locked as (
+        select u.resource, u.in_use, coalesce(l.hard_limit, d.default_limit) as hard_limit, d.delta
+          from d
+          join quota_usages u on u.project_id = ${projectId} and u.resource = d.resource
+          left join quota_limits l on l.project_id = ${projectId} and l.resource = d.resource
+         where ${gate}
+         order by u.resource
+           for update of u),
+      verdict as (
+        select ${gate} as gate_ok, count(*)::int as quota_rows,
+               count(*) = ${sorted.length}::int
+                 and coalesce(bool_and(hard_limit < 0 or in_use + delta <= hard_limit), true) as quota_ok
+          from locked),
+      reserved as (
+        update quota_usages u set in_use = u.in_use + locked.delta, updated_at = now()
+          from locked, verdict
+         where verdict.gate_ok and verdict.quota_ok
+           and u.project_id = ${projectId} and u.resource = locked.resource
+        returning u.resource)`;
+}
+
+/**
+ * Creates the project's usage rows for these resources (at 0) where it has none yet, in resource
+ * order; a no-op for rows that exist. A reservation then only has rows to lock.
+ */
+export async function ensureQuotaRows(db: Executor, projectId: string, resources: readonly string[]): Promise<void> {
+  // NOTE: a concurrent insert of the same rows waits for this one and does nothing.
+  await db.execute(sql`
+    insert into quota_usages (project_id, resource, in_use)
+    select ${projectId}, r, 0 from unnest(${sql.param([...resources].sort())}::text[]) as r
+     order by r
+    on conflict do nothing`);
 }
 
 /**
  * Adds `delta` to the project's usage of each resource, only if every result stays within its
- * limit (the project's override, else the default). One statement, one round trip: the usage rows
- * are locked in resource order (so concurrent reservations queue instead of deadlocking), checked,
- * and incremented only if all pass; never a count over the resource tables. Rows a project never
- * had are created first. Returns undefined when all were reserved, or the first refused resource;
- * the caller must then roll its transaction back.
+ * limit (the project's override, else the default). One statement, one round trip (see
+ * {@link reservationCtes}); rows a project never had are created first. Returns undefined when all
+ * were reserved, or the first refused resource; the caller must then roll its transaction back.
  */
 export async function reserveQuota(
   db: Executor,
@@ -38,42 +81,18 @@ export async function reserveQuota(
   deltas: readonly QuotaDelta[],
 ): Promise<QuotaRefusal | undefined> {
   const sorted = [...deltas].sort((a, b) => a.resource.localeCompare(b.resource));
-  // NOTE: `locked` takes every row lock (in order) before `reserved` updates anything: `verdict`
-  // aggregates all of `locked` first. The UPDATE touches only rows this statement holds, and
-  // READ COMMITTED hands both the lock and the update the newest version, so the check and the
-  // increment see the same usage. The quota rows stay locked for less: one round trip, not two.
   const reserve = () =>
-    db.execute<{ resource: string; in_use: number; hard_limit: number; reserved: number }>(sql`
-      with d(project_id, resource, delta, default_limit) as (values ${valuesList(projectId, sorted)}),
-      locked as (
-        select u.resource, u.in_use, coalesce(l.hard_limit, d.default_limit) as hard_limit, d.delta
-          from d
-          join quota_usages u on u.project_id = d.project_id and u.resource = d.resource
-          left join quota_limits l on l.project_id = d.project_id and l.resource = d.resource
-         order by u.resource
-           for update of u),
-      verdict as (
-        select count(*) = ${sorted.length} and coalesce(bool_and(hard_limit < 0 or in_use + delta <= hard_limit), true)
-               as ok
-          from locked),
-      reserved as (
-        update quota_usages u set in_use = u.in_use + locked.delta, updated_at = now()
-          from locked, verdict
-         where verdict.ok and u.project_id = ${projectId} and u.resource = locked.resource
-        returning u.resource)
+    db.execute<{ resource: string; in_use: number; hard_limit: number; quota_rows: number; reserved: number }>(sql`
+      with ${reservationCtes(projectId, sorted)}
       select locked.resource, locked.in_use, locked.hard_limit, (select count(*) from reserved)::int as reserved
         from locked`);
   let rows = await reserve();
   if (rows.length < sorted.length) {
-    // NOTE: a project's first reservation creates its usage rows (in resource order). A concurrent
-    // first reservation may be creating them too: our insert then waits for it and does nothing,
-    // and the second attempt sees its rows.
-    await db.execute(sql`
-      insert into quota_usages (project_id, resource, in_use)
-      select d.project_id, d.resource, 0 from (values ${valuesList(projectId, sorted)})
-          as d(project_id, resource, delta, default_limit)
-       order by d.resource
-      on conflict do nothing`);
+    await ensureQuotaRows(
+      db,
+      projectId,
+      sorted.map((d) => d.resource),
+    );
     rows = await reserve();
   }
   if (rows.length === sorted.length && Number(rows[0]?.reserved) === sorted.length) return undefined;

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { type Db, rerunIfTransient } from "./client.js";
 import type { NewOperation } from "./operations.js";
 import type { OutboxMessage } from "./outbox.js";
-import { firstRefusal, type QuotaDelta, type QuotaRefusal } from "./quota.js";
+import { firstRefusal, type QuotaDelta, type QuotaRefusal, reservationCtes } from "./quota.js";
 import { snapshotFromDriver } from "./snapshots.js";
 import type { NewSnapshotRow, SnapshotRow, VolumeRow } from "./types.js";
 
@@ -31,12 +31,12 @@ export type SnapshotCreateOutcome =
   /** A quota would be exceeded; nothing was written. */
   | { refused: QuotaRefusal }
   /**
-   * The project has no usage row yet for some of these resources (its first snapshot); nothing
-   * was written. NOTE: the rows cannot be created and locked in one statement; the caller records
-   * this snapshot in a transaction instead (reserveQuota creates them there), so a refused first
-   * create still leaves nothing behind.
+   * The project has no usage row yet for some of these resources; nothing was written. NOTE: the
+   * rows cannot be created and locked in one statement: the caller creates them (ensureQuotaRows,
+   * at 0) and runs this again. Volume creates make a project's snapshot rows up front, so only a
+   * project that predates that takes this turn.
    */
-  | { firstReservation: true };
+  | { missingQuotaRows: true };
 
 interface LockedQuota {
   resource: string;
@@ -71,29 +71,7 @@ export async function createSnapshotAtOnce(db: Db, create: SnapshotCreate): Prom
            and host is not distinct from ${volume.host}::text and size_gb = ${volume.sizeGb}::int
            and volume_type = ${volume.volumeType} and encryption_key_id = ${volume.encryptionKeyId}
            for share),
-      d as (
-        select * from unnest(${sql.param(quota.map((q) => q.resource))}::text[],
-                             ${sql.param(quota.map((q) => q.delta))}::int[],
-                             ${sql.param(quota.map((q) => q.defaultLimit))}::int[]) as d(resource, delta, default_limit)),
-      locked as (
-        select u.resource, u.in_use, coalesce(l.hard_limit, d.default_limit) as hard_limit, d.delta
-          from d
-          join quota_usages u on u.project_id = ${s.projectId} and u.resource = d.resource
-          left join quota_limits l on l.project_id = ${s.projectId} and l.resource = d.resource
-         where exists (select from v)
-         order by u.resource
-           for update of u),
-      verdict as (
-        select exists (select from v) as volume_ok, count(*)::int as quota_rows,
-               count(*) = ${quota.length}::int
-                 and coalesce(bool_and(hard_limit < 0 or in_use + delta <= hard_limit), true) as quota_ok
-          from locked),
-      reserved as (
-        update quota_usages u set in_use = u.in_use + locked.delta, updated_at = now()
-          from locked, verdict
-         where verdict.volume_ok and verdict.quota_ok
-           and u.project_id = ${s.projectId} and u.resource = locked.resource
-        returning u.resource),
+      ${reservationCtes(s.projectId, quota, sql`exists (select from v)`)},
       snap as (
         insert into snapshots (id, project_id, user_id, volume_id, name, description, status, progress,
                                volume_size_gb, volume_type, encryption_key_id, group_snapshot_id, metadata,
@@ -102,19 +80,19 @@ export async function createSnapshotAtOnce(db: Db, create: SnapshotCreate): Prom
                ${s.status}, ${s.progress ?? "0%"}, ${s.volumeSizeGb}::int, ${s.volumeType ?? ""},
                ${s.encryptionKeyId ?? ""}, ${s.groupSnapshotId ?? ""}, ${JSON.stringify(s.metadata ?? {})}::text::jsonb,
                ${s.clientRequestId ?? null}::text, ${s.requestHash ?? null}::text
-          from verdict where volume_ok and quota_ok
+          from verdict where gate_ok and quota_ok
         returning *),
       op as (
         insert into operations (id, kind, resource_id, project_id, detail, deadline_at)
         select ${op.id}::uuid, ${op.kind}, ${op.resourceId}::uuid, ${op.projectId},
                ${JSON.stringify(op.detail ?? {})}::text::jsonb, now() + make_interval(secs => ${op.timeoutSeconds}::int)
-          from verdict where volume_ok and quota_ok),
+          from verdict where gate_ok and quota_ok),
       cast_ as (
         insert into outbox (subject, msg_id, payload, trace_context)
         select ${cast.subject}, ${cast.msgId}, ${sql.param(Buffer.from(cast.payload))}::bytea,
                ${cast.traceContext ? JSON.stringify(cast.traceContext) : null}::text::jsonb
-          from verdict where volume_ok and quota_ok)
-      select verdict.volume_ok as "$volume_ok", verdict.quota_ok as "$quota_ok", verdict.quota_rows as "$quota_rows",
+          from verdict where gate_ok and quota_ok)
+      select verdict.gate_ok as "$volume_ok", verdict.quota_ok as "$quota_ok", verdict.quota_rows as "$quota_rows",
              (select count(*)::int from reserved) as "$reserved",
              (select json_agg(locked) from locked) as "$locked", snap.*
         from verdict left join snap on true`),
@@ -122,7 +100,7 @@ export async function createSnapshotAtOnce(db: Db, create: SnapshotCreate): Prom
 
   const [result] = await run();
   if (!result?.$volume_ok) return { volumeChanged: true };
-  if (Number(result.$quota_rows) < quota.length) return { firstReservation: true };
+  if (Number(result.$quota_rows) < quota.length) return { missingQuotaRows: true };
   if (result.$quota_ok && Number(result.$reserved) === quota.length && result.id) {
     return { created: snapshotFromDriver(result) };
   }

@@ -14,8 +14,8 @@ export async function insertSnapshot(db: Executor, row: NewSnapshotRow): Promise
 export interface GetSnapshotOptions {
   /** Also find a soft-deleted row (a watcher sees the end of a delete). */
   includeDeleted?: boolean;
-  /** Take a share lock: the row's status cannot change until the transaction ends. */
-  lock?: boolean;
+  /** `share`: the row's status cannot change until the transaction ends; `update`: nor may others lock it. */
+  lock?: "share" | "update";
 }
 
 /** The project's snapshot with this id, or undefined (another project's snapshot is not found). */
@@ -35,7 +35,7 @@ export async function getSnapshot(
         options.includeDeleted ? undefined : eq(snapshots.deleted, false),
       ),
     );
-  const [row] = options.lock ? await query.for("share") : await query;
+  const [row] = options.lock ? await query.for(options.lock) : await query;
   return row as SnapshotRow | undefined;
 }
 
@@ -71,12 +71,18 @@ export async function listSnapshotIdsOnBackend(db: Executor, backend: string): P
   return rows.map((r) => r.id);
 }
 
-/** The volume's snapshots that are not deleted. */
-export async function listSnapshotsOfVolume(db: Executor, volumeId: string): Promise<SnapshotRow[]> {
-  const rows = await db
+/** The volume's snapshots that are not deleted; `lock` locks them FOR UPDATE, in id order. */
+export async function listSnapshotsOfVolume(
+  db: Executor,
+  volumeId: string,
+  options: { lock?: boolean } = {},
+): Promise<SnapshotRow[]> {
+  const query = db
     .select()
     .from(snapshots)
-    .where(and(eq(snapshots.volumeId, volumeId), eq(snapshots.deleted, false)));
+    .where(and(eq(snapshots.volumeId, volumeId), eq(snapshots.deleted, false)))
+    .orderBy(snapshots.id);
+  const rows = options.lock ? await query.for("update") : await query;
   return rows as SnapshotRow[];
 }
 

@@ -2,7 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { keyset, type ListQuery } from "./pagination.js";
 import { services, volumes } from "./schema.js";
-import type { NewVolumeRow, VolumeRow, VolumeStatus } from "./types.js";
+import type { NewVolumeRow, SnapshotStatus, VolumeRow, VolumeStatus } from "./types.js";
 
 /** Inserts a volume row and returns it as stored. */
 export async function insertVolume(db: Executor, row: NewVolumeRow): Promise<VolumeRow> {
@@ -12,8 +12,12 @@ export async function insertVolume(db: Executor, row: NewVolumeRow): Promise<Vol
 
 /** Options for {@link getVolume}. */
 export interface GetVolumeOptions {
-  /** Take a share lock: the row's status cannot change until the transaction ends. */
-  lock?: boolean;
+  /**
+   * `share`: the row's status cannot change until the transaction ends (others may share-lock it
+   * too); `update`: nothing else may lock or change it (what an operation that reads the volume's
+   * snapshots and clones before changing it takes, so none can start meanwhile).
+   */
+  lock?: "share" | "update";
 }
 
 /** The project's volume created with this idempotency key, if any (deleted ones included). */
@@ -64,7 +68,7 @@ export async function getVolume(
     .select()
     .from(volumes)
     .where(and(eq(volumes.id, id), eq(volumes.projectId, projectId), eq(volumes.deleted, false)));
-  const [row] = options.lock ? await query.for("share") : await query;
+  const [row] = options.lock ? await query.for(options.lock) : await query;
   return row as VolumeRow | undefined;
 }
 
@@ -83,7 +87,7 @@ export async function getVolumeWithBackend(
     .from(volumes)
     .leftJoin(services, eq(services.host, volumes.host))
     .where(and(eq(volumes.id, id), eq(volumes.projectId, projectId), eq(volumes.deleted, false)));
-  const [row] = options.lock ? await query.for("share", { of: volumes }) : await query;
+  const [row] = options.lock ? await query.for(options.lock, { of: volumes }) : await query;
   return row && { volume: row.volume as VolumeRow, backendFrozen: row.frozen === true };
 }
 
@@ -158,4 +162,27 @@ export async function assignVolumeHost(db: Executor, id: string, host: string): 
     .where(and(eq(volumes.id, id), eq(volumes.status, "creating")))
     .returning();
   return row as VolumeRow | undefined;
+}
+
+/**
+ * What is going on around a volume: its live snapshots (id order) and the volumes being created
+ * from any of them. Read it with the volume locked FOR UPDATE: snapshot creates share-lock the
+ * volume and clones share-lock their snapshot, so none can start until the caller commits.
+ */
+export async function getVolumeActivity(
+  db: Executor,
+  volumeId: string,
+): Promise<{ snapshots: { id: string; status: SnapshotStatus }[]; clones: { id: string; snapshotId: string }[] }> {
+  const rows = await db.execute<{ kind: string; id: string; status: string; snapshot_id: string }>(sql`
+    select 'snapshot' as kind, s.id, s.status, s.id as snapshot_id
+      from snapshots s where s.volume_id = ${volumeId} and not s.deleted
+    union all
+    select 'clone', c.id, c.status, c.snapshot_id
+      from volumes c join snapshots s on s.id = c.snapshot_id
+     where s.volume_id = ${volumeId} and c.status = 'creating' and not c.deleted
+     order by 1, 2`);
+  return {
+    snapshots: rows.filter((r) => r.kind === "snapshot").map((r) => ({ id: r.id, status: r.status as SnapshotStatus })),
+    clones: rows.filter((r) => r.kind === "clone").map((r) => ({ id: r.id, snapshotId: r.snapshot_id })),
+  };
 }

@@ -19,6 +19,7 @@ import {
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { Announcer, HostConnection, VolumeHostCalls } from "./ports.js";
+import { VOLUME_OPERATIONS } from "./state-machine.js";
 import { volumeUsage } from "./usage.js";
 import { validateId } from "./validation.js";
 
@@ -92,13 +93,16 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
       const operationId = randomUUID();
       // Reserve: the volume goes to attaching and the attachment is recorded, or nothing happens.
       const { previous, host } = await transaction(db, async (tx) => {
-        const volume = await getVolume(tx, ctx.projectId, volumeId);
+        // NOTE: locked FOR UPDATE, so concurrent attaches of one volume take turns: the second sees
+        // the first's attachment and status instead of both passing the checks.
+        const volume = await getVolume(tx, ctx.projectId, volumeId, { lock: "update" });
         if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
         const existing = await listAttachmentsOfVolume(tx, volumeId);
         if (existing.some((a) => a.instanceId === instanceId)) {
           throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} is already attached to ${instanceId}`);
         }
-        const from: VolumeStatus[] = volume.multiattach ? ["available", "in-use"] : ["available"];
+        const { from: all, to } = VOLUME_OPERATIONS.attach.start;
+        const from: readonly VolumeStatus[] = all.filter((status) => volume.multiattach || status !== "in-use");
         if (!from.includes(volume.status)) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
@@ -107,7 +111,10 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
               : `volume ${volumeId} status must be available to attach, but is ${volume.status}`,
           );
         }
-        const attaching = await updateVolumeStatus(tx, volumeId, from, "attaching");
+        const attaching = await updateVolumeStatus(tx, volumeId, from, to);
+        if (!attaching) {
+          throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} changed status; try again`);
+        }
         await insertAttachment(tx, {
           id: attachmentId,
           volumeId,

@@ -30,7 +30,23 @@ export {
   volumeQuotaDeltas,
   volumeQuotaHeld,
 } from "./quota.js";
-export { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES, TERMINAL_VOLUME_STATUSES } from "./states.js";
+export type { Actor, GroupSnapshotStatus, GuardedOperation, Transition, VolumeActivity } from "./state-machine.js";
+export {
+  ATTACHMENT_STATUSES,
+  assertNoConflict,
+  assertVolumeSnapshottable,
+  cascadedDeleteId,
+  derivedId,
+  GROUP_SNAPSHOT_STATUSES,
+  SNAPSHOT_OPERATIONS,
+  SNAPSHOT_STATUSES,
+  TERMINAL_SNAPSHOT_STATUSES,
+  TERMINAL_VOLUME_STATUSES,
+  TRANSITIONAL_SNAPSHOT_STATUSES,
+  TRANSITIONAL_VOLUME_STATUSES,
+  VOLUME_OPERATIONS,
+  VOLUME_STATUSES,
+} from "./state-machine.js";
 export { groupSnapshotUsage, snapshotUsage, volumeUsage } from "./usage.js";
 export type { ApiDependencies, ApiUseCases, ListInput, Page } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";

@@ -3,7 +3,7 @@ import { validateInstanceId } from "./attachments.js";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { ComputeAgents } from "./ports.js";
-import { TERMINAL_SNAPSHOT_STATUSES } from "./states.js";
+import { TERMINAL_SNAPSHOT_STATUSES } from "./state-machine.js";
 import type { CreateSnapshotInput } from "./validation.js";
 
 /** A SnapshotInstance request (Nova's volume-backed instance snapshot). */

@@ -10,6 +10,7 @@ import {
   getSnapshot,
   getSnapshotElevated,
   getVolume,
+  getVolumeActivity,
   getVolumeElevated,
   insertOperation,
   listSnapshotsOfVolume,
@@ -32,6 +33,15 @@ import { castContext, type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { Announcer, Dispatcher, EventFeed, EventJson } from "./ports.js";
 import { extendQuotaDeltas, type QuotaDefaults, reserveOrThrow, volumeQuotaHeld } from "./quota.js";
+import {
+  assertNoConflict,
+  cascadedDeleteId,
+  SNAPSHOT_OPERATIONS,
+  SNAPSHOT_STATUSES,
+  statusList,
+  VOLUME_OPERATIONS,
+  VOLUME_STATUSES,
+} from "./state-machine.js";
 import { snapshotUsage, volumeUsage } from "./usage.js";
 import {
   assertMetadataBound,
@@ -95,42 +105,26 @@ export interface ManagementUseCases {
   watchEvents(ctx: RequestContext, filter: EventFilter, signal: AbortSignal): AsyncGenerator<EventJson>;
 }
 
-/** Statuses from which a user may delete a snapshot (Cinder: available or error). */
-const SNAPSHOT_DELETABLE: readonly SnapshotStatus[] = ["available", "error", "error_deleting"];
-/** Statuses from which a user may delete a volume. */
-const VOLUME_DELETABLE: readonly VolumeStatus[] = ["available", "error", "error_deleting"];
 const QUOTA_RESOURCES = ["volumes", "snapshots", "gigabytes"] as const;
 /** Cinder's per-volume-type quotas: `volumes_<type>`, `snapshots_<type>`, `gigabytes_<type>`. */
 const TYPED_RESOURCE = /^(volumes|snapshots|gigabytes)_.{1,255}$/s;
-const SNAPSHOT_STATUSES: readonly SnapshotStatus[] = ["creating", "available", "error", "deleting", "error_deleting"];
-const VOLUME_STATUSES: readonly VolumeStatus[] = [
-  "creating",
-  "available",
-  "in-use",
-  "error",
-  "deleting",
-  "error_deleting",
-  "maintenance",
-  "attaching",
-  "detaching",
-  "extending",
-  "reserved",
-  "reverting",
-  "error_extending",
-];
+/** Statuses an admin may reset a row to (not `deleted`: that is what a delete does). */
+const SNAPSHOT_RESETTABLE: readonly SnapshotStatus[] = SNAPSHOT_STATUSES.filter((x) => x !== "deleted");
+const VOLUME_RESETTABLE: readonly VolumeStatus[] = VOLUME_STATUSES.filter((x) => x !== "deleted");
 
 /** Builds the management use cases. */
 export function createManagementUseCases(deps: ManagementDependencies): ManagementUseCases {
   const { db } = deps;
 
-  async function mustGetSnapshot(tx: Executor, ctx: RequestContext, id: string): Promise<SnapshotRow> {
-    const row = await getSnapshot(tx, ctx.projectId, id);
+  async function mustGetSnapshot(tx: Executor, ctx: RequestContext, id: string, lock?: "update"): Promise<SnapshotRow> {
+    const row = await getSnapshot(tx, ctx.projectId, id, lock ? { lock } : {});
     if (!row) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);
     return row;
   }
 
-  async function mustGetVolume(tx: Executor, ctx: RequestContext, id: string): Promise<VolumeRow> {
-    const row = await getVolume(tx, ctx.projectId, id);
+  /** The project's volume; `lock: "update"` before reading what else is going on around it. */
+  async function mustGetVolume(tx: Executor, ctx: RequestContext, id: string, lock?: "update"): Promise<VolumeRow> {
+    const row = await getVolume(tx, ctx.projectId, id, lock ? { lock } : {});
     if (!row) throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
     return row;
   }
@@ -195,22 +189,26 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
     return after.metadata;
   }
 
-  /** Moves a snapshot to `deleting` and casts the delete to its volume's host, in `tx`. */
+  /**
+   * Moves a snapshot to `deleting` and records its delete operation, in `tx`; casts it to `host`
+   * unless it is part of a volume's cascade (the volume's cast carries it; the operation lets the
+   * reconciler drive it on its own should the cascade not finish).
+   */
   async function startSnapshotDelete(
     tx: Executor,
     ctx: RequestContext,
     snapshot: SnapshotRow,
     from: readonly SnapshotStatus[],
-    host: string,
+    host: string | undefined,
+    operationId: string = randomUUID(),
   ): Promise<SnapshotRow> {
     const deleting = await updateSnapshotStatus(tx, snapshot.id, from, "deleting", { statusReason: "" });
     if (!deleting) {
       throw new CinderblockError(
         "FAILED_PRECONDITION",
-        `snapshot ${snapshot.id} status must be available or error to delete, but is ${snapshot.status}`,
+        `snapshot ${snapshot.id} status must be ${statusList(from)} to delete, but is ${snapshot.status}`,
       );
     }
-    const operationId = randomUUID();
     await insertOperation(tx, {
       id: operationId,
       kind: "delete_snapshot",
@@ -218,12 +216,14 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
       projectId: snapshot.projectId,
       timeoutSeconds: deps.operationTimeoutSeconds,
     });
-    await deps.scheduler.deleteSnapshot(
-      tx,
-      host,
-      { operationId, context: castContext(ctx), snapshotId: snapshot.id },
-      1,
-    );
+    if (host) {
+      await deps.scheduler.deleteSnapshot(
+        tx,
+        host,
+        { operationId, context: castContext(ctx), snapshotId: snapshot.id },
+        1,
+      );
+    }
     return deleting;
   }
 
@@ -262,12 +262,15 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
       const id = validateId("id", rawId);
       if (force) requireAdmin(ctx, "force delete");
       const deleting = await transaction(db, async (tx) => {
-        const snapshot = await mustGetSnapshot(tx, ctx, id);
+        // NOTE: locked FOR UPDATE first: a create-from-snapshot share-locks it, so one being
+        // recorded is committed (and seen below) before this goes on.
+        const snapshot = await mustGetSnapshot(tx, ctx, id, "update");
         const volume = await getVolumeElevated(tx, snapshot.volumeId);
         if (!volume?.host) {
           throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} has no backend to delete it from`);
         }
-        const from = force ? SNAPSHOT_STATUSES.filter((s) => s !== "deleting") : SNAPSHOT_DELETABLE;
+        assertNoConflict("snapshot.delete", `snapshot ${id}`, await getVolumeActivity(tx, snapshot.volumeId), id);
+        const from = (force ? SNAPSHOT_OPERATIONS.forceDelete : SNAPSHOT_OPERATIONS.delete).start.from;
         return startSnapshotDelete(tx, ctx, snapshot, from, volume.host);
       });
       deps.onCommitted?.();
@@ -277,8 +280,8 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
     async resetSnapshotStatus(ctx, rawId, status) {
       requireAdmin(ctx, "reset status");
       const id = validateId("id", rawId);
-      if (!SNAPSHOT_STATUSES.includes(status)) {
-        throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${SNAPSHOT_STATUSES.join(", ")}`);
+      if (!SNAPSHOT_RESETTABLE.includes(status)) {
+        throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${SNAPSHOT_RESETTABLE.join(", ")}`);
       }
       const row = await transaction(db, async (tx) => {
         const before = await getSnapshotElevated(tx, id);
@@ -310,39 +313,46 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
 
     async deleteVolume(ctx, rawId, cascade) {
       const id = validateId("id", rawId);
+      const { from } = VOLUME_OPERATIONS.delete.start;
       const result = await transaction(db, async (tx) => {
-        const volume = await mustGetVolume(tx, ctx, id);
-        if (!VOLUME_DELETABLE.includes(volume.status)) {
+        // NOTE: the volume, then its snapshots, locked FOR UPDATE: a snapshot create share-locks the
+        // volume and a clone its snapshot, so neither can start (or be half-recorded) while the
+        // cascade decides which snapshots it takes.
+        const volume = await mustGetVolume(tx, ctx, id, "update");
+        if (!(from as readonly VolumeStatus[]).includes(volume.status)) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
-            `volume ${id} status must be available, error or error_deleting to delete, but is ${volume.status}`,
+            `volume ${id} status must be ${statusList(from)} to delete, but is ${volume.status}`,
           );
         }
-        const snapshots = await listSnapshotsOfVolume(tx, id);
+        const snapshots = await listSnapshotsOfVolume(tx, id, { lock: true });
         if (snapshots.length > 0 && !cascade) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
             `volume ${id} has ${snapshots.length} snapshot(s); delete them first or set cascade`,
           );
         }
-        const blocking = snapshots.find((s) => !SNAPSHOT_DELETABLE.includes(s.status));
-        if (blocking) {
-          throw new CinderblockError(
-            "FAILED_PRECONDITION",
-            `snapshot ${blocking.id} of volume ${id} is ${blocking.status}; it cannot be deleted now`,
-          );
-        }
-        const deleting = await updateVolumeStatus(tx, id, VOLUME_DELETABLE, "deleting", { statusReason: "" });
+        assertNoConflict("volume.delete", `volume ${id}`, await getVolumeActivity(tx, id));
+        const deleting = await updateVolumeStatus(tx, id, from, "deleting", { statusReason: "" });
         if (!deleting) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
         if (!volume.host) {
           // Never placed on a backend (scheduling failed): nothing to remove from storage.
           await releaseQuota(tx, volume.projectId, volumeQuotaHeld(volume));
           return (await markVolumeDeleted(tx, id)) ?? deleting;
         }
-        for (const s of snapshots) {
-          await updateSnapshotStatus(tx, s.id, SNAPSHOT_DELETABLE, "deleting", { statusReason: "" });
-        }
         const operationId = randomUUID();
+        // Each cascaded snapshot has a delete operation of its own (the reconciler can drive it
+        // alone); the volume's cast carries them, and the host derives their ids from the volume's.
+        for (const s of snapshots) {
+          await startSnapshotDelete(
+            tx,
+            ctx,
+            s,
+            SNAPSHOT_OPERATIONS.delete.start.from,
+            undefined,
+            cascadedDeleteId(operationId, s.id),
+          );
+        }
         await insertOperation(tx, {
           id: operationId,
           kind: "delete_volume",
@@ -365,20 +375,22 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
     async extendVolume(ctx, rawId, newSizeGb) {
       const id = validateId("id", rawId);
       const result = await transaction(db, async (tx) => {
-        const volume = await mustGetVolume(tx, ctx, id);
+        const volume = await mustGetVolume(tx, ctx, id, "update");
         validateNewSize(newSizeGb, volume.sizeGb);
-        if (volume.status !== "available" || !volume.host) {
+        const { from, to } = VOLUME_OPERATIONS.extend.start;
+        if (!(from as readonly VolumeStatus[]).includes(volume.status) || !volume.host) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
-            `volume ${id} status must be available to extend, but is ${volume.status}`,
+            `volume ${id} status must be ${statusList(from)} to extend, but is ${volume.status}`,
           );
         }
+        assertNoConflict("volume.extend", `volume ${id}`, await getVolumeActivity(tx, id));
         await reserveOrThrow(
           tx,
           volume.projectId,
           extendQuotaDeltas(deps.quota, newSizeGb - volume.sizeGb, volume.volumeType),
         );
-        const extending = await updateVolumeStatus(tx, id, ["available"], "extending", { statusReason: "" });
+        const extending = await updateVolumeStatus(tx, id, from, to, { statusReason: "" });
         if (!extending) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
         const operationId = randomUUID();
         await insertOperation(tx, {
@@ -405,7 +417,7 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
       const volumeId = validateId("volume_id", rawVolumeId);
       const snapshotId = validateId("snapshot_id", rawSnapshotId);
       const result = await transaction(db, async (tx) => {
-        const volume = await mustGetVolume(tx, ctx, volumeId);
+        const volume = await mustGetVolume(tx, ctx, volumeId, "update");
         const snapshot = await mustGetSnapshot(tx, ctx, snapshotId);
         if (snapshot.volumeId !== volumeId) {
           throw new CinderblockError(
@@ -425,6 +437,7 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
             `snapshot ${snapshotId} status must be available to revert to it, but is ${snapshot.status}`,
           );
         }
+        assertNoConflict("volume.revert", `volume ${volumeId}`, await getVolumeActivity(tx, volumeId));
         const latest = await getLatestSnapshotOfVolume(tx, volumeId);
         if (latest?.id !== snapshotId) {
           throw new CinderblockError(
@@ -432,8 +445,10 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
             `volume ${volumeId} can only revert to its latest snapshot, ${latest?.id ?? "none"}`,
           );
         }
-        const reverting = await updateVolumeStatus(tx, volumeId, ["available"], "reverting", { statusReason: "" });
-        const restoring = await updateSnapshotStatus(tx, snapshotId, ["available"], "restoring");
+        const revert = VOLUME_OPERATIONS.revert.start;
+        const restore = SNAPSHOT_OPERATIONS.revert.start;
+        const reverting = await updateVolumeStatus(tx, volumeId, revert.from, revert.to, { statusReason: "" });
+        const restoring = await updateSnapshotStatus(tx, snapshotId, restore.from, restore.to);
         if (!reverting || !restoring) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
@@ -463,8 +478,8 @@ export function createManagementUseCases(deps: ManagementDependencies): Manageme
     async resetVolumeStatus(ctx, rawId, status) {
       requireAdmin(ctx, "reset status");
       const id = validateId("id", rawId);
-      if (!VOLUME_STATUSES.includes(status)) {
-        throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${VOLUME_STATUSES.join(", ")}`);
+      if (!VOLUME_RESETTABLE.includes(status)) {
+        throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${VOLUME_RESETTABLE.join(", ")}`);
       }
       const row = await transaction(db, async (tx) => {
         const before = await getVolumeElevated(tx, id);

@@ -28,7 +28,9 @@ export interface Dispatcher {
 /**
  * Sends Cinder-style notifications from a transaction: implementations write them into the
  * transactional outbox through `tx`, so a notification is published if and only if the change it
- * reports commits.
+ * reports commits. With a `key` (the operation it ends, or the resource when it can happen only
+ * once) the message id is derived from the key and the event type, so a re-sent copy is dropped
+ * by JetStream's duplicate window; without one it is random.
  */
 export interface Announcer {
   announce(
@@ -36,6 +38,7 @@ export interface Announcer {
     priority: "INFO" | "ERROR",
     eventType: string,
     payload: Record<string, unknown>,
+    key?: string,
   ): Promise<void>;
 }
 

@@ -242,7 +242,7 @@ describe("createVolume", () => {
     );
     const decoded = casts.map((r) => SchedulerCreateVolume.decode(new Uint8Array(r.payload)));
     expect(decoded.find((d) => d.volumeId === volume.id)).toMatchObject({ sizeGb: 3, availabilityZone: "nova" });
-    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, gigabytes: 3 });
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, snapshots: 0, gigabytes: 3 });
   });
 });
 
@@ -374,7 +374,7 @@ describe("createSnapshot", () => {
     const volumeId = await availableVolume(c, 600);
     const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
     expect(error.message).toBe("quota exceeded for gigabytes: requested 600, 600 of 1000 in use");
-    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, gigabytes: 600 });
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, snapshots: 0, gigabytes: 600 });
   });
 
   it("never lets concurrent creates pass the quota", async () => {

@@ -6,6 +6,7 @@ import {
   decodePageToken,
   type Executor,
   encodePageToken,
+  ensureQuotaRows,
   getSnapshot,
   getSnapshotByClientRequest,
   getVolume,
@@ -40,7 +41,7 @@ import { createManageUseCases, type ManageUseCases } from "./manage.js";
 import { createManagementUseCases, type ManagementUseCases } from "./management.js";
 import type { Announcer, ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, quotaExceeded, reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "./quota.js";
-import { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES } from "./states.js";
+import { assertVolumeSnapshottable, TERMINAL_SNAPSHOT_STATUSES } from "./state-machine.js";
 import {
   type CreateSnapshotInput,
   type CreateVolumeInput,
@@ -155,7 +156,7 @@ async function snapshottableVolume(
   force: boolean,
   lock: boolean,
 ): Promise<VolumeRow & { host: string }> {
-  const found = await getVolumeWithBackend(db, ctx.projectId, volumeId, { lock });
+  const found = await getVolumeWithBackend(db, ctx.projectId, volumeId, lock ? { lock: "share" } : {});
   if (!found) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
   const { volume, backendFrozen } = found;
   assertVolumeSnapshottable(volume, force);
@@ -270,7 +271,7 @@ async function snapshotSource(
   input: Omit<CreateVolumeInput, "clientRequestId">,
 ): Promise<SnapshotSource> {
   const snapshotId = input.snapshotId.toLowerCase();
-  const snapshot = await getSnapshot(tx, ctx.projectId, snapshotId, { lock: true });
+  const snapshot = await getSnapshot(tx, ctx.projectId, snapshotId, { lock: "share" });
   if (!snapshot) throw new CinderblockError("NOT_FOUND", `snapshot ${snapshotId} not found`);
   if (snapshot.status !== "available") {
     throw new CinderblockError(
@@ -346,10 +347,13 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
         transaction(db, async (tx) => {
           const source = input.snapshotId ? await snapshotSource(tx, ctx, input) : undefined;
           const sizeGb = source?.sizeGb ?? input.sizeGb;
-          await reserveOrThrow(
+          const volumeType = source?.volumeType ?? input.volumeType;
+          await reserveOrThrow(tx, ctx.projectId, volumeQuotaDeltas(deps.quota, sizeGb, volumeType));
+          // The project's snapshot usage rows, up front: its first snapshot then has rows to lock.
+          await ensureQuotaRows(
             tx,
             ctx.projectId,
-            volumeQuotaDeltas(deps.quota, sizeGb, source?.volumeType ?? input.volumeType),
+            snapshotQuotaDeltas(deps.quota, sizeGb, volumeType).map((q) => q.resource),
           );
           const volume = await insertVolume(tx, {
             id,
@@ -442,8 +446,12 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
           });
           if ("created" in outcome) return outcome.created;
           if ("refused" in outcome) throw quotaExceeded(outcome.refused);
-          if ("firstReservation" in outcome) {
-            return transaction(db, (tx) => recordSnapshot(tx, deps, ctx, { ...input, volumeId }, keys));
+          if ("missingQuotaRows" in outcome) {
+            await ensureQuotaRows(
+              db,
+              ctx.projectId,
+              record.quota.map((q) => q.resource),
+            );
           }
           if (attempt >= CREATE_ATTEMPTS) {
             throw new CinderblockError("ABORTED", `volume ${volumeId} kept changing while the snapshot was recorded`);

@@ -95,7 +95,6 @@ async function main(): Promise<void> {
       bus,
       dispatcher,
       notifications,
-      notifier,
       timeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
       maxAttempts: config.CINDERBLOCK_OPERATION_MAX_ATTEMPTS,
     })

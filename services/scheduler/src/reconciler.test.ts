@@ -1,4 +1,4 @@
-import { type Bus, connectBus, createNotifier, createOutboxAnnouncer, createOutboxDispatcher } from "@cinderblock/bus";
+import { type Bus, connectBus, createOutboxAnnouncer, createOutboxDispatcher } from "@cinderblock/bus";
 import {
   createDb,
   type DbHandle,
@@ -8,6 +8,7 @@ import {
   insertVolume,
   runMigrations,
 } from "@cinderblock/db";
+import { derivedId } from "@cinderblock/domain";
 import { SchedulerCreateSnapshot } from "@cinderblock/proto";
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
@@ -77,7 +78,6 @@ const options = () => ({
   bus,
   dispatcher: createOutboxDispatcher(bus.subjects),
   notifications: createOutboxAnnouncer(bus.subjects, "scheduler"),
-  notifier: createNotifier(bus),
   timeoutSeconds: 120,
   maxAttempts: 3,
 });
@@ -108,14 +108,22 @@ describe("reconcileOnce", () => {
 
   it("fails a create that used up its attempts, with a reason and an error notification", async () => {
     const { snapshotId, operationId } = await stuckSnapshot(3);
-    const sub = bus.nc.subscribe(bus.subjects.notification("ERROR", "snapshot.create.error"), { max: 1 });
     expect(await reconcileOnce(options())).toMatchObject({ failed: 1 });
     const snapshot = await getSnapshotElevated(handle.db, snapshotId);
     expect(snapshot).toMatchObject({
       status: "error",
       statusReason: "snapshot create did not finish after 3 attempts",
     });
-    for await (const m of sub) expect(m.json()).toMatchObject({ payload: { snapshot_id: snapshotId } });
+    // The .error is in the outbox with the change, its message id derived from the operation: a
+    // second pass (or another reconciler) giving the same operation up writes a duplicate JetStream drops.
+    const [event] = await handle.db.execute<{ msg_id: string; payload: Uint8Array }>(
+      sql`select msg_id, payload from outbox where subject = ${bus.subjects.notification("ERROR", "snapshot.create.error")}`,
+    );
+    expect(event?.msg_id).toBe(derivedId("notification", operationId, "snapshot.create.error"));
+    expect(JSON.parse(Buffer.from(event?.payload ?? []).toString("utf8"))).toMatchObject({
+      messageId: event?.msg_id,
+      payload: { snapshot_id: snapshotId, status: "error" },
+    });
     const [op] = await handle.db.execute<{ state: string }>(
       sql`select state from operations where id = ${operationId}`,
     );

@@ -1,4 +1,4 @@
-import type { Bus, Notifier } from "@cinderblock/bus";
+import type { Bus } from "@cinderblock/bus";
 import { publishChange } from "@cinderblock/bus";
 import {
   claimOverdueOperations,
@@ -24,9 +24,11 @@ import {
   type Announcer,
   type Dispatcher,
   extendQuotaDeltas,
+  SNAPSHOT_OPERATIONS,
   settleGroupDelete,
   settleGroupSnapshot,
   snapshotQuotaHeld,
+  VOLUME_OPERATIONS,
 } from "@cinderblock/domain";
 
 /** Options for {@link reconcileOnce}. */
@@ -34,10 +36,8 @@ export interface ReconcilerOptions {
   db: Db;
   bus: Bus;
   dispatcher: Dispatcher;
-  /** Events decided with a resource's change (a group settled), written into the outbox. */
+  /** Events decided with a resource's change (an operation given up, a group settled), written into the outbox. */
   notifications: Announcer;
-  /** Publishes the `.error` notification of each operation given up, after the pass commits. */
-  notifier: Notifier;
   /** Seconds a re-dispatched operation gets before the next look. */
   timeoutSeconds: number;
   maxAttempts: number;
@@ -58,8 +58,11 @@ interface Stuck {
   event: string;
   /** Casts the operation again as dispatch number `attempt`. */
   redispatch(tx: Tx, attempt: number): Promise<void>;
-  /** Gives up: the resource leaves its transitional status, with the reason. Returns the new status. */
-  fail(tx: Tx, reason: string): Promise<string>;
+  /**
+   * Gives up: the resource leaves its transitional status, with the reason. Returns the new
+   * status, or undefined when the resource had already moved on (its handler finished meanwhile).
+   */
+  fail(tx: Tx, reason: string): Promise<string | undefined>;
 }
 
 /** The context a re-dispatched cast carries: the resource's owner, marked as the reconciler's. */
@@ -96,8 +99,8 @@ const inspectors: Record<
         );
       },
       fail: async (t, reason) => {
-        await updateSnapshotStatus(t, snapshot.id, ["creating"], "error", { statusReason: reason });
-        return "error";
+        const { from, to } = SNAPSHOT_OPERATIONS.create.failed;
+        return (await updateSnapshotStatus(t, snapshot.id, from, to, { statusReason: reason })) && to;
       },
     };
   },
@@ -122,8 +125,8 @@ const inspectors: Record<
           attempt,
         ),
       fail: async (t, reason) => {
-        await updateVolumeStatus(t, volume.id, ["creating"], "error", { statusReason: reason });
-        return "error";
+        const { from, to } = VOLUME_OPERATIONS.create.failed;
+        return (await updateVolumeStatus(t, volume.id, from, to, { statusReason: reason })) && to;
       },
     };
   },
@@ -145,10 +148,12 @@ const inspectors: Record<
           attempt,
         ),
       fail: async (t, reason) => {
-        await updateSnapshotStatus(t, snapshot.id, ["deleting"], "error_deleting", { statusReason: reason });
+        const { from, to } = SNAPSHOT_OPERATIONS.delete.failed;
+        const row = await updateSnapshotStatus(t, snapshot.id, from, to, { statusReason: reason });
+        if (!row) return undefined;
         const group = await settleGroupDelete(t, snapshot.groupSnapshotId);
-        if (group) await n.announce(t, group.priority, group.eventType, group.payload);
-        return "error_deleting";
+        if (group) await n.announce(t, group.priority, group.eventType, group.payload, snapshot.groupSnapshotId);
+        return to;
       },
     };
   },
@@ -170,8 +175,8 @@ const inspectors: Record<
         );
       },
       fail: async (t, reason) => {
-        await updateVolumeStatus(t, volume.id, ["deleting"], "error_deleting", { statusReason: reason });
-        return "error_deleting";
+        const { from, to } = VOLUME_OPERATIONS.delete.failed;
+        return (await updateVolumeStatus(t, volume.id, from, to, { statusReason: reason })) && to;
       },
     };
   },
@@ -194,11 +199,11 @@ const inspectors: Record<
         );
       },
       fail: async (t, reason) => {
-        const failed = await updateVolumeStatus(t, volume.id, ["extending"], "error_extending", {
-          statusReason: reason,
-        });
+        const { from, to } = VOLUME_OPERATIONS.extend.failed;
+        const failed = await updateVolumeStatus(t, volume.id, from, to, { statusReason: reason });
+        if (!failed) return undefined;
         // The reserved gigabytes are not in use after all (Cinder rolls the reservation back).
-        if (failed && newSizeGb > volume.sizeGb) {
+        if (newSizeGb > volume.sizeGb) {
           await releaseQuota(
             t,
             volume.projectId,
@@ -209,7 +214,7 @@ const inspectors: Record<
             ),
           );
         }
-        return "error_extending";
+        return to;
       },
     };
   },
@@ -228,8 +233,7 @@ const inspectors: Record<
       },
       fail: async (t) => {
         if (attachmentId) await deleteAttachment(t, attachmentId);
-        await updateVolumeStatus(t, volume.id, ["attaching"], previous);
-        return previous;
+        return (await updateVolumeStatus(t, volume.id, VOLUME_OPERATIONS.attach.failed.from, previous)) && previous;
       },
     };
   },
@@ -245,8 +249,8 @@ const inspectors: Record<
       },
       fail: async (t) => {
         // The attachment stays; a new DetachVolume can try again.
-        await updateVolumeStatus(t, volume.id, ["detaching"], "in-use");
-        return "in-use";
+        const { from, to } = VOLUME_OPERATIONS.detach.failed;
+        return (await updateVolumeStatus(t, volume.id, from, to)) && to;
       },
     };
   },
@@ -263,8 +267,7 @@ const inspectors: Record<
         await settleGroupSnapshot(t, { scheduler: d, notifications: n, operationTimeoutSeconds: 120 }, group.id);
       },
       fail: async (t, reason) => {
-        await updateGroupSnapshotStatus(t, group.id, ["creating"], "error", reason);
-        return "error";
+        return (await updateGroupSnapshotStatus(t, group.id, ["creating"], "error", reason)) && "error";
       },
     };
   },
@@ -301,8 +304,8 @@ const inspectors: Record<
         throw new Error("an unmanage is a call; its caller is gone");
       },
       fail: async (t) => {
-        await updateSnapshotStatus(t, snapshot.id, ["unmanaging"], previous);
-        return previous;
+        const { from } = SNAPSHOT_OPERATIONS.unmanage.failed;
+        return (await updateSnapshotStatus(t, snapshot.id, from, previous)) && previous;
       },
     };
   },
@@ -330,9 +333,11 @@ const inspectors: Record<
         );
       },
       fail: async (t, reason) => {
-        await updateVolumeStatus(t, volume.id, ["reverting"], "error", { statusReason: reason });
-        if (restoring) await updateSnapshotStatus(t, restoring.id, ["restoring"], "available");
-        return "error";
+        const { from, to } = VOLUME_OPERATIONS.revert.failed;
+        const failed = await updateVolumeStatus(t, volume.id, from, to, { statusReason: reason });
+        const back = SNAPSHOT_OPERATIONS.revert.failed;
+        if (restoring) await updateSnapshotStatus(t, restoring.id, back.from, back.to);
+        return failed && to;
       },
     };
   },
@@ -346,8 +351,9 @@ const inspectors: Record<
  */
 export async function reconcileOnce(options: ReconcilerOptions): Promise<ReconcileResult> {
   const result: ReconcileResult = { redispatched: 0, failed: 0, finished: 0 };
-  const failures: Array<{ stuck: Stuck; reason: string; status: string; projectId: string }> = [];
+  let changed: Stuck[] = [];
   await transaction(options.db, async (tx) => {
+    changed = [];
     for (const op of await claimOverdueOperations(tx, 100)) {
       const kind = op.kind as OperationKind;
       const stuck = await inspectors[kind]?.(tx, op, options.dispatcher, options.notifications);
@@ -368,19 +374,25 @@ export async function reconcileOnce(options: ReconcilerOptions): Promise<Reconci
         }
       }
       const status = await stuck.fail(tx, reason);
+      if (!status) {
+        // Its handler finished between the look and the change: nothing to give up on.
+        await finishOperation(tx, op.id, "done");
+        result.finished++;
+        continue;
+      }
       await finishOperation(tx, op.id, "failed", reason);
-      failures.push({ stuck, reason, status, projectId: op.projectId });
+      // The `.error` goes out with the change (the outbox), its id derived from the operation.
+      await options.notifications.announce(
+        tx,
+        "ERROR",
+        `${stuck.event}.error`,
+        { tenant_id: op.projectId, [`${stuck.kind}_id`]: stuck.resourceId, status, reason },
+        op.id,
+      );
+      changed.push(stuck);
       result.failed++;
     }
   });
-  for (const { stuck, reason, status, projectId } of failures) {
-    publishChange(options.bus, stuck.kind, stuck.resourceId);
-    await options.notifier.notify("ERROR", `${stuck.event}.error`, "scheduler.reconciler", {
-      tenant_id: projectId,
-      [`${stuck.kind}_id`]: stuck.resourceId,
-      status,
-      reason,
-    });
-  }
+  for (const stuck of changed) publishChange(options.bus, stuck.kind, stuck.resourceId);
   return result;
 }

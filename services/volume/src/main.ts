@@ -10,14 +10,6 @@ import {
 } from "@cinderblock/bus";
 import { loadVolumeConfig } from "@cinderblock/config";
 import { createDb, pingDatabase, reportService, runMigrations } from "@cinderblock/db";
-import {
-  VolumeCreateSnapshot,
-  VolumeCreateVolume,
-  VolumeDeleteSnapshot,
-  VolumeDeleteVolume,
-  VolumeExtendVolume,
-  VolumeRevertToSnapshot,
-} from "@cinderblock/proto";
 import { addHealth, listen, shutdown } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
 import { instrumentDriver } from "./drivers/instrumented.js";
@@ -103,15 +95,19 @@ async function main(): Promise<void> {
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
   lifecycle.onClose("outbox relay", () => relay.stop());
-  const manager = createVolumeManager({
-    db,
-    bus,
-    notifier: createNotifier(bus),
-    announcer: createOutboxAnnouncer(bus.subjects, config.CINDERBLOCK_HOST),
-    onCommitted: () => relay.kick(),
-    hostName: config.CINDERBLOCK_HOST,
-    drivers,
-  });
+  const manager = createVolumeManager(
+    {
+      db,
+      bus,
+      notifier: createNotifier(bus),
+      announcer: createOutboxAnnouncer(bus.subjects, config.CINDERBLOCK_HOST),
+      onCommitted: () => relay.kick(),
+      hostName: config.CINDERBLOCK_HOST,
+      drivers,
+      logger,
+    },
+    bus.subjects,
+  );
   const subjects = bus.subjects;
   const consumer = await lifecycle.retry("NATS consumer", () =>
     startConsumer({
@@ -127,27 +123,10 @@ async function main(): Promise<void> {
         const delivery = { finalAttempt: msg.info.deliveryCount >= MAX_DELIVER };
         // NOTE: a cast that does not decode, or an unknown subject, terminates; the manager decides
         // about its own failures (RetryableError or a final status).
-        if (msg.subject === subjects.volumeCreateSnapshot(config.CINDERBLOCK_HOST)) {
-          const cast = VolumeCreateSnapshot.decode(msg.data);
-          await retryOnFailure(() => manager.createSnapshot(cast, delivery));
-        } else if (msg.subject === subjects.volumeCreateVolume(config.CINDERBLOCK_HOST)) {
-          const cast = VolumeCreateVolume.decode(msg.data);
-          await retryOnFailure(() => manager.createVolume(cast, delivery));
-        } else if (msg.subject === subjects.volumeDeleteSnapshot(config.CINDERBLOCK_HOST)) {
-          const cast = VolumeDeleteSnapshot.decode(msg.data);
-          await retryOnFailure(() => manager.deleteSnapshot(cast, delivery));
-        } else if (msg.subject === subjects.volumeDeleteVolume(config.CINDERBLOCK_HOST)) {
-          const cast = VolumeDeleteVolume.decode(msg.data);
-          await retryOnFailure(() => manager.deleteVolume(cast, delivery));
-        } else if (msg.subject === subjects.volumeExtendVolume(config.CINDERBLOCK_HOST)) {
-          const cast = VolumeExtendVolume.decode(msg.data);
-          await retryOnFailure(() => manager.extendVolume(cast, delivery));
-        } else if (msg.subject === subjects.volumeRevertToSnapshot(config.CINDERBLOCK_HOST)) {
-          const cast = VolumeRevertToSnapshot.decode(msg.data);
-          await retryOnFailure(() => manager.revertToSnapshot(cast, delivery));
-        } else {
-          throw new Error(`unknown subject ${msg.subject}`);
-        }
+        const handler = manager.get(msg.subject);
+        if (!handler) throw new Error(`unknown subject ${msg.subject}`);
+        const cast = handler.decode(msg.data);
+        await retryOnFailure(() => handler.handle(cast, delivery));
       },
       onOutcome(msg, outcome, err) {
         if (outcome === "ack") logger.debug({ subject: msg.subject, seq: msg.seq }, "cast handled");

@@ -1,6 +1,6 @@
 import type { VolumeStatus } from "@cinderblock/db";
 import { describe, expect, it } from "vitest";
-import { assertVolumeSnapshottable } from "./states.js";
+import { assertVolumeSnapshottable } from "./state-machine.js";
 
 const id = "8c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70";
 

@@ -1,0 +1,123 @@
+import { type Bus, type Notifier, type OutboxAnnouncer, publishChange, RetryableError } from "@cinderblock/bus";
+import type { Logger } from "@cinderblock/config";
+import { type Db, type Tx, transaction } from "@cinderblock/db";
+import { DriverError, type VolumeDriver } from "../drivers/driver.js";
+
+/** What the volume manager's operations need. */
+export interface ManagerDependencies {
+  db: Db;
+  bus: Bus;
+  /** Publishes `.start` notifications while the work goes on (see {@link OperationContext.started}). */
+  notifier: Notifier;
+  /** Writes outcome notifications into the transactional outbox, in the outcome's transaction. */
+  announcer: OutboxAnnouncer;
+  /** Called after a transaction that wrote to the outbox committed (kicks the relay). */
+  onCommitted(): void;
+  /** This host's name ("vol1"); notifications are published as `snapshot.<host>`. */
+  hostName: string;
+  /** The drivers of this host's backends, by backend name. */
+  drivers: ReadonlyMap<string, VolumeDriver>;
+  /** Where every outcome is logged, with its resource ids (none: not logged). */
+  logger?: Pick<Logger, "info" | "warn">;
+}
+
+/** How a handler is being run: the last delivery may not ask for a retry. */
+export interface Delivery {
+  finalAttempt: boolean;
+}
+
+/** What an outcome's transaction may do besides its status changes. */
+export interface Outcome {
+  /**
+   * Writes a notification into the outbox, its message id derived from `key` (the operation, or a
+   * resource that has this event once) and the event type, so a re-sent copy is a duplicate.
+   */
+  announce(priority: "INFO" | "ERROR", eventType: string, payload: Record<string, unknown>, key: string): Promise<void>;
+  /** Marks a resource changed: its watchers are told after the commit. */
+  changed(kind: "snapshot" | "volume", id: string): void;
+}
+
+/** The manager's shared services, handed to every operation. */
+export interface OperationContext extends ManagerDependencies {
+  /** The driver of the backend a volume lives on (`<host>@<backend>`). */
+  driverFor(host: string | null): VolumeDriver;
+  /**
+   * THE way an operation records what happened: status changes, the operation's end and its
+   * notifications in one transaction; after the commit, and only then, the relay is kicked and
+   * the watchers of every changed resource are told. Returns what `change` returned.
+   */
+  record<T>(change: (tx: Tx, outcome: Outcome) => Promise<T>): Promise<T>;
+  /**
+   * Publishes an operation's `.start` notification directly (not through the outbox: it reports no
+   * change, and a handler that dies before it is re-run by the redelivery or the reconciler and
+   * sends it again). Its id is derived from the operation, so a second copy is dropped.
+   */
+  started(eventType: string, payload: Record<string, unknown>, operationId: string): Promise<void>;
+  /** Throws RetryableError while retries remain; else the reason to record (the driver's words). */
+  finalFailure(error: unknown, delivery: Delivery, what: string, fallback: string): string;
+  /** Logs an outcome with its resource ids. */
+  log(fields: Record<string, unknown>, message: string, failed?: boolean): void;
+}
+
+/** A failure message fit for a user's eyes: the driver's own words, or a generic one. */
+function reasonOf(error: unknown, fallback: string): string {
+  return error instanceof DriverError ? error.message : fallback;
+}
+
+/** Builds the context the operations share. */
+export function createOperationContext(deps: ManagerDependencies): OperationContext {
+  return {
+    ...deps,
+
+    driverFor(host) {
+      const backend = host?.split("@")[1] ?? "";
+      const driver = deps.drivers.get(backend);
+      if (!driver) {
+        throw new DriverError(`backend ${host ?? "(none)"} is not served by host ${deps.hostName}`, {
+          retryable: false,
+        });
+      }
+      return driver;
+    },
+
+    async record(change) {
+      let announced = 0;
+      let changed: Array<["snapshot" | "volume", string]> = [];
+      const result = await transaction(deps.db, async (tx) => {
+        // NOTE: reset here: a transaction re-run after a serialization failure starts over.
+        announced = 0;
+        changed = [];
+        return change(tx, {
+          async announce(priority, eventType, payload, key) {
+            announced++;
+            await deps.announcer.announce(tx, priority, eventType, payload, key);
+          },
+          changed(kind, id) {
+            changed.push([kind, id]);
+          },
+        });
+      });
+      if (announced > 0) deps.onCommitted();
+      for (const [kind, id] of changed) publishChange(deps.bus, kind, id);
+      return result;
+    },
+
+    started(eventType, payload, operationId) {
+      const publisher = `${eventType.split(".")[0]}.${deps.hostName}`;
+      return deps.notifier.notify("INFO", eventType, publisher, payload, operationId);
+    },
+
+    finalFailure(error, delivery, what, fallback) {
+      const retryable = !(error instanceof DriverError) || error.retryable;
+      if (retryable && !delivery.finalAttempt) {
+        throw new RetryableError(`driver ${what} failed: ${String(error)}`, { delayMs: 2000, cause: error });
+      }
+      return reasonOf(error, fallback);
+    },
+
+    log(fields, message, failed = false) {
+      if (failed) deps.logger?.warn(fields, message);
+      else deps.logger?.info(fields, message);
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { finishOperation, getSnapshotElevated, getVolumeElevated, updateVolumeStatus } from "@cinderblock/db";
+import { VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
+import type { VolumeCreateVolume } from "@cinderblock/proto";
+import { DriverError } from "../drivers/driver.js";
+import type { Delivery, OperationContext } from "./context.js";
+
+/**
+ * Cinder's `VolumeManager.create_volume`: the driver makes an empty volume, or one from a snapshot
+ * (which the api share-locked when it accepted the create, and which cannot start deleting while a
+ * volume is being created from it); `available` with `volume.create.end`, or `error` with the reason.
+ */
+export function createVolumeOperation(
+  ctx: OperationContext,
+): (cast: VolumeCreateVolume, delivery: Delivery) => Promise<void> {
+  const { done, failed } = VOLUME_OPERATIONS.create;
+  return async (cast, delivery) => {
+    const volume = await getVolumeElevated(ctx.db, cast.volumeId);
+    if (volume?.status !== "creating") {
+      await finishOperation(ctx.db, cast.operationId, volume?.status === "available" ? "done" : "failed");
+      return;
+    }
+    const ids = { volume_id: volume.id, snapshot_id: volume.snapshotId ?? undefined, operation_id: cast.operationId };
+    await ctx.started("volume.create.start", volumeUsage(volume), cast.operationId);
+    let reason: string | undefined;
+    try {
+      const driver = ctx.driverFor(volume.host);
+      if (volume.snapshotId) {
+        const snapshot = await getSnapshotElevated(ctx.db, volume.snapshotId);
+        if (!snapshot) throw new DriverError(`snapshot ${volume.snapshotId} no longer exists`, { retryable: false });
+        await driver.createVolumeFromSnapshot(
+          { id: volume.id, sizeGb: volume.sizeGb },
+          { id: snapshot.id, volumeId: snapshot.volumeId, volumeSizeGb: snapshot.volumeSizeGb },
+        );
+      } else {
+        await driver.createVolume({ id: volume.id, sizeGb: volume.sizeGb });
+      }
+    } catch (error) {
+      reason = ctx.finalFailure(error, delivery, "create_volume", "the storage backend failed to create the volume");
+    }
+    const move = reason ? failed : done;
+    const row = await ctx.record(async (tx, outcome) => {
+      const [changed] = await Promise.all([
+        updateVolumeStatus(tx, volume.id, move.from, move.to, { statusReason: reason ?? "" }),
+        finishOperation(tx, cast.operationId, reason ? "failed" : "done", reason ?? ""),
+      ]);
+      if (!changed) return undefined;
+      if (reason) {
+        await outcome.announce("ERROR", "volume.create.error", { ...volumeUsage(changed), reason }, cast.operationId);
+      } else {
+        await outcome.announce("INFO", "volume.create.end", volumeUsage(changed), cast.operationId);
+      }
+      outcome.changed("volume", volume.id);
+      return changed;
+    });
+    if (row)
+      ctx.log(
+        reason ? { ...ids, reason } : ids,
+        reason ? "volume create failed" : "volume created",
+        reason !== undefined,
+      );
+  };
+}

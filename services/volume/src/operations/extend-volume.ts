@@ -1,0 +1,63 @@
+import { finishOperation, getVolumeElevated, releaseQuota, updateVolumeStatus } from "@cinderblock/db";
+import { extendQuotaDeltas, VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
+import type { VolumeExtendVolume } from "@cinderblock/proto";
+import type { Delivery, OperationContext } from "./context.js";
+
+/** Releases ignore limits: any defaults do. */
+const unlimited = { volumes: -1, snapshots: -1, gigabytes: -1 };
+
+/**
+ * Cinder's `VolumeManager.extend_volume`: the driver grows the volume, which goes back to
+ * `available` at its new size with `volume.resize.end`; on failure `error_extending`, and the
+ * gigabytes the api reserved go back.
+ */
+export function extendVolumeOperation(
+  ctx: OperationContext,
+): (cast: VolumeExtendVolume, delivery: Delivery) => Promise<void> {
+  const { done, failed } = VOLUME_OPERATIONS.extend;
+  return async (cast, delivery) => {
+    const volume = await getVolumeElevated(ctx.db, cast.volumeId);
+    if (volume?.status !== "extending") {
+      await finishOperation(ctx.db, cast.operationId, "done");
+      return;
+    }
+    const ids = { volume_id: volume.id, operation_id: cast.operationId, new_size_gb: cast.newSizeGb };
+    await ctx.started("volume.resize.start", volumeUsage(volume), cast.operationId);
+    try {
+      await ctx.driverFor(volume.host).extendVolume({ id: volume.id, sizeGb: volume.sizeGb }, cast.newSizeGb);
+    } catch (error) {
+      const reason = ctx.finalFailure(
+        error,
+        delivery,
+        "extend_volume",
+        "the storage backend failed to extend the volume",
+      );
+      await ctx.record(async (tx, outcome) => {
+        const [row] = await Promise.all([
+          updateVolumeStatus(tx, volume.id, failed.from, failed.to, { statusReason: reason }),
+          finishOperation(tx, cast.operationId, "failed", reason),
+        ]);
+        if (!row) return;
+        await releaseQuota(
+          tx,
+          row.projectId,
+          extendQuotaDeltas(unlimited, cast.newSizeGb - row.sizeGb, row.volumeType),
+        );
+        await outcome.announce("ERROR", "volume.resize.error", { ...volumeUsage(row), reason }, cast.operationId);
+        outcome.changed("volume", volume.id);
+      });
+      ctx.log({ ...ids, reason }, "volume extend failed", true);
+      return;
+    }
+    await ctx.record(async (tx, outcome) => {
+      const [row] = await Promise.all([
+        updateVolumeStatus(tx, volume.id, done.from, done.to, { sizeGb: cast.newSizeGb, statusReason: "" }),
+        finishOperation(tx, cast.operationId, "done"),
+      ]);
+      if (!row) return;
+      await outcome.announce("INFO", "volume.resize.end", volumeUsage(row), cast.operationId);
+      outcome.changed("volume", volume.id);
+    });
+    ctx.log(ids, "volume extended");
+  };
+}
