@@ -1,7 +1,14 @@
 export type { Backend } from "./backends.js";
 export { backendScripts, backendUnavailable, mustRunInCI } from "./backends.js";
-export type { TestDatabase } from "./database.js";
-export { createTestDatabase, TEST_NATS_URL, TEST_SERVER_URL, uniqueName } from "./database.js";
+export type { TestDatabase, TestDriver } from "./database.js";
+export {
+  createTestDatabase,
+  createTestPglite,
+  TEST_DRIVERS,
+  TEST_NATS_URL,
+  TEST_SERVER_URL,
+  uniqueName,
+} from "./database.js";
 export { call, callError, identity, untilEnd } from "./grpc.js";
 export { freePort } from "./ports.js";
 export type { TcpProxy } from "./proxy.js";
