@@ -9,11 +9,11 @@
  */
 
 import { CreateSnapshotRequest, QuotasServiceClient } from "@cinderblock/proto";
-import { startStack } from "@cinderblock/testing";
+import { availableVolumes, call, startStack } from "@cinderblock/testing";
 import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import postgres from "postgres";
-import { callerMetadata, closedLoop, makeVolumes, round, trackCompletions, unary } from "./lib.js";
+import { callerMetadata, closedLoop, round, trackCompletions } from "./lib.js";
 
 const CALLERS = 64;
 
@@ -33,21 +33,21 @@ async function main(): Promise<void> {
   const quotas = new QuotasServiceClient(stack.address, credentials.createInsecure());
   const md = callerMetadata("backlog");
   try {
-    await unary((done) =>
+    await call((done) =>
       quotas.updateQuotas(
         { projectId: "backlog", limits: { snapshots: 10_000_000, gigabytes: 100_000_000, volumes: 1_000 } },
         callerMetadata("backlog", true),
         done,
       ),
     );
-    const volumes = await makeVolumes(stack, md, CALLERS);
+    const volumes = await availableVolumes(stack.volumes, md, CALLERS, "bench");
     // The scheduler's consumer exists (it made it at start), so the casts queue in JetStream.
     await stack.scheduler.stop();
     const tracker = trackCompletions(stack.nc, stack.prefix, 900_000);
     const ids: string[] = [];
     const queued = await closedLoop(CALLERS, count, async (worker, seq) => {
       const t0 = performance.now();
-      const res = await unary<{ snapshot?: { id: string } }>((done) =>
+      const res = await call<{ snapshot?: { id: string } }>((done) =>
         stack.snapshots.createSnapshot(
           CreateSnapshotRequest.fromPartial({ volumeId: volumes[worker], name: `backlog-${seq}` }),
           md,

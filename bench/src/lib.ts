@@ -1,44 +1,11 @@
 import { readdir, readFile } from "node:fs/promises";
-import { CreateVolumeRequest, VolumeStatus } from "@cinderblock/proto";
-import type { Stack } from "@cinderblock/testing";
-import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import { identity } from "@cinderblock/testing";
+import type { Metadata } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
-
-/** Calls a grpc-js unary method as a promise. */
-export function unary<Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res as Res))));
-}
 
 /** noauth metadata for a project's caller (admin adds the admin role). */
 export function callerMetadata(projectId: string, admin = false): Metadata {
-  const md = new Metadata();
-  md.set("x-project-id", projectId);
-  md.set("x-user-id", "bench");
-  if (admin) md.set("x-roles", "admin");
-  return md;
-}
-
-/** Creates `count` 1 GiB volumes in the project and waits until they are available. */
-export async function makeVolumes(stack: Stack, md: Metadata, count: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const res = await unary<{ volume?: { id: string } }>((done) =>
-      stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: `bench-${i}`, sizeGb: 1 }), md, done),
-    );
-    ids.push(res.volume?.id ?? "");
-  }
-  for (const id of ids) {
-    for (;;) {
-      const v = await unary<{ volume?: { status: VolumeStatus; statusReason: string } }>((done) =>
-        stack.volumes.getVolume({ id }, md, done),
-      );
-      if (v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE) break;
-      if (v.volume?.status !== VolumeStatus.VOLUME_STATUS_CREATING)
-        throw new Error(`volume ${id}: ${VolumeStatus[v.volume?.status ?? 0]} (${v.volume?.statusReason})`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  return ids;
+  return identity(projectId, "bench", admin ? "admin" : "");
 }
 
 /** Percentiles of a sample, in the sample's unit. */

@@ -9,33 +9,24 @@
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { CreateSnapshotRequest, type Snapshot, SnapshotStatus } from "@cinderblock/proto";
 import {
-  CreateSnapshotRequest,
-  CreateVolumeRequest,
-  type Snapshot,
-  SnapshotStatus,
-  VolumeStatus,
-} from "@cinderblock/proto";
-import { REPO_ROOT, startStack } from "@cinderblock/testing";
-import { Metadata } from "@grpc/grpc-js";
-import { unary } from "./lib.js";
+  availableVolume,
+  backendScripts,
+  backendUnavailable,
+  call,
+  freePort,
+  identity,
+  startStack,
+  untilEnd,
+} from "@cinderblock/testing";
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS = join(REPO_ROOT, "scripts", "lvm-guest");
+const SCRIPTS = backendScripts("lvm-guest");
 const VG = "cinder-volumes";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
 
 function summary(label: string, values: number[]): string {
   const s = [...values].sort((a, b) => a - b);
@@ -47,11 +38,8 @@ function summary(label: string, values: number[]): string {
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 20);
   const lvmType = process.argv[3] === "thick" ? "thick" : "thin";
-  try {
-    await execFileAsync(join(SCRIPTS, "check.sh"));
-  } catch (error) {
-    throw new Error(`the LVM test guest cannot run here: ${String((error as { stdout?: string }).stdout).trim()}`);
-  }
+  const unavailable = await backendUnavailable("lvm-guest");
+  if (unavailable) throw new Error(`the LVM test guest cannot run here: ${unavailable}`);
   const runDir = await mkdtemp(join(tmpdir(), "cinderblock-lvm-bench-"));
   const port = await freePort();
   // Thick snapshots take their volume's size each: give the sparse disk room for all of them.
@@ -71,21 +59,8 @@ async function main(): Promise<void> {
     },
   });
   try {
-    const md = new Metadata();
-    md.set("x-project-id", "bench");
-    md.set("x-user-id", "bench");
-    const created = await unary<{ volume?: { id: string } }>((done) =>
-      stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "bench", sizeGb: 1 }), md, done),
-    );
-    const volumeId = created.volume?.id ?? "";
-    for (;;) {
-      const v = await unary<{ volume?: { status: VolumeStatus } }>((done) =>
-        stack.volumes.getVolume({ id: volumeId }, md, done),
-      );
-      if (v.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE) break;
-      if (v.volume?.status === VolumeStatus.VOLUME_STATUS_ERROR) throw new Error("the bench volume failed");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const md = identity("bench", "bench");
+    const volumeId = await availableVolume(stack.volumes, md, "bench");
 
     // The same command the driver runs, with nothing around it. NOTE: interleaved with the stack's
     // snapshots, since lvcreate slows down as the group's metadata grows with every LV.
@@ -95,18 +70,13 @@ async function main(): Promise<void> {
     const guestMs: number[] = [];
     for (let i = 0; i < count; i++) {
       let t0 = performance.now();
-      const res = await unary<{ snapshot?: Snapshot }>((done) =>
+      const res = await call<{ snapshot?: Snapshot }>((done) =>
         stack.snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: `s${i}` }), md, done),
       );
-      const last = await new Promise<Snapshot | undefined>((resolve, reject) => {
-        let seen: Snapshot | undefined;
-        const stream = stack.snapshots.watchSnapshot({ id: res.snapshot?.id ?? "" }, md);
-        stream.on("data", (m: { snapshot?: Snapshot }) => {
-          seen = m.snapshot;
-        });
-        stream.on("error", reject);
-        stream.on("end", () => resolve(seen));
-      });
+      const seen = await untilEnd<{ snapshot?: Snapshot }>(
+        stack.snapshots.watchSnapshot({ id: res.snapshot?.id ?? "" }, md),
+      );
+      const last = seen.at(-1)?.snapshot;
       if (last?.status !== SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE) {
         throw new Error(`snapshot ${i} ended ${last?.status}: ${last?.statusReason}`);
       }

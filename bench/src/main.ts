@@ -31,7 +31,7 @@ import {
   SnapshotStatus,
   SnapshotsServiceClient,
 } from "@cinderblock/proto";
-import { REPO_ROOT, type Stack, startStack } from "@cinderblock/testing";
+import { availableVolumes, backendUnavailable, call, type Stack, startStack } from "@cinderblock/testing";
 import { credentials, type Metadata } from "@grpc/grpc-js";
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
@@ -44,14 +44,12 @@ import {
   cpuSeconds,
   cpuSecondsByName,
   machineCpu,
-  makeVolumes,
   type Percentiles,
   percentiles,
   round,
   rssMiB,
   table,
   trackCompletions,
-  unary,
 } from "./lib.js";
 
 const execFileAsync = promisify(execFile);
@@ -191,7 +189,7 @@ async function endToEnd(
   const { latencies, seconds } = await closedLoop(clients, count, async (worker, seq) => {
     const t0 = performance.now();
     const sentEpochMs = Date.now();
-    const res = await unary<{ snapshot?: Snapshot }>((done) =>
+    const res = await call<{ snapshot?: Snapshot }>((done) =>
       client.createSnapshot(
         CreateSnapshotRequest.fromPartial({ volumeId: volumeIds[worker % volumeIds.length], name: `e2e-${seq}` }),
         md,
@@ -225,7 +223,7 @@ async function apiScenario(
     const ids: string[] = [];
     const { latencies, seconds } = await closedLoop(clients, counts[clients] ?? 0, async (worker, seq) => {
       const t0 = performance.now();
-      const res = await unary<{ snapshot?: Snapshot }>((done) =>
+      const res = await call<{ snapshot?: Snapshot }>((done) =>
         stack.snapshots.createSnapshot(
           CreateSnapshotRequest.fromPartial({ volumeId: volumeIds[worker], name: `api-${clients}-${seq}` }),
           md,
@@ -272,7 +270,7 @@ async function listScenario(stack: Stack, rows: number, samples: number, deep: n
   }
   const md = callerMetadata(projectId);
   const list = (req: Partial<ListSnapshotsRequest>) =>
-    unary<ListSnapshotsResponse>((done) =>
+    call<ListSnapshotsResponse>((done) =>
       stack.snapshots.listSnapshots(ListSnapshotsRequest.fromPartial(req), md, done),
     );
   // A token deep in the list: walk there in pages of 1000.
@@ -452,14 +450,11 @@ interface BackendResult {
 /** Scenario 6: the LVM and RBD benches (lvm.js, rbd.js) where their backend can run and --backends asks. */
 async function backendsScenario(run: boolean): Promise<BackendResult[]> {
   const results: BackendResult[] = [];
-  for (const [name, check, script, args] of [
-    ["lvm (thin)", "scripts/lvm-guest/check.sh", "lvm.js", ["20", "thin"]],
-    ["rbd", "scripts/ceph/check.sh", "rbd.js", ["30", "300"]],
+  for (const [name, backend, script, args] of [
+    ["lvm (thin)", "lvm-guest", "lvm.js", ["20", "thin"]],
+    ["rbd", "ceph", "rbd.js", ["30", "300"]],
   ] as const) {
-    const why = await execFileAsync(join(REPO_ROOT, check)).then(
-      () => undefined,
-      (e: { stdout?: string }) => String(e.stdout ?? e).trim(),
-    );
+    const why = await backendUnavailable(backend);
     if (why) {
       results.push({ name, status: "skipped", detail: `backend not available: ${why}` });
     } else if (!run) {
@@ -500,11 +495,11 @@ async function main(): Promise<void> {
     volume: await rssMiB(pids.volume),
   });
   try {
-    await unary((done) =>
+    await call((done) =>
       quotas.updateQuotas({ projectId, limits: BENCH_LIMITS }, callerMetadata(projectId, true), done),
     );
     console.error("bench: stack up; making volumes");
-    const volumeIds = await makeVolumes(stack, md, LOADED_CLIENTS);
+    const volumeIds = await availableVolumes(stack.volumes, md, LOADED_CLIENTS, "bench");
     const idle = await rss();
     console.error("bench: scenario 1 (api)");
     const api = await apiScenario(stack, md, tracker, volumeIds, size.api);

@@ -22,21 +22,20 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { CreateSnapshotRequest, type Snapshot, SnapshotStatus } from "@cinderblock/proto";
 import { loadRbdNative } from "@cinderblock/rbd-native";
-import { REPO_ROOT, type Stack, startStack } from "@cinderblock/testing";
-import type { Metadata } from "@grpc/grpc-js";
 import {
-  callerMetadata,
-  closedLoop,
-  cpuSeconds,
-  libuvThreads,
-  machineCpu,
-  makeVolumes,
-  percentiles,
-  unary,
-} from "./lib.js";
+  availableVolumes,
+  backendScripts,
+  backendUnavailable,
+  call,
+  type Stack,
+  startStack,
+  untilEnd,
+} from "@cinderblock/testing";
+import type { Metadata } from "@grpc/grpc-js";
+import { callerMetadata, closedLoop, cpuSeconds, libuvThreads, machineCpu, percentiles } from "./lib.js";
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS = join(REPO_ROOT, "scripts", "ceph");
+const SCRIPTS = backendScripts("ceph");
 const POOL = "rbd";
 /** Callers of the concurrent phase (issue 6's target: ≥ 70 snapshots/s with 16 clients). */
 const CLIENTS = 16;
@@ -109,25 +108,20 @@ async function stackWithVolumes(clusterDir: string, client: "librbd" | "cli", vo
     },
   });
   const md = callerMetadata(`bench-${client}`);
-  const volumeIds = await makeVolumes(stack, md, volumes);
+  const volumeIds = await availableVolumes(stack.volumes, md, volumes, "bench");
   return { stack, md, volumeId: volumeIds[0] ?? "", volumeIds };
 }
 
 /** CreateSnapshot → available, in ms. */
 async function stackSnapshot(stack: Stack, md: Metadata, volumeId: string, name: string): Promise<number> {
   const t0 = performance.now();
-  const res = await unary<{ snapshot?: Snapshot }>((done) =>
+  const res = await call<{ snapshot?: Snapshot }>((done) =>
     stack.snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name }), md, done),
   );
-  const last = await new Promise<Snapshot | undefined>((resolve, reject) => {
-    let seen: Snapshot | undefined;
-    const stream = stack.snapshots.watchSnapshot({ id: res.snapshot?.id ?? "" }, md);
-    stream.on("data", (m: { snapshot?: Snapshot }) => {
-      seen = m.snapshot;
-    });
-    stream.on("error", reject);
-    stream.on("end", () => resolve(seen));
-  });
+  const seen = await untilEnd<{ snapshot?: Snapshot }>(
+    stack.snapshots.watchSnapshot({ id: res.snapshot?.id ?? "" }, md),
+  );
+  const last = seen.at(-1)?.snapshot;
   if (last?.status !== SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE)
     throw new Error(`snapshot ${name} ended ${last?.status}`);
   return performance.now() - t0;
@@ -137,8 +131,8 @@ async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 30);
   const concurrent = Number(process.argv[3] ?? 300);
   await startThreadPool(CLIENTS);
-  const check = await execFileAsync(join(SCRIPTS, "check.sh")).catch((e: { stdout?: string }) => e);
-  if ("stdout" in check && check.stdout?.trim()) throw new Error(check.stdout.trim());
+  const unavailable = await backendUnavailable("ceph");
+  if (unavailable) throw new Error(unavailable);
   const native = loadRbdNative();
   if (!native.binding) console.log(`librbd addon unavailable (${native.error.message}): CLI figures only`);
 

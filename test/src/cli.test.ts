@@ -2,10 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { QuotasServiceClient } from "@cinderblock/proto";
-import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { call, identity, type Stack, startStack, uniqueName } from "@cinderblock/testing";
 import { credentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, identity } from "./grpc.js";
 
 // The built `cinderblock` command, run as a subprocess against the three services.
 

@@ -1,8 +1,7 @@
 import { execFile } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { REPO_ROOT } from "@cinderblock/testing";
+import { backendScripts, backendUnavailable, freePort, mustRunInCI, REPO_ROOT } from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // The deployment for real: builds the images (deploy/Dockerfile, the local PostgreSQL and NATS
@@ -12,33 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // In CI it must run; elsewhere, without root or podman, it says why and skips.
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS = join(REPO_ROOT, "scripts", "containers");
+const SCRIPTS = backendScripts("containers");
 const BUF = join(REPO_ROOT, "node_modules", ".bin", "buf");
 const PROJECT = "cinderblocktest";
 
-async function podmanUnavailable(): Promise<string | undefined> {
-  try {
-    await execFileAsync(join(SCRIPTS, "check.sh"));
-    return undefined;
-  } catch (error) {
-    return String((error as { stdout?: string }).stdout || error).trim();
-  }
-}
-
-const unavailable = await podmanUnavailable();
-if (unavailable && process.env.CI === "true") {
-  throw new Error(`the container test must run in CI, but podman cannot run here: ${unavailable}`);
-}
-if (unavailable) console.warn(`skipping the container test: ${unavailable}`);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
+const unavailable = mustRunInCI("the container test", await backendUnavailable("containers"));
 
 let env: NodeJS.ProcessEnv;
 let api: string;

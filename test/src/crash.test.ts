@@ -1,23 +1,21 @@
-import { createDb, type DbHandle } from "@cinderblock/db";
 import { CreateSnapshotRequest, type CreateSnapshotResponse } from "@cinderblock/proto";
-import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { availableVolume, call, identity, type Stack, startStack, statusOf, uniqueName } from "@cinderblock/testing";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, identity } from "./grpc.js";
-import { availableVolume, statusOf } from "./waits.js";
 
 // Crashes (SIGKILL) of each service at the worst moment: an accepted request is never lost and
 // never left in `creating`.
 
 let stack: Stack;
-let db: DbHandle;
+let db: postgres.Sql;
 
 beforeAll(async () => {
   stack = await startStack();
-  db = createDb({ url: stack.database.url, max: 2 });
+  db = postgres(stack.database.url, { max: 2, onnotice: () => {} });
 });
 
 afterAll(async () => {
-  await db?.close();
+  await db?.end();
   await stack?.stop();
 });
 
@@ -31,32 +29,32 @@ async function snapshot(project: string, volumeId: string): Promise<string> {
 describe("crashes lose nothing", () => {
   it("a snapshot accepted while the volume host is dead completes when it comes back", async () => {
     const project = uniqueName("crash-");
-    const volumeId = await availableVolume(stack, db.db, project);
+    const volumeId = await availableVolume(stack.volumes, identity(project));
     await stack.volume.kill();
     const id = await snapshot(project, volumeId);
     // The cast waits in JetStream; nothing is lost while the host is down.
     await new Promise((r) => setTimeout(r, 500));
-    expect(await statusOf(db.db, "snapshots", id, "available", 100)).toBe("creating");
+    expect(await statusOf(db, "snapshots", id, "available", 100)).toBe("creating");
     await stack.restart("volume");
-    expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
+    expect(await statusOf(db, "snapshots", id, "available")).toBe("available");
   });
 
   it("a snapshot accepted while the scheduler is dead completes when it comes back", async () => {
     const project = uniqueName("crash-");
-    const volumeId = await availableVolume(stack, db.db, project);
+    const volumeId = await availableVolume(stack.volumes, identity(project));
     await stack.scheduler.kill();
     const id = await snapshot(project, volumeId);
     await stack.restart("scheduler");
-    expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
+    expect(await statusOf(db, "snapshots", id, "available")).toBe("available");
   });
 
   it("a snapshot whose api dies right after accepting it still completes", async () => {
     const project = uniqueName("crash-");
-    const volumeId = await availableVolume(stack, db.db, project);
+    const volumeId = await availableVolume(stack.volumes, identity(project));
     const id = await snapshot(project, volumeId);
     await stack.api.kill();
     // Whatever the api's relay had not published yet, the scheduler's relay publishes from the outbox.
-    expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
+    expect(await statusOf(db, "snapshots", id, "available")).toBe("available");
     await stack.restart("api");
   });
 });

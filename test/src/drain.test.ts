@@ -1,11 +1,18 @@
-import { createDb, type DbHandle } from "@cinderblock/db";
 import { CreateSnapshotRequest, type CreateSnapshotResponse } from "@cinderblock/proto";
-import { type ServiceName, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import {
+  availableVolume,
+  call,
+  identity,
+  type ServiceName,
+  type Stack,
+  startStack,
+  statusOf,
+  uniqueName,
+} from "@cinderblock/testing";
 import { type ServiceError, status } from "@grpc/grpc-js";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, identity } from "./grpc.js";
 import { watchHealth } from "./health.js";
-import { availableVolume, statusOf } from "./waits.js";
 
 // Graceful stops (SIGTERM, as Kubernetes sends) of each service in the middle of a burst of
 // CreateSnapshot calls: the service says NOT_SERVING, finishes or hands back what it was doing, exits
@@ -14,15 +21,15 @@ import { availableVolume, statusOf } from "./waits.js";
 const BURST = 30;
 
 let stack: Stack;
-let db: DbHandle;
+let db: postgres.Sql;
 
 beforeAll(async () => {
   stack = await startStack({ env: { CINDERBLOCK_QUOTA_SNAPSHOTS: "-1" } });
-  db = createDb({ url: stack.database.url, max: 2 });
+  db = postgres(stack.database.url, { max: 2, onnotice: () => {} });
 });
 
 afterAll(async () => {
-  await db?.close();
+  await db?.end();
   await stack?.stop();
 });
 
@@ -37,7 +44,7 @@ describe("graceful stop during a burst of creates", () => {
   for (const name of ["api", "scheduler", "volume"] as const) {
     it(`${name}: NOT_SERVING, exit 0, and every accepted snapshot ends available`, async () => {
       const project = uniqueName("drain-");
-      const volumeId = await availableVolume(stack, db.db, project);
+      const volumeId = await availableVolume(stack.volumes, identity(project));
       const health = watchHealth(await grpcAddress(name));
       try {
         await health.until("SERVING");
@@ -73,7 +80,7 @@ describe("graceful stop during a burst of creates", () => {
         expect(accepted.length).toBeGreaterThan(0);
 
         await stack.restart(name);
-        for (const id of accepted) expect(await statusOf(db.db, "snapshots", id, "available")).toBe("available");
+        for (const id of accepted) expect(await statusOf(db, "snapshots", id, "available")).toBe("available");
       } finally {
         health.close();
       }

@@ -2,20 +2,26 @@ import { randomUUID } from "node:crypto";
 import { createDb, type DbHandle } from "@cinderblock/db";
 import {
   type AttachVolumeResponse,
-  CreateVolumeRequest,
-  type CreateVolumeResponse,
+  type CreateVolumeRequest,
   type GetVolumeResponse,
   type SnapshotInstanceResponse,
   SnapshotStatus,
   type Volume,
   VolumeStatus,
 } from "@cinderblock/proto";
-import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import {
+  call,
+  callError,
+  createSettledVolume,
+  identity,
+  type Stack,
+  startStack,
+  uniqueName,
+} from "@cinderblock/testing";
 import { type Metadata, status } from "@grpc/grpc-js";
 import type { Subscription } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, callError, identity } from "./grpc.js";
 
 // Attachments and the seed's story: Nova snapshots a volume-backed instance. A compute-agent
 // stand-in on NATS answers quiesce/unquiesce and records when it froze and thawed.
@@ -33,16 +39,8 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function volume(md: Metadata, name: string, extra: Partial<CreateVolumeRequest> = {}): Promise<Volume> {
-  const res = await call<CreateVolumeResponse>((done) =>
-    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1, ...extra }), md, done),
-  );
-  for (let i = 0; i < 300; i++) {
-    const v = await call<GetVolumeResponse>((done) => stack.volumes.getVolume({ id: res.volume?.id ?? "" }, md, done));
-    if (v.volume && v.volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return v.volume;
-    await new Promise((r) => setTimeout(r, 30));
-  }
-  throw new Error("volume stayed creating");
+function volume(md: Metadata, name: string, extra: Partial<CreateVolumeRequest> = {}): Promise<Volume> {
+  return createSettledVolume(stack.volumes, md, { name, ...extra });
 }
 
 function attach(md: Metadata, volumeId: string, instanceId: string, mountpoint: string) {

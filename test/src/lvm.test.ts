@@ -1,11 +1,18 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { SnapshotStatus, VolumeStatus } from "@cinderblock/proto";
-import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import {
+  backendScripts,
+  backendUnavailable,
+  freePort,
+  mustRunInCI,
+  type Stack,
+  startStack,
+  uniqueName,
+} from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectApi } from "./project-api.js";
 
@@ -14,32 +21,10 @@ import { projectApi } from "./project-api.js";
 // command agent. A CreateSnapshot must end as the real LV `_snapshot-<id>`.
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS = join(REPO_ROOT, "scripts", "lvm-guest");
+const SCRIPTS = backendScripts("lvm-guest");
 const VG = "cinder-volumes";
 
-async function guestUnavailable(): Promise<string | undefined> {
-  try {
-    await execFileAsync(join(SCRIPTS, "check.sh"));
-    return undefined;
-  } catch (error) {
-    return String((error as { stdout?: string }).stdout ?? error).trim();
-  }
-}
-
-const unavailable = await guestUnavailable();
-if (unavailable && process.env.CI === "true") {
-  throw new Error(`the LVM end-to-end test must run in CI, but the LVM test guest cannot start: ${unavailable}`);
-}
-if (unavailable) console.warn(`skipping the LVM end-to-end test: ${unavailable}`);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
+const unavailable = mustRunInCI("the LVM end-to-end test", await backendUnavailable("lvm-guest"));
 
 let runDir: string;
 let stack: Stack | undefined;
@@ -59,14 +44,7 @@ async function lvs(): Promise<Array<{ lv_name: string; origin: string; lv_size: 
 }
 
 function api(project: string) {
-  return projectApi(
-    () => {
-      if (!stack) throw new Error("no stack");
-      return stack;
-    },
-    project,
-    "lvm snap",
-  );
+  return projectApi(() => stack, project, "lvm snap");
 }
 
 describe.skipIf(unavailable)(

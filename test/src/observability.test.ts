@@ -4,19 +4,15 @@ import type { AddressInfo } from "node:net";
 import {
   CreateSnapshotRequest,
   type CreateSnapshotResponse,
-  CreateVolumeRequest,
-  type CreateVolumeResponse,
   type GetSnapshotResponse,
-  type GetVolumeResponse,
   type Snapshot,
   SnapshotStatus,
   type Volume,
   VolumeStatus,
 } from "@cinderblock/proto";
-import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import { call, createSettledVolume, identity, type Stack, startStack, uniqueName } from "@cinderblock/testing";
 import { type Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, identity } from "./grpc.js";
 
 // Day-2 operations: every service's Prometheus /metrics, and one trace per CreateSnapshot across
 // api → outbox → scheduler → volume, exported over OTLP/HTTP to a receiver run by this test.
@@ -122,18 +118,8 @@ async function scrapeUntil(
   }
 }
 
-async function availableVolume(project: string): Promise<Volume> {
-  const md = identity(project);
-  const created = await call<CreateVolumeResponse>((done) =>
-    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "obs", sizeGb: 1 }), md, done),
-  );
-  const id = (created.volume as Volume).id;
-  for (let i = 0; i < 300; i++) {
-    const { volume } = await call<GetVolumeResponse>((done) => stack.volumes.getVolume({ id }, md, done));
-    if (volume?.status !== VolumeStatus.VOLUME_STATUS_CREATING) return volume as Volume;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`volume ${id} stayed creating`);
+function availableVolume(project: string): Promise<Volume> {
+  return createSettledVolume(stack.volumes, identity(project), { name: "obs" });
 }
 
 async function availableSnapshot(project: string, volumeId: string, md: Metadata): Promise<Snapshot> {

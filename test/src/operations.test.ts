@@ -7,7 +7,6 @@ import {
   CreateSnapshotRequest,
   type CreateSnapshotResponse,
   CreateVolumeRequest,
-  type CreateVolumeResponse,
   type DeleteSnapshotResponse,
   type DeleteVolumeResponse,
   EventsServiceClient,
@@ -29,11 +28,20 @@ import {
   type Volume,
   VolumeStatus,
 } from "@cinderblock/proto";
-import { type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import {
+  call,
+  callError,
+  createSettledVolume,
+  identity,
+  type Stack,
+  settle,
+  startStack,
+  uniqueName,
+  untilEnd,
+} from "@cinderblock/testing";
 import { credentials, type Metadata, status } from "@grpc/grpc-js";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, callError, identity } from "./grpc.js";
 
 // Every operation after create, through the three services on the real PostgreSQL and NATS.
 
@@ -76,17 +84,8 @@ function project() {
   return { id, md: identity(id), admin: identity(id, "root", "admin") };
 }
 
-async function volume(md: Metadata, extra: Partial<CreateVolumeRequest> = {}): Promise<Volume> {
-  const res = await call<CreateVolumeResponse>((done) =>
-    stack.volumes.createVolume(CreateVolumeRequest.fromPartial({ name: "v", sizeGb: 1, ...extra }), md, done),
-  );
-  const id = res.volume?.id ?? "";
-  for (let i = 0; i < 300; i++) {
-    const v = await call<{ volume?: Volume }>((done) => stack.volumes.getVolume({ id }, md, done));
-    if (v.volume && v.volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return v.volume;
-    await new Promise((r) => setTimeout(r, 30));
-  }
-  throw new Error(`volume ${id} stayed creating`);
+function volume(md: Metadata, extra: Partial<CreateVolumeRequest> = {}): Promise<Volume> {
+  return createSettledVolume(stack.volumes, md, extra);
 }
 
 function createSnapshot(md: Metadata, volumeId: string, extra: Partial<CreateSnapshotRequest> = {}) {
@@ -97,13 +96,9 @@ function createSnapshot(md: Metadata, volumeId: string, extra: Partial<CreateSna
 
 /** Every state WatchSnapshot reports until it ends. */
 function watch(md: Metadata, id: string): Promise<Snapshot[]> {
-  return new Promise((resolve, reject) => {
-    const seen: Snapshot[] = [];
-    const stream = stack.snapshots.watchSnapshot({ id }, md);
-    stream.on("data", (m: { snapshot: Snapshot }) => seen.push(m.snapshot));
-    stream.on("error", reject);
-    stream.on("end", () => resolve(seen));
-  });
+  return untilEnd<{ snapshot?: Snapshot }>(stack.snapshots.watchSnapshot({ id }, md)).then((seen) =>
+    seen.map((m) => m.snapshot as Snapshot),
+  );
 }
 
 async function availableSnapshot(md: Metadata, volumeId: string, extra: Partial<CreateSnapshotRequest> = {}) {
@@ -148,16 +143,6 @@ function expectStartThenEnd(types: string[], ...ops: string[]) {
     expect(start, `${op}.start in ${types.join(", ")}`).toBeGreaterThanOrEqual(0);
     expect(end, `${op}.end after ${op}.start in ${types.join(", ")}`).toBeGreaterThan(start);
   }
-}
-
-async function settle<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let value = await read();
-  while (!done(value) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 50));
-    value = await read();
-  }
-  return value;
 }
 
 describe("update and metadata", () => {

@@ -6,15 +6,21 @@ import {
   type GetVolumeResponse,
   type Snapshot,
   type Volume,
-  VolumeStatus,
 } from "@cinderblock/proto";
-import type { Stack } from "@cinderblock/testing";
-import { call, identity } from "./grpc.js";
+import { call, identity, type Stack, settledVolume, untilEnd } from "@cinderblock/testing";
 
-/** The calls the backend suites (lvm, rbd) make as one project, against whatever stack is up. */
-export function projectApi(live: () => Stack, project: string, snapshotName: string) {
+/**
+ * The calls the backend suites (lvm, rbd) make as one project, against whatever stack `current`
+ * returns when a call is made (throws when none is up).
+ */
+export function projectApi(current: () => Stack | undefined, project: string, snapshotName: string) {
   const md = identity(project);
-  const api = {
+  const live = () => {
+    const stack = current();
+    if (!stack) throw new Error("no stack");
+    return stack;
+  };
+  return {
     createVolume: (name: string) =>
       call<CreateVolumeResponse>((done) =>
         live().volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1 }), md, done),
@@ -27,24 +33,10 @@ export function projectApi(live: () => Stack, project: string, snapshotName: str
       ).then((r) => r.snapshot as Snapshot),
     /** WatchSnapshot until the server ends the stream (at available or error); the last state. */
     settledSnapshot: (id: string) =>
-      new Promise<Snapshot | undefined>((resolve, reject) => {
-        let last: Snapshot | undefined;
-        const stream = live().snapshots.watchSnapshot({ id }, md);
-        stream.on("data", (m: { snapshot: Snapshot }) => {
-          last = m.snapshot;
-        });
-        stream.on("error", reject);
-        stream.on("end", () => resolve(last));
-      }),
+      untilEnd<{ snapshot?: Snapshot }>(live().snapshots.watchSnapshot({ id }, md)).then(
+        (seen) => seen.at(-1)?.snapshot,
+      ),
     /** The volume once it has left `creating` (available, or error with its reason). */
-    async settledVolume(id: string): Promise<Volume> {
-      for (let i = 0; i < 600; i++) {
-        const volume = await api.getVolume(id);
-        if (volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return volume;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`volume ${id} stayed creating`);
-    },
+    settledVolume: (id: string) => settledVolume(live().volumes, md, id),
   };
-  return api;
 }

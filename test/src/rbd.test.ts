@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { SnapshotStatus, VolumeStatus } from "@cinderblock/proto";
-import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import {
+  backendScripts,
+  backendUnavailable,
+  mustRunInCI,
+  type Stack,
+  startStack,
+  uniqueName,
+} from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectApi } from "./project-api.js";
 
@@ -13,23 +20,10 @@ import { projectApi } from "./project-api.js";
 // protected RBD snapshot volume-<id>@snapshot-<id>.
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS = join(REPO_ROOT, "scripts", "ceph");
+const SCRIPTS = backendScripts("ceph");
 const POOL = "rbd";
 
-async function cephUnavailable(): Promise<string | undefined> {
-  try {
-    await execFileAsync(join(SCRIPTS, "check.sh"));
-    return undefined;
-  } catch (error) {
-    return String((error as { stdout?: string }).stdout || error).trim();
-  }
-}
-
-const unavailable = await cephUnavailable();
-if (unavailable && process.env.CI === "true") {
-  throw new Error(`the RBD end-to-end test must run in CI, but ${unavailable}`);
-}
-if (unavailable) console.warn(`skipping the RBD end-to-end test: ${unavailable}`);
+const unavailable = mustRunInCI("the RBD end-to-end test", await backendUnavailable("ceph"));
 
 let root: string;
 let clusterDir: string;
@@ -43,14 +37,7 @@ async function rbd(...args: string[]): Promise<string> {
 }
 
 function api(project: string) {
-  return projectApi(
-    () => {
-      if (!stack) throw new Error("no stack");
-      return stack;
-    },
-    project,
-    "rbd snap",
-  );
+  return projectApi(() => stack, project, "rbd snap");
 }
 
 describe.skipIf(unavailable)("CreateSnapshot on an rbd backend (a real Ceph cluster)", { timeout: 120_000 }, () => {

@@ -1,8 +1,10 @@
 import { createDb } from "@cinderblock/db";
 import { GetQuotasRequest, type GetQuotasResponse, QuotasServiceClient } from "@cinderblock/proto";
 import {
+  call,
   createTcpProxy,
   createTestDatabase,
+  identity,
   type ServiceProcess,
   startService,
   type TcpProxy,
@@ -16,7 +18,6 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, identity } from "./grpc.js";
 import { type HealthProbe, watchHealth } from "./health.js";
 
 // The api alone, reaching PostgreSQL and NATS through TCP proxies the test opens and closes: health

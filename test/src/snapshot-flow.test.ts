@@ -18,12 +18,21 @@ import {
   VolumeStatus,
   type VolumesServiceClient,
 } from "@cinderblock/proto";
-import { REPO_ROOT, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import {
+  call,
+  callError,
+  identity,
+  REPO_ROOT,
+  type Stack,
+  settledVolume,
+  startStack,
+  uniqueName,
+  untilEnd,
+} from "@cinderblock/testing";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { Subscription } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, callError, identity } from "./grpc.js";
 
 // End to end: api, scheduler and volume run as separate processes on the real PostgreSQL and
 // NATS JetStream; the test speaks gRPC to the api and listens on the notification subjects.
@@ -67,25 +76,10 @@ function snapshotsApi(projectId: string) {
       ).then((r) => r.snapshots),
     /** Every message WatchSnapshot sends, until the server ends the stream. */
     watch: (id: string) =>
-      new Promise<Snapshot[]>((resolve, reject) => {
-        const seen: Snapshot[] = [];
-        const stream = client.watchSnapshot({ id }, md);
-        stream.on("data", (m: { snapshot: Snapshot }) => seen.push(m.snapshot));
-        stream.on("error", reject);
-        stream.on("end", () => resolve(seen));
-      }),
+      untilEnd<{ snapshot?: Snapshot }>(client.watchSnapshot({ id }, md)).then((seen) =>
+        seen.map((m) => m.snapshot as Snapshot),
+      ),
   };
-}
-
-/** Polls GetVolume until the volume leaves `creating` (volumes have no watch method yet). */
-async function settledVolume(projectId: string, id: string): Promise<Volume> {
-  const api = volumesApi(projectId);
-  for (let i = 0; i < 300; i++) {
-    const volume = await api.get(id);
-    if (volume.status !== VolumeStatus.VOLUME_STATUS_CREATING) return volume;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`volume ${id} stayed creating`);
 }
 
 async function notificationsFor(snapshotId: string, count: number) {
@@ -125,7 +119,7 @@ describe("create a snapshot of a bootable volume", () => {
       encryptionKeyId: KEY_ID,
     });
     expect(volume.status).toBe(VolumeStatus.VOLUME_STATUS_CREATING);
-    const ready = await settledVolume(project, volume.id);
+    const ready = await settledVolume(stack.volumes, identity(project), volume.id);
     expect(ready).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, host: `${stack.host}@file` });
 
     // Real bytes: what the volume holds at snapshot time is what the snapshot holds.
@@ -204,7 +198,7 @@ describe("failures end in error with a reason, never stuck in creating", () => {
   it("a driver failure sets error with the driver's reason and sends an error notification", async () => {
     const project = uniqueName("proj-");
     const volume = await volumesApi(project).create({ name: "doomed" });
-    await settledVolume(project, volume.id);
+    await settledVolume(stack.volumes, identity(project), volume.id);
     // The backing file disappears under the driver (a real storage failure).
     await rm(join(stack.dataDir, `volume-${volume.id}.img`));
     const api = snapshotsApi(project);
@@ -224,7 +218,7 @@ describe("failures end in error with a reason, never stuck in creating", () => {
   it("a snapshot whose backend is down fails in the scheduler with a reason", async () => {
     const project = uniqueName("proj-");
     const volume = await volumesApi(project).create({ name: "orphan" });
-    await settledVolume(project, volume.id);
+    await settledVolume(stack.volumes, identity(project), volume.id);
     // Move the volume to a backend that stopped sending heartbeats ten minutes ago.
     await reportService(db.db, {
       host: "ghost@file",
@@ -254,7 +248,7 @@ describe("refused requests change nothing", () => {
   it("refuses an over-quota snapshot with RESOURCE_EXHAUSTED and writes nothing", async () => {
     const project = uniqueName("proj-");
     const volume = await volumesApi(project).create({ name: "small" });
-    await settledVolume(project, volume.id);
+    await settledVolume(stack.volumes, identity(project), volume.id);
     await setQuotaLimit(db.db, project, "snapshots", 1);
     const api = snapshotsApi(project);
     await api.create(volume.id);

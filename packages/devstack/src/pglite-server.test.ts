@@ -1,13 +1,13 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runMigrations } from "@cinderblock/db";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PgliteServer, startPgliteServer } from "./pglite-server.js";
 
 // The embedded PostgreSQL `npm start` falls back to: several real postgres.js pools at once must
-// each see their own results, transactions and advisory locks, as the services rely on.
+// each see their own results, transactions and advisory locks, as the services rely on. (That three
+// services migrate it once at the same time is tested with db's repository suite, which runs on it.)
 
 let dir: string;
 let server: PgliteServer;
@@ -23,18 +23,6 @@ afterAll(async () => {
 });
 
 describe("embedded PGlite server", () => {
-  it("applies the migrations once when three services start together", async () => {
-    await Promise.all([runMigrations(server.url), runMigrations(server.url), runMigrations(server.url)]);
-    const sql = postgres(server.url, { max: 1, onnotice: () => {} });
-    try {
-      const rows = await sql`select count(*)::int as n from drizzle.__drizzle_migrations`;
-      const files = await readdir(new URL("../../db/migrations/", import.meta.url));
-      expect(rows[0]?.n).toBe(files.filter((f) => f.endsWith(".sql")).length);
-    } finally {
-      await sql.end();
-    }
-  }, 60_000);
-
   it("keeps concurrent pools' queries and transactions apart", async () => {
     const pools = [0, 1, 2].map(() => postgres(server.url, { max: 4, onnotice: () => {} }));
     try {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { startPgliteServer } from "@cinderblock/devstack/pglite-server";
 import postgres from "postgres";
 
 /**
@@ -25,7 +26,7 @@ export interface TestDatabase {
 
 /**
  * Creates a throwaway database on the test server and applies `migrate` to it (the caller passes
- * `runMigrations` from @cinderblock/db; this package cannot depend on it, since db's tests use it).
+ * `runMigrations` from @cinderblock/db; this package does not depend on it, since db's tests use it).
  */
 export async function createTestDatabase(migrate: (url: string) => Promise<void>): Promise<TestDatabase> {
   const name = uniqueName("cbtest_");
@@ -51,3 +52,34 @@ export async function createTestDatabase(migrate: (url: string) => Promise<void>
     },
   };
 }
+
+/**
+ * Starts an embedded PostgreSQL (PGlite, in memory) served over TCP on a free port exactly as
+ * `npm start` serves it when no PostgreSQL answers (devstack's pglite-server: pglite-socket with a
+ * session arbiter), and applies `migrate` to it. `drop` stops it and its data is gone.
+ */
+export async function createTestPglite(migrate: (url: string) => Promise<void>): Promise<TestDatabase> {
+  const server = await startPgliteServer({ dataDir: "memory://", warn: () => {} });
+  try {
+    await migrate(server.url);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return { url: server.url, name: "postgres", drop: () => server.stop() };
+}
+
+/** A database server a repository suite runs on, and how to get a fresh migrated database on it. */
+export interface TestDriver {
+  name: "postgres" | "pglite";
+  create(migrate: (url: string) => Promise<void>): Promise<TestDatabase>;
+}
+
+/**
+ * The servers our SQL runs on: the real PostgreSQL (the services in production) and PGlite (what
+ * `npm start` falls back to), for one suite run against both (`describe.each(TEST_DRIVERS)`).
+ */
+export const TEST_DRIVERS: readonly TestDriver[] = [
+  { name: "postgres", create: createTestDatabase },
+  { name: "pglite", create: createTestPglite },
+];

@@ -3,7 +3,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runMigrations } from "@cinderblock/db";
 import { SnapshotsServiceClient, VolumesServiceClient } from "@cinderblock/proto";
 import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -139,7 +138,9 @@ export interface Stack {
 
 /** Starts api, scheduler and one volume host as separate processes on a fresh database and NATS prefix. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const database = await createTestDatabase(runMigrations);
+  // NOTE: no migrations here: each service applies them when it starts (under an advisory lock),
+  // before it reports ready. This package must not depend on @cinderblock/db, whose tests use it.
+  const database = await createTestDatabase(async () => {});
   const prefix = uniqueName("cbe2e");
   const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-"));
   const host = "vol1";

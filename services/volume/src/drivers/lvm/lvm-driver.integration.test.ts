@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { backendScripts, backendUnavailable, freePort, mustRunInCI } from "@cinderblock/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DriverError, SnapshotBusyError, type VolumeDriver } from "../driver.js";
 import { type CommandRunner, createAgentRunner } from "./command-runner.js";
@@ -15,35 +14,12 @@ import { createLvmDriver, type LvmDriverOptions } from "./lvm-driver.js";
 // Debian's kernel under qemu) with two volume groups, one per lvm_type. Nothing here is faked.
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS = fileURLToPath(new URL("../../../../../scripts/lvm-guest/", import.meta.url));
+const SCRIPTS = backendScripts("lvm-guest");
 const GIB = 1024 ** 3;
 const THICK_VG = "cinder-thick";
 const THIN_VG = "cinder-thin";
 
-/** Why the guest cannot run here, or undefined when it can. */
-async function guestUnavailable(): Promise<string | undefined> {
-  try {
-    await execFileAsync(join(SCRIPTS, "check.sh"));
-    return undefined;
-  } catch (error) {
-    return String((error as { stdout?: string }).stdout ?? error).trim();
-  }
-}
-
-const unavailable = await guestUnavailable();
-if (unavailable && process.env.CI === "true") {
-  throw new Error(`the LVM suite must run in CI, but the LVM test guest cannot start: ${unavailable}`);
-}
-if (unavailable) console.warn(`skipping the LVM integration suite: ${unavailable}`);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
+const unavailable = mustRunInCI("the LVM integration suite", await backendUnavailable("lvm-guest"));
 
 let runDir: string;
 let runner: CommandRunner;

@@ -3,9 +3,9 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { loadRbdNative } from "@cinderblock/rbd-native";
+import { backendScripts, backendUnavailable, mustRunInCI } from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DriverError, type DriverSnapshot, SnapshotBusyError } from "../driver.js";
 import { createRbdDriver, type RbdDriver, type RbdDriverOptions } from "./rbd-driver.js";
@@ -16,28 +16,13 @@ import { createRbdDriver, type RbdDriver, type RbdDriverOptions } from "./rbd-dr
 // and is read back with `rbd export`. Nothing here is faked.
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS = fileURLToPath(new URL("../../../../../scripts/ceph/", import.meta.url));
+const SCRIPTS = backendScripts("ceph");
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
-const CI = process.env.CI === "true";
 
-async function cephUnavailable(): Promise<string | undefined> {
-  try {
-    await execFileAsync(join(SCRIPTS, "check.sh"));
-    return undefined;
-  } catch (error) {
-    return String((error as { stdout?: string }).stdout || error).trim();
-  }
-}
-
-const unavailable = await cephUnavailable();
-if (unavailable && CI) throw new Error(`the RBD suite must run in CI, but ${unavailable}`);
-if (unavailable) console.warn(`skipping the RBD integration suite: ${unavailable}`);
+const unavailable = mustRunInCI("the RBD integration suite", await backendUnavailable("ceph"));
 const native = loadRbdNative();
-if (!unavailable && native.error) {
-  if (CI) throw new Error(`the RBD suite must test the librbd addon in CI, but ${native.error.message}`);
-  console.warn(`skipping the librbd half of the RBD integration suite: ${native.error.message}`);
-}
+if (!unavailable) mustRunInCI("the librbd half of the RBD integration suite", native.error?.message);
 const CLIENTS = (native.binding ? ["librbd", "cli"] : ["cli"]) as Array<"librbd" | "cli">;
 
 let root: string;
