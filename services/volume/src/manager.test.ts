@@ -1,0 +1,470 @@
+import { randomUUID } from "node:crypto";
+import { type Bus, createOutboxAnnouncer, createSubjects, type Notifier, RetryableError } from "@cinderblock/bus";
+import {
+  createDb,
+  type Db,
+  type DbHandle,
+  getQuotaUsage,
+  insertOperation,
+  insertSnapshot,
+  insertVolume,
+  reserveQuota,
+  runMigrations,
+  transaction,
+} from "@cinderblock/db";
+import { cascadedDeleteId, derivedId } from "@cinderblock/domain";
+import {
+  VolumeCreateSnapshot,
+  VolumeCreateVolume,
+  VolumeDeleteSnapshot,
+  VolumeDeleteVolume,
+  VolumeExtendVolume,
+  VolumeRevertToSnapshot,
+} from "@cinderblock/proto";
+import { createTestDatabase, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { DriverError, SnapshotBusyError, type VolumeDriver } from "./drivers/driver.js";
+import { createVolumeManager } from "./manager.js";
+
+// The volume manager's operations (as Cinder's tests/unit/volume/test_snapshot.py tests the real
+// manager): the real PostgreSQL and outbox, a fake driver that records its calls and fails on
+// demand, a notifier that records the `.start` events, and a bus that records change signals.
+
+let database: TestDatabase;
+let handle: DbHandle;
+let db: Db;
+const subjects = createSubjects(uniqueName("mgr"));
+const host = "vol1";
+const backendHost = "vol1@file";
+
+/** What the fake driver was asked, and how it should answer next. */
+const driver = {
+  calls: [] as string[],
+  fail: new Map<string, unknown>(),
+  /** When set, createSnapshot waits for it (lets two deliveries of one cast overlap). */
+  gate: undefined as Promise<void> | undefined,
+};
+function call(name: string, id: string): void {
+  driver.calls.push(`${name} ${id}`);
+  const error = driver.fail.get(name);
+  if (error) throw error;
+}
+const fakeDriver: VolumeDriver = {
+  initialize: async () => {},
+  createVolume: async (v) => call("createVolume", v.id),
+  deleteVolume: async (v) => call("deleteVolume", v.id),
+  async createSnapshot(s) {
+    await driver.gate;
+    call("createSnapshot", s.id);
+    return { providerLocation: `file:${s.id}` };
+  },
+  deleteSnapshot: async (s) => call("deleteSnapshot", s.id),
+  createVolumeFromSnapshot: async (v, s) => call("createVolumeFromSnapshot", `${v.id}<${s.id}`),
+  revertToSnapshot: async (v, s) => call("revertToSnapshot", `${v.id}<${s.id}`),
+  extendVolume: async (v, size) => call("extendVolume", `${v.id}:${size}`),
+  listManageableSnapshots: async () => [],
+  manageExistingSnapshot: async () => ({ sizeGb: 1 }),
+  unmanageSnapshot: async () => {},
+  initializeConnection: async () => ({ driverVolumeType: "local", data: {} }),
+  terminateConnection: async () => {},
+  getStats: async () => ({}) as never,
+  close: async () => {},
+};
+
+const starts: Array<{ eventType: string; key: string | undefined }> = [];
+const notifier: Notifier = {
+  async notify(_priority, eventType, _publisher, _payload, key) {
+    starts.push({ eventType, key });
+  },
+};
+const changed: string[] = [];
+const bus = { nc: { publish: (subject: string) => changed.push(subject) }, subjects } as unknown as Bus;
+
+let manager: ReturnType<typeof createVolumeManager>;
+let committed = 0;
+
+function run<C>(codec: { encode(c: C): { finish(): Uint8Array } }, subject: string, cast: C, finalAttempt = false) {
+  const handler = manager.get(subject);
+  if (!handler) throw new Error(`no handler for ${subject}`);
+  return handler.handle(handler.decode(codec.encode(cast).finish()), { finalAttempt });
+}
+
+/** The notifications the manager wrote into the outbox for `id`, in order: event type and message id. */
+async function outcomes(id: string): Promise<Array<{ event: string; msgId: string }>> {
+  const rows = await db.execute<{ subject: string; msg_id: string; payload: Uint8Array }>(
+    sql`select subject, msg_id, payload from outbox order by id`,
+  );
+  return rows
+    .map((r) => ({ r, json: JSON.parse(Buffer.from(r.payload).toString("utf8")) }))
+    .filter(
+      ({ json }) =>
+        (json.eventType.startsWith("snapshot.") && json.payload?.snapshot_id === id) ||
+        (json.eventType.startsWith("volume.") && json.payload?.volume_id === id),
+    )
+    .map(({ r, json }) => ({ event: json.eventType as string, msgId: r.msg_id }));
+}
+
+async function statusOf(table: "volumes" | "snapshots", id: string) {
+  const [row] = await db.execute<{ status: string; status_reason: string }>(
+    table === "volumes"
+      ? sql`select status, status_reason from volumes where id = ${id}`
+      : sql`select status, status_reason from snapshots where id = ${id}`,
+  );
+  return row;
+}
+
+async function operationState(id: string) {
+  const [row] = await db.execute<{ state: string; last_error: string }>(
+    sql`select state, last_error from operations where id = ${id}`,
+  );
+  return row;
+}
+
+const projectId = uniqueName("p-");
+
+/** Sessions of this database waiting for a row lock. */
+async function waitingForLocks(): Promise<number> {
+  const [row] = await db.execute<{ n: number }>(sql`
+    select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+  return Number(row?.n);
+}
+
+async function until(check: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("condition never held");
+}
+
+async function volume(status: string, patch: { sizeGb?: number } = {}): Promise<string> {
+  const id = randomUUID();
+  await insertVolume(db, {
+    id,
+    projectId,
+    userId: "u1",
+    status: status as never,
+    sizeGb: patch.sizeGb ?? 2,
+    availabilityZone: "nova",
+    host: backendHost,
+  });
+  return id;
+}
+
+async function snapshot(volumeId: string, status: string): Promise<string> {
+  const id = randomUUID();
+  await insertSnapshot(db, { id, projectId, userId: "u1", volumeId, status: status as never, volumeSizeGb: 2 });
+  return id;
+}
+
+async function operation(kind: string, resourceId: string, id = randomUUID()): Promise<string> {
+  await insertOperation(db, { id, kind: kind as never, resourceId, projectId, timeoutSeconds: 120 });
+  return id;
+}
+
+const context = { requestId: "r", projectId, userId: "u1", roles: [] };
+
+beforeAll(async () => {
+  database = await createTestDatabase(runMigrations);
+  handle = createDb({ url: database.url, max: 8 });
+  db = handle.db;
+  manager = createVolumeManager(
+    {
+      db,
+      bus,
+      notifier,
+      announcer: createOutboxAnnouncer(subjects, host),
+      onCommitted: () => committed++,
+      hostName: host,
+      drivers: new Map([["file", fakeDriver]]),
+    },
+    subjects,
+  );
+});
+
+afterAll(async () => {
+  await handle?.close();
+  await database?.drop();
+});
+
+beforeEach(() => {
+  driver.calls = [];
+  driver.fail.clear();
+  driver.gate = undefined;
+  starts.length = 0;
+  changed.length = 0;
+});
+
+describe("create_snapshot", () => {
+  it("takes the snapshot, marks it available and ends its operation, start before end", async () => {
+    const volumeId = await volume("available");
+    const snapshotId = await snapshot(volumeId, "creating");
+    const operationId = await operation("create_snapshot", snapshotId);
+    const before = committed;
+    await run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), {
+      operationId,
+      context,
+      snapshotId,
+      volumeId,
+    });
+    expect(driver.calls).toEqual([`createSnapshot ${snapshotId}`]);
+    expect(await statusOf("snapshots", snapshotId)).toEqual({ status: "available", status_reason: "" });
+    expect(await operationState(operationId)).toEqual({ state: "done", last_error: "" });
+    expect(starts).toEqual([{ eventType: "snapshot.create.start", key: operationId }]);
+    expect(await outcomes(snapshotId)).toEqual([
+      { event: "snapshot.create.end", msgId: derivedId("notification", operationId, "snapshot.create.end") },
+    ]);
+    expect(committed).toBe(before + 1);
+    expect(changed).toContain(subjects.change("snapshot", snapshotId));
+  });
+
+  it("one .end when the original cast and a re-sent one finish in the same batch", async () => {
+    const volumeId = await volume("available");
+    const first = await snapshot(volumeId, "creating");
+    const firstOp = await operation("create_snapshot", first);
+    const snapshotId = await snapshot(volumeId, "creating");
+    const operationId = await operation("create_snapshot", snapshotId);
+    // The batch of another snapshot is held (its operation's row locked here), so both
+    // deliveries of this cast queue behind it and are recorded in the next batch, together.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    const holder = transaction(db, async (tx) => {
+      await tx.execute(sql`select id from operations where id = ${firstOp} for update`);
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const blocked = run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), {
+      operationId: firstOp,
+      context,
+      snapshotId: first,
+      volumeId,
+    });
+    await until(async () => (await waitingForLocks()) > 0);
+    const cast = { operationId, context, snapshotId, volumeId };
+    const both = Promise.all([
+      run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), cast),
+      run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), cast),
+    ]);
+    await until(async () => driver.calls.filter((c) => c === `createSnapshot ${snapshotId}`).length === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await Promise.all([holder, blocked, both]);
+    expect(await statusOf("snapshots", snapshotId)).toMatchObject({ status: "available" });
+    expect(await outcomes(snapshotId)).toEqual([
+      { event: "snapshot.create.end", msgId: derivedId("notification", operationId, "snapshot.create.end") },
+    ]);
+  });
+
+  it("asks for a retry while deliveries remain, then records the driver's reason", async () => {
+    const volumeId = await volume("available");
+    const snapshotId = await snapshot(volumeId, "creating");
+    const operationId = await operation("create_snapshot", snapshotId);
+    const cast = { operationId, context, snapshotId, volumeId };
+    driver.fail.set("createSnapshot", new Error("EIO"));
+    await expect(run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), cast)).rejects.toBeInstanceOf(
+      RetryableError,
+    );
+    expect(await statusOf("snapshots", snapshotId)).toMatchObject({ status: "creating" });
+    driver.fail.set("createSnapshot", new DriverError("the volume file is gone", { retryable: false }));
+    await run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), cast);
+    expect(await statusOf("snapshots", snapshotId)).toEqual({
+      status: "error",
+      status_reason: "the volume file is gone",
+    });
+    expect(await operationState(operationId)).toEqual({ state: "failed", last_error: "the volume file is gone" });
+    expect((await outcomes(snapshotId)).map((o) => o.event)).toEqual(["snapshot.create.error"]);
+  });
+
+  it("a cast for a snapshot that is no longer creating only closes its operation", async () => {
+    const volumeId = await volume("available");
+    const snapshotId = await snapshot(volumeId, "available");
+    const operationId = await operation("create_snapshot", snapshotId);
+    await run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), {
+      operationId,
+      context,
+      snapshotId,
+      volumeId,
+    });
+    expect(driver.calls).toEqual([]);
+    expect(await operationState(operationId)).toMatchObject({ state: "done" });
+    expect(await outcomes(snapshotId)).toEqual([]);
+  });
+});
+
+describe("delete_snapshot", () => {
+  it("removes the snapshot, releases its quota and ends with snapshot.delete.end", async () => {
+    const volumeId = await volume("available");
+    const snapshotId = await snapshot(volumeId, "deleting");
+    await reserveQuota(db, projectId, [
+      { resource: "snapshots", delta: 1, defaultLimit: -1 },
+      { resource: "gigabytes", delta: 2, defaultLimit: -1 },
+    ]);
+    const usage = await getQuotaUsage(db, projectId);
+    const operationId = await operation("delete_snapshot", snapshotId);
+    await run(VolumeDeleteSnapshot, subjects.volumeDeleteSnapshot(host), { operationId, context, snapshotId });
+    expect(await statusOf("snapshots", snapshotId)).toMatchObject({ status: "deleted" });
+    expect(await getQuotaUsage(db, projectId)).toMatchObject({
+      snapshots: (usage.snapshots ?? 0) - 1,
+      gigabytes: (usage.gigabytes ?? 0) - 2,
+    });
+    expect(starts).toEqual([{ eventType: "snapshot.delete.start", key: operationId }]);
+    expect((await outcomes(snapshotId)).map((o) => o.event)).toEqual(["snapshot.delete.end"]);
+    expect(await operationState(operationId)).toMatchObject({ state: "done" });
+  });
+
+  it("a busy snapshot goes back to available; a failed one to error_deleting", async () => {
+    const volumeId = await volume("available");
+    const busy = await snapshot(volumeId, "deleting");
+    const busyOp = await operation("delete_snapshot", busy);
+    driver.fail.set("deleteSnapshot", new SnapshotBusyError("2 clones depend on it"));
+    await run(VolumeDeleteSnapshot, subjects.volumeDeleteSnapshot(host), {
+      operationId: busyOp,
+      context,
+      snapshotId: busy,
+    });
+    expect(await statusOf("snapshots", busy)).toEqual({
+      status: "available",
+      status_reason: "snapshot is busy: 2 clones depend on it",
+    });
+    const failed = await snapshot(volumeId, "deleting");
+    const failedOp = await operation("delete_snapshot", failed);
+    driver.fail.set("deleteSnapshot", new DriverError("permission denied", { retryable: false }));
+    await run(VolumeDeleteSnapshot, subjects.volumeDeleteSnapshot(host), {
+      operationId: failedOp,
+      context,
+      snapshotId: failed,
+    });
+    expect(await statusOf("snapshots", failed)).toEqual({
+      status: "error_deleting",
+      status_reason: "permission denied",
+    });
+    expect((await outcomes(failed)).map((o) => o.event)).toEqual(["snapshot.delete.error"]);
+    expect(await operationState(failedOp)).toMatchObject({ state: "failed" });
+  });
+});
+
+describe("delete_volume", () => {
+  it("a cascade deletes each snapshot under its own operation, then the volume", async () => {
+    const volumeId = await volume("deleting");
+    const snapshots = [await snapshot(volumeId, "deleting"), await snapshot(volumeId, "deleting")];
+    const operationId = randomUUID();
+    for (const s of snapshots) await operation("delete_snapshot", s, cascadedDeleteId(operationId, s));
+    await operation("delete_volume", volumeId, operationId);
+    await run(VolumeDeleteVolume, subjects.volumeDeleteVolume(host), { operationId, context, volumeId, cascade: true });
+    expect(driver.calls.sort()).toEqual(
+      [...snapshots.map((s) => `deleteSnapshot ${s}`), `deleteVolume ${volumeId}`].sort(),
+    );
+    for (const s of snapshots) {
+      expect(await statusOf("snapshots", s)).toMatchObject({ status: "deleted" });
+      expect(await operationState(cascadedDeleteId(operationId, s))).toMatchObject({ state: "done" });
+    }
+    expect(await statusOf("volumes", volumeId)).toMatchObject({ status: "deleted" });
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.delete.end"]);
+  });
+
+  it("a snapshot that cannot go keeps the volume (error_deleting) but the others still go", async () => {
+    const volumeId = await volume("deleting");
+    const kept = await snapshot(volumeId, "available");
+    const gone = await snapshot(volumeId, "deleting");
+    const operationId = await operation("delete_volume", volumeId);
+    await operation("delete_snapshot", gone, cascadedDeleteId(operationId, gone));
+    await run(VolumeDeleteVolume, subjects.volumeDeleteVolume(host), { operationId, context, volumeId, cascade: true });
+    expect(await statusOf("snapshots", gone)).toMatchObject({ status: "deleted" });
+    expect(await statusOf("volumes", volumeId)).toEqual({
+      status: "error_deleting",
+      status_reason: `snapshot ${kept} is available; the volume keeps it`,
+    });
+    expect(driver.calls).not.toContain(`deleteVolume ${volumeId}`);
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.delete.error"]);
+  });
+});
+
+describe("extend_volume, revert_to_snapshot, create_volume", () => {
+  it("an extend ends available at the new size; a failed one error_extending", async () => {
+    const volumeId = await volume("extending");
+    const operationId = await operation("extend_volume", volumeId);
+    await run(VolumeExtendVolume, subjects.volumeExtendVolume(host), { operationId, context, volumeId, newSizeGb: 5 });
+    const [row] = await db.execute<{ status: string; size_gb: number }>(
+      sql`select status, size_gb from volumes where id = ${volumeId}`,
+    );
+    expect(row).toEqual({ status: "available", size_gb: 5 });
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.resize.end"]);
+
+    const failing = await volume("extending");
+    const failingOp = await operation("extend_volume", failing);
+    driver.fail.set("extendVolume", new DriverError("no space left in the pool", { retryable: false }));
+    await run(VolumeExtendVolume, subjects.volumeExtendVolume(host), {
+      operationId: failingOp,
+      context,
+      volumeId: failing,
+      newSizeGb: 9,
+    });
+    expect(await statusOf("volumes", failing)).toEqual({
+      status: "error_extending",
+      status_reason: "no space left in the pool",
+    });
+  });
+
+  it("a revert puts both back to available; a failed one leaves the volume in error", async () => {
+    const volumeId = await volume("reverting");
+    const snapshotId = await snapshot(volumeId, "restoring");
+    const operationId = await operation("revert_volume", volumeId);
+    await run(VolumeRevertToSnapshot, subjects.volumeRevertToSnapshot(host), {
+      operationId,
+      context,
+      volumeId,
+      snapshotId,
+    });
+    expect(await statusOf("volumes", volumeId)).toMatchObject({ status: "available" });
+    expect(await statusOf("snapshots", snapshotId)).toMatchObject({ status: "available" });
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.revert.end"]);
+
+    const failing = await volume("reverting");
+    const failingSnapshot = await snapshot(failing, "restoring");
+    const failingOp = await operation("revert_volume", failing);
+    driver.fail.set("revertToSnapshot", new DriverError("rollback failed", { retryable: false }));
+    await run(VolumeRevertToSnapshot, subjects.volumeRevertToSnapshot(host), {
+      operationId: failingOp,
+      context,
+      volumeId: failing,
+      snapshotId: failingSnapshot,
+    });
+    expect(await statusOf("volumes", failing)).toEqual({ status: "error", status_reason: "rollback failed" });
+    expect(await statusOf("snapshots", failingSnapshot)).toMatchObject({ status: "available" });
+  });
+
+  it("a create makes the volume available, or error with the reason on the final delivery", async () => {
+    const volumeId = await volume("creating");
+    const operationId = await operation("create_volume", volumeId);
+    await run(VolumeCreateVolume, subjects.volumeCreateVolume(host), {
+      operationId,
+      context,
+      volumeId,
+      sizeGb: 2,
+      volumeType: "",
+      availabilityZone: "nova",
+    });
+    expect(await statusOf("volumes", volumeId)).toMatchObject({ status: "available" });
+    expect(starts).toEqual([{ eventType: "volume.create.start", key: operationId }]);
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.create.end"]);
+
+    const failing = await volume("creating");
+    const failingOp = await operation("create_volume", failing);
+    driver.fail.set("createVolume", new Error("ENOSPC"));
+    await run(
+      VolumeCreateVolume,
+      subjects.volumeCreateVolume(host),
+      { operationId: failingOp, context, volumeId: failing, sizeGb: 2, volumeType: "", availabilityZone: "nova" },
+      true,
+    );
+    expect(await statusOf("volumes", failing)).toEqual({
+      status: "error",
+      status_reason: "the storage backend failed to create the volume",
+    });
+    expect((await outcomes(failing)).map((o) => o.event)).toEqual(["volume.create.error"]);
+  });
+});
