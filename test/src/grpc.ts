@@ -1,20 +1,7 @@
-import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
 
-/** noauth identity metadata for a project. */
-export function identity(projectId: string, userId = "alice", roles = ""): Metadata {
-  const md = new Metadata();
-  md.set("x-project-id", projectId);
-  md.set("x-user-id", userId);
-  if (roles) md.set("x-roles", roles);
-  return md;
-}
+export { call, identity } from "@cinderblock/testing";
 
-/** Runs a unary call of a ts-proto grpc-js client (given its callback) as a promise. */
-export function call<Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    invoke((err, res) => (err ? reject(err) : resolve(res as Res)));
-  });
-}
 /** The gRPC error a call failed with (fails the test if it succeeded). */
 export async function callError(promise: Promise<unknown>): Promise<ServiceError> {
   const outcome = await promise.then(

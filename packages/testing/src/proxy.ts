@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { freePort } from "./net.js";
 
 /** A TCP proxy on a fixed local port that a test opens and closes to make a dependency appear or vanish. */
 export interface TcpProxy {
@@ -15,14 +16,7 @@ export interface TcpProxy {
  * given an address where nothing answers yet.
  */
 export async function createTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  const probe = createServer();
-  const port = await new Promise<number>((resolve, reject) => {
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
+  const port = await freePort();
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   return {

@@ -114,6 +114,10 @@ export type ServiceName = "api" | "scheduler" | "volume";
 export interface StackOptions {
   /** Extra environment for every service. */
   env?: Record<string, string>;
+  /** The PostgreSQL server to make the stack's database on (default the test server, `CINDERBLOCK_TEST_DATABASE_URL`). */
+  databaseServerUrl?: string;
+  /** The NATS server (default {@link TEST_NATS_URL}). */
+  natsUrl?: string;
 }
 
 /** The three services, their database, NATS prefix and volume data directory. */
@@ -139,13 +143,14 @@ export interface Stack {
 
 /** Starts api, scheduler and one volume host as separate processes on a fresh database and NATS prefix. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const database = await createTestDatabase(runMigrations);
+  const natsUrl = options.natsUrl ?? TEST_NATS_URL;
+  const database = await createTestDatabase(runMigrations, options.databaseServerUrl);
   const prefix = uniqueName("cbe2e");
   const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-"));
   const host = "vol1";
   const env = {
     DATABASE_URL: database.url,
-    NATS_URL: TEST_NATS_URL,
+    NATS_URL: natsUrl,
     CINDERBLOCK_NATS_PREFIX: prefix,
     CINDERBLOCK_API_LISTEN: "127.0.0.1:0",
     CINDERBLOCK_HOST: host,
@@ -182,7 +187,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
   // Restarts keep the port, so clients made once keep working.
   env.CINDERBLOCK_API_LISTEN = address;
-  const nc = await connect({ servers: TEST_NATS_URL });
+  // NOTE: reconnects for ever: a test may kill and restart its own NATS server under the stack.
+  const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1 });
   const stack: Stack = {
     database,
     prefix,
