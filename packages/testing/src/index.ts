@@ -5,7 +5,6 @@ export { call, codeName, createProjectClient, identity, outcomeOf } from "./grpc
 export type { InvariantOptions, InvariantReport } from "./invariants.js";
 export {
   checkInvariants,
-  holds,
   summarize,
   TRANSITIONAL_SNAPSHOT_STATUSES,
   TRANSITIONAL_VOLUME_STATUSES,

@@ -49,11 +49,6 @@ export interface InvariantReport {
   strayFiles: string[];
 }
 
-/** True when every list of the report is empty. */
-export function holds(report: InvariantReport): boolean {
-  return Object.values(report).every((list: string[]) => list.length === 0);
-}
-
 /** A one-line summary: the number of violations per invariant. */
 export function summarize(report: InvariantReport): string {
   return Object.entries(report)
