@@ -25,25 +25,29 @@ export interface TestDatabase {
 }
 
 /**
- * Creates a throwaway database on the test server and applies `migrate` to it (the caller passes
- * `runMigrations` from @cinderblock/db; this package does not depend on it, since db's tests use it).
+ * Creates a throwaway database on the test server (or `serverUrl`) and applies `migrate` to it (the
+ * caller passes `runMigrations` from @cinderblock/db; this package does not depend on it, since db's
+ * tests use it).
  */
-export async function createTestDatabase(migrate: (url: string) => Promise<void>): Promise<TestDatabase> {
+export async function createTestDatabase(
+  migrate: (url: string) => Promise<void>,
+  serverUrl: string = TEST_SERVER_URL,
+): Promise<TestDatabase> {
   const name = uniqueName("cbtest_");
-  const admin = postgres(TEST_SERVER_URL, { max: 1, onnotice: () => {} });
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`create database ${name}`);
   } finally {
     await admin.end();
   }
-  const url = new URL(TEST_SERVER_URL);
+  const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   await migrate(url.toString());
   return {
     url: url.toString(),
     name,
     async drop() {
-      const sql = postgres(TEST_SERVER_URL, { max: 1, onnotice: () => {} });
+      const sql = postgres(serverUrl, { max: 1, onnotice: () => {} });
       try {
         await sql.unsafe(`drop database if exists ${name} with (force)`);
       } finally {

@@ -113,6 +113,10 @@ export type ServiceName = "api" | "scheduler" | "volume";
 export interface StackOptions {
   /** Extra environment for every service. */
   env?: Record<string, string>;
+  /** The PostgreSQL server to make the stack's database on (default the test server, `CINDERBLOCK_TEST_DATABASE_URL`). */
+  databaseServerUrl?: string;
+  /** The NATS server (default {@link TEST_NATS_URL}). */
+  natsUrl?: string;
 }
 
 /** The three services, their database, NATS prefix and volume data directory. */
@@ -138,15 +142,16 @@ export interface Stack {
 
 /** Starts api, scheduler and one volume host as separate processes on a fresh database and NATS prefix. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const natsUrl = options.natsUrl ?? TEST_NATS_URL;
   // NOTE: no migrations here: each service applies them when it starts (under an advisory lock),
   // before it reports ready. This package must not depend on @cinderblock/db, whose tests use it.
-  const database = await createTestDatabase(async () => {});
+  const database = await createTestDatabase(async () => {}, options.databaseServerUrl);
   const prefix = uniqueName("cbe2e");
   const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-"));
   const host = "vol1";
   const env = {
     DATABASE_URL: database.url,
-    NATS_URL: TEST_NATS_URL,
+    NATS_URL: natsUrl,
     CINDERBLOCK_NATS_PREFIX: prefix,
     CINDERBLOCK_API_LISTEN: "127.0.0.1:0",
     CINDERBLOCK_HOST: host,
@@ -183,7 +188,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
   // Restarts keep the port, so clients made once keep working.
   env.CINDERBLOCK_API_LISTEN = address;
-  const nc = await connect({ servers: TEST_NATS_URL });
+  // NOTE: reconnects for ever: a test may kill and restart its own NATS server under the stack.
+  const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1 });
   const stack: Stack = {
     database,
     prefix,

@@ -158,7 +158,7 @@ async function snapshot(volumeId: string, status: string): Promise<string> {
   return id;
 }
 
-async function operation(kind: string, resourceId: string, id = randomUUID()): Promise<string> {
+async function operation(kind: string, resourceId: string, id: string = randomUUID()): Promise<string> {
   await insertOperation(db, { id, kind: kind as never, resourceId, projectId, timeoutSeconds: 120 });
   return id;
 }
@@ -444,9 +444,7 @@ describe("extend_volume, revert_to_snapshot, create_volume", () => {
       operationId,
       context,
       volumeId,
-      sizeGb: 2,
-      volumeType: "",
-      availabilityZone: "nova",
+      backend: "file",
     });
     expect(await statusOf("volumes", volumeId)).toMatchObject({ status: "available" });
     expect(starts).toEqual([{ eventType: "volume.create.start", key: operationId }]);
@@ -458,7 +456,7 @@ describe("extend_volume, revert_to_snapshot, create_volume", () => {
     await run(
       VolumeCreateVolume,
       subjects.volumeCreateVolume(host),
-      { operationId: failingOp, context, volumeId: failing, sizeGb: 2, volumeType: "", availabilityZone: "nova" },
+      { operationId: failingOp, context, volumeId: failing, backend: "file" },
       true,
     );
     expect(await statusOf("volumes", failing)).toEqual({

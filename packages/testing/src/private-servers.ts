@@ -1,0 +1,170 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { accessSync, constants, readdirSync } from "node:fs";
+import { chown, mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { sleep } from "./net.js";
+import { freePort } from "./ports.js";
+
+const run = promisify(execFile);
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port`, or throws after `timeoutMs`. */
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+}
+
+/** A PostgreSQL server of the test's own, in a temporary directory, on a free port. */
+export interface PrivatePostgres {
+  /** Superuser URL of its `postgres` database (trust auth). */
+  readonly url: string;
+  readonly port: number;
+  /** Stops it at once (`pg_ctl stop -m immediate`, a crash as far as clients can tell) and starts it again. */
+  restart(): Promise<void>;
+  /** Stops it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Where PostgreSQL's server binaries are (`initdb`, `pg_ctl`): `$CINDERBLOCK_PG_BIN`, else the
+ * newest /usr/lib/postgresql/<version>/bin; undefined when there are none.
+ */
+export function findPostgresBin(): string | undefined {
+  const candidates = process.env.CINDERBLOCK_PG_BIN ? [process.env.CINDERBLOCK_PG_BIN] : [];
+  try {
+    const versions = readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a));
+    candidates.push(...versions.map((v) => join("/usr/lib/postgresql", v, "bin")));
+  } catch {
+    // No Debian-style install.
+  }
+  return candidates.find((dir) => executable(join(dir, "initdb")) && executable(join(dir, "pg_ctl")));
+}
+
+/**
+ * Starts a private PostgreSQL (initdb + pg_ctl from `binDir`) on a free port with trust auth.
+ * PostgreSQL refuses to run as root, so as root it runs as the `postgres` OS user (runuser).
+ * NOTE: fsync is off: the test crashes the server process, never the machine, and the OS keeps
+ * what was written; synchronous_commit stays on so a commit the client saw survives the crash.
+ */
+export async function startPrivatePostgres(binDir: string): Promise<PrivatePostgres> {
+  const dir = await mkdtemp(join(tmpdir(), "cinderblock-pg-"));
+  const data = join(dir, "data");
+  const asRoot = process.getuid?.() === 0;
+  let uid = -1;
+  let gid = -1;
+  if (asRoot) {
+    const { stdout } = await run("id", ["-u", "postgres"]);
+    uid = Number(stdout.trim());
+    gid = Number((await run("id", ["-g", "postgres"])).stdout.trim());
+    await chown(dir, uid, gid);
+  }
+  const pg = (tool: string, args: string[]) =>
+    asRoot ? run("runuser", ["-u", "postgres", "--", join(binDir, tool), ...args]) : run(join(binDir, tool), args);
+  const port = await freePort();
+  await pg("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8", "--locale=C"]);
+  const options = [
+    `-p ${port}`,
+    "-c listen_addresses=127.0.0.1",
+    `-k ${dir}`,
+    "-c fsync=off",
+    "-c full_page_writes=off",
+    "-c max_connections=200",
+    "-c shared_buffers=64MB",
+  ].join(" ");
+  const start = async () => {
+    await pg("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-o", options, "-w", "-t", "60", "start"]);
+    await waitForPort(port, 30_000);
+  };
+  const stopNow = () => pg("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+  await start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    async restart() {
+      await stopNow();
+      await start();
+    },
+    async stop() {
+      await stopNow().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A nats-server with JetStream of the test's own, on a free port with its own store directory. */
+export interface PrivateNats {
+  readonly url: string;
+  readonly port: number;
+  /** SIGKILLs the server and resolves once it is gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and store (after {@link kill}). */
+  start(): Promise<void>;
+  /** Stops it and removes its store. */
+  stop(): Promise<void>;
+}
+
+/** Where nats-server is: `$CINDERBLOCK_NATS_SERVER`, else /usr/sbin or /usr/local/bin; undefined when missing. */
+export function findNatsServer(): string | undefined {
+  return [
+    process.env.CINDERBLOCK_NATS_SERVER,
+    "/usr/sbin/nats-server",
+    "/usr/local/bin/nats-server",
+    "/usr/bin/nats-server",
+  ]
+    .filter((p): p is string => Boolean(p))
+    .find(executable);
+}
+
+/** Starts `nats-server -js` on a free port with a temporary store directory. */
+export async function startPrivateNats(binary: string): Promise<PrivateNats> {
+  const dir = await mkdtemp(join(tmpdir(), "cinderblock-nats-"));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const start = async () => {
+    const next = spawn(binary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], {
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    child = next;
+    exited = new Promise((resolve) => next.once("exit", () => resolve()));
+    await waitForPort(port, 15_000);
+  };
+  const kill = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    kill,
+    start,
+    async stop() {
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
