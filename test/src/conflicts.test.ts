@@ -36,7 +36,7 @@ const PAIR_SETTLE_MS = 15_000;
 const GiB = 1024 ** 3;
 /** What a refusal must name: the status (or state) that is in the way. */
 const NAMES_WHAT_IS_IN_PROGRESS =
-  /creating|deleting|deleted|extending|reverting|restoring|attaching|detaching|in-use|in use|busy|in progress|latest snapshot/;
+  /creating|deleting|deleted|extending|reverting|restoring|attaching|detaching|in-use|in use|busy|in progress|latest snapshot|is being \w+/;
 /** The `.end` notifications counted per resource. */
 const END_EVENTS = [
   "volume.create.end",
