@@ -37,6 +37,33 @@ export class CinderblockError extends Error {
   }
 }
 
+/**
+ * Thrown by a volume-host client when the host did not answer at all (no connection, or no answer
+ * before the deadline), as opposed to answering with a refusal (a CinderblockError with the host's
+ * code and words). Use cases turn it into UNAVAILABLE naming the volume or backend.
+ */
+export class HostUnreachableError extends Error {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "HostUnreachableError";
+  }
+}
+
+/**
+ * What a use case throws after a call to a volume host failed: the host's refusal as it came (its
+ * code and words); a host that did not answer as UNAVAILABLE with `unanswered`; anything else as
+ * it is (the boundary reports it as INTERNAL).
+ */
+export function hostCallError(error: unknown, unanswered: string): unknown {
+  if (error instanceof HostUnreachableError) return new CinderblockError("UNAVAILABLE", unanswered, { cause: error });
+  return CinderblockError.from(error) ?? error;
+}
+
+/** The reason to record in an `.error` notification for a failed host call (`error` from {@link hostCallError}). */
+export function hostCallReason(error: unknown): string {
+  return error instanceof CinderblockError ? error.message : "the volume host failed";
+}
+
 /** Shorthand for an INVALID_ARGUMENT error naming the field. */
 export function invalidArgument(field: string, problem: string): CinderblockError {
   return new CinderblockError("INVALID_ARGUMENT", `${field}: ${problem}`);
