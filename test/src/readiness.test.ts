@@ -125,6 +125,13 @@ describe("api readiness", () => {
     const from = health.seen.length;
     await pg.close();
     await health.until("NOT_SERVING", from);
+    // A call that needs the database meanwhile is refused as retryable, never INTERNAL, and the
+    // message names the database but not its address.
+    const refused = (await getQuotas().catch((e: unknown) => e)) as ServiceError;
+    expect({ code: refused.code, details: refused.details }).toEqual({
+      code: status.UNAVAILABLE,
+      details: "the database is unavailable; try again",
+    });
     await pg.open();
     await health.until("SERVING", from + 1);
     expect((await getQuotas()).projectId).toBe("p1");

@@ -77,6 +77,8 @@ const schedulerSchema = z.object({
   CINDERBLOCK_RECONCILE_INTERVAL: z.coerce.number().int().min(1).default(10),
   /** The scheduler's gRPC server, which serves only grpc.health.v1 (for probes); port 0 picks one. */
   CINDERBLOCK_SCHEDULER_LISTEN: hostPort.default("127.0.0.1:0"),
+  /** Seconds a new volume waits for a backend to report up when none has yet (a cold start). */
+  CINDERBLOCK_SCHEDULER_BACKEND_WAIT: z.coerce.number().min(0).default(30),
 });
 
 const volumeSchema = z.object({

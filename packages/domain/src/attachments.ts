@@ -17,7 +17,7 @@ import {
   type VolumeStatus,
 } from "@cinderblock/db";
 import type { RequestContext } from "./context.js";
-import { CinderblockError } from "./errors.js";
+import { CinderblockError, hostCallError, hostCallReason } from "./errors.js";
 import type { Announcer, HostConnection, VolumeHostCalls } from "./ports.js";
 import { VOLUME_OPERATIONS } from "./state-machine.js";
 import { volumeUsage } from "./usage.js";
@@ -146,7 +146,8 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
           volumeId,
           input.connector,
         );
-      } catch (error) {
+      } catch (raw) {
+        const error = hostCallError(raw, `the host of volume ${volumeId} did not answer; try again`);
         // Roll the reservation back: the volume is as it was, no attachment remains.
         await transaction(db, async (tx) => {
           await deleteAttachment(tx, attachmentId);
@@ -155,12 +156,11 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
           await announce(tx, "ERROR", "volume.attach.error", back, {
             attachment_id: attachmentId,
             instance_uuid: instanceId,
-            reason: error instanceof CinderblockError ? error.message : "the volume host did not answer",
+            reason: hostCallReason(error),
           });
         });
         deps.onCommitted?.();
-        if (error instanceof CinderblockError) throw error;
-        throw new CinderblockError("UNAVAILABLE", `the host of volume ${volumeId} did not answer; try again`);
+        throw error;
       }
       const attachment = await transaction(db, async (tx) => {
         const row = await markAttached(tx, attachmentId, {
@@ -223,18 +223,18 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
           volumeId,
           attachment.connector,
         );
-      } catch (error) {
+      } catch (raw) {
+        const error = hostCallError(raw, `the host of volume ${volumeId} did not answer; try again`);
         await transaction(db, async (tx) => {
           const back = await updateVolumeStatus(tx, volumeId, ["detaching"], "in-use");
           await finishOperation(tx, operationId, "failed", String(error));
           await announce(tx, "ERROR", "volume.detach.error", back, {
             ...event,
-            reason: error instanceof CinderblockError ? error.message : "the volume host did not answer",
+            reason: hostCallReason(error),
           });
         });
         deps.onCommitted?.();
-        if (error instanceof CinderblockError) throw error;
-        throw new CinderblockError("UNAVAILABLE", `the host of volume ${volumeId} did not answer; try again`);
+        throw error;
       }
       await transaction(db, async (tx) => {
         await deleteAttachment(tx, attachmentId);

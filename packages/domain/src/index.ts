@@ -2,7 +2,7 @@ export type { AttachInput, AttachmentUseCases } from "./attachments.js";
 export type { RequestContext } from "./context.js";
 export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";
-export { CinderblockError, invalidArgument } from "./errors.js";
+export { CinderblockError, HostUnreachableError, invalidArgument } from "./errors.js";
 export type { CreateGroupInput, GroupEvent, GroupSnapshotView, GroupUseCases } from "./groups.js";
 export { settleGroupDelete, settleGroupSnapshot } from "./groups.js";
 export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from "./instance-snapshot.js";

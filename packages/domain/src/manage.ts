@@ -16,7 +16,7 @@ import {
   updateSnapshotStatus,
 } from "@cinderblock/db";
 import { type RequestContext, requireAdmin } from "./context.js";
-import { CinderblockError } from "./errors.js";
+import { CinderblockError, hostCallError, hostCallReason } from "./errors.js";
 import type { Announcer, HostManageable, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, snapshotQuotaHeld } from "./quota.js";
 import { snapshotUsage } from "./usage.js";
@@ -62,7 +62,13 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
   }
 
   async function manageable(ctx: RequestContext, host: string): Promise<HostManageable[]> {
-    return deps.hosts.listManageableSnapshots(await address(host), ctx, host, await listSnapshotIdsOnBackend(db, host));
+    const hostAddress = await address(host);
+    const owned = await listSnapshotIdsOnBackend(db, host);
+    try {
+      return await deps.hosts.listManageableSnapshots(hostAddress, ctx, host, owned);
+    } catch (error) {
+      throw hostCallError(error, `backend ${host} did not answer; try again`);
+    }
   }
 
   return {
@@ -128,7 +134,8 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
       deps.onCommitted?.();
       try {
         await deps.hosts.manageSnapshot(await address(volume.host), ctx, id, volumeId, input.reference);
-      } catch (error) {
+      } catch (raw) {
+        const error = hostCallError(raw, `backend ${volume.host} did not answer; try again`);
         // Nothing was taken over: the row and its quota go again.
         await transaction(db, async (tx) => {
           await updateSnapshotStatus(tx, id, ["creating"], "deleting");
@@ -138,12 +145,11 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
           await releaseQuota(tx, ctx.projectId, snapshotQuotaHeld(gone));
           await deps.notifications.announce(tx, "ERROR", "snapshot.manage_existing.error", {
             ...snapshotUsage(gone, volume),
-            reason: error instanceof CinderblockError ? error.message : "the backend did not answer",
+            reason: hostCallReason(error),
           });
         });
         deps.onCommitted?.();
-        if (error instanceof CinderblockError) throw error;
-        throw new CinderblockError("UNAVAILABLE", `backend ${volume.host} did not answer; try again`);
+        throw error;
       }
       const row = await transaction(db, async (tx) => {
         const done = await updateSnapshotStatus(tx, id, ["creating"], "available", { progress: "100%" });
@@ -186,13 +192,13 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
       deps.onCommitted?.();
       try {
         await deps.hosts.unmanageSnapshot(await address(volume.host), ctx, id, volume.id);
-      } catch (error) {
+      } catch (raw) {
+        const error = hostCallError(raw, `backend ${volume.host} did not answer; try again`);
         await transaction(db, async (tx) => {
           await updateSnapshotStatus(tx, id, ["unmanaging"], snapshot.status);
           await finishOperation(tx, operationId, "failed", String(error));
         });
-        if (error instanceof CinderblockError) throw error;
-        throw new CinderblockError("UNAVAILABLE", `backend ${volume.host} did not answer; try again`);
+        throw error;
       }
       // The storage stays; our row and its quota go.
       await transaction(db, async (tx) => {

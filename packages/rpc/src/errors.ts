@@ -1,4 +1,4 @@
-import { CinderblockError, type ErrorCode } from "@cinderblock/domain";
+import { CinderblockError, type ErrorCode, HostUnreachableError } from "@cinderblock/domain";
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 
 const CODES: Record<ErrorCode, status> = {
@@ -33,4 +33,28 @@ export function toServiceError(error: unknown, requestId: string): MappedError {
     error: { code: status.INTERNAL, details: `internal error (request ${requestId})`, metadata },
     internal: true,
   };
+}
+
+const NAMES = new Map<number, ErrorCode>(Object.entries(CODES).map(([name, code]) => [code, name as ErrorCode]));
+
+/**
+ * The client-side counterpart of {@link toServiceError}, for calls to our own services (the volume
+ * hosts): an answer with one of our codes becomes the CinderblockError the server threw (same code,
+ * same message), so it reaches the api's caller unchanged. A call nobody answered (no connection,
+ * the deadline passed) becomes a {@link HostUnreachableError}; anything else (INTERNAL, UNKNOWN...)
+ * is returned as it is, for the caller's boundary to report as internal.
+ *
+ * NOTE: grpc-js reports a refused connection as UNAVAILABLE too. Our server boundary puts
+ * `x-request-id` in the trailers of every status it sends, so an UNAVAILABLE without it is the
+ * transport's, not the host's verdict (a backend asking to be retried).
+ */
+export function fromServiceError(error: unknown): unknown {
+  const e = error as Partial<ServiceError> | undefined;
+  if (typeof e?.code !== "number") return error;
+  const answered = (e.metadata?.get("x-request-id").length ?? 0) > 0;
+  if (e.code === status.DEADLINE_EXCEEDED || (e.code === status.UNAVAILABLE && !answered)) {
+    return new HostUnreachableError(e.details || e.message || "no answer", { cause: error });
+  }
+  const name = NAMES.get(e.code);
+  return name ? new CinderblockError(name, e.details ?? "", { cause: error }) : error;
 }

@@ -2,6 +2,7 @@ import type { VolumeHostCalls } from "@cinderblock/domain";
 import { VolumeHostServiceClient } from "@cinderblock/proto";
 import { traceCarrier } from "@cinderblock/telemetry";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { fromServiceError } from "./errors.js";
 
 /** Options for {@link createVolumeHostCalls}. */
 export interface VolumeHostCallsOptions {
@@ -23,6 +24,8 @@ function identity(ctx: { requestId: string; projectId: string; userId: string; r
 /**
  * Calls to volume hosts' internal gRPC servers, one client (and HTTP/2 connection) per address,
  * kept for reuse. The caller's identity, request id and trace context travel along in metadata.
+ * A host's refusal rejects with a CinderblockError carrying the host's code and message; a host
+ * that does not answer rejects with a HostUnreachableError (see {@link fromServiceError}).
  */
 export function createVolumeHostCalls(options: VolumeHostCallsOptions = {}): VolumeHostCalls & { close(): void } {
   const clients = new Map<string, VolumeHostServiceClient>();
@@ -36,7 +39,9 @@ export function createVolumeHostCalls(options: VolumeHostCallsOptions = {}): Vol
     return c;
   };
   const call = <Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown) =>
-    new Promise<Res>((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res as Res))));
+    new Promise<Res>((resolve, reject) =>
+      invoke((err, res) => (err ? reject(fromServiceError(err)) : resolve(res as Res))),
+    );
   return {
     async initializeConnection(address, ctx, volumeId, connector) {
       const res = await call<{ driverVolumeType: string; data: Record<string, string> }>((done) =>

@@ -61,5 +61,20 @@ describe("pickBackend", () => {
     const choice = pickBackend([backend("a@file", thick)], { sizeGb: 500, availabilityZone: "nova" });
     expect(choice.host).toBeUndefined();
     expect(choice.reasons).toEqual(["backend a@file has 20.00 GiB free, 500 GiB needed"]);
+    expect(choice.waitable).toBe(false);
+  });
+
+  it("skips a backend that reports itself down, and says a later report may help", () => {
+    const down = backend("a@file", { ...thick, totalCapacityGb: 0, freeCapacityGb: 0, backendState: "down" });
+    const choice = pickBackend([down], { sizeGb: 1, availabilityZone: "nova" });
+    expect(choice).toEqual({ host: undefined, reasons: ["backend a@file has not reported up"], waitable: true });
+    // A cold start: no backend has reported at all yet.
+    expect(pickBackend([], { sizeGb: 1, availabilityZone: "nova" }).waitable).toBe(true);
+  });
+
+  it("does not call a zone nobody serves waitable while other backends are up", () => {
+    const choice = pickBackend([backend("a@file", thick)], { sizeGb: 1, availabilityZone: "nowhere" });
+    expect(choice.host).toBeUndefined();
+    expect(choice.waitable).toBe(false);
   });
 });

@@ -45,26 +45,51 @@ export function capacityProblem(service: ServiceRow, sizeGb: number): string | u
   return undefined;
 }
 
+/**
+ * Whether a backend has reported itself up, with its capacity. NOTE: a volume host's first report
+ * may say `backendState: "down"` with 0 GiB while its storage is still coming up (Ceph not yet
+ * listing the pool); the scheduler waits for such a backend rather than judge its capacity.
+ */
+function reportedUp(service: ServiceRow): boolean {
+  const state = (service.capabilities as { backendState?: unknown }).backendState;
+  return state !== "down" && capacityOf(service) !== undefined;
+}
+
 /** Cinder's CapacityWeigher: more free capacity first. */
 function freeCapacity(service: ServiceRow): number {
   return capacityOf(service)?.freeCapacityGb ?? 0;
 }
 
-/** Picks the backend for a new volume: filters (availability zone, capacity), then the weigher. */
+/**
+ * Picks the backend for a new volume: filters (availability zone, reported up, capacity), then the
+ * weigher. `waitable` is true when nothing was picked only because no backend has reported up yet:
+ * none in the zone has, and either one there is still coming up or none anywhere is up (a cold
+ * start). A later report may then change the answer; a zone nobody serves, or backends that are
+ * up but full, will not.
+ */
 export function pickBackend(
   candidates: ServiceRow[],
   request: { sizeGb: number; availabilityZone: string },
-): { host?: ServiceRow; reasons: string[] } {
+): { host?: ServiceRow; reasons: string[]; waitable: boolean } {
   const reasons: string[] = [];
+  let upInZone = false;
+  let comingUpInZone = false;
   const passing = candidates.filter((s) => {
     if (request.availabilityZone && s.availabilityZone !== request.availabilityZone) {
       reasons.push(`backend ${s.host} is in availability zone ${s.availabilityZone}`);
       return false;
     }
+    if (!reportedUp(s)) {
+      comingUpInZone = true;
+      reasons.push(`backend ${s.host} has not reported up`);
+      return false;
+    }
+    upInZone = true;
     const problem = capacityProblem(s, request.sizeGb);
     if (problem) reasons.push(problem);
     return !problem;
   });
   passing.sort((a, b) => freeCapacity(b) - freeCapacity(a) || a.host.localeCompare(b.host));
-  return { host: passing[0], reasons };
+  const waitable = !passing[0] && !upInZone && (comingUpInZone || !candidates.some(reportedUp));
+  return { host: passing[0], reasons, waitable };
 }

@@ -8,6 +8,7 @@ import {
   getSnapshotElevated,
   getVolumeElevated,
   listUsableServices,
+  type ServiceRow,
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
@@ -21,6 +22,13 @@ export interface SchedulerDependencies {
   caster: VolumeHostCaster;
   notifier: Notifier;
   serviceDownTimeSeconds: number;
+  /**
+   * How long a new volume waits for a backend in its zone to report up when none has yet (a
+   * cold start: volume hosts report their backend down until their storage answers). Default 30 s.
+   */
+  backendWaitMs?: number;
+  /** How often a waiting create looks at the backends' reports again (default 500 ms). */
+  backendPollMs?: number;
 }
 
 /** The scheduler's cast handlers (each is idempotent: a redelivered cast does no harm). */
@@ -33,6 +41,19 @@ export interface SchedulerHandlers {
 export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerHandlers {
   const { db } = deps;
   const publisherId = `scheduler.${hostname()}`;
+  const waitMs = deps.backendWaitMs ?? 30_000;
+  const pollMs = deps.backendPollMs ?? 500;
+
+  // One look at the backends per poll interval, shared by every create waiting at that moment.
+  let nextLook: Promise<ServiceRow[]> | undefined;
+  const lookAgain = (): Promise<ServiceRow[]> => {
+    nextLook ??= new Promise((resolve) => setTimeout(resolve, pollMs))
+      .then(() => listUsableServices(db, deps.serviceDownTimeSeconds))
+      .finally(() => {
+        nextLook = undefined;
+      });
+    return nextLook;
+  };
 
   return {
     async createSnapshot(cast, deliveryKey) {
@@ -81,13 +102,21 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       if (volume?.status !== "creating") return;
       let host = volume.host;
       if (!host) {
-        const candidates = await listUsableServices(db, deps.serviceDownTimeSeconds);
-        const choice = pickBackend(candidates, { sizeGb: cast.sizeGb, availabilityZone: cast.availabilityZone });
+        const request = { sizeGb: cast.sizeGb, availabilityZone: cast.availabilityZone };
+        const waitUntil = Date.now() + waitMs;
+        let choice = pickBackend(await listUsableServices(db, deps.serviceDownTimeSeconds), request);
+        // NOTE: waiting here, not by nak-with-delay: the cast keeps its place and its delivery
+        // budget (max_deliver), the consumer keeps it alive with working(), and it goes on as soon
+        // as a backend's report says up. Only while no backend has reported up (see `waitable`):
+        // a backend that is up but full, or a zone nobody serves, fails the volume at once.
+        while (choice.waitable && Date.now() < waitUntil) {
+          choice = pickBackend(await lookAgain(), request);
+        }
         if (!choice.host) {
-          const reason =
-            candidates.length === 0
-              ? "no backend is up and enabled"
-              : `no valid backend was found: ${choice.reasons.join("; ")}`;
+          const reason = choice.waitable
+            ? `no backend has reported up within ${waitMs / 1000} s` +
+              (choice.reasons.length > 0 ? `: ${choice.reasons.join("; ")}` : "")
+            : `no valid backend was found: ${choice.reasons.join("; ")}`;
           const failed = await updateVolumeStatus(db, volume.id, ["creating"], "error", { statusReason: reason });
           await finishOperation(db, cast.operationId, "failed", reason);
           if (failed) {

@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     caster: createVolumeHostCaster(bus),
     notifier,
     serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
+    backendWaitMs: config.CINDERBLOCK_SCHEDULER_BACKEND_WAIT * 1000,
   });
 
   const consumer = await lifecycle.retry("NATS consumer", () =>

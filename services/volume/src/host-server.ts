@@ -12,12 +12,21 @@ export interface HostServerOptions {
   report: ErrorReporter;
 }
 
-/** A driver failure as the api's caller should see it: the driver's words, and a fitting code. */
+/**
+ * A driver failure as the api's caller should see it: the driver's words, and a fitting code
+ * (retryable: UNAVAILABLE; not found: NOT_FOUND; bad input: INVALID_ARGUMENT; any other refusal:
+ * FAILED_PRECONDITION). Anything else goes on to the boundary (INTERNAL, logged here).
+ */
 function asCallError(error: unknown): unknown {
-  if (error instanceof DriverError) {
-    return new CinderblockError(error.retryable ? "UNAVAILABLE" : "FAILED_PRECONDITION", error.message);
-  }
-  return error;
+  if (!(error instanceof DriverError)) return error;
+  const code = error.retryable
+    ? "UNAVAILABLE"
+    : error.kind === "not_found"
+      ? "NOT_FOUND"
+      : error.kind === "invalid"
+        ? "INVALID_ARGUMENT"
+        : "FAILED_PRECONDITION";
+  return new CinderblockError(code, error.message, { cause: error });
 }
 
 /**

@@ -16,6 +16,7 @@ import { instrumentDriver } from "./drivers/instrumented.js";
 import { createDriver } from "./drivers/registry.js";
 import { createHostServer } from "./host-server.js";
 import { createVolumeManager } from "./manager.js";
+import { startCapabilityReports } from "./reports.js";
 
 /** Deliveries of one cast before the manager stops asking for retries and fails the resource. */
 const MAX_DELIVER = 5;
@@ -80,12 +81,19 @@ async function main(): Promise<void> {
       capabilities: { ...stats },
       grpcAddress,
     });
+    return stats.backendState;
   };
-  await lifecycle.retry("PostgreSQL (first heartbeat)", report);
-  const heartbeat = setInterval(() => {
-    report().catch((err: unknown) => logger.warn({ err, host: backendHost }, "heartbeat failed"));
-  }, config.CINDERBLOCK_REPORT_INTERVAL * 1000);
-  lifecycle.onDrain(async () => clearInterval(heartbeat));
+  const first = await lifecycle.retry("PostgreSQL (first heartbeat)", report);
+  if (first === "down") logger.warn({ host: backendHost }, "backend reports down; reporting again soon");
+  // A backend that reports down reports again after 1 s (backing off to the interval), so the
+  // scheduler, which holds new volumes until a backend is up, hears of it soon.
+  const heartbeat = startCapabilityReports({
+    report,
+    first,
+    intervalMs: config.CINDERBLOCK_REPORT_INTERVAL * 1000,
+    onError: (err) => logger.warn({ err, host: backendHost }, "heartbeat failed"),
+  });
+  lifecycle.onDrain(async () => heartbeat.stop());
 
   // Operation outcomes go out through the transactional outbox (written with the outcome); this
   // host's relay publishes them as soon as the transaction commits.

@@ -12,7 +12,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function checkId(id: unknown, kind: "volume" | "snapshot"): string {
   if (typeof id !== "string" || !UUID.test(id)) {
     const shown = typeof id === "string" ? JSON.stringify(id.slice(0, 64)) : typeof id;
-    throw new DriverError(`invalid ${kind} id ${shown}: expected a UUID`, { retryable: false });
+    throw new DriverError(`invalid ${kind} id ${shown}: expected a UUID`, { retryable: false, kind: "invalid" });
   }
   return id.toLowerCase();
 }

@@ -57,15 +57,25 @@ export interface BackendStats {
 }
 
 /**
+ * What a non-retryable driver failure is about, when a caller should be told more than "refused":
+ * `not_found` (the object asked for is not on the backend), `invalid` (the input can never name
+ * one, e.g. a malformed reference). Unset: the backend refused (a conflict, a wrong state).
+ */
+export type DriverErrorKind = "not_found" | "invalid";
+
+/**
  * A driver failure. `retryable` tells the manager whether the same call may succeed later
- * (a timeout, a busy backend) or never will (a missing volume, bad input).
+ * (a timeout, a busy backend) or never will (a missing volume, bad input); `kind` says which of
+ * the latter it is, for the host's gRPC status.
  */
 export class DriverError extends Error {
   readonly retryable: boolean;
-  constructor(message: string, options: { retryable: boolean; cause?: unknown }) {
+  readonly kind: DriverErrorKind | undefined;
+  constructor(message: string, options: { retryable: boolean; cause?: unknown; kind?: DriverErrorKind }) {
     super(message, { cause: options.cause });
     this.name = "DriverError";
     this.retryable = options.retryable;
+    this.kind = options.kind;
   }
 }
 

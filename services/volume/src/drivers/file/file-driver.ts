@@ -338,7 +338,7 @@ export function createFileDriver(
       const badReference = referenceProblem(reference);
       if (badReference !== undefined) {
         const shown = typeof reference === "string" ? JSON.stringify(reference.slice(0, 300)) : typeof reference;
-        throw new DriverError(`cannot manage ${shown}: ${badReference}`, { retryable: false });
+        throw new DriverError(`cannot manage ${shown}: ${badReference}`, { retryable: false, kind: "invalid" });
       }
       const source = join(dataDir, reference);
       const sizeOf = (info: Stats) => ({ sizeGb: Math.ceil(info.size / GIB) });
@@ -348,7 +348,7 @@ export function createFileDriver(
         // A retry of a call that already renamed it.
         const done = await lstatIfExists(path, name);
         if (done?.isFile()) return sizeOf(done);
-        throw new DriverError(`${reference} not found on backend`, { retryable: false });
+        throw new DriverError(`${reference} not found on backend`, { retryable: false, kind: "not_found" });
       }
       // reference === name: an unowned `snapshot-<id>.img` (the list offers those) managed under
       // its own id is already in place.
@@ -405,7 +405,7 @@ export function createFileDriver(
       const id = checkId(volume.id, "volume");
       const name = `volume-${id}.img`;
       if (!(await statIfExists(volumePath(id), name))) {
-        throw new DriverError(`volume file ${name} not found on backend`, { retryable: false });
+        throw new DriverError(`volume file ${name} not found on backend`, { retryable: false, kind: "not_found" });
       }
       return { driverVolumeType: "local", data: { device_path: volumePath(id) } };
     },

@@ -87,7 +87,11 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
       return new DriverError(`volume group ${vg} not found on this host`, { retryable: false, cause: error });
     }
     if (failure.kind === "lv-not-found" && context.notFound) {
-      return new DriverError(`${context.notFound} not found in volume group ${vg}`, { retryable: false, cause: error });
+      return new DriverError(`${context.notFound} not found in volume group ${vg}`, {
+        retryable: false,
+        cause: error,
+        kind: "not_found",
+      });
     }
     if (failure.kind === "no-space") {
       try {
@@ -449,6 +453,7 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
         const shown = JSON.stringify(String(reference).slice(0, 128));
         throw new DriverError(`invalid reference ${shown}: expected a logical volume name in ${vg}`, {
           retryable: false,
+          kind: "invalid",
         });
       }
       const lvs = await lvm.lvs();
@@ -464,7 +469,10 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
         return { sizeGb: snapshotSizeGb(existing) };
       }
       if (!ref)
-        throw new DriverError(`logical volume ${reference} not found in volume group ${vg}`, { retryable: false });
+        throw new DriverError(`logical volume ${reference} not found in volume group ${vg}`, {
+          retryable: false,
+          kind: "not_found",
+        });
       if (ref.origin === "" || VOLUME_LV.test(ref.name)) {
         throw new DriverError(`${reference} is not a snapshot`, { retryable: false });
       }
@@ -492,7 +500,10 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
     async initializeConnection(volume: DriverVolume) {
       const name = volumeLv(checkId(volume.id, "volume"));
       if (!(await find(name)))
-        throw new DriverError(`volume ${name} not found in volume group ${vg}`, { retryable: false });
+        throw new DriverError(`volume ${name} not found in volume group ${vg}`, {
+          retryable: false,
+          kind: "not_found",
+        });
       return { driverVolumeType: "local", data: { device_path: lvm.device(name) } };
     },
 

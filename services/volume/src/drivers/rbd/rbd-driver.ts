@@ -377,7 +377,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
         let found = snaps.find((s) => s.name === target);
         if (!found) {
           if (!snaps.some((s) => s.name === from)) {
-            throw new DriverError(`snapshot ${from} not found on ${image}`, { retryable: false });
+            throw new DriverError(`snapshot ${from} not found on ${image}`, { retryable: false, kind: "not_found" });
           }
           // EEXIST/ENOENT: a concurrent retry renamed it first; the lookup below tells.
           await tolerate(rbd.renameSnapshot(image, from, target), Errno.EEXIST, Errno.ENOENT);
@@ -388,7 +388,10 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
         return { sizeGb: Math.ceil(found.size / GIB) };
       } catch (error) {
         if (isErrno(error, Errno.ENOENT)) {
-          throw new DriverError(`volume image ${image} not found in pool ${options.pool}`, { retryable: false });
+          throw new DriverError(`volume image ${image} not found in pool ${options.pool}`, {
+            retryable: false,
+            kind: "not_found",
+          });
         }
         throw toDriverError(error, `cannot manage ${image}@${from}`);
       }
@@ -433,7 +436,10 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
         };
       } catch (error) {
         if (isErrno(error, Errno.ENOENT)) {
-          throw new DriverError(`volume image ${name} not found in pool ${options.pool}`, { retryable: false });
+          throw new DriverError(`volume image ${name} not found in pool ${options.pool}`, {
+            retryable: false,
+            kind: "not_found",
+          });
         }
         throw toDriverError(error, `cannot connect ${name}`);
       }
@@ -552,7 +558,8 @@ function monitorAddress(addr: string): { host: string; port: string } {
 
 /** A manage reference: the snapshot's name on the volume's image, or `<image>@<name>` naming that image. */
 function parseReference(reference: unknown, image: string): string {
-  const bad = (why: string) => new DriverError(`invalid snapshot reference: ${why}`, { retryable: false });
+  const bad = (why: string) =>
+    new DriverError(`invalid snapshot reference: ${why}`, { retryable: false, kind: "invalid" });
   if (typeof reference !== "string") throw bad("expected a string");
   const at = reference.indexOf("@");
   const name = at === -1 ? reference : reference.slice(at + 1);

@@ -1,0 +1,140 @@
+import { randomUUID } from "node:crypto";
+import { type Bus, connectBus, createNotifier, createVolumeHostCaster } from "@cinderblock/bus";
+import {
+  createDb,
+  type DbHandle,
+  getVolumeElevated,
+  insertVolume,
+  reportService,
+  runMigrations,
+} from "@cinderblock/db";
+import { SchedulerCreateVolume } from "@cinderblock/proto";
+import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSchedulerHandlers, type SchedulerDependencies } from "./handlers.js";
+
+// Integration: the scheduler's createVolume on the real PostgreSQL and NATS, while the only
+// backend is still coming up (defect 7: its first report said down, 0 GiB; the create came at once).
+
+let database: TestDatabase;
+let handle: DbHandle;
+let bus: Bus;
+
+beforeAll(async () => {
+  database = await createTestDatabase(runMigrations);
+  handle = createDb({ url: database.url, max: 4 });
+  bus = await connectBus({ url: TEST_NATS_URL, prefix: uniqueName("cbsch"), name: "scheduler-handlers-test" });
+});
+
+afterAll(async () => {
+  await handle?.close();
+  await database?.drop();
+  if (bus) {
+    await bus.jsm.streams.delete(bus.subjects.castsStream).catch(() => false);
+    await bus.jsm.streams.delete(bus.subjects.notificationsStream).catch(() => false);
+    await bus.close();
+  }
+});
+
+function handlers(extra: Partial<SchedulerDependencies> = {}) {
+  return createSchedulerHandlers({
+    db: handle.db,
+    bus,
+    caster: createVolumeHostCaster(bus),
+    notifier: createNotifier(bus),
+    serviceDownTimeSeconds: 60,
+    ...extra,
+  });
+}
+
+/** A volume the api has just written (`creating`, no host yet) and the cast it sent the scheduler. */
+async function newVolume(availabilityZone: string) {
+  const id = randomUUID();
+  await insertVolume(handle.db, {
+    id,
+    projectId: "p1",
+    userId: "u1",
+    status: "creating",
+    sizeGb: 1,
+    availabilityZone,
+  });
+  const cast = SchedulerCreateVolume.fromPartial({
+    operationId: randomUUID(),
+    context: { requestId: "req-test", projectId: "p1", userId: "u1", roles: [] },
+    volumeId: id,
+    sizeGb: 1,
+    availabilityZone,
+  });
+  return { id, cast };
+}
+
+const report = (host: string, availabilityZone: string, backendState: "up" | "down", freeCapacityGb: number) =>
+  reportService(handle.db, {
+    host,
+    hostName: host.split("@")[0] ?? host,
+    backend: "file",
+    availabilityZone,
+    capabilities: {
+      driver: "file",
+      totalCapacityGb: freeCapacityGb,
+      freeCapacityGb,
+      provisionedCapacityGb: 0,
+      thinProvisioning: true,
+      maxOverSubscriptionRatio: 20,
+      reservedPercentage: 0,
+      totalVolumes: 0,
+      backendState,
+    },
+    grpcAddress: "127.0.0.1:1",
+  });
+
+describe("createVolume before any backend has reported up", () => {
+  it("waits for the backend's next report and places the volume on it", async () => {
+    const zone = uniqueName("az-");
+    const host = `${uniqueName("vol")}@file`;
+    // The backend's first report: its storage is not there yet.
+    await report(host, zone, "down", 0);
+    const { id, cast } = await newVolume(zone);
+    const scheduled = handlers().createVolume(cast, `test-${id}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await report(host, zone, "up", 100);
+    await scheduled;
+    const volume = await getVolumeElevated(handle.db, id);
+    expect({ status: volume?.status, host: volume?.host, reason: volume?.statusReason }).toEqual({
+      status: "creating",
+      host,
+      reason: "",
+    });
+    // ...and the volume host got its create.
+    const sent = await bus.jsm.streams.getMessage(bus.subjects.castsStream, {
+      last_by_subj: bus.subjects.volumeCreateVolume(host.split("@")[0] ?? ""),
+    });
+    expect(sent?.subject).toBe(bus.subjects.volumeCreateVolume(host.split("@")[0] ?? ""));
+  });
+
+  it("fails once the wait is over, saying no backend has reported up", async () => {
+    const zone = uniqueName("az-");
+    await report(`${uniqueName("vol")}@file`, zone, "down", 0);
+    const { id, cast } = await newVolume(zone);
+    const started = Date.now();
+    await handlers({ backendWaitMs: 400 }).createVolume(cast, `test-${id}`);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    const volume = await getVolumeElevated(handle.db, id);
+    expect(volume?.status).toBe("error");
+    expect(volume?.statusReason).toMatch(/^no backend has reported up within 0\.4 s/);
+  });
+
+  it("does not wait when a backend is up but has no room", async () => {
+    const zone = uniqueName("az-");
+    const host = `${uniqueName("vol")}@file`;
+    await report(host, zone, "up", 0);
+    const { id, cast } = await newVolume(zone);
+    const started = Date.now();
+    await handlers({ backendWaitMs: 10_000 }).createVolume(cast, `test-${id}`);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const volume = await getVolumeElevated(handle.db, id);
+    expect(volume?.status).toBe("error");
+    expect(volume?.statusReason).toMatch(/^no valid backend was found: /);
+    expect(volume?.statusReason).toContain(`backend ${host} would pass its over-subscription limit`);
+  });
+});
