@@ -3,11 +3,12 @@ export type { RequestContext } from "./context.js";
 export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";
 export { CinderblockError, HostUnreachableError, invalidArgument } from "./errors.js";
+export type { EventFilter } from "./events.js";
 export type { CreateGroupInput, GroupEvent, GroupSnapshotView, GroupUseCases } from "./groups.js";
 export { settleGroupDelete, settleGroupSnapshot } from "./groups.js";
 export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from "./instance-snapshot.js";
 export type { ManageInput, ManageUseCases } from "./manage.js";
-export type { EventFilter, ManagementDependencies, ManagementUseCases, QuotaView } from "./management.js";
+export type { ListInput, Page } from "./pages.js";
 export type {
   Announcer,
   ChangeFeed,
@@ -30,6 +31,7 @@ export {
   volumeQuotaDeltas,
   volumeQuotaHeld,
 } from "./quota.js";
+export type { QuotaView } from "./quota-limits.js";
 export type { Actor, GroupSnapshotStatus, GuardedOperation, Transition, VolumeActivity } from "./state-machine.js";
 export {
   ATTACHMENT_STATUSES,
@@ -48,7 +50,7 @@ export {
   VOLUME_STATUSES,
 } from "./state-machine.js";
 export { groupSnapshotUsage, snapshotUsage, volumeUsage } from "./usage.js";
-export type { ApiDependencies, ApiUseCases, ListInput, Page } from "./use-cases.js";
+export type { ApiDependencies, ApiUseCases, ManagementDependencies, ManagementUseCases } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";
 export type { CreateSnapshotInput, CreateVolumeInput } from "./validation.js";
 export { validateCreateSnapshot, validateCreateVolume, validateId, validatePageSize } from "./validation.js";

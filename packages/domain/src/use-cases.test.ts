@@ -27,8 +27,9 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
+import type { ListInput } from "./pages.js";
 import type { Announcer, ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
-import { type ApiUseCases, createApiUseCases, type ListInput } from "./use-cases.js";
+import { type ApiUseCases, createApiUseCases } from "./use-cases.js";
 import type { CreateVolumeInput } from "./validation.js";
 
 // Integration: the use cases against the real PostgreSQL, with the outbox written for real.

@@ -1,0 +1,95 @@
+import { randomUUID } from "node:crypto";
+import {
+  getVolumeActivity,
+  insertOperation,
+  listSnapshotsOfVolume,
+  markVolumeDeleted,
+  releaseQuota,
+  transaction,
+  updateVolumeStatus,
+  type VolumeStatus,
+} from "@cinderblock/db";
+import { castContext } from "../context.js";
+import { CinderblockError } from "../errors.js";
+import { volumeQuotaHeld } from "../quota.js";
+import { mustGetVolume } from "../rows.js";
+import { startSnapshotDelete } from "../snapshots/delete.js";
+import {
+  assertNoConflict,
+  cascadedDeleteId,
+  SNAPSHOT_OPERATIONS,
+  statusList,
+  VOLUME_OPERATIONS,
+} from "../state-machine.js";
+import type { ApiDependencies, ApiUseCases } from "../use-cases.js";
+import { validateId } from "../validation.js";
+
+/**
+ * Cinder's `volume/api.py` `delete` (`cascade`: its snapshots too): the volume goes `deleting`
+ * and its delete is cast to its host; one never placed on a backend is deleted at once.
+ */
+export function deleteVolumeUseCase(
+  deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted">,
+): ApiUseCases["deleteVolume"] {
+  return async (ctx, rawId, cascade) => {
+    const id = validateId("id", rawId);
+    const { from } = VOLUME_OPERATIONS.delete.start;
+    const result = await transaction(deps.db, async (tx) => {
+      // NOTE: the volume, then its snapshots, locked FOR UPDATE: a snapshot create share-locks the
+      // volume and a clone its snapshot, so neither can start (or be half-recorded) while the
+      // cascade decides which snapshots it takes.
+      const volume = await mustGetVolume(tx, ctx, id, "update");
+      if (!(from as readonly VolumeStatus[]).includes(volume.status)) {
+        throw new CinderblockError(
+          "FAILED_PRECONDITION",
+          `volume ${id} status must be ${statusList(from)} to delete, but is ${volume.status}`,
+        );
+      }
+      const snapshots = await listSnapshotsOfVolume(tx, id, { lock: true });
+      if (snapshots.length > 0 && !cascade) {
+        throw new CinderblockError(
+          "FAILED_PRECONDITION",
+          `volume ${id} has ${snapshots.length} snapshot(s); delete them first or set cascade`,
+        );
+      }
+      assertNoConflict("volume.delete", `volume ${id}`, await getVolumeActivity(tx, id));
+      const deleting = await updateVolumeStatus(tx, id, from, "deleting", { statusReason: "" });
+      if (!deleting) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
+      if (!volume.host) {
+        // Never placed on a backend (scheduling failed): nothing to remove from storage.
+        await releaseQuota(tx, volume.projectId, volumeQuotaHeld(volume));
+        return (await markVolumeDeleted(tx, id)) ?? deleting;
+      }
+      const operationId = randomUUID();
+      // Each cascaded snapshot has a delete operation of its own (the reconciler can drive it
+      // alone); the volume's cast carries them, and the host derives their ids from the volume's.
+      for (const s of snapshots) {
+        await startSnapshotDelete(
+          deps,
+          tx,
+          ctx,
+          s,
+          SNAPSHOT_OPERATIONS.delete.start.from,
+          undefined,
+          cascadedDeleteId(operationId, s.id),
+        );
+      }
+      await insertOperation(tx, {
+        id: operationId,
+        kind: "delete_volume",
+        resourceId: id,
+        projectId: volume.projectId,
+        timeoutSeconds: deps.operationTimeoutSeconds,
+      });
+      await deps.scheduler.deleteVolume(
+        tx,
+        volume.host,
+        { operationId, context: castContext(ctx), volumeId: id, cascade: snapshots.length > 0 },
+        1,
+      );
+      return deleting;
+    });
+    deps.onCommitted?.();
+    return result;
+  };
+}
