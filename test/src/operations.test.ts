@@ -7,10 +7,12 @@ import {
   CreateSnapshotRequest,
   type CreateSnapshotResponse,
   CreateVolumeRequest,
+  type DeleteGroupSnapshotResponse,
   type DeleteSnapshotResponse,
   type DeleteVolumeResponse,
   EventsServiceClient,
   type GetQuotasResponse,
+  GroupSnapshotStatus,
   GroupSnapshotsServiceClient,
   ListSnapshotsRequest,
   type ListSnapshotsResponse,
@@ -513,7 +515,7 @@ describe("group snapshots", () => {
       groups.createGroupSnapshot({ name: "db-and-logs", description: "", volumeIds: [a.id, b.id] }, p.md, done),
     );
     const group = res.groupSnapshot;
-    expect(group?.status).toBe("available");
+    expect(group?.status).toBe(GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_AVAILABLE);
     // Members are recorded in one transaction (one created_at): their order is not part of the contract.
     const members = (group?.snapshots ?? []).map((s) => [s.volumeId, s.status, s.groupSnapshotId]);
     expect(members).toHaveLength(2);
@@ -524,11 +526,11 @@ describe("group snapshots", () => {
       ]),
     );
     expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 2, gigabytes: 6 });
-    const deleted = await call<{ groupSnapshot?: { status: string } }>((done) =>
+    const deleted = await call<DeleteGroupSnapshotResponse>((done) =>
       groups.deleteGroupSnapshot({ id: group?.id ?? "" }, p.md, done),
     );
     // The group is deleting until its members' deletes finish on the backend, then it is gone.
-    expect(deleted.groupSnapshot?.status).toBe("deleting");
+    expect(deleted.groupSnapshot?.status).toBe(GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETING);
     const gone = await settle(
       () =>
         callError(call((done) => groups.getGroupSnapshot({ id: group?.id ?? "" }, p.md, done))).catch(() => undefined),
@@ -554,7 +556,7 @@ describe("group snapshots", () => {
     const res = await call<CreateGroupSnapshotResponse>((done) =>
       groups.createGroupSnapshot({ name: "g", description: "", volumeIds: [good.id, doomed.id] }, p.md, done),
     );
-    expect(res.groupSnapshot?.status).toBe("error");
+    expect(res.groupSnapshot?.status).toBe(GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR);
     expect(res.groupSnapshot?.statusReason).toContain(`volume-${doomed.id}.img not found`);
     const types = await eventsOf(res.groupSnapshot?.id ?? "", ["group_snapshot.create.error"]);
     expect(types).toContain("group_snapshot.create.start");

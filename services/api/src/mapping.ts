@@ -6,10 +6,11 @@ import type {
   VolumeRow,
   VolumeStatus as VolumeStatusName,
 } from "@cinderblock/db";
-import { CinderblockError } from "@cinderblock/domain";
+import { CinderblockError, type GroupSnapshotStatus as GroupSnapshotStatusName } from "@cinderblock/domain";
 import {
   type Attachment,
   type GroupSnapshot,
+  GroupSnapshotStatus,
   ListView,
   Snapshot,
   SnapshotStatus,
@@ -45,6 +46,24 @@ const SNAPSHOT_STATUS: Record<SnapshotStatusName, SnapshotStatus> = {
   restoring: SnapshotStatus.SNAPSHOT_STATUS_RESTORING,
   unmanaging: SnapshotStatus.SNAPSHOT_STATUS_UNMANAGING,
 };
+
+const GROUP_SNAPSHOT_STATUS: Record<GroupSnapshotStatusName, GroupSnapshotStatus> = {
+  creating: GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_CREATING,
+  available: GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_AVAILABLE,
+  error: GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR,
+  deleting: GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETING,
+  error_deleting: GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR_DELETING,
+  deleted: GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETED,
+};
+
+/** A stored group snapshot status as the public enum; UNRECOGNIZED for text the domain does not name. */
+function groupSnapshotStatus(stored: string): GroupSnapshotStatus {
+  // NOTE: the group_snapshots.status column is plain text (not typed like volumes' and snapshots'),
+  // so look it up as an own key rather than trusting the cast.
+  return Object.hasOwn(GROUP_SNAPSHOT_STATUS, stored)
+    ? GROUP_SNAPSHOT_STATUS[stored as GroupSnapshotStatusName]
+    : GroupSnapshotStatus.UNRECOGNIZED;
+}
 
 /** The stored status for a public VolumeStatus, or undefined for UNSPECIFIED/unknown values. */
 export function volumeStatusName(status: VolumeStatus): VolumeStatusName | undefined {
@@ -158,7 +177,7 @@ export function toGroupSnapshot(group: GroupSnapshotRow, members: SnapshotRow[])
     projectId: group.projectId,
     name: group.name,
     description: group.description,
-    status: group.status,
+    status: groupSnapshotStatus(group.status),
     statusReason: group.statusReason,
     snapshots: members.map(toSnapshot),
     createdAt: group.createdAt,

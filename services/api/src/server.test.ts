@@ -1,6 +1,12 @@
-import type { SnapshotRow } from "@cinderblock/db";
-import { type ApiUseCases, CinderblockError } from "@cinderblock/domain";
-import { descriptorSetPath, SnapshotStatus, SnapshotsServiceClient } from "@cinderblock/proto";
+import type { GroupSnapshotRow, SnapshotRow } from "@cinderblock/db";
+import { type ApiUseCases, CinderblockError, GROUP_SNAPSHOT_STATUSES } from "@cinderblock/domain";
+import {
+  descriptorSetPath,
+  GroupSnapshotStatus,
+  GroupSnapshotsServiceClient,
+  SnapshotStatus,
+  SnapshotsServiceClient,
+} from "@cinderblock/proto";
 import { addHealthAndReflection, listen, shutdown } from "@cinderblock/rpc";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
@@ -136,5 +142,44 @@ describe("api gRPC boundary", () => {
     });
     expect(error.code).toBe(status.NOT_FOUND);
     expect(error.details).toBe(`snapshot ${SNAPSHOT.id} not found`);
+  });
+
+  it("sends a group snapshot's stored status as its GroupSnapshotStatus", async () => {
+    // Every status the domain stores, then text it does not name (UNRECOGNIZED, not a guess).
+    const stored = [...GROUP_SNAPSHOT_STATUSES, "frozen"];
+    const { port } = await serve({
+      listGroupSnapshots: async () =>
+        stored.map((s, i) => ({
+          group: {
+            id: `0c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f7${i}`,
+            projectId: "p1",
+            userId: "u1",
+            name: s,
+            description: "",
+            status: s,
+            statusReason: "",
+            deleted: false,
+            createdAt: new Date(),
+            updatedAt: new Date(),
+          } satisfies GroupSnapshotRow,
+          members: [],
+        })),
+    });
+    const groups = new GroupSnapshotsServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    cleanups.push(async () => groups.close());
+    const listed = await new Promise<Array<[string, GroupSnapshotStatus]>>((resolve, reject) =>
+      groups.listGroupSnapshots({ pageSize: 10 }, md(), (err, res) =>
+        err ? reject(err) : resolve(res.groupSnapshots.map((g) => [g.name, g.status])),
+      ),
+    );
+    expect(listed).toEqual([
+      ["creating", GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_CREATING],
+      ["available", GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_AVAILABLE],
+      ["error", GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR],
+      ["deleting", GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETING],
+      ["error_deleting", GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR_DELETING],
+      ["deleted", GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETED],
+      ["frozen", GroupSnapshotStatus.UNRECOGNIZED],
+    ]);
   });
 });

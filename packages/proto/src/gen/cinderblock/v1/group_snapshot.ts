@@ -21,14 +21,77 @@ import {
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { Snapshot } from "./snapshot.js";
 
+/** GroupSnapshotStatus mirrors Cinder's group snapshot statuses. */
+export enum GroupSnapshotStatus {
+  GROUP_SNAPSHOT_STATUS_UNSPECIFIED = 0,
+  GROUP_SNAPSHOT_STATUS_CREATING = 1,
+  GROUP_SNAPSHOT_STATUS_AVAILABLE = 2,
+  GROUP_SNAPSHOT_STATUS_ERROR = 3,
+  GROUP_SNAPSHOT_STATUS_DELETING = 4,
+  GROUP_SNAPSHOT_STATUS_ERROR_DELETING = 5,
+  GROUP_SNAPSHOT_STATUS_DELETED = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function groupSnapshotStatusFromJSON(object: any): GroupSnapshotStatus {
+  switch (object) {
+    case 0:
+    case "GROUP_SNAPSHOT_STATUS_UNSPECIFIED":
+      return GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_UNSPECIFIED;
+    case 1:
+    case "GROUP_SNAPSHOT_STATUS_CREATING":
+      return GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_CREATING;
+    case 2:
+    case "GROUP_SNAPSHOT_STATUS_AVAILABLE":
+      return GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_AVAILABLE;
+    case 3:
+    case "GROUP_SNAPSHOT_STATUS_ERROR":
+      return GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR;
+    case 4:
+    case "GROUP_SNAPSHOT_STATUS_DELETING":
+      return GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETING;
+    case 5:
+    case "GROUP_SNAPSHOT_STATUS_ERROR_DELETING":
+      return GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR_DELETING;
+    case 6:
+    case "GROUP_SNAPSHOT_STATUS_DELETED":
+      return GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return GroupSnapshotStatus.UNRECOGNIZED;
+  }
+}
+
+export function groupSnapshotStatusToJSON(object: GroupSnapshotStatus): string {
+  switch (object) {
+    case GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_UNSPECIFIED:
+      return "GROUP_SNAPSHOT_STATUS_UNSPECIFIED";
+    case GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_CREATING:
+      return "GROUP_SNAPSHOT_STATUS_CREATING";
+    case GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_AVAILABLE:
+      return "GROUP_SNAPSHOT_STATUS_AVAILABLE";
+    case GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR:
+      return "GROUP_SNAPSHOT_STATUS_ERROR";
+    case GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETING:
+      return "GROUP_SNAPSHOT_STATUS_DELETING";
+    case GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR_DELETING:
+      return "GROUP_SNAPSHOT_STATUS_ERROR_DELETING";
+    case GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_DELETED:
+      return "GROUP_SNAPSHOT_STATUS_DELETED";
+    case GroupSnapshotStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Snapshots of several volumes of one project, taken all or none. */
 export interface GroupSnapshot {
   id: string;
   projectId: string;
   name: string;
   description: string;
-  /** "creating", "available", "error", "deleting". */
-  status: string;
+  status: GroupSnapshotStatus;
   statusReason: string;
   snapshots: Snapshot[];
   createdAt: Date | undefined;
@@ -78,7 +141,7 @@ function createBaseGroupSnapshot(): GroupSnapshot {
     projectId: "",
     name: "",
     description: "",
-    status: "",
+    status: 0,
     statusReason: "",
     snapshots: [],
     createdAt: undefined,
@@ -100,8 +163,8 @@ export const GroupSnapshot: MessageFns<GroupSnapshot> = {
     if (message.description !== "") {
       writer.uint32(34).string(message.description);
     }
-    if (message.status !== "") {
-      writer.uint32(42).string(message.status);
+    if (message.status !== 0) {
+      writer.uint32(80).int32(message.status);
     }
     if (message.statusReason !== "") {
       writer.uint32(50).string(message.statusReason);
@@ -163,12 +226,12 @@ export const GroupSnapshot: MessageFns<GroupSnapshot> = {
             message.description = reader.string();
             continue;
           }
-          case 5: {
-            if (tag !== 42) {
+          case 10: {
+            if (tag !== 80) {
               break;
             }
 
-            message.status = reader.string();
+            message.status = reader.int32() as any;
             continue;
           }
           case 6: {
@@ -225,7 +288,7 @@ export const GroupSnapshot: MessageFns<GroupSnapshot> = {
         : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       description: isSet(object.description) ? globalThis.String(object.description) : "",
-      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      status: isSet(object.status) ? groupSnapshotStatusFromJSON(object.status) : 0,
       statusReason: isSet(object.statusReason)
         ? globalThis.String(object.statusReason)
         : isSet(object.status_reason)
@@ -261,8 +324,8 @@ export const GroupSnapshot: MessageFns<GroupSnapshot> = {
     if (message.description !== "") {
       obj.description = message.description;
     }
-    if (message.status !== "") {
-      obj.status = message.status;
+    if (message.status !== 0) {
+      obj.status = groupSnapshotStatusToJSON(message.status);
     }
     if (message.statusReason !== "") {
       obj.statusReason = message.statusReason;
@@ -288,7 +351,7 @@ export const GroupSnapshot: MessageFns<GroupSnapshot> = {
     message.projectId = object.projectId ?? "";
     message.name = object.name ?? "";
     message.description = object.description ?? "";
-    message.status = object.status ?? "";
+    message.status = object.status ?? 0;
     message.statusReason = object.statusReason ?? "";
     message.snapshots = object.snapshots?.map((e) => Snapshot.fromPartial(e)) || [];
     message.createdAt = object.createdAt ?? undefined;
