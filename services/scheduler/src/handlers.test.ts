@@ -1,15 +1,20 @@
 import { randomUUID } from "node:crypto";
-import { type Bus, connectBus, createNotifier, createVolumeHostCaster } from "@cinderblock/bus";
+import { type Bus, connectBus, createOutboxAnnouncer, createVolumeHostCaster } from "@cinderblock/bus";
 import {
   createDb,
   type DbHandle,
+  getSnapshotElevated,
   getVolumeElevated,
+  insertOperation,
+  insertSnapshot,
   insertVolume,
   reportService,
   runMigrations,
 } from "@cinderblock/db";
-import { SchedulerCreateVolume } from "@cinderblock/proto";
+import { derivedId } from "@cinderblock/domain";
+import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSchedulerHandlers, type SchedulerDependencies } from "./handlers.js";
 
@@ -41,7 +46,8 @@ function handlers(extra: Partial<SchedulerDependencies> = {}) {
     db: handle.db,
     bus,
     caster: createVolumeHostCaster(bus),
-    notifier: createNotifier(bus),
+    notifications: createOutboxAnnouncer(bus.subjects, "test"),
+    onCommitted: () => {},
     serviceDownTimeSeconds: 60,
     ...extra,
   });
@@ -136,5 +142,59 @@ describe("createVolume before any backend has reported up", () => {
     expect(volume?.status).toBe("error");
     expect(volume?.statusReason).toMatch(/^no valid backend was found: /);
     expect(volume?.statusReason).toContain(`backend ${host} would pass its over-subscription limit`);
+  });
+});
+
+describe("createSnapshot on a backend that cannot take it", () => {
+  it("fails the snapshot, its operation and notifies in one transaction, the message id from the operation", async () => {
+    const volumeHost = `${uniqueName("gone")}@file`;
+    const volumeId = randomUUID();
+    const snapshotId = randomUUID();
+    const operationId = randomUUID();
+    await insertVolume(handle.db, {
+      id: volumeId,
+      projectId: "p1",
+      userId: "u1",
+      status: "available",
+      sizeGb: 1,
+      availabilityZone: "nova",
+      host: volumeHost,
+    });
+    await insertSnapshot(handle.db, {
+      id: snapshotId,
+      projectId: "p1",
+      userId: "u1",
+      volumeId,
+      status: "creating",
+      volumeSizeGb: 1,
+    });
+    await insertOperation(handle.db, {
+      id: operationId,
+      kind: "create_snapshot",
+      resourceId: snapshotId,
+      projectId: "p1",
+      timeoutSeconds: 60,
+    });
+    const cast = SchedulerCreateSnapshot.fromPartial({
+      operationId,
+      snapshotId,
+      volumeId,
+      volumeSizeGb: 1,
+      volumeHost,
+    });
+    // A re-delivered cast finds the snapshot in error already and writes nothing more.
+    await handlers().createSnapshot(cast, `test-${snapshotId}`);
+    await handlers().createSnapshot(cast, `test-${snapshotId}-again`);
+    expect(await getSnapshotElevated(handle.db, snapshotId)).toMatchObject({
+      status: "error",
+      statusReason: `scheduling failed: backend ${volumeHost} is unknown`,
+    });
+    const rows = await handle.db.execute<{ state: string; msg_id: string | null }>(sql`
+      select o.state, (select string_agg(msg_id, ',') from outbox
+                        where subject = ${bus.subjects.notification("ERROR", "scheduler.create_snapshot")}) as msg_id
+        from operations o where o.id = ${operationId}`);
+    expect(rows).toEqual([
+      { state: "failed", msg_id: derivedId("notification", operationId, "scheduler.create_snapshot") },
+    ]);
   });
 });

@@ -1,5 +1,4 @@
-import { hostname } from "node:os";
-import { type Bus, hostNameOf, type Notifier, publishChange, type VolumeHostCaster } from "@cinderblock/bus";
+import { type Bus, hostNameOf, publishChange, type VolumeHostCaster } from "@cinderblock/bus";
 import {
   assignVolumeHost,
   type Db,
@@ -9,9 +8,11 @@ import {
   getVolumeElevated,
   listUsableServices,
   type ServiceRow,
+  transaction,
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
+import { type Announcer, SNAPSHOT_OPERATIONS, VOLUME_OPERATIONS } from "@cinderblock/domain";
 import type { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
 import { capacityProblem, pickBackend } from "./filters.js";
 
@@ -20,7 +21,10 @@ export interface SchedulerDependencies {
   db: Db;
   bus: Bus;
   caster: VolumeHostCaster;
-  notifier: Notifier;
+  /** Writes a scheduling failure's notification into the outbox, with the failure. */
+  notifications: Announcer;
+  /** Called after a transaction that wrote to the outbox committed (kicks the relay). */
+  onCommitted(): void;
   serviceDownTimeSeconds: number;
   /**
    * How long a new volume waits for a backend in its zone to report up when none has yet (a
@@ -40,7 +44,6 @@ export interface SchedulerHandlers {
 /** Builds the scheduler's handlers. */
 export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerHandlers {
   const { db } = deps;
-  const publisherId = `scheduler.${hostname()}`;
   const waitMs = deps.backendWaitMs ?? 30_000;
   const pollMs = deps.backendPollMs ?? 500;
 
@@ -73,20 +76,35 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       else if (backend.frozen) problem = `backend ${cast.volumeHost} is frozen`;
       else problem = capacityProblem(backend, cast.volumeSizeGb);
       if (problem) {
-        const failed = await updateSnapshotStatus(db, snapshot.id, ["creating"], "error", {
-          statusReason: `scheduling failed: ${problem}`,
+        // The outcome one way, as on the volume host: status, operation and notification commit
+        // together; the notification's id comes from the operation, so a re-run writes a duplicate.
+        const { from, to } = SNAPSHOT_OPERATIONS.create.failed;
+        const failed = await transaction(db, async (tx) => {
+          const [row] = await Promise.all([
+            updateSnapshotStatus(tx, snapshot.id, from, to, { statusReason: `scheduling failed: ${problem}` }),
+            finishOperation(tx, cast.operationId, "failed", problem),
+          ]);
+          if (row) {
+            await deps.notifications.announce(
+              tx,
+              "ERROR",
+              "scheduler.create_snapshot",
+              {
+                request_spec: { snapshot_id: snapshot.id, volume_properties: { size: cast.volumeSizeGb } },
+                snapshot_id: snapshot.id,
+                volume_id: snapshot.volumeId,
+                tenant_id: snapshot.projectId,
+                state: "error",
+                reason: problem,
+              },
+              cast.operationId,
+            );
+          }
+          return row;
         });
-        await finishOperation(db, cast.operationId, "failed", problem);
         if (failed) {
+          deps.onCommitted();
           publishChange(deps.bus, "snapshot", snapshot.id);
-          await deps.notifier.notify("ERROR", "scheduler.create_snapshot", publisherId, {
-            request_spec: { snapshot_id: snapshot.id, volume_properties: { size: cast.volumeSizeGb } },
-            snapshot_id: snapshot.id,
-            volume_id: snapshot.volumeId,
-            tenant_id: snapshot.projectId,
-            state: "error",
-            reason: problem,
-          });
         }
         return;
       }
@@ -117,16 +135,26 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
             ? `no backend has reported up within ${waitMs / 1000} s` +
               (choice.reasons.length > 0 ? `: ${choice.reasons.join("; ")}` : "")
             : `no valid backend was found: ${choice.reasons.join("; ")}`;
-          const failed = await updateVolumeStatus(db, volume.id, ["creating"], "error", { statusReason: reason });
-          await finishOperation(db, cast.operationId, "failed", reason);
+          const { from, to } = VOLUME_OPERATIONS.create.failed;
+          const failed = await transaction(db, async (tx) => {
+            const [row] = await Promise.all([
+              updateVolumeStatus(tx, volume.id, from, to, { statusReason: reason }),
+              finishOperation(tx, cast.operationId, "failed", reason),
+            ]);
+            if (row) {
+              await deps.notifications.announce(
+                tx,
+                "ERROR",
+                "scheduler.create_volume",
+                { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason },
+                cast.operationId,
+              );
+            }
+            return row;
+          });
           if (failed) {
+            deps.onCommitted();
             publishChange(deps.bus, "volume", volume.id);
-            await deps.notifier.notify("ERROR", "scheduler.create_volume", publisherId, {
-              volume_id: volume.id,
-              tenant_id: volume.projectId,
-              state: "error",
-              reason,
-            });
           }
           return;
         }

@@ -1,6 +1,6 @@
+import { hostname } from "node:os";
 import {
   connectBus,
-  createNotifier,
   createOutboxAnnouncer,
   createOutboxDispatcher,
   createVolumeHostCaster,
@@ -44,12 +44,20 @@ async function main(): Promise<void> {
     connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-scheduler" }),
   );
   lifecycle.onClose("NATS", () => bus.close());
-  const notifier = createNotifier(bus);
+  // The relay publishes what the handlers and the reconciler write into the outbox (scheduling
+  // failures, re-sent casts, operations given up) once their transactions commit.
+  const relay = startOutboxRelay({
+    db,
+    js: bus.js,
+    onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
+  });
+  lifecycle.onClose("outbox relay", () => relay.stop());
   const handlers = createSchedulerHandlers({
     db,
     bus,
     caster: createVolumeHostCaster(bus),
-    notifier,
+    notifications: createOutboxAnnouncer(bus.subjects, hostname()),
+    onCommitted: () => relay.kick(),
     serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
     backendWaitMs: config.CINDERBLOCK_SCHEDULER_BACKEND_WAIT * 1000,
   });
@@ -81,12 +89,6 @@ async function main(): Promise<void> {
   );
   lifecycle.onDrain((deadline) => consumer.stop(deadline));
 
-  const relay = startOutboxRelay({
-    db,
-    js: bus.js,
-    onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
-  });
-  lifecycle.onClose("outbox relay", () => relay.stop());
   const dispatcher = createOutboxDispatcher(bus.subjects);
   const notifications = createOutboxAnnouncer(bus.subjects, "scheduler");
   let reconciling: Promise<void> | undefined;
