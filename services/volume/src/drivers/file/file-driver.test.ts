@@ -139,6 +139,19 @@ describe("createFileDriver: volumes", () => {
   });
 });
 
+describe("createFileDriver: a restart after a crash", () => {
+  it("removes the temp files a killed host left, and nothing else", async () => {
+    const volume = { id: randomUUID(), sizeGb: 1 };
+    await driver.createVolume(volume);
+    const leftover = join(dataDir, `.snapshot-${randomUUID()}.img.tmp-0123456789abcdef`);
+    await writeFile(leftover, "half a copy");
+    const restarted = createFileDriver({ dataDir, reservedPercentage: 5, maxOverSubscriptionRatio: 10 });
+    await restarted.initialize();
+    await restarted.close();
+    expect(await readdir(dataDir)).toEqual([`volume-${volume.id}.img`]);
+  });
+});
+
 describe("createFileDriver: ids", () => {
   const malformed = [
     "",

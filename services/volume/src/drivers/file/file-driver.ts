@@ -106,6 +106,13 @@ export function createFileDriver(
       } catch (err) {
         throw fsError(`cannot create data directory ${dataDir}`, err);
       }
+      // A host killed in the middle of a create or a copy left its temp file; nothing of this
+      // process is in flight yet, and the redelivered call writes a new one. NOTE: one volume
+      // host per data directory (as one Cinder volume service per backend), or this would remove
+      // another live host's work.
+      const leftovers = (await readdir(dataDir)).filter((f) => /^\..+\.tmp-[0-9a-f]{16}$/.test(f));
+      await Promise.all(leftovers.map((f) => removeQuietly(join(dataDir, f))));
+      if (leftovers.length > 0) await syncDir(dataDir);
     },
 
     async createVolume(volume: DriverVolume) {
