@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT } from "@cinderblock/testing";
@@ -6,7 +7,7 @@ import { describe, expect, it } from "vitest";
 
 // `npm test` on a fresh clone (nothing built yet): turbo runs one task at a time in some order of
 // the task graph, so a package whose tests start the services must depend on the services' builds,
-// or its tests can run before services/*/dist exists.
+// or its tests can run before services/*/dist exists. And one failing package must not hide the rest.
 
 const execFileAsync = promisify(execFile);
 
@@ -32,5 +33,12 @@ describe("npm test's task graph", () => {
       expect(test, `${pkg}#test`).toBeDefined();
       for (const name of started) expect(test?.dependencies, `${pkg}#test`).toContain(`${name}#build`);
     }
+  });
+
+  it("runs every package's tests even when one fails (the exit code still says so)", () => {
+    const scripts = (
+      JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }
+    ).scripts;
+    expect(scripts.test).toMatch(/turbo run test .*--continue(=dependencies-successful)?( |$)/);
   });
 });
