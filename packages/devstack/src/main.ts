@@ -18,6 +18,7 @@ import {
   prefixedSink,
   startProcess,
   stopInOrder,
+  stopTimeoutMs,
 } from "./processes.js";
 import { canConnect, formatHostPort, parseHostPort } from "./tcp.js";
 
@@ -27,7 +28,6 @@ const dataDir = join(repoRoot, "data");
 
 const DEFAULT_API_LISTEN = "127.0.0.1:50051";
 const API_READY_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 type ServiceName = "api" | "scheduler" | "volume";
 const serviceScript = (name: ServiceName) => join(repoRoot, "services", name, "dist", "main.js");
@@ -65,7 +65,7 @@ function shutdown(code: number, reason?: string): Promise<never> {
     await currentStep;
     const { api, scheduler, volume } = running.services;
     const groups = [[api], [scheduler, volume]].map((g) => g.filter((p): p is ManagedProcess => p !== undefined));
-    await stopInOrder(groups, STOP_TIMEOUT_MS);
+    await stopInOrder(groups, stopTimeoutMs(process.env));
     for (const [what, stop] of [
       ["NATS", running.nats?.stop],
       ["PostgreSQL", running.postgres?.stop],
