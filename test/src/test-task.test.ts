@@ -13,7 +13,13 @@ const execFileAsync = promisify(execFile);
 
 /** Packages whose tests start processes from other packages' dist/, and what they start. */
 const SPAWNS: Record<string, string[]> = {
-  "@cinderblock/e2e": ["@cinderblock/api", "@cinderblock/scheduler", "@cinderblock/volume", "@cinderblock/cli"],
+  "@cinderblock/e2e": [
+    "@cinderblock/api",
+    "@cinderblock/scheduler",
+    "@cinderblock/volume",
+    "@cinderblock/cli",
+    "@cinderblock/devstack",
+  ],
   "@cinderblock/bench": ["@cinderblock/api", "@cinderblock/scheduler", "@cinderblock/volume"],
 };
 

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { formatBanner } from "./banner.js";
 import { LaunchError } from "./errors.js";
 import { DEFAULT_NATS_URL, ensureNats, type NatsHandle } from "./nats.js";
+import { describePortHolder } from "./port-holder.js";
 import { DEFAULT_DATABASE_URL, ensurePostgres, type PostgresHandle } from "./postgres.js";
 import {
   describeExit,
@@ -109,6 +110,9 @@ async function main(): Promise<void> {
   // Installed first: Ctrl-C while PGlite initialises must still stop what was started.
   process.on("SIGINT", () => void shutdown(0, "SIGINT"));
   process.on("SIGTERM", () => void shutdown(0, "SIGTERM"));
+  // The terminal closed. The services run in sessions of their own (see startProcess), so nothing
+  // else tells them: without this the launcher died and left them running.
+  process.on("SIGHUP", () => void shutdown(0, "SIGHUP"));
   // With `npm start | tee log`, Ctrl-C kills the reader first; an unhandled EPIPE would then
   // crash the launcher halfway through shutdown and leave PGlite unflushed.
   process.stdout.on("error", () => {});
@@ -144,9 +148,7 @@ async function main(): Promise<void> {
 
     // Otherwise the readiness probe below would find the other listener and report success.
     if (await step(canConnect(apiEndpoint, 1000))) {
-      throw new LaunchError(
-        `${apiAddress} is already in use: stop whatever listens there or set CINDERBLOCK_API_LISTEN`,
-      );
+      throw new LaunchError(await step(describePortHolder(apiEndpoint)));
     }
 
     // The services own their schema (migrations run at startup, serialised by an advisory lock),
