@@ -15,7 +15,7 @@ const SERVICE_SCRIPT = /(\S*)\/services\/(api|scheduler|volume)\/dist\/main\.js/
 const LAUNCHER_SCRIPT = /\/packages\/devstack\/dist\/main\.js/;
 
 /** Reads one process from /proc; undefined when it is gone or not readable. */
-export function processInfo(pid: number, proc = "/proc"): ProcessInfo | undefined {
+function processInfo(pid: number, proc = "/proc"): ProcessInfo | undefined {
   try {
     const command = readFileSync(join(proc, String(pid), "cmdline"), "utf8")
       .split("\0")
