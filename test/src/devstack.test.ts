@@ -17,7 +17,7 @@ const SERVICES = ["api", "scheduler", "volume"] as const;
 
 let database: TestDatabase;
 let fileDir: string;
-/** Service pids to SIGKILL after each test, whatever happened. */
+/** Launcher and service pids to SIGKILL after each test, whatever happened. */
 const leftovers = new Set<number>();
 
 beforeAll(async () => {
@@ -81,6 +81,7 @@ function launch(apiListen: string): Launcher {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  if (child.pid) leftovers.add(child.pid);
   const output: string[] = [];
   const pids: Launcher["pids"] = {};
   const waiters: Array<() => void> = [];
@@ -135,6 +136,8 @@ function launch(apiListen: string): Launcher {
 async function running(apiListen: string): Promise<Launcher> {
   const launcher = launch(apiListen);
   await launcher.waitFor(/Cinderblock is running/);
+  // The banner waits for the api only: the others' first log lines may come a little later.
+  for (const name of SERVICES) await launcher.waitFor(new RegExp(`^${name}\\s*\\| \\{`));
   for (const name of SERVICES) expect(launcher.pids[name], `${name} pid`).toBeGreaterThan(0);
   return launcher;
 }
