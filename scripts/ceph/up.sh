@@ -11,6 +11,7 @@
 #        AUTH=cephx|none (default cephx, keys in DIR/keyring)
 #        WITH_MGR=1|0   (default 1)     POOL=rbd (pool created + `rbd pool init`)
 #        WAIT_HEALTH=1|0 (default 1: after rbd works, also wait for HEALTH_OK, max 60s, warn only)
+# Returns once rbd works and (with the mgr) `ceph df` lists the pool, so that capacity reads work.
 #        MON_PORT=N     (default: a free port picked at random)
 #        OSD_BLOCK=/dev/loopN  (optional: BlueStore on an existing block device instead of a file)
 # Idempotent: if DIR already holds a running cluster whose rbd works, it just prints the env.
@@ -175,6 +176,24 @@ log "osd started pid $(cat "$DIR/run/osd.0.pid")"
 timeout 120 rbd pool init "$POOL" || die "rbd pool init failed/timed out"
 timeout 30 rbd -p "$POOL" ls >/dev/null || die "rbd ls failed"
 log "rbd works"
+
+# rbd answers before the mgr has reported the new pool: for about a second more `ceph df` (where
+# the rbd driver's capacity comes from) does not list it. Wait for it, at most 30 s. Pool
+# statistics come from the mgr: without one there is nothing to wait for.
+pool_listed() {
+  timeout 10 ceph df --format json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+sys.exit(0 if any(p.get("name") == sys.argv[1] for p in json.load(sys.stdin).get("pools", [])) else 1)
+' "$POOL" 2>/dev/null
+}
+if [ "$WITH_MGR" = 1 ]; then
+  deadline=$((SECONDS + 30))
+  until pool_listed; do
+    [ "$SECONDS" -lt "$deadline" ] || die "ceph df did not list pool $POOL within 30 s"
+    sleep 0.2
+  done
+  log "ceph df lists pool $POOL"
+fi
 
 cat >"$DIR/env" <<EOF
 export CEPH_CONF=$CEPH_CONF

@@ -1,4 +1,4 @@
-import { CreateSnapshotRequest, type CreateSnapshotResponse } from "@cinderblock/proto";
+import { CreateSnapshotRequest, type CreateSnapshotResponse, EventsServiceClient } from "@cinderblock/proto";
 import {
   availableVolume,
   call,
@@ -9,7 +9,7 @@ import {
   statusOf,
   uniqueName,
 } from "@cinderblock/testing";
-import { type ServiceError, status } from "@grpc/grpc-js";
+import { type ClientReadableStream, credentials, type ServiceError, type StatusObject, status } from "@grpc/grpc-js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { watchHealth } from "./health.js";
@@ -86,4 +86,46 @@ describe("graceful stop during a burst of creates", () => {
       }
     });
   }
+});
+
+describe("graceful stop with open streams", () => {
+  it("api: WatchSnapshot and WatchEvents end with UNAVAILABLE as the drain starts, not after the grace period", async () => {
+    const project = uniqueName("drain-streams-");
+    const md = identity(project);
+    const volumeId = await availableVolume(stack.volumes, md);
+    const created = await call<CreateSnapshotResponse>((done) =>
+      stack.snapshots.createSnapshot(CreateSnapshotRequest.fromPartial({ volumeId, name: "watched" }), md, done),
+    );
+    const id = created.snapshot?.id ?? "";
+    expect(await statusOf(db, "snapshots", id, "available")).toBe("available");
+    // Back to a status that is not terminal, so that WatchSnapshot stays open.
+    await db`update snapshots set status = 'creating' where id = ${id}`;
+
+    const events = new EventsServiceClient(stack.address, credentials.createInsecure());
+    try {
+      const opened = (stream: ClientReadableStream<unknown>) => {
+        stream.on("error", () => {});
+        return {
+          first: new Promise((resolve) => stream.once("data", resolve)),
+          ended: new Promise<StatusObject>((resolve) => stream.on("status", resolve)),
+        };
+      };
+      const snapshot = opened(stack.snapshots.watchSnapshot({ id }, md));
+      const event = opened(events.watchEvents({ resourceId: "", eventTypes: [], allProjects: false }, md));
+      await snapshot.first;
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the event subscription is live
+
+      const started = Date.now();
+      const exited = stack.api.stop();
+      for (const stream of [snapshot, event]) {
+        expect(await stream.ended).toMatchObject({ code: status.UNAVAILABLE, details: "server shutting down" });
+      }
+      expect(await exited).toBe(0);
+      // The grace period is 20 s; with the streams ended nothing holds the drain.
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      events.close();
+      await stack.restart("api");
+    }
+  });
 });

@@ -11,14 +11,14 @@ function fakeProcess() {
   });
   const codes: number[] = [];
   return {
-    on(signal: "SIGTERM" | "SIGINT", listener: (signal: NodeJS.Signals) => void) {
+    on(signal: "SIGTERM" | "SIGINT" | "SIGHUP", listener: (signal: NodeJS.Signals) => void) {
       listeners.set(signal, listener);
     },
     exit(code: number) {
       codes.push(code);
       resolveExit(code);
     },
-    send(signal: "SIGTERM" | "SIGINT") {
+    send(signal: "SIGTERM" | "SIGINT" | "SIGHUP") {
       listeners.get(signal)?.(signal);
     },
     exited,
@@ -116,6 +116,22 @@ describe("lifecycle", () => {
     finishInFlight();
     expect(await proc.exited).toBe(0);
     expect(order).toEqual(["drain grpc (serving: false)", "drain consumer", "grpc drained", "close bus", "close db"]);
+  });
+
+  it("stops the same way on SIGHUP (the terminal it was started from closed)", async () => {
+    const { proc, lifecycle, health } = setup();
+    lifecycle.ready({});
+    const order: string[] = [];
+    lifecycle.onDrain(async () => {
+      order.push(`drain (serving: ${String(health.at(-1))})`);
+    });
+    lifecycle.onClose("db", async () => {
+      order.push("close db");
+    });
+    proc.send("SIGHUP");
+    expect(lifecycle.signal.aborted).toBe(true);
+    expect(await proc.exited).toBe(0);
+    expect(order).toEqual(["drain (serving: false)", "close db"]);
   });
 
   it("gives every drain step the same deadline, the grace period from the signal", async () => {

@@ -2,7 +2,7 @@ import type { Logger } from "./logger.js";
 
 /** The parts of `process` a lifecycle uses (tests pass a fake). */
 export interface LifecycleProcess {
-  on(signal: "SIGTERM" | "SIGINT", listener: (signal: NodeJS.Signals) => void): unknown;
+  on(signal: "SIGTERM" | "SIGINT" | "SIGHUP", listener: (signal: NodeJS.Signals) => void): unknown;
   exit(code: number): void;
 }
 
@@ -25,7 +25,7 @@ export type DependencyCheck = () => Promise<unknown>;
 
 /**
  * A service's life from start to exit: waiting for its dependencies, whether it should answer
- * SERVING, and a bounded graceful stop on SIGTERM/SIGINT.
+ * SERVING, and a bounded graceful stop on SIGTERM/SIGINT/SIGHUP.
  */
 export interface Lifecycle {
   /** Aborted when a stop signal arrives. */
@@ -86,7 +86,7 @@ function describe(error: unknown): string {
 }
 
 /**
- * Creates the lifecycle and installs the SIGTERM/SIGINT handlers at once (a signal during start-up
+ * Creates the lifecycle and installs the SIGTERM/SIGINT/SIGHUP handlers at once (a signal during start-up
  * stops what was started so far). On a signal: health turns NOT_SERVING, the drain steps run
  * together until the grace period ends, the close steps run (bounded by `closeTimeoutMs`), and the
  * process exits 0 (1 when a step failed). A second signal exits 1 at once.
@@ -153,6 +153,8 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
   };
   proc.on("SIGTERM", onSignal);
   proc.on("SIGINT", onSignal);
+  // The terminal a service was started from closed: stop as gracefully as on Ctrl-C.
+  proc.on("SIGHUP", onSignal);
 
   return {
     signal: stopping.signal,

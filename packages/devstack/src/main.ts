@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { formatBanner } from "./banner.js";
 import { LaunchError } from "./errors.js";
 import { DEFAULT_NATS_URL, ensureNats, type NatsHandle } from "./nats.js";
+import { describePortHolder } from "./port-holder.js";
 import { DEFAULT_DATABASE_URL, ensurePostgres, type PostgresHandle } from "./postgres.js";
 import {
   describeExit,
@@ -18,6 +19,7 @@ import {
   prefixedSink,
   startProcess,
   stopInOrder,
+  stopTimeoutMs,
 } from "./processes.js";
 import { canConnect, formatHostPort, parseHostPort } from "./tcp.js";
 
@@ -27,7 +29,6 @@ const dataDir = join(repoRoot, "data");
 
 const DEFAULT_API_LISTEN = "127.0.0.1:50051";
 const API_READY_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 type ServiceName = "api" | "scheduler" | "volume";
 const serviceScript = (name: ServiceName) => join(repoRoot, "services", name, "dist", "main.js");
@@ -65,7 +66,7 @@ function shutdown(code: number, reason?: string): Promise<never> {
     await currentStep;
     const { api, scheduler, volume } = running.services;
     const groups = [[api], [scheduler, volume]].map((g) => g.filter((p): p is ManagedProcess => p !== undefined));
-    await stopInOrder(groups, STOP_TIMEOUT_MS);
+    await stopInOrder(groups, stopTimeoutMs(process.env));
     for (const [what, stop] of [
       ["NATS", running.nats?.stop],
       ["PostgreSQL", running.postgres?.stop],
@@ -109,6 +110,9 @@ async function main(): Promise<void> {
   // Installed first: Ctrl-C while PGlite initialises must still stop what was started.
   process.on("SIGINT", () => void shutdown(0, "SIGINT"));
   process.on("SIGTERM", () => void shutdown(0, "SIGTERM"));
+  // The terminal closed. The services run in sessions of their own (see startProcess), so nothing
+  // else tells them: without this the launcher died and left them running.
+  process.on("SIGHUP", () => void shutdown(0, "SIGHUP"));
   // With `npm start | tee log`, Ctrl-C kills the reader first; an unhandled EPIPE would then
   // crash the launcher halfway through shutdown and leave PGlite unflushed.
   process.stdout.on("error", () => {});
@@ -144,9 +148,7 @@ async function main(): Promise<void> {
 
     // Otherwise the readiness probe below would find the other listener and report success.
     if (await step(canConnect(apiEndpoint, 1000))) {
-      throw new LaunchError(
-        `${apiAddress} is already in use: stop whatever listens there or set CINDERBLOCK_API_LISTEN`,
-      );
+      throw new LaunchError(await step(describePortHolder(apiEndpoint)));
     }
 
     // The services own their schema (migrations run at startup, serialised by an advisory lock),

@@ -178,3 +178,14 @@ export async function stopInOrder(groups: ManagedProcess[][], timeoutMs = 10_000
     await Promise.all(group.map((p) => p.stop(groupDeadline)));
   }
 }
+
+/**
+ * How long the launcher waits for the services to stop before it SIGKILLs them: their drain
+ * (`CINDERBLOCK_SHUTDOWN_GRACE`, default 20 s) plus the 5 s they may take to close connections
+ * and a margin, as an orchestrator is told to allow. Shorter, and a drain that uses its grace
+ * period (a slow cast, a call in flight) is cut off by SIGKILL.
+ */
+export function stopTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const grace = Number(env.CINDERBLOCK_SHUTDOWN_GRACE ?? "20");
+  return ((Number.isFinite(grace) && grace >= 1 ? grace : 20) + 10) * 1000;
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
-import type { RequestContext } from "@cinderblock/domain";
+import { CinderblockError, type RequestContext } from "@cinderblock/domain";
 import {
   type handleServerStreamingCall,
   type handleUnaryCall,
@@ -8,6 +8,7 @@ import {
   ServerCredentials,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type ServiceError,
   status,
 } from "@grpc/grpc-js";
 import type { PackageDefinition } from "@grpc/proto-loader";
@@ -48,20 +49,51 @@ export function unary<Req, Res>(
   };
 }
 
+/** Options for {@link serverStreaming}. */
+export interface StreamingOptions {
+  /**
+   * Aborted when the server begins to drain: an open stream then ends at once with UNAVAILABLE
+   * ("server shutting down"), which clients retry (on another replica, or on this one once it is
+   * back), instead of holding the drain open until its grace period runs out.
+   */
+  stop?: AbortSignal;
+}
+
 /**
  * Wraps a server-streaming handler like {@link unary}; the stream's abort signal fires when the
- * client goes away (counted as CANCELLED).
+ * client goes away (counted as CANCELLED) or when `options.stop` aborts (ended with UNAVAILABLE).
  */
 export function serverStreaming<Req, Res>(
   method: string,
   report: ErrorReporter,
   handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
+  options: StreamingOptions = {},
 ): handleServerStreamingCall<Req, Res> {
+  const { stop } = options;
   return (call: ServerWritableStream<Req, Res>) => {
     const abort = new AbortController();
     call.on("cancelled", () => abort.abort());
     let requestId = "unknown";
     instrumentCall(call.getPath(), "server_stream", call.metadata, async (end) => {
+      let ended = false;
+      /** Ends the call once: counts `code`, then sends OK or `error` as the stream's status. */
+      const finish = (code: status, error?: Partial<ServiceError>) => {
+        if (ended) return;
+        ended = true;
+        end(code);
+        // NOTE: grpc-js sends a server stream's status when the call emits 'error'; destroy() does not.
+        if (error) call.emit("error", error);
+        else if (code === status.OK) call.end();
+      };
+      const onStop = () => {
+        finish(
+          status.UNAVAILABLE,
+          toServiceError(new CinderblockError("UNAVAILABLE", "server shutting down"), requestId).error,
+        );
+        abort.abort();
+      };
+      if (stop?.aborted) onStop();
+      else stop?.addEventListener("abort", onStop, { once: true });
       try {
         const ctx = noauthContext(call.metadata);
         requestId = ctx.requestId;
@@ -69,22 +101,17 @@ export function serverStreaming<Req, Res>(
           if (abort.signal.aborted) break;
           if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
         }
-        if (abort.signal.aborted) {
-          end(status.CANCELLED);
-          return;
-        }
-        end(status.OK);
-        call.end();
+        finish(abort.signal.aborted ? status.CANCELLED : status.OK);
       } catch (error) {
         if (abort.signal.aborted) {
-          end(status.CANCELLED);
+          finish(status.CANCELLED);
           return;
         }
         const mapped = toServiceError(error, requestId);
         if (mapped.internal) report(error, { method, requestId });
-        end(mapped.error.code ?? status.UNKNOWN);
-        // NOTE: grpc-js sends a server stream's status when the call emits 'error'; destroy() does not.
-        call.emit("error", mapped.error);
+        finish(mapped.error.code ?? status.UNKNOWN, mapped.error);
+      } finally {
+        stop?.removeEventListener("abort", onStop);
       }
     });
   };

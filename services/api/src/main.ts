@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const pending = pendingUseCases();
   const server = createApiServer({
     useCases: pending.useCases,
+    // NOTE: streams end as the drain starts; left open they would hold it for the whole grace period.
+    stopping: lifecycle.signal,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
   const health = addHealthAndReflection(server, { descriptorSetPath, services: PUBLIC_SERVICES });

@@ -47,6 +47,8 @@ function quotaMessages(result: { projectId: string; quotas: QuotaView[] }) {
 export interface ApiServerOptions {
   useCases: ApiUseCases;
   report: ErrorReporter;
+  /** Aborted when the api begins to drain: open streams then end with UNAVAILABLE at once. */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -55,6 +57,7 @@ export interface ApiServerOptions {
  */
 export function createApiServer(options: ApiServerOptions): Server {
   const { useCases: uc, report } = options;
+  const streaming = { stop: options.stopping };
   const volumes: VolumesServiceServer = {
     createVolume: unary("CreateVolume", report, async (req, ctx) => ({
       volume: toVolume(await uc.createVolume(ctx, req)),
@@ -115,9 +118,14 @@ export function createApiServer(options: ApiServerOptions): Server {
       const page = await uc.listSnapshots(ctx, { ...req, status: snapshotStatusName(req.status) });
       return { snapshots: page.items.map((s) => toListedSnapshot(s, view)), nextPageToken: page.nextPageToken };
     }),
-    watchSnapshot: serverStreaming("WatchSnapshot", report, async function* (req, ctx, signal) {
-      for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
-    }),
+    watchSnapshot: serverStreaming(
+      "WatchSnapshot",
+      report,
+      async function* (req, ctx, signal) {
+        for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
+      },
+      streaming,
+    ),
     updateSnapshot: unary("UpdateSnapshot", report, async (req, ctx) => ({
       snapshot: toSnapshot(await uc.updateSnapshot(ctx, req.id, { name: req.name, description: req.description })),
     })),
@@ -160,10 +168,15 @@ export function createApiServer(options: ApiServerOptions): Server {
     ),
   };
   const events: EventsServiceServer = {
-    watchEvents: serverStreaming("WatchEvents", report, async function* (req, ctx, signal) {
-      const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
-      for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
-    }),
+    watchEvents: serverStreaming(
+      "WatchEvents",
+      report,
+      async function* (req, ctx, signal) {
+        const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
+        for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
+      },
+      streaming,
+    ),
   };
   const groups: GroupSnapshotsServiceServer = {
     createGroupSnapshot: unary("CreateGroupSnapshot", report, async (req, ctx) => {
