@@ -7,7 +7,7 @@ import { createDb, type Db, type DbHandle } from "./client.js";
 import { runMigrations } from "./migrate.js";
 import { claimOverdueOperations, finishOperation, insertOperation } from "./operations.js";
 import { drainOutbox, enqueueOutbox, enqueueOutboxMany, outboxBacklog } from "./outbox.js";
-import { getQuotaUsage, type QuotaDelta, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
+import { ensureQuotaRows, getQuotaUsage, type QuotaDelta, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
 import { createSnapshotAtOnce, type SnapshotCreate } from "./snapshot-create.js";
 import { getSnapshotElevated, insertSnapshot, updateSnapshotStatus } from "./snapshots.js";
 import type { VolumeRow } from "./types.js";
@@ -398,16 +398,20 @@ describe.each(TEST_DRIVERS)("repositories on $name", (driver) => {
       return row;
     }
 
-    it("asks for a transaction on a project's first snapshot (no usage rows yet), writing nothing", async () => {
+    it("writes nothing for a project without usage rows yet, and records it once they exist", async () => {
       const v = await volume(project());
       const c = create(v, quota(10));
-      expect(await createSnapshotAtOnce(db, c)).toEqual({ firstReservation: true });
+      expect(await createSnapshotAtOnce(db, c)).toEqual({ missingQuotaRows: true });
       expect(await written(c)).toEqual({ snapshots: 0, operations: 0, casts: 0 });
+      // What the api then does: the rows at 0, and the same statement again.
+      await ensureQuotaRows(db, v.projectId, ["snapshots", "gigabytes"]);
+      expect(await createSnapshotAtOnce(db, c)).toMatchObject({ created: { id: c.snapshot.id } });
+      expect(await getQuotaUsage(db, v.projectId)).toEqual({ snapshots: 1, gigabytes: 1 });
     });
 
     it("writes the snapshot, its operation and its cast and takes the quota, in one statement", async () => {
       const v = await volume(project());
-      await reserveQuota(db, v.projectId, quota(10)); // the project's first snapshot, as recorded in a transaction
+      await reserveQuota(db, v.projectId, quota(10)); // an earlier snapshot of the project
       const c = create(v, quota(10));
       const outcome = await createSnapshotAtOnce(db, c);
       expect(outcome).toMatchObject({

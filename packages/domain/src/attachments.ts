@@ -151,7 +151,7 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
         // Roll the reservation back: the volume is as it was, no attachment remains.
         await transaction(db, async (tx) => {
           await deleteAttachment(tx, attachmentId);
-          const back = await updateVolumeStatus(tx, volumeId, ["attaching"], previous);
+          const back = await updateVolumeStatus(tx, volumeId, VOLUME_OPERATIONS.attach.failed.from, previous);
           await finishOperation(tx, operationId, "failed", String(error));
           await announce(tx, "ERROR", "volume.attach.error", back, {
             attachment_id: attachmentId,
@@ -167,7 +167,8 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
           driver_volume_type: connection.driverVolumeType,
           data: connection.data,
         });
-        const inUse = await updateVolumeStatus(tx, volumeId, ["attaching"], "in-use");
+        const { from, to } = VOLUME_OPERATIONS.attach.done;
+        const inUse = await updateVolumeStatus(tx, volumeId, from, to);
         await finishOperation(tx, operationId, "done");
         await announce(tx, "INFO", "volume.attach.end", inUse, {
           attachment_id: attachmentId,
@@ -191,7 +192,8 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
         if (found?.attachStatus !== "attached") {
           throw new CinderblockError("NOT_FOUND", `volume ${volumeId} has no attachment ${attachmentId}`);
         }
-        const detaching = await updateVolumeStatus(tx, volumeId, ["in-use"], "detaching");
+        const { from, to } = VOLUME_OPERATIONS.detach.start;
+        const detaching = await updateVolumeStatus(tx, volumeId, from, to);
         if (!detaching) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
@@ -226,7 +228,8 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
       } catch (raw) {
         const error = hostCallError(raw, `the host of volume ${volumeId} did not answer; try again`);
         await transaction(db, async (tx) => {
-          const back = await updateVolumeStatus(tx, volumeId, ["detaching"], "in-use");
+          const { from, to } = VOLUME_OPERATIONS.detach.failed;
+          const back = await updateVolumeStatus(tx, volumeId, from, to);
           await finishOperation(tx, operationId, "failed", String(error));
           await announce(tx, "ERROR", "volume.detach.error", back, {
             ...event,

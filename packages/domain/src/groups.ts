@@ -4,6 +4,7 @@ import {
   type Executor,
   type GroupSnapshotRow,
   getGroupSnapshot,
+  getVolumeActivity,
   getVolumeElevated,
   insertGroupSnapshot,
   insertOperation,
@@ -17,6 +18,7 @@ import {
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { Announcer, Dispatcher } from "./ports.js";
+import { GROUP_SNAPSHOT_OPERATIONS, SNAPSHOT_OPERATIONS } from "./state-machine.js";
 import { groupSnapshotUsage } from "./usage.js";
 import type { CreateSnapshotInput } from "./validation.js";
 import { validateId, validatePageSize } from "./validation.js";
@@ -60,7 +62,7 @@ export interface GroupUseCases {
 
 const MAX_GROUP_VOLUMES = 64;
 /** Statuses from which a group snapshot may be deleted (error_deleting: to retry what stayed). */
-const GROUP_DELETABLE = ["available", "error", "error_deleting"];
+const GROUP_DELETABLE: readonly string[] = GROUP_SNAPSHOT_OPERATIONS.delete.start.from;
 
 /** Moves a member to `deleting` and casts its delete to its volume's host (in `tx`). */
 async function deleteMember(
@@ -71,7 +73,11 @@ async function deleteMember(
 ): Promise<boolean> {
   const volume = await getVolumeElevated(tx, member.volumeId);
   if (!volume?.host) return false;
-  if (!(await updateSnapshotStatus(tx, member.id, ["available", "error", "error_deleting"], "deleting"))) return false;
+  // A member a volume is being created from stays (the group then ends error_deleting, naming it).
+  const activity = await getVolumeActivity(tx, member.volumeId);
+  if (activity.clones.some((c) => c.snapshotId === member.id)) return false;
+  const { from, to } = SNAPSHOT_OPERATIONS.delete.start;
+  if (!(await updateSnapshotStatus(tx, member.id, from, to))) return false;
   const operationId = randomUUID();
   await insertOperation(tx, {
     id: operationId,
@@ -115,13 +121,15 @@ export async function settleGroupSnapshot(
   if (members.some((m) => m.status === "creating")) return "pending";
   const failed = members.filter((m) => m.status !== "available");
   if (failed.length === 0) {
-    const done = await updateGroupSnapshotStatus(tx, groupId, ["creating"], "available");
+    const { from, to } = GROUP_SNAPSHOT_OPERATIONS.create.done;
+    const done = await updateGroupSnapshotStatus(tx, groupId, from, to);
     if (done) await deps.notifications.announce(tx, "INFO", "group_snapshot.create.end", groupSnapshotUsage(done));
     return "available";
   }
   for (const m of members) await deleteMember(tx, deps.scheduler, m, deps.operationTimeoutSeconds);
   const reason = failed.map((m) => `snapshot of volume ${m.volumeId} ended ${m.status}: ${m.statusReason}`).join("; ");
-  const errored = await updateGroupSnapshotStatus(tx, groupId, ["creating"], "error", reason);
+  const createFailed = GROUP_SNAPSHOT_OPERATIONS.create.failed;
+  const errored = await updateGroupSnapshotStatus(tx, groupId, createFailed.from, createFailed.to, reason);
   if (errored) {
     await deps.notifications.announce(tx, "ERROR", "group_snapshot.create.error", {
       ...groupSnapshotUsage(errored),
@@ -151,11 +159,13 @@ export async function settleGroupDelete(tx: Executor, groupId: string): Promise<
   const left = (await listGroupMembers(tx, groupId)).filter((m) => !m.deleted);
   if (left.some((m) => m.status === "deleting")) return undefined;
   if (left.length === 0) {
-    const done = await updateGroupSnapshotStatus(tx, groupId, ["deleting"], "deleted");
+    const { from, to } = GROUP_SNAPSHOT_OPERATIONS.delete.done;
+    const done = await updateGroupSnapshotStatus(tx, groupId, from, to);
     return done && { priority: "INFO", eventType: "group_snapshot.delete.end", payload: groupSnapshotUsage(done) };
   }
   const reason = left.map((m) => `snapshot ${m.id} is ${m.status}${m.statusReason ? `: ${m.statusReason}` : ""}`);
-  const failed = await updateGroupSnapshotStatus(tx, groupId, ["deleting"], "error_deleting", reason.join("; "));
+  const { from, to } = GROUP_SNAPSHOT_OPERATIONS.delete.failed;
+  const failed = await updateGroupSnapshotStatus(tx, groupId, from, to, reason.join("; "));
   return (
     failed && {
       priority: "ERROR",
@@ -279,7 +289,12 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
             `snapshot ${blocking.id} of the group is ${blocking.status}`,
           );
         }
-        const deleting = await updateGroupSnapshotStatus(tx, id, GROUP_DELETABLE, "deleting");
+        const deleting = await updateGroupSnapshotStatus(
+          tx,
+          id,
+          GROUP_DELETABLE,
+          GROUP_SNAPSHOT_OPERATIONS.delete.start.to,
+        );
         if (!deleting)
           throw new CinderblockError("FAILED_PRECONDITION", `group snapshot ${id} changed status; try again`);
         await deps.notifications.announce(tx, "INFO", "group_snapshot.delete.start", groupSnapshotUsage(deleting));

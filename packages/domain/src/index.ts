@@ -39,6 +39,7 @@ export {
   assertVolumeSnapshottable,
   cascadedDeleteId,
   derivedId,
+  GROUP_SNAPSHOT_OPERATIONS,
   GROUP_SNAPSHOT_STATUSES,
   SNAPSHOT_OPERATIONS,
   SNAPSHOT_STATUSES,

@@ -19,6 +19,7 @@ import { type RequestContext, requireAdmin } from "./context.js";
 import { CinderblockError, hostCallError, hostCallReason } from "./errors.js";
 import type { Announcer, HostManageable, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, snapshotQuotaHeld } from "./quota.js";
+import { SNAPSHOT_OPERATIONS } from "./state-machine.js";
 import { snapshotUsage } from "./usage.js";
 import { validateId, validateMetadata } from "./validation.js";
 
@@ -138,7 +139,8 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
         const error = hostCallError(raw, `backend ${volume.host} did not answer; try again`);
         // Nothing was taken over: the row and its quota go again.
         await transaction(db, async (tx) => {
-          await updateSnapshotStatus(tx, id, ["creating"], "deleting");
+          const { from, to } = SNAPSHOT_OPERATIONS.manage.failed;
+          await updateSnapshotStatus(tx, id, from, to);
           const gone = await markSnapshotDeleted(tx, id);
           await finishOperation(tx, operationId, "failed", String(error));
           if (!gone) return;
@@ -152,7 +154,8 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
         throw error;
       }
       const row = await transaction(db, async (tx) => {
-        const done = await updateSnapshotStatus(tx, id, ["creating"], "available", { progress: "100%" });
+        const { from, to } = SNAPSHOT_OPERATIONS.manage.done;
+        const done = await updateSnapshotStatus(tx, id, from, to, { progress: "100%" });
         if (!done) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} changed status meanwhile`);
         await finishOperation(tx, operationId, "done");
         await deps.notifications.announce(tx, "INFO", "snapshot.manage_existing.end", snapshotUsage(done, volume));
@@ -171,7 +174,8 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
       if (!volume?.host) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} has no backend`);
       const operationId = randomUUID();
       await transaction(db, async (tx) => {
-        const unmanaging = await updateSnapshotStatus(tx, id, ["available", "error"], "unmanaging");
+        const { from, to } = SNAPSHOT_OPERATIONS.unmanage.start;
+        const unmanaging = await updateSnapshotStatus(tx, id, from, to);
         if (!unmanaging) {
           throw new CinderblockError(
             "FAILED_PRECONDITION",
@@ -195,7 +199,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
       } catch (raw) {
         const error = hostCallError(raw, `backend ${volume.host} did not answer; try again`);
         await transaction(db, async (tx) => {
-          await updateSnapshotStatus(tx, id, ["unmanaging"], snapshot.status);
+          await updateSnapshotStatus(tx, id, SNAPSHOT_OPERATIONS.unmanage.failed.from, snapshot.status);
           await finishOperation(tx, operationId, "failed", String(error));
         });
         throw error;

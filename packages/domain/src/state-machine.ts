@@ -146,12 +146,32 @@ export const SNAPSHOT_OPERATIONS = {
     done: t(["restoring"], "available", "volume"),
     failed: t(["restoring"], "available", "volume", "reconciler"),
   },
+  /** Taking over a snapshot the backend has (manage_existing); a failure removes the row again. */
+  manage: {
+    start: t([], "creating", "api"),
+    done: t(["creating"], "available", "api"),
+    failed: t(["creating"], "deleting", "api", "reconciler"),
+  },
   unmanage: {
     start: t(["available", "error"], "unmanaging", "api"),
     done: t(["unmanaging"], "deleted", "api"),
     failed: t(["unmanaging"], "available", "api", "reconciler"),
   },
 } as const satisfies Record<string, OperationStates<SnapshotStatus>>;
+
+/** Group snapshot operations (a group is decided by its members: see groups.ts). */
+export const GROUP_SNAPSHOT_OPERATIONS = {
+  create: {
+    start: t([], "creating", "api"),
+    done: t(["creating"], "available", "volume", "api"),
+    failed: t(["creating"], "error", "volume", "api", "reconciler"),
+  },
+  delete: {
+    start: t(["available", "error", "error_deleting"], "deleting", "api"),
+    done: t(["deleting"], "deleted", "volume", "api"),
+    failed: t(["deleting"], "error_deleting", "volume", "reconciler"),
+  },
+} as const satisfies Record<string, OperationStates<GroupSnapshotStatus>>;
 
 /** Snapshot statuses that end a WatchSnapshot stream (nothing will change them on its own). */
 export const TERMINAL_SNAPSHOT_STATUSES: readonly SnapshotStatus[] = [

@@ -24,6 +24,7 @@ import {
   type Announcer,
   type Dispatcher,
   extendQuotaDeltas,
+  GROUP_SNAPSHOT_OPERATIONS,
   SNAPSHOT_OPERATIONS,
   settleGroupDelete,
   settleGroupSnapshot,
@@ -267,7 +268,8 @@ const inspectors: Record<
         await settleGroupSnapshot(t, { scheduler: d, notifications: n, operationTimeoutSeconds: 120 }, group.id);
       },
       fail: async (t, reason) => {
-        return (await updateGroupSnapshotStatus(t, group.id, ["creating"], "error", reason)) && "error";
+        const { from, to } = GROUP_SNAPSHOT_OPERATIONS.create.failed;
+        return (await updateGroupSnapshotStatus(t, group.id, from, to, reason)) && to;
       },
     };
   },
@@ -284,7 +286,8 @@ const inspectors: Record<
         throw new Error("a manage is a call; its caller is gone");
       },
       fail: async (t) => {
-        await updateSnapshotStatus(t, snapshot.id, ["creating"], "deleting");
+        const { from, to } = SNAPSHOT_OPERATIONS.manage.failed;
+        await updateSnapshotStatus(t, snapshot.id, from, to);
         const gone = await markSnapshotDeleted(t, snapshot.id);
         if (gone) await releaseQuota(t, gone.projectId, snapshotQuotaHeld(gone));
         return "deleted";
