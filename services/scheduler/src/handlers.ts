@@ -8,6 +8,7 @@ import {
   getVolumeElevated,
   listUsableServices,
   type ServiceRow,
+  type Tx,
   transaction,
   updateSnapshotStatus,
   updateVolumeStatus,
@@ -58,6 +59,30 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
     return nextLook;
   };
 
+  /**
+   * Records a scheduling failure the one way outcomes are recorded (as on the volume host): the
+   * resource's status, its operation and the `scheduler.create_<kind>` notification commit
+   * together through the outbox, the message id from the operation (a re-run writes a duplicate
+   * JetStream drops); then the relay is kicked and the resource's watchers told.
+   */
+  async function schedulingFailed(
+    kind: "snapshot" | "volume",
+    id: string,
+    operationId: string,
+    reason: string,
+    change: (tx: Tx) => Promise<unknown>,
+    payload: Record<string, unknown>,
+  ): Promise<void> {
+    const failed = await transaction(db, async (tx) => {
+      const [row] = await Promise.all([change(tx), finishOperation(tx, operationId, "failed", reason)]);
+      if (row) await deps.notifications.announce(tx, "ERROR", `scheduler.create_${kind}`, payload, operationId);
+      return row;
+    });
+    if (!failed) return;
+    deps.onCommitted();
+    publishChange(deps.bus, kind, id);
+  }
+
   return {
     async createSnapshot(cast, deliveryKey) {
       // A snapshot lives on its volume's backend: check that backend instead of choosing one.
@@ -76,36 +101,23 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       else if (backend.frozen) problem = `backend ${cast.volumeHost} is frozen`;
       else problem = capacityProblem(backend, cast.volumeSizeGb);
       if (problem) {
-        // The outcome one way, as on the volume host: status, operation and notification commit
-        // together; the notification's id comes from the operation, so a re-run writes a duplicate.
         const { from, to } = SNAPSHOT_OPERATIONS.create.failed;
-        const failed = await transaction(db, async (tx) => {
-          const [row] = await Promise.all([
-            updateSnapshotStatus(tx, snapshot.id, from, to, { statusReason: `scheduling failed: ${problem}` }),
-            finishOperation(tx, cast.operationId, "failed", problem),
-          ]);
-          if (row) {
-            await deps.notifications.announce(
-              tx,
-              "ERROR",
-              "scheduler.create_snapshot",
-              {
-                request_spec: { snapshot_id: snapshot.id, volume_properties: { size: cast.volumeSizeGb } },
-                snapshot_id: snapshot.id,
-                volume_id: snapshot.volumeId,
-                tenant_id: snapshot.projectId,
-                state: "error",
-                reason: problem,
-              },
-              cast.operationId,
-            );
-          }
-          return row;
-        });
-        if (failed) {
-          deps.onCommitted();
-          publishChange(deps.bus, "snapshot", snapshot.id);
-        }
+        const reason = problem;
+        await schedulingFailed(
+          "snapshot",
+          snapshot.id,
+          cast.operationId,
+          reason,
+          (tx) => updateSnapshotStatus(tx, snapshot.id, from, to, { statusReason: `scheduling failed: ${reason}` }),
+          {
+            request_spec: { snapshot_id: snapshot.id, volume_properties: { size: cast.volumeSizeGb } },
+            snapshot_id: snapshot.id,
+            volume_id: snapshot.volumeId,
+            tenant_id: snapshot.projectId,
+            state: "error",
+            reason,
+          },
+        );
         return;
       }
       await deps.caster.createSnapshot(
@@ -136,26 +148,14 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
               (choice.reasons.length > 0 ? `: ${choice.reasons.join("; ")}` : "")
             : `no valid backend was found: ${choice.reasons.join("; ")}`;
           const { from, to } = VOLUME_OPERATIONS.create.failed;
-          const failed = await transaction(db, async (tx) => {
-            const [row] = await Promise.all([
-              updateVolumeStatus(tx, volume.id, from, to, { statusReason: reason }),
-              finishOperation(tx, cast.operationId, "failed", reason),
-            ]);
-            if (row) {
-              await deps.notifications.announce(
-                tx,
-                "ERROR",
-                "scheduler.create_volume",
-                { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason },
-                cast.operationId,
-              );
-            }
-            return row;
-          });
-          if (failed) {
-            deps.onCommitted();
-            publishChange(deps.bus, "volume", volume.id);
-          }
+          await schedulingFailed(
+            "volume",
+            volume.id,
+            cast.operationId,
+            reason,
+            (tx) => updateVolumeStatus(tx, volume.id, from, to, { statusReason: reason }),
+            { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason },
+          );
           return;
         }
         const placed = await assignVolumeHost(db, volume.id, choice.host.host);
