@@ -33,7 +33,7 @@ export function deleteVolumeUseCase(
 ): ApiUseCases["deleteVolume"] {
   return async (ctx, rawId, cascade) => {
     const id = validateId("id", rawId);
-    const { from } = VOLUME_OPERATIONS.delete.start;
+    const { from, to } = VOLUME_OPERATIONS.delete.start;
     const result = await transaction(deps.db, async (tx) => {
       // NOTE: the volume, then its snapshots, locked FOR UPDATE: a snapshot create share-locks the
       // volume and a clone its snapshot, so neither can start (or be half-recorded) while the
@@ -53,7 +53,7 @@ export function deleteVolumeUseCase(
         );
       }
       assertNoConflict("volume.delete", `volume ${id}`, await getVolumeActivity(tx, id));
-      const deleting = await updateVolumeStatus(tx, id, from, "deleting", { statusReason: "" });
+      const deleting = await updateVolumeStatus(tx, id, from, to, { statusReason: "" });
       if (!deleting) throw new CinderblockError("FAILED_PRECONDITION", `volume ${id} changed status; try again`);
       if (!volume.host) {
         // Never placed on a backend (scheduling failed): nothing to remove from storage.
