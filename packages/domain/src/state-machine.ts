@@ -152,6 +152,7 @@ export const SNAPSHOT_OPERATIONS = {
     done: t(["creating"], "available", "api"),
     failed: t(["creating"], "deleting", "api", "reconciler"),
   },
+  /** A failed unmanage goes back to where it was (available or error). */
   unmanage: {
     start: t(["available", "error"], "unmanaging", "api"),
     done: t(["unmanaging"], "deleted", "api"),
