@@ -12,5 +12,7 @@ export type { Notifier, OutboxAnnouncer, Priority } from "./notifier.js";
 export { createNotifier, createOutboxAnnouncer } from "./notifier.js";
 export type { OutboxRelay, OutboxRelayOptions } from "./outbox-relay.js";
 export { startOutboxRelay } from "./outbox-relay.js";
+export type { OutcomeRecorder, OutcomeWrites } from "./outcome-recorder.js";
+export { createOutcomeRecorder } from "./outcome-recorder.js";
 export type { Subjects } from "./subjects.js";
 export { createSubjects } from "./subjects.js";

@@ -1,4 +1,4 @@
-import { type Bus, hostNameOf, publishChange, type VolumeHostCaster } from "@cinderblock/bus";
+import { type Bus, createOutcomeRecorder, hostNameOf, type VolumeHostCaster } from "@cinderblock/bus";
 import {
   assignVolumeHost,
   type Db,
@@ -9,7 +9,6 @@ import {
   listUsableServices,
   type ServiceRow,
   type Tx,
-  transaction,
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
@@ -59,13 +58,19 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
     return nextLook;
   };
 
+  const record = createOutcomeRecorder({
+    db,
+    bus: deps.bus,
+    announcer: deps.notifications,
+    onCommitted: deps.onCommitted,
+  });
+
   /**
    * Records a scheduling failure the one way outcomes are recorded (as on the volume host): the
    * resource's status, its operation and the `scheduler.create_<kind>` notification commit
-   * together through the outbox, the message id from the operation (a re-run writes a duplicate
-   * JetStream drops); then the relay is kicked and the resource's watchers told.
+   * together, the message id from the operation (a re-run writes a duplicate JetStream drops).
    */
-  async function schedulingFailed(
+  function schedulingFailed(
     kind: "snapshot" | "volume",
     id: string,
     operationId: string,
@@ -73,14 +78,12 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
     change: (tx: Tx) => Promise<unknown>,
     payload: Record<string, unknown>,
   ): Promise<void> {
-    const failed = await transaction(db, async (tx) => {
+    return record(async (tx, outcome) => {
       const [row] = await Promise.all([change(tx), finishOperation(tx, operationId, "failed", reason)]);
-      if (row) await deps.notifications.announce(tx, "ERROR", `scheduler.create_${kind}`, payload, operationId);
-      return row;
+      if (!row) return;
+      await outcome.announce("ERROR", `scheduler.create_${kind}`, payload, operationId);
+      outcome.changed(kind, id);
     });
-    if (!failed) return;
-    deps.onCommitted();
-    publishChange(deps.bus, kind, id);
   }
 
   return {

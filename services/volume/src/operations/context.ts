@@ -1,6 +1,13 @@
-import { type Bus, type Notifier, type OutboxAnnouncer, publishChange, RetryableError } from "@cinderblock/bus";
+import {
+  type Bus,
+  createOutcomeRecorder,
+  type Notifier,
+  type OutboxAnnouncer,
+  type OutcomeRecorder,
+  RetryableError,
+} from "@cinderblock/bus";
 import type { Logger } from "@cinderblock/config";
-import { type Db, type Tx, transaction } from "@cinderblock/db";
+import type { Db } from "@cinderblock/db";
 import { DriverError, type VolumeDriver } from "../drivers/driver.js";
 
 /** What the volume manager's operations need. */
@@ -26,27 +33,12 @@ export interface Delivery {
   finalAttempt: boolean;
 }
 
-/** What an outcome's transaction may do besides its status changes. */
-export interface Outcome {
-  /**
-   * Writes a notification into the outbox, its message id derived from `key` (the operation, or a
-   * resource that has this event once) and the event type, so a re-sent copy is a duplicate.
-   */
-  announce(priority: "INFO" | "ERROR", eventType: string, payload: Record<string, unknown>, key: string): Promise<void>;
-  /** Marks a resource changed: its watchers are told after the commit. */
-  changed(kind: "snapshot" | "volume", id: string): void;
-}
-
 /** The manager's shared services, handed to every operation. */
 export interface OperationContext extends ManagerDependencies {
   /** The driver of the backend a volume lives on (`<host>@<backend>`). */
   driverFor(host: string | null): VolumeDriver;
-  /**
-   * THE way an operation records what happened: status changes, the operation's end and its
-   * notifications in one transaction; after the commit, and only then, the relay is kicked and
-   * the watchers of every changed resource are told. Returns what `change` returned.
-   */
-  record<T>(change: (tx: Tx, outcome: Outcome) => Promise<T>): Promise<T>;
+  /** THE way an operation records what happened (see {@link OutcomeRecorder}). */
+  record: OutcomeRecorder;
   /**
    * Publishes an operation's `.start` notification directly (not through the outbox: it reports no
    * change, and a handler that dies before it is re-run by the redelivery or the reconciler and
@@ -80,27 +72,7 @@ export function createOperationContext(deps: ManagerDependencies): OperationCont
       return driver;
     },
 
-    async record(change) {
-      let announced = 0;
-      let changed: Array<["snapshot" | "volume", string]> = [];
-      const result = await transaction(deps.db, async (tx) => {
-        // NOTE: reset here: a transaction re-run after a serialization failure starts over.
-        announced = 0;
-        changed = [];
-        return change(tx, {
-          async announce(priority, eventType, payload, key) {
-            announced++;
-            await deps.announcer.announce(tx, priority, eventType, payload, key);
-          },
-          changed(kind, id) {
-            changed.push([kind, id]);
-          },
-        });
-      });
-      if (announced > 0) deps.onCommitted();
-      for (const [kind, id] of changed) publishChange(deps.bus, kind, id);
-      return result;
-    },
+    record: createOutcomeRecorder(deps),
 
     started(eventType, payload, operationId) {
       const publisher = `${eventType.split(".")[0]}.${deps.hostName}`;

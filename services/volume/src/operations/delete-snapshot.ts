@@ -1,3 +1,4 @@
+import type { OutcomeWrites } from "@cinderblock/bus";
 import {
   finishOperation,
   getSnapshotElevated,
@@ -12,13 +13,13 @@ import {
 import { SNAPSHOT_OPERATIONS, settleGroupDelete, snapshotQuotaHeld, snapshotUsage } from "@cinderblock/domain";
 import type { VolumeDeleteSnapshot } from "@cinderblock/proto";
 import { SnapshotBusyError } from "../drivers/driver.js";
-import type { Delivery, OperationContext, Outcome } from "./context.js";
+import type { Delivery, OperationContext } from "./context.js";
 
 /** Whether a snapshot's delete happened; if not, whether the backend said busy, and why. */
 export type DeleteOutcome = { deleted: true } | { deleted: false; busy: boolean; reason: string };
 
 /** Writes what a member's delete decided about its group (deleted, or error_deleting), keyed by the group. */
-async function settleGroup(tx: Tx, outcome: Outcome, groupId: string): Promise<void> {
+async function settleGroup(tx: Tx, outcome: OutcomeWrites, groupId: string): Promise<void> {
   const event = await settleGroupDelete(tx, groupId);
   if (event) await outcome.announce(event.priority, event.eventType, event.payload, groupId);
 }
