@@ -140,6 +140,21 @@ async function whileInFlight<T>(
   return outcome;
 }
 
+/** A snapshot create in flight, as createSnapshotAtOnce leaves it: the volume share-locked, the row written. */
+function snapshotCreateInFlight(c: RequestContext, volumeId: string, snapshotId: string) {
+  return async (tx: Executor) => {
+    await tx.execute(sql`select id from volumes where id = ${volumeId} for share`);
+    await insertSnapshot(tx, {
+      id: snapshotId,
+      projectId: c.projectId,
+      userId: c.userId,
+      volumeId,
+      status: "creating",
+      volumeSizeGb: 2,
+    });
+  };
+}
+
 beforeAll(async () => {
   database = await createTestDatabase(runMigrations);
   handle = createDb({ url: database.url, max: 20 });
@@ -178,20 +193,8 @@ describe("conflicting operations", () => {
     const c = ctx();
     const volumeId = await availableVolume(c);
     const snapshotId = randomUUID();
-    // A snapshot create in flight: it share-locked the volume and wrote its row (createSnapshotAtOnce).
-    const outcome = await whileInFlight(
-      async (tx) => {
-        await tx.execute(sql`select id from volumes where id = ${volumeId} for share`);
-        await insertSnapshot(tx, {
-          id: snapshotId,
-          projectId: c.projectId,
-          userId: c.userId,
-          volumeId,
-          status: "creating",
-          volumeSizeGb: 2,
-        });
-      },
-      () => api.deleteVolume(c, volumeId, true),
+    const outcome = await whileInFlight(snapshotCreateInFlight(c, volumeId, snapshotId), () =>
+      api.deleteVolume(c, volumeId, true),
     );
     expect(outcome).toMatchObject({ refused: { code: "FAILED_PRECONDITION" } });
     if (!("refused" in outcome)) return;
@@ -283,19 +286,8 @@ describe("conflicting operations", () => {
     const c = ctx();
     const volumeId = await availableVolume(c);
     const snapshotId = randomUUID();
-    const outcome = await whileInFlight(
-      async (tx) => {
-        await tx.execute(sql`select id from volumes where id = ${volumeId} for share`);
-        await insertSnapshot(tx, {
-          id: snapshotId,
-          projectId: c.projectId,
-          userId: c.userId,
-          volumeId,
-          status: "creating",
-          volumeSizeGb: 2,
-        });
-      },
-      () => api.extendVolume(c, volumeId, 4),
+    const outcome = await whileInFlight(snapshotCreateInFlight(c, volumeId, snapshotId), () =>
+      api.extendVolume(c, volumeId, 4),
     );
     expect(outcome).toMatchObject({ refused: { code: "FAILED_PRECONDITION" } });
   });
