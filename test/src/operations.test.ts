@@ -322,7 +322,10 @@ describe("delete", () => {
         stack.volumes.resetVolumeStatus({ id: v.id, status: VolumeStatus.VOLUME_STATUS_ERROR }, p.md, done),
       ),
     );
-    expect(denied).toMatchObject({ code: status.PERMISSION_DENIED, details: "reset status requires the admin role" });
+    expect(denied).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      details: "policy does not allow volume_extension:volume_admin_actions:reset_status to be performed",
+    });
     const reset = await call<{ volume?: Volume }>((done) =>
       stack.volumes.resetVolumeStatus({ id: v.id, status: VolumeStatus.VOLUME_STATUS_ERROR }, p.admin, done),
     );

@@ -1,22 +1,21 @@
 import type { RequestContext as CastContext } from "@cinderblock/proto";
-import { CinderblockError } from "./errors.js";
 
-/** Who is asking, as the api established it (from noauth metadata for now). */
+/** Who is asking, as the api's authentication strategy established it. */
 export interface RequestContext {
   requestId: string;
   projectId: string;
   userId: string;
   roles: string[];
+  /**
+   * Whether the caller is an administrator (the policy's `context_is_admin` rule, computed at the
+   * boundary); when absent (a context rebuilt from a cast), holding the exact role `admin`.
+   */
+  isAdmin?: boolean;
 }
 
-/** Whether the caller holds the admin role. */
+/** Whether the caller is an administrator (may see and act on every project's resources). */
 export function isAdmin(ctx: RequestContext): boolean {
-  return ctx.roles.includes("admin");
-}
-
-/** Refuses a caller without the admin role: PERMISSION_DENIED naming what was asked. */
-export function requireAdmin(ctx: RequestContext, what: string): void {
-  if (!isAdmin(ctx)) throw new CinderblockError("PERMISSION_DENIED", `${what} requires the admin role`);
+  return ctx.isAdmin ?? ctx.roles.includes("admin");
 }
 
 /** The request context a cast carries to the scheduler or a volume host. */

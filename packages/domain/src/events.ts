@@ -1,4 +1,3 @@
-import { requireAdmin } from "./context.js";
 import type { ApiDependencies, ApiUseCases } from "./use-cases.js";
 import { validateId } from "./validation.js";
 
@@ -15,7 +14,6 @@ export interface EventFilter {
  */
 export function watchEventsUseCase(deps: Pick<ApiDependencies, "events">): ApiUseCases["watchEvents"] {
   return async function* (ctx, filter, signal) {
-    if (filter.allProjects) requireAdmin(ctx, "all_projects");
     if (filter.resourceId) validateId("resource_id", filter.resourceId);
     const subscription = deps.events.subscribe();
     const onAbort = () => subscription.close();

@@ -15,7 +15,7 @@ import {
   transaction,
   updateSnapshotStatus,
 } from "@cinderblock/db";
-import { type RequestContext, requireAdmin } from "./context.js";
+import type { RequestContext } from "./context.js";
 import { CinderblockError, hostCallError, hostCallReason } from "./errors.js";
 import type { Announcer, HostManageable, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, snapshotQuotaHeld } from "./quota.js";
@@ -74,7 +74,6 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
 
   return {
     async listManageableSnapshots(ctx, host) {
-      requireAdmin(ctx, "listing manageable snapshots");
       if (!/^[A-Za-z0-9_-]+@[A-Za-z0-9_-]+$/.test(host)) {
         throw new CinderblockError("INVALID_ARGUMENT", "host: must be <host>@<backend>");
       }
@@ -82,7 +81,6 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
     },
 
     async manageSnapshot(ctx, input) {
-      requireAdmin(ctx, "managing a snapshot");
       const volumeId = validateId("volume_id", input.volumeId);
       const metadata = validateMetadata(input.metadata);
       if (input.name.length > 255 || input.description.length > 255) {
@@ -166,7 +164,6 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
     },
 
     async unmanageSnapshot(ctx, rawId) {
-      requireAdmin(ctx, "unmanaging a snapshot");
       const id = validateId("id", rawId);
       const snapshot = await getSnapshot(db, ctx.projectId, id);
       if (!snapshot) throw new CinderblockError("NOT_FOUND", `snapshot ${id} not found`);

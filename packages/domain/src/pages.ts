@@ -8,7 +8,7 @@ import {
   type SortDir,
   type SortKey,
 } from "@cinderblock/db";
-import { type RequestContext, requireAdmin } from "./context.js";
+import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import { validatePageSize } from "./validation.js";
 
@@ -39,7 +39,6 @@ export function listQuery(ctx: RequestContext, input: ListInput): ListQuery {
   const sortDir = (input.sortDir || "desc") as SortDir;
   if (sortDir !== "asc" && sortDir !== "desc")
     throw new CinderblockError("INVALID_ARGUMENT", "sort_dir: must be asc or desc");
-  if (input.allProjects) requireAdmin(ctx, "all_projects");
   let after: PageCursor | undefined;
   if (input.pageToken) {
     after = decodePageToken(input.pageToken);

@@ -1,5 +1,4 @@
 import { type Db, getQuotaLimits, getQuotaUsage, setQuotaLimit, transaction } from "@cinderblock/db";
-import { requireAdmin } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { QuotaDefaults } from "./quota.js";
 import type { ApiDependencies, ApiUseCases } from "./use-cases.js";
@@ -38,7 +37,6 @@ async function quotas(db: Db, defaults: QuotaDefaults, projectId: string): Promi
 export function getQuotasUseCase(deps: Pick<ApiDependencies, "db" | "quota">): ApiUseCases["getQuotas"] {
   return async (ctx, rawProjectId) => {
     const projectId = rawProjectId || ctx.projectId;
-    if (projectId !== ctx.projectId) requireAdmin(ctx, "reading another project's quotas");
     return { projectId, quotas: await quotas(deps.db, deps.quota, projectId) };
   };
 }
@@ -50,7 +48,6 @@ export function getQuotasUseCase(deps: Pick<ApiDependencies, "db" | "quota">): A
 export function updateQuotasUseCase(deps: Pick<ApiDependencies, "db" | "quota">): ApiUseCases["updateQuotas"] {
   const { db } = deps;
   return async (ctx, rawProjectId, limits) => {
-    requireAdmin(ctx, "updating quotas");
     const projectId = rawProjectId || ctx.projectId;
     const current = await quotas(db, deps.quota, projectId);
     for (const [resource, limit] of Object.entries(limits)) {

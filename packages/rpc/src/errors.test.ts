@@ -61,3 +61,11 @@ describe("toServiceError: the database going away", () => {
     expect(error).toMatchObject({ code: status.NOT_FOUND, details: "volume v1 not found" });
   });
 });
+
+describe("toServiceError: anything else", () => {
+  it("hides an unexpected error behind INTERNAL with the request id", () => {
+    const mapped = toServiceError(new Error("password=hunter2 leaked"), "r-2");
+    expect(mapped.internal).toBe(true);
+    expect(mapped.error).toMatchObject({ code: status.INTERNAL, details: "internal error (request r-2)" });
+  });
+});

@@ -1,4 +1,4 @@
-export { noauthContext } from "./context.js";
+export * from "./auth/index.js";
 export type { MappedError } from "./errors.js";
 export { toServiceError } from "./errors.js";
 export type { Health } from "./health.js";

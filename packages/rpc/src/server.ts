@@ -13,7 +13,7 @@ import {
 } from "@grpc/grpc-js";
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { noauthContext } from "./context.js";
+import { type Guard, requestIdOf, statedIdentityGuard } from "./auth/guard.js";
 import { toServiceError } from "./errors.js";
 import { addHealth, type Health } from "./health.js";
 import { instrumentCall } from "./metrics.js";
@@ -21,21 +21,26 @@ import { instrumentCall } from "./metrics.js";
 /** Where the boundary reports unexpected errors (the service's logger). */
 export type ErrorReporter = (error: unknown, info: { method: string; requestId: string }) => void;
 
+/** Without a guard, a server trusts the identity its callers state (internal servers behind mTLS). */
+const STATED = statedIdentityGuard();
+
 /**
- * Wraps a unary handler: builds the request context, maps errors at one boundary, counts and times
- * the call (grpc_server_* metrics) and runs it in a server span continuing the caller's trace.
+ * Wraps a unary handler: the guard authenticates the caller and enforces the method's policy
+ * before the handler sees the request; errors are mapped at this one boundary; the call is counted
+ * and timed (grpc_server_* metrics) and runs in a server span continuing the caller's trace.
  */
 export function unary<Req, Res>(
   method: string,
   report: ErrorReporter,
   handler: (request: Req, ctx: RequestContext) => Promise<Res>,
+  guard: Guard = STATED,
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback) => {
-    let requestId = "unknown";
+    const requestId = requestIdOf(call.metadata);
     instrumentCall(call.getPath(), "unary", call.metadata, async (end) => {
       try {
-        const ctx = noauthContext(call.metadata);
-        requestId = ctx.requestId;
+        const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
+        const ctx = await guard(method, call.request, credentials, requestId);
         const response = await handler(call.request, ctx);
         end(status.OK);
         callback(null, response);
@@ -57,6 +62,8 @@ export interface StreamingOptions {
    * back), instead of holding the drain open until its grace period runs out.
    */
   stop?: AbortSignal;
+  /** Authenticates and authorizes the call (see {@link unary}). */
+  guard?: Guard;
 }
 
 /**
@@ -69,11 +76,11 @@ export function serverStreaming<Req, Res>(
   handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
   options: StreamingOptions = {},
 ): handleServerStreamingCall<Req, Res> {
-  const { stop } = options;
+  const { stop, guard = STATED } = options;
   return (call: ServerWritableStream<Req, Res>) => {
     const abort = new AbortController();
     call.on("cancelled", () => abort.abort());
-    let requestId = "unknown";
+    const requestId = requestIdOf(call.metadata);
     instrumentCall(call.getPath(), "server_stream", call.metadata, async (end) => {
       let ended = false;
       /** Ends the call once: counts `code`, then sends OK or `error` as the stream's status. */
@@ -95,8 +102,8 @@ export function serverStreaming<Req, Res>(
       if (stop?.aborted) onStop();
       else stop?.addEventListener("abort", onStop, { once: true });
       try {
-        const ctx = noauthContext(call.metadata);
-        requestId = ctx.requestId;
+        const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
+        const ctx = await guard(method, call.request, credentials, requestId);
         for await (const message of handler(call.request, ctx, abort.signal)) {
           if (abort.signal.aborted) break;
           if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));

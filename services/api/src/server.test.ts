@@ -4,6 +4,7 @@ import {
   descriptorSetPath,
   GroupSnapshotStatus,
   GroupSnapshotsServiceClient,
+  ListSnapshotsRequest,
   SnapshotStatus,
   SnapshotsServiceClient,
 } from "@cinderblock/proto";
@@ -57,12 +58,21 @@ async function serve(useCases: Partial<ApiUseCases>) {
   return { client, reported, health, port };
 }
 
-const md = () => {
+const md = (roles = "") => {
   const m = new Metadata();
   m.set("x-project-id", "p1");
   m.set("x-user-id", "u1");
+  if (roles) m.set("x-roles", roles);
   return m;
 };
+
+function unaryCall<Req>(
+  invoke: (req: Req, m: Metadata, done: (err: ServiceError | null) => void) => unknown,
+  req: Req,
+  metadata: Metadata,
+): Promise<ServiceError | undefined> {
+  return new Promise((resolve) => invoke(req, metadata, (err) => resolve(err ?? undefined)));
+}
 
 function getSnapshot(client: SnapshotsServiceClient, metadata: Metadata) {
   return new Promise<unknown>((resolve, reject) =>
@@ -106,6 +116,66 @@ describe("api gRPC boundary", () => {
     const error = (await getSnapshot(client, new Metadata()).catch((e: unknown) => e)) as ServiceError;
     expect(error.code).toBe(status.UNAUTHENTICATED);
     expect(called).toBe(false);
+  });
+
+  it("checks the method's policy rule before the request is validated, naming the rule", async () => {
+    const calls: string[] = [];
+    const { client } = await serve({
+      resetSnapshotStatus: async () => {
+        calls.push("reset");
+        throw new CinderblockError("INVALID_ARGUMENT", "id: must be a UUID");
+      },
+    });
+    const reset = client.resetSnapshotStatus.bind(client);
+    for (const roles of ["", "member", "Admin", "ADMIN", "member,Admin", "administrator"]) {
+      const error = await unaryCall(
+        reset,
+        { id: "not-a-uuid", status: SnapshotStatus.SNAPSHOT_STATUS_ERROR },
+        md(roles),
+      );
+      expect(error?.code, `roles ${JSON.stringify(roles)}`).toBe(status.PERMISSION_DENIED);
+      expect(error?.details).toBe(
+        "policy does not allow volume_extension:snapshot_admin_actions:reset_status to be performed",
+      );
+    }
+    expect(calls).toEqual([]);
+    const asAdmin = await unaryCall(
+      reset,
+      { id: "not-a-uuid", status: SnapshotStatus.SNAPSHOT_STATUS_ERROR },
+      md("admin"),
+    );
+    expect(asAdmin?.code).toBe(status.INVALID_ARGUMENT);
+    expect(calls).toEqual(["reset"]);
+  });
+
+  it("keeps force delete and all_projects for admins while owners may delete and list their own", async () => {
+    const seen: string[] = [];
+    const { client } = await serve({
+      deleteSnapshot: async (ctx, _id, force) => {
+        seen.push(`delete force=${force} admin=${ctx.isAdmin}`);
+        return SNAPSHOT;
+      },
+      listSnapshots: async (ctx, input) => {
+        seen.push(`list all=${input.allProjects} admin=${ctx.isAdmin}`);
+        return { items: [], nextPageToken: "" };
+      },
+    });
+    const del = client.deleteSnapshot.bind(client);
+    const list = client.listSnapshots.bind(client);
+    expect(await unaryCall(del, { id: SNAPSHOT.id, force: false }, md("member"))).toBeUndefined();
+    expect((await unaryCall(del, { id: SNAPSHOT.id, force: true }, md("member")))?.details).toBe(
+      "policy does not allow volume_extension:snapshot_admin_actions:force_delete to be performed",
+    );
+    expect(await unaryCall(list, ListSnapshotsRequest.fromPartial({ allProjects: false }), md())).toBeUndefined();
+    expect(
+      (await unaryCall(list, ListSnapshotsRequest.fromPartial({ allProjects: true }), md("member")))?.details,
+    ).toBe("policy does not allow cinderblock:all_projects to be performed");
+    expect(await unaryCall(del, { id: SNAPSHOT.id, force: true }, md("admin"))).toBeUndefined();
+    expect(seen).toEqual([
+      "delete force=false admin=false",
+      "list all=false admin=false",
+      "delete force=true admin=true",
+    ]);
   });
 
   it("streams WatchSnapshot messages and ends the stream when the use case ends", async () => {

@@ -1,4 +1,4 @@
-import { type ApiUseCases, CinderblockError, type QuotaView } from "@cinderblock/domain";
+import { type ApiUseCases, CinderblockError, type QuotaView, type RequestContext } from "@cinderblock/domain";
 import {
   type EventsServiceServer,
   EventsServiceService,
@@ -12,7 +12,16 @@ import {
   type VolumesServiceServer,
   VolumesServiceService,
 } from "@cinderblock/proto";
-import { type ErrorReporter, Server, serverStreaming, unary } from "@cinderblock/rpc";
+import {
+  createGuard,
+  createNoauthAuthenticator,
+  type ErrorReporter,
+  type Guard,
+  loadPolicy,
+  Server,
+  serverStreaming,
+  unary,
+} from "@cinderblock/rpc";
 import {
   listView,
   snapshotStatusName,
@@ -24,6 +33,7 @@ import {
   toVolume,
   volumeStatusName,
 } from "./mapping.js";
+import { API_METHOD_RULES } from "./rules.js";
 
 /** Fully qualified names of the public services (for health and the README). */
 export const PUBLIC_SERVICES = [
@@ -49,6 +59,11 @@ export interface ApiServerOptions {
   report: ErrorReporter;
   /** Aborted when the api begins to drain: open streams then end with UNAVAILABLE at once. */
   stopping?: AbortSignal;
+  /**
+   * Authenticates each call and enforces its policy rules (API_METHOD_RULES); by default noauth
+   * with the default policy (tests and development).
+   */
+  guard?: Guard;
 }
 
 /**
@@ -57,42 +72,51 @@ export interface ApiServerOptions {
  */
 export function createApiServer(options: ApiServerOptions): Server {
   const { useCases: uc, report } = options;
-  const streaming = { stop: options.stopping };
+  const guard =
+    options.guard ??
+    createGuard({
+      authenticator: createNoauthAuthenticator(),
+      policy: loadPolicy(undefined),
+      methods: API_METHOD_RULES,
+    });
+  const u = <Req, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
+    unary(method, report, handler, guard);
+  const streaming = { stop: options.stopping, guard };
   const volumes: VolumesServiceServer = {
-    createVolume: unary("CreateVolume", report, async (req, ctx) => ({
+    createVolume: u("CreateVolume", async (req, ctx) => ({
       volume: toVolume(await uc.createVolume(ctx, req)),
     })),
-    getVolume: unary("GetVolume", report, async (req, ctx) => {
+    getVolume: u("GetVolume", async (req, ctx) => {
       const volume = await uc.getVolume(ctx, req.id);
       return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
     }),
-    listVolumes: unary("ListVolumes", report, async (req, ctx) => {
+    listVolumes: u("ListVolumes", async (req, ctx) => {
       const view = listView(req.view);
       const page = await uc.listVolumes(ctx, { ...req, status: volumeStatusName(req.status) });
       return { volumes: page.items.map((v) => toListedVolume(v, view)), nextPageToken: page.nextPageToken };
     }),
-    updateVolume: unary("UpdateVolume", report, async (req, ctx) => ({
+    updateVolume: u("UpdateVolume", async (req, ctx) => ({
       volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description })),
     })),
-    deleteVolume: unary("DeleteVolume", report, async (req, ctx) => ({
+    deleteVolume: u("DeleteVolume", async (req, ctx) => ({
       volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade)),
     })),
-    resetVolumeStatus: unary("ResetVolumeStatus", report, async (req, ctx) => ({
+    resetVolumeStatus: u("ResetVolumeStatus", async (req, ctx) => ({
       volume: toVolume(await uc.resetVolumeStatus(ctx, req.id, status(volumeStatusName(req.status)))),
     })),
-    setVolumeMetadata: unary("SetVolumeMetadata", report, async (req, ctx) => ({
+    setVolumeMetadata: u("SetVolumeMetadata", async (req, ctx) => ({
       metadata: await uc.setMetadata(ctx, "volumes", req.id, req.metadata, req.replace),
     })),
-    deleteVolumeMetadata: unary("DeleteVolumeMetadata", report, async (req, ctx) => ({
+    deleteVolumeMetadata: u("DeleteVolumeMetadata", async (req, ctx) => ({
       metadata: await uc.deleteMetadata(ctx, "volumes", req.id, req.key),
     })),
-    extendVolume: unary("ExtendVolume", report, async (req, ctx) => ({
+    extendVolume: u("ExtendVolume", async (req, ctx) => ({
       volume: toVolume(await uc.extendVolume(ctx, req.id, req.newSizeGb)),
     })),
-    revertVolumeToSnapshot: unary("RevertVolumeToSnapshot", report, async (req, ctx) => ({
+    revertVolumeToSnapshot: u("RevertVolumeToSnapshot", async (req, ctx) => ({
       volume: toVolume(await uc.revertToSnapshot(ctx, req.volumeId, req.snapshotId)),
     })),
-    attachVolume: unary("AttachVolume", report, async (req, ctx) => {
+    attachVolume: u("AttachVolume", async (req, ctx) => {
       const { attachment, connection } = await uc.attachVolume(ctx, req);
       return {
         attachment: toAttachment(attachment),
@@ -100,20 +124,20 @@ export function createApiServer(options: ApiServerOptions): Server {
         connectionData: connection.data,
       };
     }),
-    detachVolume: unary("DetachVolume", report, async (req, ctx) => {
+    detachVolume: u("DetachVolume", async (req, ctx) => {
       await uc.detachVolume(ctx, req.volumeId, req.attachmentId);
       const volume = await uc.getVolume(ctx, req.volumeId);
       return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
     }),
   };
   const snapshots: SnapshotsServiceServer = {
-    createSnapshot: unary("CreateSnapshot", report, async (req, ctx) => ({
+    createSnapshot: u("CreateSnapshot", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.createSnapshot(ctx, req)),
     })),
-    getSnapshot: unary("GetSnapshot", report, async (req, ctx) => ({
+    getSnapshot: u("GetSnapshot", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.getSnapshot(ctx, req.id)),
     })),
-    listSnapshots: unary("ListSnapshots", report, async (req, ctx) => {
+    listSnapshots: u("ListSnapshots", async (req, ctx) => {
       const view = listView(req.view);
       const page = await uc.listSnapshots(ctx, { ...req, status: snapshotStatusName(req.status) });
       return { snapshots: page.items.map((s) => toListedSnapshot(s, view)), nextPageToken: page.nextPageToken };
@@ -126,32 +150,32 @@ export function createApiServer(options: ApiServerOptions): Server {
       },
       streaming,
     ),
-    updateSnapshot: unary("UpdateSnapshot", report, async (req, ctx) => ({
+    updateSnapshot: u("UpdateSnapshot", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.updateSnapshot(ctx, req.id, { name: req.name, description: req.description })),
     })),
-    deleteSnapshot: unary("DeleteSnapshot", report, async (req, ctx) => ({
+    deleteSnapshot: u("DeleteSnapshot", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.deleteSnapshot(ctx, req.id, req.force)),
     })),
-    resetSnapshotStatus: unary("ResetSnapshotStatus", report, async (req, ctx) => ({
+    resetSnapshotStatus: u("ResetSnapshotStatus", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.resetSnapshotStatus(ctx, req.id, status(snapshotStatusName(req.status)))),
     })),
-    setSnapshotMetadata: unary("SetSnapshotMetadata", report, async (req, ctx) => ({
+    setSnapshotMetadata: u("SetSnapshotMetadata", async (req, ctx) => ({
       metadata: await uc.setMetadata(ctx, "snapshots", req.id, req.metadata, req.replace),
     })),
-    deleteSnapshotMetadata: unary("DeleteSnapshotMetadata", report, async (req, ctx) => ({
+    deleteSnapshotMetadata: u("DeleteSnapshotMetadata", async (req, ctx) => ({
       metadata: await uc.deleteMetadata(ctx, "snapshots", req.id, req.key),
     })),
-    listManageableSnapshots: unary("ListManageableSnapshots", report, async (req, ctx) => ({
+    listManageableSnapshots: u("ListManageableSnapshots", async (req, ctx) => ({
       snapshots: await uc.listManageableSnapshots(ctx, req.host),
     })),
-    manageSnapshot: unary("ManageSnapshot", report, async (req, ctx) => ({
+    manageSnapshot: u("ManageSnapshot", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.manageSnapshot(ctx, req)),
     })),
-    unmanageSnapshot: unary("UnmanageSnapshot", report, async (req, ctx) => {
+    unmanageSnapshot: u("UnmanageSnapshot", async (req, ctx) => {
       await uc.unmanageSnapshot(ctx, req.id);
       return {};
     }),
-    snapshotInstance: unary("SnapshotInstance", report, async (req, ctx) => {
+    snapshotInstance: u("SnapshotInstance", async (req, ctx) => {
       const image = await uc.snapshotInstance(ctx, req);
       return {
         imageName: image.imageName,
@@ -162,8 +186,8 @@ export function createApiServer(options: ApiServerOptions): Server {
     }),
   };
   const quotas: QuotasServiceServer = {
-    getQuotas: unary("GetQuotas", report, async (req, ctx) => quotaMessages(await uc.getQuotas(ctx, req.projectId))),
-    updateQuotas: unary("UpdateQuotas", report, async (req, ctx) =>
+    getQuotas: u("GetQuotas", async (req, ctx) => quotaMessages(await uc.getQuotas(ctx, req.projectId))),
+    updateQuotas: u("UpdateQuotas", async (req, ctx) =>
       quotaMessages(await uc.updateQuotas(ctx, req.projectId, req.limits)),
     ),
   };
@@ -179,18 +203,18 @@ export function createApiServer(options: ApiServerOptions): Server {
     ),
   };
   const groups: GroupSnapshotsServiceServer = {
-    createGroupSnapshot: unary("CreateGroupSnapshot", report, async (req, ctx) => {
+    createGroupSnapshot: u("CreateGroupSnapshot", async (req, ctx) => {
       const v = await uc.createGroupSnapshot(ctx, req);
       return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
     }),
-    getGroupSnapshot: unary("GetGroupSnapshot", report, async (req, ctx) => {
+    getGroupSnapshot: u("GetGroupSnapshot", async (req, ctx) => {
       const v = await uc.getGroupSnapshot(ctx, req.id);
       return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
     }),
-    listGroupSnapshots: unary("ListGroupSnapshots", report, async (req, ctx) => ({
+    listGroupSnapshots: u("ListGroupSnapshots", async (req, ctx) => ({
       groupSnapshots: (await uc.listGroupSnapshots(ctx, req.pageSize)).map((v) => toGroupSnapshot(v.group, v.members)),
     })),
-    deleteGroupSnapshot: unary("DeleteGroupSnapshot", report, async (req, ctx) => {
+    deleteGroupSnapshot: u("DeleteGroupSnapshot", async (req, ctx) => {
       const v = await uc.deleteGroupSnapshot(ctx, req.id);
       return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
     }),

@@ -9,7 +9,7 @@ import {
   transaction,
   updateSnapshotStatus,
 } from "@cinderblock/db";
-import { castContext, type RequestContext, requireAdmin } from "../context.js";
+import { castContext, type RequestContext } from "../context.js";
 import { CinderblockError } from "../errors.js";
 import { mustGetSnapshot } from "../rows.js";
 import { assertNoConflict, SNAPSHOT_OPERATIONS, statusList } from "../state-machine.js";
@@ -64,7 +64,6 @@ export function deleteSnapshotUseCase(
 ): ApiUseCases["deleteSnapshot"] {
   return async (ctx, rawId, force) => {
     const id = validateId("id", rawId);
-    if (force) requireAdmin(ctx, "force delete");
     const deleting = await transaction(deps.db, async (tx) => {
       // NOTE: locked FOR UPDATE first: a create-from-snapshot share-locks it, so one being
       // recorded is committed (and seen below) before this goes on.

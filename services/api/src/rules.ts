@@ -1,0 +1,62 @@
+import type { MethodRules } from "@cinderblock/rpc";
+
+const rule =
+  (name: string): MethodRules<unknown>["rules"] =>
+  () => [name];
+
+/** Adds `cinderblock:all_projects` when the request asks for every project (Cinder's all_tenants). */
+const listing =
+  (name: string) =>
+  (req: { allProjects?: boolean }): string[] =>
+    req.allProjects ? [name, "cinderblock:all_projects"] : [name];
+
+/** A quota call's target: the project asked about (the caller's own when none is named). */
+const quotaTarget = (req: { projectId?: string }, caller: { projectId: string; userId: string }) => ({
+  project_id: req.projectId || caller.projectId,
+  user_id: caller.userId,
+});
+
+/**
+ * The policy rules each public RPC names (Cinder's rule names where Cinder has the operation; see
+ * RULE_DEFAULTS in @cinderblock/rpc for the defaults). The guard enforces them after authentication
+ * and before the handler validates anything.
+ */
+export const API_METHOD_RULES: Readonly<Record<string, MethodRules<never>>> = {
+  CreateVolume: { rules: rule("volume:create") },
+  GetVolume: { rules: rule("volume:get") },
+  ListVolumes: { rules: listing("volume:get_all") },
+  UpdateVolume: { rules: rule("volume:update") },
+  DeleteVolume: { rules: rule("volume:delete") },
+  ResetVolumeStatus: { rules: rule("volume_extension:volume_admin_actions:reset_status") },
+  SetVolumeMetadata: { rules: rule("volume:update_volume_metadata") },
+  DeleteVolumeMetadata: { rules: rule("volume:delete_volume_metadata") },
+  ExtendVolume: { rules: rule("volume:extend") },
+  RevertVolumeToSnapshot: { rules: rule("volume:revert_to_snapshot") },
+  AttachVolume: { rules: rule("volume:attachment_create") },
+  DetachVolume: { rules: rule("volume:attachment_delete") },
+  CreateSnapshot: { rules: rule("volume:create_snapshot") },
+  GetSnapshot: { rules: rule("volume:get_snapshot") },
+  WatchSnapshot: { rules: rule("volume:get_snapshot") },
+  ListSnapshots: { rules: listing("volume:get_all_snapshots") },
+  UpdateSnapshot: { rules: rule("volume:update_snapshot") },
+  DeleteSnapshot: {
+    rules: (req: { force?: boolean }) =>
+      req.force
+        ? ["volume:delete_snapshot", "volume_extension:snapshot_admin_actions:force_delete"]
+        : ["volume:delete_snapshot"],
+  },
+  ResetSnapshotStatus: { rules: rule("volume_extension:snapshot_admin_actions:reset_status") },
+  SetSnapshotMetadata: { rules: rule("volume:update_snapshot_metadata") },
+  DeleteSnapshotMetadata: { rules: rule("volume:delete_snapshot_metadata") },
+  ListManageableSnapshots: { rules: rule("snapshot_extension:list_manageable") },
+  ManageSnapshot: { rules: rule("snapshot_extension:snapshot_manage") },
+  UnmanageSnapshot: { rules: rule("snapshot_extension:snapshot_unmanage") },
+  SnapshotInstance: { rules: rule("cinderblock:snapshot_instance") },
+  GetQuotas: { rules: rule("volume_extension:quotas:show"), target: quotaTarget },
+  UpdateQuotas: { rules: rule("volume_extension:quotas:update"), target: quotaTarget },
+  WatchEvents: { rules: listing("cinderblock:watch_events") },
+  CreateGroupSnapshot: { rules: rule("group:create_group_snapshot") },
+  GetGroupSnapshot: { rules: rule("group:get_group_snapshot") },
+  ListGroupSnapshots: { rules: rule("group:get_all_group_snapshots") },
+  DeleteGroupSnapshot: { rules: rule("group:delete_group_snapshot") },
+};
