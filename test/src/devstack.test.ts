@@ -136,6 +136,8 @@ function launch(apiListen: string): Launcher {
 async function running(apiListen: string): Promise<Launcher> {
   const launcher = launch(apiListen);
   await launcher.waitFor(/Cinderblock is running/);
+  // npm start runs without authentication, and says so plainly.
+  await launcher.waitFor(/Identity {4}noauth: NO AUTHENTICATION/);
   // The banner waits for the api only: the others' first log lines may come a little later.
   for (const name of SERVICES) await launcher.waitFor(new RegExp(`^${name}\\s*\\| \\{`));
   for (const name of SERVICES) expect(launcher.pids[name], `${name} pid`).toBeGreaterThan(0);

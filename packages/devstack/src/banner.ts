@@ -8,6 +8,8 @@ export interface BannerInfo {
   databaseEmbedded: boolean;
   natsUrl: string;
   natsEmbedded: boolean;
+  /** CINDERBLOCK_AUTH_STRATEGY the api runs with (noauth unless the environment says otherwise). */
+  authStrategy: string;
 }
 
 /** Hides the password of a URL so the banner can be pasted into a bug report. */
@@ -28,7 +30,12 @@ function redactUrl(url: string): string {
 export function formatBanner(info: BannerInfo): string {
   const base = `http://${info.apiAddress}`;
   const curl = "npx buf curl --protocol grpc --http2-prior-knowledge";
-  const identity = "-H 'x-project-id: demo' -H 'x-user-id: alice'";
+  const noauth = info.authStrategy === "noauth";
+  const identity = noauth
+    ? "-H 'x-project-id: demo' -H 'x-user-id: alice'"
+    : info.authStrategy === "jwt"
+      ? '-H "authorization: Bearer $TOKEN"'
+      : '-H "x-auth-token: $TOKEN"';
   const rule = "─".repeat(78);
   const bold = (text: string) => styleText("bold", text, { stream: process.stdout });
   const dim = (text: string) => styleText("dim", text, { stream: process.stdout });
@@ -38,6 +45,12 @@ export function formatBanner(info: BannerInfo): string {
     `  gRPC API    ${info.apiAddress}  (plaintext HTTP/2)`,
     `  PostgreSQL  ${redactUrl(info.databaseUrl)}${info.databaseEmbedded ? "  (embedded PGlite, data/pglite)" : ""}`,
     `  NATS        ${info.natsUrl}${info.natsEmbedded ? "  (embedded nats-server, data/nats)" : ""}`,
+    noauth
+      ? bold(
+          "  Identity    noauth: NO AUTHENTICATION. Callers state their project and roles (x-project-id, x-roles);\n" +
+            "              development only, on this machine's loopback address (README, Security).",
+        )
+      : `  Identity    ${info.authStrategy} (README, Security)`,
     "",
     "Try:",
     dim("  # list the services (server reflection)"),

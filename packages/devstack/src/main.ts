@@ -204,6 +204,7 @@ async function main(): Promise<void> {
         databaseEmbedded: running.postgres.embedded,
         natsUrl: running.nats.url,
         natsEmbedded: running.nats.embedded,
+        authStrategy: process.env.CINDERBLOCK_AUTH_STRATEGY || "noauth",
       }),
     );
   } catch (err) {
