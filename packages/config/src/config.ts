@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { observabilityFields } from "./observability.js";
+import { postgresFields, postgresProblems } from "./postgres-settings.js";
+import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
 
 /**
  * Thrown when the environment holds a bad value; the message names every bad variable, so a
@@ -25,6 +27,7 @@ const quotaLimit = z.coerce.number().int().min(-1, "expected -1 (unlimited) or m
 
 const common = {
   DATABASE_URL: z.url().default("postgres://postgres@127.0.0.1:5432/cinderblock"),
+  ...postgresFields,
   CINDERBLOCK_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   /**
    * Named prepared statements (one round trip per query, no re-parse). `false` only behind a pooler
@@ -138,7 +141,7 @@ const CONFIG_FILE_VARIABLE = "CINDERBLOCK_CONFIG";
  * (the same as the environment variables) and whose values are strings, numbers or booleans (an
  * object or array is kept as JSON text, for CINDERBLOCK_DRIVER_OPTIONS). One file may serve all
  * three services, so any service's setting is accepted; an unknown key is refused (a typo would
- * otherwise be silently ignored).
+ * otherwise be silently ignored). A secret may be given as `<NAME>_FILE` here too.
  */
 function readConfigFile(path: string): Record<string, string> {
   const where = `${CONFIG_FILE_VARIABLE}=${JSON.stringify(path)}`;
@@ -160,7 +163,7 @@ function readConfigFile(path: string): Record<string, string> {
   const values: Record<string, string> = {};
   const problems: string[] = [];
   for (const [key, value] of Object.entries(parsed)) {
-    if (!SETTING_NAMES.includes(key)) {
+    if (!SETTING_NAMES.includes(key) && !isSecretFileKey(key, (name) => SETTING_NAMES.includes(name))) {
       problems.push(`  ${key} (in ${path}): not a setting`);
     } else if (typeof value === "string") {
       values[key] = value;
@@ -176,20 +179,32 @@ function readConfigFile(path: string): Record<string, string> {
   return values;
 }
 
-function parse<T extends z.ZodType>(schema: T, env: Record<string, string | undefined>): z.infer<T> {
+function parse<T extends z.ZodObject>(schema: T, env: Record<string, string | undefined>): z.infer<T> {
   const path = env[CONFIG_FILE_VARIABLE];
-  const fromFile = path ? readConfigFile(path) : {};
+  const names = Object.keys(schema.shape);
+  // NOTE: `<NAME>_FILE` is resolved within each source first, so a variable (or its _FILE form)
+  // overrides the file's NAME or NAME_FILE alike, and both forms in one source is an error.
+  const fromFile = resolveSecretFiles(path ? readConfigFile(path) : {}, names, ` (in ${path})`);
+  const fromEnv = resolveSecretFiles(env, names);
+  const problems = [...fromFile.problems, ...fromEnv.problems];
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
   // NOTE: the environment wins over the file, so one file can be shared and a variable overrides it.
-  const merged: Record<string, string | undefined> = { ...fromFile };
-  for (const [key, value] of Object.entries(env)) if (value !== undefined) merged[key] = value;
+  const merged: Record<string, string | undefined> = { ...fromFile.values, ...fromEnv.values };
+  const sourceOf = (key: string): string => {
+    const file = fromEnv.files.get(key) ?? (key in fromEnv.values ? undefined : fromFile.files.get(key));
+    if (file) return ` (from ${file.variable}=${JSON.stringify(file.path)})`;
+    return !(key in fromEnv.values) && key in fromFile.values ? ` (in ${path})` : "";
+  };
   const result = schema.safeParse(merged);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => {
-    const key = String(issue.path[0]);
-    const source = env[key] === undefined && key in fromFile ? ` (in ${path})` : "";
-    return `  ${issue.path.join(".")}=${JSON.stringify(merged[key] ?? "")}${source}: ${issue.message}`;
+  const lines = result.success
+    ? postgresProblems(result.data)
+    : result.error.issues.map((issue) => ({ key: String(issue.path[0]), message: issue.message }));
+  if (result.success && lines.length === 0) return result.data;
+  const described = lines.map(({ key, message }) => {
+    const value = printableSetting(key, merged[key] ?? "");
+    return `  ${key}=${JSON.stringify(value)}${sourceOf(key)}: ${message}`;
   });
-  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  throw new ConfigError(`invalid configuration:\n${described.join("\n")}`);
 }
 
 /**

@@ -1,4 +1,5 @@
-import { type Logger, pino } from "pino";
+import { type Logger, pino, stdSerializers } from "pino";
+import { REDACTED, redactSecrets, scrubUrlPasswords } from "./secrets.js";
 
 export type { Logger };
 
@@ -7,9 +8,61 @@ export interface LoggerOptions {
   /** The service name, logged as `service` on every line. */
   service: string;
   level: string;
+  /** Where lines go (default stdout); tests pass a stream to read them. */
+  destination?: pino.DestinationStream;
 }
 
-/** The structured JSON logger every service injects into its components. */
+/**
+ * Fields that hold a secret wherever a component logs them (top level or one object down),
+ * besides the `*_PASSWORD`/`*_TOKEN`-named ones {@link redactSecrets} finds.
+ */
+const REDACT_PATHS = [
+  "password",
+  "token",
+  "authorization",
+  '["x-auth-token"]',
+  "*.password",
+  "*.pass",
+  "*.token",
+  "*.authorization",
+  '*["x-auth-token"]',
+];
+
+/**
+ * An error as pino's standard serializer writes it, with every URL password in its message, stack
+ * and fields replaced by `***` (a driver's error may quote the URL it was given) and secret-named
+ * fields redacted. A string (an error already described) is scrubbed the same way.
+ */
+function serializeError(error: unknown): unknown {
+  if (typeof error === "string") return scrubUrlPasswords(error);
+  if (!(error instanceof Error)) return redactSecrets(error);
+  return redactSecrets({ ...stdSerializers.err(error) }, 6);
+}
+
+/**
+ * The structured JSON logger every service injects into its components. Secrets never reach a
+ * line: known secret fields are `[redacted]`, and URL passwords (`postgres://user:***@host`) are
+ * scrubbed from errors, the message and every other field.
+ */
 export function createLogger(options: LoggerOptions): Logger {
-  return pino({ level: options.level, base: { service: options.service, pid: process.pid } });
+  return pino(
+    {
+      level: options.level,
+      base: { service: options.service, pid: process.pid },
+      redact: { paths: REDACT_PATHS, censor: REDACTED },
+      serializers: { err: serializeError, error: serializeError },
+      formatters: {
+        log: (object) => redactSecrets(object) as Record<string, unknown>,
+      },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(
+            this,
+            args.map((arg) => (typeof arg === "string" ? scrubUrlPasswords(arg) : arg)) as Parameters<typeof method>,
+          );
+        },
+      },
+    },
+    options.destination,
+  );
 }

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { type ConnectionSecurity, postgresConnection } from "./connection.js";
 import * as schema from "./schema.js";
 
 /** The drizzle database handle every repository function takes. */
@@ -11,7 +12,8 @@ export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 export type Executor = Db | Tx;
 
 /** Options for {@link createDb}. */
-export interface DbOptions {
+export interface DbOptions extends ConnectionSecurity {
+  /** The running services' role (DATABASE_URL): SELECT, INSERT, UPDATE and DELETE are all it needs. */
   url: string;
   /** Pool size (postgres.js `max`). */
   max?: number;
@@ -30,8 +32,10 @@ export interface DbHandle {
 
 /** Opens a postgres.js pool and wraps it in drizzle. */
 export function createDb(options: DbOptions): DbHandle {
-  const client = postgres(options.url, {
+  const { url, ssl } = postgresConnection(options.url, options);
+  const client = postgres(url, {
     max: options.max ?? 10,
+    ssl,
     onnotice: () => {},
     // NOTE: timestamps stay strings/dates as drizzle maps them; no connection-level transforms.
     connection: { application_name: "cinderblock" },

@@ -22,8 +22,10 @@ export {
 export { sleep, waitUntil } from "./net.js";
 export type { PublishedNotification } from "./notifications.js";
 export { countByResource, notificationsStreamName, readNotifications, resourceOf } from "./notifications.js";
+export type { PostgresPki } from "./pg-pki.js";
+export { makePostgresPki } from "./pg-pki.js";
 export { freePort } from "./ports.js";
-export type { PrivateNats, PrivatePostgres } from "./private-servers.js";
+export type { PrivateNats, PrivatePostgres, PrivatePostgresOptions } from "./private-servers.js";
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
 export type { TcpProxy } from "./proxy.js";
 export { createTcpProxy } from "./proxy.js";

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { accessSync, constants, readdirSync } from "node:fs";
-import { chown, mkdtemp, rm } from "node:fs/promises";
+import { chmod, chown, copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,13 +63,28 @@ export function findPostgresBin(): string | undefined {
   return candidates.find((dir) => executable(join(dir, "initdb")) && executable(join(dir, "pg_ctl")));
 }
 
+/** Options for {@link startPrivatePostgres}. */
+export interface PrivatePostgresOptions {
+  /** Serve TLS with this certificate and key (PEM; copied into the server's directory). */
+  ssl?: { certFile: string; keyFile: string };
+  /**
+   * Roles other than `postgres` must log in with a password (scram-sha-256), over TLS only when
+   * `ssl` is given (`hostssl`); `postgres` keeps trust auth (the helper's {@link PrivatePostgres.url}).
+   */
+  passwordAuth?: boolean;
+}
+
 /**
- * Starts a private PostgreSQL (initdb + pg_ctl from `binDir`) on a free port with trust auth.
+ * Starts a private PostgreSQL (initdb + pg_ctl from `binDir`) on a free port with trust auth
+ * (optionally TLS and password auth, see {@link PrivatePostgresOptions}).
  * PostgreSQL refuses to run as root, so as root it runs as the `postgres` OS user (runuser).
  * NOTE: fsync is off: the test crashes the server process, never the machine, and the OS keeps
  * what was written; synchronous_commit stays on so a commit the client saw survives the crash.
  */
-export async function startPrivatePostgres(binDir: string): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(
+  binDir: string,
+  options: PrivatePostgresOptions = {},
+): Promise<PrivatePostgres> {
   const dir = await mkdtemp(join(tmpdir(), "cinderblock-pg-"));
   const data = join(dir, "data");
   const asRoot = process.getuid?.() === 0;
@@ -85,7 +100,7 @@ export async function startPrivatePostgres(binDir: string): Promise<PrivatePostg
     asRoot ? run("runuser", ["-u", "postgres", "--", join(binDir, tool), ...args]) : run(join(binDir, tool), args);
   const port = await freePort();
   await pg("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8", "--locale=C"]);
-  const options = [
+  const settings = [
     `-p ${port}`,
     "-c listen_addresses=127.0.0.1",
     `-k ${dir}`,
@@ -93,9 +108,31 @@ export async function startPrivatePostgres(binDir: string): Promise<PrivatePostg
     "-c full_page_writes=off",
     "-c max_connections=200",
     "-c shared_buffers=64MB",
-  ].join(" ");
+  ];
+  if (options.ssl) {
+    // PostgreSQL wants its key readable by its own user only.
+    const cert = join(dir, "server.crt");
+    const key = join(dir, "server.key");
+    await copyFile(options.ssl.certFile, cert);
+    await copyFile(options.ssl.keyFile, key);
+    await chmod(key, 0o600);
+    if (asRoot) for (const file of [cert, key]) await chown(file, uid, gid);
+    settings.push("-c ssl=on", `-c ssl_cert_file=${cert}`, `-c ssl_key_file=${key}`);
+  }
+  if (options.passwordAuth) {
+    const hba = join(dir, "pg_hba.conf");
+    const others = options.ssl ? "hostssl" : "host";
+    const lines = ["local all postgres trust"];
+    for (const net of ["127.0.0.1/32", "::1/128"]) {
+      lines.push(`host all postgres ${net} trust`, `${others} all all ${net} scram-sha-256`);
+    }
+    await writeFile(hba, `${lines.join("\n")}\n`);
+    if (asRoot) await chown(hba, uid, gid);
+    settings.push(`-c hba_file=${hba}`, "-c password_encryption=scram-sha-256");
+  }
+  const serverOptions = settings.join(" ");
   const start = async () => {
-    await pg("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-o", options, "-w", "-t", "60", "start"]);
+    await pg("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-o", serverOptions, "-w", "-t", "60", "start"]);
     await waitForPort(port, 30_000);
   };
   const stopNow = () => pg("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);

@@ -117,6 +117,11 @@ export interface StackOptions {
   databaseServerUrl?: string;
   /** The NATS server (default {@link TEST_NATS_URL}). */
   natsUrl?: string;
+  /**
+   * The services' database settings for the fresh database (default `DATABASE_URL` = its superuser
+   * URL): e.g. separate migration and service roles, TLS, URLs from files.
+   */
+  databaseEnv?: (database: TestDatabase) => Promise<Record<string, string>>;
 }
 
 /** The three services, their database, NATS prefix and volume data directory. */
@@ -149,8 +154,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const prefix = uniqueName("cbe2e");
   const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-"));
   const host = "vol1";
+  let databaseEnv: Record<string, string>;
+  try {
+    databaseEnv = options.databaseEnv ? await options.databaseEnv(database) : { DATABASE_URL: database.url };
+  } catch (error) {
+    await database.drop();
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   const env = {
-    DATABASE_URL: database.url,
+    ...databaseEnv,
     NATS_URL: natsUrl,
     CINDERBLOCK_NATS_PREFIX: prefix,
     CINDERBLOCK_API_LISTEN: "127.0.0.1:0",

@@ -37,9 +37,16 @@ async function main(): Promise<void> {
   const host = config.CINDERBLOCK_API_LISTEN.slice(0, config.CINDERBLOCK_API_LISTEN.lastIndexOf(":"));
   logger.info({ address: `${host}:${port}`, port }, "grpc listening");
 
-  await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
+  // The DDL role migrates and grants DATABASE_URL's role the DML the service runs with.
+  await lifecycle.retry("PostgreSQL", () =>
+    runMigrations(config.DATABASE_MIGRATION_URL ?? config.DATABASE_URL, {
+      serviceUrl: config.DATABASE_URL,
+      sslCaFile: config.DATABASE_SSL_CA_FILE,
+    }),
+  );
   const { db, close: closeDb } = createDb({
     url: config.DATABASE_URL,
+    sslCaFile: config.DATABASE_SSL_CA_FILE,
     max: config.CINDERBLOCK_DB_POOL_MAX,
     prepare: config.CINDERBLOCK_DB_PREPARE,
   });

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
   // The pool connects on first use; a driver with bad options fails here, before any waiting.
   const { db, close: closeDb } = createDb({
     url: config.DATABASE_URL,
+    sslCaFile: config.DATABASE_SSL_CA_FILE,
     max: config.CINDERBLOCK_DB_POOL_MAX,
     prepare: config.CINDERBLOCK_DB_PREPARE,
   });
@@ -58,7 +59,13 @@ async function main(): Promise<void> {
   const grpcAddress = config.CINDERBLOCK_VOLUME_ADVERTISE || `${listenHost}:${hostPort}`;
   logger.info({ address: `${listenHost}:${hostPort}`, port: hostPort }, "grpc listening");
 
-  await lifecycle.retry("PostgreSQL", () => runMigrations(config.DATABASE_URL));
+  // The DDL role migrates and grants DATABASE_URL's role the DML the service runs with.
+  await lifecycle.retry("PostgreSQL", () =>
+    runMigrations(config.DATABASE_MIGRATION_URL ?? config.DATABASE_URL, {
+      serviceUrl: config.DATABASE_URL,
+      sslCaFile: config.DATABASE_SSL_CA_FILE,
+    }),
+  );
   const bus = await lifecycle.retry("NATS", () =>
     connectBus({
       url: config.NATS_URL,
