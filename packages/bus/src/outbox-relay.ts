@@ -11,6 +11,12 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
   /** Messages per transaction (default 256). */
   batchSize?: number;
+  /**
+   * Only the messages on these subjects (NATS patterns), for a relay whose NATS user may publish
+   * only those (a volume host: notifications); the others are left to the other services' relays.
+   * Default: every message.
+   */
+  subjects?: readonly string[];
   /** Called when a pass fails; the messages stay in the outbox for the next one. */
   onError?(error: unknown): void;
 }
@@ -51,7 +57,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
                 outboxRelayLag.observe(Math.max(0, Date.now() - m.createdAt.getTime()) / 1000);
               }),
             );
-          });
+          }, options.subjects);
           outboxPublished.inc(published);
         } while (published === batchSize && !stopped);
       } catch (error) {

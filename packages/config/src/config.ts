@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 
 /**
@@ -33,7 +34,7 @@ const common = {
   CINDERBLOCK_DB_PREPARE: z
     .union([z.boolean(), z.enum(["true", "false"], "expected true or false").transform((v) => v === "true")])
     .default(true),
-  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  ...natsFields,
   /** Root of every subject and stream name; tests use their own so runs don't collide. */
   CINDERBLOCK_NATS_PREFIX: subjectToken.default("cinderblock"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -65,7 +66,7 @@ const apiSchema = z.object({
   CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
   /** Seconds a create may stay in flight before the reconciler dispatches it again. */
   CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
-});
+}).superRefine(checkNatsSettings);
 
 const schedulerSchema = z.object({
   ...common,
@@ -79,7 +80,7 @@ const schedulerSchema = z.object({
   CINDERBLOCK_SCHEDULER_LISTEN: hostPort.default("127.0.0.1:0"),
   /** Seconds a new volume waits for a backend to report up when none has yet (a cold start). */
   CINDERBLOCK_SCHEDULER_BACKEND_WAIT: z.coerce.number().min(0).default(30),
-});
+}).superRefine(checkNatsSettings);
 
 const volumeSchema = z.object({
   ...common,
@@ -115,7 +116,7 @@ const volumeSchema = z.object({
   CINDERBLOCK_VOLUME_LISTEN: hostPort.default("127.0.0.1:0"),
   /** The address the api should use to reach it, when the listen address is not it (e.g. 0.0.0.0). */
   CINDERBLOCK_VOLUME_ADVERTISE: z.string().default(""),
-});
+}).superRefine(checkNatsSettings);
 
 export type ApiConfig = z.infer<typeof apiSchema>;
 export type SchedulerConfig = z.infer<typeof schedulerSchema>;
