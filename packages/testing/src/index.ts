@@ -23,7 +23,7 @@ export { sleep, waitUntil } from "./net.js";
 export type { PublishedNotification } from "./notifications.js";
 export { countByResource, notificationsStreamName, readNotifications, resourceOf } from "./notifications.js";
 export { freePort } from "./ports.js";
-export type { PrivateNats, PrivatePostgres } from "./private-servers.js";
+export type { PrivateNats, PrivateNatsOptions, PrivatePostgres } from "./private-servers.js";
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
 export type { TcpProxy } from "./proxy.js";
 export { createTcpProxy } from "./proxy.js";
