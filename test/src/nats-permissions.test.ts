@@ -61,7 +61,12 @@ const INBOX: Partial<Record<keyof typeof passwords, string>> = {
 
 async function login(user: keyof typeof passwords): Promise<NatsConnection> {
   const inbox = INBOX[user];
-  const nc = await connect({ servers: nats.url, user, pass: passwords[user], ...(inbox ? { inboxPrefix: inbox } : {}) });
+  const nc = await connect({
+    servers: nats.url,
+    user,
+    pass: passwords[user],
+    ...(inbox ? { inboxPrefix: inbox } : {}),
+  });
   connections.push(nc);
   return nc;
 }
@@ -208,9 +213,9 @@ describe.skipIf(skip)("deploy/nats/nats-server.conf", () => {
       ["volume-vol1", "cinderblock.v1.volume.vol2.>"],
       ["volume-vol1", "cinderblock.v1.volume.>"],
     ] as const) {
-      expect(await refusal(vol1.consumers.add("CINDERBLOCK_CASTS", { durable_name: name, filter_subject: filter }))).toBe(
-        `publish $JS.API.CONSUMER.CREATE.CINDERBLOCK_CASTS.${name}.${filter}`,
-      );
+      expect(
+        await refusal(vol1.consumers.add("CINDERBLOCK_CASTS", { durable_name: name, filter_subject: filter })),
+      ).toBe(`publish $JS.API.CONSUMER.CREATE.CINDERBLOCK_CASTS.${name}.${filter}`);
     }
     // Its own consumer it may create, and the server holds the configuration to the filter in the
     // request subject (the one the permission names).

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import {
   type JetStreamClient,
   type JetStreamManager,
@@ -6,7 +7,6 @@ import {
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
-import { readFileSync } from "node:fs";
 import {
   type Authenticator,
   type ConnectionOptions,
@@ -76,7 +76,8 @@ function authOptions(credentials: BusCredentials | undefined): Partial<Connectio
   if ("token" in credentials) return { token: credentials.token };
   let authenticator: Authenticator;
   if ("nkeySeedFile" in credentials) {
-    const read = () => new TextEncoder().encode(new TextDecoder().decode(readSecretFile("NKey seed", credentials.nkeySeedFile)).trim());
+    const read = () =>
+      new TextEncoder().encode(new TextDecoder().decode(readSecretFile("NKey seed", credentials.nkeySeedFile)).trim());
     read();
     authenticator = nkeyAuthenticator(read);
   } else {
