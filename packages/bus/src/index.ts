@@ -2,7 +2,7 @@ export type { ChangeFeedOptions } from "./change-feed.js";
 export { createChangeFeed, createEventFeed, publishChange } from "./change-feed.js";
 export type { ComputeAgentsOptions } from "./compute.js";
 export { createComputeAgents } from "./compute.js";
-export type { Bus, BusOptions } from "./connection.js";
+export type { Bus, BusCredentials, BusOptions } from "./connection.js";
 export { connectBus } from "./connection.js";
 export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";
 export { RetryableError, retryOnFailure, startConsumer } from "./consumer.js";

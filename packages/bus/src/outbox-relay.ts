@@ -11,6 +11,12 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
   /** Messages per transaction (default 256). */
   batchSize?: number;
+  /**
+   * Only the messages on these subjects (NATS patterns), for a relay whose NATS user may publish
+   * only those (a volume host: notifications); the others are left to the other services' relays.
+   * Default: every message.
+   */
+  subjects?: readonly string[];
   /** Called when a pass fails; the messages stay in the outbox for the next one. */
   onError?(error: unknown): void;
 }
@@ -40,18 +46,23 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       try {
         let published = 0;
         do {
-          published = await drainOutbox(options.db, batchSize, async (messages) => {
-            await Promise.all(
-              messages.map(async (m) => {
-                // The publish continues the trace of the request that wrote the row; a row without
-                // one starts its own (never the trace of whichever request kicked this pass).
-                const parent = { context: storedContext(m.traceContext), stored: m.traceContext };
-                await publishTraced(options.js, m.subject, m.payload, m.msgId, parent);
-                // NOTE: created_at is PostgreSQL's clock, Date.now() this host's: skew shifts the lag.
-                outboxRelayLag.observe(Math.max(0, Date.now() - m.createdAt.getTime()) / 1000);
-              }),
-            );
-          });
+          published = await drainOutbox(
+            options.db,
+            batchSize,
+            async (messages) => {
+              await Promise.all(
+                messages.map(async (m) => {
+                  // The publish continues the trace of the request that wrote the row; a row without
+                  // one starts its own (never the trace of whichever request kicked this pass).
+                  const parent = { context: storedContext(m.traceContext), stored: m.traceContext };
+                  await publishTraced(options.js, m.subject, m.payload, m.msgId, parent);
+                  // NOTE: created_at is PostgreSQL's clock, Date.now() this host's: skew shifts the lag.
+                  outboxRelayLag.observe(Math.max(0, Date.now() - m.createdAt.getTime()) / 1000);
+                }),
+              );
+            },
+            options.subjects,
+          );
           outboxPublished.inc(published);
         } while (published === batchSize && !stopped);
       } catch (error) {

@@ -25,6 +25,11 @@ export interface Subjects {
   readonly notificationsAll: string;
   /** Request subject of an instance's compute agent (freeze/thaw for SnapshotInstance). */
   compute(instanceId: string, action: "quiesce" | "unquiesce"): string;
+  /**
+   * Prefix of the reply subjects of one identity (`api`, `scheduler`, `volume-<host>`):
+   * `_INBOX_<prefix>.<role>`, so the NATS server can let only that identity read its replies.
+   */
+  inboxPrefix(role: string): string;
   /** Core-NATS signal that a resource row changed (WatchSnapshot wakes on it). */
   change(kind: "snapshot" | "volume", id: string): string;
 }
@@ -59,6 +64,7 @@ export function createSubjects(prefix = "cinderblock"): Subjects {
     notification: (priority, eventType) => `${prefix}.notifications.${priority.toLowerCase()}.${eventType}`,
     notificationsAll: `${prefix}.notifications.>`,
     compute: (instanceId, action) => `${v1}.compute.${token("instance", instanceId)}.${action}`,
+    inboxPrefix: (role) => `_INBOX_${prefix}.${token("role", role)}`,
     change: (kind, id) => `${prefix}.changes.${kind}.${token("id", id)}`,
   };
 }

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadApiConfig, loadSchedulerConfig, loadVolumeConfig, SETTING_NAMES } from "./config.js";
+import { natsConnectionSettings } from "./nats-settings.js";
 
 describe("configuration", () => {
   it("has working defaults for a local run", () => {
@@ -172,5 +173,63 @@ describe("README", () => {
     const listed = new Set([...section.matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((m) => m[1]));
     expect(SETTING_NAMES.filter((name) => !listed.has(name))).toEqual([]);
     expect(listed.has("CINDERBLOCK_CONFIG")).toBe(true);
+  });
+});
+
+describe("NATS settings", () => {
+  it("connect without credentials or TLS by default, and take a comma-separated server list", () => {
+    expect(natsConnectionSettings(loadApiConfig({}))).toEqual({ url: ["nats://127.0.0.1:4222"] });
+    const config = loadVolumeConfig({ NATS_URL: "tls://n1:4222, tls://n2:4222", NATS_TLS_CA_FILE: "/ca.pem" });
+    expect(natsConnectionSettings(config)).toEqual({
+      url: ["tls://n1:4222", "tls://n2:4222"],
+      tls: { caFile: "/ca.pem" },
+    });
+  });
+
+  it("take one way to authenticate, and a client certificate with its key", () => {
+    expect(
+      natsConnectionSettings(
+        loadSchedulerConfig({
+          NATS_USER: "scheduler",
+          NATS_PASSWORD: "s3cret",
+          NATS_TLS_CERT_FILE: "/c.pem",
+          NATS_TLS_KEY_FILE: "/k.pem",
+        }),
+      ),
+    ).toEqual({
+      url: ["nats://127.0.0.1:4222"],
+      credentials: { user: "scheduler", password: "s3cret" },
+      tls: { certFile: "/c.pem", keyFile: "/k.pem" },
+    });
+    expect(natsConnectionSettings(loadApiConfig({ NATS_TOKEN: "t0ken" })).credentials).toEqual({ token: "t0ken" });
+    expect(natsConnectionSettings(loadApiConfig({ NATS_CREDS_FILE: "/u.creds" })).credentials).toEqual({
+      credsFile: "/u.creds",
+    });
+    // Empty counts as unset (a compose file's `NATS_USER: ""`).
+    expect(natsConnectionSettings(loadApiConfig({ NATS_USER: "", NATS_PASSWORD: "" })).credentials).toBeUndefined();
+  });
+
+  it("refuse half a login, two ways to log in and a certificate without its key, never showing a secret", () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadApiConfig(env);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return "";
+    };
+    expect(problems({ NATS_USER: "api" })).toMatch(/NATS_USER="api": needs NATS_PASSWORD/);
+    const passwordAlone = problems({ NATS_PASSWORD: "hunter2" });
+    expect(passwordAlone).toMatch(/NATS_USER="": NATS_PASSWORD is set: set NATS_USER too/);
+    const two = problems({ NATS_TOKEN: "t0psecret", NATS_NKEY_SEED_FILE: "/seed" });
+    expect(two).toMatch(
+      /NATS_NKEY_SEED_FILE="\/seed": set only one way to authenticate to NATS \(got NATS_TOKEN, NATS_NKEY_SEED_FILE/,
+    );
+    expect(problems({ NATS_TLS_CERT_FILE: "/c.pem" })).toMatch(/NATS_TLS_CERT_FILE="\/c.pem": needs NATS_TLS_KEY_FILE/);
+    expect(problems({ NATS_TLS_KEY_FILE: "/k.pem" })).toMatch(/NATS_TLS_KEY_FILE="\/k.pem": needs NATS_TLS_CERT_FILE/);
+    expect(problems({ NATS_URL: "http://n1:4222" })).toMatch(
+      /NATS_URL="http:\/\/n1:4222": expected nats:\/\/host:port/,
+    );
+    expect(passwordAlone + two).not.toMatch(/hunter2|t0psecret/);
   });
 });

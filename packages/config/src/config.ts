@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
@@ -36,7 +37,7 @@ const common = {
   CINDERBLOCK_DB_PREPARE: z
     .union([z.boolean(), z.enum(["true", "false"], "expected true or false").transform((v) => v === "true")])
     .default(true),
-  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  ...natsFields,
   /** Root of every subject and stream name; tests use their own so runs don't collide. */
   CINDERBLOCK_NATS_PREFIX: subjectToken.default("cinderblock"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -52,73 +53,79 @@ const common = {
   CINDERBLOCK_HEALTH_INTERVAL: z.coerce.number().int().min(1).max(300).default(5),
 };
 
-const apiSchema = z.object({
-  ...common,
-  ...observabilityFields(9464),
-  /** Milliseconds to wait for a compute agent to confirm a quiesce (SnapshotInstance). */
-  CINDERBLOCK_QUIESCE_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
-  /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
-  CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT: z.coerce.number().int().min(1).default(300),
-  CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
-  /** Only `noauth` exists so far: identity comes from x-project-id / x-user-id / x-roles metadata. */
-  CINDERBLOCK_AUTH_STRATEGY: z.literal("noauth").default("noauth"),
-  CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
-  CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
-  CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),
-  CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
-  /** Seconds a create may stay in flight before the reconciler dispatches it again. */
-  CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
-});
+const apiSchema = z
+  .object({
+    ...common,
+    ...observabilityFields(9464),
+    /** Milliseconds to wait for a compute agent to confirm a quiesce (SnapshotInstance). */
+    CINDERBLOCK_QUIESCE_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+    /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
+    CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT: z.coerce.number().int().min(1).default(300),
+    CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
+    /** Only `noauth` exists so far: identity comes from x-project-id / x-user-id / x-roles metadata. */
+    CINDERBLOCK_AUTH_STRATEGY: z.literal("noauth").default("noauth"),
+    CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
+    CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
+    CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),
+    CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
+    /** Seconds a create may stay in flight before the reconciler dispatches it again. */
+    CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
+  })
+  .superRefine(checkNatsSettings);
 
-const schedulerSchema = z.object({
-  ...common,
-  ...observabilityFields(9465),
-  /** Seconds a re-dispatched create may stay in flight before the reconciler acts again. */
-  CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
-  /** Dispatches of one operation before the reconciler gives up and marks the resource `error`. */
-  CINDERBLOCK_OPERATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(3),
-  CINDERBLOCK_RECONCILE_INTERVAL: z.coerce.number().int().min(1).default(10),
-  /** The scheduler's gRPC server, which serves only grpc.health.v1 (for probes); port 0 picks one. */
-  CINDERBLOCK_SCHEDULER_LISTEN: hostPort.default("127.0.0.1:0"),
-  /** Seconds a new volume waits for a backend to report up when none has yet (a cold start). */
-  CINDERBLOCK_SCHEDULER_BACKEND_WAIT: z.coerce.number().min(0).default(30),
-});
+const schedulerSchema = z
+  .object({
+    ...common,
+    ...observabilityFields(9465),
+    /** Seconds a re-dispatched create may stay in flight before the reconciler acts again. */
+    CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
+    /** Dispatches of one operation before the reconciler gives up and marks the resource `error`. */
+    CINDERBLOCK_OPERATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(3),
+    CINDERBLOCK_RECONCILE_INTERVAL: z.coerce.number().int().min(1).default(10),
+    /** The scheduler's gRPC server, which serves only grpc.health.v1 (for probes); port 0 picks one. */
+    CINDERBLOCK_SCHEDULER_LISTEN: hostPort.default("127.0.0.1:0"),
+    /** Seconds a new volume waits for a backend to report up when none has yet (a cold start). */
+    CINDERBLOCK_SCHEDULER_BACKEND_WAIT: z.coerce.number().min(0).default(30),
+  })
+  .superRefine(checkNatsSettings);
 
-const volumeSchema = z.object({
-  ...common,
-  ...observabilityFields(9466),
-  /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
-  CINDERBLOCK_HOST: subjectToken.default("vol1"),
-  CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),
-  /** The backend's driver; its own settings come in CINDERBLOCK_DRIVER_OPTIONS. */
-  CINDERBLOCK_VOLUME_DRIVER: z.enum(["file", "lvm", "rbd"]).default("file"),
-  /**
-   * Driver settings as a JSON object, validated by the driver's own schema (see the README's
-   * table per driver). The `file` driver's data directory may also come from CINDERBLOCK_FILE_DIR.
-   */
-  CINDERBLOCK_DRIVER_OPTIONS: z
-    .string()
-    .default("{}")
-    .transform((text, ctx) => {
-      try {
-        const value: unknown = JSON.parse(text);
-        if (typeof value === "object" && value !== null && !Array.isArray(value))
-          return value as Record<string, unknown>;
-      } catch {
-        // reported below
-      }
-      ctx.addIssue({ code: "custom", message: "expected a JSON object" });
-      return z.NEVER;
-    }),
-  CINDERBLOCK_FILE_DIR: z.string().min(1).default("./data/volumes"),
-  CINDERBLOCK_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
-  /** Seconds between heartbeats and capability reports (Cinder's report_interval). */
-  CINDERBLOCK_REPORT_INTERVAL: z.coerce.number().int().min(1).default(10),
-  /** The host's internal gRPC server (attach calls from the api); port 0 picks one. */
-  CINDERBLOCK_VOLUME_LISTEN: hostPort.default("127.0.0.1:0"),
-  /** The address the api should use to reach it, when the listen address is not it (e.g. 0.0.0.0). */
-  CINDERBLOCK_VOLUME_ADVERTISE: z.string().default(""),
-});
+const volumeSchema = z
+  .object({
+    ...common,
+    ...observabilityFields(9466),
+    /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
+    CINDERBLOCK_HOST: subjectToken.default("vol1"),
+    CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),
+    /** The backend's driver; its own settings come in CINDERBLOCK_DRIVER_OPTIONS. */
+    CINDERBLOCK_VOLUME_DRIVER: z.enum(["file", "lvm", "rbd"]).default("file"),
+    /**
+     * Driver settings as a JSON object, validated by the driver's own schema (see the README's
+     * table per driver). The `file` driver's data directory may also come from CINDERBLOCK_FILE_DIR.
+     */
+    CINDERBLOCK_DRIVER_OPTIONS: z
+      .string()
+      .default("{}")
+      .transform((text, ctx) => {
+        try {
+          const value: unknown = JSON.parse(text);
+          if (typeof value === "object" && value !== null && !Array.isArray(value))
+            return value as Record<string, unknown>;
+        } catch {
+          // reported below
+        }
+        ctx.addIssue({ code: "custom", message: "expected a JSON object" });
+        return z.NEVER;
+      }),
+    CINDERBLOCK_FILE_DIR: z.string().min(1).default("./data/volumes"),
+    CINDERBLOCK_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
+    /** Seconds between heartbeats and capability reports (Cinder's report_interval). */
+    CINDERBLOCK_REPORT_INTERVAL: z.coerce.number().int().min(1).default(10),
+    /** The host's internal gRPC server (attach calls from the api); port 0 picks one. */
+    CINDERBLOCK_VOLUME_LISTEN: hostPort.default("127.0.0.1:0"),
+    /** The address the api should use to reach it, when the listen address is not it (e.g. 0.0.0.0). */
+    CINDERBLOCK_VOLUME_ADVERTISE: z.string().default(""),
+  })
+  .superRefine(checkNatsSettings);
 
 export type ApiConfig = z.infer<typeof apiSchema>;
 export type SchedulerConfig = z.infer<typeof schedulerSchema>;

@@ -42,16 +42,28 @@ export async function enqueueOutboxMany(db: Executor, messages: readonly OutboxM
      order by m.n`);
 }
 
+/** A NATS subject pattern (`*` one token, `>` one or more) as an anchored PostgreSQL regular expression. */
+function subjectRegex(pattern: string): string {
+  const tokens = pattern
+    .split(".")
+    .map((t) => (t === "*" ? "[^.]+" : t === ">" ? ".+" : t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  return `^${tokens.join("\\.")}$`;
+}
+
 /**
  * Takes up to `limit` messages in order, hands them to `publish`, and deletes them only if
  * `publish` resolves, all in one transaction: a crash or a failed publish leaves them for the next
- * pass. Concurrent relays skip each other's rows. Returns how many were published.
+ * pass. Concurrent relays skip each other's rows. Only messages whose subject matches one of
+ * `subjects` (NATS patterns) are taken, when given: a relay whose NATS user may publish only
+ * those leaves the rest to the others. Returns how many were published.
  */
 export async function drainOutbox(
   db: Db,
   limit: number,
   publish: (messages: DrainedOutboxMessage[]) => Promise<void>,
+  subjects?: readonly string[],
 ): Promise<number> {
+  const only = subjects ? sql`where subject ~ any(${sql.param(subjects.map(subjectRegex))}::text[])` : sql``;
   return db.transaction(async (tx) => {
     const rows = await tx.execute<{
       id: string;
@@ -62,7 +74,7 @@ export async function drainOutbox(
       created_ms: number;
     }>(sql`
       delete from ${outbox} where id in (
-        select id from ${outbox} order by id limit ${limit} for update skip locked
+        select id from ${outbox} ${only} order by id limit ${limit} for update skip locked
       ) returning id, subject, msg_id, payload, trace_context,
         (extract(epoch from created_at) * 1000)::float8 as created_ms`);
     if (rows.length === 0) return 0;

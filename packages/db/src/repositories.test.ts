@@ -278,6 +278,26 @@ describe.each(TEST_DRIVERS)("repositories on $name", (driver) => {
       expect(await outboxBacklog(db)).toEqual({ messages: 0, oldestAgeSeconds: 0 });
     });
 
+    it("takes only the subjects a relay may publish, when told, and leaves the rest", async () => {
+      await drainAll();
+      await enqueueOutboxMany(
+        db,
+        [
+          "cb.v1.scheduler.create_volume",
+          "cb.notifications.info.volume.create.end",
+          "cb.v1.volume.vol1.delete_volume",
+          "cb.notifications.error.x",
+          "cbx.notifications.info.y",
+        ].map((subject, i) => ({ subject, msgId: `f${i}`, payload: encoder.encode("x") })),
+      );
+      const taken: string[] = [];
+      await drainOutbox(db, 10, async (m) => void taken.push(...m.map((x) => x.subject)), ["cb.notifications.>"]);
+      expect(taken).toEqual(["cb.notifications.info.volume.create.end", "cb.notifications.error.x"]);
+      await drainOutbox(db, 10, async (m) => void taken.push(...m.map((x) => x.subject)), ["cb.v1.*.create_volume"]);
+      expect(taken.at(-1)).toBe("cb.v1.scheduler.create_volume");
+      expect(await drainAll()).toEqual(["f2", "f4"]);
+    });
+
     it("keeps the messages of a failed publish for the next pass", async () => {
       await drainAll();
       await enqueueOutboxMany(db, [

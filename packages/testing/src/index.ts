@@ -25,7 +25,7 @@ export { countByResource, notificationsStreamName, readNotifications, resourceOf
 export type { PostgresPki } from "./pg-pki.js";
 export { makePostgresPki } from "./pg-pki.js";
 export { freePort } from "./ports.js";
-export type { PrivateNats, PrivatePostgres, PrivatePostgresOptions } from "./private-servers.js";
+export type { PrivateNats, PrivateNatsOptions, PrivatePostgres, PrivatePostgresOptions } from "./private-servers.js";
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
 export type { TcpProxy } from "./proxy.js";
 export { createTcpProxy } from "./proxy.js";

@@ -175,19 +175,38 @@ export function findNatsServer(): string | undefined {
     .find(executable);
 }
 
+/** Options for {@link startPrivateNats}. */
+export interface PrivateNatsOptions {
+  /** A server configuration file (`-c`), e.g. deploy/nats/nats-server.conf; address and store stay the test's. */
+  configFile?: string;
+  /** Environment the server is started with, added to this process's (the variables the config file reads). */
+  env?: Record<string, string>;
+}
+
 /** Starts `nats-server -js` on a free port with a temporary store directory. */
-export async function startPrivateNats(binary: string): Promise<PrivateNats> {
+export async function startPrivateNats(binary: string, options: PrivateNatsOptions = {}): Promise<PrivateNats> {
   const dir = await mkdtemp(join(tmpdir(), "cinderblock-nats-"));
   const port = await freePort();
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  const config = options.configFile ? ["-c", options.configFile] : [];
   const start = async () => {
-    const next = spawn(binary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], {
-      stdio: ["ignore", "ignore", "ignore"],
+    const next = spawn(binary, [...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], {
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let output = "";
+    next.stderr?.on("data", (chunk: Buffer) => {
+      output = (output + chunk.toString("utf8")).slice(-4000);
     });
     child = next;
     exited = new Promise((resolve) => next.once("exit", () => resolve()));
-    await waitForPort(port, 15_000);
+    // A server that refuses its configuration exits at once: say why instead of waiting for the port.
+    const failed = exited.then(() => {
+      throw new Error(`nats-server exited at start:\n${output}`);
+    });
+    failed.catch(() => undefined);
+    await Promise.race([waitForPort(port, 15_000), failed]);
   };
   const kill = async () => {
     if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");

@@ -122,6 +122,10 @@ export interface StackOptions {
    * URL): e.g. separate migration and service roles, TLS, URLs from files.
    */
   databaseEnv?: (database: TestDatabase) => Promise<Record<string, string>>;
+  /** Extra environment of one service, over `env` (e.g. its own NATS_USER and NATS_PASSWORD). */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** How the stack's own NATS connection (`nc`: test agents, cleanup) logs in, on a server that wants it. */
+  natsUser?: { user: string; pass: string };
 }
 
 /** The three services, their database, NATS prefix and volume data directory. */
@@ -175,8 +179,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...options.env,
   };
   const started: ServiceProcess[] = [];
+  const envOf = (name: ServiceName) => ({ ...env, ...options.serviceEnv?.[name] });
   const start = (name: ServiceName) => {
-    const service = startService(name, env);
+    const service = startService(name, envOf(name));
     started.push(service);
     return service;
   };
@@ -187,9 +192,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   try {
     volume = start("volume");
     scheduler = start("scheduler");
+    // NOTE: all three before waiting: with deploy/nats's permissions only the api creates the
+    // streams, and the others wait for them.
+    api = start("api");
     await volume.waitFor(READY.volume);
     await scheduler.waitFor(READY.scheduler);
-    api = start("api");
     const listening = await api.waitFor(READY.api);
     address = `127.0.0.1:${String(listening.port)}`;
   } catch (error) {
@@ -202,7 +209,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // Restarts keep the port, so clients made once keep working.
   env.CINDERBLOCK_API_LISTEN = address;
   // NOTE: reconnects for ever: a test may kill and restart its own NATS server under the stack.
-  const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1, ...options.natsUser });
   const stack: Stack = {
     database,
     prefix,
@@ -220,7 +227,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async restart(name) {
       await stack[name].stop();
-      stack[name] = startService(name, env);
+      stack[name] = startService(name, envOf(name));
       await stack[name].waitFor(READY[name]);
     },
     async stop() {

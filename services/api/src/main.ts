@@ -7,7 +7,7 @@ import {
   createOutboxDispatcher,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { loadApiConfig } from "@cinderblock/config";
+import { loadApiConfig, natsConnectionSettings } from "@cinderblock/config";
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
@@ -52,7 +52,12 @@ async function main(): Promise<void> {
   });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>
-    connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-api" }),
+    connectBus({
+      ...natsConnectionSettings(config),
+      prefix: config.CINDERBLOCK_NATS_PREFIX,
+      name: "cinderblock-api",
+      role: "api",
+    }),
   );
   lifecycle.onClose("NATS", () => bus.close());
   const relay = startOutboxRelay({

@@ -8,7 +8,7 @@ import {
   startConsumer,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { loadSchedulerConfig } from "@cinderblock/config";
+import { loadSchedulerConfig, natsConnectionSettings } from "@cinderblock/config";
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
 import { addHealth, listen, Server, shutdown } from "@cinderblock/rpc";
@@ -48,7 +48,12 @@ async function main(): Promise<void> {
   });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>
-    connectBus({ url: config.NATS_URL, prefix: config.CINDERBLOCK_NATS_PREFIX, name: "cinderblock-scheduler" }),
+    connectBus({
+      ...natsConnectionSettings(config),
+      prefix: config.CINDERBLOCK_NATS_PREFIX,
+      name: "cinderblock-scheduler",
+      role: "scheduler",
+    }),
   );
   lifecycle.onClose("NATS", () => bus.close());
   // The relay publishes what the handlers and the reconciler write into the outbox (scheduling

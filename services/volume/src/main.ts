@@ -8,7 +8,7 @@ import {
   startConsumer,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { loadVolumeConfig } from "@cinderblock/config";
+import { loadVolumeConfig, natsConnectionSettings } from "@cinderblock/config";
 import { createDb, pingDatabase, reportService, runMigrations } from "@cinderblock/db";
 import { addHealth, listen, shutdown } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
@@ -68,9 +68,10 @@ async function main(): Promise<void> {
   );
   const bus = await lifecycle.retry("NATS", () =>
     connectBus({
-      url: config.NATS_URL,
+      ...natsConnectionSettings(config),
       prefix: config.CINDERBLOCK_NATS_PREFIX,
       name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
+      role: `volume-${config.CINDERBLOCK_HOST}`,
     }),
   );
   lifecycle.onClose("NATS", () => bus.close());
@@ -107,6 +108,9 @@ async function main(): Promise<void> {
   const relay = startOutboxRelay({
     db,
     js: bus.js,
+    // NOTE: a volume host's NATS user may publish notifications only (deploy/nats): the casts the
+    // api and the scheduler write are theirs to relay.
+    subjects: [bus.subjects.notificationsAll],
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
   lifecycle.onClose("outbox relay", () => relay.stop());
