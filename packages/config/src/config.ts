@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { authFields, checkAuthSettings } from "./auth-settings.js";
 import { observabilityFields } from "./observability.js";
 
 /**
@@ -57,15 +58,14 @@ const apiSchema = z.object({
   /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
   CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT: z.coerce.number().int().min(1).default(300),
   CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
-  /** Only `noauth` exists so far: identity comes from x-project-id / x-user-id / x-roles metadata. */
-  CINDERBLOCK_AUTH_STRATEGY: z.literal("noauth").default("noauth"),
+  ...authFields,
   CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
   CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
   CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),
   CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
   /** Seconds a create may stay in flight before the reconciler dispatches it again. */
   CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
-});
+}).superRefine(checkAuthSettings);
 
 const schedulerSchema = z.object({
   ...common,
