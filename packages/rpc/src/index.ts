@@ -1,3 +1,8 @@
+export type { Authenticator, CallCredentials, Identity } from "./auth/authenticator.js";
+export type { JwtAuthenticatorOptions } from "./auth/jwt.js";
+export { createJwtAuthenticator } from "./auth/jwt.js";
+export type { KeystoneAuthenticatorOptions } from "./auth/keystone.js";
+export { createKeystoneAuthenticator } from "./auth/keystone.js";
 export { noauthContext } from "./context.js";
 export type { MappedError } from "./errors.js";
 export { toServiceError } from "./errors.js";
