@@ -207,7 +207,7 @@ export function createKeystoneAuthenticator(options: KeystoneAuthenticatorOption
 }
 
 /** The body of a project-scoped password login (Keystone v3). */
-export function passwordAuth(credentials: {
+function passwordAuth(credentials: {
   username: string;
   password: string;
   projectName: string;
