@@ -48,7 +48,10 @@ const GLOBAL_FLAGS: Record<string, FlagSpec> = {
     help: "keystone (x-auth-token, default) or bearer (authorization: Bearer) (env CINDERBLOCK_TOKEN_TYPE)",
   },
   cacert: { type: "string", value: "FILE", help: "TLS to the api, trusting this CA (env CINDERBLOCK_CACERT)" },
-  tls: { type: "boolean", help: "TLS to the api with OS_CACERT or the system roots (env CINDERBLOCK_TLS=1; also https://)" },
+  tls: {
+    type: "boolean",
+    help: "TLS to the api with OS_CACERT or the system roots (env CINDERBLOCK_TLS=1; also https://)",
+  },
   project: { type: "string", value: "ID", help: "noauth (development): project to act as (env CINDERBLOCK_PROJECT)" },
   user: { type: "string", value: "ID", help: "noauth: user to act as (env CINDERBLOCK_USER, else $USER)" },
   roles: { type: "string", value: "R1,R2", help: "noauth: roles, comma-separated (env CINDERBLOCK_ROLES)" },

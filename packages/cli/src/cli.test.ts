@@ -85,9 +85,11 @@ describe("connectionSettings", () => {
       token: "t1",
       tokenType: "keystone",
     });
-    expect(connectionSettings({}, { CINDERBLOCK_TOKEN: "t2", CINDERBLOCK_TOKEN_TYPE: "bearer" }).credentials).toEqual(
-      { kind: "token", token: "t2", tokenType: "bearer" },
-    );
+    expect(connectionSettings({}, { CINDERBLOCK_TOKEN: "t2", CINDERBLOCK_TOKEN_TYPE: "bearer" }).credentials).toEqual({
+      kind: "token",
+      token: "t2",
+      tokenType: "bearer",
+    });
     // The flag wins over the environment, and a token wins over OS_* and noauth's project.
     expect(
       connectionSettings(

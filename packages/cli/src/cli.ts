@@ -1,6 +1,7 @@
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { type FlagValues, intFlag, parseCommandLine, stringFlag, UsageError } from "./args.js";
 import { type ConnectionOptions, createConnection, isServiceError } from "./client.js";
+import { CliFailure, HANDLERS } from "./commands.js";
 import {
   type Credentials,
   credentialsFrom,
@@ -9,7 +10,6 @@ import {
   type TlsOption,
   tlsFrom,
 } from "./credentials.js";
-import { CliFailure, HANDLERS } from "./commands.js";
 import { EXIT, exitCodeForStatus } from "./exit-codes.js";
 import { createOutput, type Stream } from "./output.js";
 

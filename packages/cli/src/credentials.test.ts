@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { QuotasServiceService } from "@cinderblock/proto";
 import {
   backendUnavailable,
   freePort,
@@ -11,8 +12,7 @@ import {
   type PrivateKeystone,
   startPrivateKeystone,
 } from "@cinderblock/testing";
-import { QuotasServiceService } from "@cinderblock/proto";
-import { Server, ServerCredentials, type Metadata as GrpcMetadata } from "@grpc/grpc-js";
+import { type Metadata as GrpcMetadata, Server, ServerCredentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "./cli.js";
 import { EXIT } from "./exit-codes.js";
@@ -42,8 +42,16 @@ async function cli(argv: string[], env: Record<string, string>) {
   let stderr = "";
   const code = await run(argv, {
     env,
-    stdout: { write: (s: string) => void (stdout += s) },
-    stderr: { write: (s: string) => void (stderr += s) },
+    stdout: {
+      write(s: string) {
+        stdout += s;
+      },
+    },
+    stderr: {
+      write(s: string) {
+        stderr += s;
+      },
+    },
     signal: new AbortController().signal,
   });
   return { code, stdout, stderr };
@@ -58,9 +66,23 @@ beforeAll(async () => {
   execFileSync(
     "openssl",
     [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-      "-subj", "/CN=cinderblock-api", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=cinderblock-api",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
     ],
     { stdio: "ignore" },
   );
@@ -110,7 +132,10 @@ describe("the CLI's credentials, as the api receives them", () => {
 
   it("talks TLS to an api whose CA it is given, and refuses one it cannot verify", async () => {
     received = [];
-    const ok = await cli(["quota", "show", "--api", tls.address, "--token", "t", "--cacert", join(dir, "cert.pem")], {});
+    const ok = await cli(
+      ["quota", "show", "--api", tls.address, "--token", "t", "--cacert", join(dir, "cert.pem")],
+      {},
+    );
     expect(ok).toMatchObject({ code: EXIT.OK, stderr: "" });
     expect(received).toHaveLength(1);
     // The system roots do not know a self-signed certificate.
@@ -120,7 +145,10 @@ describe("the CLI's credentials, as the api receives them", () => {
     const plaintext = await cli(["quota", "show", "--api", tls.address, "--token", "t", "--timeout", "5"], {});
     expect(plaintext.code).not.toBe(EXIT.OK);
     expect(received).toHaveLength(1);
-    const missing = await cli(["quota", "show", "--api", tls.address, "--token", "t", "--cacert", join(dir, "no.pem")], {});
+    const missing = await cli(
+      ["quota", "show", "--api", tls.address, "--token", "t", "--cacert", join(dir, "no.pem")],
+      {},
+    );
     expect(missing.code).toBe(EXIT.USAGE);
     expect(missing.stderr).toContain("--cacert: cannot read");
   });

@@ -64,7 +64,8 @@ export function credentialsFrom(flags: FlagValues, env: Record<string, string | 
   }
   if (token) return { kind: "token", token, tokenType };
   if (authUrl) {
-    if (tokenType === "bearer") throw new UsageError("--token-type bearer needs --token (OS_AUTH_URL gives a Keystone token)");
+    if (tokenType === "bearer")
+      throw new UsageError("--token-type bearer needs --token (OS_AUTH_URL gives a Keystone token)");
     const missing = ["OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME"].filter((name) => !env[name]);
     if (missing.length > 0) {
       throw new UsageError(`OS_AUTH_URL is set, but ${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} not`);
@@ -84,7 +85,9 @@ export function credentialsFrom(flags: FlagValues, env: Record<string, string | 
   }
   const projectId = stringFlag(flags, "project") || env.CINDERBLOCK_PROJECT || "";
   if (!projectId) {
-    throw new UsageError("--project is required (or set CINDERBLOCK_PROJECT), or give a --token, or OS_AUTH_URL and its OS_* variables");
+    throw new UsageError(
+      "--project is required (or set CINDERBLOCK_PROJECT), or give a --token, or OS_AUTH_URL and its OS_* variables",
+    );
   }
   const userId = stringFlag(flags, "user") || env.CINDERBLOCK_USER || env.USER || "";
   if (!userId) throw new UsageError("--user is required (or set CINDERBLOCK_USER)");

@@ -65,7 +65,7 @@ const apiSchema = z.object({
   CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE: z.string().min(1).max(255).default("nova"),
   /** Seconds a create may stay in flight before the reconciler dispatches it again. */
   CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
-}).superRefine(checkAuthSettings);
+});
 
 const schedulerSchema = z.object({
   ...common,
@@ -197,7 +197,7 @@ function parse<T extends z.ZodType>(schema: T, env: Record<string, string | unde
  * file (call once, in main.ts).
  */
 export function loadApiConfig(env: Record<string, string | undefined>): ApiConfig {
-  return parse(apiSchema, env);
+  return parse(apiSchema.superRefine(checkAuthSettings), env);
 }
 
 /** Parses the scheduler service's configuration, as {@link loadApiConfig} does. */

@@ -116,8 +116,14 @@ export async function keystoneRevoke(url: string, token: string): Promise<void> 
 }
 
 /** What Keystone says of `token` when it validates itself: the status, and the body when 200. */
-export async function keystoneTokenInfo(url: string, token: string): Promise<{ status: number; body?: KeystoneLogin["body"] }> {
-  const response = await keystoneRequest("GET", `${url}/auth/tokens`, { "x-auth-token": token, "x-subject-token": token });
+export async function keystoneTokenInfo(
+  url: string,
+  token: string,
+): Promise<{ status: number; body?: KeystoneLogin["body"] }> {
+  const response = await keystoneRequest("GET", `${url}/auth/tokens`, {
+    "x-auth-token": token,
+    "x-subject-token": token,
+  });
   return response.status === 200
     ? { status: 200, body: JSON.parse(response.body) as KeystoneLogin["body"] }
     : { status: response.status };

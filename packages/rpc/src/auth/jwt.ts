@@ -148,7 +148,8 @@ export function createJwtAuthenticator(options: JwtAuthenticatorOptions): Authen
 
 function bearerOf(call: CallCredentials): string {
   const values = call.metadata.get("authorization");
-  if (values.length === 0) throw new CinderblockError("UNAUTHENTICATED", "missing authorization metadata (Bearer token)");
+  if (values.length === 0)
+    throw new CinderblockError("UNAUTHENTICATED", "missing authorization metadata (Bearer token)");
   if (values.length > 1) throw new CinderblockError("UNAUTHENTICATED", "more than one authorization metadata value");
   const value = String(values[0]).trim();
   if (value.length > MAX_TOKEN_LENGTH) throw new CinderblockError("UNAUTHENTICATED", "token is too long");
@@ -212,9 +213,12 @@ function refusal(error: unknown): CinderblockError {
     return unauthenticated("token is signed with an algorithm that is not accepted");
   }
   if (error instanceof errors.JWSSignatureVerificationFailed) return unauthenticated("token signature is not valid");
-  if (error instanceof errors.JWKSNoMatchingKey) return unauthenticated("token is signed with a key the issuer does not publish");
-  if (error instanceof errors.JWKSMultipleMatchingKeys) return unauthenticated("token names no key (kid) and several match");
-  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid) return unauthenticated("token is malformed");
+  if (error instanceof errors.JWKSNoMatchingKey)
+    return unauthenticated("token is signed with a key the issuer does not publish");
+  if (error instanceof errors.JWKSMultipleMatchingKeys)
+    return unauthenticated("token names no key (kid) and several match");
+  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid)
+    return unauthenticated("token is malformed");
   if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || error instanceof errors.JOSEError) {
     return new CinderblockError("UNAVAILABLE", "the token issuer's keys (JWKS) cannot be read; try again", {
       cause: error,

@@ -1,7 +1,6 @@
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CinderblockError } from "@cinderblock/domain";
-import { Metadata } from "@grpc/grpc-js";
 import {
   backendUnavailable,
   freePort,
@@ -13,6 +12,7 @@ import {
   sleep,
   startPrivateKeystone,
 } from "@cinderblock/testing";
+import { Metadata } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Authenticator } from "./authenticator.js";
 import { createKeystoneAuthenticator } from "./keystone.js";

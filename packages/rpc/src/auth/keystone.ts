@@ -233,7 +233,8 @@ function passwordAuth(credentials: {
 
 function tokenOf(call: CallCredentials): string {
   const values = call.metadata.get(METADATA_KEY);
-  if (values.length === 0) throw new CinderblockError("UNAUTHENTICATED", `missing ${METADATA_KEY} metadata (a Keystone token)`);
+  if (values.length === 0)
+    throw new CinderblockError("UNAUTHENTICATED", `missing ${METADATA_KEY} metadata (a Keystone token)`);
   if (values.length > 1) throw new CinderblockError("UNAUTHENTICATED", `more than one ${METADATA_KEY} metadata value`);
   const token = String(values[0]).trim();
   if (!TOKEN_SHAPE.test(token)) throw new CinderblockError("UNAUTHENTICATED", "token is malformed");
@@ -259,7 +260,8 @@ function parseBody(response: HttpResponse): KeystoneTokenBody | undefined {
 
 function identityFrom(response: HttpResponse): Identity {
   const token = parseBody(response)?.token;
-  if (!token) throw new CinderblockError("UNAVAILABLE", "the identity service (Keystone) answered without a token body");
+  if (!token)
+    throw new CinderblockError("UNAVAILABLE", "the identity service (Keystone) answered without a token body");
   const project = token.project;
   if (!project || typeof project.id !== "string") {
     throw new CinderblockError(
