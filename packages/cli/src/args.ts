@@ -37,10 +37,25 @@ export interface CommandSpec {
 /** Flags every command takes. */
 const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   api: { type: "string", value: "HOST:PORT", help: "the api's address (env CINDERBLOCK_API, default 127.0.0.1:50051)" },
-  project: { type: "string", value: "ID", help: "project to act as (env CINDERBLOCK_PROJECT; required)" },
-  user: { type: "string", value: "ID", help: "user to act as (env CINDERBLOCK_USER, else $USER)" },
-  roles: { type: "string", value: "R1,R2", help: "roles, comma-separated (env CINDERBLOCK_ROLES)" },
-  admin: { type: "boolean", help: "add the admin role (env CINDERBLOCK_ADMIN=1)" },
+  token: {
+    type: "string",
+    value: "TOKEN",
+    help: "a token (env CINDERBLOCK_TOKEN); without one, OS_AUTH_URL + OS_USERNAME/PASSWORD/PROJECT_NAME log in to Keystone",
+  },
+  "token-type": {
+    type: "string",
+    value: "TYPE",
+    help: "keystone (x-auth-token, default) or bearer (authorization: Bearer) (env CINDERBLOCK_TOKEN_TYPE)",
+  },
+  cacert: { type: "string", value: "FILE", help: "TLS to the api, trusting this CA (env CINDERBLOCK_CACERT)" },
+  tls: {
+    type: "boolean",
+    help: "TLS to the api with OS_CACERT or the system roots (env CINDERBLOCK_TLS=1; also https://)",
+  },
+  project: { type: "string", value: "ID", help: "noauth (development): project to act as (env CINDERBLOCK_PROJECT)" },
+  user: { type: "string", value: "ID", help: "noauth: user to act as (env CINDERBLOCK_USER, else $USER)" },
+  roles: { type: "string", value: "R1,R2", help: "noauth: roles, comma-separated (env CINDERBLOCK_ROLES)" },
+  admin: { type: "boolean", help: "noauth: add the admin role (env CINDERBLOCK_ADMIN=1)" },
   json: { type: "boolean", help: "machine output: one JSON document (streams: one JSON object per line)" },
   timeout: { type: "string", value: "SECONDS", help: "deadline of each call (default 30)" },
   help: { type: "boolean", short: "h", help: "show this help" },

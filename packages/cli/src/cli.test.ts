@@ -1,7 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { COMMANDS } from "./args.js";
-import { connectionOptions, run } from "./cli.js";
+import { connectionSettings, run } from "./cli.js";
 import { HANDLERS } from "./commands.js";
 import { EXIT, EXIT_CODE_TABLE, exitCodeForStatus } from "./exit-codes.js";
 
@@ -50,13 +50,12 @@ describe("run", () => {
   });
 });
 
-describe("connectionOptions", () => {
-  it("takes flags over the environment over defaults", () => {
-    expect(connectionOptions({}, { CINDERBLOCK_PROJECT: "p", USER: "me" })).toEqual({
+describe("connectionSettings", () => {
+  it("takes flags over the environment over defaults (noauth)", () => {
+    expect(connectionSettings({}, { CINDERBLOCK_PROJECT: "p", USER: "me" })).toEqual({
       address: "127.0.0.1:50051",
-      projectId: "p",
-      userId: "me",
-      roles: [],
+      credentials: { kind: "noauth", projectId: "p", userId: "me", roles: [] },
+      tls: undefined,
       timeoutMs: 30_000,
     });
     const env = {
@@ -66,14 +65,100 @@ describe("connectionOptions", () => {
       CINDERBLOCK_ROLES: "member",
       CINDERBLOCK_ADMIN: "1",
     };
-    expect(connectionOptions({}, env)).toMatchObject({
+    expect(connectionSettings({}, env)).toMatchObject({
       address: "10.0.0.1:9000",
-      userId: "u",
-      roles: ["member", "admin"],
+      credentials: { userId: "u", roles: ["member", "admin"] },
     });
     expect(
-      connectionOptions({ api: "h:1", project: "q", user: "v", roles: "a,b", admin: true, timeout: "5" }, env),
-    ).toEqual({ address: "h:1", projectId: "q", userId: "v", roles: ["a", "b", "admin"], timeoutMs: 5000 });
+      connectionSettings({ api: "h:1", project: "q", user: "v", roles: "a,b", admin: true, timeout: "5" }, env),
+    ).toEqual({
+      address: "h:1",
+      credentials: { kind: "noauth", projectId: "q", userId: "v", roles: ["a", "b", "admin"] },
+      tls: undefined,
+      timeoutMs: 5000,
+    });
+  });
+
+  it("takes a token from --token or CINDERBLOCK_TOKEN, Keystone's unless --token-type bearer", () => {
+    expect(connectionSettings({ token: "t1" }, {}).credentials).toEqual({
+      kind: "token",
+      token: "t1",
+      tokenType: "keystone",
+    });
+    expect(connectionSettings({}, { CINDERBLOCK_TOKEN: "t2", CINDERBLOCK_TOKEN_TYPE: "bearer" }).credentials).toEqual({
+      kind: "token",
+      token: "t2",
+      tokenType: "bearer",
+    });
+    // The flag wins over the environment, and a token wins over OS_* and noauth's project.
+    expect(
+      connectionSettings(
+        { token: "t3" },
+        { CINDERBLOCK_TOKEN: "t2", OS_AUTH_URL: "http://k:5000", CINDERBLOCK_PROJECT: "p" },
+      ).credentials,
+    ).toEqual({ kind: "token", token: "t3", tokenType: "keystone" });
+    expect(() => connectionSettings({ token: "t", "token-type": "jwt" }, {})).toThrow(
+      /--token-type: expected keystone or bearer, got 'jwt'/,
+    );
+    expect(() => connectionSettings({ token: "t", project: "p" }, {})).toThrow(/--project is for the api's noauth/);
+    expect(() => connectionSettings({ token: "t", admin: true }, {})).toThrow(/--admin is for the api's noauth/);
+  });
+
+  it("logs in to Keystone with the OS_* variables of an openrc file when there is no token", () => {
+    const openrc = {
+      OS_AUTH_URL: "http://keystone:5000",
+      OS_USERNAME: "demo",
+      OS_PASSWORD: "secret",
+      OS_PROJECT_NAME: "demo",
+    };
+    expect(connectionSettings({}, openrc).credentials).toEqual({
+      kind: "keystone-password",
+      login: {
+        authUrl: "http://keystone:5000/v3",
+        username: "demo",
+        password: "secret",
+        projectName: "demo",
+        userDomainName: "Default",
+        projectDomainName: "Default",
+      },
+    });
+    expect(
+      connectionSettings(
+        {},
+        {
+          ...openrc,
+          OS_AUTH_URL: "https://keystone/identity/v3/",
+          OS_USER_DOMAIN_NAME: "users",
+          OS_PROJECT_DOMAIN_NAME: "projects",
+          OS_CACERT: "/etc/ca.pem",
+        },
+      ).credentials,
+    ).toMatchObject({
+      login: {
+        authUrl: "https://keystone/identity/v3",
+        userDomainName: "users",
+        projectDomainName: "projects",
+        caFile: "/etc/ca.pem",
+      },
+    });
+    expect(() => connectionSettings({}, { OS_AUTH_URL: "http://k:5000", OS_USERNAME: "demo" })).toThrow(
+      /OS_AUTH_URL is set, but OS_PASSWORD, OS_PROJECT_NAME are not/,
+    );
+  });
+
+  it("uses TLS with --cacert, --tls, CINDERBLOCK_TLS or an https:// address, and not otherwise", () => {
+    const noauth = { CINDERBLOCK_PROJECT: "p", USER: "u" };
+    expect(connectionSettings({}, noauth).tls).toBeUndefined();
+    expect(connectionSettings({ cacert: "/ca.pem" }, noauth).tls).toEqual({ caFile: "/ca.pem" });
+    expect(connectionSettings({}, { ...noauth, CINDERBLOCK_CACERT: "/ca2.pem" }).tls).toEqual({ caFile: "/ca2.pem" });
+    expect(connectionSettings({ tls: true }, noauth).tls).toEqual({});
+    expect(connectionSettings({ tls: true }, { ...noauth, OS_CACERT: "/os.pem" }).tls).toEqual({ caFile: "/os.pem" });
+    expect(connectionSettings({}, { ...noauth, CINDERBLOCK_TLS: "1" }).tls).toEqual({});
+    const https = connectionSettings({ api: "https://api.example:443" }, noauth);
+    expect(https).toMatchObject({ address: "api.example:443", tls: {} });
+    // OS_CACERT alone is Keystone's CA: it does not turn TLS to the api on.
+    expect(connectionSettings({}, { ...noauth, OS_CACERT: "/os.pem" }).tls).toBeUndefined();
+    expect(() => connectionSettings({}, { ...noauth, CINDERBLOCK_TLS: "maybe" })).toThrow(/CINDERBLOCK_TLS: expected/);
   });
 });
 

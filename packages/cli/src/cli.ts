@@ -2,12 +2,24 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { type FlagValues, intFlag, parseCommandLine, stringFlag, UsageError } from "./args.js";
 import { type ConnectionOptions, createConnection, isServiceError } from "./client.js";
 import { CliFailure, HANDLERS } from "./commands.js";
+import {
+  type Credentials,
+  credentialsFrom,
+  keystonePasswordLogin,
+  readCaFile,
+  type TlsOption,
+  tlsFrom,
+} from "./credentials.js";
 import { EXIT, exitCodeForStatus } from "./exit-codes.js";
 import { createOutput, type Stream } from "./output.js";
 
 /** What one run of the CLI reads and writes (main.ts passes the process's). */
 export interface CliOptions {
-  /** The environment: CINDERBLOCK_API, CINDERBLOCK_PROJECT, CINDERBLOCK_USER, CINDERBLOCK_ROLES, CINDERBLOCK_ADMIN, USER. */
+  /**
+   * The environment: CINDERBLOCK_API, CINDERBLOCK_TOKEN, CINDERBLOCK_TOKEN_TYPE, CINDERBLOCK_CACERT,
+   * CINDERBLOCK_TLS, the OS_* of an openrc file; for noauth CINDERBLOCK_PROJECT, CINDERBLOCK_USER,
+   * CINDERBLOCK_ROLES, CINDERBLOCK_ADMIN, USER.
+   */
   env: Record<string, string | undefined>;
   stdout: Stream;
   stderr: Stream;
@@ -17,27 +29,45 @@ export interface CliOptions {
 
 const DEFAULT_API = "127.0.0.1:50051";
 const DEFAULT_TIMEOUT_S = 30;
-const TRUE = /^(1|true|yes)$/i;
-const FALSE = /^(0|false|no|)$/i;
 
-/** Who to act as and where, from flags first, then the environment. */
-export function connectionOptions(flags: FlagValues, env: CliOptions["env"]): ConnectionOptions {
-  const address = (stringFlag(flags, "api") || env.CINDERBLOCK_API || DEFAULT_API).replace(/^https?:\/\//, "");
-  const projectId = stringFlag(flags, "project") || env.CINDERBLOCK_PROJECT || "";
-  if (!projectId) throw new UsageError("--project is required (or set CINDERBLOCK_PROJECT)");
-  const userId = stringFlag(flags, "user") || env.CINDERBLOCK_USER || env.USER || "";
-  if (!userId) throw new UsageError("--user is required (or set CINDERBLOCK_USER)");
-  const roles = (stringFlag(flags, "roles") || env.CINDERBLOCK_ROLES || "")
-    .split(",")
-    .map((r) => r.trim())
-    .filter((r) => r !== "");
-  const adminEnv = env.CINDERBLOCK_ADMIN ?? "";
-  if (!TRUE.test(adminEnv) && !FALSE.test(adminEnv)) {
-    throw new UsageError(`CINDERBLOCK_ADMIN: expected 1/true/yes or 0/false/no, got '${adminEnv}'`);
-  }
-  if ((flags.admin === true || TRUE.test(adminEnv)) && !roles.includes("admin")) roles.push("admin");
+/** Where the api is, who to act as and how to reach it, from flags first, then the environment. */
+export interface Settings {
+  address: string;
+  credentials: Credentials;
+  tls: TlsOption;
+  timeoutMs: number;
+}
+
+/** Parses the connection's flags and environment (nothing is read or sent yet). */
+export function connectionSettings(flags: FlagValues, env: CliOptions["env"]): Settings {
+  const api = stringFlag(flags, "api") || env.CINDERBLOCK_API || DEFAULT_API;
+  const address = api.replace(/^https?:\/\//, "");
   const timeoutMs = (intFlag(flags, "timeout", 1, 86_400) ?? DEFAULT_TIMEOUT_S) * 1000;
-  return { address, projectId, userId, roles, timeoutMs };
+  return {
+    address,
+    credentials: credentialsFrom(flags, env),
+    tls: tlsFrom(flags, env, /^https:\/\//.test(api)),
+    timeoutMs,
+  };
+}
+
+/** The connection's options: CA read, and a Keystone login done when the credentials need one. */
+export async function connectionOptions(settings: Settings): Promise<ConnectionOptions> {
+  const { credentials } = settings;
+  const tls = settings.tls
+    ? settings.tls.caFile
+      ? { ca: await readCaFile(settings.tls.caFile, "--cacert") }
+      : {}
+    : undefined;
+  const identity =
+    credentials.kind === "keystone-password"
+      ? {
+          kind: "token" as const,
+          token: await keystonePasswordLogin(credentials.login, settings.timeoutMs),
+          tokenType: "keystone" as const,
+        }
+      : credentials;
+  return { address: settings.address, identity, ...(tls ? { tls } : {}), timeoutMs: settings.timeoutMs };
 }
 
 function statusName(code: number): string {
@@ -62,7 +92,7 @@ export async function run(argv: string[], options: CliOptions): Promise<number> 
     out = createOutput(stdout, stderr, parsed.flags.json === true);
     const handler = HANDLERS[command];
     if (!handler) throw new Error(`no handler for ${command}`);
-    const conn = createConnection(connectionOptions(parsed.flags, options.env));
+    const conn = createConnection(await connectionOptions(connectionSettings(parsed.flags, options.env)));
     try {
       return await handler({ conn, args: parsed.args, flags: parsed.flags, out, signal: options.signal });
     } finally {

@@ -6,18 +6,20 @@ import {
 } from "@cinderblock/proto";
 import { type CallOptions, type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 
-/** Who the CLI acts as and where the api is. */
+/** Who the CLI acts as (a token, or noauth's self-declared identity) and where the api is. */
 export interface ConnectionOptions {
   /** The api's address, "host:port". */
   address: string;
-  projectId: string;
-  userId: string;
-  roles: string[];
+  identity:
+    | { kind: "noauth"; projectId: string; userId: string; roles: string[] }
+    | { kind: "token"; token: string; tokenType: "keystone" | "bearer" };
+  /** TLS to the api: undefined for plaintext; `ca` undefined for the system roots. */
+  tls?: { ca?: Buffer };
   /** Deadline of each unary call, in milliseconds. */
   timeoutMs: number;
 }
 
-/** The api's clients, the caller's noauth identity, and promise-returning call helpers. */
+/** The api's clients, the caller's credentials, and promise-returning call helpers. */
 export interface Connection {
   volumes: VolumesServiceClient;
   snapshots: SnapshotsServiceClient;
@@ -31,23 +33,29 @@ export interface Connection {
       done: (err: ServiceError | null, res: Res) => void,
     ) => unknown,
   ): Promise<Res>;
-  /** The identity metadata, for streams. */
+  /** The credential metadata, for streams. */
   metadata(): Metadata;
   close(): void;
 }
 
 /** Opens clients to the api (lazily: nothing connects until the first call). */
 export function createConnection(options: ConnectionOptions): Connection {
-  const creds = credentials.createInsecure();
+  const creds = options.tls ? credentials.createSsl(options.tls.ca ?? null) : credentials.createInsecure();
   const volumes = new VolumesServiceClient(options.address, creds);
   const snapshots = new SnapshotsServiceClient(options.address, creds);
   const quotas = new QuotasServiceClient(options.address, creds);
   const events = new EventsServiceClient(options.address, creds);
+  const { identity } = options;
   const metadata = () => {
     const md = new Metadata();
-    md.set("x-project-id", options.projectId);
-    md.set("x-user-id", options.userId);
-    if (options.roles.length > 0) md.set("x-roles", options.roles.join(","));
+    if (identity.kind === "token") {
+      if (identity.tokenType === "bearer") md.set("authorization", `Bearer ${identity.token}`);
+      else md.set("x-auth-token", identity.token);
+    } else {
+      md.set("x-project-id", identity.projectId);
+      md.set("x-user-id", identity.userId);
+      if (identity.roles.length > 0) md.set("x-roles", identity.roles.join(","));
+    }
     return md;
   };
   return {

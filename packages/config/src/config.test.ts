@@ -43,7 +43,86 @@ describe("configuration", () => {
   });
 
   it("refuses an unknown auth strategy", () => {
-    expect(() => loadApiConfig({ CINDERBLOCK_AUTH_STRATEGY: "keystone" })).toThrow(/CINDERBLOCK_AUTH_STRATEGY/);
+    expect(() => loadApiConfig({ CINDERBLOCK_AUTH_STRATEGY: "ldap" })).toThrow(
+      /CINDERBLOCK_AUTH_STRATEGY="ldap": expected noauth, keystone or jwt/,
+    );
+  });
+});
+
+describe("identity settings", () => {
+  const keystone = {
+    CINDERBLOCK_AUTH_STRATEGY: "keystone",
+    CINDERBLOCK_KEYSTONE_URL: "http://127.0.0.1:5000/v3",
+    CINDERBLOCK_KEYSTONE_USERNAME: "cinder",
+    CINDERBLOCK_KEYSTONE_PASSWORD: "s3cret",
+  };
+  const jwt = {
+    CINDERBLOCK_AUTH_STRATEGY: "jwt",
+    CINDERBLOCK_JWT_ISSUER: "https://idp.example",
+    CINDERBLOCK_JWT_AUDIENCE: "cinderblock",
+  };
+
+  it("default to noauth on loopback only, with Keystone's and the JWT defaults", () => {
+    expect(loadApiConfig({})).toMatchObject({
+      CINDERBLOCK_AUTH_STRATEGY: "noauth",
+      CINDERBLOCK_NOAUTH_ALLOW_REMOTE: false,
+      CINDERBLOCK_KEYSTONE_PROJECT_NAME: "service",
+      CINDERBLOCK_KEYSTONE_USER_DOMAIN_NAME: "Default",
+      CINDERBLOCK_KEYSTONE_PROJECT_DOMAIN_NAME: "Default",
+      CINDERBLOCK_KEYSTONE_CACHE_SECONDS: 60,
+      CINDERBLOCK_KEYSTONE_CACHE_SIZE: 10000,
+      CINDERBLOCK_JWT_ALGORITHMS: ["RS256", "PS256", "ES256", "EdDSA"],
+      CINDERBLOCK_JWT_CLOCK_SKEW: 30,
+      CINDERBLOCK_JWT_PROJECT_CLAIM: "project_id",
+      CINDERBLOCK_JWT_USER_CLAIM: "sub",
+      CINDERBLOCK_JWT_ROLES_CLAIM: "roles",
+    });
+    expect(loadApiConfig({}).CINDERBLOCK_POLICY_FILE).toBeUndefined();
+    expect(loadApiConfig({ CINDERBLOCK_NOAUTH_ALLOW_REMOTE: "true" }).CINDERBLOCK_NOAUTH_ALLOW_REMOTE).toBe(true);
+    expect(() => loadApiConfig({ CINDERBLOCK_NOAUTH_ALLOW_REMOTE: "yes" })).toThrow(
+      /CINDERBLOCK_NOAUTH_ALLOW_REMOTE="yes": expected true or false/,
+    );
+  });
+
+  it("accept a complete keystone or jwt configuration", () => {
+    expect(loadApiConfig(keystone)).toMatchObject({ CINDERBLOCK_AUTH_STRATEGY: "keystone" });
+    expect(loadApiConfig({ ...jwt, CINDERBLOCK_JWT_ALGORITHMS: "ES256, EdDSA" }).CINDERBLOCK_JWT_ALGORITHMS).toEqual([
+      "ES256",
+      "EdDSA",
+    ]);
+  });
+
+  it("name each setting a strategy is missing", () => {
+    let message = "";
+    try {
+      loadApiConfig({ CINDERBLOCK_AUTH_STRATEGY: "keystone", CINDERBLOCK_KEYSTONE_USERNAME: "cinder" });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/CINDERBLOCK_KEYSTONE_URL="": required when CINDERBLOCK_AUTH_STRATEGY=keystone/);
+    expect(message).toMatch(/CINDERBLOCK_KEYSTONE_PASSWORD="": required when CINDERBLOCK_AUTH_STRATEGY=keystone/);
+    expect(message).not.toMatch(/CINDERBLOCK_KEYSTONE_USERNAME/);
+    expect(() => loadApiConfig({ ...jwt, CINDERBLOCK_JWT_AUDIENCE: undefined })).toThrow(
+      /CINDERBLOCK_JWT_AUDIENCE="": required when CINDERBLOCK_AUTH_STRATEGY=jwt/,
+    );
+    expect(() => loadApiConfig({ CINDERBLOCK_AUTH_STRATEGY: "jwt" })).toThrow(/CINDERBLOCK_JWT_ISSUER/);
+  });
+
+  it("never accept none or HS* as JWT algorithms, and bound the clock skew", () => {
+    expect(() => loadApiConfig({ ...jwt, CINDERBLOCK_JWT_ALGORITHMS: "RS256,none" })).toThrow(
+      /CINDERBLOCK_JWT_ALGORITHMS="RS256,none": not accepted: none/,
+    );
+    expect(() => loadApiConfig({ ...jwt, CINDERBLOCK_JWT_ALGORITHMS: "HS256" })).toThrow(/not accepted: HS256/);
+    expect(() => loadApiConfig({ ...jwt, CINDERBLOCK_JWT_ALGORITHMS: " , " })).toThrow(/CINDERBLOCK_JWT_ALGORITHMS/);
+    expect(() => loadApiConfig({ ...jwt, CINDERBLOCK_JWT_CLOCK_SKEW: "301" })).toThrow(
+      /CINDERBLOCK_JWT_CLOCK_SKEW="301": expected 0 to 300 seconds/,
+    );
+  });
+
+  it("refuse a Keystone URL that is not http(s)", () => {
+    expect(() => loadApiConfig({ ...keystone, CINDERBLOCK_KEYSTONE_URL: "keystone:5000" })).toThrow(
+      /CINDERBLOCK_KEYSTONE_URL="keystone:5000": expected an http\(s\) URL/,
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
+import { authFields, checkAuthSettings } from "./auth-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
@@ -62,8 +63,7 @@ const apiSchema = z
     /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
     CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT: z.coerce.number().int().min(1).default(300),
     CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
-    /** Only `noauth` exists so far: identity comes from x-project-id / x-user-id / x-roles metadata. */
-    CINDERBLOCK_AUTH_STRATEGY: z.literal("noauth").default("noauth"),
+    ...authFields,
     CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),
@@ -71,7 +71,8 @@ const apiSchema = z
     /** Seconds a create may stay in flight before the reconciler dispatches it again. */
     CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
   })
-  .superRefine(checkNatsSettings);
+  .superRefine(checkNatsSettings)
+  .superRefine(checkAuthSettings);
 
 const schedulerSchema = z
   .object({

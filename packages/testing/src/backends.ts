@@ -5,8 +5,8 @@ import { REPO_ROOT } from "./stack.js";
 
 const execFileAsync = promisify(execFile);
 
-/** A backend a suite or bench boots from `scripts/<name>/`: the LVM test guest, Ceph, podman. */
-export type Backend = "lvm-guest" | "ceph" | "containers";
+/** A backend a suite or bench boots from `scripts/<name>/`: the LVM test guest, Ceph, podman, Keystone. */
+export type Backend = "lvm-guest" | "ceph" | "containers" | "keystone";
 
 /** The directory of a backend's scripts (`check.sh`, `up.sh`, `down.sh`, ...). */
 export function backendScripts(backend: Backend): string {

@@ -19,6 +19,8 @@ export {
   TRANSITIONAL_VOLUME_STATUSES,
   waitUntilSettled,
 } from "./invariants.js";
+export type { KeystoneLogin, PrivateKeystone } from "./keystone.js";
+export { KEYSTONE_USERS, keystoneLogin, keystoneRevoke, keystoneTokenInfo, startPrivateKeystone } from "./keystone.js";
 export { sleep, waitUntil } from "./net.js";
 export type { PublishedNotification } from "./notifications.js";
 export { countByResource, notificationsStreamName, readNotifications, resourceOf } from "./notifications.js";

@@ -1,7 +1,7 @@
 import type { Metadata, ServerUnaryCall } from "@grpc/grpc-js";
 
-/** grpc-js's view of a call's transport (its AuthContext type is not exported). */
-type TransportContext = ReturnType<ServerUnaryCall<unknown, unknown>["getAuthContext"]>;
+/** grpc-js's AuthContext, which its package index does not export (1.14). */
+type AuthContext = ReturnType<ServerUnaryCall<unknown, unknown>["getAuthContext"]>;
 
 /**
  * Who a caller is, as an authentication strategy established it. Roles are kept exactly as the
@@ -22,7 +22,7 @@ export interface Identity {
 export interface CallCredentials {
   metadata: Metadata;
   /** grpc-js's `call.getAuthContext()`: transport security type and the peer's certificate. */
-  transport?: TransportContext;
+  transport?: AuthContext;
 }
 
 /**

@@ -1,6 +1,10 @@
 export type { Authenticator, CallCredentials, Identity } from "./authenticator.js";
 export type { Guard, GuardOptions, MethodRules } from "./guard.js";
 export { createGuard, statedIdentityGuard } from "./guard.js";
+export type { JwtAuthenticatorOptions } from "./jwt.js";
+export { createJwtAuthenticator } from "./jwt.js";
+export type { KeystoneAuthenticatorOptions } from "./keystone.js";
+export { createKeystoneAuthenticator } from "./keystone.js";
 export { assertNoauthAllowed, createNoauthAuthenticator } from "./noauth.js";
 export type { Policy } from "./policy.js";
 export { loadPolicy, PolicyError, RULE_DEFAULTS } from "./policy.js";
