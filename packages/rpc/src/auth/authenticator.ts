@@ -1,4 +1,7 @@
-import type { AuthContext, Metadata } from "@grpc/grpc-js";
+import type { Metadata, ServerUnaryCall } from "@grpc/grpc-js";
+
+/** grpc-js's AuthContext, which its package index does not export (1.14). */
+type AuthContext = ReturnType<ServerUnaryCall<unknown, unknown>["getAuthContext"]>;
 
 /**
  * Who a caller is, as an authentication strategy established it. Roles are kept exactly as the
