@@ -22,6 +22,8 @@ export {
 export { sleep, waitUntil } from "./net.js";
 export type { PublishedNotification } from "./notifications.js";
 export { countByResource, notificationsStreamName, readNotifications, resourceOf } from "./notifications.js";
+export type { TestPki } from "./pki.js";
+export { makeTestPki } from "./pki.js";
 export { freePort } from "./ports.js";
 export type { PrivateNats, PrivatePostgres } from "./private-servers.js";
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
