@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { observabilityFields } from "./observability.js";
+import { apiTlsFields, checkApiTls, checkVolumeTls, volumeTlsFields } from "./tls-settings.js";
 
 /**
  * Thrown when the environment holds a bad value; the message names every bad variable, so a
@@ -52,6 +53,7 @@ const common = {
 const apiSchema = z.object({
   ...common,
   ...observabilityFields(9464),
+  ...apiTlsFields,
   /** Milliseconds to wait for a compute agent to confirm a quiesce (SnapshotInstance). */
   CINDERBLOCK_QUIESCE_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
@@ -84,6 +86,7 @@ const schedulerSchema = z.object({
 const volumeSchema = z.object({
   ...common,
   ...observabilityFields(9466),
+  ...volumeTlsFields,
   /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
   CINDERBLOCK_HOST: subjectToken.default("vol1"),
   CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),
@@ -197,7 +200,7 @@ function parse<T extends z.ZodType>(schema: T, env: Record<string, string | unde
  * file (call once, in main.ts).
  */
 export function loadApiConfig(env: Record<string, string | undefined>): ApiConfig {
-  return parse(apiSchema, env);
+  return parse(apiSchema.superRefine(checkApiTls), env);
 }
 
 /** Parses the scheduler service's configuration, as {@link loadApiConfig} does. */
@@ -207,5 +210,5 @@ export function loadSchedulerConfig(env: Record<string, string | undefined>): Sc
 
 /** Parses the volume service's configuration, as {@link loadApiConfig} does. */
 export function loadVolumeConfig(env: Record<string, string | undefined>): VolumeConfig {
-  return parse(volumeSchema, env);
+  return parse(volumeSchema.superRefine(checkVolumeTls), env);
 }

@@ -5,3 +5,5 @@ export { createLifecycle } from "./lifecycle.js";
 export type { Logger, LoggerOptions } from "./logger.js";
 export { createLogger } from "./logger.js";
 export type { ObservabilityConfig } from "./observability.js";
+export type { TlsFiles } from "./tls-settings.js";
+export { apiServerTls, hostClientTls, volumeServerTls } from "./tls-settings.js";
