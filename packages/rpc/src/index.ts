@@ -1,3 +1,5 @@
+export type { PeerAuthenticatorOptions } from "./auth/peer.js";
+export { authenticateCalls, createPeerAuthenticator } from "./auth/peer.js";
 export { noauthContext } from "./context.js";
 export type { MappedError } from "./errors.js";
 export { toServiceError } from "./errors.js";
@@ -7,3 +9,5 @@ export type { VolumeHostCallsOptions } from "./host-client.js";
 export { createVolumeHostCalls } from "./host-client.js";
 export type { ErrorReporter, IntrospectionOptions, StreamingOptions } from "./server.js";
 export { addHealthAndReflection, listen, Server, serverStreaming, shutdown, unary } from "./server.js";
+export type { TlsOptions } from "./tls.js";
+export { serverTls } from "./tls.js";

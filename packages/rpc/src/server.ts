@@ -123,14 +123,18 @@ export interface IntrospectionOptions {
   descriptorSetPath: string;
   /** Fully qualified names of the services the health service reports on. */
   services: string[];
+  /** Serve reflection (default true); `false` leaves only health. */
+  reflection?: boolean;
 }
 
 /**
  * Adds `grpc.health.v1.Health` (NOT_SERVING until `setServing(true)`) and server reflection
- * (v1 and v1alpha), so grpcurl or `buf curl` can list and call every method without .proto files.
+ * (v1 and v1alpha, unless `reflection` is false), so grpcurl or `buf curl` can list and call every
+ * method without .proto files.
  */
 export function addHealthAndReflection(server: Server, options: IntrospectionOptions): Health {
   const health = addHealth(server, options.services);
+  if (options.reflection === false) return health;
   const files = { "cinderblock.descriptors": { fileDescriptorProtos: splitDescriptorSet(options.descriptorSetPath) } };
   // NOTE: list only what this server serves; the descriptor set also describes internal services.
   new ReflectionService(files as unknown as PackageDefinition, {
@@ -155,12 +159,17 @@ function splitDescriptorSet(path: string): Buffer[] {
   return files;
 }
 
-/** Binds a server to `host:port` (port 0 picks a free one) and returns the bound port. */
-export function listen(server: Server, address: string): Promise<number> {
+/**
+ * Binds a server to `host:port` (port 0 picks a free one) and returns the bound port; plaintext
+ * unless `credentials` are given (see serverTls in tls.ts).
+ */
+export function listen(
+  server: Server,
+  address: string,
+  credentials: ServerCredentials = ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
-      error ? reject(error) : resolve(port),
-    );
+    server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
   });
 }
 
