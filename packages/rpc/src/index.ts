@@ -1,3 +1,4 @@
+export type { Authenticator, CallCredentials, Identity } from "./auth/authenticator.js";
 export type { PeerAuthenticatorOptions } from "./auth/peer.js";
 export { authenticateCalls, createPeerAuthenticator } from "./auth/peer.js";
 export { noauthContext } from "./context.js";
