@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createDb } from "@cinderblock/db";
 import { GetQuotasRequest, type GetQuotasResponse, QuotasServiceClient } from "@cinderblock/proto";
 import {
@@ -5,6 +8,7 @@ import {
   createTcpProxy,
   createTestDatabase,
   identity,
+  makeTestPki,
   type ServiceProcess,
   startService,
   type TcpProxy,
@@ -31,6 +35,7 @@ let api: ServiceProcess;
 let health: HealthProbe;
 let quotas: QuotasServiceClient;
 const prefix = uniqueName("cbready");
+let pkiDir: string;
 
 beforeAll(async () => {
   // Not migrated: the api must do it before it may say SERVING.
@@ -41,7 +46,10 @@ beforeAll(async () => {
   nats = await createTcpProxy({ host: natsServer.hostname, port: Number(natsServer.port || 4222) });
   const url = new URL(database.url);
   url.host = `127.0.0.1:${pg.port}`;
+  pkiDir = await mkdtemp(join(tmpdir(), "cinderblock-pki-"));
+  const pki = await makeTestPki(pkiDir);
   api = startService("api", {
+    ...pki.env,
     DATABASE_URL: url.toString(),
     NATS_URL: `nats://127.0.0.1:${nats.port}`,
     CINDERBLOCK_NATS_PREFIX: prefix,
@@ -68,6 +76,7 @@ afterAll(async () => {
   }
   await nc.close();
   await database?.drop();
+  if (pkiDir) await rm(pkiDir, { recursive: true, force: true });
 });
 
 const getQuotas = () =>

@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { authFields, checkAuthSettings } from "./auth-settings.js";
+import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
+import { apiTlsFields, checkApiTls, checkVolumeTls, volumeTlsFields } from "./tls-settings.js";
 
 /**
  * Thrown when the environment holds a bad value; the message names every bad variable, so a
@@ -58,6 +59,7 @@ const apiSchema = z
   .object({
     ...common,
     ...observabilityFields(9464),
+    ...apiTlsFields,
     /** Milliseconds to wait for a compute agent to confirm a quiesce (SnapshotInstance). */
     CINDERBLOCK_QUIESCE_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
     /** Seconds SnapshotInstance waits for the snapshots to become available before thawing. */
@@ -72,7 +74,8 @@ const apiSchema = z
     CINDERBLOCK_OPERATION_TIMEOUT: z.coerce.number().int().min(1).default(120),
   })
   .superRefine(checkNatsSettings)
-  .superRefine(checkAuthSettings);
+  .superRefine(checkAuthSettings)
+  .superRefine(checkApiTls);
 
 const schedulerSchema = z
   .object({
@@ -94,6 +97,7 @@ const volumeSchema = z
   .object({
     ...common,
     ...observabilityFields(9466),
+    ...volumeTlsFields,
     /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
     CINDERBLOCK_HOST: subjectToken.default("vol1"),
     CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),
@@ -126,7 +130,8 @@ const volumeSchema = z
     /** The address the api should use to reach it, when the listen address is not it (e.g. 0.0.0.0). */
     CINDERBLOCK_VOLUME_ADVERTISE: z.string().default(""),
   })
-  .superRefine(checkNatsSettings);
+  .superRefine(checkNatsSettings)
+  .superRefine(checkVolumeTls);
 
 export type ApiConfig = z.infer<typeof apiSchema>;
 export type SchedulerConfig = z.infer<typeof schedulerSchema>;

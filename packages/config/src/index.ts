@@ -7,3 +7,5 @@ export { createLogger } from "./logger.js";
 export type { NatsConnectionSettings, NatsCredentials } from "./nats-settings.js";
 export { natsConnectionSettings } from "./nats-settings.js";
 export type { ObservabilityConfig } from "./observability.js";
+export type { TlsFiles } from "./tls-settings.js";
+export { apiServerTls, hostClientTls, volumeServerTls } from "./tls-settings.js";

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { formatBanner } from "./banner.js";
 import { LaunchError } from "./errors.js";
 import { DEFAULT_NATS_URL, ensureNats, type NatsHandle } from "./nats.js";
+import { internalTlsEnv, makeInternalPki } from "./pki.js";
 import { describePortHolder } from "./port-holder.js";
 import { DEFAULT_DATABASE_URL, ensurePostgres, type PostgresHandle } from "./postgres.js";
 import {
@@ -154,7 +155,15 @@ async function main(): Promise<void> {
     // The services own their schema (migrations run at startup, serialised by an advisory lock),
     // so all the launcher passes on is where things are. CINDERBLOCK_DB_POOL_MAX is left alone
     // even on PGlite: the session arbiter in pglite-server.ts makes a pool of any size safe.
+    // The volume host's internal service is mTLS-only: a fresh CA and certificates for the api
+    // and the host at each start (the public port stays plaintext unless CINDERBLOCK_API_TLS_* say).
+    const pki = await step(
+      makeInternalPki(join(dataDir, "pki")).catch((err: unknown) => {
+        throw new LaunchError(`cannot make the internal TLS certificates: ${(err as Error).message}`);
+      }),
+    );
     const env: NodeJS.ProcessEnv = {
+      ...internalTlsEnv(pki),
       ...process.env,
       DATABASE_URL: running.postgres.url,
       NATS_URL: running.nats.url,

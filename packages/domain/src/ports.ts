@@ -88,7 +88,7 @@ export interface HostManageable {
 }
 
 /** The caller's identity, passed along to the volume host. */
-type CallContext = { requestId: string; projectId: string; userId: string; roles: string[] };
+type CallContext = { requestId: string; projectId: string; userId: string; roles: string[]; isAdmin?: boolean };
 
 /** Calls to volume hosts that need an answer at once (their internal gRPC server at `address`). */
 export interface VolumeHostCalls {

@@ -1,21 +1,36 @@
 import type { VolumeHostCalls } from "@cinderblock/domain";
 import { VolumeHostServiceClient } from "@cinderblock/proto";
 import { traceCarrier } from "@cinderblock/telemetry";
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import { fromServiceError } from "./errors.js";
+import { clientTls, type TlsOptions } from "./tls.js";
 
 /** Options for {@link createVolumeHostCalls}. */
 export interface VolumeHostCallsOptions {
   /** Milliseconds a call may take (default 30 s). */
   deadlineMs?: number;
+  /**
+   * The api's client certificate and key, and the CA of the hosts' certificates: volume hosts
+   * accept only mutual TLS. A host's certificate must name the host part of the address it
+   * advertises (a DNS name or an IP address), which is what is verified.
+   */
+  tls: TlsOptions & { caFile: string };
 }
 
-function identity(ctx: { requestId: string; projectId: string; userId: string; roles: string[] }): Metadata {
+function identity(ctx: {
+  requestId: string;
+  projectId: string;
+  userId: string;
+  roles: string[];
+  isAdmin?: boolean;
+}): Metadata {
   const md = new Metadata();
   md.set("x-project-id", ctx.projectId);
   md.set("x-user-id", ctx.userId);
   md.set("x-request-id", ctx.requestId);
   if (ctx.roles.length > 0) md.set("x-roles", ctx.roles.join(","));
+  // The api's policy decided who is an admin (context_is_admin); the host takes its word (mTLS).
+  if (ctx.isAdmin) md.set("x-is-admin", "true");
   // The host's server span continues the caller's trace.
   for (const [key, value] of Object.entries(traceCarrier() ?? {})) md.set(key, value);
   return md;
@@ -27,13 +42,16 @@ function identity(ctx: { requestId: string; projectId: string; userId: string; r
  * A host's refusal rejects with a CinderblockError carrying the host's code and message; a host
  * that does not answer rejects with a HostUnreachableError (see {@link fromServiceError}).
  */
-export function createVolumeHostCalls(options: VolumeHostCallsOptions = {}): VolumeHostCalls & { close(): void } {
+export function createVolumeHostCalls(options: VolumeHostCallsOptions): VolumeHostCalls & { close(): void } {
   const clients = new Map<string, VolumeHostServiceClient>();
+  // One set of credentials for every host: the files are read once here (bad ones fail now) and
+  // re-read while in use, so a renewed client certificate reaches new connections.
+  const channelCredentials = clientTls(options.tls);
   const deadline = () => new Date(Date.now() + (options.deadlineMs ?? 30_000));
   const client = (address: string) => {
     let c = clients.get(address);
     if (!c) {
-      c = new VolumeHostServiceClient(address, credentials.createInsecure());
+      c = new VolumeHostServiceClient(address, channelCredentials);
       clients.set(address, c);
     }
     return c;

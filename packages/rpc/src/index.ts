@@ -7,3 +7,5 @@ export type { VolumeHostCallsOptions } from "./host-client.js";
 export { createVolumeHostCalls } from "./host-client.js";
 export type { ErrorReporter, IntrospectionOptions, StreamingOptions } from "./server.js";
 export { addHealthAndReflection, listen, Server, serverStreaming, shutdown, unary } from "./server.js";
+export type { TlsOptions } from "./tls.js";
+export { serverTls } from "./tls.js";

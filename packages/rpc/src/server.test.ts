@@ -8,6 +8,8 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { statedIdentityGuard } from "./auth/guard.js";
+import { createNoauthAuthenticator } from "./auth/noauth.js";
 import { listen, Server, serverStreaming, shutdown } from "./server.js";
 
 // serverStreaming on a real grpc-js server on 127.0.0.1:0, called by a real client.
@@ -45,7 +47,8 @@ async function serve(stop: AbortSignal) {
         yield Buffer.from("first");
         await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
       },
-      { stop },
+      // NOTE: whoever calls is who they say (the stream's ending is under test, not identity).
+      { stop, guard: statedIdentityGuard(createNoauthAuthenticator()) },
     ),
   });
   const port = await listen(server, "127.0.0.1:0");

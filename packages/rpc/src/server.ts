@@ -13,16 +13,13 @@ import {
 } from "@grpc/grpc-js";
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { type Guard, requestIdOf, statedIdentityGuard } from "./auth/guard.js";
+import { type Guard, requestIdOf } from "./auth/guard.js";
 import { toServiceError } from "./errors.js";
 import { addHealth, type Health } from "./health.js";
 import { instrumentCall } from "./metrics.js";
 
 /** Where the boundary reports unexpected errors (the service's logger). */
 export type ErrorReporter = (error: unknown, info: { method: string; requestId: string }) => void;
-
-/** Without a guard, a server trusts the identity its callers state (internal servers behind mTLS). */
-const STATED = statedIdentityGuard();
 
 /**
  * Wraps a unary handler: the guard authenticates the caller and enforces the method's policy
@@ -33,7 +30,7 @@ export function unary<Req, Res>(
   method: string,
   report: ErrorReporter,
   handler: (request: Req, ctx: RequestContext) => Promise<Res>,
-  guard: Guard = STATED,
+  guard: Guard,
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const requestId = requestIdOf(call.metadata);
@@ -63,7 +60,7 @@ export interface StreamingOptions {
    */
   stop?: AbortSignal;
   /** Authenticates and authorizes the call (see {@link unary}). */
-  guard?: Guard;
+  guard: Guard;
 }
 
 /**
@@ -74,9 +71,9 @@ export function serverStreaming<Req, Res>(
   method: string,
   report: ErrorReporter,
   handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
-  options: StreamingOptions = {},
+  options: StreamingOptions,
 ): handleServerStreamingCall<Req, Res> {
-  const { stop, guard = STATED } = options;
+  const { stop, guard } = options;
   return (call: ServerWritableStream<Req, Res>) => {
     const abort = new AbortController();
     call.on("cancelled", () => abort.abort());
@@ -130,14 +127,18 @@ export interface IntrospectionOptions {
   descriptorSetPath: string;
   /** Fully qualified names of the services the health service reports on. */
   services: string[];
+  /** Serve reflection (default true); `false` leaves only health. */
+  reflection?: boolean;
 }
 
 /**
  * Adds `grpc.health.v1.Health` (NOT_SERVING until `setServing(true)`) and server reflection
- * (v1 and v1alpha), so grpcurl or `buf curl` can list and call every method without .proto files.
+ * (v1 and v1alpha, unless `reflection` is false), so grpcurl or `buf curl` can list and call every
+ * method without .proto files.
  */
 export function addHealthAndReflection(server: Server, options: IntrospectionOptions): Health {
   const health = addHealth(server, options.services);
+  if (options.reflection === false) return health;
   const files = { "cinderblock.descriptors": { fileDescriptorProtos: splitDescriptorSet(options.descriptorSetPath) } };
   // NOTE: list only what this server serves; the descriptor set also describes internal services.
   new ReflectionService(files as unknown as PackageDefinition, {
@@ -162,12 +163,17 @@ function splitDescriptorSet(path: string): Buffer[] {
   return files;
 }
 
-/** Binds a server to `host:port` (port 0 picks a free one) and returns the bound port. */
-export function listen(server: Server, address: string): Promise<number> {
+/**
+ * Binds a server to `host:port` (port 0 picks a free one) and returns the bound port; plaintext
+ * unless `credentials` are given (see serverTls in tls.ts).
+ */
+export function listen(
+  server: Server,
+  address: string,
+  credentials: ServerCredentials = ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
-      error ? reject(error) : resolve(port),
-    );
+    server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
   });
 }
 

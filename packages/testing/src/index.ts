@@ -26,6 +26,8 @@ export type { PublishedNotification } from "./notifications.js";
 export { countByResource, notificationsStreamName, readNotifications, resourceOf } from "./notifications.js";
 export type { PostgresPki } from "./pg-pki.js";
 export { makePostgresPki } from "./pg-pki.js";
+export type { TestPki } from "./pki.js";
+export { makeTestPki } from "./pki.js";
 export { freePort } from "./ports.js";
 export type { PrivateNats, PrivateNatsOptions, PrivatePostgres, PrivatePostgresOptions } from "./private-servers.js";
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";

@@ -8,6 +8,7 @@ import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "./database.js";
+import { makeTestPki, type TestPki } from "./pki.js";
 
 /** The repository root (services are started from their built dist/). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
@@ -133,6 +134,8 @@ export interface Stack {
   database: TestDatabase;
   prefix: string;
   dataDir: string;
+  /** The certificates the api and the volume host use between them (the host is mTLS-only). */
+  pki: TestPki;
   host: string;
   api: ServiceProcess;
   scheduler: ServiceProcess;
@@ -157,6 +160,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const database = await createTestDatabase(async () => {}, options.databaseServerUrl);
   const prefix = uniqueName("cbe2e");
   const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-"));
+  const pkiDir = await mkdtemp(join(tmpdir(), "cinderblock-pki-"));
+  const pki = await makeTestPki(pkiDir);
   const host = "vol1";
   let databaseEnv: Record<string, string>;
   try {
@@ -164,9 +169,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   } catch (error) {
     await database.drop();
     await rm(dataDir, { recursive: true, force: true });
+    await rm(pkiDir, { recursive: true, force: true });
     throw error;
   }
   const env = {
+    ...pki.env,
     ...databaseEnv,
     NATS_URL: natsUrl,
     CINDERBLOCK_NATS_PREFIX: prefix,
@@ -204,6 +211,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const service of started) await service.kill();
     await database.drop();
     await rm(dataDir, { recursive: true, force: true });
+    await rm(pkiDir, { recursive: true, force: true });
     throw error;
   }
   // Restarts keep the port, so clients made once keep working.
@@ -214,6 +222,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     database,
     prefix,
     dataDir,
+    pki,
     host,
     api,
     scheduler,
@@ -245,6 +254,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await nc.close();
       await database.drop();
       await rm(dataDir, { recursive: true, force: true });
+      await rm(pkiDir, { recursive: true, force: true });
       return codes;
     },
   };

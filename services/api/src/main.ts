@@ -7,17 +7,20 @@ import {
   createOutboxDispatcher,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { loadApiConfig, natsConnectionSettings } from "@cinderblock/config";
+import { apiServerTls, hostClientTls, loadApiConfig, natsConnectionSettings } from "@cinderblock/config";
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
-import { addHealthAndReflection, createVolumeHostCalls, listen, shutdown } from "@cinderblock/rpc";
+import { addHealthAndReflection, createVolumeHostCalls, listen, serverTls, shutdown } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 import { pendingUseCases } from "./starting.js";
 
 async function main(): Promise<void> {
   const config = loadApiConfig(process.env);
+  // Volume hosts accept only mutual TLS: the api's client certificate is required.
+  const hostTls = hostClientTls(config);
+  const publicTls = apiServerTls(config);
   const { logger, lifecycle } = await startServiceRuntime("api", config);
   // The port is bound first, so health answers NOT_SERVING while PostgreSQL and NATS are awaited.
   const pending = pendingUseCases();
@@ -27,15 +30,29 @@ async function main(): Promise<void> {
     stopping: lifecycle.signal,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
-  const health = addHealthAndReflection(server, { descriptorSetPath, services: PUBLIC_SERVICES });
+  const health = addHealthAndReflection(server, {
+    descriptorSetPath,
+    services: PUBLIC_SERVICES,
+    reflection: config.CINDERBLOCK_API_REFLECTION,
+  });
   lifecycle.reportHealthTo((serving) => health.setServing(serving));
-  const port = await listen(server, config.CINDERBLOCK_API_LISTEN);
+  const tlsEvents = (what: string) => ({
+    onReload: () => logger.info({ what }, "tls certificate reloaded"),
+    onError: (err: Error) =>
+      logger.warn({ err, what }, "tls certificate files did not load; keeping the previous ones"),
+  });
+  // NOTE: without a certificate the public port is plaintext (development); the log line says which.
+  const port = await listen(
+    server,
+    config.CINDERBLOCK_API_LISTEN,
+    publicTls && serverTls({ ...publicTls, ...tlsEvents("public port") }),
+  );
   lifecycle.onDrain(async (deadline) => {
     health.endWatches();
     await shutdown(server, deadline - Date.now());
   });
   const host = config.CINDERBLOCK_API_LISTEN.slice(0, config.CINDERBLOCK_API_LISTEN.lastIndexOf(":"));
-  logger.info({ address: `${host}:${port}`, port }, "grpc listening");
+  logger.info({ address: `${host}:${port}`, port, tls: publicTls !== undefined }, "grpc listening");
 
   // The DDL role migrates and grants DATABASE_URL's role the DML the service runs with.
   await lifecycle.retry("PostgreSQL", () =>
@@ -66,7 +83,7 @@ async function main(): Promise<void> {
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
   lifecycle.onClose("outbox relay", () => relay.stop());
-  const hosts = createVolumeHostCalls();
+  const hosts = createVolumeHostCalls({ tls: { ...hostTls, ...tlsEvents("volume host client") } });
   lifecycle.onClose("volume host clients", async () => hosts.close());
   pending.resolve(
     createApiUseCases({

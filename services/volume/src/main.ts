@@ -8,9 +8,9 @@ import {
   startConsumer,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { loadVolumeConfig, natsConnectionSettings } from "@cinderblock/config";
+import { loadVolumeConfig, natsConnectionSettings, volumeServerTls } from "@cinderblock/config";
 import { createDb, pingDatabase, reportService, runMigrations } from "@cinderblock/db";
-import { addHealth, listen, shutdown } from "@cinderblock/rpc";
+import { addHealth, listen, serverTls, shutdown } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
 import { instrumentDriver } from "./drivers/instrumented.js";
 import { createDriver } from "./drivers/registry.js";
@@ -23,6 +23,8 @@ const MAX_DELIVER = 5;
 
 async function main(): Promise<void> {
   const config = loadVolumeConfig(process.env);
+  // The internal service is mTLS-only: no certificate, key or client CA, no start.
+  const tls = volumeServerTls(config);
   const { logger, lifecycle } = await startServiceRuntime("volume", config);
   // The pool connects on first use; a driver with bad options fails here, before any waiting.
   const { db, close: closeDb } = createDb({
@@ -47,10 +49,16 @@ async function main(): Promise<void> {
     hostName: config.CINDERBLOCK_HOST,
     drivers,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
+    allowedClients: tls.allowedClients,
   });
   const health = addHealth(hostServer, ["cinderblock.internal.v1.VolumeHostService"]);
   lifecycle.reportHealthTo((serving) => health.setServing(serving));
-  const hostPort = await listen(hostServer, config.CINDERBLOCK_VOLUME_LISTEN);
+  const credentials = serverTls({
+    ...tls,
+    onReload: () => logger.info({ cert_file: tls.certFile }, "tls certificate reloaded"),
+    onError: (err) => logger.warn({ err }, "tls certificate files did not load; keeping the previous ones"),
+  });
+  const hostPort = await listen(hostServer, config.CINDERBLOCK_VOLUME_LISTEN, credentials);
   lifecycle.onDrain(async (deadline) => {
     health.endWatches();
     await shutdown(hostServer, deadline - Date.now());

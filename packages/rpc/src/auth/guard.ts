@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { RequestContext } from "@cinderblock/domain";
 import type { Metadata } from "@grpc/grpc-js";
 import type { Authenticator, CallCredentials } from "./authenticator.js";
-import { createNoauthAuthenticator, header } from "./noauth.js";
+import { header } from "./noauth.js";
 import type { Policy, PolicyTarget } from "./policy.js";
 
 /** The rules a method names for one request, and the target they are checked against. */
@@ -63,9 +63,10 @@ export function createGuard(options: GuardOptions): Guard {
 
 /**
  * The guard of internal servers whose callers are authenticated by the transport (mTLS) and state
- * on whose behalf they call: the stated identity, with `admin` meaning admin; no policy.
+ * on whose behalf they call: the stated identity, and the api's `x-is-admin` (its policy's
+ * `context_is_admin`) or the role `admin` for an administrator; no policy of its own.
  */
-export function statedIdentityGuard(authenticator: Authenticator = createNoauthAuthenticator()): Guard {
+export function statedIdentityGuard(authenticator: Authenticator): Guard {
   return async (_method, _request, credentials, requestId) => {
     const identity = await authenticator.authenticate(credentials);
     return {
@@ -73,7 +74,7 @@ export function statedIdentityGuard(authenticator: Authenticator = createNoauthA
       projectId: identity.projectId,
       userId: identity.userId,
       roles: identity.roles,
-      isAdmin: identity.roles.includes("admin"),
+      isAdmin: header(credentials.metadata, "x-is-admin") === "true" || identity.roles.includes("admin"),
     };
   };
 }

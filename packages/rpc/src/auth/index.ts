@@ -6,5 +6,7 @@ export { createJwtAuthenticator } from "./jwt.js";
 export type { KeystoneAuthenticatorOptions } from "./keystone.js";
 export { createKeystoneAuthenticator } from "./keystone.js";
 export { assertNoauthAllowed, createNoauthAuthenticator } from "./noauth.js";
+export type { PeerAuthenticatorOptions } from "./peer.js";
+export { createPeerAuthenticator } from "./peer.js";
 export type { Policy } from "./policy.js";
 export { loadPolicy, PolicyError, RULE_DEFAULTS } from "./policy.js";

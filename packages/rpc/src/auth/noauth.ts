@@ -15,7 +15,7 @@ export function header(md: Metadata, key: string): string | undefined {
  * The identity a caller states in metadata, with no proof: `x-project-id` and `x-user-id`
  * (required) and `x-roles` (comma-separated, kept exactly as written: `Admin` is not `admin`).
  */
-function statedIdentity(md: Metadata, mode: string): Identity {
+export function statedIdentity(md: Metadata, mode: string): Identity {
   const projectId = header(md, "x-project-id");
   const userId = header(md, "x-user-id");
   if (!projectId) throw new CinderblockError("UNAUTHENTICATED", `x-project-id metadata is required (${mode})`);
