@@ -15,9 +15,9 @@
 #                                (the owner role `cinderblock_owner`), ca.crt (PostgreSQL's CA)
 #   cinderblock-postgres         for whoever runs PostgreSQL: owner-password, service-password, roles.sql
 #                                (creates both roles and the database), tls.crt/tls.key for the server
-#   cinderblock-nats             the NATS users' passwords (api-, scheduler-, volume-, compute-password:
-#                                the server's config reads CINDERBLOCK_NATS_<USER>_PASSWORD), ca.crt,
-#                                tls.crt/tls.key for the server
+#   cinderblock-nats             the NATS users' passwords (api-, scheduler-, volume-, compute-,
+#                                operator-password: deploy/nats/nats-server.conf reads them from
+#                                CINDERBLOCK_NATS_<ROLE>_PASSWORD), ca.crt, tls.crt/tls.key for the server
 #   cinderblock-keystone         password: the api's Keystone service user's (create that user with it,
 #                                role `service`, or put yours in DIR/keystone-password first)
 #
@@ -65,10 +65,11 @@ cert volume-tls cinderblock-volume "DNS:*.cinderblock-volume.$NS.svc.cluster.loc
 cert postgres-tls "$DB_HOST" "DNS:$DB_HOST" serverAuth
 cert nats-tls "$NATS_HOST" "DNS:$NATS_HOST" serverAuth
 
-# secret NAME: 24 random bytes as hex (URL-safe), unless DIR/NAME exists.
-secret() { [ -s "$DIR/$1" ] || { openssl rand -hex 24 >"$DIR/$1"; made "$1"; }; }
+# secret NAME: "p" and 24 random bytes as hex (URL-safe, and a string to NATS' config parser,
+# which reads 1e5... as a number), unless DIR/NAME exists.
+secret() { [ -s "$DIR/$1" ] || { echo "p$(openssl rand -hex 24)" >"$DIR/$1"; made "$1"; }; }
 for name in postgres-owner-password postgres-service-password keystone-password \
-  nats-api-password nats-scheduler-password nats-volume-password nats-compute-password; do
+  nats-api-password nats-scheduler-password nats-volume-password nats-compute-password nats-operator-password; do
   secret "$name"
 done
 OWNER=$(cat "$DIR/postgres-owner-password")
@@ -124,5 +125,6 @@ secret_yaml cinderblock-postgres Opaque \
 secret_yaml cinderblock-nats Opaque \
   api-password="$DIR/nats-api-password" scheduler-password="$DIR/nats-scheduler-password" \
   volume-password="$DIR/nats-volume-password" compute-password="$DIR/nats-compute-password" \
+  operator-password="$DIR/nats-operator-password" \
   ca.crt="$DIR/ca.crt" tls.crt="$DIR/nats-tls.crt" tls.key="$DIR/nats-tls.key"
 secret_yaml cinderblock-keystone Opaque password="$DIR/keystone-password"

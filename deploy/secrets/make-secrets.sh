@@ -10,8 +10,10 @@
 # Certificates (EC P-256, 825 days): the api's public server certificate (localhost, 127.0.0.1,
 # api), the api's client certificate for the volume hosts (cinderblock-api), the volume host's
 # server certificate (volume; also usable as a client for its own health check), PostgreSQL's
-# (postgres) and NATS' (nats). Passwords (48 hex digits, URL-safe): PostgreSQL's owner role
-# (migrations) and service role (DML only), the NATS users api/scheduler/volume/compute, and the
+# (postgres) and NATS' (nats). Passwords ("p" and 48 hex digits: URL-safe, and a string to NATS'
+# config parser, which reads a value like 1e5... as a number): PostgreSQL's owner role (migrations)
+# and service role (DML only), the NATS users of deploy/nats/nats-server.conf (api, scheduler, the
+# volume host vol1, compute, operator: nats/operator-password is for people and tools), and the
 # Keystone users admin, demo and cinder (the api's service user). Logs name files, never values.
 # env: KEYSTONE_PUBLIC_URL (for the openrc files), SECRETS_OWNER_REF (a file whose owner gets the
 # top directory and the user-facing files: compose mounts compose.yaml there).
@@ -56,10 +58,10 @@ cert nats server nats "DNS:nats,DNS:localhost" serverAuth
 for d in api scheduler volume; do cp "$S/ca/ca.crt" "$S/$d/ca.crt"; done
 cp "$S/ca/ca.crt" "$S/ca.crt"
 
-# secret FILE: 24 random bytes as hex, unless the file exists.
-secret() { [ -s "$S/$1" ] || { openssl rand -hex 24 >"$S/$1"; note "$1"; }; }
+# secret FILE: "p" and 24 random bytes as hex, unless the file exists.
+secret() { [ -s "$S/$1" ] || { echo "p$(openssl rand -hex 24)" >"$S/$1"; note "$1"; }; }
 for f in postgres/owner-password postgres/service-password keystone/admin-password keystone/demo-password \
-  keystone/cinder-password nats/api-password nats/scheduler-password nats/volume-password nats/compute-password; do
+  keystone/cinder-password nats/api-password nats/scheduler-password nats/volume-password nats/compute-password nats/operator-password; do
   secret "$f"
 done
 PG_OWNER=$(cat "$S/postgres/owner-password")

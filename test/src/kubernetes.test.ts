@@ -296,9 +296,10 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
       for (const name of Object.keys(env)) expect([...SETTING_NAMES, "CINDERBLOCK_CONFIG"]).toContain(settingOf(name));
       expect(env.DATABASE_URL_FILE, "DATABASE_URL comes from a Secret").toBeDefined();
       expect(env.DATABASE_MIGRATION_URL_FILE, "DATABASE_MIGRATION_URL comes from a Secret").toBeDefined();
-      expect(readFileSync(env.DATABASE_URL_FILE ?? "", "utf8")).toMatch(/^postgres:\/\/cinderblock:[0-9a-f]{48}@/);
+      expect(readFileSync(env.DATABASE_URL_FILE ?? "", "utf8")).toMatch(/^postgres:\/\/cinderblock:p[0-9a-f]{48}@/);
       expect(readFileSync(env.DATABASE_MIGRATION_URL_FILE ?? "", "utf8")).toMatch(/^postgres:\/\/cinderblock_owner:/);
-      expect(env.NATS_USER).toBe(service);
+      // deploy/nats/nats-server.conf's users: api, scheduler, and each volume host by its name.
+      expect(env.NATS_USER).toBe(service === "volume" ? env.CINDERBLOCK_HOST : service);
       expect(env.NATS_PASSWORD_FILE, "NATS_PASSWORD comes from a Secret").toBeDefined();
       const load = LOADERS[service];
       expect(load, service).toBeDefined();
