@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Cinderblock images with podman (no Docker engine, no registry needed): the local
-# stand-in for node:24-bookworm-slim (once), then postgres, nats, api, scheduler and volume, tagged
+# stand-in for node:24-bookworm-slim (once), then secrets, postgres, nats, keystone, api, scheduler
+# and volume, tagged
 # as deploy/compose.yaml names them (localhost/cinderblock-<name>:dev).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,8 +14,9 @@ fi
 # docker format keeps each Dockerfile's HEALTHCHECK in the image (OCI has no field for it).
 build() { podman build -q --format docker --pull=never "$@" >/dev/null; }
 REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-build -t localhost/cinderblock-postgres:dev -f deploy/postgres/Dockerfile deploy
-build -t localhost/cinderblock-nats:dev -f deploy/nats/Dockerfile deploy
+for image in secrets postgres nats keystone; do
+  build -t "localhost/cinderblock-$image:dev" -f "deploy/$image/Dockerfile" deploy
+done
 for target in api scheduler volume; do
   build --ignorefile deploy/Dockerfile.dockerignore --build-arg REVISION="$REVISION" \
     --target "$target" -t "localhost/cinderblock-$target:dev" -f deploy/Dockerfile .

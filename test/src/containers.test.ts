@@ -1,13 +1,18 @@
 import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:tls";
 import { promisify } from "node:util";
 import { backendScripts, backendUnavailable, freePort, mustRunInCI, REPO_ROOT } from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-// The deployment for real: builds the images (deploy/Dockerfile, the local PostgreSQL and NATS
-// images) with podman, starts deploy/compose.yaml through podman's API socket with docker-compose,
-// calls the api from outside the containers with `buf curl` through server reflection, then tears
-// it all down (containers, named volumes, the health-check loop and podman's API service).
+// The deployment for real, secure as it ships: builds the images (deploy/Dockerfile and the local
+// secrets, PostgreSQL, NATS and Keystone images) with podman, starts deploy/compose.yaml through
+// podman's API socket with docker-compose (its `secrets` service making a CA, certificates and
+// passwords into a directory of the test's), logs in to the stack's Keystone as the demo user, and
+// calls the api from outside the containers with `buf curl` over TLS with that token; then tears it
+// all down (containers, named volumes, the secrets, the health-check loop and podman's API service).
 // In CI it must run; elsewhere, without root or podman, it says why and skips.
 
 const execFileAsync = promisify(execFile);
@@ -19,7 +24,11 @@ const unavailable = mustRunInCI("the container test", await backendUnavailable("
 
 let env: NodeJS.ProcessEnv;
 let api: string;
+let apiPort: number;
 let metrics: string;
+let keystone: string;
+let secrets: string;
+let token: string;
 let started = false;
 
 async function script(name: string, ...args: string[]): Promise<string> {
@@ -38,17 +47,30 @@ async function script(name: string, ...args: string[]): Promise<string> {
   }
 }
 
-/** `buf curl` from outside the containers, as a user would (reflection, no .proto files). */
-async function bufCurl(args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], {
-    cwd: REPO_ROOT,
-  });
+/** `buf curl` from outside the containers, as a user would: TLS against the stack's CA, reflection. */
+async function bufCurl(args: string[], authToken: string | undefined = token): Promise<string> {
+  const auth = authToken === undefined ? [] : ["-H", `x-auth-token: ${authToken}`];
+  const { stdout } = await execFileAsync(
+    BUF,
+    ["curl", "--protocol", "grpc", "--cacert", join(secrets, "ca.crt"), ...auth, ...args],
+    { cwd: REPO_ROOT },
+  );
   return stdout;
 }
 
-const H = ["-H", "x-project-id:containers", "-H", "x-user-id:alice"];
+/** The gRPC status code (lower-case, as buf curl prints it) a failed `buf curl` ended with. */
+async function bufCurlError(args: string[], authToken?: string): Promise<string> {
+  try {
+    await bufCurl(args, authToken);
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? "";
+    return /"code":\s*"([a-z_]+)"/.exec(stderr)?.[1] ?? stderr;
+  }
+  throw new Error(`buf curl ${args.join(" ")} succeeded`);
+}
+
 async function rpc<T>(method: string, body: object): Promise<T> {
-  return JSON.parse(await bufCurl([...H, "-d", JSON.stringify(body), `${api}/cinderblock.v1.${method}`])) as T;
+  return JSON.parse(await bufCurl(["-d", JSON.stringify(body), `${api}/cinderblock.v1.${method}`])) as T;
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -61,21 +83,66 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-describe.skipIf(unavailable !== undefined)("the compose deployment on podman", () => {
+/** The OS_* variables of one of the openrc files the `secrets` service wrote. */
+function openrc(name: string): Record<string, string> {
+  const text = readFileSync(join(secrets, name), "utf8");
+  return Object.fromEntries([...text.matchAll(/(OS_\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+}
+
+/** A Keystone password login, project-scoped: the token (X-Subject-Token), as the openstack CLI does. */
+async function login(user: string, password: string, project: string): Promise<string> {
+  const res = await fetch(`${keystone}/auth/tokens`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      auth: {
+        identity: { methods: ["password"], password: { user: { name: user, domain: { id: "default" }, password } } },
+        scope: { project: { name: project, domain: { id: "default" } } },
+      },
+    }),
+  });
+  expect(res.status, `Keystone login as ${user}`).toBe(201);
+  return res.headers.get("x-subject-token") ?? "";
+}
+
+/** Whether a TLS handshake with `host:port` completes, with or without a client certificate. */
+function handshake(host: string, port: number, client?: { cert: Buffer; key: Buffer }): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, ca: readFileSync(join(secrets, "ca.crt")), servername: "volume", ...client });
+    socket.setTimeout(5000, () => socket.destroy(new Error("timeout")));
+    // TLS 1.3: a missing client certificate shows up as an alert after the handshake "completed".
+    socket.on("secureConnect", () => socket.write(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")));
+    socket.on("data", () => {
+      socket.destroy();
+      resolve("ok");
+    });
+    socket.on("error", (error) => resolve(error.message));
+    socket.on("close", () => resolve("closed"));
+  });
+}
+
+describe.skipIf(unavailable !== undefined)("the compose deployment on podman, secure by default", () => {
   beforeAll(async () => {
-    const port = await freePort();
+    apiPort = await freePort();
     const metricsPort = await freePort();
+    const keystonePort = await freePort();
+    secrets = mkdtempSync(join(tmpdir(), "cinderblock-secrets-"));
     env = {
       ...process.env,
       COMPOSE_PROJECT_NAME: PROJECT,
-      CINDERBLOCK_API_PORT: String(port),
+      CINDERBLOCK_API_PORT: String(apiPort),
       CINDERBLOCK_METRICS_PORT: String(metricsPort),
+      CINDERBLOCK_KEYSTONE_PORT: String(keystonePort),
+      CINDERBLOCK_SECRETS_DIR: secrets,
     };
-    api = `http://127.0.0.1:${port}`;
+    api = `https://127.0.0.1:${apiPort}`;
     metrics = `http://127.0.0.1:${metricsPort}/metrics`;
+    keystone = `http://127.0.0.1:${keystonePort}/v3`;
     await script("build.sh");
     started = true;
     await script("up.sh");
+    const demo = openrc("demo-openrc");
+    token = await login(demo.OS_USERNAME ?? "", demo.OS_PASSWORD ?? "", demo.OS_PROJECT_NAME ?? "");
   }, 900_000);
 
   afterAll(async () => {
@@ -84,10 +151,19 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman", (
       if (process.env.CI === "true") console.log(await script("logs.sh"));
     } finally {
       await script("down.sh", "-v");
+      rmSync(secrets, { recursive: true, force: true });
     }
   }, 120_000);
 
-  it("lists the public services through reflection", async () => {
+  it("made its credentials at first start, for the user to read, and nothing the user does not need", () => {
+    const demo = openrc("demo-openrc");
+    expect(demo.OS_AUTH_URL).toBe(keystone);
+    expect(demo.OS_PASSWORD).toMatch(/^p[0-9a-f]{48}$/);
+    expect(readFileSync(join(secrets, "ca.crt"), "utf8")).toMatch(/BEGIN CERTIFICATE/);
+    expect(token).toMatch(/^\S{100,}$/);
+  });
+
+  it("lists the public services through reflection, over TLS", async () => {
     const services = (await bufCurl(["--list-services", api])).split("\n");
     expect(services).toEqual(
       expect.arrayContaining([
@@ -98,8 +174,8 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman", (
     );
   });
 
-  it("creates a volume and a snapshot that ends available", async () => {
-    type VolumeRes = { volume: { id: string; status: string } };
+  it("creates a volume and a snapshot that ends available, with the demo user's token", async () => {
+    type VolumeRes = { volume: { id: string; status: string; projectId?: string } };
     type SnapshotRes = { snapshot: { id: string; status: string; progress?: string } };
     const created = await rpc<VolumeRes>("VolumesService/CreateVolume", { name: "boot", sizeGb: 1 });
     await until("the volume to be available", async () => {
@@ -122,5 +198,56 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman", (
     expect(text).toMatch(
       /grpc_server_handled_total\{[^}]*grpc_method="CreateSnapshot"[^}]*grpc_code="OK"[^}]*\} [1-9]/,
     );
+  });
+
+  it("refuses a call without a token, or with a forged one, as UNAUTHENTICATED", async () => {
+    const call = ["-d", "{}", `${api}/cinderblock.v1.VolumesService/ListVolumes`];
+    expect(await bufCurlError(call, undefined)).toBe("unauthenticated");
+    expect(await bufCurlError(call, "gAAAAABforged-token")).toBe("unauthenticated");
+  });
+
+  it("speaks only TLS on the api's port, with a certificate from the stack's CA", async () => {
+    const plaintext = execFileAsync(BUF, [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "-H",
+      `x-auth-token: ${token}`,
+      "-d",
+      "{}",
+      `http://127.0.0.1:${apiPort}/cinderblock.v1.VolumesService/ListVolumes`,
+    ]);
+    await expect(plaintext).rejects.toThrow();
+    // Without the stack's CA the api's certificate is not trusted.
+    const untrusted = execFileAsync(BUF, ["curl", "--protocol", "grpc", "--list-services", api]);
+    await expect(untrusted).rejects.toThrow(/certificate/);
+  });
+
+  it("publishes no port of the volume host, which accepts only the api's client certificate", async () => {
+    const ps = await script("compose.sh", "ps");
+    const line = ps.split("\n").find((l) => /_volume_\d/.test(l)) ?? "";
+    expect(line).toMatch(/Up/);
+    expect(line).not.toMatch(/->/);
+    // From this machine the container's address is routable (a rootful bridge), so mutual TLS is
+    // what keeps callers out: without a client certificate the handshake fails; with the api's it does not.
+    const address = (
+      await script(
+        "compose.sh",
+        "exec",
+        "-T",
+        "volume",
+        "node",
+        "-p",
+        "require('node:os').networkInterfaces().eth0?.[0]?.address ?? ''",
+      )
+    ).trim();
+    expect(address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(await handshake(address, 50052)).not.toBe("ok");
+    const apiClient = {
+      cert: readFileSync(join(secrets, "api", "host-client.crt")),
+      key: readFileSync(join(secrets, "api", "host-client.key")),
+    };
+    expect(await handshake(address, 50052, apiClient)).toBe("ok");
   });
 });

@@ -1,9 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadApiConfig, loadSchedulerConfig, loadVolumeConfig, SETTING_NAMES } from "@cinderblock/config";
 import { REPO_ROOT } from "@cinderblock/testing";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
+import { type INetworkPolicy, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, type IContainer, type IPodSpec, Namespace, Secret, Service } from "kubernetes-models/v1";
 import { afterAll, describe, expect, it } from "vitest";
@@ -13,7 +15,9 @@ import { parseAllDocuments } from "yaml";
 // schemas that kubernetes-models compiles into validators (kubeconform is neither a Debian 12 nor
 // an npm package, and its schemas would have to be downloaded), and the manifests agree with the
 // Dockerfile (images, ports) and with the services' own configuration schema (every variable, the
-// config file, the grace period).
+// config file, the grace period). Nothing secret is committed: the Secrets come from
+// make-secrets.sh, which the test runs (openssl) and whose output it validates and mounts; the
+// NetworkPolicies are evaluated for who may reach whom.
 
 const DIR = join(REPO_ROOT, "deploy", "kubernetes");
 
@@ -30,6 +34,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "apps/v1/Deployment": Deployment,
   "apps/v1/StatefulSet": StatefulSet,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
 };
 
 const kustomization = parseAllDocuments(readFileSync(join(DIR, "kustomization.yaml"), "utf8"))[0]?.toJS() as {
@@ -87,26 +92,68 @@ const LOADERS: Record<string, (env: Record<string, string | undefined>) => { CIN
 const scratch = mkdtempSync(join(tmpdir(), "cinderblock-k8s-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
+/** What `deploy/kubernetes/make-secrets.sh DIR` prints (run twice: the second run must reuse DIR). */
+function makeSecrets(dir: string): string {
+  return execFileSync(join(DIR, "make-secrets.sh"), [dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+const secretsDir = join(scratch, "secrets");
+const secretsYaml = makeSecrets(secretsDir);
+const secrets: Manifest[] = parseAllDocuments(secretsYaml).map((doc) => doc.toJS() as Manifest);
+/** A generated Secret's value. */
+function secretValue(name: string, key: string): string {
+  const secret = secrets.find((s) => s.metadata.name === name) as { data?: Record<string, string> } | undefined;
+  const value = secret?.data?.[key];
+  if (value === undefined) throw new Error(`make-secrets.sh makes no Secret ${name} with ${key}`);
+  return Buffer.from(value, "base64").toString("utf8");
+}
+
+/** Where each file of a pod's Secret volumes comes from, by its path in the container. */
+function secretFiles(container: IContainer, pod: IPodSpec): Map<string, { secret: string; key: string }> {
+  const files = new Map<string, { secret: string; key: string }>();
+  for (const mount of container.volumeMounts ?? []) {
+    const volume = pod.volumes?.find((v) => v.name === mount.name);
+    const sources = [
+      ...(volume?.secret ? [{ secret: { name: volume.secret.secretName, items: volume.secret.items } }] : []),
+      ...(volume?.projected?.sources ?? []),
+    ];
+    for (const source of sources) {
+      for (const item of source.secret?.items ?? []) {
+        files.set(`${mount.mountPath}/${item.path}`, { secret: source.secret?.name ?? "", key: item.key });
+      }
+    }
+  }
+  return files;
+}
+
+/** `X_FILE` stands for the secret setting X (a _PASSWORD, _TOKEN or _URL) read from a file. */
+const settingOf = (name: string) => (/_(PASSWORD|TOKEN|URL)_FILE$/.test(name) ? name.replace(/_FILE$/, "") : name);
+
 /**
- * The environment a container would get (the Secret's values, the pod name for `fieldRef`,
- * `$(VAR)` expanded as the kubelet does), with the ConfigMap's config file written where
- * CINDERBLOCK_CONFIG points, in a scratch directory.
+ * The environment a container would get (the pod name for `fieldRef`, `$(VAR)` expanded as the
+ * kubelet does), with every file it names from a mounted Secret written, with make-secrets.sh's
+ * value, to a scratch directory, and the ConfigMap's config file where CINDERBLOCK_CONFIG points.
  */
 function environmentOf(container: IContainer, pod: IPodSpec, podName: string): Record<string, string> {
   const env: Record<string, string> = {};
+  const files = secretFiles(container, pod);
   for (const variable of container.env ?? []) {
     let value = variable.value ?? "";
-    const secretRef = variable.valueFrom?.secretKeyRef;
     const fieldRef = variable.valueFrom?.fieldRef;
-    if (secretRef) {
-      const secret = find("Secret", secretRef.name ?? "") as { stringData?: Record<string, string> };
-      value = secret.stringData?.[secretRef.key] ?? "";
-      expect(value, `${secretRef.name}/${secretRef.key}`).not.toBe("");
-    } else if (fieldRef) {
+    expect(variable.valueFrom?.secretKeyRef, `${variable.name}: secrets are files, not variables`).toBeUndefined();
+    if (fieldRef) {
       expect(fieldRef.fieldPath).toBe("metadata.name");
       value = podName;
     }
-    env[variable.name] = value.replace(/\$\((\w+)\)/g, (_, name: string) => env[name] ?? `$(${name})`);
+    value = value.replace(/\$\((\w+)\)/g, (_, name: string) => env[name] ?? `$(${name})`);
+    const file = files.get(value);
+    if (file) {
+      const local = join(scratch, `${podName}-${variable.name}`);
+      writeFileSync(local, secretValue(file.secret, file.key));
+      value = local;
+    } else if (variable.name.endsWith("_FILE")) {
+      throw new Error(`${variable.name}=${value} is no file of a mounted Secret`);
+    }
+    env[variable.name] = value;
   }
   const configPath = env.CINDERBLOCK_CONFIG;
   if (configPath) {
@@ -121,6 +168,90 @@ function environmentOf(container: IContainer, pod: IPodSpec, podName: string): R
   }
   return env;
 }
+
+type Labels = Record<string, string>;
+type Selector = {
+  matchLabels?: Labels;
+  matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+};
+/** Kubernetes' label selector semantics ({} selects everything). */
+function selects(selector: Selector | undefined, labels: Labels): boolean {
+  if (!selector) return false;
+  const exact = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  return (
+    exact &&
+    (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
+      const value = labels[key];
+      if (operator === "In") return value !== undefined && values.includes(value);
+      if (operator === "NotIn") return value === undefined || !values.includes(value);
+      if (operator === "Exists") return value !== undefined;
+      return value === undefined;
+    })
+  );
+}
+/** A pod that talks (its namespace's labels and its own), or a client outside the cluster. */
+type Peer = { namespace: Labels; pod: Labels } | "outside";
+const NAMESPACE = { "kubernetes.io/metadata.name": "cinderblock" };
+const inNamespace = (pod: Labels): Peer => ({ namespace: NAMESPACE, pod });
+const podOf = (name: string): Labels => {
+  const labels = workloads.find((w) => w.manifest.metadata.name === name)?.spec.template.metadata.labels;
+  if (!labels) throw new Error(`no workload ${name}`);
+  return labels;
+};
+const policies = manifests.filter((m) => m.kind === "NetworkPolicy") as unknown as INetworkPolicy[];
+
+function peerMatches(peer: Peer, rule: { podSelector?: Selector; namespaceSelector?: Selector; ipBlock?: unknown }) {
+  if (peer === "outside") return rule.ipBlock !== undefined;
+  if (rule.ipBlock) return false;
+  // No namespaceSelector: pods of the policy's own namespace.
+  const namespaceOk = rule.namespaceSelector
+    ? selects(rule.namespaceSelector, peer.namespace)
+    : peer.namespace["kubernetes.io/metadata.name"] === NAMESPACE["kubernetes.io/metadata.name"];
+  const podOk = rule.podSelector ? selects(rule.podSelector, peer.pod) : true;
+  return namespaceOk && podOk;
+}
+type Rule = {
+  ports?: Array<{ port?: number | string; protocol?: string }>;
+  peers?: Parameters<typeof peerMatches>[1][];
+};
+function allowedBy(rules: Rule[], peer: Peer, port: number): boolean {
+  return rules.some(
+    (rule) =>
+      (rule.ports === undefined || rule.ports.some((p) => p.port === port && (p.protocol ?? "TCP") === "TCP")) &&
+      (rule.peers === undefined || rule.peers.length === 0 || rule.peers.some((p) => peerMatches(peer, p))),
+  );
+}
+/** Whether the policies let `from` open a TCP connection to a pod of this namespace on `port`. */
+function ingressAllowed(from: Peer, to: Labels, port: number): boolean {
+  const selecting = policies.filter(
+    (p) => selects(p.spec?.podSelector as Selector, to) && (p.spec?.policyTypes ?? ["Ingress"]).includes("Ingress"),
+  );
+  if (selecting.length === 0) return true;
+  return selecting.some((p) =>
+    allowedBy(
+      (p.spec?.ingress ?? []).map((r) => ({ ports: r.ports as Rule["ports"], peers: r.from as Rule["peers"] })),
+      from,
+      port,
+    ),
+  );
+}
+/** Whether the policies let a pod of this namespace open a TCP connection to `to` on `port`. */
+function egressAllowed(from: Labels, to: Peer, port: number): boolean {
+  const selecting = policies.filter(
+    (p) => selects(p.spec?.podSelector as Selector, from) && (p.spec?.policyTypes ?? []).includes("Egress"),
+  );
+  if (selecting.length === 0) return true;
+  return selecting.some((p) =>
+    allowedBy(
+      (p.spec?.egress ?? []).map((r) => ({ ports: r.ports as Rule["ports"], peers: r.to as Rule["peers"] })),
+      to,
+      port,
+    ),
+  );
+}
+/** Both ends agree: the sender's egress and the receiver's ingress. */
+const reachable = (from: Labels, to: Labels, port: number) =>
+  egressAllowed(from, inNamespace(to), port) && ingressAllowed(inNamespace(from), to, port);
 
 describe("Kubernetes manifests (deploy/kubernetes)", () => {
   it("are valid Kubernetes objects", () => {
@@ -139,23 +270,37 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     }
   });
 
-  it("run each Dockerfile target's image, on the port it exposes, with native gRPC health probes", () => {
+  it("run each Dockerfile target's image, on the port it exposes, with gRPC health probes (over TLS where it is)", () => {
     expect(workloads.map((w) => w.service).sort()).toEqual([...exposed.keys()].sort());
     for (const { container, service } of workloads) {
       expect(kustomization.images.map((i) => i.name)).toContain(container.image);
       const port = exposed.get(service);
       expect(container.ports?.map((p) => p.containerPort)).toEqual([port, metricsPorts.get(service)]);
       // Readiness: service "" (dependencies up, not draining); liveness: "liveness" (the process answers).
-      expect(container.readinessProbe?.grpc).toEqual({ port });
-      expect(container.livenessProbe?.grpc).toEqual({ port, service: "liveness" });
+      if (service === "scheduler") {
+        // Its port carries only health, in plaintext: the kubelet's native probe.
+        expect(container.readinessProbe?.grpc).toEqual({ port });
+        expect(container.livenessProbe?.grpc).toEqual({ port, service: "liveness" });
+      } else {
+        // TLS (api) or mutual TLS (volume hosts): the kubelet's grpc probe cannot, the image's healthcheck can.
+        const check = ["node", "/app/deploy/healthcheck.mjs", "grpc", String(port)];
+        expect(container.readinessProbe?.exec?.command).toEqual(check);
+        expect(container.livenessProbe?.exec?.command).toEqual([...check, "liveness"]);
+      }
     }
   });
 
   it("set only real settings, which the services' own configuration accepts", () => {
     for (const { container, pod, service, manifest, spec } of workloads) {
       const env = environmentOf(container, pod, `${manifest.metadata.name}-0`);
-      for (const name of Object.keys(env)) expect([...SETTING_NAMES, "CINDERBLOCK_CONFIG"]).toContain(name);
-      expect(env.DATABASE_URL, "DATABASE_URL comes from the Secret").toBeDefined();
+      for (const name of Object.keys(env)) expect([...SETTING_NAMES, "CINDERBLOCK_CONFIG"]).toContain(settingOf(name));
+      expect(env.DATABASE_URL_FILE, "DATABASE_URL comes from a Secret").toBeDefined();
+      expect(env.DATABASE_MIGRATION_URL_FILE, "DATABASE_MIGRATION_URL comes from a Secret").toBeDefined();
+      expect(readFileSync(env.DATABASE_URL_FILE ?? "", "utf8")).toMatch(/^postgres:\/\/cinderblock:p[0-9a-f]{48}@/);
+      expect(readFileSync(env.DATABASE_MIGRATION_URL_FILE ?? "", "utf8")).toMatch(/^postgres:\/\/cinderblock_owner:/);
+      // deploy/nats/nats-server.conf's users: api, scheduler, and each volume host by its name.
+      expect(env.NATS_USER).toBe(service === "volume" ? env.CINDERBLOCK_HOST : service);
+      expect(env.NATS_PASSWORD_FILE, "NATS_PASSWORD comes from a Secret").toBeDefined();
       const load = LOADERS[service];
       expect(load, service).toBeDefined();
       const config = load?.(env) as Record<string, unknown>;
@@ -231,5 +376,121 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     expect(config.CINDERBLOCK_VOLUME_ADVERTISE).toBe(
       `cinderblock-volume-0.${volume.serviceName}.cinderblock.svc.cluster.local:${exposed.get("volume")}`,
     );
+  });
+  it("commit no Secret and no credential: make-secrets.sh makes them at deploy time", () => {
+    for (const file of readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f))) {
+      const text = readFileSync(join(DIR, file), "utf8");
+      for (const doc of parseAllDocuments(text)) {
+        expect((doc.toJS() as Manifest | null)?.kind, `${file} holds a Secret`).not.toBe("Secret");
+      }
+      expect(text, `${file}: a URL with a password`).not.toMatch(/:\/\/[^/\s:@"]+:[^/\s@"]+@/);
+      expect(text).not.toMatch(/change-me/i);
+    }
+  });
+
+  it("make-secrets.sh prints valid Secrets, the same again from its directory, with every key the pods mount", () => {
+    expect(secrets.length).toBe(7);
+    for (const secret of secrets) {
+      expect(secret.metadata.namespace).toBe("cinderblock");
+      expect(() => new Secret(secret as never).validate(), secret.metadata.name).not.toThrow();
+    }
+    expect(makeSecrets(secretsDir)).toBe(secretsYaml);
+    for (const { container, pod } of workloads) {
+      for (const { secret, key } of secretFiles(container, pod).values()) {
+        expect(() => secretValue(secret, key)).not.toThrow();
+      }
+    }
+    // A new directory: new credentials.
+    expect(makeSecrets(join(scratch, "other"))).not.toBe(secretsYaml);
+  });
+
+  it("make-secrets.sh's certificates: signed by its CA, for the names the services are reached by", () => {
+    const ca = join(scratch, "ca.crt");
+    writeFileSync(ca, secretValue("cinderblock-api-tls", "ca.crt"));
+    const check = (secret: string, name: string, purpose: "sslserver" | "sslclient") => {
+      const cert = join(scratch, `${secret}.crt`);
+      writeFileSync(cert, secretValue(secret, "tls.crt"));
+      const flag = /^[\d.]+$/.test(name) ? "-verify_ip" : "-verify_hostname";
+      return execFileSync("openssl", ["verify", "-CAfile", ca, "-purpose", purpose, flag, name, cert], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    };
+    expect(check("cinderblock-api-tls", "cinderblock-api.cinderblock.svc.cluster.local", "sslserver")).toMatch(/OK/);
+    expect(check("cinderblock-api-host-client", "cinderblock-api", "sslclient")).toMatch(/OK/);
+    // The name each volume host advertises (a wildcard covers every pod of the StatefulSet).
+    expect(
+      check(
+        "cinderblock-volume-tls",
+        "cinderblock-volume-0.cinderblock-volume.cinderblock.svc.cluster.local",
+        "sslserver",
+      ),
+    ).toMatch(/OK/);
+    expect(check("cinderblock-volume-tls", "127.0.0.1", "sslclient")).toMatch(/OK/); // its own health probe
+    expect(() => check("cinderblock-api-tls", "cinderblock-api", "sslclient")).toThrow();
+    expect(() => check("cinderblock-volume-tls", "cinderblock-api", "sslclient")).toThrow();
+  });
+
+  it("deny everything by default, in both directions", () => {
+    const deny = policies.find((p) => p.metadata?.name === "default-deny");
+    expect(deny?.spec?.podSelector).toEqual({});
+    expect(deny?.spec?.policyTypes).toEqual(["Ingress", "Egress"]);
+    expect(deny?.spec?.ingress ?? []).toEqual([]);
+    expect(deny?.spec?.egress ?? []).toEqual([]);
+    const stranger = { app: "something-else" };
+    expect(ingressAllowed("outside", stranger, 80)).toBe(false);
+    expect(egressAllowed(stranger, "outside", 443)).toBe(false);
+  });
+
+  it("let anyone reach the api's gRPC port, and only the api reach the volume hosts", () => {
+    const [api, scheduler, volume] = ["cinderblock-api", "cinderblock-scheduler", "cinderblock-volume"].map(podOf) as [
+      Labels,
+      Labels,
+      Labels,
+    ];
+    const otherNamespace: Peer = { namespace: { "kubernetes.io/metadata.name": "tenant" }, pod: { app: "x" } };
+    expect(ingressAllowed("outside", api, 50051)).toBe(true);
+    expect(ingressAllowed(otherNamespace, api, 50051)).toBe(true);
+    expect(ingressAllowed("outside", api, 9464)).toBe(false);
+    expect(reachable(api, volume, 50052)).toBe(true);
+    expect(reachable(scheduler, volume, 50052)).toBe(false);
+    expect(reachable(volume, volume, 50052)).toBe(false);
+    expect(ingressAllowed("outside", volume, 50052)).toBe(false);
+    expect(ingressAllowed(otherNamespace, volume, 50052)).toBe(false);
+    expect(ingressAllowed("outside", scheduler, 50053)).toBe(false);
+    // Prometheus in the `monitoring` namespace scrapes each /metrics port, no one else does.
+    const monitoring: Peer = { namespace: { "kubernetes.io/metadata.name": "monitoring" }, pod: { app: "prometheus" } };
+    for (const [pod, port] of [
+      [api, 9464],
+      [scheduler, 9465],
+      [volume, 9466],
+    ] as const) {
+      expect(ingressAllowed(monitoring, pod, port)).toBe(true);
+      expect(ingressAllowed(otherNamespace, pod, port)).toBe(false);
+    }
+  });
+
+  it("let only the services reach PostgreSQL and NATS, and the services reach nothing else but DNS and Keystone", () => {
+    const services = ["cinderblock-api", "cinderblock-scheduler", "cinderblock-volume"].map(podOf);
+    const postgres = { "app.kubernetes.io/name": "postgres" };
+    const nats = { "app.kubernetes.io/name": "nats" };
+    for (const pod of services) {
+      expect(reachable(pod, postgres, 5432)).toBe(true);
+      expect(reachable(pod, nats, 4222)).toBe(true);
+      expect(egressAllowed(pod, "outside", 22)).toBe(false);
+      const dns: Peer = {
+        namespace: { "kubernetes.io/metadata.name": "kube-system" },
+        pod: { "k8s-app": "kube-dns" },
+      };
+      expect(egressAllowed(pod, dns, 53)).toBe(true);
+    }
+    const stranger = inNamespace({ app: "something-else" });
+    expect(ingressAllowed(stranger, postgres, 5432)).toBe(false);
+    expect(ingressAllowed(stranger, nats, 4222)).toBe(false);
+    expect(ingressAllowed("outside", postgres, 5432)).toBe(false);
+    expect(ingressAllowed("outside", nats, 4222)).toBe(false);
+    const [api, scheduler] = services as [Labels, Labels];
+    expect(egressAllowed(api, "outside", 443)).toBe(true); // Keystone
+    expect(egressAllowed(scheduler, "outside", 443)).toBe(false);
   });
 });

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# docker-compose on deploy/compose.yaml through podman's API socket that up.sh started, e.g.
+#   scripts/containers/compose.sh ps        scripts/containers/compose.sh port api 50051
+# env: COMPOSE_PROJECT_NAME (default cinderblock).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/containers/env.sh
+exec docker-compose -f deploy/compose.yaml "$@"
