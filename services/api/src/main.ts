@@ -13,6 +13,7 @@ import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
 import { addHealthAndReflection, createVolumeHostCalls, listen, serverTls, shutdown } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
+import { createApiGuard } from "./identity.js";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 import { pendingUseCases } from "./starting.js";
 
@@ -21,13 +22,22 @@ async function main(): Promise<void> {
   // Volume hosts accept only mutual TLS: the api's client certificate is required.
   const hostTls = hostClientTls(config);
   const publicTls = apiServerTls(config);
+  const { guard, authenticator } = createApiGuard(config);
   const { logger, lifecycle } = await startServiceRuntime("api", config);
+  if (authenticator.strategy === "noauth") {
+    logger.warn(
+      { strategy: "noauth" },
+      "running WITHOUT AUTHENTICATION: callers state their project and roles in metadata (development only)",
+    );
+  }
+  lifecycle.onClose("authentication", async () => authenticator.close?.());
   // The port is bound first, so health answers NOT_SERVING while PostgreSQL and NATS are awaited.
   const pending = pendingUseCases();
   const server = createApiServer({
     useCases: pending.useCases,
     // NOTE: streams end as the drain starts; left open they would hold it for the whole grace period.
     stopping: lifecycle.signal,
+    guard,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
   const health = addHealthAndReflection(server, {
@@ -114,7 +124,7 @@ async function main(): Promise<void> {
     }),
   );
   lifecycle.ready({ postgres: () => pingDatabase(db), nats: () => bus.jsm.getAccountInfo() });
-  logger.info({ address: `${host}:${port}`, port }, "api listening");
+  logger.info({ address: `${host}:${port}`, port, auth: authenticator.strategy }, "api listening");
 }
 
 main().catch((err: unknown) => {
