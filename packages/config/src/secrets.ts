@@ -31,7 +31,8 @@ function isSecretName(name: string): boolean {
 
 /** A setting's value as it may be printed: `[redacted]` for a secret, a URL without its password. */
 export function printableSetting(name: string, value: string): string {
-  return isSecretName(name) ? REDACTED : scrubUrlPasswords(value);
+  // NOTE: an empty secret is shown as empty: there is nothing to hide, and "missing" is the news.
+  return isSecretName(name) && value !== "" ? REDACTED : scrubUrlPasswords(value);
 }
 
 /** Where a value read from a `<NAME>_FILE` came from, for error messages. */
