@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { CreateSnapshotRequest, type CreateSnapshotResponse, EventsServiceClient } from "@cinderblock/proto";
 import {
   availableVolume,
@@ -45,7 +46,17 @@ describe("graceful stop during a burst of creates", () => {
     it(`${name}: NOT_SERVING, exit 0, and every accepted snapshot ends available`, async () => {
       const project = uniqueName("drain-");
       const volumeId = await availableVolume(stack.volumes, identity(project));
-      const health = watchHealth(await grpcAddress(name));
+      // NOTE: the volume host's gRPC server is mutual TLS only: its health is asked with the api's certificate.
+      const { pki } = stack;
+      const channel =
+        name === "volume"
+          ? credentials.createSsl(
+              readFileSync(pki.caFile),
+              readFileSync(pki.apiClient.keyFile),
+              readFileSync(pki.apiClient.certFile),
+            )
+          : credentials.createInsecure();
+      const health = watchHealth(await grpcAddress(name), channel);
       try {
         await health.until("SERVING");
         // SIGTERM as soon as the first create is accepted: the rest of the burst is then in flight

@@ -34,8 +34,8 @@ export interface HealthProbe {
 }
 
 /** Opens a Watch stream on `address` at once and keeps every status it sends. */
-export function watchHealth(address: string): HealthProbe {
-  const client = new Health(address, credentials.createInsecure());
+export function watchHealth(address: string, channel = credentials.createInsecure()): HealthProbe {
+  const client = new Health(address, channel);
   const seen: string[] = [];
   const waiters: Array<() => void> = [];
   const stream = client.watch({ service: "" });
