@@ -226,7 +226,11 @@ describe("SnapshotInstance (volume-backed instance snapshot)", () => {
 describe("instance ownership", () => {
   function snapshotInstance(md: Metadata, instanceId: string) {
     return call<SnapshotInstanceResponse>((done) =>
-      stack.snapshots.snapshotInstance({ instanceId, imageName: "img", quiesce: true, quiesceRequired: true }, md, done),
+      stack.snapshots.snapshotInstance(
+        { instanceId, imageName: "img", quiesce: true, quiesceRequired: true },
+        md,
+        done,
+      ),
     );
   }
 

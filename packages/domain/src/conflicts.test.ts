@@ -351,7 +351,9 @@ describe("conflicting operations", () => {
     const volumeIds = await Promise.all(callers.map((c) => availableVolume(c)));
     const outcomes = await Promise.all(
       callers.map((c, i) =>
-        settle(api.attachVolume(c, { volumeId: volumeIds[i] ?? "", instanceId, mountpoint: "/dev/vdb", connector: {} })),
+        settle(
+          api.attachVolume(c, { volumeId: volumeIds[i] ?? "", instanceId, mountpoint: "/dev/vdb", connector: {} }),
+        ),
       ),
     );
     expect(outcomes.filter((o) => "ok" in o)).toHaveLength(1);
@@ -365,7 +367,12 @@ describe("conflicting operations", () => {
     const a = ctx();
     const admin = { ...ctx(), roles: ["admin"], isAdmin: true };
     const instanceId = randomUUID();
-    await api.attachVolume(a, { volumeId: await availableVolume(a), instanceId, mountpoint: "/dev/vda", connector: {} });
+    await api.attachVolume(a, {
+      volumeId: await availableVolume(a),
+      instanceId,
+      mountpoint: "/dev/vda",
+      connector: {},
+    });
     const { attachment } = await api.attachVolume(admin, {
       volumeId: await availableVolume(admin),
       instanceId,
