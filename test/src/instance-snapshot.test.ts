@@ -222,3 +222,78 @@ describe("SnapshotInstance (volume-backed instance snapshot)", () => {
     expect(refused.code).toBe(status.FAILED_PRECONDITION);
   });
 });
+
+describe("instance ownership", () => {
+  function snapshotInstance(md: Metadata, instanceId: string) {
+    return call<SnapshotInstanceResponse>((done) =>
+      stack.snapshots.snapshotInstance(
+        { instanceId, imageName: "img", quiesce: true, quiesceRequired: true },
+        md,
+        done,
+      ),
+    );
+  }
+
+  it("another project can neither attach to a project's instance nor freeze it: refused as an unknown instance, the agent never asked", async () => {
+    const a = identity(uniqueName("own-a-"));
+    const b = identity(uniqueName("own-b-"));
+    const instance = randomUUID();
+    await attach(a, (await volume(a, "root")).id, instance, "/dev/vda");
+    const own = await volume(b, "mine");
+    const log: string[] = [];
+    const agent = await computeAgent(instance, log);
+    try {
+      const attachRefused = await callError(attach(b, own.id, instance, "/dev/vdb"));
+      expect(attachRefused).toMatchObject({
+        code: status.FAILED_PRECONDITION,
+        details: `instance ${instance} has volumes of another project attached; only an administrator can attach to it`,
+      });
+      const got = await call<GetVolumeResponse>((done) => stack.volumes.getVolume({ id: own.id }, b, done));
+      expect(got.volume).toMatchObject({ status: VolumeStatus.VOLUME_STATUS_AVAILABLE, attachments: [] });
+      // B's SnapshotInstance of A's instance answers exactly as for an instance nobody has.
+      const refused = await callError(snapshotInstance(b, instance));
+      const stranger = randomUUID();
+      const unknown = await callError(snapshotInstance(b, stranger));
+      expect([refused.code, refused.details.replace(instance, "<id>")]).toEqual([
+        unknown.code,
+        unknown.details.replace(stranger, "<id>"),
+      ]);
+      expect(refused.code).toBe(status.FAILED_PRECONDITION);
+      // The agent answers: A's own SnapshotInstance is the first thing that reached it.
+      await snapshotInstance(a, instance);
+      expect(log).toEqual(["quiesce (0 creating)", "unquiesce (0 creating)"]);
+    } finally {
+      agent.unsubscribe();
+    }
+  });
+
+  it("an administrator may attach across projects; then only an administrator may freeze the instance", async () => {
+    const a = identity(uniqueName("own-a-"));
+    const project = uniqueName("own-b-");
+    const member = identity(project);
+    const admin = identity(project, "root", "admin");
+    const instance = randomUUID();
+    await attach(a, (await volume(a, "root")).id, instance, "/dev/vda");
+    const shared = await volume(member, "data");
+    const log: string[] = [];
+    const agent = await computeAgent(instance, log);
+    try {
+      await attach(admin, shared.id, instance, "/dev/vdb");
+      // Neither project owns every volume on the instance now: their members are refused, unfrozen.
+      for (const md of [member, a]) {
+        const refused = await callError(snapshotInstance(md, instance));
+        expect(refused).toMatchObject({
+          code: status.FAILED_PRECONDITION,
+          details: `instance ${instance} has volumes of another project attached; only an administrator can snapshot it`,
+        });
+      }
+      expect(log).toEqual([]);
+      const image = await snapshotInstance(admin, instance);
+      expect(log).toEqual(["quiesce (0 creating)", "unquiesce (0 creating)"]);
+      // The administrator's call snapshots its own project's volume (A's stays A's to snapshot).
+      expect(image.snapshots.map((s) => s.volumeId)).toEqual([shared.id]);
+    } finally {
+      agent.unsubscribe();
+    }
+  });
+});

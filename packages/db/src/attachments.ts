@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, ne, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { volumeAttachments } from "./schema.js";
 
@@ -64,4 +64,27 @@ export async function listAttachmentsOfInstance(
     .from(volumeAttachments)
     .where(and(eq(volumeAttachments.projectId, projectId), eq(volumeAttachments.instanceId, instanceId)))
     .orderBy(volumeAttachments.createdAt);
+}
+
+/**
+ * Takes the instance's lock until the transaction ends, so that attaches to one instance id take
+ * turns whichever project makes them: two projects attaching the same instance at once cannot
+ * both pass the ownership check. NOTE: an advisory lock on a hash of the id (a collision only
+ * makes two attaches wait for each other), since the instance has no row of its own to lock.
+ */
+export async function lockInstance(tx: Executor, instanceId: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`instance:${instanceId}`}, 0))`);
+}
+
+/**
+ * Whether a project other than `projectId` has a volume attached (or being attached) to the
+ * instance: the instance is then that project's, not this one's.
+ */
+export async function instanceAttachedElsewhere(db: Executor, projectId: string, instanceId: string): Promise<boolean> {
+  const rows = await db
+    .select({ id: volumeAttachments.id })
+    .from(volumeAttachments)
+    .where(and(eq(volumeAttachments.instanceId, instanceId), ne(volumeAttachments.projectId, projectId)))
+    .limit(1);
+  return rows.length > 0;
 }

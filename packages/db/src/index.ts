@@ -2,8 +2,10 @@ export type { AttachmentRow } from "./attachments.js";
 export {
   deleteAttachment,
   insertAttachment,
+  instanceAttachedElsewhere,
   listAttachmentsOfInstance,
   listAttachmentsOfVolume,
+  lockInstance,
   markAttached,
 } from "./attachments.js";
 export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";

@@ -169,7 +169,8 @@ export const volumeAttachments = pgTable(
   },
   (t) => [
     index("volume_attachments_volume_idx").on(t.volumeId),
-    index("volume_attachments_instance_idx").on(t.projectId, t.instanceId),
+    // Instance first: the ownership check asks which projects hold an instance, whoever asks.
+    index("volume_attachments_instance_project_idx").on(t.instanceId, t.projectId),
   ],
 );
 

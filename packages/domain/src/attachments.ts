@@ -9,14 +9,16 @@ import {
   getVolume,
   insertAttachment,
   insertOperation,
+  instanceAttachedElsewhere,
   listAttachmentsOfVolume,
+  lockInstance,
   markAttached,
   transaction,
   updateVolumeStatus,
   type VolumeRow,
   type VolumeStatus,
 } from "@cinderblock/db";
-import type { RequestContext } from "./context.js";
+import { isAdmin, type RequestContext } from "./context.js";
 import { CinderblockError, hostCallError, hostCallReason } from "./errors.js";
 import type { Announcer, HostConnection, VolumeHostCalls } from "./ports.js";
 import { VOLUME_OPERATIONS } from "./state-machine.js";
@@ -93,10 +95,21 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
       const operationId = randomUUID();
       // Reserve: the volume goes to attaching and the attachment is recorded, or nothing happens.
       const { previous, host } = await transaction(db, async (tx) => {
-        // NOTE: locked FOR UPDATE, so concurrent attaches of one volume take turns: the second sees
-        // the first's attachment and status instead of both passing the checks.
+        // NOTE: the instance, then the volume, locked: concurrent attaches of one instance (from
+        // any project) or of one volume take turns, the second seeing the first's attachment
+        // instead of both passing the checks. Always in this order, so two attaches cannot deadlock.
+        await lockInstance(tx, instanceId);
         const volume = await getVolume(tx, ctx.projectId, volumeId, { lock: "update" });
         if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
+        // An instance is the project's that attached to it first: another project attaching its
+        // own volume there would make the instance's SnapshotInstance its to call (Nova's instance
+        // ids are per project). Only an administrator may attach across projects.
+        if (!isAdmin(ctx) && (await instanceAttachedElsewhere(tx, ctx.projectId, instanceId))) {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `instance ${instanceId} has volumes of another project attached; only an administrator can attach to it`,
+          );
+        }
         const existing = await listAttachmentsOfVolume(tx, volumeId);
         if (existing.some((a) => a.instanceId === instanceId)) {
           throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} is already attached to ${instanceId}`);

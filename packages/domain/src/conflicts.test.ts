@@ -4,8 +4,10 @@ import {
   type Db,
   type DbHandle,
   type Executor,
+  insertAttachment,
   insertSnapshot,
   insertVolume,
+  lockInstance,
   reportService,
   runMigrations,
   transaction,
@@ -308,5 +310,75 @@ describe("conflicting operations", () => {
       select (select count(*)::int from volume_attachments where volume_id = ${volumeId}) as attachments,
              (select status from volumes where id = ${volumeId}) as status`);
     expect(row).toEqual({ attachments: 1, status: "in-use" });
+  });
+
+  it("another project attaching an instance whose attach is in flight waits for it and then refuses", async () => {
+    const a = ctx();
+    const b = ctx();
+    const instanceId = randomUUID();
+    const volumeA = await availableVolume(a);
+    const volumeB = await availableVolume(b);
+    const outcome = await whileInFlight(
+      async (tx) => {
+        // A's attach as attachVolume leaves it before the host answers: instance locked, row written.
+        await lockInstance(tx, instanceId);
+        await insertAttachment(tx, {
+          id: randomUUID(),
+          volumeId: volumeA,
+          projectId: a.projectId,
+          instanceId,
+          mountpoint: "/dev/vda",
+          connector: {},
+        });
+      },
+      () => api.attachVolume(b, { volumeId: volumeB, instanceId, mountpoint: "/dev/vdb", connector: {} }),
+    );
+    expect(outcome).toMatchObject({
+      refused: {
+        code: "FAILED_PRECONDITION",
+        message: `instance ${instanceId} has volumes of another project attached; only an administrator can attach to it`,
+      },
+    });
+    const [row] = await db.execute<{ status: string; attachments: number }>(sql`
+      select status, (select count(*)::int from volume_attachments where volume_id = ${volumeB}) as attachments
+        from volumes where id = ${volumeB}`);
+    expect(row).toEqual({ status: "available", attachments: 0 });
+  });
+
+  it("eight projects attaching their own volumes to one instance at once: one attachment, seven refusals", async () => {
+    const instanceId = randomUUID();
+    const callers = Array.from({ length: 8 }, () => ctx());
+    const volumeIds = await Promise.all(callers.map((c) => availableVolume(c)));
+    const outcomes = await Promise.all(
+      callers.map((c, i) =>
+        settle(
+          api.attachVolume(c, { volumeId: volumeIds[i] ?? "", instanceId, mountpoint: "/dev/vdb", connector: {} }),
+        ),
+      ),
+    );
+    expect(outcomes.filter((o) => "ok" in o)).toHaveLength(1);
+    for (const o of outcomes) if ("refused" in o) expect(o.refused.code).toBe("FAILED_PRECONDITION");
+    const [row] = await db.execute<{ projects: number }>(sql`
+      select count(distinct project_id)::int as projects from volume_attachments where instance_id = ${instanceId}`);
+    expect(row).toEqual({ projects: 1 });
+  });
+
+  it("an administrator may attach a volume to an instance another project's volumes are attached to", async () => {
+    const a = ctx();
+    const admin = { ...ctx(), roles: ["admin"], isAdmin: true };
+    const instanceId = randomUUID();
+    await api.attachVolume(a, {
+      volumeId: await availableVolume(a),
+      instanceId,
+      mountpoint: "/dev/vda",
+      connector: {},
+    });
+    const { attachment } = await api.attachVolume(admin, {
+      volumeId: await availableVolume(admin),
+      instanceId,
+      mountpoint: "/dev/vdb",
+      connector: {},
+    });
+    expect(attachment).toMatchObject({ instanceId, projectId: admin.projectId, attachStatus: "attached" });
   });
 });

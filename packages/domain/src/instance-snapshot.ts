@@ -1,6 +1,6 @@
-import { type Db, listAttachmentsOfInstance, type SnapshotRow } from "@cinderblock/db";
+import { type Db, instanceAttachedElsewhere, listAttachmentsOfInstance, type SnapshotRow } from "@cinderblock/db";
 import { validateInstanceId } from "./attachments.js";
-import type { RequestContext } from "./context.js";
+import { isAdmin, type RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { ComputeAgents } from "./ports.js";
 import { TERMINAL_SNAPSHOT_STATUSES } from "./state-machine.js";
@@ -68,8 +68,19 @@ export function createInstanceSnapshot(
     const attachments = (await listAttachmentsOfInstance(deps.db, ctx.projectId, instanceId)).filter(
       (a) => a.attachStatus === "attached",
     );
+    // NOTE: the caller's project must own every volume on the instance before anything is frozen
+    // (an administrator excepted): another project's volume there means the instance is not the
+    // caller's to quiesce. A caller with none of its own there gets the unknown instance's answer,
+    // which says nothing of other projects' attachments.
+    const shared = !isAdmin(ctx) && (await instanceAttachedElsewhere(deps.db, ctx.projectId, instanceId));
     if (attachments.length === 0) {
       throw new CinderblockError("FAILED_PRECONDITION", `instance ${instanceId} has no attached volumes`);
+    }
+    if (shared) {
+      throw new CinderblockError(
+        "FAILED_PRECONDITION",
+        `instance ${instanceId} has volumes of another project attached; only an administrator can snapshot it`,
+      );
     }
     const quiesced = input.quiesce ? await deps.compute.quiesce(instanceId) : false;
     if (input.quiesce && !quiesced && input.quiesceRequired) {
