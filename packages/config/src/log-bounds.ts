@@ -29,30 +29,36 @@ function withoutParameters(message: string): string {
 }
 
 /**
- * A serialized error (pino's `{type, message, stack, ...fields, cause}`) made safe: parameter
- * fields dropped, SQL text bounded, the message and stack freed of drizzle's parameter dump, and
- * every string bounded; the same for its causes.
+ * An error as a log field (`type`, `message`, `stack`, its own fields, `cause` and
+ * `aggregateErrors` serialized the same way): parameter fields dropped, SQL text bounded, the
+ * message and stack freed of drizzle's parameter dump, every string bounded.
+ *
+ * NOTE: pino's own serializer folds the causes' messages into one message, where drizzle's
+ * parameter dump cannot be told from the cause's words; each error keeps its own here.
  */
-export function boundSerializedError(serialized: Record<string, unknown>, depth = 6): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const original = typeof serialized.message === "string" ? serialized.message : undefined;
-  const message = original === undefined ? undefined : withoutParameters(original);
-  for (const [key, value] of Object.entries(serialized)) {
-    if (PARAMETER_FIELDS.includes(key)) {
-      out[key] = "[omitted]";
-    } else if (key === "query" && typeof value === "string") {
-      out[key] = truncate(value, MAX_LOG_SQL);
-    } else if (key === "message" && message !== undefined) {
-      out[key] = truncate(message);
-    } else if (key === "stack" && typeof value === "string") {
-      // The stack starts with "<name>: <message>"; the message part is replaced by its safe form.
-      const stack = original !== undefined && message !== original ? value.split(original).join(message) : value;
-      out[key] = truncate(withoutParameters(stack));
-    } else if (key === "cause" && value && typeof value === "object" && depth > 0) {
-      out[key] = boundSerializedError(value as Record<string, unknown>, depth - 1);
-    } else {
-      out[key] = boundStrings(value);
-    }
+export function serializeBoundedError(error: Error, depth = 6): Record<string, unknown> {
+  const original = String(error.message);
+  const message = withoutParameters(original);
+  const stack = typeof error.stack === "string" ? error.stack.split(original).join(message) : undefined;
+  const out: Record<string, unknown> = {
+    type: error.constructor?.name && error.constructor.name !== "Error" ? error.constructor.name : error.name,
+    message: truncate(message),
+    ...(stack === undefined ? {} : { stack: truncate(stack) }),
+  };
+  for (const [key, value] of Object.entries(error)) {
+    if (key in out || key === "cause") continue;
+    if (PARAMETER_FIELDS.includes(key)) out[key] = "[omitted]";
+    else if (key === "query" && typeof value === "string") out[key] = truncate(value, MAX_LOG_SQL);
+    else if (value instanceof Error) out[key] = depth > 0 ? serializeBoundedError(value, depth - 1) : String(value);
+    else out[key] = boundStrings(value);
+  }
+  if (error.cause !== undefined && depth > 0) {
+    out.cause = error.cause instanceof Error ? serializeBoundedError(error.cause, depth - 1) : boundStrings(error.cause);
+  }
+  if (error instanceof AggregateError && depth > 0) {
+    out.aggregateErrors = error.errors
+      .slice(0, 10)
+      .map((e: unknown) => (e instanceof Error ? serializeBoundedError(e, depth - 1) : boundStrings(e)));
   }
   return out;
 }

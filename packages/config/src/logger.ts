@@ -1,5 +1,5 @@
-import { type Logger, pino, stdSerializers } from "pino";
-import { boundLine, boundSerializedError, boundStrings, truncate } from "./log-bounds.js";
+import { type Logger, pino } from "pino";
+import { boundLine, boundStrings, serializeBoundedError, truncate } from "./log-bounds.js";
 import { REDACTED, redactSecrets, scrubUrlPasswords } from "./secrets.js";
 
 export type { Logger };
@@ -30,15 +30,15 @@ const REDACT_PATHS = [
 ];
 
 /**
- * An error as pino's standard serializer writes it, with every URL password in its message, stack
+ * An error with its causes (see serializeBoundedError), with every URL password in its message, stack
  * and fields replaced by `***` (a driver's error may quote the URL it was given) and secret-named
  * fields redacted; a failed query's parameters dropped and its SQL bounded (see log-bounds.ts). A
  * string (an error already described) is scrubbed the same way.
  */
 function serializeError(error: unknown): unknown {
-  if (typeof error === "string") return truncate(scrubUrlPasswords(error));
-  if (!(error instanceof Error)) return boundStrings(redactSecrets(error));
-  return redactSecrets(boundSerializedError({ ...stdSerializers.err(error) }), 6);
+  if (typeof error === "string") return scrubUrlPasswords(truncate(error));
+  if (!(error instanceof Error)) return redactSecrets(boundStrings(error));
+  return redactSecrets(serializeBoundedError(error), 8);
 }
 
 /**
@@ -55,13 +55,13 @@ export function createLogger(options: LoggerOptions): Logger {
       redact: { paths: REDACT_PATHS, censor: REDACTED },
       serializers: { err: serializeError, error: serializeError },
       formatters: {
-        log: (object) => boundStrings(redactSecrets(object)) as Record<string, unknown>,
+        log: (object) => redactSecrets(boundStrings(object)) as Record<string, unknown>,
       },
       hooks: {
         logMethod(args, method) {
           method.apply(
             this,
-            args.map((arg) => (typeof arg === "string" ? truncate(scrubUrlPasswords(arg)) : arg)) as Parameters<
+            args.map((arg) => (typeof arg === "string" ? scrubUrlPasswords(truncate(arg)) : arg)) as Parameters<
               typeof method
             >,
           );
