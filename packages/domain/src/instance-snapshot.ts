@@ -1,6 +1,6 @@
 import { type Db, listAttachmentsOfInstance, type SnapshotRow } from "@cinderblock/db";
 import { validateInstanceId } from "./attachments.js";
-import type { RequestContext } from "./context.js";
+import { type RequestContext, throwIfGivenUp, unlessGivenUp } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { ComputeAgents } from "./ports.js";
 import { TERMINAL_SNAPSHOT_STATUSES } from "./state-machine.js";
@@ -71,17 +71,28 @@ export function createInstanceSnapshot(
     if (attachments.length === 0) {
       throw new CinderblockError("FAILED_PRECONDITION", `instance ${instanceId} has no attached volumes`);
     }
-    const quiesced = input.quiesce ? await deps.compute.quiesce(instanceId) : false;
+    let quiesced = false;
+    if (input.quiesce) {
+      try {
+        // NOTE: a caller that gives up stops the wait, not the request: the agent may still freeze.
+        quiesced = await unlessGivenUp(ctx, deps.compute.quiesce(instanceId));
+      } catch (error) {
+        await deps.compute.unquiesce(instanceId);
+        throw error;
+      }
+    }
     if (input.quiesce && !quiesced && input.quiesceRequired) {
       await deps.compute.unquiesce(instanceId);
       throw new CinderblockError("FAILED_PRECONDITION", `instance ${instanceId} did not confirm the quiesce in time`);
     }
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), deps.timeoutSeconds * 1000);
+    const waiting = ctx.signal ? AbortSignal.any([abort.signal, ctx.signal]) : abort.signal;
     let snapshots: SnapshotRow[] = [];
     try {
       const created: SnapshotRow[] = [];
       for (const a of attachments) {
+        throwIfGivenUp(ctx);
         created.push(
           await deps.createSnapshot(ctx, {
             volumeId: a.volumeId,
@@ -94,7 +105,8 @@ export function createInstanceSnapshot(
           }),
         );
       }
-      snapshots = await Promise.all(created.map(async (s) => (await settled(ctx, s.id, abort.signal)) ?? s));
+      snapshots = await Promise.all(created.map(async (s) => (await settled(ctx, s.id, waiting)) ?? s));
+      throwIfGivenUp(ctx);
     } finally {
       clearTimeout(timer);
       if (input.quiesce) await deps.compute.unquiesce(instanceId);
