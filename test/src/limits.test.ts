@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { CreateVolumeRequest } from "@cinderblock/proto";
-import { call, callError, createSettledVolume, identity, type Stack, startStack, uniqueName } from "@cinderblock/testing";
+import {
+  call,
+  callError,
+  createSettledVolume,
+  identity,
+  type Stack,
+  startStack,
+  uniqueName,
+} from "@cinderblock/testing";
 import { status } from "@grpc/grpc-js";
 import type { Subscription } from "@nats-io/transport-node";
 import postgres from "postgres";
@@ -34,17 +41,32 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** The fields of a protobuf message: varints as numbers, length-delimited ones as bytes (all this test needs). */
+function fields(buf: Uint8Array): Map<number, number | Uint8Array> {
+  const out = new Map<number, number | Uint8Array>();
+  let pos = 0;
+  const varint = () => {
+    let value = 0;
+    for (let shift = 1; ; shift *= 128) {
+      const byte = buf[pos++] ?? 0;
+      value += (byte & 0x7f) * shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  while (pos < buf.length) {
+    const tag = varint();
+    if ((tag & 7) === 0) out.set(tag >>> 3, varint());
+    else {
+      const length = varint();
+      out.set(tag >>> 3, buf.subarray(pos, pos + length));
+      pos += length;
+    }
+  }
+  return out;
+}
+
 /** The retry delay of a `grpc-status-details-bin` trailer (google.rpc.Status → Any → RetryInfo). */
 function retryInfo(trailer: Buffer): { typeUrl: string; delayMs: number } {
-  const fields = (buf: Uint8Array) => {
-    const out = new Map<number, unknown>();
-    const r = new BinaryReader(buf);
-    while (r.pos < r.len) {
-      const [no, wire] = r.tag();
-      out.set(no, wire === 0 ? Number(r.int64()) : r.bytes());
-    }
-    return out;
-  };
   const any = fields(fields(trailer).get(3) as Uint8Array);
   const duration = fields(fields(any.get(2) as Uint8Array).get(1) as Uint8Array);
   return {
@@ -92,7 +114,9 @@ describe("deadlines", () => {
     // An agent that hears every request and answers none.
     const heard: string[] = [];
     const agent: Subscription = stack.nc.subscribe(`${stack.prefix}.v1.compute.${instance}.*`, {
-      callback: (_err, m) => heard.push(m.subject.split(".").at(-1) ?? ""),
+      callback: (_err, m) => {
+        heard.push(m.subject.split(".").at(-1) ?? "");
+      },
     });
     await stack.nc.flush();
     try {
@@ -157,7 +181,9 @@ describe("log lines", () => {
     const logged = await stack.api.waitFor("internal error", 5000, { request_id: requestId });
     const line = stack.api.lines.find((l) => l.includes(requestId) && l.includes('"internal error"')) ?? "";
     const bytes = Buffer.byteLength(line);
-    console.log(`[limits] the internal-error line of a ${JSON.stringify(metadata).length}-byte request: ${bytes} bytes`);
+    console.log(
+      `[limits] the internal-error line of a ${JSON.stringify(metadata).length}-byte request: ${bytes} bytes`,
+    );
     expect(bytes).toBeLessThanOrEqual(MAX_LOG_LINE);
     expect(line).not.toContain(marker);
     expect(JSON.stringify(logged)).toContain("refused by the test trigger");

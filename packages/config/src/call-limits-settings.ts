@@ -1,6 +1,7 @@
 import { z } from "zod";
 
-const burst = (fallback: number) => z.coerce.number().int().min(1, "expected 1 or more calls").max(1_000_000).default(fallback);
+const burst = (fallback: number) =>
+  z.coerce.number().int().min(1, "expected 1 or more calls").max(1_000_000).default(fallback);
 const rate = (fallback: number) =>
   z.coerce.number().min(0, "expected calls per second, 0 for no limit").max(1_000_000).default(fallback);
 

@@ -6,9 +6,9 @@
  */
 
 /** Longest string kept in a log field; the rest is cut and the cut is said. */
-export const MAX_LOG_STRING = 2048;
+const MAX_LOG_STRING = 2048;
 /** Longest SQL text kept from a failed query. */
-export const MAX_LOG_SQL = 512;
+const MAX_LOG_SQL = 512;
 /** Longest log line written (bytes, JSON included); a longer one is replaced by a short notice. */
 export const MAX_LOG_LINE = 16 * 1024;
 
@@ -53,7 +53,8 @@ export function serializeBoundedError(error: Error, depth = 6): Record<string, u
     else out[key] = boundStrings(value);
   }
   if (error.cause !== undefined && depth > 0) {
-    out.cause = error.cause instanceof Error ? serializeBoundedError(error.cause, depth - 1) : boundStrings(error.cause);
+    out.cause =
+      error.cause instanceof Error ? serializeBoundedError(error.cause, depth - 1) : boundStrings(error.cause);
   }
   if (error instanceof AggregateError && depth > 0) {
     out.aggregateErrors = error.errors
@@ -91,7 +92,10 @@ export function boundLine(line: string): string {
   const kept: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(parsed)) {
     const small = typeof value === "number" || typeof value === "boolean" || typeof value === "string";
-    if (small && (key === "msg" || key.endsWith("_id") || ["level", "time", "service", "pid", "method"].includes(key))) {
+    if (
+      small &&
+      (key === "msg" || key.endsWith("_id") || ["level", "time", "service", "pid", "method"].includes(key))
+    ) {
       kept[key] = typeof value === "string" ? truncate(value, 512) : value;
     }
   }

@@ -21,7 +21,7 @@ function capture() {
 function queryError(value: string): Error {
   const params = [value, "p1"];
   const sql = `insert into "volumes" ("name", "project_id") values ($1, $2)${" ".repeat(2000)}returning *`;
-  const cause = Object.assign(new Error("invalid byte sequence for encoding \"UTF8\": 0x00"), {
+  const cause = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), {
     query: sql,
     parameters: params,
     args: params,

@@ -1,5 +1,5 @@
-import { CinderblockError, type ErrorCode, HostUnreachableError } from "@cinderblock/domain";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
+import { CinderblockError, type ErrorCode, HostUnreachableError } from "@cinderblock/domain";
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { RateLimitedError } from "./rate-limit.js";
 
@@ -47,7 +47,7 @@ export function toServiceError(error: unknown, requestId: string): MappedError {
  * A `google.rpc.Status` carrying one `google.rpc.RetryInfo` (its `retry_delay`), as the bytes of the
  * `grpc-status-details-bin` trailer that gRPC clients read the retry delay from.
  */
-export function retryInfoStatus(code: number, message: string, delayMs: number): Buffer {
+function retryInfoStatus(code: number, message: string, delayMs: number): Buffer {
   const seconds = Math.floor(delayMs / 1000);
   const nanos = Math.round((delayMs - seconds * 1000) * 1_000_000);
   const duration = new BinaryWriter().uint32(8).int64(seconds).uint32(16).int32(nanos).finish();

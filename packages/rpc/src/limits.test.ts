@@ -99,7 +99,13 @@ async function serve(handler: (ctx: RequestContext) => Promise<Buffer>, deadline
   const guard = rateLimited(statedIdentityGuard(createNoauthAuthenticator()), take, { Call: "write" });
   const server = new Server();
   server.addService(definition, {
-    call: unary("Call", () => {}, (_req: Buffer, ctx) => handler(ctx), guard, { deadlineMs }),
+    call: unary(
+      "Call",
+      () => {},
+      (_req: Buffer, ctx) => handler(ctx),
+      guard,
+      { deadlineMs },
+    ),
   });
   const port = await listen(server, "127.0.0.1:0");
   const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());

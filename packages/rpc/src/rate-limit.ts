@@ -92,11 +92,7 @@ export class RateLimitedError extends CinderblockError {
  * authenticated or not allowed spends nothing): a call over its class's rate is refused with
  * {@link RateLimitedError}. A method missing from `classes` counts as `write`.
  */
-export function rateLimited(
-  guard: Guard,
-  limiter: RateLimiter,
-  classes: Readonly<Record<string, MethodClass>>,
-): Guard {
+export function rateLimited(guard: Guard, limiter: RateLimiter, classes: Readonly<Record<string, MethodClass>>): Guard {
   return async (method, request, credentials, requestId) => {
     const ctx = await guard(method, request, credentials, requestId);
     const methodClass = classes[method] ?? "write";

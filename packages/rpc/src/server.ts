@@ -55,7 +55,9 @@ export function unary<Req, Res>(
         ? undefined
         : setTimeout(() => {
             const seconds = (options.deadlineMs ?? 0) / 1000;
-            abort.abort(new CinderblockError("DEADLINE_EXCEEDED", `the call ran past the server's deadline (${seconds} s)`));
+            abort.abort(
+              new CinderblockError("DEADLINE_EXCEEDED", `the call ran past the server's deadline (${seconds} s)`),
+            );
           }, options.deadlineMs);
     // NOTE: the reason rejects the race below as soon as the signal aborts, whatever the work does.
     const givenUp = new Promise<never>((_, reject) =>

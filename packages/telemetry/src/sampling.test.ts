@@ -9,7 +9,12 @@ import { samplerFor } from "./sampling.js";
 const TRACE_ID = "0af7651916cd43dd8448eb211c80319c";
 
 function decide(sampler: ReturnType<typeof samplerFor>, flags: TraceFlags, isRemote = true): SamplingDecision {
-  const parent = trace.setSpanContext(ROOT_CONTEXT, { traceId: TRACE_ID, spanId: "b7ad6b7169203331", traceFlags: flags, isRemote });
+  const parent = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: TRACE_ID,
+    spanId: "b7ad6b7169203331",
+    traceFlags: flags,
+    isRemote,
+  });
   return sampler.shouldSample(parent, TRACE_ID, "call", SpanKind.SERVER, {}, []).decision;
 }
 

@@ -47,7 +47,10 @@ async function main(): Promise<void> {
     guard,
     rateLimiter: createRateLimiter({
       classes: {
-        read: { perSecond: config.CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND, burst: config.CINDERBLOCK_RATE_LIMIT_READ_BURST },
+        read: {
+          perSecond: config.CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND,
+          burst: config.CINDERBLOCK_RATE_LIMIT_READ_BURST,
+        },
         write: {
           perSecond: config.CINDERBLOCK_RATE_LIMIT_WRITE_PER_SECOND,
           burst: config.CINDERBLOCK_RATE_LIMIT_WRITE_BURST,
