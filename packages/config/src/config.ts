@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { authFields, checkAuthSettings } from "./auth-settings.js";
+import { callLimitFields, statementTimeoutFields } from "./call-limits-settings.js";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
@@ -31,6 +32,7 @@ const quotaLimit = z.coerce.number().int().min(-1, "expected -1 (unlimited) or m
 const common = {
   DATABASE_URL: z.url().default("postgres://postgres@127.0.0.1:5432/cinderblock"),
   ...postgresFields,
+  ...statementTimeoutFields,
   CINDERBLOCK_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   /**
    * Named prepared statements (one round trip per query, no re-parse). `false` only behind a pooler
@@ -66,6 +68,7 @@ const apiSchema = z
     CINDERBLOCK_SNAPSHOT_INSTANCE_TIMEOUT: z.coerce.number().int().min(1).default(300),
     CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
     ...authFields,
+    ...callLimitFields,
     CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),

@@ -1,4 +1,5 @@
-import { type Logger, pino, stdSerializers } from "pino";
+import { type Logger, pino } from "pino";
+import { boundLine, boundStrings, serializeBoundedError, truncate } from "./log-bounds.js";
 import { REDACTED, redactSecrets, scrubUrlPasswords } from "./secrets.js";
 
 export type { Logger };
@@ -29,20 +30,22 @@ const REDACT_PATHS = [
 ];
 
 /**
- * An error as pino's standard serializer writes it, with every URL password in its message, stack
+ * An error with its causes (see serializeBoundedError), with every URL password in its message, stack
  * and fields replaced by `***` (a driver's error may quote the URL it was given) and secret-named
- * fields redacted. A string (an error already described) is scrubbed the same way.
+ * fields redacted; a failed query's parameters dropped and its SQL bounded (see log-bounds.ts). A
+ * string (an error already described) is scrubbed the same way.
  */
 function serializeError(error: unknown): unknown {
-  if (typeof error === "string") return scrubUrlPasswords(error);
-  if (!(error instanceof Error)) return redactSecrets(error);
-  return redactSecrets({ ...stdSerializers.err(error) }, 6);
+  if (typeof error === "string") return scrubUrlPasswords(truncate(error));
+  if (!(error instanceof Error)) return redactSecrets(boundStrings(error));
+  return redactSecrets(serializeBoundedError(error), 8);
 }
 
 /**
  * The structured JSON logger every service injects into its components. Secrets never reach a
  * line: known secret fields are `[redacted]`, and URL passwords (`postgres://user:***@host`) are
- * scrubbed from errors, the message and every other field.
+ * scrubbed from errors, the message and every other field. Lines are bounded: no SQL parameters,
+ * strings cut at 2 KiB and a line at 16 KiB, each cut said in the line.
  */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
@@ -52,15 +55,18 @@ export function createLogger(options: LoggerOptions): Logger {
       redact: { paths: REDACT_PATHS, censor: REDACTED },
       serializers: { err: serializeError, error: serializeError },
       formatters: {
-        log: (object) => redactSecrets(object) as Record<string, unknown>,
+        log: (object) => redactSecrets(boundStrings(object)) as Record<string, unknown>,
       },
       hooks: {
         logMethod(args, method) {
           method.apply(
             this,
-            args.map((arg) => (typeof arg === "string" ? scrubUrlPasswords(arg) : arg)) as Parameters<typeof method>,
+            args.map((arg) => (typeof arg === "string" ? scrubUrlPasswords(truncate(arg)) : arg)) as Parameters<
+              typeof method
+            >,
           );
         },
+        streamWrite: boundLine,
       },
     },
     options.destination,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { traceFields } from "./trace-settings.js";
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/;
 
@@ -61,6 +62,7 @@ export function observabilityFields(metricsPort: number) {
       .default(1),
     /** Milliseconds between two batch exports of finished spans. */
     OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(1).default(5000),
+    ...traceFields,
   };
 }
 

@@ -22,6 +22,12 @@ export interface DbOptions extends ConnectionSecurity {
    * cannot keep a session's prepared statements (PgBouncer in transaction mode before 1.21).
    */
   prepare?: boolean;
+  /**
+   * PostgreSQL `statement_timeout` of every connection, in milliseconds (0 or absent: none). A
+   * statement past it is cancelled by the server (SQLSTATE 57014), which the boundary answers as
+   * DEADLINE_EXCEEDED; a stuck statement then cannot hold a connection and a caller for ever.
+   */
+  statementTimeoutMs?: number;
 }
 
 /** A database handle plus the function that closes its pool. */
@@ -38,7 +44,10 @@ export function createDb(options: DbOptions): DbHandle {
     ssl,
     onnotice: () => {},
     // NOTE: timestamps stay strings/dates as drizzle maps them; no connection-level transforms.
-    connection: { application_name: "cinderblock" },
+    connection: {
+      application_name: "cinderblock",
+      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+    },
   });
   const db = drizzle(options.prepare === false ? client : preparing(client), { schema });
   return { db, close: () => client.end({ timeout: 5 }) };

@@ -65,7 +65,7 @@ export type {
   VolumeRow,
   VolumeStatus,
 } from "./types.js";
-export { isDatabaseUnavailable } from "./unavailable.js";
+export { isDatabaseUnavailable, isStatementTimeout } from "./unavailable.js";
 export type { GetVolumeOptions, VolumeChanges } from "./volumes.js";
 export {
   assignVolumeHost,

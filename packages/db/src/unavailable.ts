@@ -48,3 +48,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * True when `error` (or one in its `cause` chain) is PostgreSQL cancelling a statement
+ * (SQLSTATE 57014 query_canceled): its `statement_timeout` passed, or someone cancelled it.
+ */
+export function isStatementTimeout(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && typeof e === "object" && depth < 8; depth++) {
+    if ((e as { code?: unknown }).code === "57014") return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from "@cinderblock/db";
+import { isDatabaseUnavailable, isStatementTimeout } from "@cinderblock/db";
 
 /** The gRPC status codes a domain error may carry (names as in grpc's `Status`). */
 export type ErrorCode =
@@ -11,7 +11,9 @@ export type ErrorCode =
   | "UNAUTHENTICATED"
   | "UNAVAILABLE"
   /** A concurrent change kept getting in the way; the same request may succeed if sent again. */
-  | "ABORTED";
+  | "ABORTED"
+  /** The call (or one of its database statements) ran past its deadline; its work was stopped. */
+  | "DEADLINE_EXCEEDED";
 
 /**
  * The one error type use cases throw. Its message is meant for the caller (it names the field,
@@ -28,11 +30,19 @@ export class CinderblockError extends Error {
   /**
    * `error` as the caller should see it: a CinderblockError as it is; PostgreSQL being unreachable
    * or going away as UNAVAILABLE (the request may succeed if sent again, and the message says
-   * nothing of the database's address); anything else undefined (an internal failure).
+   * nothing of the database's address); a statement cancelled by PostgreSQL's `statement_timeout`
+   * as DEADLINE_EXCEEDED (without its SQL); anything else undefined (an internal failure).
    */
   static from(error: unknown): CinderblockError | undefined {
     if (error instanceof CinderblockError) return error;
     if (isDatabaseUnavailable(error)) return databaseUnavailable(error);
+    if (isStatementTimeout(error)) {
+      return new CinderblockError(
+        "DEADLINE_EXCEEDED",
+        "a database statement ran past its time limit and was cancelled; try again",
+        { cause: error },
+      );
+    }
     return undefined;
   }
 }

@@ -15,7 +15,7 @@ import {
   updateGroupSnapshotStatus,
   updateSnapshotStatus,
 } from "@cinderblock/db";
-import type { RequestContext } from "./context.js";
+import { type RequestContext, throwIfGivenUp } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { Announcer, Dispatcher } from "./ports.js";
 import { GROUP_SNAPSHOT_OPERATIONS, SNAPSHOT_OPERATIONS } from "./state-machine.js";
@@ -240,10 +240,12 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
       deps.onCommitted?.();
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(), deps.operationTimeoutSeconds * 1000);
+      // NOTE: a caller that gives up stops the wait; the reconciler settles the group (its operation row).
+      const waiting = ctx.signal ? AbortSignal.any([abort.signal, ctx.signal]) : abort.signal;
       try {
         await Promise.all(
           members.map(async (m) => {
-            for await (const _ of deps.watchSnapshot(ctx, m.id, abort.signal)) {
+            for await (const _ of deps.watchSnapshot(ctx, m.id, waiting)) {
               // until the member reaches a terminal status
             }
           }),
@@ -251,6 +253,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
       } finally {
         clearTimeout(timer);
       }
+      throwIfGivenUp(ctx);
       await transaction(db, (tx) => settleGroupSnapshot(tx, deps, groupId));
       deps.onCommitted?.();
       const group = await getGroupSnapshot(db, ctx.projectId, groupId);

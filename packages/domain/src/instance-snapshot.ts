@@ -1,6 +1,6 @@
 import { type Db, instanceAttachedElsewhere, listAttachmentsOfInstance, type SnapshotRow } from "@cinderblock/db";
 import { validateInstanceId } from "./attachments.js";
-import { isAdmin, type RequestContext } from "./context.js";
+import { isAdmin, type RequestContext, throwIfGivenUp, unlessGivenUp } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { ComputeAgents } from "./ports.js";
 import { TERMINAL_SNAPSHOT_STATUSES } from "./state-machine.js";
@@ -82,17 +82,28 @@ export function createInstanceSnapshot(
         `instance ${instanceId} has volumes of another project attached; only an administrator can snapshot it`,
       );
     }
-    const quiesced = input.quiesce ? await deps.compute.quiesce(instanceId) : false;
+    let quiesced = false;
+    if (input.quiesce) {
+      try {
+        // NOTE: a caller that gives up stops the wait, not the request: the agent may still freeze.
+        quiesced = await unlessGivenUp(ctx, deps.compute.quiesce(instanceId));
+      } catch (error) {
+        await deps.compute.unquiesce(instanceId);
+        throw error;
+      }
+    }
     if (input.quiesce && !quiesced && input.quiesceRequired) {
       await deps.compute.unquiesce(instanceId);
       throw new CinderblockError("FAILED_PRECONDITION", `instance ${instanceId} did not confirm the quiesce in time`);
     }
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), deps.timeoutSeconds * 1000);
+    const waiting = ctx.signal ? AbortSignal.any([abort.signal, ctx.signal]) : abort.signal;
     let snapshots: SnapshotRow[] = [];
     try {
       const created: SnapshotRow[] = [];
       for (const a of attachments) {
+        throwIfGivenUp(ctx);
         created.push(
           await deps.createSnapshot(ctx, {
             volumeId: a.volumeId,
@@ -105,7 +116,8 @@ export function createInstanceSnapshot(
           }),
         );
       }
-      snapshots = await Promise.all(created.map(async (s) => (await settled(ctx, s.id, abort.signal)) ?? s));
+      snapshots = await Promise.all(created.map(async (s) => (await settled(ctx, s.id, waiting)) ?? s));
+      throwIfGivenUp(ctx);
     } finally {
       clearTimeout(timer);
       if (input.quiesce) await deps.compute.unquiesce(instanceId);

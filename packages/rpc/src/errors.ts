@@ -1,5 +1,7 @@
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { CinderblockError, type ErrorCode, HostUnreachableError } from "@cinderblock/domain";
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { RateLimitedError } from "./rate-limit.js";
 
 const CODES: Record<ErrorCode, status> = {
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
@@ -11,6 +13,7 @@ const CODES: Record<ErrorCode, status> = {
   UNAUTHENTICATED: status.UNAUTHENTICATED,
   UNAVAILABLE: status.UNAVAILABLE,
   ABORTED: status.ABORTED,
+  DEADLINE_EXCEEDED: status.DEADLINE_EXCEEDED,
 };
 
 /** What the boundary reports about an error it sends back. */
@@ -28,11 +31,35 @@ export function toServiceError(error: unknown, requestId: string): MappedError {
   const metadata = new Metadata();
   metadata.set("x-request-id", requestId);
   const known = CinderblockError.from(error);
-  if (known) return { error: { code: CODES[known.code], details: known.message, metadata }, internal: false };
+  if (known) {
+    if (known instanceof RateLimitedError) {
+      metadata.set("grpc-status-details-bin", retryInfoStatus(CODES[known.code], known.message, known.retryDelayMs));
+    }
+    return { error: { code: CODES[known.code], details: known.message, metadata }, internal: false };
+  }
   return {
     error: { code: status.INTERNAL, details: `internal error (request ${requestId})`, metadata },
     internal: true,
   };
+}
+
+/**
+ * A `google.rpc.Status` carrying one `google.rpc.RetryInfo` (its `retry_delay`), as the bytes of the
+ * `grpc-status-details-bin` trailer that gRPC clients read the retry delay from.
+ */
+function retryInfoStatus(code: number, message: string, delayMs: number): Buffer {
+  const seconds = Math.floor(delayMs / 1000);
+  const nanos = Math.round((delayMs - seconds * 1000) * 1_000_000);
+  const duration = new BinaryWriter().uint32(8).int64(seconds).uint32(16).int32(nanos).finish();
+  const retryInfo = new BinaryWriter().uint32(10).bytes(duration).finish();
+  const any = new BinaryWriter()
+    .uint32(10)
+    .string("type.googleapis.com/google.rpc.RetryInfo")
+    .uint32(18)
+    .bytes(retryInfo)
+    .finish();
+  const body = new BinaryWriter().uint32(8).int32(code).uint32(18).string(message).uint32(26).bytes(any).finish();
+  return Buffer.from(body);
 }
 
 const NAMES = new Map<number, ErrorCode>(Object.entries(CODES).map(([name, code]) => [code, name as ErrorCode]));

@@ -21,31 +21,69 @@ import { instrumentCall } from "./metrics.js";
 /** Where the boundary reports unexpected errors (the service's logger). */
 export type ErrorReporter = (error: unknown, info: { method: string; requestId: string }) => void;
 
+/** Options for {@link unary}. */
+export interface UnaryOptions {
+  /**
+   * The server's deadline for the call, in milliseconds (a shorter client deadline wins): past it
+   * the call ends with DEADLINE_EXCEEDED and the handler's `ctx.signal` aborts. None by default.
+   */
+  deadlineMs?: number;
+}
+
 /**
  * Wraps a unary handler: the guard authenticates the caller and enforces the method's policy
  * before the handler sees the request; errors are mapped at this one boundary; the call is counted
  * and timed (grpc_server_* metrics) and runs in a server span continuing the caller's trace.
+ * `ctx.signal` aborts when the client cancels (or its deadline passes) or the server's deadline
+ * passes; the call then ends at once (CANCELLED, or DEADLINE_EXCEEDED) and the work stops where it
+ * listens to the signal.
  */
 export function unary<Req, Res>(
   method: string,
   report: ErrorReporter,
   handler: (request: Req, ctx: RequestContext) => Promise<Res>,
   guard: Guard,
+  options: UnaryOptions = {},
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const requestId = requestIdOf(call.metadata);
+    const abort = new AbortController();
+    const cancelled = new CinderblockError("DEADLINE_EXCEEDED", "the call was cancelled by the client");
+    call.on("cancelled", () => abort.abort(cancelled));
+    const timer =
+      options.deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            const seconds = (options.deadlineMs ?? 0) / 1000;
+            abort.abort(
+              new CinderblockError("DEADLINE_EXCEEDED", `the call ran past the server's deadline (${seconds} s)`),
+            );
+          }, options.deadlineMs);
+    // NOTE: the reason rejects the race below as soon as the signal aborts, whatever the work does.
+    const givenUp = new Promise<never>((_, reject) =>
+      abort.signal.addEventListener("abort", () => reject(abort.signal.reason), { once: true }),
+    );
+    givenUp.catch(() => {});
     instrumentCall(call.getPath(), "unary", call.metadata, async (end) => {
       try {
         const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
-        const ctx = await guard(method, call.request, credentials, requestId);
-        const response = await handler(call.request, ctx);
+        const ctx = await Promise.race([guard(method, call.request, credentials, requestId), givenUp]);
+        const work = handler(call.request, { ...ctx, signal: abort.signal });
+        work.catch(() => {}); // a late failure after the call ended is not an unhandled rejection
+        const response = await Promise.race([work, givenUp]);
         end(status.OK);
         callback(null, response);
       } catch (error) {
+        if (error === cancelled) {
+          end(status.CANCELLED); // the client is gone; there is no one to answer
+          return;
+        }
         const mapped = toServiceError(error, requestId);
         if (mapped.internal) report(error, { method, requestId });
         end(mapped.error.code ?? status.UNKNOWN);
         callback(mapped.error);
+      } finally {
+        clearTimeout(timer);
       }
     });
   };

@@ -35,6 +35,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     serviceName: config.OTEL_SERVICE_NAME ?? `cinderblock-${options.service}`,
     sampler: config.OTEL_TRACES_SAMPLER,
     samplerRatio: config.OTEL_TRACES_SAMPLER_ARG,
+    trustRemoteParent: config.CINDERBLOCK_TRACE_TRUST_PARENT,
     scheduleDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });

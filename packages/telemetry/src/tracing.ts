@@ -15,29 +15,11 @@ import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as OTLPProtobufTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  ParentBasedSampler,
-  type Sampler,
-  type SpanExporter,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-} from "@opentelemetry/sdk-trace";
+import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, TracerProvider } from "@opentelemetry/sdk-trace";
+import { type SamplerName, samplerFor } from "./sampling.js";
 
 export type { Context, Span };
 export { SpanStatusCode };
-
-/** The standard OTEL_TRACES_SAMPLER values this project understands. */
-type SamplerName =
-  | "always_on"
-  | "always_off"
-  | "traceidratio"
-  | "parentbased_always_on"
-  | "parentbased_always_off"
-  | "parentbased_traceidratio";
 
 /** Options for {@link startTracing}. */
 export interface TracingOptions {
@@ -52,6 +34,8 @@ export interface TracingOptions {
   sampler: SamplerName;
   /** The ratio of the `traceidratio` samplers (0..1). */
   samplerRatio: number;
+  /** Whether a remote parent's sampled flag decides (see {@link samplerFor}); default false. */
+  trustRemoteParent?: boolean;
   /** Milliseconds between two batch exports. */
   scheduleDelayMs: number;
   /** Told about export failures and other SDK trouble (the service's logger). */
@@ -78,13 +62,6 @@ let enabled = false;
 const tracer = trace.getTracer("cinderblock");
 const propagator = new W3CTraceContextPropagator();
 
-function samplerFor(name: SamplerName, ratio: number): Sampler {
-  let root: Sampler = new TraceIdRatioBasedSampler(ratio);
-  if (name.endsWith("always_on")) root = new AlwaysOnSampler();
-  else if (name.endsWith("always_off")) root = new AlwaysOffSampler();
-  return name.startsWith("parentbased_") ? new ParentBasedSampler({ root }) : root;
-}
-
 /**
  * Registers the global tracer provider (W3C trace context, async-local context), exporting spans in
  * batches to OTLP/HTTP (protobuf or JSON) or the console. With `exporter: "none"` it does nothing.
@@ -100,7 +77,7 @@ export function startTracing(options: TracingOptions): Tracing {
   }
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": options.serviceName }),
-    sampler: samplerFor(options.sampler, options.samplerRatio),
+    sampler: samplerFor(options.sampler, options.samplerRatio, options.trustRemoteParent ?? false),
     spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: options.scheduleDelayMs })],
   });
   const warn = options.onWarning;

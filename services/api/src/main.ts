@@ -11,7 +11,14 @@ import { apiServerTls, hostClientTls, loadApiConfig, natsConnectionSettings } fr
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
 import { createApiUseCases } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
-import { addHealthAndReflection, createVolumeHostCalls, listen, serverTls, shutdown } from "@cinderblock/rpc";
+import {
+  addHealthAndReflection,
+  createRateLimiter,
+  createVolumeHostCalls,
+  listen,
+  serverTls,
+  shutdown,
+} from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createApiGuard } from "./identity.js";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
@@ -38,6 +45,28 @@ async function main(): Promise<void> {
     // NOTE: streams end as the drain starts; left open they would hold it for the whole grace period.
     stopping: lifecycle.signal,
     guard,
+    rateLimiter: createRateLimiter({
+      classes: {
+        read: {
+          perSecond: config.CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND,
+          burst: config.CINDERBLOCK_RATE_LIMIT_READ_BURST,
+        },
+        write: {
+          perSecond: config.CINDERBLOCK_RATE_LIMIT_WRITE_PER_SECOND,
+          burst: config.CINDERBLOCK_RATE_LIMIT_WRITE_BURST,
+        },
+        admin: {
+          perSecond: config.CINDERBLOCK_RATE_LIMIT_ADMIN_PER_SECOND,
+          burst: config.CINDERBLOCK_RATE_LIMIT_ADMIN_BURST,
+        },
+        stream: {
+          perSecond: config.CINDERBLOCK_RATE_LIMIT_STREAM_PER_SECOND,
+          burst: config.CINDERBLOCK_RATE_LIMIT_STREAM_BURST,
+        },
+      },
+      maxProjects: config.CINDERBLOCK_RATE_LIMIT_MAX_PROJECTS,
+    }),
+    callDeadlineMs: config.CINDERBLOCK_CALL_DEADLINE * 1000,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
   const health = addHealthAndReflection(server, {
@@ -76,6 +105,7 @@ async function main(): Promise<void> {
     sslCaFile: config.DATABASE_SSL_CA_FILE,
     max: config.CINDERBLOCK_DB_POOL_MAX,
     prepare: config.CINDERBLOCK_DB_PREPARE,
+    statementTimeoutMs: config.CINDERBLOCK_DB_STATEMENT_TIMEOUT_MS,
   });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>

@@ -18,6 +18,8 @@ import {
   type ErrorReporter,
   type Guard,
   loadPolicy,
+  type RateLimiter,
+  rateLimited,
   Server,
   serverStreaming,
   unary,
@@ -33,6 +35,7 @@ import {
   toVolume,
   volumeStatusName,
 } from "./mapping.js";
+import { API_METHOD_CLASSES } from "./method-classes.js";
 import { API_METHOD_RULES } from "./rules.js";
 
 /** Fully qualified names of the public services (for health and the README). */
@@ -64,6 +67,10 @@ export interface ApiServerOptions {
    * with the default policy (tests and development).
    */
   guard?: Guard;
+  /** Per-project rate limits by method class (API_METHOD_CLASSES), applied after the guard; none by default. */
+  rateLimiter?: RateLimiter;
+  /** The server's deadline of a unary call, in milliseconds; none by default. */
+  callDeadlineMs?: number;
 }
 
 /**
@@ -72,15 +79,17 @@ export interface ApiServerOptions {
  */
 export function createApiServer(options: ApiServerOptions): Server {
   const { useCases: uc, report } = options;
-  const guard =
+  const identified =
     options.guard ??
     createGuard({
       authenticator: createNoauthAuthenticator(),
       policy: loadPolicy(undefined),
       methods: API_METHOD_RULES,
     });
+  const guard = options.rateLimiter ? rateLimited(identified, options.rateLimiter, API_METHOD_CLASSES) : identified;
+  const limits = { deadlineMs: options.callDeadlineMs };
   const u = <Req, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
-    unary(method, report, handler, guard);
+    unary(method, report, handler, guard, limits);
   const streaming = { stop: options.stopping, guard };
   const volumes: VolumesServiceServer = {
     createVolume: u("CreateVolume", async (req, ctx) => ({

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     sslCaFile: config.DATABASE_SSL_CA_FILE,
     max: config.CINDERBLOCK_DB_POOL_MAX,
     prepare: config.CINDERBLOCK_DB_PREPARE,
+    statementTimeoutMs: config.CINDERBLOCK_DB_STATEMENT_TIMEOUT_MS,
   });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const backend = config.CINDERBLOCK_BACKEND_NAME;
