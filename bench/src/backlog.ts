@@ -9,7 +9,7 @@
  */
 
 import { CreateSnapshotRequest, QuotasServiceClient } from "@cinderblock/proto";
-import { availableVolumes, call, startStack } from "@cinderblock/testing";
+import { availableVolumes, call, NO_RATE_LIMITS, startStack } from "@cinderblock/testing";
 import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import postgres from "postgres";
@@ -28,7 +28,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 90
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 20_000);
   if (!Number.isInteger(count) || count < 1) throw new Error("count: must be a positive integer");
-  const stack = await startStack({ env: { CINDERBLOCK_QUOTA_VOLUMES: "1000" } });
+  const stack = await startStack({ env: { CINDERBLOCK_QUOTA_VOLUMES: "1000", ...NO_RATE_LIMITS } });
   const sql = postgres(stack.database.url, { max: 1 });
   const quotas = new QuotasServiceClient(stack.address, credentials.createInsecure());
   const md = callerMetadata("backlog");

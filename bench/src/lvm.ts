@@ -20,6 +20,7 @@ import {
   call,
   freePort,
   identity,
+  NO_RATE_LIMITS,
   startStack,
   untilEnd,
 } from "@cinderblock/testing";
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
     (await execFileAsync(join(SCRIPTS, "run.sh"), [runDir, "sh", "-c", script])).stdout.trim();
   const stack = await startStack({
     env: {
+      ...NO_RATE_LIMITS,
       CINDERBLOCK_QUOTA_SNAPSHOTS: String(count + 10),
       CINDERBLOCK_QUOTA_GIGABYTES: "-1",
       CINDERBLOCK_VOLUME_DRIVER: "lvm",

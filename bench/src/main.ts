@@ -31,7 +31,14 @@ import {
   SnapshotStatus,
   SnapshotsServiceClient,
 } from "@cinderblock/proto";
-import { availableVolumes, backendUnavailable, call, type Stack, startStack } from "@cinderblock/testing";
+import {
+  availableVolumes,
+  backendUnavailable,
+  call,
+  NO_RATE_LIMITS,
+  type Stack,
+  startStack,
+} from "@cinderblock/testing";
 import { credentials, type Metadata } from "@grpc/grpc-js";
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
@@ -481,6 +488,7 @@ async function main(): Promise<void> {
   const stack = await startStack({
     env: {
       CINDERBLOCK_QUOTA_VOLUMES: "1000",
+      ...NO_RATE_LIMITS,
       ...(options.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.profile}` } : {}),
     },
   });

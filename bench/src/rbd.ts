@@ -27,6 +27,7 @@ import {
   backendScripts,
   backendUnavailable,
   call,
+  NO_RATE_LIMITS,
   type Stack,
   startStack,
   untilEnd,
@@ -94,6 +95,7 @@ async function withCpu(pids: Record<string, number | undefined>, phase: () => Pr
 async function stackWithVolumes(clusterDir: string, client: "librbd" | "cli", volumes: number, snapshots: number) {
   const stack = await startStack({
     env: {
+      ...NO_RATE_LIMITS,
       CINDERBLOCK_VOLUME_DRIVER: "rbd",
       CINDERBLOCK_BACKEND_NAME: "rbd",
       CINDERBLOCK_DRIVER_OPTIONS: JSON.stringify({

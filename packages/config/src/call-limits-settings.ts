@@ -12,17 +12,17 @@ const rate = (fallback: number) =>
  */
 export const callLimitFields = {
   /** Gets and lists. */
-  CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND: rate(20),
-  CINDERBLOCK_RATE_LIMIT_READ_BURST: burst(100),
+  CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND: rate(200),
+  CINDERBLOCK_RATE_LIMIT_READ_BURST: burst(1000),
   /** Creates, updates, deletes, attach/detach, SnapshotInstance. */
-  CINDERBLOCK_RATE_LIMIT_WRITE_PER_SECOND: rate(5),
-  CINDERBLOCK_RATE_LIMIT_WRITE_BURST: burst(30),
+  CINDERBLOCK_RATE_LIMIT_WRITE_PER_SECOND: rate(50),
+  CINDERBLOCK_RATE_LIMIT_WRITE_BURST: burst(500),
   /** Admin actions: status resets, quota updates, manage/unmanage. */
-  CINDERBLOCK_RATE_LIMIT_ADMIN_PER_SECOND: rate(2),
-  CINDERBLOCK_RATE_LIMIT_ADMIN_BURST: burst(20),
+  CINDERBLOCK_RATE_LIMIT_ADMIN_PER_SECOND: rate(10),
+  CINDERBLOCK_RATE_LIMIT_ADMIN_BURST: burst(100),
   /** Opening a stream (WatchSnapshot, WatchEvents). */
-  CINDERBLOCK_RATE_LIMIT_STREAM_PER_SECOND: rate(2),
-  CINDERBLOCK_RATE_LIMIT_STREAM_BURST: burst(20),
+  CINDERBLOCK_RATE_LIMIT_STREAM_PER_SECOND: rate(10),
+  CINDERBLOCK_RATE_LIMIT_STREAM_BURST: burst(200),
   /**
    * Projects whose buckets are kept; past it the least recently seen project's buckets go (it
    * starts again with a full bucket). Idle projects' full buckets are dropped as calls come in.

@@ -34,6 +34,6 @@ export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres
 export type { TcpProxy } from "./proxy.js";
 export { createTcpProxy } from "./proxy.js";
 export type { ServiceName, ServiceProcess, Stack, StackOptions } from "./stack.js";
-export { REPO_ROOT, startService, startStack } from "./stack.js";
+export { NO_RATE_LIMITS, REPO_ROOT, startService, startStack } from "./stack.js";
 export type { SettleOptions } from "./waits.js";
 export { availableVolume, availableVolumes, createSettledVolume, settle, settledVolume, statusOf } from "./waits.js";
