@@ -14,6 +14,7 @@ export {
   insertGroupSnapshot,
   listGroupMembers,
   listGroupSnapshots,
+  listMembersOfGroups,
   updateGroupSnapshotStatus,
 } from "./group-snapshots.js";
 export { runMigrations } from "./migrate.js";
