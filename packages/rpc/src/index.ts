@@ -5,6 +5,7 @@ export type { Health } from "./health.js";
 export { addHealth } from "./health.js";
 export type { VolumeHostCallsOptions } from "./host-client.js";
 export { createVolumeHostCalls } from "./host-client.js";
+export { tolerantService } from "./malformed.js";
 export type { ErrorReporter, IntrospectionOptions, StreamingOptions } from "./server.js";
 export { addHealthAndReflection, listen, Server, serverStreaming, shutdown, unary } from "./server.js";
 export type { TlsOptions } from "./tls.js";

@@ -16,6 +16,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { type Guard, requestIdOf } from "./auth/guard.js";
 import { toServiceError } from "./errors.js";
 import { addHealth, type Health } from "./health.js";
+import { assertWellFormed } from "./malformed.js";
 import { instrumentCall } from "./metrics.js";
 
 /** Where the boundary reports unexpected errors (the service's logger). */
@@ -36,6 +37,7 @@ export function unary<Req, Res>(
     const requestId = requestIdOf(call.metadata);
     instrumentCall(call.getPath(), "unary", call.metadata, async (end) => {
       try {
+        assertWellFormed(call.request);
         const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
         const ctx = await guard(method, call.request, credentials, requestId);
         const response = await handler(call.request, ctx);
@@ -99,6 +101,7 @@ export function serverStreaming<Req, Res>(
       if (stop?.aborted) onStop();
       else stop?.addEventListener("abort", onStop, { once: true });
       try {
+        assertWellFormed(call.request);
         const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
         const ctx = await guard(method, call.request, credentials, requestId);
         for await (const message of handler(call.request, ctx, abort.signal)) {
