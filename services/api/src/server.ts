@@ -1,4 +1,11 @@
-import { type ApiUseCases, CinderblockError, type QuotaView, type RequestContext } from "@cinderblock/domain";
+import {
+  type ApiUseCases,
+  CinderblockError,
+  type QuotaView,
+  type RequestContext,
+  type RequestLimits,
+  validateRequest,
+} from "@cinderblock/domain";
 import {
   type EventsServiceServer,
   EventsServiceService,
@@ -11,6 +18,8 @@ import {
   SnapshotsServiceService,
   type VolumesServiceServer,
   VolumesServiceService,
+  type WatchEventsRequest,
+  type WatchSnapshotRequest,
 } from "@cinderblock/proto";
 import {
   createGuard,
@@ -20,6 +29,7 @@ import {
   loadPolicy,
   Server,
   serverStreaming,
+  tolerantService,
   unary,
 } from "@cinderblock/rpc";
 import {
@@ -64,6 +74,8 @@ export interface ApiServerOptions {
    * with the default policy (tests and development).
    */
   guard?: Guard;
+  /** Bounds on every string, map and list of every request (the CINDERBLOCK_REQUEST_* settings). */
+  limits: RequestLimits;
 }
 
 /**
@@ -79,9 +91,32 @@ export function createApiServer(options: ApiServerOptions): Server {
       policy: loadPolicy(undefined),
       methods: API_METHOD_RULES,
     });
-  const u = <Req, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
-    unary(method, report, handler, guard);
-  const streaming = { stop: options.stopping, guard };
+  const { limits } = options;
+  // NOTE: every request passes the generic checks (no control characters, bounded strings, maps
+  // and lists) after the guard and before its use case, so a field added later is covered too.
+  const u = <Req extends object, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
+    unary<Req, Res>(
+      method,
+      report,
+      (request, ctx) => {
+        validateRequest(request, limits);
+        return handler(request, ctx);
+      },
+      guard,
+    );
+  const s = <Req extends object, Res>(
+    method: string,
+    handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
+  ) =>
+    serverStreaming<Req, Res>(
+      method,
+      report,
+      (request, ctx, signal) => {
+        validateRequest(request, limits);
+        return handler(request, ctx, signal);
+      },
+      { stop: options.stopping, guard },
+    );
   const volumes: VolumesServiceServer = {
     createVolume: u("CreateVolume", async (req, ctx) => ({
       volume: toVolume(await uc.createVolume(ctx, req)),
@@ -142,14 +177,9 @@ export function createApiServer(options: ApiServerOptions): Server {
       const page = await uc.listSnapshots(ctx, { ...req, status: snapshotStatusName(req.status) });
       return { snapshots: page.items.map((s) => toListedSnapshot(s, view)), nextPageToken: page.nextPageToken };
     }),
-    watchSnapshot: serverStreaming(
-      "WatchSnapshot",
-      report,
-      async function* (req, ctx, signal) {
-        for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
-      },
-      streaming,
-    ),
+    watchSnapshot: s("WatchSnapshot", async function* (req: WatchSnapshotRequest, ctx, signal) {
+      for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
+    }),
     updateSnapshot: u("UpdateSnapshot", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.updateSnapshot(ctx, req.id, { name: req.name, description: req.description })),
     })),
@@ -192,15 +222,10 @@ export function createApiServer(options: ApiServerOptions): Server {
     ),
   };
   const events: EventsServiceServer = {
-    watchEvents: serverStreaming(
-      "WatchEvents",
-      report,
-      async function* (req, ctx, signal) {
-        const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
-        for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
-      },
-      streaming,
-    ),
+    watchEvents: s("WatchEvents", async function* (req: WatchEventsRequest, ctx, signal) {
+      const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
+      for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
+    }),
   };
   const groups: GroupSnapshotsServiceServer = {
     createGroupSnapshot: u("CreateGroupSnapshot", async (req, ctx) => {
@@ -220,10 +245,10 @@ export function createApiServer(options: ApiServerOptions): Server {
     }),
   };
   const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
-  server.addService(VolumesServiceService, volumes);
-  server.addService(SnapshotsServiceService, snapshots);
-  server.addService(QuotasServiceService, quotas);
-  server.addService(EventsServiceService, events);
-  server.addService(GroupSnapshotsServiceService, groups);
+  server.addService(tolerantService(VolumesServiceService), volumes);
+  server.addService(tolerantService(SnapshotsServiceService), snapshots);
+  server.addService(tolerantService(QuotasServiceService), quotas);
+  server.addService(tolerantService(EventsServiceService), events);
+  server.addService(tolerantService(GroupSnapshotsServiceService), groups);
   return server;
 }
