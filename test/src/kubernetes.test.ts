@@ -125,8 +125,9 @@ function secretFiles(container: IContainer, pod: IPodSpec): Map<string, { secret
   return files;
 }
 
-/** `X_FILE` stands for the secret setting X (a _PASSWORD, _TOKEN or _URL) read from a file. */
-const settingOf = (name: string) => (/_(PASSWORD|TOKEN|URL)_FILE$/.test(name) ? name.replace(/_FILE$/, "") : name);
+/** `X_FILE` stands for the secret setting X (a _PASSWORD, _TOKEN, _SECRET or _URL) read from a file. */
+const settingOf = (name: string) =>
+  /_(PASSWORD|TOKEN|SECRET|URL)_FILE$/.test(name) ? name.replace(/_FILE$/, "") : name;
 
 /**
  * The environment a container would get (the pod name for `fieldRef`, `$(VAR)` expanded as the

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { authFields, checkAuthSettings } from "./auth-settings.js";
 import { callLimitFields, statementTimeoutFields } from "./call-limits-settings.js";
+import { inputFields } from "./input-settings.js";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
@@ -69,6 +70,7 @@ const apiSchema = z
     CINDERBLOCK_API_LISTEN: hostPort.default("127.0.0.1:50051"),
     ...authFields,
     ...callLimitFields,
+    ...inputFields,
     CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),

@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 
 /** Settings whose value is a secret as a whole: never printed, whatever it holds. */
-const SECRET_VALUE = /_(PASSWORD|TOKEN)$/;
+const SECRET_VALUE = /_(PASSWORD|TOKEN|SECRET)$/;
 
 /** Settings that may be given as `<NAME>_FILE` (the file's content): secrets, and URLs that may carry one. */
-const FILE_ALLOWED = /_(PASSWORD|TOKEN|URL)$/;
+const FILE_ALLOWED = /_(PASSWORD|TOKEN|SECRET|URL)$/;
 
 /** The suffix of a setting that names the file holding another setting's value. */
 const FILE_SUFFIX = "_FILE";
@@ -24,7 +24,7 @@ export function scrubUrlPasswords(text: string): string {
   return text.replace(URL_PASSWORD, "$1***@");
 }
 
-/** True for a setting (or field) name whose whole value is a secret (`*_PASSWORD`, `*_TOKEN`). */
+/** True for a setting (or field) name whose whole value is a secret (`*_PASSWORD`, `*_TOKEN`, `*_SECRET`). */
 function isSecretName(name: string): boolean {
   return SECRET_VALUE.test(name.toUpperCase());
 }
@@ -59,7 +59,7 @@ export function isSecretFileKey(key: string, isSetting: (name: string) => boolea
 
 /**
  * Replaces each `<NAME>_FILE` in `values` (one source: the environment, or the config file) whose
- * NAME is one of `names` and ends in _PASSWORD, _TOKEN or _URL by NAME = the file's content, its
+ * NAME is one of `names` and ends in _PASSWORD, _TOKEN, _SECRET or _URL by NAME = the file's content, its
  * trailing newline trimmed. Works by the name alone, so a setting added anywhere gets it for free.
  * Both forms in one source, or an unreadable file, is a problem (naming the variables and the path,
  * never the content). `where` says which source, e.g. ` (in /etc/cinderblock.json)`.

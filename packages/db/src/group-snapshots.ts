@@ -65,6 +65,25 @@ export async function updateGroupSnapshotStatus(
   return row;
 }
 
+/**
+ * The member snapshots of several groups in one query (a page of ListGroupSnapshots), by group id,
+ * each group's in creation order, deleted ones included; a group without members maps to [].
+ */
+export async function listMembersOfGroups(
+  db: Executor,
+  groupIds: readonly string[],
+): Promise<Map<string, SnapshotRow[]>> {
+  const byGroup = new Map<string, SnapshotRow[]>(groupIds.map((id) => [id, []]));
+  if (groupIds.length === 0) return byGroup;
+  const rows = (await db
+    .select()
+    .from(snapshots)
+    .where(inArray(snapshots.groupSnapshotId, [...groupIds]))
+    .orderBy(snapshots.createdAt, snapshots.id)) as SnapshotRow[];
+  for (const row of rows) byGroup.get(row.groupSnapshotId)?.push(row);
+  return byGroup;
+}
+
 /** The group's member snapshots (deleted ones included: a settled group reads its history). */
 export async function listGroupMembers(db: Executor, groupId: string): Promise<SnapshotRow[]> {
   const rows = await db

@@ -16,6 +16,7 @@ export {
   insertGroupSnapshot,
   listGroupMembers,
   listGroupSnapshots,
+  listMembersOfGroups,
   updateGroupSnapshotStatus,
 } from "./group-snapshots.js";
 export { runMigrations } from "./migrate.js";

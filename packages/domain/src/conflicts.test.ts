@@ -19,6 +19,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
+import { createPageTokens } from "./pages.js";
 import type { Dispatcher, HostConnection, VolumeHostCalls } from "./ports.js";
 import { type ApiUseCases, createApiUseCases } from "./use-cases.js";
 import type { CreateVolumeInput } from "./validation.js";
@@ -181,6 +182,7 @@ beforeAll(async () => {
     quota: { volumes: 100, snapshots: 100, gigabytes: 1000 },
     defaultAvailabilityZone: "nova",
     operationTimeoutSeconds: 120,
+    pageTokens: createPageTokens("a test secret of at least 32 characters"),
     serviceDownTimeSeconds: 600,
   });
 });

@@ -10,6 +10,7 @@ import {
   insertOperation,
   listGroupMembers,
   listGroupSnapshots,
+  listMembersOfGroups,
   type SnapshotRow,
   transaction,
   updateGroupSnapshotStatus,
@@ -265,12 +266,15 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
 
     async listGroupSnapshots(ctx, pageSize) {
       const groups = await listGroupSnapshots(db, ctx.projectId, validatePageSize(pageSize));
-      return Promise.all(
-        groups.map(async (group) => ({
-          group,
-          members: (await listGroupMembers(db, group.id)).filter((m) => !m.deleted),
-        })),
+      // NOTE: one query for the members of the whole page, not one per group (up to 1,000 at once).
+      const members = await listMembersOfGroups(
+        db,
+        groups.map((g) => g.id),
       );
+      return groups.map((group) => ({
+        group,
+        members: (members.get(group.id) ?? []).filter((m) => !m.deleted),
+      }));
     },
 
     async deleteGroupSnapshot(ctx, rawId) {

@@ -8,7 +8,8 @@ export type { CreateGroupInput, GroupEvent, GroupSnapshotView, GroupUseCases } f
 export { settleGroupDelete, settleGroupSnapshot } from "./groups.js";
 export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from "./instance-snapshot.js";
 export type { ManageInput, ManageUseCases } from "./manage.js";
-export type { ListInput, Page } from "./pages.js";
+export type { ListInput, Page, PageTokens } from "./pages.js";
+export { createPageTokens } from "./pages.js";
 export type {
   Announcer,
   ChangeFeed,
@@ -53,5 +54,11 @@ export {
 export { groupSnapshotUsage, snapshotUsage, volumeUsage } from "./usage.js";
 export type { ApiDependencies, ApiUseCases, ManagementDependencies, ManagementUseCases } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";
-export type { CreateSnapshotInput, CreateVolumeInput } from "./validation.js";
-export { validateCreateSnapshot, validateCreateVolume, validateId, validatePageSize } from "./validation.js";
+export type { CreateSnapshotInput, CreateVolumeInput, RequestLimits } from "./validation.js";
+export {
+  validateCreateSnapshot,
+  validateCreateVolume,
+  validateId,
+  validatePageSize,
+  validateRequest,
+} from "./validation.js";

@@ -28,6 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
 import { CinderblockError } from "./errors.js";
 import type { ListInput } from "./pages.js";
+import { createPageTokens } from "./pages.js";
 import type { Announcer, ChangeFeed, ComputeAgents, Dispatcher, EventFeed, VolumeHostCalls } from "./ports.js";
 import { type ApiUseCases, createApiUseCases } from "./use-cases.js";
 import type { CreateVolumeInput } from "./validation.js";
@@ -220,6 +221,7 @@ beforeAll(async () => {
     quota: { volumes: 100, snapshots: 10, gigabytes: 1000 },
     defaultAvailabilityZone: "nova",
     operationTimeoutSeconds: 120,
+    pageTokens: createPageTokens("a test secret of at least 32 characters"),
     serviceDownTimeSeconds: 60,
   });
 });

@@ -6,7 +6,7 @@ import { createGroupUseCases, type GroupUseCases } from "./groups.js";
 import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
 import { createManageUseCases, type ManageUseCases } from "./manage.js";
 import { deleteMetadataUseCase, setMetadataUseCase } from "./metadata.js";
-import type { ListInput, Page } from "./pages.js";
+import type { ListInput, Page, PageTokens } from "./pages.js";
 import type {
   Announcer,
   ChangeFeed,
@@ -51,6 +51,8 @@ export interface ApiDependencies {
   operationTimeoutSeconds: number;
   /** Seconds after the last heartbeat at which a backend counts as down. */
   serviceDownTimeSeconds: number;
+  /** Signs and checks the page tokens of the list methods (see createPageTokens). */
+  pageTokens: PageTokens;
   /** Called after a transaction that wrote casts commits (the api kicks its outbox relay). */
   onCommitted?(): void;
 }

@@ -7,6 +7,7 @@ import {
   validateCreateVolume,
   validateId,
   validatePageSize,
+  validateRequest,
 } from "./validation.js";
 
 const volume: CreateVolumeInput = {
@@ -100,5 +101,46 @@ describe("ids and page sizes", () => {
     expect(validatePageSize(1000)).toBe(1000);
     expect(errorOf(() => validatePageSize(1001)).message).toContain("page_size");
     expect(errorOf(() => validatePageSize(-1)).code).toBe("INVALID_ARGUMENT");
+  });
+});
+
+describe("validateRequest", () => {
+  const limits = { maxStringLength: 100, maxEntries: 4, maxCollectionBytes: 200 };
+  const refusal = (request: object) => {
+    try {
+      validateRequest(request, limits);
+      return "accepted";
+    } catch (error) {
+      return `${(error as CinderblockError).code} ${(error as Error).message}`;
+    }
+  };
+
+  it("refuses a control character in any string, map key or list entry, naming the field", () => {
+    expect(refusal({ name: "a\u0000b" })).toBe("INVALID_ARGUMENT name: must not contain control characters");
+    expect(refusal({ imageMetadata: { "k\u0007": "v" } })).toBe(
+      "INVALID_ARGUMENT image_metadata: keys must not contain control characters",
+    );
+    expect(refusal({ connector: { host: "h\u009f" } })).toBe(
+      "INVALID_ARGUMENT connector: must not contain control characters",
+    );
+    expect(refusal({ volumeIds: ["a", "\n"] })).toBe(
+      "INVALID_ARGUMENT volume_ids[1]: must not contain control characters",
+    );
+  });
+
+  it("bounds every string, map and list, each and in all", () => {
+    expect(refusal({ name: "x".repeat(101) })).toBe("INVALID_ARGUMENT name: must be at most 100 characters");
+    expect(refusal({ eventTypes: ["a", "b", "c", "d", "e"] })).toBe(
+      "INVALID_ARGUMENT event_types: must have at most 4 entries",
+    );
+    expect(refusal({ connector: { a: "x".repeat(99), b: "x".repeat(99), c: "x" } })).toBe(
+      "INVALID_ARGUMENT connector: must be at most 200 bytes in all",
+    );
+  });
+
+  it("accepts unicode, numbers, booleans and bytes within the bounds", () => {
+    expect(refusal({ name: "名前 💾 é", sizeGb: 3, bootable: true, data: new Uint8Array(500), limits: { v: 1 } })).toBe(
+      "accepted",
+    );
   });
 });

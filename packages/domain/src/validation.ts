@@ -9,20 +9,30 @@ const MAX_METADATA_LENGTH = 255;
 /** Largest volume accepted, in GiB (16 TiB). */
 const MAX_VOLUME_SIZE_GB = 16384;
 
+/** C0 and C1 control characters (NUL included): PostgreSQL refuses NUL, and none belongs in a name. */
+const CONTROL = /\p{Cc}/u;
+const CONTROL_MESSAGE = "must not contain control characters";
+const noControl = (s: string) => !CONTROL.test(s);
+
 const uuid = z.string().regex(UUID, "must be a UUID");
 const optionalUuid = z.union([z.literal(""), uuid]);
 const name = z
   .string()
   .max(255, "must be at most 255 characters")
+  .refine(noControl, CONTROL_MESSAGE)
   .refine((s) => s.trim().length > 0, "must not be empty");
-const description = z.string().max(255, "must be at most 255 characters");
+const description = z.string().max(255, "must be at most 255 characters").refine(noControl, CONTROL_MESSAGE);
 const stringMap = z
   .record(
     z
       .string()
       .min(1, "keys must not be empty")
-      .max(MAX_METADATA_LENGTH, `keys must be at most ${MAX_METADATA_LENGTH} characters`),
-    z.string().max(MAX_METADATA_LENGTH, `values must be at most ${MAX_METADATA_LENGTH} characters`),
+      .max(MAX_METADATA_LENGTH, `keys must be at most ${MAX_METADATA_LENGTH} characters`)
+      .refine(noControl, `keys ${CONTROL_MESSAGE}`),
+    z
+      .string()
+      .max(MAX_METADATA_LENGTH, `values must be at most ${MAX_METADATA_LENGTH} characters`)
+      .refine(noControl, `values ${CONTROL_MESSAGE}`),
   )
   .refine((m) => Object.keys(m).length <= MAX_METADATA_ENTRIES, `must have at most ${MAX_METADATA_ENTRIES} entries`);
 
@@ -72,7 +82,8 @@ const updateSchema = z.object({
 const metadataKey = z
   .string()
   .min(1, "must not be empty")
-  .max(MAX_METADATA_LENGTH, `must be at most ${MAX_METADATA_LENGTH} characters`);
+  .max(MAX_METADATA_LENGTH, `must be at most ${MAX_METADATA_LENGTH} characters`)
+  .refine(noControl, CONTROL_MESSAGE);
 
 /** A validated Update request (unset fields stay as they are). */
 export type UpdateInput = z.infer<typeof updateSchema>;
@@ -107,6 +118,68 @@ export type CreateSnapshotInput = z.infer<typeof createSnapshotSchema>;
 /** Field names as the API spells them (proto's snake_case). */
 function fieldName(path: readonly PropertyKey[]): string {
   return path.map((p) => String(p).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)).join(".");
+}
+
+/** Validates a list's name filter (as a name, but empty means "any"). */
+export function validateNameFilter(filter: string): string {
+  if (filter.length > 255) throw new CinderblockError("INVALID_ARGUMENT", "name: must be at most 255 characters");
+  if (CONTROL.test(filter)) throw new CinderblockError("INVALID_ARGUMENT", `name: ${CONTROL_MESSAGE}`);
+  return filter;
+}
+
+/** Bounds on every public request, whatever its method (the api's CINDERBLOCK_REQUEST_* settings). */
+export interface RequestLimits {
+  /** Characters of any one string: a field, a map key or value, a list entry. */
+  maxStringLength: number;
+  /** Entries of any one map or list. */
+  maxEntries: number;
+  /** UTF-8 bytes of any one map (keys and values) or list of strings, all entries together. */
+  maxCollectionBytes: number;
+}
+
+/**
+ * Refuses a request (a decoded protobuf message) holding a control character in any string, map
+ * key included, or a string, map or list past `limits`: INVALID_ARGUMENT naming the field as the
+ * API spells it (`connector: ...`, `volume_ids[3]: ...`). Runs on every public call before the use
+ * case, so a field added later is covered without a line of its own; use cases still check their
+ * fields' own, tighter rules.
+ */
+export function validateRequest(request: object, limits: RequestLimits): void {
+  const refuse = (field: string, message: string): never => {
+    throw new CinderblockError("INVALID_ARGUMENT", `${field}: ${message}`);
+  };
+  const checkString = (field: string, value: string, what = ""): number => {
+    if (value.length > limits.maxStringLength)
+      refuse(field, `${what}must be at most ${limits.maxStringLength} characters`);
+    if (CONTROL.test(value)) refuse(field, `${what}${CONTROL_MESSAGE}`);
+    return Buffer.byteLength(value, "utf8");
+  };
+  const checkTotal = (field: string, count: number, bytes: number): number => {
+    if (count > limits.maxEntries) refuse(field, `must have at most ${limits.maxEntries} entries`);
+    if (bytes > limits.maxCollectionBytes) refuse(field, `must be at most ${limits.maxCollectionBytes} bytes in all`);
+    return bytes;
+  };
+  /** Checks a field's value and returns its size in bytes (strings and map keys). */
+  const sizeOf = (field: string, value: unknown): number => {
+    if (typeof value === "string") return checkString(field, value);
+    if (value instanceof Uint8Array) return value.length;
+    if (value === null || typeof value !== "object") return 0;
+    if (Array.isArray(value)) {
+      if (value.length > limits.maxEntries) refuse(field, `must have at most ${limits.maxEntries} entries`);
+      const bytes = value.reduce<number>((sum, entry, i) => sum + sizeOf(`${field}[${i}]`, entry), 0);
+      return checkTotal(field, value.length, bytes);
+    }
+    // NOTE: below the top level a plain object is a map (no public request nests a message);
+    // entries are named by the map alone, so a refused key is never echoed back.
+    const entries = Object.entries(value);
+    if (entries.length > limits.maxEntries) refuse(field, `must have at most ${limits.maxEntries} entries`);
+    const bytes = entries.reduce(
+      (sum, [key, entry]) => sum + checkString(field, key, "keys ") + sizeOf(field, entry),
+      0,
+    );
+    return checkTotal(field, entries.length, bytes);
+  };
+  for (const [key, value] of Object.entries(request)) sizeOf(fieldName([key]), value);
 }
 
 function validate<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {

@@ -5,6 +5,7 @@ export type { Health } from "./health.js";
 export { addHealth } from "./health.js";
 export type { VolumeHostCallsOptions } from "./host-client.js";
 export { createVolumeHostCalls } from "./host-client.js";
+export { tolerantService } from "./malformed.js";
 export type { BucketSettings, MethodClass, RateLimiter, RateLimiterOptions } from "./rate-limit.js";
 export { createRateLimiter, RateLimitedError, rateLimited } from "./rate-limit.js";
 export type { ErrorReporter, IntrospectionOptions, StreamingOptions, UnaryOptions } from "./server.js";

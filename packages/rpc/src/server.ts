@@ -16,6 +16,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { type Guard, requestIdOf } from "./auth/guard.js";
 import { toServiceError } from "./errors.js";
 import { addHealth, type Health } from "./health.js";
+import { assertWellFormed } from "./malformed.js";
 import { instrumentCall } from "./metrics.js";
 
 /** Where the boundary reports unexpected errors (the service's logger). */
@@ -66,6 +67,7 @@ export function unary<Req, Res>(
     givenUp.catch(() => {});
     instrumentCall(call.getPath(), "unary", call.metadata, async (end) => {
       try {
+        assertWellFormed(call.request);
         const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
         const ctx = await Promise.race([guard(method, call.request, credentials, requestId), givenUp]);
         const work = handler(call.request, { ...ctx, signal: abort.signal });
@@ -137,6 +139,7 @@ export function serverStreaming<Req, Res>(
       if (stop?.aborted) onStop();
       else stop?.addEventListener("abort", onStop, { once: true });
       try {
+        assertWellFormed(call.request);
         const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
         const ctx = await guard(method, call.request, credentials, requestId);
         for await (const message of handler(call.request, ctx, abort.signal)) {

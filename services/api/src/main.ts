@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import {
   connectBus,
   createChangeFeed,
@@ -9,7 +10,7 @@ import {
 } from "@cinderblock/bus";
 import { apiServerTls, hostClientTls, loadApiConfig, natsConnectionSettings } from "@cinderblock/config";
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
-import { createApiUseCases } from "@cinderblock/domain";
+import { createApiUseCases, createPageTokens } from "@cinderblock/domain";
 import { descriptorSetPath } from "@cinderblock/proto";
 import {
   addHealthAndReflection,
@@ -38,6 +39,12 @@ async function main(): Promise<void> {
     );
   }
   lifecycle.onClose("authentication", async () => authenticator.close?.());
+  if (!config.CINDERBLOCK_PAGE_TOKEN_SECRET) {
+    logger.warn(
+      "CINDERBLOCK_PAGE_TOKEN_SECRET is not set: page tokens are signed with a random key of this process, so they stop working after a restart and on other replicas",
+    );
+  }
+  const pageTokens = createPageTokens(config.CINDERBLOCK_PAGE_TOKEN_SECRET ?? randomBytes(32));
   // The port is bound first, so health answers NOT_SERVING while PostgreSQL and NATS are awaited.
   const pending = pendingUseCases();
   const server = createApiServer({
@@ -67,6 +74,11 @@ async function main(): Promise<void> {
       maxProjects: config.CINDERBLOCK_RATE_LIMIT_MAX_PROJECTS,
     }),
     callDeadlineMs: config.CINDERBLOCK_CALL_DEADLINE * 1000,
+    limits: {
+      maxStringLength: config.CINDERBLOCK_REQUEST_MAX_STRING_LENGTH,
+      maxEntries: config.CINDERBLOCK_REQUEST_MAX_ENTRIES,
+      maxCollectionBytes: config.CINDERBLOCK_REQUEST_MAX_COLLECTION_BYTES,
+    },
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
   const health = addHealthAndReflection(server, {
@@ -150,6 +162,7 @@ async function main(): Promise<void> {
       defaultAvailabilityZone: config.CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE,
       operationTimeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
       serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
+      pageTokens,
       onCommitted: () => relay.kick(),
     }),
   );

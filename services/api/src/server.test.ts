@@ -47,7 +47,11 @@ afterEach(async () => {
 
 async function serve(useCases: Partial<ApiUseCases>) {
   const reported: unknown[] = [];
-  const server = createApiServer({ useCases: useCases as ApiUseCases, report: (e) => reported.push(e) });
+  const server = createApiServer({
+    useCases: useCases as ApiUseCases,
+    report: (e) => reported.push(e),
+    limits: { maxStringLength: 4096, maxEntries: 128, maxCollectionBytes: 65_536 },
+  });
   const health = addHealthAndReflection(server, { descriptorSetPath, services: PUBLIC_SERVICES });
   const port = await listen(server, "127.0.0.1:0");
   const client = new SnapshotsServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
@@ -91,6 +95,37 @@ describe("api gRPC boundary", () => {
     expect(error.code).toBe(status.NOT_FOUND);
     expect(error.details).toBe(`snapshot ${SNAPSHOT.id} not found`);
     expect(error.metadata.get("x-request-id")[0]).toMatch(/^req-/);
+  });
+
+  it("refuses a message that does not decode, and a control character, with INVALID_ARGUMENT before the use case", async () => {
+    let called = false;
+    const { client, reported } = await serve({
+      getSnapshot: async () => {
+        called = true;
+        return SNAPSHOT;
+      },
+    });
+    const raw = (b: Buffer) => b;
+    // field 1 with wire type 7, which does not exist
+    const malformed = await new Promise<ServiceError | null>((resolve) =>
+      client.makeUnaryRequest(
+        "/cinderblock.v1.SnapshotsService/GetSnapshot",
+        raw,
+        raw,
+        Buffer.from([0x0f, 0x01]),
+        md(),
+        (err) => resolve(err),
+      ),
+    );
+    expect(malformed?.code).toBe(status.INVALID_ARGUMENT);
+    expect(malformed?.details).toMatch(/^request: is not a valid message/);
+    const nul = (await new Promise<unknown>((resolve, reject) =>
+      client.getSnapshot({ id: "a\u0000b" }, md(), (err, res) => (err ? reject(err) : resolve(res))),
+    ).catch((e: unknown) => e)) as ServiceError;
+    expect(nul.code).toBe(status.INVALID_ARGUMENT);
+    expect(nul.details).toBe("id: must not contain control characters");
+    expect(called).toBe(false);
+    expect(reported).toEqual([]);
   });
 
   it("turns an unexpected failure into INTERNAL without leaking it, and reports it", async () => {

@@ -1,4 +1,11 @@
-import { type ApiUseCases, CinderblockError, type QuotaView, type RequestContext } from "@cinderblock/domain";
+import {
+  type ApiUseCases,
+  CinderblockError,
+  type QuotaView,
+  type RequestContext,
+  type RequestLimits,
+  validateRequest,
+} from "@cinderblock/domain";
 import {
   type EventsServiceServer,
   EventsServiceService,
@@ -11,6 +18,8 @@ import {
   SnapshotsServiceService,
   type VolumesServiceServer,
   VolumesServiceService,
+  type WatchEventsRequest,
+  type WatchSnapshotRequest,
 } from "@cinderblock/proto";
 import {
   createGuard,
@@ -22,6 +31,7 @@ import {
   rateLimited,
   Server,
   serverStreaming,
+  tolerantService,
   unary,
 } from "@cinderblock/rpc";
 import {
@@ -71,6 +81,8 @@ export interface ApiServerOptions {
   rateLimiter?: RateLimiter;
   /** The server's deadline of a unary call, in milliseconds; none by default. */
   callDeadlineMs?: number;
+  /** Bounds on every string, map and list of every request (the CINDERBLOCK_REQUEST_* settings). */
+  limits: RequestLimits;
 }
 
 /**
@@ -87,10 +99,34 @@ export function createApiServer(options: ApiServerOptions): Server {
       methods: API_METHOD_RULES,
     });
   const guard = options.rateLimiter ? rateLimited(identified, options.rateLimiter, API_METHOD_CLASSES) : identified;
-  const limits = { deadlineMs: options.callDeadlineMs };
-  const u = <Req, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
-    unary(method, report, handler, guard, limits);
-  const streaming = { stop: options.stopping, guard };
+  const callLimits = { deadlineMs: options.callDeadlineMs };
+  const { limits } = options;
+  // NOTE: every request passes the generic checks (no control characters, bounded strings, maps
+  // and lists) after the guard and before its use case, so a field added later is covered too.
+  const u = <Req extends object, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
+    unary<Req, Res>(
+      method,
+      report,
+      (request, ctx) => {
+        validateRequest(request, limits);
+        return handler(request, ctx);
+      },
+      guard,
+      callLimits,
+    );
+  const s = <Req extends object, Res>(
+    method: string,
+    handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
+  ) =>
+    serverStreaming<Req, Res>(
+      method,
+      report,
+      (request, ctx, signal) => {
+        validateRequest(request, limits);
+        return handler(request, ctx, signal);
+      },
+      { stop: options.stopping, guard },
+    );
   const volumes: VolumesServiceServer = {
     createVolume: u("CreateVolume", async (req, ctx) => ({
       volume: toVolume(await uc.createVolume(ctx, req)),
@@ -151,14 +187,9 @@ export function createApiServer(options: ApiServerOptions): Server {
       const page = await uc.listSnapshots(ctx, { ...req, status: snapshotStatusName(req.status) });
       return { snapshots: page.items.map((s) => toListedSnapshot(s, view)), nextPageToken: page.nextPageToken };
     }),
-    watchSnapshot: serverStreaming(
-      "WatchSnapshot",
-      report,
-      async function* (req, ctx, signal) {
-        for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
-      },
-      streaming,
-    ),
+    watchSnapshot: s("WatchSnapshot", async function* (req: WatchSnapshotRequest, ctx, signal) {
+      for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
+    }),
     updateSnapshot: u("UpdateSnapshot", async (req, ctx) => ({
       snapshot: toSnapshot(await uc.updateSnapshot(ctx, req.id, { name: req.name, description: req.description })),
     })),
@@ -201,15 +232,10 @@ export function createApiServer(options: ApiServerOptions): Server {
     ),
   };
   const events: EventsServiceServer = {
-    watchEvents: serverStreaming(
-      "WatchEvents",
-      report,
-      async function* (req, ctx, signal) {
-        const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
-        for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
-      },
-      streaming,
-    ),
+    watchEvents: s("WatchEvents", async function* (req: WatchEventsRequest, ctx, signal) {
+      const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
+      for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
+    }),
   };
   const groups: GroupSnapshotsServiceServer = {
     createGroupSnapshot: u("CreateGroupSnapshot", async (req, ctx) => {
@@ -229,10 +255,10 @@ export function createApiServer(options: ApiServerOptions): Server {
     }),
   };
   const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
-  server.addService(VolumesServiceService, volumes);
-  server.addService(SnapshotsServiceService, snapshots);
-  server.addService(QuotasServiceService, quotas);
-  server.addService(EventsServiceService, events);
-  server.addService(GroupSnapshotsServiceService, groups);
+  server.addService(tolerantService(VolumesServiceService), volumes);
+  server.addService(tolerantService(SnapshotsServiceService), snapshots);
+  server.addService(tolerantService(QuotasServiceService), quotas);
+  server.addService(tolerantService(EventsServiceService), events);
+  server.addService(tolerantService(GroupSnapshotsServiceService), groups);
   return server;
 }

@@ -19,11 +19,11 @@ export function getSnapshotUseCase(deps: Pick<ApiDependencies, "db">): ApiUseCas
 }
 
 /** Cinder's `volume/api.py` `get_all_snapshots`: a page of the project's (or, for an admin, all) snapshots. */
-export function listSnapshotsUseCase(deps: Pick<ApiDependencies, "db">): ApiUseCases["listSnapshots"] {
+export function listSnapshotsUseCase(deps: Pick<ApiDependencies, "db" | "pageTokens">): ApiUseCases["listSnapshots"] {
   return async (ctx, input) => {
-    const query = listQuery(ctx, input);
+    const query = listQuery(ctx, input, deps.pageTokens);
     const volumeId = input.volumeId ? validateId("volume_id", input.volumeId) : undefined;
-    return toPage(await listSnapshots(deps.db, { ...query, volumeId }), query, (s) => s.volumeSizeGb);
+    return toPage(await listSnapshots(deps.db, { ...query, volumeId }), query, (s) => s.volumeSizeGb, deps.pageTokens);
   };
 }
 

@@ -14,9 +14,9 @@ export function getVolumeUseCase(deps: Pick<ApiDependencies, "db">): ApiUseCases
 }
 
 /** Cinder's `volume/api.py` `get_all`: a page of the project's (or, for an admin, all) volumes. */
-export function listVolumesUseCase(deps: Pick<ApiDependencies, "db">): ApiUseCases["listVolumes"] {
+export function listVolumesUseCase(deps: Pick<ApiDependencies, "db" | "pageTokens">): ApiUseCases["listVolumes"] {
   return async (ctx, input) => {
-    const query = listQuery(ctx, input);
-    return toPage(await listVolumes(deps.db, query), query, (v) => v.sizeGb);
+    const query = listQuery(ctx, input, deps.pageTokens);
+    return toPage(await listVolumes(deps.db, query), query, (v) => v.sizeGb, deps.pageTokens);
   };
 }
