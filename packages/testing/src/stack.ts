@@ -112,7 +112,8 @@ export type ServiceName = "api" | "scheduler" | "volume";
 
 /**
  * The api's per-project rate limits turned off: for benchmarks, which measure the pipeline with one
- * project at up to 64 callers (their figures would otherwise be the limit's).
+ * project at up to 64 callers (their figures would otherwise be the limit's), and for the fuzz
+ * suite, which sends thousands of calls in seconds to see what the api does with their contents.
  */
 export const NO_RATE_LIMITS: Readonly<Record<string, string>> = {
   CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND: "0",
