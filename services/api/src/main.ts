@@ -38,6 +38,12 @@ async function main(): Promise<void> {
     // NOTE: streams end as the drain starts; left open they would hold it for the whole grace period.
     stopping: lifecycle.signal,
     guard,
+    limits: {
+      streamsPerProject: config.CINDERBLOCK_MAX_STREAMS_PER_PROJECT,
+      streams: config.CINDERBLOCK_MAX_STREAMS,
+      concurrentStreamsPerConnection: config.CINDERBLOCK_GRPC_CONCURRENT_STREAMS,
+      maxMessageBytes: config.CINDERBLOCK_GRPC_MAX_MESSAGE_BYTES,
+    },
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
   const health = addHealthAndReflection(server, {
@@ -84,6 +90,10 @@ async function main(): Promise<void> {
       prefix: config.CINDERBLOCK_NATS_PREFIX,
       name: "cinderblock-api",
       role: "api",
+      retention: {
+        maxAgeSeconds: config.CINDERBLOCK_NOTIFICATIONS_MAX_AGE,
+        maxBytes: config.CINDERBLOCK_NOTIFICATIONS_MAX_BYTES,
+      },
     }),
   );
   lifecycle.onClose("NATS", () => bus.close());
@@ -121,6 +131,10 @@ async function main(): Promise<void> {
       operationTimeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
       serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
       onCommitted: () => relay.kick(),
+      streamBuffer: {
+        messages: config.CINDERBLOCK_STREAM_BUFFER_MESSAGES,
+        bytes: config.CINDERBLOCK_STREAM_BUFFER_BYTES,
+      },
     }),
   );
   lifecycle.ready({ postgres: () => pingDatabase(db), nats: () => bus.jsm.getAccountInfo() });

@@ -15,6 +15,7 @@ import {
 import {
   createGuard,
   createNoauthAuthenticator,
+  createStreamLimiter,
   type ErrorReporter,
   type Guard,
   loadPolicy,
@@ -64,7 +65,24 @@ export interface ApiServerOptions {
    * with the default policy (tests and development).
    */
   guard?: Guard;
+  /** Caps on streams, calls per connection and message size (defaults: the settings' defaults). */
+  limits?: Partial<ApiServerLimits>;
 }
+
+/** The server's bounds (CINDERBLOCK_MAX_STREAMS*, CINDERBLOCK_GRPC_*). */
+export interface ApiServerLimits {
+  streamsPerProject: number;
+  streams: number;
+  concurrentStreamsPerConnection: number;
+  maxMessageBytes: number;
+}
+
+const DEFAULT_LIMITS: ApiServerLimits = {
+  streamsPerProject: 100,
+  streams: 1000,
+  concurrentStreamsPerConnection: 100,
+  maxMessageBytes: 4 * 1024 * 1024,
+};
 
 /**
  * The public gRPC server: handlers only map messages to use-case calls and back; validation,
@@ -81,7 +99,9 @@ export function createApiServer(options: ApiServerOptions): Server {
     });
   const u = <Req, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
     unary(method, report, handler, guard);
-  const streaming = { stop: options.stopping, guard };
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const limiter = createStreamLimiter({ perProject: limits.streamsPerProject, total: limits.streams });
+  const streaming = { stop: options.stopping, guard, limiter };
   const volumes: VolumesServiceServer = {
     createVolume: u("CreateVolume", async (req, ctx) => ({
       volume: toVolume(await uc.createVolume(ctx, req)),
@@ -195,9 +215,16 @@ export function createApiServer(options: ApiServerOptions): Server {
     watchEvents: serverStreaming(
       "WatchEvents",
       report,
-      async function* (req, ctx, signal) {
-        const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
-        for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
+      async function* (req, ctx, signal, interrupt) {
+        const filter = {
+          resourceId: req.resourceId,
+          eventTypes: req.eventTypes,
+          allProjects: req.allProjects,
+          startSequence: req.startSequence,
+        };
+        for await (const { sequence, event } of uc.watchEvents(ctx, filter, signal, interrupt)) {
+          yield { event: Notification.fromJSON(event), sequence };
+        }
       },
       streaming,
     ),
@@ -219,7 +246,10 @@ export function createApiServer(options: ApiServerOptions): Server {
       return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
     }),
   };
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const server = new Server({
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_concurrent_streams": limits.concurrentStreamsPerConnection,
+  });
   server.addService(VolumesServiceService, volumes);
   server.addService(SnapshotsServiceService, snapshots);
   server.addService(QuotasServiceService, quotas);
