@@ -10,7 +10,7 @@ export const streamFields = {
   /** Events a WatchEvents stream holds for a reader that falls behind; past it the stream ends (RESOURCE_EXHAUSTED). */
   CINDERBLOCK_STREAM_BUFFER_MESSAGES: count(1).default(1000),
   /** Bytes (of events as published) a WatchEvents stream holds for a reader that falls behind. */
-  CINDERBLOCK_STREAM_BUFFER_BYTES: count(1024).default(1024 * 1024),
+  CINDERBLOCK_STREAM_BUFFER_BYTES: count(1024).default(256 * 1024),
   /** Open server streams (WatchSnapshot, WatchEvents) one project may have. */
   CINDERBLOCK_MAX_STREAMS_PER_PROJECT: count(1).default(100),
   /** Open server streams of every project together, on one api process. */

@@ -13,7 +13,7 @@ export interface EventFilter {
 }
 
 /** What a stream holds at most for a reader that falls behind, unless configured. */
-const DEFAULT_STREAM_BUFFER = { messages: 1000, bytes: 1024 * 1024 };
+const DEFAULT_STREAM_BUFFER = { messages: 1000, bytes: 256 * 1024 };
 
 /** Whether the caller asked for this event (its project, its types, its resource). */
 function matches(ctx: { projectId: string }, filter: EventFilter, event: EventJson): boolean {

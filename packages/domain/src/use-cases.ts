@@ -54,7 +54,7 @@ export interface ApiDependencies {
   serviceDownTimeSeconds: number;
   /** Called after a transaction that wrote casts commits (the api kicks its outbox relay). */
   onCommitted?(): void;
-  /** What a WatchEvents stream may hold for a reader that falls behind (default 1000 / 1 MiB). */
+  /** What a WatchEvents stream may hold for a reader that falls behind (default 1000 / 256 KiB). */
   streamBuffer?: { messages: number; bytes: number };
 }
 

@@ -70,7 +70,7 @@ export interface ApiServerOptions {
 }
 
 /** The server's bounds (CINDERBLOCK_MAX_STREAMS*, CINDERBLOCK_GRPC_*). */
-export interface ApiServerLimits {
+interface ApiServerLimits {
   streamsPerProject: number;
   streams: number;
   concurrentStreamsPerConnection: number;
