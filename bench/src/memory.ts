@@ -29,7 +29,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { streams: 200, watches: 200, creates: 400, bufferBytes: 256 * 1024 };
+  const options: Options = { streams: 200, watches: 200, creates: 1000, bufferBytes: 256 * 1024 };
   const names: Record<string, keyof Options> = {
     "--streams": "streams",
     "--watches": "watches",
