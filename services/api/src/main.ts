@@ -16,6 +16,7 @@ import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createApiGuard } from "./identity.js";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 import { pendingUseCases } from "./starting.js";
+import { countStatement } from "./statements.js";
 
 async function main(): Promise<void> {
   const config = loadApiConfig(process.env);
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
     sslCaFile: config.DATABASE_SSL_CA_FILE,
     max: config.CINDERBLOCK_DB_POOL_MAX,
     prepare: config.CINDERBLOCK_DB_PREPARE,
+    onStatement: countStatement,
   });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>
