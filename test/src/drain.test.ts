@@ -122,7 +122,9 @@ describe("graceful stop with open streams", () => {
         };
       };
       const snapshot = opened(stack.snapshots.watchSnapshot({ id }, md));
-      const event = opened(events.watchEvents({ resourceId: "", eventTypes: [], allProjects: false }, md));
+      const event = opened(
+        events.watchEvents({ resourceId: "", eventTypes: [], allProjects: false, startSequence: 0 }, md),
+      );
       await snapshot.first;
       await new Promise((resolve) => setTimeout(resolve, 200)); // the event subscription is live
 

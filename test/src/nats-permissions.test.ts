@@ -262,6 +262,7 @@ describe.skipIf(skip)("deploy/nats/nats-server.conf", () => {
           resourceId: "",
           eventTypes: ["volume.create.end", "snapshot.create.end", "snapshot.delete.end"],
           allProjects: false,
+          startSequence: 0,
         },
         md,
       );

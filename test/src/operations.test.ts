@@ -708,7 +708,7 @@ describe("WatchEvents", () => {
     const otherVolume = await volume(other.md);
     const got: Notification[] = [];
     const stream = events.watchEvents(
-      { resourceId: "", eventTypes: ["snapshot.create.end"], allProjects: false },
+      { resourceId: "", eventTypes: ["snapshot.create.end"], allProjects: false, startSequence: 0 },
       p.md,
     );
     stream.on("data", (m: { event: Notification }) => got.push(m.event));
@@ -726,7 +726,7 @@ describe("WatchEvents", () => {
     ]);
     const allProjects = await callError(
       new Promise((resolve, reject) => {
-        const s = events.watchEvents({ resourceId: "", eventTypes: [], allProjects: true }, p.md);
+        const s = events.watchEvents({ resourceId: "", eventTypes: [], allProjects: true, startSequence: 0 }, p.md);
         s.on("error", reject);
         s.on("end", resolve);
       }),

@@ -1,19 +1,19 @@
-import type { ChangeFeed, ChangeSubscription, EventFeed, EventJson, EventSubscription } from "@cinderblock/domain";
+import type { ChangeFeed, ChangeSubscription } from "@cinderblock/domain";
 import type { Bus } from "./connection.js";
 
-/** Options for {@link createChangeFeed}. */
-export interface ChangeFeedOptions {
-  /**
-   * A watcher also wakes this often without a signal: change signals are core NATS (at most once),
-   * so a lost one costs at most this long, never a stuck stream.
-   */
-  fallbackIntervalMs?: number;
-}
-
-/** Watches "resource changed" signals published by {@link publishChange}. */
-export function createChangeFeed(bus: Bus, options: ChangeFeedOptions = {}): ChangeFeed {
-  const fallbackMs = options.fallbackIntervalMs ?? 2000;
+/**
+ * Watches "resource changed" signals published by {@link publishChange}: a watcher wakes only on a
+ * signal, so an idle one costs nothing. NOTE: change signals are core NATS (at most once), and a
+ * connection loses them only while it is down: after each reconnect every watcher wakes once and
+ * re-reads its row, so none stays stuck on a change it missed.
+ */
+export function createChangeFeed(bus: Bus): ChangeFeed {
+  const watchers = new Set<() => void>();
+  void (async () => {
+    for await (const s of bus.nc.status()) if (s.type === "reconnect") for (const wake of watchers) wake();
+  })();
   return {
+    publish: (kind, id) => publishChange(bus, kind, id),
     subscribe(kind, id): ChangeSubscription {
       const sub = bus.nc.subscribe(bus.subjects.change(kind, id));
       let wake: (() => void) | undefined;
@@ -23,14 +23,14 @@ export function createChangeFeed(bus: Bus, options: ChangeFeedOptions = {}): Cha
         pending = true;
         wake?.();
       };
-      const timer = setInterval(signal, fallbackMs);
+      watchers.add(signal);
       void (async () => {
         for await (const _ of sub) signal();
       })();
       const close = () => {
         if (closed) return;
         closed = true;
-        clearInterval(timer);
+        watchers.delete(signal);
         sub.unsubscribe();
         wake?.();
       };
@@ -53,28 +53,4 @@ export function createChangeFeed(bus: Bus, options: ChangeFeedOptions = {}): Cha
 /** Signals watchers of a resource that its row changed (fire and forget, core NATS). */
 export function publishChange(bus: Bus, kind: "snapshot" | "volume", id: string): void {
   bus.nc.publish(bus.subjects.change(kind, id));
-}
-
-/**
- * Every notification as it is published (core NATS on the notification subjects: a live view;
- * the notifications stream is there for replay).
- */
-export function createEventFeed(bus: Bus): EventFeed {
-  return {
-    subscribe(): EventSubscription {
-      const sub = bus.nc.subscribe(bus.subjects.notificationsAll);
-      return {
-        close: () => sub.unsubscribe(),
-        async *[Symbol.asyncIterator]() {
-          for await (const msg of sub) {
-            try {
-              yield msg.json<EventJson>();
-            } catch {
-              // Not one of ours (not JSON): skip it.
-            }
-          }
-        },
-      };
-    },
-  };
 }

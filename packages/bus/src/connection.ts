@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import {
+  DiscardPolicy,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -43,6 +44,18 @@ export interface BusOptions {
    * JetStream's deliveries of casts included). Default: `_INBOX`.
    */
   role?: string;
+  /**
+   * The notifications stream's retention. Given (the api): the streams are created or updated to
+   * it. Absent (the other services): a missing stream is created with the defaults, an existing
+   * one is left as it is, so the api's settings are never undone.
+   */
+  retention?: NotificationRetention | undefined;
+}
+
+/** How long and how much the notifications stream keeps (the oldest go first). */
+export interface NotificationRetention {
+  maxAgeSeconds: number;
+  maxBytes: number;
 }
 
 /** A NATS connection with JetStream handles and the subject names. */
@@ -57,8 +70,8 @@ export interface Bus {
 
 /** How long JetStream remembers message ids for deduplication. */
 const DUPLICATE_WINDOW_MS = 10 * 60_000;
-/** How long notifications stay replayable. */
-const NOTIFICATION_MAX_AGE_MS = 7 * 24 * 3600_000;
+/** Retention of a notifications stream created without settings. */
+const DEFAULT_RETENTION: NotificationRetention = { maxAgeSeconds: 7 * 24 * 3600, maxBytes: 1024 ** 3 };
 
 /** Reads a credentials file, saying which one could not be read (never its content). */
 function readSecretFile(what: string, path: string): Uint8Array {
@@ -108,7 +121,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
   });
   // NOTE: a failure after connecting (JetStream not enabled yet...) closes the connection, so a
   // caller that retries does not pile up connections.
-  const jsm = await setUpStreams(nc, subjects).catch(async (error: unknown) => {
+  const jsm = await setUpStreams(nc, subjects, options.retention).catch(async (error: unknown) => {
     await nc.close();
     throw error;
   });
@@ -128,10 +141,14 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
  * may; the server refuses the scheduler's and the volume hosts' attempts, and they then only check
  * that the streams exist (failing, so that the caller retries, until the api has made them).
  */
-async function setUpStreams(nc: NatsConnection, subjects: Subjects): Promise<JetStreamManager> {
+async function setUpStreams(
+  nc: NatsConnection,
+  subjects: Subjects,
+  retention: NotificationRetention | undefined,
+): Promise<JetStreamManager> {
   const jsm = await jetstreamManager(nc);
   try {
-    await ensureStreams(jsm, subjects);
+    await ensureStreams(jsm, subjects, retention);
   } catch (error) {
     if (!refusedByServer(error)) throw error;
     for (const name of [subjects.castsStream, subjects.notificationsStream]) {
@@ -151,8 +168,14 @@ function refusedByServer(error: unknown): boolean {
   return false;
 }
 
-async function ensureStreams(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
-  await ensureStream(jsm, {
+async function ensureStreams(
+  jsm: JetStreamManager,
+  subjects: Subjects,
+  retention: NotificationRetention | undefined,
+): Promise<void> {
+  const update = retention !== undefined;
+  const kept = retention ?? DEFAULT_RETENTION;
+  await ensureStream(jsm, update, {
     name: subjects.castsStream,
     // NOTE: only the cast subjects: a stream on all of v1.> would also swallow (and PubAck) the
     // compute agents' request/reply subjects v1.compute.*.
@@ -161,24 +184,27 @@ async function ensureStreams(jsm: JetStreamManager, subjects: Subjects): Promise
     storage: StorageType.File,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   });
-  await ensureStream(jsm, {
+  await ensureStream(jsm, update, {
     name: subjects.notificationsStream,
     subjects: [subjects.notificationsAll],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
-    max_age: nanos(NOTIFICATION_MAX_AGE_MS),
+    max_age: nanos(kept.maxAgeSeconds * 1000),
+    max_bytes: kept.maxBytes,
+    discard: DiscardPolicy.Old,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   });
 }
 
 type StreamConfig = Parameters<JetStreamManager["streams"]["add"]>[0];
 
-async function ensureStream(jsm: JetStreamManager, config: StreamConfig): Promise<void> {
+/** Creates a stream; one already there is updated to `config` only when `update`. */
+async function ensureStream(jsm: JetStreamManager, update: boolean, config: StreamConfig): Promise<void> {
   try {
     await jsm.streams.add(config);
   } catch (error) {
-    // NOTE: another service created it first (same config) or it exists with an older config; update it.
+    // NOTE: another service created it first (same config) or it exists with an older config.
     if (!String(error).includes("already in use")) throw error;
-    await jsm.streams.update(config.name, config);
+    if (update) await jsm.streams.update(config.name, config);
   }
 }

@@ -1,13 +1,13 @@
-export type { ChangeFeedOptions } from "./change-feed.js";
-export { createChangeFeed, createEventFeed, publishChange } from "./change-feed.js";
+export { createChangeFeed, publishChange } from "./change-feed.js";
 export type { ComputeAgentsOptions } from "./compute.js";
 export { createComputeAgents } from "./compute.js";
-export type { Bus, BusCredentials, BusOptions } from "./connection.js";
+export type { Bus, BusCredentials, BusOptions, NotificationRetention } from "./connection.js";
 export { connectBus } from "./connection.js";
 export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";
 export { RetryableError, retryOnFailure, startConsumer } from "./consumer.js";
 export type { VolumeHostCaster } from "./dispatch.js";
 export { createOutboxDispatcher, createVolumeHostCaster, hostNameOf } from "./dispatch.js";
+export { createEventFeed } from "./event-feed.js";
 export type { Notifier, OutboxAnnouncer, Priority } from "./notifier.js";
 export { createNotifier, createOutboxAnnouncer } from "./notifier.js";
 export type { OutboxRelay, OutboxRelayOptions } from "./outbox-relay.js";

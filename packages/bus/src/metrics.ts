@@ -139,3 +139,22 @@ consumerGauge(
   "Casts delivered more than once and not yet acknowledged (sampled when scraped)",
   (s) => s.redelivered,
 );
+
+// --- stream buffers (WatchEvents: what is held for readers slower than the events) ---
+
+/** Bytes held right now for every stream's reader, summed. */
+export const streamBufferedBytes = gauge({
+  name: "cinderblock_stream_buffered_bytes",
+  help: "Bytes of events held for stream readers that have not read them yet (all streams)",
+});
+
+/** The most bytes any one stream has held (never above CINDERBLOCK_STREAM_BUFFER_BYTES). */
+export const streamBufferedBytesPeak = gauge({
+  name: "cinderblock_stream_buffered_bytes_peak",
+  help: "The most bytes one stream has held for its reader since the process started",
+});
+
+export const streamOverflows = counter({
+  name: "cinderblock_stream_overflows_total",
+  help: "Streams ended with RESOURCE_EXHAUSTED because their reader fell behind the buffer bound",
+});

@@ -405,6 +405,7 @@ const events: Handler = async ({ conn, flags, out, signal }) => {
     resourceId: stringFlag(flags, "resource"),
     eventTypes: listFlag(flags, "type"),
     allProjects: flags["all-projects"] === true,
+    startSequence: 0,
   };
   out.note("watching events (Ctrl-C to stop)");
   let seen = 0;

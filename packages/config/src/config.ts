@@ -7,6 +7,7 @@ import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
+import { streamFields } from "./stream-settings.js";
 import { apiTlsFields, checkApiTls, checkVolumeTls, volumeTlsFields } from "./tls-settings.js";
 
 /**
@@ -71,6 +72,7 @@ const apiSchema = z
     ...authFields,
     ...callLimitFields,
     ...inputFields,
+    ...streamFields,
     CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),

@@ -28,6 +28,8 @@ export interface DbOptions extends ConnectionSecurity {
    * DEADLINE_EXCEEDED; a stuck statement then cannot hold a connection and a caller for ever.
    */
   statementTimeoutMs?: number;
+  /** Told the SQL text of every statement sent (a statement counter; never the parameters). */
+  onStatement?: (sql: string) => void;
 }
 
 /** A database handle plus the function that closes its pool. */
@@ -49,13 +51,13 @@ export function createDb(options: DbOptions): DbHandle {
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
     },
   });
-  const db = drizzle(options.prepare === false ? client : preparing(client), { schema });
+  const db = drizzle(preparing(client, options.prepare !== false, options.onStatement), { schema });
   return { db, close: () => client.end({ timeout: 5 }) };
 }
 
 /**
- * The same client, but every query drizzle sends runs as a named prepared statement, in
- * transactions and savepoints too.
+ * The same client, but every query drizzle sends runs as a named prepared statement (unless
+ * `prepare` is off) and is told to `onStatement`, in transactions and savepoints too.
  *
  * NOTE: drizzle prepares only queries given a name (`.prepare("x")`) and sends the rest unnamed;
  * postgres.js then needs two round trips for each query with parameters (Parse/Describe to learn
@@ -63,19 +65,22 @@ export function createDb(options: DbOptions): DbHandle {
  * a statement is described once per connection and afterwards costs one round trip and no parse.
  * Our SQL comes from a fixed set of query shapes, so each connection caches a bounded number.
  */
-function preparing<T extends postgres.Sql>(client: T): T {
+function preparing<T extends postgres.Sql>(client: T, prepare: boolean, onStatement?: (sql: string) => void): T {
+  if (!prepare && !onStatement) return client;
   return new Proxy(client, {
     get(target, property, receiver) {
       if (property === "unsafe") {
-        return (query: string, params?: unknown[], options?: object) =>
-          target.unsafe(query, params as never, { ...options, prepare: true });
+        return (query: string, params?: unknown[], options?: object) => {
+          onStatement?.(query);
+          return target.unsafe(query, params as never, prepare ? { ...options, prepare: true } : options);
+        };
       }
       if (property === "begin" || property === "savepoint") {
         // The callback, always last, gets the transaction's own client: wrap that one too.
         return (...args: unknown[]) => {
           const work = args.pop() as (tx: postgres.Sql) => unknown;
           const start = Reflect.get(target, property) as (...a: unknown[]) => unknown;
-          return start(...args, (tx: postgres.Sql) => work(preparing(tx)));
+          return start(...args, (tx: postgres.Sql) => work(preparing(tx, prepare, onStatement)));
         };
       }
       return Reflect.get(target, property, receiver);

@@ -18,7 +18,7 @@ import {
 } from "@cinderblock/db";
 import { type RequestContext, throwIfGivenUp } from "./context.js";
 import { CinderblockError } from "./errors.js";
-import type { Announcer, Dispatcher } from "./ports.js";
+import type { Announcer, ChangeFeed, Dispatcher } from "./ports.js";
 import { GROUP_SNAPSHOT_OPERATIONS, SNAPSHOT_OPERATIONS } from "./state-machine.js";
 import { groupSnapshotUsage } from "./usage.js";
 import type { CreateSnapshotInput } from "./validation.js";
@@ -44,6 +44,8 @@ export interface GroupDependencies {
   notifications: Announcer;
   operationTimeoutSeconds: number;
   onCommitted?(): void;
+  /** Watchers of a member are told after each commit that changed it. */
+  changes: ChangeFeed;
   recordSnapshot(
     tx: Executor,
     ctx: RequestContext,
@@ -257,6 +259,8 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
       throwIfGivenUp(ctx);
       await transaction(db, (tx) => settleGroupSnapshot(tx, deps, groupId));
       deps.onCommitted?.();
+      // NOTE: settling may have started deletes of members (a group is all or none).
+      for (const m of members) deps.changes.publish("snapshot", m.id);
       const group = await getGroupSnapshot(db, ctx.projectId, groupId);
       if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${groupId} not found`);
       return { group, members: (await listGroupMembers(db, groupId)).filter((m) => m.status !== "deleted") };
@@ -279,6 +283,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
 
     async deleteGroupSnapshot(ctx, rawId) {
       const id = validateId("id", rawId);
+      let memberIds: string[] = [];
       const deleted = await transaction(db, async (tx) => {
         const group = await getGroupSnapshot(tx, ctx.projectId, id, { lock: true });
         if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${id} not found`);
@@ -305,6 +310,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
         if (!deleting)
           throw new CinderblockError("FAILED_PRECONDITION", `group snapshot ${id} changed status; try again`);
         await deps.notifications.announce(tx, "INFO", "group_snapshot.delete.start", groupSnapshotUsage(deleting));
+        memberIds = members.map((m) => m.id);
         for (const m of members) await deleteMember(tx, deps.scheduler, m, deps.operationTimeoutSeconds);
         // The group is `deleted` when its last member's delete finishes (settleGroupDelete); with no
         // member left to delete, that is now.
@@ -313,6 +319,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
         return (await getGroupSnapshot(tx, ctx.projectId, id)) ?? { ...deleting, status: "deleted" };
       });
       deps.onCommitted?.();
+      for (const memberId of memberIds) deps.changes.publish("snapshot", memberId);
       return { group: deleted, members: (await listGroupMembers(db, id)).filter((m) => !m.deleted) };
     },
   };

@@ -43,6 +43,7 @@ const common = {
   notifications: { announce: async () => {} },
   serviceDownTimeSeconds: 60,
   operationTimeoutSeconds: 120,
+  changes: { publish() {}, subscribe: () => ({ close() {}, async *[Symbol.asyncIterator]() {} }) },
 };
 
 function admin(): RequestContext {

@@ -18,11 +18,14 @@ export type {
   Dispatcher,
   EventFeed,
   EventJson,
+  EventSubscribeOptions,
   EventSubscription,
   HostConnection,
   HostManageable,
+  SequencedEvent,
   VolumeHostCalls,
 } from "./ports.js";
+export { EventSequenceError, ReaderFellBehindError } from "./ports.js";
 export type { QuotaDefaults } from "./quota.js";
 export {
   extendQuotaDeltas,

@@ -17,7 +17,7 @@ import {
 } from "@cinderblock/db";
 import type { RequestContext } from "./context.js";
 import { CinderblockError, hostCallError, hostCallReason } from "./errors.js";
-import type { Announcer, HostManageable, VolumeHostCalls } from "./ports.js";
+import type { Announcer, ChangeFeed, HostManageable, VolumeHostCalls } from "./ports.js";
 import { type QuotaDefaults, reserveOrThrow, snapshotQuotaDeltas, snapshotQuotaHeld } from "./quota.js";
 import { SNAPSHOT_OPERATIONS } from "./state-machine.js";
 import { snapshotUsage } from "./usage.js";
@@ -32,6 +32,8 @@ export interface ManageDependencies {
   serviceDownTimeSeconds: number;
   operationTimeoutSeconds: number;
   onCommitted?(): void;
+  /** Watchers of a snapshot are told after each commit that changed it. */
+  changes: ChangeFeed;
 }
 
 /** A ManageSnapshot request. */
@@ -149,6 +151,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
           });
         });
         deps.onCommitted?.();
+        deps.changes.publish("snapshot", id);
         throw error;
       }
       const row = await transaction(db, async (tx) => {
@@ -160,6 +163,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
         return done;
       });
       deps.onCommitted?.();
+      deps.changes.publish("snapshot", id);
       return row;
     },
 
@@ -191,6 +195,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
         await deps.notifications.announce(tx, "INFO", "snapshot.unmanage.start", snapshotUsage(unmanaging, volume));
       });
       deps.onCommitted?.();
+      deps.changes.publish("snapshot", id);
       try {
         await deps.hosts.unmanageSnapshot(await address(volume.host), ctx, id, volume.id);
       } catch (raw) {
@@ -199,6 +204,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
           await updateSnapshotStatus(tx, id, SNAPSHOT_OPERATIONS.unmanage.failed.from, snapshot.status);
           await finishOperation(tx, operationId, "failed", String(error));
         });
+        deps.changes.publish("snapshot", id);
         throw error;
       }
       // The storage stays; our row and its quota go.
@@ -211,6 +217,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
         }
       });
       deps.onCommitted?.();
+      deps.changes.publish("snapshot", id);
     },
   };
 }

@@ -43,7 +43,7 @@ async function metadataChange(
  * into a volume's or a snapshot's metadata, or (`replace`) replaces it.
  */
 export function setMetadataUseCase(
-  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted">,
+  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted" | "changes">,
 ): ApiUseCases["setMetadata"] {
   return async (ctx, table, rawId, raw, replace) => {
     const id = validateId("id", rawId);
@@ -56,6 +56,7 @@ export function setMetadataUseCase(
       }),
     );
     deps.onCommitted?.();
+    if (table === "snapshots") deps.changes.publish("snapshot", id);
     return result;
   };
 }
@@ -65,7 +66,7 @@ export function setMetadataUseCase(
  * key of a volume's or a snapshot's metadata.
  */
 export function deleteMetadataUseCase(
-  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted">,
+  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted" | "changes">,
 ): ApiUseCases["deleteMetadata"] {
   return async (ctx, table, rawId, rawKey) => {
     const id = validateId("id", rawId);
@@ -80,6 +81,7 @@ export function deleteMetadataUseCase(
       }),
     );
     deps.onCommitted?.();
+    if (table === "snapshots") deps.changes.publish("snapshot", id);
     return result;
   };
 }

@@ -52,14 +52,69 @@ export interface EventJson {
   payload: Record<string, unknown>;
 }
 
-/** A live subscription to notifications. */
-export interface EventSubscription extends AsyncIterable<EventJson> {
+/** A notification with its place in the notifications stream (the sequence a reader resumes from). */
+export interface SequencedEvent {
+  sequence: number;
+  event: EventJson;
+}
+
+/** What {@link EventFeed.subscribe} is asked for. */
+export interface EventSubscribeOptions {
+  /**
+   * Replay from this stream sequence, then go on live; undefined: only what is published from now
+   * on. The replay goes at the reader's pace; only live events can overflow the buffer.
+   */
+  startSequence?: number | undefined;
+  /** Whether the reader wants an event: only those are buffered (and count against the bounds). */
+  accept(event: EventJson): boolean;
+  /** At most this many events are held for a reader that reads more slowly than they come. */
+  maxBufferedMessages: number;
+  /** At most this many bytes (of the events as published) are held for it. */
+  maxBufferedBytes: number;
+  /** Called the moment the reader falls behind (it may be suspended, not waiting on the iterator). */
+  onFellBehind?(error: ReaderFellBehindError): void;
+}
+
+/**
+ * A subscription to notifications. Its iterator throws {@link ReaderFellBehindError} as soon as
+ * the bounds are passed (even while nobody is waiting on it, a pending `next()` rejects), having
+ * dropped what it held.
+ */
+export interface EventSubscription extends AsyncIterable<SequencedEvent> {
   close(): void;
 }
 
-/** Every notification as it is published. */
+/** Every notification as it is published (and, from a sequence, as it was). */
 export interface EventFeed {
-  subscribe(): EventSubscription;
+  /**
+   * Rejects with {@link EventSequenceError} when `startSequence` is no longer retained or is past
+   * the next one to be published.
+   */
+  subscribe(options: EventSubscribeOptions): Promise<EventSubscription>;
+}
+
+/** A subscription's reader fell behind: its buffer would have passed `limit`. */
+export class ReaderFellBehindError extends Error {
+  constructor(
+    /** The first event the reader did not get: where to resume. */
+    readonly resumeSequence: number,
+    /** Which bound was passed, e.g. "1000 messages". */
+    readonly limit: string,
+  ) {
+    super(`reader fell behind (more than ${limit} buffered); resume from sequence ${resumeSequence}`);
+    this.name = "ReaderFellBehindError";
+  }
+}
+
+/** A start sequence the feed cannot start from: `retained` is the range it can. */
+export class EventSequenceError extends Error {
+  constructor(
+    readonly sequence: number,
+    readonly retained: { first: number; next: number },
+  ) {
+    super(`sequence ${sequence} is outside ${retained.first}..${retained.next}`);
+    this.name = "EventSequenceError";
+  }
 }
 
 /** A subscription to "this resource changed" signals. */
@@ -67,9 +122,14 @@ export interface ChangeSubscription extends AsyncIterable<void> {
   close(): void;
 }
 
-/** Tells watchers that a resource changed; they re-read it from the database. */
+/**
+ * Tells watchers that a resource changed; they re-read it from the database. Only a signal makes
+ * a watcher read: whoever changes a watched row (after its commit) calls {@link ChangeFeed.publish}.
+ */
 export interface ChangeFeed {
   subscribe(kind: "snapshot" | "volume", id: string): ChangeSubscription;
+  /** Signals the watchers of a resource whose row changed (call after the commit; fire and forget). */
+  publish(kind: "snapshot" | "volume", id: string): void;
 }
 
 /** Connection info for an attach, as a volume host's driver gives it. */

@@ -104,11 +104,12 @@ const notifications: Announcer = { announce: async () => {} };
 
 /** No notifications flow in these tests (no volume host runs). */
 const events: EventFeed = {
-  subscribe: () => ({ close() {}, async *[Symbol.asyncIterator]() {} }),
+  subscribe: async () => ({ close() {}, async *[Symbol.asyncIterator]() {} }),
 };
 
 /** A change feed the test drives by hand: `wake.get(id)()` signals one change. */
 const changes: ChangeFeed = {
+  publish: (_kind, id) => wake.get(id)?.(),
   subscribe(_kind, id) {
     let closed = false;
     let resolve: (() => void) | undefined;

@@ -1,6 +1,7 @@
 import type { Db, EditableTable, SnapshotRow, SnapshotStatus, VolumeRow, VolumeStatus } from "@cinderblock/db";
 import { type AttachmentUseCases, createAttachmentUseCases } from "./attachments.js";
 import type { RequestContext } from "./context.js";
+import type { CinderblockError } from "./errors.js";
 import { type EventFilter, watchEventsUseCase } from "./events.js";
 import { createGroupUseCases, type GroupUseCases } from "./groups.js";
 import { createInstanceSnapshot, type InstanceImage, type SnapshotInstanceInput } from "./instance-snapshot.js";
@@ -13,7 +14,7 @@ import type {
   ComputeAgents,
   Dispatcher,
   EventFeed,
-  EventJson,
+  SequencedEvent,
   VolumeHostCalls,
 } from "./ports.js";
 import type { QuotaDefaults } from "./quota.js";
@@ -55,6 +56,8 @@ export interface ApiDependencies {
   pageTokens: PageTokens;
   /** Called after a transaction that wrote casts commits (the api kicks its outbox relay). */
   onCommitted?(): void;
+  /** What a WatchEvents stream may hold for a reader that falls behind (default 1000 / 256 KiB). */
+  streamBuffer?: { messages: number; bytes: number };
 }
 
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
@@ -90,7 +93,13 @@ export interface ApiUseCases extends AttachmentUseCases, ManageUseCases, GroupUs
     projectId: string,
     limits: Record<string, number>,
   ): Promise<{ projectId: string; quotas: QuotaView[] }>;
-  watchEvents(ctx: RequestContext, filter: EventFilter, signal: AbortSignal): AsyncGenerator<EventJson>;
+  /** `interrupt` is told at once should the reader fall behind (RESOURCE_EXHAUSTED), the generator also throws it. */
+  watchEvents(
+    ctx: RequestContext,
+    filter: EventFilter,
+    signal: AbortSignal,
+    interrupt?: (error: CinderblockError) => void,
+  ): AsyncGenerator<SequencedEvent>;
 }
 
 /**

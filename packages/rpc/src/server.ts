@@ -18,6 +18,7 @@ import { toServiceError } from "./errors.js";
 import { addHealth, type Health } from "./health.js";
 import { assertWellFormed } from "./malformed.js";
 import { instrumentCall } from "./metrics.js";
+import type { StreamLimiter } from "./stream-limits.js";
 
 /** Where the boundary reports unexpected errors (the service's logger). */
 export type ErrorReporter = (error: unknown, info: { method: string; requestId: string }) => void;
@@ -101,16 +102,26 @@ export interface StreamingOptions {
   stop?: AbortSignal;
   /** Authenticates and authorizes the call (see {@link unary}). */
   guard: Guard;
+  /** Caps on open streams (per project and in total); none when absent. */
+  limiter?: StreamLimiter;
 }
+
+/**
+ * Ends a stream at once with `error` (mapped like a thrown one), even while its writes wait for a
+ * client that does not read: for what a handler learns while suspended (its reader fell behind).
+ */
+export type StreamInterrupt = (error: unknown) => void;
 
 /**
  * Wraps a server-streaming handler like {@link unary}; the stream's abort signal fires when the
  * client goes away (counted as CANCELLED) or when `options.stop` aborts (ended with UNAVAILABLE).
+ * The handler is pulled only when the client can take a message (backpressure); `interrupt` ends
+ * the call meanwhile.
  */
 export function serverStreaming<Req, Res>(
   method: string,
   report: ErrorReporter,
-  handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
+  handler: (request: Req, ctx: RequestContext, signal: AbortSignal, interrupt: StreamInterrupt) => AsyncIterable<Res>,
   options: StreamingOptions,
 ): handleServerStreamingCall<Req, Res> {
   const { stop, guard } = options;
@@ -138,13 +149,33 @@ export function serverStreaming<Req, Res>(
       };
       if (stop?.aborted) onStop();
       else stop?.addEventListener("abort", onStop, { once: true });
+      let release: (() => void) | undefined;
+      // Settles when the client goes (undefined) or the handler interrupts the call (rejects).
+      let interrupt: StreamInterrupt = () => {};
+      const ending = new Promise<undefined>((resolve, reject) => {
+        abort.signal.addEventListener("abort", () => resolve(undefined));
+        interrupt = reject;
+      });
+      ending.catch(() => {});
       try {
         assertWellFormed(call.request);
         const credentials = { metadata: call.metadata, transport: call.getAuthContext() };
         const ctx = await guard(method, call.request, credentials, requestId);
-        for await (const message of handler(call.request, ctx, abort.signal)) {
-          if (abort.signal.aborted) break;
-          if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
+        release = options.limiter?.acquire(ctx.projectId);
+        const messages = handler(call.request, ctx, abort.signal, interrupt)[Symbol.asyncIterator]();
+        try {
+          while (!abort.signal.aborted) {
+            const next = messages.next();
+            next.catch(() => {}); // awaited below; a late rejection after the end is not unhandled
+            const result = await Promise.race([next, ending]);
+            if (!result || result.done) break;
+            if (!call.write(result.value)) {
+              await Promise.race([new Promise((resolve) => call.once("drain", resolve)), ending]);
+            }
+          }
+        } finally {
+          // The handler's own cleanup (closing its subscription) runs even when it is suspended.
+          void messages.return?.(undefined).catch(() => {});
         }
         finish(abort.signal.aborted ? status.CANCELLED : status.OK);
       } catch (error) {
@@ -156,6 +187,7 @@ export function serverStreaming<Req, Res>(
         if (mapped.internal) report(error, { method, requestId });
         finish(mapped.error.code ?? status.UNKNOWN, mapped.error);
       } finally {
+        release?.();
         stop?.removeEventListener("abort", onStop);
       }
     });

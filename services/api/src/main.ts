@@ -24,6 +24,7 @@ import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createApiGuard } from "./identity.js";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 import { pendingUseCases } from "./starting.js";
+import { countStatement } from "./statements.js";
 
 async function main(): Promise<void> {
   const config = loadApiConfig(process.env);
@@ -79,6 +80,12 @@ async function main(): Promise<void> {
       maxEntries: config.CINDERBLOCK_REQUEST_MAX_ENTRIES,
       maxCollectionBytes: config.CINDERBLOCK_REQUEST_MAX_COLLECTION_BYTES,
     },
+    streamLimits: {
+      streamsPerProject: config.CINDERBLOCK_MAX_STREAMS_PER_PROJECT,
+      streams: config.CINDERBLOCK_MAX_STREAMS,
+      concurrentStreamsPerConnection: config.CINDERBLOCK_GRPC_CONCURRENT_STREAMS,
+      maxMessageBytes: config.CINDERBLOCK_GRPC_MAX_MESSAGE_BYTES,
+    },
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
   });
   const health = addHealthAndReflection(server, {
@@ -118,6 +125,7 @@ async function main(): Promise<void> {
     max: config.CINDERBLOCK_DB_POOL_MAX,
     prepare: config.CINDERBLOCK_DB_PREPARE,
     statementTimeoutMs: config.CINDERBLOCK_DB_STATEMENT_TIMEOUT_MS,
+    onStatement: countStatement,
   });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const bus = await lifecycle.retry("NATS", () =>
@@ -126,6 +134,10 @@ async function main(): Promise<void> {
       prefix: config.CINDERBLOCK_NATS_PREFIX,
       name: "cinderblock-api",
       role: "api",
+      retention: {
+        maxAgeSeconds: config.CINDERBLOCK_NOTIFICATIONS_MAX_AGE,
+        maxBytes: config.CINDERBLOCK_NOTIFICATIONS_MAX_BYTES,
+      },
     }),
   );
   lifecycle.onClose("NATS", () => bus.close());
@@ -164,6 +176,10 @@ async function main(): Promise<void> {
       serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
       pageTokens,
       onCommitted: () => relay.kick(),
+      streamBuffer: {
+        messages: config.CINDERBLOCK_STREAM_BUFFER_MESSAGES,
+        bytes: config.CINDERBLOCK_STREAM_BUFFER_BYTES,
+      },
     }),
   );
   lifecycle.ready({ postgres: () => pingDatabase(db), nats: () => bus.jsm.getAccountInfo() });

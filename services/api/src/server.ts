@@ -24,12 +24,14 @@ import {
 import {
   createGuard,
   createNoauthAuthenticator,
+  createStreamLimiter,
   type ErrorReporter,
   type Guard,
   loadPolicy,
   type RateLimiter,
   rateLimited,
   Server,
+  type StreamInterrupt,
   serverStreaming,
   tolerantService,
   unary,
@@ -83,7 +85,24 @@ export interface ApiServerOptions {
   callDeadlineMs?: number;
   /** Bounds on every string, map and list of every request (the CINDERBLOCK_REQUEST_* settings). */
   limits: RequestLimits;
+  /** Caps on streams, calls per connection and message size (defaults: the settings' defaults). */
+  streamLimits?: Partial<ApiServerLimits>;
 }
+
+/** The server's bounds (CINDERBLOCK_MAX_STREAMS*, CINDERBLOCK_GRPC_*). */
+interface ApiServerLimits {
+  streamsPerProject: number;
+  streams: number;
+  concurrentStreamsPerConnection: number;
+  maxMessageBytes: number;
+}
+
+const DEFAULT_LIMITS: ApiServerLimits = {
+  streamsPerProject: 100,
+  streams: 1000,
+  concurrentStreamsPerConnection: 100,
+  maxMessageBytes: 4 * 1024 * 1024,
+};
 
 /**
  * The public gRPC server: handlers only map messages to use-case calls and back; validation,
@@ -101,6 +120,8 @@ export function createApiServer(options: ApiServerOptions): Server {
   const guard = options.rateLimiter ? rateLimited(identified, options.rateLimiter, API_METHOD_CLASSES) : identified;
   const callLimits = { deadlineMs: options.callDeadlineMs };
   const { limits } = options;
+  const streamLimits = { ...DEFAULT_LIMITS, ...options.streamLimits };
+  const limiter = createStreamLimiter({ perProject: streamLimits.streamsPerProject, total: streamLimits.streams });
   // NOTE: every request passes the generic checks (no control characters, bounded strings, maps
   // and lists) after the guard and before its use case, so a field added later is covered too.
   const u = <Req extends object, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
@@ -116,16 +137,16 @@ export function createApiServer(options: ApiServerOptions): Server {
     );
   const s = <Req extends object, Res>(
     method: string,
-    handler: (request: Req, ctx: RequestContext, signal: AbortSignal) => AsyncIterable<Res>,
+    handler: (request: Req, ctx: RequestContext, signal: AbortSignal, interrupt: StreamInterrupt) => AsyncIterable<Res>,
   ) =>
     serverStreaming<Req, Res>(
       method,
       report,
-      (request, ctx, signal) => {
+      (request, ctx, signal, interrupt) => {
         validateRequest(request, limits);
-        return handler(request, ctx, signal);
+        return handler(request, ctx, signal, interrupt);
       },
-      { stop: options.stopping, guard },
+      { stop: options.stopping, guard, limiter },
     );
   const volumes: VolumesServiceServer = {
     createVolume: u("CreateVolume", async (req, ctx) => ({
@@ -232,9 +253,16 @@ export function createApiServer(options: ApiServerOptions): Server {
     ),
   };
   const events: EventsServiceServer = {
-    watchEvents: s("WatchEvents", async function* (req: WatchEventsRequest, ctx, signal) {
-      const filter = { resourceId: req.resourceId, eventTypes: req.eventTypes, allProjects: req.allProjects };
-      for await (const event of uc.watchEvents(ctx, filter, signal)) yield { event: Notification.fromJSON(event) };
+    watchEvents: s("WatchEvents", async function* (req: WatchEventsRequest, ctx, signal, interrupt) {
+      const filter = {
+        resourceId: req.resourceId,
+        eventTypes: req.eventTypes,
+        allProjects: req.allProjects,
+        startSequence: req.startSequence,
+      };
+      for await (const { sequence, event } of uc.watchEvents(ctx, filter, signal, interrupt)) {
+        yield { event: Notification.fromJSON(event), sequence };
+      }
     }),
   };
   const groups: GroupSnapshotsServiceServer = {
@@ -254,7 +282,10 @@ export function createApiServer(options: ApiServerOptions): Server {
       return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
     }),
   };
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const server = new Server({
+    "grpc.max_receive_message_length": streamLimits.maxMessageBytes,
+    "grpc.max_concurrent_streams": streamLimits.concurrentStreamsPerConnection,
+  });
   server.addService(tolerantService(VolumesServiceService), volumes);
   server.addService(tolerantService(SnapshotsServiceService), snapshots);
   server.addService(tolerantService(QuotasServiceService), quotas);

@@ -60,7 +60,7 @@ export async function startSnapshotDelete(
  * machine allows): the snapshot goes `deleting` and its delete is cast to its volume's host.
  */
 export function deleteSnapshotUseCase(
-  deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted">,
+  deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted" | "changes">,
 ): ApiUseCases["deleteSnapshot"] {
   return async (ctx, rawId, force) => {
     const id = validateId("id", rawId);
@@ -77,6 +77,7 @@ export function deleteSnapshotUseCase(
       return startSnapshotDelete(deps, tx, ctx, snapshot, from, volume.host);
     });
     deps.onCommitted?.();
+    deps.changes.publish("snapshot", id);
     return deleting;
   };
 }

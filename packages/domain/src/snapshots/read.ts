@@ -29,19 +29,20 @@ export function listSnapshotsUseCase(deps: Pick<ApiDependencies, "db" | "pageTok
 
 /**
  * No Cinder method (a Cinder client polls `get_snapshot`): the snapshot now and after each change,
- * until a terminal status.
+ * until a terminal status. Driven by the change feed only: one read at the start, then one read of
+ * this row per change signal; an idle watch costs no query.
  */
 export function watchSnapshotUseCase(deps: Pick<ApiDependencies, "db" | "changes">): ApiUseCases["watchSnapshot"] {
   const { db } = deps;
-  return async function* (ctx, id, signal) {
-    // NOTE: deleted rows count, so a watcher that arrives just after a delete finished sees it end.
-    let current = await loadSnapshot(db, ctx, id, true);
-    // NOTE: subscribe before the first read that counts, so no change between them is missed.
-    const changes = deps.changes.subscribe("snapshot", current.id);
+  return async function* (ctx, rawId, signal) {
+    const id = validateId("id", rawId);
+    // NOTE: subscribe before the one read, so no change after it is missed.
+    const changes = deps.changes.subscribe("snapshot", id);
     const onAbort = () => changes.close();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      current = await loadSnapshot(db, ctx, id, true);
+      // NOTE: deleted rows count, so a watcher that arrives just after a delete finished sees it end.
+      let current = await loadSnapshot(db, ctx, id, true);
       yield current;
       if (TERMINAL_SNAPSHOT_STATUSES.includes(current.status)) return;
       for await (const _ of changes) {

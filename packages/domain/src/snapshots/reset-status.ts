@@ -13,7 +13,7 @@ const SNAPSHOT_RESETTABLE: readonly SnapshotStatus[] = SNAPSHOT_STATUSES.filter(
  * sets any snapshot's status without a state check, between `snapshots.reset_status.start` and `.end`.
  */
 export function resetSnapshotStatusUseCase(
-  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted">,
+  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted" | "changes">,
 ): ApiUseCases["resetSnapshotStatus"] {
   return async (_ctx, rawId, status) => {
     const id = validateId("id", rawId);
@@ -31,6 +31,7 @@ export function resetSnapshotStatusUseCase(
       });
     });
     deps.onCommitted?.();
+    deps.changes.publish("snapshot", id);
     return row;
   };
 }

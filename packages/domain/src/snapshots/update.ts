@@ -8,7 +8,7 @@ import { validateId, validateUpdate } from "../validation.js";
  * `snapshot.update.start` and `.end`.
  */
 export function updateSnapshotUseCase(
-  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted">,
+  deps: Pick<ApiDependencies, "db" | "notifications" | "onCommitted" | "changes">,
 ): ApiUseCases["updateSnapshot"] {
   return async (ctx, rawId, raw) => {
     const id = validateId("id", rawId);
@@ -21,6 +21,7 @@ export function updateSnapshotUseCase(
       });
     });
     deps.onCommitted?.();
+    deps.changes.publish("snapshot", id);
     return updated;
   };
 }

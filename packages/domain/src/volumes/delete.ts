@@ -29,10 +29,11 @@ import { validateId } from "../validation.js";
  * and its delete is cast to its host; one never placed on a backend is deleted at once.
  */
 export function deleteVolumeUseCase(
-  deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted">,
+  deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted" | "changes">,
 ): ApiUseCases["deleteVolume"] {
   return async (ctx, rawId, cascade) => {
     const id = validateId("id", rawId);
+    let cascaded: string[] = [];
     const { from, to } = VOLUME_OPERATIONS.delete.start;
     const result = await transaction(deps.db, async (tx) => {
       // NOTE: the volume, then its snapshots, locked FOR UPDATE: a snapshot create share-locks the
@@ -63,6 +64,7 @@ export function deleteVolumeUseCase(
       const operationId = randomUUID();
       // Each cascaded snapshot has a delete operation of its own (the reconciler can drive it
       // alone); the volume's cast carries them, and the host derives their ids from the volume's.
+      cascaded = snapshots.map((s) => s.id);
       for (const s of snapshots) {
         await startSnapshotDelete(
           deps,
@@ -90,6 +92,7 @@ export function deleteVolumeUseCase(
       return deleting;
     });
     deps.onCommitted?.();
+    for (const snapshotId of cascaded) deps.changes.publish("snapshot", snapshotId);
     return result;
   };
 }

@@ -19,7 +19,7 @@ import { validateId } from "../validation.js";
  * latest snapshot, which goes `restoring`, and the revert is cast to the volume's host.
  */
 export function revertToSnapshotUseCase(
-  deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted">,
+  deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted" | "changes">,
 ): ApiUseCases["revertToSnapshot"] {
   return async (ctx, rawVolumeId, rawSnapshotId) => {
     const volumeId = validateId("volume_id", rawVolumeId);
@@ -80,6 +80,7 @@ export function revertToSnapshotUseCase(
       return reverting;
     });
     deps.onCommitted?.();
+    deps.changes.publish("snapshot", snapshotId);
     return result;
   };
 }

@@ -26,14 +26,23 @@ export interface WatchEventsRequest {
   eventTypes: string[];
   /** Admin only: events of every project, not just the caller's. */
   allProjects: boolean;
+  /**
+   * Replay from this notifications-stream sequence (as given by an earlier stream's events or by
+   * the RESOURCE_EXHAUSTED that ended it), then go on live; 0: only events from now on.
+   */
+  startSequence: number;
 }
 
 export interface WatchEventsResponse {
-  event: Notification | undefined;
+  event:
+    | Notification
+    | undefined;
+  /** The event's sequence in the notifications stream: resume after it with start_sequence = sequence + 1. */
+  sequence: number;
 }
 
 function createBaseWatchEventsRequest(): WatchEventsRequest {
-  return { resourceId: "", eventTypes: [], allProjects: false };
+  return { resourceId: "", eventTypes: [], allProjects: false, startSequence: 0 };
 }
 
 export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
@@ -46,6 +55,9 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
     }
     if (message.allProjects !== false) {
       writer.uint32(24).bool(message.allProjects);
+    }
+    if (message.startSequence !== 0) {
+      writer.uint32(32).uint64(message.startSequence);
     }
     return writer;
   },
@@ -87,6 +99,14 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
             message.allProjects = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.startSequence = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -116,6 +136,11 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
         : isSet(object.all_projects)
         ? globalThis.Boolean(object.all_projects)
         : false,
+      startSequence: isSet(object.startSequence)
+        ? globalThis.Number(object.startSequence)
+        : isSet(object.start_sequence)
+        ? globalThis.Number(object.start_sequence)
+        : 0,
     };
   },
 
@@ -130,6 +155,9 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
     if (message.allProjects !== false) {
       obj.allProjects = message.allProjects;
     }
+    if (message.startSequence !== 0) {
+      obj.startSequence = Math.round(message.startSequence);
+    }
     return obj;
   },
 
@@ -141,18 +169,22 @@ export const WatchEventsRequest: MessageFns<WatchEventsRequest> = {
     message.resourceId = object.resourceId ?? "";
     message.eventTypes = object.eventTypes?.map((e) => e) || [];
     message.allProjects = object.allProjects ?? false;
+    message.startSequence = object.startSequence ?? 0;
     return message;
   },
 };
 
 function createBaseWatchEventsResponse(): WatchEventsResponse {
-  return { event: undefined };
+  return { event: undefined, sequence: 0 };
 }
 
 export const WatchEventsResponse: MessageFns<WatchEventsResponse> = {
   encode(message: WatchEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.event !== undefined) {
       Notification.encode(message.event, writer.uint32(10).fork()).join();
+    }
+    if (message.sequence !== 0) {
+      writer.uint32(16).uint64(message.sequence);
     }
     return writer;
   },
@@ -178,6 +210,14 @@ export const WatchEventsResponse: MessageFns<WatchEventsResponse> = {
             message.event = Notification.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -191,13 +231,19 @@ export const WatchEventsResponse: MessageFns<WatchEventsResponse> = {
   },
 
   fromJSON(object: any): WatchEventsResponse {
-    return { event: isSet(object.event) ? Notification.fromJSON(object.event) : undefined };
+    return {
+      event: isSet(object.event) ? Notification.fromJSON(object.event) : undefined,
+      sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0,
+    };
   },
 
   toJSON(message: WatchEventsResponse): unknown {
     const obj: any = {};
     if (message.event !== undefined) {
       obj.event = Notification.toJSON(message.event);
+    }
+    if (message.sequence !== 0) {
+      obj.sequence = Math.round(message.sequence);
     }
     return obj;
   },
@@ -210,6 +256,7 @@ export const WatchEventsResponse: MessageFns<WatchEventsResponse> = {
     message.event = (object.event !== undefined && object.event !== null)
       ? Notification.fromPartial(object.event)
       : undefined;
+    message.sequence = object.sequence ?? 0;
     return message;
   },
 };
@@ -217,7 +264,13 @@ export const WatchEventsResponse: MessageFns<WatchEventsResponse> = {
 /** Events streams notifications as they happen, so nobody polls. */
 export type EventsServiceService = typeof EventsServiceService;
 export const EventsServiceService = {
-  /** WatchEvents streams the project's notifications until the client cancels. */
+  /**
+   * WatchEvents streams the project's notifications until the client cancels. A client that reads
+   * too slowly gets RESOURCE_EXHAUSTED, its message naming the first sequence not sent; it resumes
+   * with start_sequence = the sequence after the last event it read (or the one named, if it read
+   * none since): a client library may drop messages it had received but not handed over when the
+   * error arrives.
+   */
   watchEvents: {
     path: "/cinderblock.v1.EventsService/WatchEvents" as const,
     requestStream: false as const,
@@ -230,12 +283,24 @@ export const EventsServiceService = {
 } as const;
 
 export interface EventsServiceServer extends UntypedServiceImplementation {
-  /** WatchEvents streams the project's notifications until the client cancels. */
+  /**
+   * WatchEvents streams the project's notifications until the client cancels. A client that reads
+   * too slowly gets RESOURCE_EXHAUSTED, its message naming the first sequence not sent; it resumes
+   * with start_sequence = the sequence after the last event it read (or the one named, if it read
+   * none since): a client library may drop messages it had received but not handed over when the
+   * error arrives.
+   */
   watchEvents: handleServerStreamingCall<WatchEventsRequest, WatchEventsResponse>;
 }
 
 export interface EventsServiceClient extends Client {
-  /** WatchEvents streams the project's notifications until the client cancels. */
+  /**
+   * WatchEvents streams the project's notifications until the client cancels. A client that reads
+   * too slowly gets RESOURCE_EXHAUSTED, its message naming the first sequence not sent; it resumes
+   * with start_sequence = the sequence after the last event it read (or the one named, if it read
+   * none since): a client library may drop messages it had received but not handed over when the
+   * error arrives.
+   */
   watchEvents(request: WatchEventsRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchEventsResponse>;
   watchEvents(
     request: WatchEventsRequest,
@@ -264,6 +329,17 @@ type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
