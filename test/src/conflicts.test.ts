@@ -514,7 +514,9 @@ describe("conflicting operations, fired together", () => {
       r.expectEnd("volume.create.end", v.id);
       const outcomes = await fire(
         i,
-        Array.from({ length: 8 }, (_, n) => () => c.attachVolume(v.id, `instance-${n}`)),
+        // NOTE: instance ids of this trial's own: an instance holding another project's volume
+        // (an earlier trial's) may not be attached to (instance ownership).
+        Array.from({ length: 8 }, (_, n) => () => c.attachVolume(v.id, `instance-${v.id.slice(0, 8)}-${n}`)),
       );
       for (const o of outcomes) r.count("AttachVolume", o);
       const accepted = outcomes.filter((o) => o.kind === "accepted").length;
