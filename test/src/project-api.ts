@@ -3,6 +3,7 @@ import {
   type CreateSnapshotResponse,
   CreateVolumeRequest,
   type CreateVolumeResponse,
+  type GetSnapshotResponse,
   type GetVolumeResponse,
   type Snapshot,
   type Volume,
@@ -38,5 +39,10 @@ export function projectApi(current: () => Stack | undefined, project: string, sn
       ),
     /** The volume once it has left `creating` (available, or error with its reason). */
     settledVolume: (id: string) => settledVolume(live().volumes, md, id),
+    /** The snapshot as an admin of the project reads it (with the backend's status_detail). */
+    snapshotAsAdmin: (id: string) =>
+      call<GetSnapshotResponse>((done) =>
+        live().snapshots.getSnapshot({ id }, identity(project, "operator", "admin"), done),
+      ).then((r) => r.snapshot as Snapshot),
   };
 }

@@ -8,6 +8,7 @@ import {
   type CreateSnapshotResponse,
   CreateVolumeRequest,
   type CreateVolumeResponse,
+  type GetSnapshotResponse,
   type GetVolumeResponse,
   ListSnapshotsRequest,
   type ListSnapshotsResponse,
@@ -206,7 +207,13 @@ describe("failures end in error with a reason, never stuck in creating", () => {
     const seen = await api.watch(created.id);
     const last = seen[seen.length - 1];
     expect(last?.status).toBe(SnapshotStatus.SNAPSHOT_STATUS_ERROR);
-    expect(last?.statusReason).toContain(`volume-${volume.id}.img not found`);
+    // The tenant reads what failed; the driver's words (file names) are for admins only.
+    expect(last?.statusReason).toBe("the storage backend failed to create the snapshot");
+    expect(last?.statusDetail).toBe("");
+    const asAdmin = await call<GetSnapshotResponse>((done) =>
+      stack.snapshots.getSnapshot({ id: created.id }, identity(project, "operator", "admin"), done),
+    );
+    expect(asAdmin.snapshot?.statusDetail).toContain(`volume-${volume.id}.img not found`);
     const events = await notificationsFor(created.id, 2);
     expect(events.map((e) => e.subject)).toEqual([
       `${stack.prefix}.notifications.info.snapshot.create.start`,
@@ -236,8 +243,15 @@ describe("failures end in error with a reason, never stuck in creating", () => {
     const seen = await api.watch(created.id);
     expect(seen[seen.length - 1]).toMatchObject({
       status: SnapshotStatus.SNAPSHOT_STATUS_ERROR,
-      statusReason: "scheduling failed: backend ghost@file is down (no heartbeat for 60 s)",
+      statusReason: "scheduling failed: the volume's backend cannot take a snapshot now",
+      statusDetail: "",
     });
+    const asAdmin = await call<GetSnapshotResponse>((done) =>
+      stack.snapshots.getSnapshot({ id: created.id }, identity(project, "operator", "admin"), done),
+    );
+    expect(asAdmin.snapshot?.statusDetail).toBe(
+      "scheduling failed: backend ghost@file is down (no heartbeat for 60 s)",
+    );
     // The notification follows the status change: wait for it rather than race it.
     const events = await notificationsFor(created.id, 1);
     expect(events.map((e) => e.subject)).toEqual([`${stack.prefix}.notifications.error.scheduler.create_snapshot`]);

@@ -155,8 +155,14 @@ describe.each(TEST_DRIVERS)("repositories on $name", (driver) => {
         volumeSizeGb: 1,
       });
       expect(await updateSnapshotStatus(db, s.id, ["available", "error"], "deleting")).toBeUndefined();
-      const failed = await updateSnapshotStatus(db, s.id, ["creating"], "error", { statusReason: "backend down" });
-      expect(failed).toMatchObject({ status: "error", statusReason: "backend down" });
+      const failed = await updateSnapshotStatus(db, s.id, ["creating"], "error", {
+        statusReason: "the storage backend failed to create the snapshot",
+        statusDetail: "rbd: error opening pool volumes: (2) No such file or directory",
+      });
+      expect(failed).toMatchObject({ status: "error", statusDetail: expect.stringContaining("rbd: error") });
+      // A new reason without a detail clears the old detail: it explained a failure that is over.
+      const reasoned = await updateSnapshotStatus(db, s.id, ["error"], "error", { statusReason: "backend down" });
+      expect(reasoned).toMatchObject({ status: "error", statusReason: "backend down", statusDetail: "" });
       // NOTE: both from `error` only: with from-sets that overlap the target (available → deleting)
       // both may win in turn (error → available → deleting), which is a valid serial order too.
       const racing = await Promise.all([

@@ -58,3 +58,14 @@ export async function deleteMetadataKey(
     returning metadata`);
   return row?.metadata;
 }
+
+/**
+ * A status change's fields with the failure detail kept in step: a change that sets
+ * `statusReason` without a `statusDetail` clears the detail, so an old backend message never
+ * outlives the reason it explained.
+ */
+export function withDetail<T extends { statusReason?: string; statusDetail?: string }>(changes: T): T {
+  return changes.statusReason !== undefined && changes.statusDetail === undefined
+    ? { ...changes, statusDetail: "" }
+    : changes;
+}

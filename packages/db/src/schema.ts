@@ -36,6 +36,8 @@ export const volumes = pgTable(
     description: varchar("description", { length: 255 }).notNull().default(""),
     status: text("status").notNull(),
     statusReason: text("status_reason").notNull().default(""),
+    /** The backend's own words for a failure (stderr, device paths): for admins and the log, never tenants. */
+    statusDetail: text("status_detail").notNull().default(""),
     sizeGb: integer("size_gb").notNull(),
     volumeType: text("volume_type").notNull().default(""),
     availabilityZone: text("availability_zone").notNull(),
@@ -82,6 +84,8 @@ export const snapshots = pgTable(
     description: varchar("description", { length: 255 }).notNull().default(""),
     status: text("status").notNull(),
     statusReason: text("status_reason").notNull().default(""),
+    /** The backend's own words for a failure (stderr, device paths): for admins and the log, never tenants. */
+    statusDetail: text("status_detail").notNull().default(""),
     progress: text("progress").notNull().default("0%"),
     volumeSizeGb: integer("volume_size_gb").notNull(),
     volumeType: text("volume_type").notNull().default(""),

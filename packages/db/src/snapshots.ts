@@ -1,6 +1,7 @@
 import { and, desc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { keyset, type ListQuery } from "./pagination.js";
+import { withDetail } from "./resource-fields.js";
 import { snapshots } from "./schema.js";
 import type { NewSnapshotRow, SnapshotRow, SnapshotStatus } from "./types.js";
 
@@ -150,7 +151,7 @@ export async function resetSnapshotStatus(
 ): Promise<SnapshotRow | undefined> {
   const [row] = await db
     .update(snapshots)
-    .set({ status, statusReason: "", updatedAt: sql`now()` })
+    .set({ status, statusReason: "", statusDetail: "", updatedAt: sql`now()` })
     .where(and(eq(snapshots.id, id), eq(snapshots.deleted, false)))
     .returning();
   return row as SnapshotRow | undefined;
@@ -158,7 +159,10 @@ export async function resetSnapshotStatus(
 
 /** Fields a status change may set along with the status. */
 export type SnapshotChanges = Partial<
-  Pick<SnapshotRow, "statusReason" | "progress" | "providerLocation" | "imageMetadata" | "encryptionKeyId">
+  Pick<
+    SnapshotRow,
+    "statusReason" | "statusDetail" | "progress" | "providerLocation" | "imageMetadata" | "encryptionKeyId"
+  >
 >;
 
 /**
@@ -174,7 +178,7 @@ export async function updateSnapshotStatus(
 ): Promise<SnapshotRow | undefined> {
   const [row] = await db
     .update(snapshots)
-    .set({ ...changes, status: to, updatedAt: sql`now()` })
+    .set({ ...withDetail(changes), status: to, updatedAt: sql`now()` })
     .where(and(eq(snapshots.id, id), inArray(snapshots.status, [...from])))
     .returning();
   return row as SnapshotRow | undefined;
@@ -219,7 +223,7 @@ export async function markSnapshotsAvailable(db: Executor, taken: readonly Snaps
       select s.id from ${snapshots} s join t on t.id = s.id
        where s.status = 'creating' order by s.id for update of s)
     update ${snapshots} s
-       set status = 'available', progress = '100%', status_reason = '', provider_location = t.provider_location,
+       set status = 'available', progress = '100%', status_reason = '', status_detail = '', provider_location = t.provider_location,
            image_metadata = t.image_metadata::jsonb, encryption_key_id = t.encryption_key_id, updated_at = now()
       from t, locked
      where s.id = t.id and s.id = locked.id and s.status = 'creating'

@@ -1,6 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { keyset, type ListQuery } from "./pagination.js";
+import { withDetail } from "./resource-fields.js";
 import { services, volumes } from "./schema.js";
 import type { NewVolumeRow, SnapshotStatus, VolumeRow, VolumeStatus } from "./types.js";
 
@@ -51,7 +52,7 @@ export async function resetVolumeStatus(
 ): Promise<VolumeRow | undefined> {
   const [row] = await db
     .update(volumes)
-    .set({ status, statusReason: "", updatedAt: sql`now()` })
+    .set({ status, statusReason: "", statusDetail: "", updatedAt: sql`now()` })
     .where(and(eq(volumes.id, id), eq(volumes.deleted, false)))
     .returning();
   return row as VolumeRow | undefined;
@@ -130,7 +131,7 @@ export async function listVolumes(db: Executor, query: ListQuery): Promise<Volum
 }
 
 /** Fields a status change may set along with the status. */
-export type VolumeChanges = Partial<Pick<VolumeRow, "statusReason" | "host" | "sizeGb">>;
+export type VolumeChanges = Partial<Pick<VolumeRow, "statusReason" | "statusDetail" | "host" | "sizeGb">>;
 
 /**
  * Compare-and-swap status change: moves the volume to `to` only if its status is one of `from`.
@@ -145,7 +146,7 @@ export async function updateVolumeStatus(
 ): Promise<VolumeRow | undefined> {
   const [row] = await db
     .update(volumes)
-    .set({ ...changes, status: to, updatedAt: sql`now()` })
+    .set({ ...withDetail(changes), status: to, updatedAt: sql`now()` })
     .where(and(eq(volumes.id, id), inArray(volumes.status, [...from])))
     .returning();
   return row as VolumeRow | undefined;

@@ -88,8 +88,16 @@ export function toAttachment(row: AttachmentRow): Attachment {
   };
 }
 
-/** A volume row as the public API shows it (with its attachments, where the caller loaded them). */
-export function toVolume(row: VolumeRow, attachments: AttachmentRow[] = []): Volume {
+/** Who reads a view: admins also see the backend's failure detail (status_detail). */
+export interface Viewer {
+  isAdmin?: boolean | undefined;
+}
+
+/**
+ * A volume row as the public API shows it to `viewer` (with its attachments, where the caller
+ * loaded them).
+ */
+export function toVolume(row: VolumeRow, viewer: Viewer, attachments: AttachmentRow[] = []): Volume {
   return {
     id: row.id,
     projectId: row.projectId,
@@ -98,6 +106,7 @@ export function toVolume(row: VolumeRow, attachments: AttachmentRow[] = []): Vol
     description: row.description,
     status: VOLUME_STATUS[row.status] ?? VolumeStatus.UNRECOGNIZED,
     statusReason: row.statusReason,
+    statusDetail: viewer.isAdmin ? row.statusDetail : "",
     sizeGb: row.sizeGb,
     volumeType: row.volumeType,
     availabilityZone: row.availabilityZone,
@@ -115,8 +124,8 @@ export function toVolume(row: VolumeRow, attachments: AttachmentRow[] = []): Vol
   };
 }
 
-/** A snapshot row as the public API shows it. */
-export function toSnapshot(row: SnapshotRow): Snapshot {
+/** A snapshot row as the public API shows it to `viewer`. */
+export function toSnapshot(row: SnapshotRow, viewer: Viewer): Snapshot {
   return {
     id: row.id,
     projectId: row.projectId,
@@ -125,6 +134,7 @@ export function toSnapshot(row: SnapshotRow): Snapshot {
     description: row.description,
     status: SNAPSHOT_STATUS[row.status] ?? SnapshotStatus.UNRECOGNIZED,
     statusReason: row.statusReason,
+    statusDetail: viewer.isAdmin ? row.statusDetail : "",
     volumeId: row.volumeId,
     volumeSizeGb: row.volumeSizeGb,
     progress: row.progress,
@@ -147,8 +157,8 @@ export function listView(view: ListView): ListView {
 }
 
 /** A volume in a list: every field, or the summary's id, name, status and size. */
-export function toListedVolume(row: VolumeRow, view: ListView): Volume {
-  if (view !== ListView.LIST_VIEW_SUMMARY) return toVolume(row);
+export function toListedVolume(row: VolumeRow, view: ListView, viewer: Viewer): Volume {
+  if (view !== ListView.LIST_VIEW_SUMMARY) return toVolume(row, viewer);
   return Volume.fromPartial({
     id: row.id,
     name: row.name,
@@ -158,8 +168,8 @@ export function toListedVolume(row: VolumeRow, view: ListView): Volume {
 }
 
 /** A snapshot in a list: every field, or the summary's id, name, status, size, volume and time. */
-export function toListedSnapshot(row: SnapshotRow, view: ListView): Snapshot {
-  if (view !== ListView.LIST_VIEW_SUMMARY) return toSnapshot(row);
+export function toListedSnapshot(row: SnapshotRow, view: ListView, viewer: Viewer): Snapshot {
+  if (view !== ListView.LIST_VIEW_SUMMARY) return toSnapshot(row, viewer);
   return Snapshot.fromPartial({
     id: row.id,
     name: row.name,
@@ -171,7 +181,7 @@ export function toListedSnapshot(row: SnapshotRow, view: ListView): Snapshot {
 }
 
 /** A group snapshot and its members as the public API shows them. */
-export function toGroupSnapshot(group: GroupSnapshotRow, members: SnapshotRow[]): GroupSnapshot {
+export function toGroupSnapshot(group: GroupSnapshotRow, members: SnapshotRow[], viewer: Viewer): GroupSnapshot {
   return {
     id: group.id,
     projectId: group.projectId,
@@ -179,7 +189,7 @@ export function toGroupSnapshot(group: GroupSnapshotRow, members: SnapshotRow[])
     description: group.description,
     status: groupSnapshotStatus(group.status),
     statusReason: group.statusReason,
-    snapshots: members.map(toSnapshot),
+    snapshots: members.map((row) => toSnapshot(row, viewer)),
     createdAt: group.createdAt,
     updatedAt: group.updatedAt,
   };

@@ -2,6 +2,7 @@ import type { GroupSnapshotRow, SnapshotRow } from "@cinderblock/db";
 import { type ApiUseCases, CinderblockError, GROUP_SNAPSHOT_STATUSES } from "@cinderblock/domain";
 import {
   descriptorSetPath,
+  type GetSnapshotResponse,
   GroupSnapshotStatus,
   GroupSnapshotsServiceClient,
   ListSnapshotsRequest,
@@ -24,6 +25,7 @@ const SNAPSHOT: SnapshotRow = {
   description: "",
   status: "creating",
   statusReason: "",
+  statusDetail: "",
   progress: "0%",
   volumeSizeGb: 1,
   volumeType: "",
@@ -95,6 +97,20 @@ describe("api gRPC boundary", () => {
     expect(error.code).toBe(status.NOT_FOUND);
     expect(error.details).toBe(`snapshot ${SNAPSHOT.id} not found`);
     expect(error.metadata.get("x-request-id")[0]).toMatch(/^req-/);
+  });
+
+  it("shows the backend's failure detail to admins only; every member reads the reason", async () => {
+    const failed: SnapshotRow = {
+      ...SNAPSHOT,
+      status: "error",
+      statusReason: "the storage backend failed to create the snapshot",
+      statusDetail: "lvcreate: /dev/cinder-volumes/volume-1: Input/output error",
+    };
+    const { client } = await serve({ getSnapshot: async () => failed });
+    const asMember = (await getSnapshot(client, md("member"))) as GetSnapshotResponse;
+    const asAdmin = (await getSnapshot(client, md("admin"))) as GetSnapshotResponse;
+    expect(asMember.snapshot).toMatchObject({ statusReason: failed.statusReason, statusDetail: "" });
+    expect(asAdmin.snapshot).toMatchObject({ statusReason: failed.statusReason, statusDetail: failed.statusDetail });
   });
 
   it("refuses a message that does not decode, and a control character, with INVALID_ARGUMENT before the use case", async () => {

@@ -150,25 +150,25 @@ export function createApiServer(options: ApiServerOptions): Server {
     );
   const volumes: VolumesServiceServer = {
     createVolume: u("CreateVolume", async (req, ctx) => ({
-      volume: toVolume(await uc.createVolume(ctx, req)),
+      volume: toVolume(await uc.createVolume(ctx, req), ctx),
     })),
     getVolume: u("GetVolume", async (req, ctx) => {
       const volume = await uc.getVolume(ctx, req.id);
-      return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
+      return { volume: toVolume(volume, ctx, await uc.listAttachments(ctx, volume.id)) };
     }),
     listVolumes: u("ListVolumes", async (req, ctx) => {
       const view = listView(req.view);
       const page = await uc.listVolumes(ctx, { ...req, status: volumeStatusName(req.status) });
-      return { volumes: page.items.map((v) => toListedVolume(v, view)), nextPageToken: page.nextPageToken };
+      return { volumes: page.items.map((v) => toListedVolume(v, view, ctx)), nextPageToken: page.nextPageToken };
     }),
     updateVolume: u("UpdateVolume", async (req, ctx) => ({
-      volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description })),
+      volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description }), ctx),
     })),
     deleteVolume: u("DeleteVolume", async (req, ctx) => ({
-      volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade)),
+      volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade), ctx),
     })),
     resetVolumeStatus: u("ResetVolumeStatus", async (req, ctx) => ({
-      volume: toVolume(await uc.resetVolumeStatus(ctx, req.id, status(volumeStatusName(req.status)))),
+      volume: toVolume(await uc.resetVolumeStatus(ctx, req.id, status(volumeStatusName(req.status))), ctx),
     })),
     setVolumeMetadata: u("SetVolumeMetadata", async (req, ctx) => ({
       metadata: await uc.setMetadata(ctx, "volumes", req.id, req.metadata, req.replace),
@@ -177,10 +177,10 @@ export function createApiServer(options: ApiServerOptions): Server {
       metadata: await uc.deleteMetadata(ctx, "volumes", req.id, req.key),
     })),
     extendVolume: u("ExtendVolume", async (req, ctx) => ({
-      volume: toVolume(await uc.extendVolume(ctx, req.id, req.newSizeGb)),
+      volume: toVolume(await uc.extendVolume(ctx, req.id, req.newSizeGb), ctx),
     })),
     revertVolumeToSnapshot: u("RevertVolumeToSnapshot", async (req, ctx) => ({
-      volume: toVolume(await uc.revertToSnapshot(ctx, req.volumeId, req.snapshotId)),
+      volume: toVolume(await uc.revertToSnapshot(ctx, req.volumeId, req.snapshotId), ctx),
     })),
     attachVolume: u("AttachVolume", async (req, ctx) => {
       const { attachment, connection } = await uc.attachVolume(ctx, req);
@@ -193,32 +193,32 @@ export function createApiServer(options: ApiServerOptions): Server {
     detachVolume: u("DetachVolume", async (req, ctx) => {
       await uc.detachVolume(ctx, req.volumeId, req.attachmentId);
       const volume = await uc.getVolume(ctx, req.volumeId);
-      return { volume: toVolume(volume, await uc.listAttachments(ctx, volume.id)) };
+      return { volume: toVolume(volume, ctx, await uc.listAttachments(ctx, volume.id)) };
     }),
   };
   const snapshots: SnapshotsServiceServer = {
     createSnapshot: u("CreateSnapshot", async (req, ctx) => ({
-      snapshot: toSnapshot(await uc.createSnapshot(ctx, req)),
+      snapshot: toSnapshot(await uc.createSnapshot(ctx, req), ctx),
     })),
     getSnapshot: u("GetSnapshot", async (req, ctx) => ({
-      snapshot: toSnapshot(await uc.getSnapshot(ctx, req.id)),
+      snapshot: toSnapshot(await uc.getSnapshot(ctx, req.id), ctx),
     })),
     listSnapshots: u("ListSnapshots", async (req, ctx) => {
       const view = listView(req.view);
       const page = await uc.listSnapshots(ctx, { ...req, status: snapshotStatusName(req.status) });
-      return { snapshots: page.items.map((s) => toListedSnapshot(s, view)), nextPageToken: page.nextPageToken };
+      return { snapshots: page.items.map((s) => toListedSnapshot(s, view, ctx)), nextPageToken: page.nextPageToken };
     }),
     watchSnapshot: s("WatchSnapshot", async function* (req: WatchSnapshotRequest, ctx, signal) {
-      for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row) };
+      for await (const row of uc.watchSnapshot(ctx, req.id, signal)) yield { snapshot: toSnapshot(row, ctx) };
     }),
     updateSnapshot: u("UpdateSnapshot", async (req, ctx) => ({
-      snapshot: toSnapshot(await uc.updateSnapshot(ctx, req.id, { name: req.name, description: req.description })),
+      snapshot: toSnapshot(await uc.updateSnapshot(ctx, req.id, { name: req.name, description: req.description }), ctx),
     })),
     deleteSnapshot: u("DeleteSnapshot", async (req, ctx) => ({
-      snapshot: toSnapshot(await uc.deleteSnapshot(ctx, req.id, req.force)),
+      snapshot: toSnapshot(await uc.deleteSnapshot(ctx, req.id, req.force), ctx),
     })),
     resetSnapshotStatus: u("ResetSnapshotStatus", async (req, ctx) => ({
-      snapshot: toSnapshot(await uc.resetSnapshotStatus(ctx, req.id, status(snapshotStatusName(req.status)))),
+      snapshot: toSnapshot(await uc.resetSnapshotStatus(ctx, req.id, status(snapshotStatusName(req.status))), ctx),
     })),
     setSnapshotMetadata: u("SetSnapshotMetadata", async (req, ctx) => ({
       metadata: await uc.setMetadata(ctx, "snapshots", req.id, req.metadata, req.replace),
@@ -230,7 +230,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       snapshots: await uc.listManageableSnapshots(ctx, req.host),
     })),
     manageSnapshot: u("ManageSnapshot", async (req, ctx) => ({
-      snapshot: toSnapshot(await uc.manageSnapshot(ctx, req)),
+      snapshot: toSnapshot(await uc.manageSnapshot(ctx, req), ctx),
     })),
     unmanageSnapshot: u("UnmanageSnapshot", async (req, ctx) => {
       await uc.unmanageSnapshot(ctx, req.id);
@@ -241,7 +241,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       return {
         imageName: image.imageName,
         quiesced: image.quiesced,
-        snapshots: image.snapshots.map(toSnapshot),
+        snapshots: image.snapshots.map((row) => toSnapshot(row, ctx)),
         blockDeviceMapping: image.blockDeviceMapping,
       };
     }),
@@ -268,18 +268,20 @@ export function createApiServer(options: ApiServerOptions): Server {
   const groups: GroupSnapshotsServiceServer = {
     createGroupSnapshot: u("CreateGroupSnapshot", async (req, ctx) => {
       const v = await uc.createGroupSnapshot(ctx, req);
-      return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
+      return { groupSnapshot: toGroupSnapshot(v.group, v.members, ctx) };
     }),
     getGroupSnapshot: u("GetGroupSnapshot", async (req, ctx) => {
       const v = await uc.getGroupSnapshot(ctx, req.id);
-      return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
+      return { groupSnapshot: toGroupSnapshot(v.group, v.members, ctx) };
     }),
     listGroupSnapshots: u("ListGroupSnapshots", async (req, ctx) => ({
-      groupSnapshots: (await uc.listGroupSnapshots(ctx, req.pageSize)).map((v) => toGroupSnapshot(v.group, v.members)),
+      groupSnapshots: (await uc.listGroupSnapshots(ctx, req.pageSize)).map((v) =>
+        toGroupSnapshot(v.group, v.members, ctx),
+      ),
     })),
     deleteGroupSnapshot: u("DeleteGroupSnapshot", async (req, ctx) => {
       const v = await uc.deleteGroupSnapshot(ctx, req.id);
-      return { groupSnapshot: toGroupSnapshot(v.group, v.members) };
+      return { groupSnapshot: toGroupSnapshot(v.group, v.members, ctx) };
     }),
   };
   const server = new Server({

@@ -127,7 +127,8 @@ describe("createVolume before any backend has reported up", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
     const volume = await getVolumeElevated(handle.db, id);
     expect(volume?.status).toBe("error");
-    expect(volume?.statusReason).toMatch(/^no backend has reported up within 0\.4 s/);
+    expect(volume?.statusReason).toBe("no backend was ready to take the volume");
+    expect(volume?.statusDetail).toMatch(/^no backend has reported up within 0\.4 s/);
   });
 
   it("does not wait when a backend is up but has no room", async () => {
@@ -140,8 +141,10 @@ describe("createVolume before any backend has reported up", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     const volume = await getVolumeElevated(handle.db, id);
     expect(volume?.status).toBe("error");
-    expect(volume?.statusReason).toMatch(/^no valid backend was found: /);
-    expect(volume?.statusReason).toContain(`backend ${host} would pass its over-subscription limit`);
+    // The tenant reads that no backend fits; the backends and their reasons are the admin's detail.
+    expect(volume?.statusReason).toBe("no valid backend was found");
+    expect(volume?.statusDetail).toMatch(/^no valid backend was found: /);
+    expect(volume?.statusDetail).toContain(`backend ${host} would pass its over-subscription limit`);
   });
 });
 
@@ -187,7 +190,8 @@ describe("createSnapshot on a backend that cannot take it", () => {
     await handlers().createSnapshot(cast, `test-${snapshotId}-again`);
     expect(await getSnapshotElevated(handle.db, snapshotId)).toMatchObject({
       status: "error",
-      statusReason: `scheduling failed: backend ${volumeHost} is unknown`,
+      statusReason: "scheduling failed: the volume's backend cannot take a snapshot now",
+      statusDetail: `scheduling failed: backend ${volumeHost} is unknown`,
     });
     const rows = await handle.db.execute<{ state: string; msg_id: string | null }>(sql`
       select o.state, (select string_agg(msg_id, ',') from outbox

@@ -111,7 +111,12 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
           snapshot.id,
           cast.operationId,
           reason,
-          (tx) => updateSnapshotStatus(tx, snapshot.id, from, to, { statusReason: `scheduling failed: ${reason}` }),
+          // The problem names backends and their state: the detail for admins, not the tenant's reason.
+          (tx) =>
+            updateSnapshotStatus(tx, snapshot.id, from, to, {
+              statusReason: "scheduling failed: the volume's backend cannot take a snapshot now",
+              statusDetail: `scheduling failed: ${reason}`,
+            }),
           {
             request_spec: { snapshot_id: snapshot.id, volume_properties: { size: cast.volumeSizeGb } },
             snapshot_id: snapshot.id,
@@ -156,7 +161,13 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
             volume.id,
             cast.operationId,
             reason,
-            (tx) => updateVolumeStatus(tx, volume.id, from, to, { statusReason: reason }),
+            (tx) =>
+              updateVolumeStatus(tx, volume.id, from, to, {
+                statusReason: choice.waitable
+                  ? "no backend was ready to take the volume"
+                  : "no valid backend was found",
+                statusDetail: reason,
+              }),
             { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason },
           );
           return;

@@ -106,10 +106,10 @@ async function outcomes(id: string): Promise<Array<{ event: string; msgId: strin
 }
 
 async function statusOf(table: "volumes" | "snapshots", id: string) {
-  const [row] = await db.execute<{ status: string; status_reason: string }>(
+  const [row] = await db.execute<{ status: string; status_reason: string; status_detail: string }>(
     table === "volumes"
-      ? sql`select status, status_reason from volumes where id = ${id}`
-      : sql`select status, status_reason from snapshots where id = ${id}`,
+      ? sql`select status, status_reason, status_detail from volumes where id = ${id}`
+      : sql`select status, status_reason, status_detail from snapshots where id = ${id}`,
   );
   return row;
 }
@@ -209,7 +209,11 @@ describe("create_snapshot", () => {
       volumeId,
     });
     expect(driver.calls).toEqual([`createSnapshot ${snapshotId}`]);
-    expect(await statusOf("snapshots", snapshotId)).toEqual({ status: "available", status_reason: "" });
+    expect(await statusOf("snapshots", snapshotId)).toEqual({
+      status: "available",
+      status_reason: "",
+      status_detail: "",
+    });
     expect(await operationState(operationId)).toEqual({ state: "done", last_error: "" });
     expect(starts).toEqual([{ eventType: "snapshot.create.start", key: operationId }]);
     expect(await outcomes(snapshotId)).toEqual([
@@ -259,7 +263,7 @@ describe("create_snapshot", () => {
     ]);
   });
 
-  it("asks for a retry while deliveries remain, then records the driver's reason", async () => {
+  it("asks for a retry while deliveries remain, then records a reason for the tenant and the driver's words for admins", async () => {
     const volumeId = await volume("available");
     const snapshotId = await snapshot(volumeId, "creating");
     const operationId = await operation("create_snapshot", snapshotId);
@@ -273,7 +277,8 @@ describe("create_snapshot", () => {
     await run(VolumeCreateSnapshot, subjects.volumeCreateSnapshot(host), cast);
     expect(await statusOf("snapshots", snapshotId)).toEqual({
       status: "error",
-      status_reason: "the volume file is gone",
+      status_reason: "the storage backend failed to create the snapshot",
+      status_detail: "the volume file is gone",
     });
     expect(await operationState(operationId)).toEqual({ state: "failed", last_error: "the volume file is gone" });
     expect((await outcomes(snapshotId)).map((o) => o.event)).toEqual(["snapshot.create.error"]);
@@ -328,7 +333,8 @@ describe("delete_snapshot", () => {
     });
     expect(await statusOf("snapshots", busy)).toEqual({
       status: "available",
-      status_reason: "snapshot is busy: 2 clones depend on it",
+      status_reason: "the snapshot is busy: something on the storage backend still depends on it",
+      status_detail: "2 clones depend on it",
     });
     const failed = await snapshot(volumeId, "deleting");
     const failedOp = await operation("delete_snapshot", failed);
@@ -340,7 +346,8 @@ describe("delete_snapshot", () => {
     });
     expect(await statusOf("snapshots", failed)).toEqual({
       status: "error_deleting",
-      status_reason: "permission denied",
+      status_reason: "the storage backend failed to delete the snapshot",
+      status_detail: "permission denied",
     });
     expect((await outcomes(failed)).map((o) => o.event)).toEqual(["snapshot.delete.error"]);
     expect(await operationState(failedOp)).toMatchObject({ state: "failed" });
@@ -377,6 +384,7 @@ describe("delete_volume", () => {
     expect(await statusOf("volumes", volumeId)).toEqual({
       status: "error_deleting",
       status_reason: `snapshot ${kept} is available; the volume keeps it`,
+      status_detail: `snapshot ${kept} is available; the volume keeps it`,
     });
     expect(driver.calls).not.toContain(`deleteVolume ${volumeId}`);
     expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.delete.error"]);
@@ -405,7 +413,8 @@ describe("extend_volume, revert_to_snapshot, create_volume", () => {
     });
     expect(await statusOf("volumes", failing)).toEqual({
       status: "error_extending",
-      status_reason: "no space left in the pool",
+      status_reason: "the storage backend failed to extend the volume",
+      status_detail: "no space left in the pool",
     });
   });
 
@@ -433,7 +442,11 @@ describe("extend_volume, revert_to_snapshot, create_volume", () => {
       volumeId: failing,
       snapshotId: failingSnapshot,
     });
-    expect(await statusOf("volumes", failing)).toEqual({ status: "error", status_reason: "rollback failed" });
+    expect(await statusOf("volumes", failing)).toEqual({
+      status: "error",
+      status_reason: "the storage backend failed to revert the volume",
+      status_detail: "rollback failed",
+    });
     expect(await statusOf("snapshots", failingSnapshot)).toMatchObject({ status: "available" });
   });
 
@@ -462,6 +475,7 @@ describe("extend_volume, revert_to_snapshot, create_volume", () => {
     expect(await statusOf("volumes", failing)).toEqual({
       status: "error",
       status_reason: "the storage backend failed to create the volume",
+      status_detail: "ENOSPC",
     });
     expect((await outcomes(failing)).map((o) => o.event)).toEqual(["volume.create.error"]);
   });

@@ -45,15 +45,28 @@ export interface OperationContext extends ManagerDependencies {
    * sends it again). Its id is derived from the operation, so a second copy is dropped.
    */
   started(eventType: string, payload: Record<string, unknown>, operationId: string): Promise<void>;
-  /** Throws RetryableError while retries remain; else the reason to record (the driver's words). */
-  finalFailure(error: unknown, delivery: Delivery, what: string, fallback: string): string;
+  /**
+   * Throws RetryableError while retries remain; else the failure to record: `fallback` as the
+   * reason tenants read, the backend's own words as the detail admins and the log get.
+   */
+  finalFailure(error: unknown, delivery: Delivery, what: string, fallback: string): Failure;
   /** Logs an outcome with its resource ids. */
   log(fields: Record<string, unknown>, message: string, failed?: boolean): void;
 }
 
-/** A failure message fit for a user's eyes: the driver's own words, or a generic one. */
-function reasonOf(error: unknown, fallback: string): string {
-  return error instanceof DriverError ? error.message : fallback;
+/**
+ * Why an operation failed, twice: `reason` in the user's terms (what failed, never how: it is the
+ * resource's `status_reason` every member of the project reads), `detail` in the backend's (its
+ * stderr, device paths, pool names: `status_detail`, which only admins see, and the log).
+ */
+export interface Failure {
+  reason: string;
+  detail: string;
+}
+
+/** The columns a failure fills on the volume or snapshot row. */
+export function failureFields(failure: Failure): { statusReason: string; statusDetail: string } {
+  return { statusReason: failure.reason, statusDetail: failure.detail };
 }
 
 /** Builds the context the operations share. */
@@ -84,7 +97,7 @@ export function createOperationContext(deps: ManagerDependencies): OperationCont
       if (retryable && !delivery.finalAttempt) {
         throw new RetryableError(`driver ${what} failed: ${String(error)}`, { delayMs: 2000, cause: error });
       }
-      return reasonOf(error, fallback);
+      return { reason: fallback, detail: error instanceof Error ? error.message : String(error) };
     },
 
     log(fields, message, failed = false) {

@@ -16,7 +16,7 @@ import { SNAPSHOT_OPERATIONS, snapshotUsage } from "@cinderblock/domain";
 import type { VolumeCreateSnapshot } from "@cinderblock/proto";
 import { createBatcher } from "../batcher.js";
 import { DriverError } from "../drivers/driver.js";
-import type { Delivery, OperationContext } from "./context.js";
+import { type Delivery, type Failure, failureFields, type OperationContext } from "./context.js";
 
 type Taken = SnapshotTaken & { operationId: string; volume: VolumeRow | undefined };
 
@@ -69,11 +69,12 @@ export function createSnapshotOperation(
     return batch.map((b) => rows.get(b.id));
   });
 
-  async function fail(snapshot: SnapshotRow, volume: VolumeRow | undefined, operationId: string, reason: string) {
+  async function fail(snapshot: SnapshotRow, volume: VolumeRow | undefined, operationId: string, failure: Failure) {
+    const { reason } = failure;
     const row = await ctx.record(async (tx, outcome) => {
       const [changed] = await Promise.all([
-        updateSnapshotStatus(tx, snapshot.id, failed.from, failed.to, { statusReason: reason }),
-        finishOperation(tx, operationId, "failed", reason),
+        updateSnapshotStatus(tx, snapshot.id, failed.from, failed.to, failureFields(failure)),
+        finishOperation(tx, operationId, "failed", failure.detail),
       ]);
       if (changed) {
         await outcome.announce(
@@ -88,7 +89,7 @@ export function createSnapshotOperation(
     });
     if (row)
       ctx.log(
-        { snapshot_id: snapshot.id, volume_id: snapshot.volumeId, operation_id: operationId, reason },
+        { snapshot_id: snapshot.id, volume_id: snapshot.volumeId, operation_id: operationId, ...failure },
         "snapshot create failed",
         true,
       );
@@ -125,14 +126,14 @@ export function createSnapshotOperation(
         await updateSnapshotStatus(db, snapshot.id, ["creating"], "creating", { providerLocation });
       }
     } catch (error) {
-      const reason = ctx.finalFailure(
+      const failure = ctx.finalFailure(
         error,
         delivery,
         "create_snapshot",
         "the storage backend failed to create the snapshot",
       );
       await started;
-      await fail(snapshot, volume, cast.operationId, reason);
+      await fail(snapshot, volume, cast.operationId, failure);
       return;
     }
 
@@ -142,12 +143,8 @@ export function createSnapshotOperation(
     if (volume?.bootable) {
       const current = await getVolumeElevated(db, volume.id);
       if (!current) {
-        await fail(
-          snapshot,
-          volume,
-          cast.operationId,
-          "failed to copy image metadata to the snapshot: the volume is gone",
-        );
+        const gone = "failed to copy image metadata to the snapshot: the volume is gone";
+        await fail(snapshot, volume, cast.operationId, { reason: gone, detail: gone });
         return;
       }
       imageMetadata = { ...current.imageMetadata };

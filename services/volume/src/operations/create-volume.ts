@@ -2,7 +2,7 @@ import { finishOperation, getSnapshotElevated, getVolumeElevated, updateVolumeSt
 import { VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
 import type { VolumeCreateVolume } from "@cinderblock/proto";
 import { DriverError } from "../drivers/driver.js";
-import type { Delivery, OperationContext } from "./context.js";
+import { type Delivery, type Failure, failureFields, type OperationContext } from "./context.js";
 
 /**
  * Cinder's `VolumeManager.create_volume`: the driver makes an empty volume, or one from a snapshot
@@ -21,7 +21,7 @@ export function createVolumeOperation(
     }
     const ids = { volume_id: volume.id, snapshot_id: volume.snapshotId ?? undefined, operation_id: cast.operationId };
     await ctx.started("volume.create.start", volumeUsage(volume), cast.operationId);
-    let reason: string | undefined;
+    let failure: Failure | undefined;
     try {
       const driver = ctx.driverFor(volume.host);
       if (volume.snapshotId) {
@@ -35,13 +35,14 @@ export function createVolumeOperation(
         await driver.createVolume({ id: volume.id, sizeGb: volume.sizeGb });
       }
     } catch (error) {
-      reason = ctx.finalFailure(error, delivery, "create_volume", "the storage backend failed to create the volume");
+      failure = ctx.finalFailure(error, delivery, "create_volume", "the storage backend failed to create the volume");
     }
-    const move = reason ? failed : done;
+    const reason = failure?.reason;
+    const move = failure ? failed : done;
     const row = await ctx.record(async (tx, outcome) => {
       const [changed] = await Promise.all([
-        updateVolumeStatus(tx, volume.id, move.from, move.to, { statusReason: reason ?? "" }),
-        finishOperation(tx, cast.operationId, reason ? "failed" : "done", reason ?? ""),
+        updateVolumeStatus(tx, volume.id, move.from, move.to, failureFields(failure ?? { reason: "", detail: "" })),
+        finishOperation(tx, cast.operationId, failure ? "failed" : "done", failure?.detail ?? ""),
       ]);
       if (!changed) return undefined;
       if (reason) {
@@ -54,7 +55,7 @@ export function createVolumeOperation(
     });
     if (row)
       ctx.log(
-        reason ? { ...ids, reason } : ids,
+        failure ? { ...ids, ...failure } : ids,
         reason ? "volume create failed" : "volume created",
         reason !== undefined,
       );

@@ -13,10 +13,10 @@ import {
 import { SNAPSHOT_OPERATIONS, settleGroupDelete, snapshotQuotaHeld, snapshotUsage } from "@cinderblock/domain";
 import type { VolumeDeleteSnapshot } from "@cinderblock/proto";
 import { SnapshotBusyError } from "../drivers/driver.js";
-import type { Delivery, OperationContext } from "./context.js";
+import { type Delivery, type Failure, failureFields, type OperationContext } from "./context.js";
 
 /** Whether a snapshot's delete happened; if not, whether the backend said busy, and why. */
-export type DeleteOutcome = { deleted: true } | { deleted: false; busy: boolean; reason: string };
+export type DeleteOutcome = { deleted: true } | { deleted: false; busy: boolean; failure: Failure };
 
 /** Writes what a member's delete decided about its group (deleted, or error_deleting), keyed by the group. */
 async function settleGroup(tx: Tx, outcome: OutcomeWrites, groupId: string): Promise<void> {
@@ -50,22 +50,26 @@ export async function deleteOneSnapshot(
     }
   } catch (error) {
     const busy = error instanceof SnapshotBusyError;
-    const reason = busy
-      ? `snapshot is busy: ${(error as Error).message}`
+    const failure: Failure = busy
+      ? {
+          reason: "the snapshot is busy: something on the storage backend still depends on it",
+          detail: (error as Error).message,
+        }
       : ctx.finalFailure(error, delivery, "delete_snapshot", "the storage backend failed to delete the snapshot");
+    const { reason } = failure;
     const { from, to } = busy ? SNAPSHOT_OPERATIONS.delete.busy : SNAPSHOT_OPERATIONS.delete.failed;
     await ctx.record(async (tx, outcome) => {
       const [row] = await Promise.all([
-        updateSnapshotStatus(tx, snapshot.id, from, to, { statusReason: reason }),
-        finishOperation(tx, operationId, "failed", reason),
+        updateSnapshotStatus(tx, snapshot.id, from, to, failureFields(failure)),
+        finishOperation(tx, operationId, "failed", failure.detail),
       ]);
       if (!row) return;
       await outcome.announce("ERROR", "snapshot.delete.error", { ...snapshotUsage(row, volume), reason }, operationId);
       outcome.changed("snapshot", snapshot.id);
       await settleGroup(tx, outcome, row.groupSnapshotId);
     });
-    ctx.log({ ...ids, reason, busy }, "snapshot delete failed", true);
-    return { deleted: false, busy, reason };
+    ctx.log({ ...ids, ...failure, busy }, "snapshot delete failed", true);
+    return { deleted: false, busy, failure };
   }
   const gone = await ctx.record(async (tx, outcome) => {
     const [row] = await Promise.all([markSnapshotDeleted(tx, snapshot.id), finishOperation(tx, operationId, "done")]);

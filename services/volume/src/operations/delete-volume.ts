@@ -9,7 +9,7 @@ import {
 } from "@cinderblock/db";
 import { cascadedDeleteId, VOLUME_OPERATIONS, volumeQuotaHeld, volumeUsage } from "@cinderblock/domain";
 import type { VolumeDeleteVolume } from "@cinderblock/proto";
-import type { Delivery, OperationContext } from "./context.js";
+import { type Delivery, type Failure, failureFields, type OperationContext } from "./context.js";
 import { deleteOneSnapshot } from "./delete-snapshot.js";
 
 /**
@@ -23,17 +23,18 @@ export function deleteVolumeOperation(
 ): (cast: VolumeDeleteVolume, delivery: Delivery) => Promise<void> {
   const { failed } = VOLUME_OPERATIONS.delete;
 
-  async function fail(volume: VolumeRow, operationId: string, reason: string): Promise<void> {
+  async function fail(volume: VolumeRow, operationId: string, failure: Failure): Promise<void> {
+    const { reason } = failure;
     await ctx.record(async (tx, outcome) => {
       const [row] = await Promise.all([
-        updateVolumeStatus(tx, volume.id, failed.from, failed.to, { statusReason: reason }),
-        finishOperation(tx, operationId, "failed", reason),
+        updateVolumeStatus(tx, volume.id, failed.from, failed.to, failureFields(failure)),
+        finishOperation(tx, operationId, "failed", failure.detail),
       ]);
       if (!row) return;
       await outcome.announce("ERROR", "volume.delete.error", { ...volumeUsage(row), reason }, operationId);
       outcome.changed("volume", volume.id);
     });
-    ctx.log({ volume_id: volume.id, operation_id: operationId, reason }, "volume delete failed", true);
+    ctx.log({ volume_id: volume.id, operation_id: operationId, ...failure }, "volume delete failed", true);
   }
 
   return async (cast, delivery) => {
@@ -46,10 +47,11 @@ export function deleteVolumeOperation(
     // Cascade: every snapshot the api set deleting goes, each under its own operation; the api
     // locked the volume and its snapshots to decide, so no other snapshot can be there. One that
     // is (a reset by an admin) keeps the volume, and says so.
-    const refusals: string[] = [];
+    const refusals: Failure[] = [];
     for (const snapshot of await listSnapshotsOfVolume(ctx.db, volume.id)) {
       if (snapshot.status !== "deleting") {
-        refusals.push(`snapshot ${snapshot.id} is ${snapshot.status}; the volume keeps it`);
+        const kept = `snapshot ${snapshot.id} is ${snapshot.status}; the volume keeps it`;
+        refusals.push({ reason: kept, detail: kept });
         continue;
       }
       const outcome = await deleteOneSnapshot(
@@ -59,10 +61,17 @@ export function deleteVolumeOperation(
         cascadedDeleteId(cast.operationId, snapshot.id),
         delivery,
       );
-      if (!outcome.deleted) refusals.push(`snapshot ${snapshot.id} could not be deleted: ${outcome.reason}`);
+      if (!outcome.deleted) {
+        const { reason, detail } = outcome.failure;
+        const what = `snapshot ${snapshot.id} could not be deleted`;
+        refusals.push({ reason: `${what}: ${reason}`, detail: `${what}: ${detail}` });
+      }
     }
     if (refusals.length > 0) {
-      await fail(volume, cast.operationId, refusals.join("; "));
+      await fail(volume, cast.operationId, {
+        reason: refusals.map((r) => r.reason).join("; "),
+        detail: refusals.map((r) => r.detail).join("; "),
+      });
       return;
     }
     try {

@@ -1,7 +1,7 @@
 import { finishOperation, getVolumeElevated, releaseQuota, updateVolumeStatus } from "@cinderblock/db";
 import { extendQuotaDeltas, VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
 import type { VolumeExtendVolume } from "@cinderblock/proto";
-import type { Delivery, OperationContext } from "./context.js";
+import { type Delivery, failureFields, type OperationContext } from "./context.js";
 
 /** Releases ignore limits: any defaults do. */
 const unlimited = { volumes: -1, snapshots: -1, gigabytes: -1 };
@@ -26,16 +26,17 @@ export function extendVolumeOperation(
     try {
       await ctx.driverFor(volume.host).extendVolume({ id: volume.id, sizeGb: volume.sizeGb }, cast.newSizeGb);
     } catch (error) {
-      const reason = ctx.finalFailure(
+      const failure = ctx.finalFailure(
         error,
         delivery,
         "extend_volume",
         "the storage backend failed to extend the volume",
       );
+      const { reason } = failure;
       await ctx.record(async (tx, outcome) => {
         const [row] = await Promise.all([
-          updateVolumeStatus(tx, volume.id, failed.from, failed.to, { statusReason: reason }),
-          finishOperation(tx, cast.operationId, "failed", reason),
+          updateVolumeStatus(tx, volume.id, failed.from, failed.to, failureFields(failure)),
+          finishOperation(tx, cast.operationId, "failed", failure.detail),
         ]);
         if (!row) return;
         await releaseQuota(
@@ -46,7 +47,7 @@ export function extendVolumeOperation(
         await outcome.announce("ERROR", "volume.resize.error", { ...volumeUsage(row), reason }, cast.operationId);
         outcome.changed("volume", volume.id);
       });
-      ctx.log({ ...ids, reason }, "volume extend failed", true);
+      ctx.log({ ...ids, ...failure }, "volume extend failed", true);
       return;
     }
     await ctx.record(async (tx, outcome) => {

@@ -7,7 +7,7 @@ import {
 } from "@cinderblock/db";
 import { SNAPSHOT_OPERATIONS, VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
 import type { VolumeRevertToSnapshot } from "@cinderblock/proto";
-import type { Delivery, OperationContext } from "./context.js";
+import { type Delivery, type Failure, failureFields, type OperationContext } from "./context.js";
 
 /**
  * Cinder's `VolumeManager.revert_to_snapshot`: the driver rolls the volume back to its latest
@@ -28,7 +28,7 @@ export function revertToSnapshotOperation(
     }
     const ids = { volume_id: volume.id, snapshot_id: snapshot.id, operation_id: cast.operationId };
     await ctx.started("volume.revert.start", { ...volumeUsage(volume), snapshot_id: snapshot.id }, cast.operationId);
-    let reason: string | undefined;
+    let failure: Failure | undefined;
     try {
       await ctx
         .driverFor(volume.host)
@@ -37,20 +37,27 @@ export function revertToSnapshotOperation(
           { id: snapshot.id, volumeId: volume.id, volumeSizeGb: snapshot.volumeSizeGb },
         );
     } catch (error) {
-      reason = ctx.finalFailure(
+      failure = ctx.finalFailure(
         error,
         delivery,
         "revert_to_snapshot",
         "the storage backend failed to revert the volume",
       );
     }
+    const reason = failure?.reason;
     const volumeMove = reason ? VOLUME_OPERATIONS.revert.failed : VOLUME_OPERATIONS.revert.done;
     const snapshotMove = reason ? SNAPSHOT_OPERATIONS.revert.failed : SNAPSHOT_OPERATIONS.revert.done;
     await ctx.record(async (tx, outcome) => {
       const [after] = await Promise.all([
-        updateVolumeStatus(tx, volume.id, volumeMove.from, volumeMove.to, { statusReason: reason ?? "" }),
+        updateVolumeStatus(
+          tx,
+          volume.id,
+          volumeMove.from,
+          volumeMove.to,
+          failureFields(failure ?? { reason: "", detail: "" }),
+        ),
         updateSnapshotStatus(tx, snapshot.id, snapshotMove.from, snapshotMove.to),
-        finishOperation(tx, cast.operationId, reason ? "failed" : "done", reason ?? ""),
+        finishOperation(tx, cast.operationId, failure ? "failed" : "done", failure?.detail ?? ""),
       ]);
       outcome.changed("volume", volume.id);
       outcome.changed("snapshot", snapshot.id);
@@ -67,7 +74,7 @@ export function revertToSnapshotOperation(
       }
     });
     ctx.log(
-      reason ? { ...ids, reason } : ids,
+      failure ? { ...ids, ...failure } : ids,
       reason ? "volume revert failed" : "volume reverted",
       reason !== undefined,
     );

@@ -127,7 +127,14 @@ export interface Snapshot {
   metadata: { [key: string]: string };
   encryptionKeyId: string;
   createdAt: Date | undefined;
-  updatedAt: Date | undefined;
+  updatedAt:
+    | Date
+    | undefined;
+  /**
+   * The storage backend's own words for a failure (its stderr, device paths): filled only for
+   * callers who pass context_is_admin; empty for everyone else, who read status_reason.
+   */
+  statusDetail: string;
 }
 
 export interface Snapshot_ImageMetadataEntry {
@@ -373,6 +380,7 @@ function createBaseSnapshot(): Snapshot {
     encryptionKeyId: "",
     createdAt: undefined,
     updatedAt: undefined,
+    statusDetail: "",
   };
 }
 
@@ -431,6 +439,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(146).fork()).join();
+    }
+    if (message.statusDetail !== "") {
+      writer.uint32(154).string(message.statusDetail);
     }
     return writer;
   },
@@ -598,6 +609,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.statusDetail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -713,6 +732,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      statusDetail: isSet(object.statusDetail)
+        ? globalThis.String(object.statusDetail)
+        : isSet(object.status_detail)
+        ? globalThis.String(object.status_detail)
+        : "",
     };
   },
 
@@ -784,6 +808,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.statusDetail !== "") {
+      obj.statusDetail = message.statusDetail;
+    }
     return obj;
   },
 
@@ -826,6 +853,7 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.encryptionKeyId = object.encryptionKeyId ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.statusDetail = object.statusDetail ?? "";
     return message;
   },
 };

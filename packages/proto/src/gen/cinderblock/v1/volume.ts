@@ -164,6 +164,11 @@ export interface Volume {
   /** Whether the volume may be attached to several instances at once. */
   multiattach: boolean;
   attachments: Attachment[];
+  /**
+   * The storage backend's own words for a failure (its stderr, device paths): filled only for
+   * callers who pass context_is_admin; empty for everyone else, who read status_reason.
+   */
+  statusDetail: string;
 }
 
 export interface Volume_ImageMetadataEntry {
@@ -414,6 +419,7 @@ function createBaseVolume(): Volume {
     snapshotId: "",
     multiattach: false,
     attachments: [],
+    statusDetail: "",
   };
 }
 
@@ -481,6 +487,9 @@ export const Volume: MessageFns<Volume> = {
     }
     for (const v of message.attachments) {
       Attachment.encode(v!, writer.uint32(170).fork()).join();
+    }
+    if (message.statusDetail !== "") {
+      writer.uint32(178).string(message.statusDetail);
     }
     return writer;
   },
@@ -672,6 +681,14 @@ export const Volume: MessageFns<Volume> = {
             message.attachments.push(Attachment.decode(reader, reader.uint32()));
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.statusDetail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -792,6 +809,11 @@ export const Volume: MessageFns<Volume> = {
       attachments: globalThis.Array.isArray(object?.attachments)
         ? object.attachments.map((e: any) => Attachment.fromJSON(e))
         : [],
+      statusDetail: isSet(object.statusDetail)
+        ? globalThis.String(object.statusDetail)
+        : isSet(object.status_detail)
+        ? globalThis.String(object.status_detail)
+        : "",
     };
   },
 
@@ -872,6 +894,9 @@ export const Volume: MessageFns<Volume> = {
     if (message.attachments?.length) {
       obj.attachments = message.attachments.map((e) => Attachment.toJSON(e));
     }
+    if (message.statusDetail !== "") {
+      obj.statusDetail = message.statusDetail;
+    }
     return obj;
   },
 
@@ -917,6 +942,7 @@ export const Volume: MessageFns<Volume> = {
     message.snapshotId = object.snapshotId ?? "";
     message.multiattach = object.multiattach ?? false;
     message.attachments = object.attachments?.map((e) => Attachment.fromPartial(e)) || [];
+    message.statusDetail = object.statusDetail ?? "";
     return message;
   },
 };
