@@ -15,6 +15,8 @@ export const streamFields = {
   CINDERBLOCK_MAX_STREAMS_PER_PROJECT: count(1).default(100),
   /** Open server streams of every project together, on one api process. */
   CINDERBLOCK_MAX_STREAMS: count(1).default(1000),
+  /** Client connections the public port holds at once; one more is closed on arrival (UNAVAILABLE). */
+  CINDERBLOCK_MAX_CONNECTIONS: count(1).default(1000),
   /** Concurrent calls (HTTP/2 streams) on one client connection (grpc.max_concurrent_streams). */
   CINDERBLOCK_GRPC_CONCURRENT_STREAMS: count(1).default(100),
   /** Largest request message the api accepts, in bytes (larger: RESOURCE_EXHAUSTED). */

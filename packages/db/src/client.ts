@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { dropIfCancelledWhileQueued } from "./cancellation.js";
 import { type ConnectionSecurity, postgresConnection } from "./connection.js";
 import * as schema from "./schema.js";
 
@@ -57,7 +58,8 @@ export function createDb(options: DbOptions): DbHandle {
 
 /**
  * The same client, but every query drizzle sends runs as a named prepared statement (unless
- * `prepare` is off) and is told to `onStatement`, in transactions and savepoints too.
+ * `prepare` is off), is told to `onStatement` and is dropped unsent if its call is cancelled
+ * while it waits for a connection (see cancellation.ts), in transactions and savepoints too.
  *
  * NOTE: drizzle prepares only queries given a name (`.prepare("x")`) and sends the rest unnamed;
  * postgres.js then needs two round trips for each query with parameters (Parse/Describe to learn
@@ -66,13 +68,14 @@ export function createDb(options: DbOptions): DbHandle {
  * Our SQL comes from a fixed set of query shapes, so each connection caches a bounded number.
  */
 function preparing<T extends postgres.Sql>(client: T, prepare: boolean, onStatement?: (sql: string) => void): T {
-  if (!prepare && !onStatement) return client;
   return new Proxy(client, {
     get(target, property, receiver) {
       if (property === "unsafe") {
         return (query: string, params?: unknown[], options?: object) => {
           onStatement?.(query);
-          return target.unsafe(query, params as never, prepare ? { ...options, prepare: true } : options);
+          const pending = target.unsafe(query, params as never, prepare ? { ...options, prepare: true } : options);
+          dropIfCancelledWhileQueued(pending);
+          return pending;
         };
       }
       if (property === "begin" || property === "savepoint") {

@@ -8,6 +8,7 @@ export {
   lockInstance,
   markAttached,
 } from "./attachments.js";
+export { cancellingQueuedStatements } from "./cancellation.js";
 export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";
 export { createDb, pingDatabase, transaction } from "./client.js";
 export type { GroupSnapshotRow } from "./group-snapshots.js";

@@ -176,3 +176,56 @@ describe("the unary boundary", () => {
     await seen; // resolves only if the handler's signal aborted
   });
 });
+
+describe("the connection cap", () => {
+  it("closes a connection past maxConnections (the client sees UNAVAILABLE) and takes one again when another leaves", async () => {
+    const server = new Server();
+    server.addService(definition, {
+      call: unary(
+        "Call",
+        () => {},
+        async () => Buffer.from("ok"),
+        statedIdentityGuard(createNoauthAuthenticator()),
+      ),
+    });
+    const refused: string[] = [];
+    const port = await listen(server, "127.0.0.1:0", undefined, {
+      maxConnections: 2,
+      onRefused: (peer) => refused.push(peer),
+    });
+    cleanups.push(() => shutdown(server, 100));
+    // Each client its own connection (grpc-js shares subchannels between clients by default).
+    const connect = () =>
+      new Client(`127.0.0.1:${port}`, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+    const ask = (client: InstanceType<typeof Client>) =>
+      new Promise<ServiceError | undefined>((resolve) => {
+        const md = new Metadata();
+        md.set("x-project-id", "p");
+        md.set("x-user-id", "u");
+        client.makeUnaryRequest(
+          "/test.v1.Limits/Call",
+          bytes.serialize,
+          bytes.deserialize,
+          Buffer.alloc(0),
+          md,
+          { deadline: Date.now() + 5000 },
+          (error: ServiceError | null) => resolve(error ?? undefined),
+        );
+      });
+    const [first, second, third] = [connect(), connect(), connect()];
+    expect(await ask(first)).toBeUndefined();
+    expect(await ask(second)).toBeUndefined();
+    const over = await ask(third);
+    expect(over?.code).toBe(status.UNAVAILABLE);
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused[0]).toMatch(/^127\.0\.0\.1:\d+$/);
+    // The first leaves; its place is free again.
+    first.close();
+    third.close();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const fourth = connect();
+    expect(await ask(fourth)).toBeUndefined();
+    second.close();
+    fourth.close();
+  });
+});

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from "node:net";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { CinderblockError, type RequestContext } from "@cinderblock/domain";
 import {
@@ -236,25 +237,68 @@ function splitDescriptorSet(path: string): Buffer[] {
   return files;
 }
 
+/** Options for {@link listen}. */
+export interface ListenOptions {
+  /**
+   * Client connections the port holds at once; one more is closed as it arrives (the client sees
+   * UNAVAILABLE and may retry). grpc-js has no such cap: with one, the port is a node `net.Server`
+   * (its `maxConnections`) that hands each accepted socket to the gRPC server. None by default.
+   */
+  maxConnections?: number;
+  /** Called for each connection refused by `maxConnections`, with the peer's address. */
+  onRefused?: (peer: string) => void;
+}
+
+/** The capped listeners of each server, closed by {@link shutdown}. */
+const listeners = new WeakMap<Server, NetServer[]>();
+
+/** "host:port" or "[v6]:port" → its parts; throws on anything else. */
+function splitAddress(address: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(address);
+  if (!match) throw new Error(`cannot listen on ${address}: expected host:port`);
+  return { host: match[1] ?? match[2] ?? "", port: Number(match[3]) };
+}
+
 /**
  * Binds a server to `host:port` (port 0 picks a free one) and returns the bound port; plaintext
  * unless `credentials` are given (see serverTls in tls.ts).
  */
-export function listen(
+export async function listen(
   server: Server,
   address: string,
   credentials: ServerCredentials = ServerCredentials.createInsecure(),
+  options: ListenOptions = {},
 ): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
+  if (options.maxConnections === undefined) {
+    return new Promise((resolve, reject) => {
+      server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
+    });
+  }
+  const { host, port } = splitAddress(address);
+  // NOTE: the injector's HTTP/2 (or TLS) server is the one bindAsync would make, with the same
+  // settings and certificate reloads; tryShutdown and forceShutdown close its sessions.
+  const injector = server.createConnectionInjector(credentials);
+  const listener = createNetServer((socket) => injector.injectConnection(socket));
+  listener.maxConnections = options.maxConnections;
+  listener.on("drop", (peer) => options.onRefused?.(`${peer?.remoteAddress ?? "?"}:${peer?.remotePort ?? "?"}`));
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen({ host, port }, () => {
+      listener.off("error", reject);
+      resolve();
+    });
   });
+  listeners.set(server, [...(listeners.get(server) ?? []), listener]);
+  return (listener.address() as AddressInfo).port;
 }
 
 /**
- * Stops a server gracefully: no new calls, in-flight calls may finish for `graceMs`, then the
- * rest are cancelled.
+ * Stops a server gracefully: no new connections or calls, in-flight calls may finish for
+ * `graceMs`, then the rest are cancelled.
  */
 export function shutdown(server: Server, graceMs: number): Promise<void> {
+  for (const listener of listeners.get(server) ?? []) listener.close();
+  listeners.delete(server);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();

@@ -24,7 +24,7 @@ import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createApiGuard } from "./identity.js";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 import { pendingUseCases } from "./starting.js";
-import { countStatement } from "./statements.js";
+import { countRefusedConnection, countStatement } from "./statements.js";
 
 async function main(): Promise<void> {
   const config = loadApiConfig(process.env);
@@ -104,6 +104,7 @@ async function main(): Promise<void> {
     server,
     config.CINDERBLOCK_API_LISTEN,
     publicTls && serverTls({ ...publicTls, ...tlsEvents("public port") }),
+    { maxConnections: config.CINDERBLOCK_MAX_CONNECTIONS, onRefused: countRefusedConnection },
   );
   lifecycle.onDrain(async (deadline) => {
     health.endWatches();

@@ -1,3 +1,4 @@
+import { cancellingQueuedStatements } from "@cinderblock/db";
 import {
   type ApiUseCases,
   CinderblockError,
@@ -130,7 +131,9 @@ export function createApiServer(options: ApiServerOptions): Server {
       report,
       (request, ctx) => {
         validateRequest(request, limits);
-        return handler(request, ctx);
+        // A call cancelled (or past its deadline) while its statements wait for a pooled
+        // connection drops them unsent; one already sent is bounded by statement_timeout.
+        return cancellingQueuedStatements(ctx.signal, () => handler(request, ctx));
       },
       guard,
       callLimits,

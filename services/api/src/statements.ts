@@ -15,3 +15,13 @@ function tableOf(sql: string): string {
 export function countStatement(sql: string): void {
   statements.inc({ table: tableOf(sql) });
 }
+
+const refusedConnections = counter({
+  name: "cinderblock_api_connections_refused_total",
+  help: "Client connections the public port closed on arrival: CINDERBLOCK_MAX_CONNECTIONS were open",
+});
+
+/** Counts one connection refused at the cap (listen's `onRefused`); a flood is a number, not log lines. */
+export function countRefusedConnection(): void {
+  refusedConnections.inc();
+}
