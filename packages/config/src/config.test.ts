@@ -185,6 +185,28 @@ describe("shutdown and health settings", () => {
   });
 });
 
+describe("scheduler weigher settings", () => {
+  it("default to Cinder's multipliers (spread by free capacity, prefer the least allocated)", () => {
+    const config = loadSchedulerConfig({});
+    expect(config.CINDERBLOCK_CAPACITY_WEIGHT_MULTIPLIER).toBe(1);
+    expect(config.CINDERBLOCK_ALLOCATED_CAPACITY_WEIGHT_MULTIPLIER).toBe(-1);
+  });
+
+  it("take any finite number, negative to stack, and refuse anything else", () => {
+    const config = loadSchedulerConfig({
+      CINDERBLOCK_CAPACITY_WEIGHT_MULTIPLIER: "-2.5",
+      CINDERBLOCK_ALLOCATED_CAPACITY_WEIGHT_MULTIPLIER: "0",
+    });
+    expect(config.CINDERBLOCK_CAPACITY_WEIGHT_MULTIPLIER).toBe(-2.5);
+    expect(config.CINDERBLOCK_ALLOCATED_CAPACITY_WEIGHT_MULTIPLIER).toBe(0);
+    for (const bad of ["stack", "Infinity"]) {
+      expect(() => loadSchedulerConfig({ CINDERBLOCK_CAPACITY_WEIGHT_MULTIPLIER: bad })).toThrow(
+        `CINDERBLOCK_CAPACITY_WEIGHT_MULTIPLIER=${JSON.stringify(bad)}`,
+      );
+    }
+  });
+});
+
 describe("config file (CINDERBLOCK_CONFIG)", () => {
   let dir: string;
   beforeAll(() => {

@@ -6,6 +6,7 @@ import { inputFields } from "./input-settings.js";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
+import { schedulerWeigherFields } from "./scheduler-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
 import { streamFields } from "./stream-settings.js";
 import { apiTlsFields, checkApiTls, checkVolumeTls, volumeTlsFields } from "./tls-settings.js";
@@ -97,6 +98,7 @@ const schedulerSchema = z
     CINDERBLOCK_SCHEDULER_LISTEN: hostPort.default("127.0.0.1:0"),
     /** Seconds a new volume waits for a backend to report up when none has yet (a cold start). */
     CINDERBLOCK_SCHEDULER_BACKEND_WAIT: z.coerce.number().min(0).default(30),
+    ...schedulerWeigherFields,
   })
   .superRefine(checkNatsSettings);
 

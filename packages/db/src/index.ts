@@ -38,7 +38,13 @@ export { ensureQuotaRows, getQuotaLimits, getQuotaUsage, releaseQuota, reserveQu
 export type { EditableTable } from "./resource-fields.js";
 export { deleteMetadataKey, setMetadata, updateNameDescription } from "./resource-fields.js";
 export type { ServiceReport } from "./services.js";
-export { getService, listUsableServices, reportService, setServiceFlags } from "./services.js";
+export {
+  getService,
+  listServicesWithState,
+  listUsableServices,
+  reportService,
+  setServiceFlags,
+} from "./services.js";
 export type { SnapshotCreate, SnapshotCreateOutcome } from "./snapshot-create.js";
 export { createSnapshotAtOnce } from "./snapshot-create.js";
 export type { GetSnapshotOptions, SnapshotChanges, SnapshotTaken } from "./snapshots.js";

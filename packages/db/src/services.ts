@@ -74,3 +74,20 @@ export async function setServiceFlags(
     .set({ ...flags, updatedAt: sql`now()` })
     .where(eq(services.host, host));
 }
+
+/**
+ * Every backend, with whether its heartbeat is younger than `downTimeSeconds`: the scheduler
+ * filters them itself, so that a refusal names the disabled, frozen and silent ones too.
+ */
+export async function listServicesWithState(
+  db: Executor,
+  downTimeSeconds: number,
+): Promise<(ServiceRow & { up: boolean })[]> {
+  const rows = await db
+    .select({
+      service: services,
+      up: sql<boolean>`${services.heartbeatAt} > now() - make_interval(secs => ${downTimeSeconds})`,
+    })
+    .from(services);
+  return rows.map((r) => ({ ...r.service, up: r.up }));
+}

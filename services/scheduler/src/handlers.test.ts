@@ -10,6 +10,7 @@ import {
   insertVolume,
   reportService,
   runMigrations,
+  setServiceFlags,
 } from "@cinderblock/db";
 import { derivedId } from "@cinderblock/domain";
 import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
@@ -144,7 +145,41 @@ describe("createVolume before any backend has reported up", () => {
     // The tenant reads that no backend fits; the backends and their reasons are the admin's detail.
     expect(volume?.statusReason).toBe("no valid backend was found");
     expect(volume?.statusDetail).toMatch(/^no valid backend was found: /);
-    expect(volume?.statusDetail).toContain(`backend ${host} would pass its over-subscription limit`);
+    expect(volume?.statusDetail).toContain(`${host}#file: has a total capacity of 0 GiB`);
+  });
+});
+
+describe("createVolume through the filter scheduler", () => {
+  it("names every backend of the zone and why it was turned down, the disabled one included", async () => {
+    const zone = uniqueName("az-");
+    const disabled = `${uniqueName("vol")}@file`;
+    const full = `${uniqueName("vol")}@file`;
+    await report(disabled, zone, "up", 100);
+    await setServiceFlags(handle.db, disabled, { disabled: true, disabledReason: "maintenance" });
+    await report(full, zone, "up", 0);
+    const { id, cast } = await newVolume(zone);
+    await handlers({ backendWaitMs: 10_000 }).createVolume(cast, `test-${id}`);
+    const volume = await getVolumeElevated(handle.db, id);
+    expect(volume?.status).toBe("error");
+    expect(volume?.statusDetail).toContain(`${disabled}#file: disabled: maintenance`);
+    expect(volume?.statusDetail).toContain(`${full}#file: has a total capacity of 0 GiB`);
+  });
+
+  it("weighs with the multipliers it is given: spread by default, stacked with a negative capacity multiplier", async () => {
+    const zone = uniqueName("az-");
+    const roomy = `${uniqueName("vol")}@file`;
+    const tight = `${uniqueName("vol")}@file`;
+    await report(roomy, zone, "up", 500);
+    await report(tight, zone, "up", 50);
+    const spread = await newVolume(zone);
+    await handlers().createVolume(spread.cast, `test-${spread.id}`);
+    expect((await getVolumeElevated(handle.db, spread.id))?.host).toBe(roomy);
+    const stacked = await newVolume(zone);
+    await handlers({ weigherMultipliers: { capacity: -1, allocatedCapacity: 0 } }).createVolume(
+      stacked.cast,
+      `test-${stacked.id}`,
+    );
+    expect((await getVolumeElevated(handle.db, stacked.id))?.host).toBe(tight);
   });
 });
 

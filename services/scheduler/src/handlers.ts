@@ -6,7 +6,7 @@ import {
   getService,
   getSnapshotElevated,
   getVolumeElevated,
-  listUsableServices,
+  listServicesWithState,
   type ServiceRow,
   type Tx,
   updateSnapshotStatus,
@@ -14,7 +14,8 @@ import {
 } from "@cinderblock/db";
 import { type Announcer, SNAPSHOT_OPERATIONS, VOLUME_OPERATIONS } from "@cinderblock/domain";
 import type { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
-import { capacityProblem, pickBackend } from "./filters.js";
+import { canonicalUuid, capacityProblem, pickBackend, type ScheduleRequest } from "./filters.js";
+import { DEFAULT_WEIGHER_MULTIPLIERS, type WeigherMultipliers } from "./weighers.js";
 
 /** What the scheduler's handlers need. */
 export interface SchedulerDependencies {
@@ -33,6 +34,8 @@ export interface SchedulerDependencies {
   backendWaitMs?: number;
   /** How often a waiting create looks at the backends' reports again (default 500 ms). */
   backendPollMs?: number;
+  /** The weighers' multipliers (default: capacity 1, allocated capacity -1, as Cinder's). */
+  weigherMultipliers?: WeigherMultipliers;
 }
 
 /** The scheduler's cast handlers (each is idempotent: a redelivered cast does no harm). */
@@ -48,15 +51,33 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
   const pollMs = deps.backendPollMs ?? 500;
 
   // One look at the backends per poll interval, shared by every create waiting at that moment.
-  let nextLook: Promise<ServiceRow[]> | undefined;
-  const lookAgain = (): Promise<ServiceRow[]> => {
+  type Backends = (ServiceRow & { up: boolean })[];
+  let nextLook: Promise<Backends> | undefined;
+  const lookAgain = (): Promise<Backends> => {
     nextLook ??= new Promise((resolve) => setTimeout(resolve, pollMs))
-      .then(() => listUsableServices(db, deps.serviceDownTimeSeconds))
+      .then(() => listServicesWithState(db, deps.serviceDownTimeSeconds))
       .finally(() => {
         nextLook = undefined;
       });
     return nextLook;
   };
+
+  const multipliers = deps.weigherMultipliers ?? DEFAULT_WEIGHER_MULTIPLIERS;
+
+  /** Where the volumes a request's affinity hints name live (ids that are no volume: nowhere). */
+  async function hintedVolumeHosts(request: ScheduleRequest): Promise<Map<string, string>> {
+    const ids = [...new Set([...(request.hints.sameHost ?? []), ...(request.hints.differentHost ?? [])])];
+    const hosts = new Map<string, string>();
+    await Promise.all(
+      ids.map(async (id) => {
+        // An id that is no UUID names no volume (and the affinity filters refuse it).
+        const uuid = canonicalUuid(id);
+        const volume = uuid ? await getVolumeElevated(db, uuid) : undefined;
+        if (volume?.host) hosts.set(id, volume.host);
+      }),
+    );
+    return hosts;
+  }
 
   const record = createOutcomeRecorder({
     db,
@@ -102,7 +123,7 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       else if (backend.disabled)
         problem = `backend ${cast.volumeHost} is disabled${backend.disabledReason ? `: ${backend.disabledReason}` : ""}`;
       else if (backend.frozen) problem = `backend ${cast.volumeHost} is frozen`;
-      else problem = capacityProblem(backend, cast.volumeSizeGb);
+      else problem = capacityProblem(backend, cast.volumeSizeGb, cast.volumeHost);
       if (problem) {
         const { from, to } = SNAPSHOT_OPERATIONS.create.failed;
         const reason = problem;
@@ -140,17 +161,25 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       if (volume?.status !== "creating") return;
       let host = volume.host;
       if (!host) {
-        const request = { sizeGb: cast.sizeGb, availabilityZone: cast.availabilityZone };
+        // NOTE: the cast carries no volume type or hints yet: every pool qualifies by its capabilities.
+        const request: ScheduleRequest = {
+          sizeGb: cast.sizeGb,
+          availabilityZone: cast.availabilityZone,
+          extraSpecs: {},
+          hints: {},
+        };
+        const volumeHosts = await hintedVolumeHosts(request);
+        const options = { multipliers, volumeHost: (id: string) => volumeHosts.get(id) };
         const waitUntil = Date.now() + waitMs;
-        let choice = pickBackend(await listUsableServices(db, deps.serviceDownTimeSeconds), request);
+        let choice = pickBackend(await listServicesWithState(db, deps.serviceDownTimeSeconds), request, options);
         // NOTE: waiting here, not by nak-with-delay: the cast keeps its place and its delivery
         // budget (max_deliver), the consumer keeps it alive with working(), and it goes on as soon
         // as a backend's report says up. Only while no backend has reported up (see `waitable`):
         // a backend that is up but full, or a zone nobody serves, fails the volume at once.
         while (choice.waitable && Date.now() < waitUntil) {
-          choice = pickBackend(await lookAgain(), request);
+          choice = pickBackend(await lookAgain(), request, options);
         }
-        if (!choice.host) {
+        if (!choice.service) {
           const reason = choice.waitable
             ? `no backend has reported up within ${waitMs / 1000} s` +
               (choice.reasons.length > 0 ? `: ${choice.reasons.join("; ")}` : "")
@@ -172,7 +201,9 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
           );
           return;
         }
-        const placed = await assignVolumeHost(db, volume.id, choice.host.host);
+        // NOTE: the volume records its backend (`host@backend`), not yet its pool: the volume host
+        // finds its driver by that name.
+        const placed = await assignVolumeHost(db, volume.id, choice.service.host);
         if (!placed?.host) return;
         host = placed.host;
       }

@@ -73,6 +73,10 @@ async function main(): Promise<void> {
     onCommitted: () => relay.kick(),
     serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
     backendWaitMs: config.CINDERBLOCK_SCHEDULER_BACKEND_WAIT * 1000,
+    weigherMultipliers: {
+      capacity: config.CINDERBLOCK_CAPACITY_WEIGHT_MULTIPLIER,
+      allocatedCapacity: config.CINDERBLOCK_ALLOCATED_CAPACITY_WEIGHT_MULTIPLIER,
+    },
   });
 
   const consumer = await lifecycle.retry("NATS consumer", () =>
