@@ -1,7 +1,7 @@
 import { pythonFloat } from "./extra-specs.js";
 
 /** A capacity a backend reports: GiB, or Cinder's `infinite` / `unknown` for a backend that cannot say. */
-export type CapacityGb = number | "infinite" | "unknown";
+type CapacityGb = number | "infinite" | "unknown";
 
 /** Cinder's max_over_subscription_ratio default (a backend that reports none, or `auto` with nothing provisioned). */
 export const DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO = 20;

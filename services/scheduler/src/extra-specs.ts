@@ -73,9 +73,6 @@ const OPERATORS: Record<string, Operator> = {
   "s>=": ordered((a, b) => a >= b),
 };
 
-/** The operators {@link matchesSpec} knows, besides plain equality. */
-export const SPEC_OPERATORS: readonly string[] = [...Object.keys(OPERATORS), "<or>", "<all-in>"];
-
 /**
  * Whether a capability value satisfies a requirement, as Cinder's extra_specs_ops.match. A
  * `null`/`undefined` requirement matches only a missing value; a value the operator cannot

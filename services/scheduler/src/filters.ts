@@ -58,7 +58,7 @@ export const availabilityZoneFilter: PoolFilter = (pool, request) =>
  * may say `backendState: "down"` with 0 GiB while its storage is still coming up (Ceph not yet
  * listing the pool); the scheduler waits for such a backend rather than judge its capacity.
  */
-export function reportedUp(pool: Pool): boolean {
+function reportedUp(pool: Pool): boolean {
   const c = capacityOf(pool.capabilities);
   return (
     pool.capabilities.backend_state !== "down" && c.totalCapacityGb !== undefined && c.freeCapacityGb !== undefined
@@ -66,7 +66,7 @@ export function reportedUp(pool: Pool): boolean {
 }
 
 /** Rejects a pool that has not reported up yet (see {@link reportedUp}). */
-export const reportedUpFilter: PoolFilter = (pool) => {
+const reportedUpFilter: PoolFilter = (pool) => {
   if (pool.capabilities.backend_state === "down") return "has not reported up (its backend reports down)";
   return reportedUp(pool) ? undefined : "has not reported its capacity";
 };
@@ -207,7 +207,7 @@ export const sameBackendFilter: PoolFilter = affinityFilter("same_host", true);
 export const differentBackendFilter: PoolFilter = affinityFilter("different_host", false);
 
 /** The filters, in the order they run; a pool's reason is the first one's that rejects it. */
-export const FILTERS: readonly { name: string; filter: PoolFilter }[] = [
+const FILTERS: readonly { name: string; filter: PoolFilter }[] = [
   { name: "ServiceState", filter: serviceStateFilter },
   { name: "AvailabilityZoneFilter", filter: availabilityZoneFilter },
   { name: "IgnoreAttemptedHostsFilter", filter: retryFilter },
@@ -219,7 +219,7 @@ export const FILTERS: readonly { name: string; filter: PoolFilter }[] = [
 ];
 
 /** A pool the filters turned down. */
-export interface Rejection {
+interface Rejection {
   host: string;
   filter: string;
   reason: string;

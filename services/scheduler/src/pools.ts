@@ -26,7 +26,7 @@ import type { ServiceRow } from "@cinderblock/db";
  * `vendorName`, `driverVersion`, `qosSupport`, `onlineExtendSupport`, `thickProvisioningSupport`,
  * `allocatedCapacityGb`, `volumeBackendName`. Any other camelCase key is renamed to snake_case.
  */
-export const CINDER_CAPABILITY_NAMES: Readonly<Record<string, string>> = {
+const CINDER_CAPABILITY_NAMES: Readonly<Record<string, string>> = {
   totalCapacityGb: "total_capacity_gb",
   freeCapacityGb: "free_capacity_gb",
   provisionedCapacityGb: "provisioned_capacity_gb",
@@ -63,7 +63,7 @@ export function cinderCapabilityName(key: string): string {
 }
 
 /** The reported capabilities under Cinder's names (one level: nested objects keep their keys). */
-export function toCinderCapabilities(reported: Record<string, unknown>): Record<string, unknown> {
+function toCinderCapabilities(reported: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(reported)) {
     const name = cinderCapabilityName(key);
