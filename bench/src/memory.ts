@@ -16,7 +16,7 @@ import {
   SnapshotStatus,
   SnapshotsServiceClient,
 } from "@cinderblock/proto";
-import { availableVolumes, call, type Stack, startStack } from "@cinderblock/testing";
+import { availableVolumes, call, NO_RATE_LIMITS, type Stack, startStack } from "@cinderblock/testing";
 import { type ClientReadableStream, credentials } from "@grpc/grpc-js";
 import postgres from "postgres";
 import { callerMetadata, rssMiB, table, trackCompletions } from "./lib.js";
@@ -84,6 +84,8 @@ async function main(): Promise<void> {
       CINDERBLOCK_MAX_STREAMS_PER_PROJECT: String(options.streams + options.watches + 10),
       CINDERBLOCK_MAX_STREAMS: String(options.streams + options.watches + 10),
       CINDERBLOCK_STREAM_BUFFER_BYTES: String(options.bufferBytes),
+      // It measures what streams cost, not the per-project rate limits (a 1000-create burst passes them).
+      ...NO_RATE_LIMITS,
     },
   });
   const db = postgres(stack.database.url, { max: 1, onnotice: () => {} });

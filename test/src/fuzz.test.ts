@@ -114,13 +114,33 @@ function publicMethods(): FuzzMethod[] {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Every UUID under an `id` field of a response (volume.id, snapshot.id, attachment.id...). */
-function idsIn(value: unknown, into: Set<string>): void {
+/**
+ * Ids by the kind of resource they name ("volume", "snapshot", "attachment", "group_snapshot"...),
+ * so that a request's `snapshot_id` gets a snapshot's id and reaches the paths past the lookup.
+ */
+type IdPools = Map<string, Set<string>>;
+
+/** The kind an id field names: `volume_id` a volume; a bare `id` the object it sits in (`snapshot`, `snapshots[]`). */
+function kindOf(field: string, parent: string): string {
+  if (field === "id" || field === "ids") return parent.replace(/s$/, "");
+  return field.replace(/_ids?$/, "").replace(/^source_/, "");
+}
+
+/** Every UUID under an `id` field of a response (volume.id, snapshot.id, attachment.id...), by kind. */
+function idsIn(value: unknown, into: IdPools, parent = ""): void {
   if (value === null || typeof value !== "object") return;
   for (const [key, v] of Object.entries(value)) {
-    if (typeof v === "string" && key.endsWith("id") && UUID.test(v)) into.add(v);
-    else idsIn(v, into);
+    if (typeof v === "string" && (key === "id" || key.endsWith("_id")) && UUID.test(v)) {
+      const kind = kindOf(key, parent);
+      into.set(kind, (into.get(kind) ?? new Set()).add(v));
+    } else idsIn(v, into, Array.isArray(value) ? parent : key);
   }
+}
+
+/** The kind of resource a method's bare `id` names: its name says (GetGroupSnapshot, DeleteVolume...). */
+function kindOfMethod(method: string): string {
+  const match = /(GroupSnapshot|Snapshot|VolumeType|QosSpecs|Volume|Attachment)/.exec(method);
+  return (match?.[1] ?? "").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
 let stack: Stack;
@@ -130,8 +150,8 @@ let health: HealthProbe;
 const projectA = "fuzz-project-a";
 const projectB = "fuzz-project-b";
 const adminProject = "fuzz-admin";
-const idsOfA = new Set<string>();
-const idsOfB = new Set<string>();
+const idsOfA: IdPools = new Map();
+const idsOfB: IdPools = new Map();
 const pageTokens: string[] = [];
 const codes = new Map<string, Map<string, number>>();
 
@@ -173,7 +193,7 @@ function send(method: FuzzMethod, bytes: Buffer, md: Metadata): Promise<{ code: 
         if (err) resolve({ code: codeName(err.code), details: err.details });
         else {
           const decoded = method.wire.responseDeserialize(res as Buffer);
-          idsIn(decoded, md.get("x-project-id")[0] === projectB ? idsOfB : new Set());
+          idsIn(decoded, md.get("x-project-id")[0] === projectB ? idsOfB : new Map());
           const token = (decoded as { next_page_token?: string }).next_page_token;
           if (token) pageTokens.push(token);
           resolve({ code: "OK", details: "" });
@@ -232,10 +252,22 @@ function generator(random: () => number) {
   /** True while generating a valid-looking request: each field takes its plausible value. */
   let sane = false;
 
-  function idValue(md: Metadata): string {
-    const own = md.get("x-project-id")[0] === projectB ? [...idsOfB] : [];
-    const mine = md.get("x-roles").length > 0 ? [...idsOfB] : [...idsOfA, ...own];
-    if (sane) return mine.length > 0 ? pick(mine) : uuid();
+  /** The method a request is being generated for (its bare `id` names that method's resource). */
+  let method = "";
+
+  function idValue(field: string, md: Metadata): string {
+    const kind = field === "id" ? kindOfMethod(method) : kindOf(field, "");
+    const ofKind = (pools: IdPools) =>
+      kind === "resource" ? [...pools.values()].flatMap((ids) => [...ids]) : [...(pools.get(kind) ?? [])];
+    const own = md.get("x-project-id")[0] === projectB || md.get("x-roles").length > 0 ? ofKind(idsOfB) : [];
+    const mine = md.get("x-roles").length > 0 ? own : [...ofKind(idsOfA), ...own];
+    // A valid-looking request names the caller's own resource of the right kind (an optional
+    // reference, such as CreateVolume's snapshot_id, is left out now and then), so the calls get
+    // past the lookup to their deeper paths; the other requests mix in A's ids and junk.
+    if (sane) {
+      if (field !== "id" && field !== "volume_id" && chance(0.3)) return "";
+      return own.length > 0 ? pick(own) : uuid();
+    }
     return pick<() => string>([
       () => (mine.length > 0 ? pick(mine) : uuid()),
       () => (mine.length > 0 ? pick(mine) : uuid()),
@@ -248,7 +280,7 @@ function generator(random: () => number) {
   }
 
   function stringValue(field: string, md: Metadata): string {
-    if (/(^|_)ids?$/.test(field) && field !== "instance_id") return idValue(md);
+    if (/(^|_)ids?$/.test(field) && field !== "instance_id") return idValue(field, md);
     if (sane) {
       const plausible: Record<string, string> = {
         page_token: pageTokens.length > 0 ? pick(pageTokens) : "",
@@ -256,6 +288,8 @@ function generator(random: () => number) {
         sort_dir: pick(["asc", "desc"]),
         instance_id: `inst-${int(4)}`,
         host: "vol1@file",
+        availability_zone: "nova",
+        volume_type: "",
         project_id: projectB,
         mountpoint: "/dev/vdb",
         client_request_id: `req-${int(1000)}`,
@@ -342,10 +376,11 @@ function generator(random: () => number) {
   }
 
   /** A mixed request: each field valid-looking, boundary, unicode, absent or someone else's. */
-  function mixed(method: FuzzMethod, md: Metadata): Record<string, unknown> {
+  function mixed(target: FuzzMethod, md: Metadata): Record<string, unknown> {
     sane = chance(0.4);
+    method = target.name;
     const out: Record<string, unknown> = {};
-    for (const f of method.fields) {
+    for (const f of target.fields) {
       if (!sane && chance(0.15)) continue;
       out[f.name] = f.kind === "map" ? map(f) : f.kind === "list" ? list(f, md) : scalar(f.type, f.name, md);
     }
@@ -433,14 +468,17 @@ beforeAll(async () => {
   ] as const) {
     const md = identity(project, "owner");
     const [volumeId = ""] = await availableVolumes(stack.volumes, md, 2, `${project}-v`);
-    for (const id of await sql<{ id: string }[]>`select id from volumes where project_id = ${project}`) ids.add(id.id);
+    const volumes = new Set<string>();
+    for (const id of await sql<{ id: string }[]>`select id from volumes where project_id = ${project}`)
+      volumes.add(id.id);
+    ids.set("volume", volumes);
     const snapshot = await new Promise<proto.CreateSnapshotResponse>((resolve, reject) =>
       stack.snapshots.createSnapshot(proto.CreateSnapshotRequest.fromPartial({ volumeId, name: "s" }), md, (e, r) =>
         e || !r ? reject(e) : resolve(r),
       ),
     );
     const snapshotId = snapshot.snapshot?.id ?? "";
-    ids.add(snapshotId);
+    ids.set("snapshot", new Set([snapshotId]));
     expect(await statusOf(sql, "snapshots", snapshotId, "available")).toBe("available");
   }
   await health.until("SERVING");
