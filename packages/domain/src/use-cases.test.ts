@@ -221,6 +221,7 @@ beforeAll(async () => {
     snapshotInstanceTimeoutSeconds: 60,
     quota: { volumes: 100, snapshots: 10, gigabytes: 1000 },
     defaultAvailabilityZone: "nova",
+    defaultVolumeType: "__DEFAULT__",
     operationTimeoutSeconds: 120,
     pageTokens: createPageTokens("a test secret of at least 32 characters"),
     serviceDownTimeSeconds: 60,
