@@ -247,7 +247,13 @@ describe("volume types", () => {
     expect(await types.setVolumeTypeExtraSpecs(admin, t.id, { "capabilities:thin": "<is> True" })).toEqual({
       "capabilities:thin": "<is> True",
     });
-    for (const specs of [{ ["k".repeat(256)]: "v" }, { k: "v".repeat(256) }, { "bad/key": "v" }, { k: "a\u0007" }]) {
+    const bad: Record<string, string>[] = [
+      { ["k".repeat(256)]: "v" },
+      { k: "v".repeat(256) },
+      { "bad/key": "v" },
+      { k: "a\u0007" },
+    ];
+    for (const specs of bad) {
       expect((await refusal(types.setVolumeTypeExtraSpecs(admin, t.id, specs))).message).toMatch(/^extra_specs: /);
     }
     expect((await refusal(types.createVolumeType(admin, { name: " ", description: "", extraSpecs: {} }))).code).toBe(
