@@ -39,6 +39,9 @@ interface Ids {
   attachment: string;
   instance: string;
   project: string;
+  /** A private volume type A has access to (and its volume is of), and QoS specs associated with it. */
+  volumeType: string;
+  qosSpecs: string;
 }
 
 /** Every public method, from the generated definitions: a new method or service is covered unasked. */
@@ -50,21 +53,23 @@ const METHODS = Object.entries(proto)
 const methodName = (m: MethodDefinition) => m.path.split("/").pop() as string;
 const serviceName = (m: MethodDefinition) => (m.path.split("/")[1] ?? "").replace("cinderblock.v1.", "");
 
-/** What a request's `id` field names, by service. */
-const ID_OF_SERVICE: Record<string, keyof Ids> = {
+/** What a request's `id` field names, by service (VolumeTypesService: by method, types or QoS specs). */
+const ID_OF_SERVICE: Record<string, keyof Ids | ((m: MethodDefinition) => keyof Ids)> = {
   VolumesService: "volume",
   SnapshotsService: "snapshot",
   GroupSnapshotsService: "groupSnapshot",
+  VolumeTypesService: (m) => (methodName(m).includes("Qos") ? "qosSpecs" : "volumeType"),
 };
 
 /** Request fields that name a resource, and which id each takes. */
 const ID_FIELDS: Record<string, (ids: Ids, m: MethodDefinition) => unknown> = {
   id: (ids, m) => {
-    const kind = ID_OF_SERVICE[serviceName(m)];
-    if (!kind) throw new Error(`${m.path}: the isolation suite does not know what its id names`);
-    return ids[kind];
+    const of = ID_OF_SERVICE[serviceName(m)];
+    if (!of) throw new Error(`${m.path}: the isolation suite does not know what its id names`);
+    return ids[typeof of === "function" ? of(m) : of];
   },
   volumeId: (ids) => ids.volume,
+  volumeTypeId: (ids) => ids.volumeType,
   volumeIds: (ids) => [ids.volume],
   snapshotId: (ids) => ids.snapshot,
   groupSnapshotId: (ids) => ids.groupSnapshot,
@@ -202,7 +207,39 @@ beforeAll(async () => {
   const project = uniqueName("iso-");
   aMember = identity(project, "alice");
   const md = aMember;
-  const volume = await createSettledVolume(stack.volumes, md, { name: "a-root", metadata: { owner: "a" } });
+  // A's private volume type (an administrator's, with access for A) and its QoS specs.
+  const admin = identity(uniqueName("iso-admins-"), "root", "admin");
+  const types = new proto.VolumeTypesServiceClient(stack.address, credentials.createInsecure());
+  const privateType = (
+    await call<proto.CreateVolumeTypeResponse>((done) =>
+      types.createVolumeType(
+        { name: uniqueName("a-type-"), description: "", isPublic: false, extraSpecs: { k: "v" } },
+        admin,
+        done,
+      ),
+    )
+  ).volumeType as proto.VolumeType;
+  await call((done) => types.addVolumeTypeAccess({ id: privateType.id, projectId: project }, admin, done));
+  const qos = (
+    await call<proto.CreateQosSpecsResponse>((done) =>
+      types.createQosSpecs(
+        {
+          name: uniqueName("a-qos-"),
+          consumer: proto.QosConsumer.QOS_CONSUMER_FRONT_END,
+          specs: { total_iops_sec: "9" },
+        },
+        admin,
+        done,
+      ),
+    )
+  ).qosSpecs as proto.QosSpecs;
+  await call((done) => types.associateQosSpecs({ id: qos.id, volumeTypeId: privateType.id }, admin, done));
+  types.close();
+  const volume = await createSettledVolume(stack.volumes, md, {
+    name: "a-root",
+    metadata: { owner: "a" },
+    volumeType: privateType.id,
+  });
   const snapshot = (
     await call<proto.CreateSnapshotResponse>((done) =>
       stack.snapshots.createSnapshot(
@@ -242,6 +279,8 @@ beforeAll(async () => {
     attachment: attached.attachment?.id ?? "",
     instance,
     project,
+    volumeType: privateType.id,
+    qosSpecs: qos.id,
   };
   // A's compute agent: any request reaching it is a freeze or thaw someone caused.
   agent = stack.nc.subscribe(`${stack.prefix}.v1.compute.${instance}.*`);
@@ -275,7 +314,14 @@ describe("tenant isolation", () => {
     const b = identity(uniqueName("iso-"), "bob");
     const before = await rowsOf(a);
     // The rows compared are there: A's one of everything.
-    for (const table of ["volumes", "snapshots", "group_snapshots", "volume_attachments", "quota_usages"]) {
+    for (const table of [
+      "volumes",
+      "snapshots",
+      "group_snapshots",
+      "volume_attachments",
+      "quota_usages",
+      "volume_type_projects",
+    ]) {
       expect(before[table]?.length, table).toBeGreaterThan(0);
     }
     const table: string[] = [];
@@ -289,6 +335,8 @@ describe("tenant isolation", () => {
           attachment: randomUUID(),
           instance: randomUUID(),
           project: uniqueName("iso-"),
+          volumeType: randomUUID(),
+          qosSpecs: randomUUID(),
         };
         const [onA, onRandom] = await Promise.all([
           invoke(m, requestOf(m, a, forced), b),

@@ -29,6 +29,7 @@ import {
   type UpdateSnapshotResponse,
   type Volume,
   VolumeStatus,
+  VolumeTypesServiceClient,
 } from "@cinderblock/proto";
 import {
   call,
@@ -609,6 +610,10 @@ describe("quotas", () => {
       { resource: "volumes", limit: 10, inUse: 1 },
       { resource: "snapshots", limit: 10, inUse: 0 },
       { resource: "gigabytes", limit: 1000, inUse: 5 },
+      // The volume's type (the default, __DEFAULT__), counted per type too.
+      { resource: "gigabytes___DEFAULT__", limit: -1, inUse: 5 },
+      { resource: "snapshots___DEFAULT__", limit: -1, inUse: 0 },
+      { resource: "volumes___DEFAULT__", limit: -1, inUse: 1 },
     ]);
     const other = await callError(getQuotas(p.md, "someone-else"));
     expect(other.code).toBe(status.PERMISSION_DENIED);
@@ -627,11 +632,19 @@ describe("quotas", () => {
 
   it("counts per volume type too, and refuses past a type's own limit", async () => {
     const p = project();
+    // A volume type is a real one (issue 15): "gold" must exist first.
+    const types = new VolumeTypesServiceClient(stack.address, credentials.createInsecure());
+    await call((done) =>
+      types.createVolumeType({ name: "gold", description: "", extraSpecs: {} }, p.admin, done),
+    ).catch((e: { code: number }) => {
+      if (e.code !== status.ALREADY_EXISTS) throw e;
+    });
+    types.close();
     await call((done) =>
       quotas.updateQuotas({ projectId: p.id, limits: { volumes_gold: 1, gigabytes_gold: 10 } }, p.admin, done),
     );
     const gold = await volume(p.md, { sizeGb: 2, volumeType: "gold" });
-    await volume(p.md, { sizeGb: 3 }); // untyped: only the base quotas
+    await volume(p.md, { sizeGb: 3 }); // the default type: not gold's quotas
     const refused = await callError(
       call((done) =>
         stack.volumes.createVolume(

@@ -10,6 +10,7 @@ import { schedulerWeigherFields } from "./scheduler-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
 import { streamFields } from "./stream-settings.js";
 import { apiTlsFields, checkApiTls, checkVolumeTls, volumeTlsFields } from "./tls-settings.js";
+import { volumeTypeFields } from "./volume-type-settings.js";
 
 /**
  * Thrown when the environment holds a bad value; the message names every bad variable, so a
@@ -74,6 +75,7 @@ const apiSchema = z
     ...callLimitFields,
     ...inputFields,
     ...streamFields,
+    ...volumeTypeFields,
     CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),

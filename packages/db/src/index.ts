@@ -74,6 +74,43 @@ export type {
   VolumeStatus,
 } from "./types.js";
 export { isDatabaseUnavailable, isStatementTimeout } from "./unavailable.js";
+export type {
+  NameCursor,
+  NewQosSpecsRow,
+  NewVolumeTypeRow,
+  QosSpecsRow,
+  TypeLock,
+  VolumeTypeRow,
+} from "./volume-types.js";
+export {
+  addVolumeTypeAccess,
+  associateQosSpecs,
+  changeQosSpecsKeys,
+  countProjectsDefaultingTo,
+  countVolumeTypeUsage,
+  deleteVolumeTypeExtraSpec,
+  disassociateQosSpecs,
+  getProjectDefaultTypeId,
+  getQosSpecs,
+  getQosSpecsOfType,
+  getVolumeTypeBy,
+  hasVolumeTypeAccess,
+  insertQosSpecs,
+  insertVolumeType,
+  listProjectDefaultTypes,
+  listQosSpecs,
+  listVolumeTypeAccess,
+  listVolumeTypes,
+  markQosSpecsDeleted,
+  markVolumeTypeDeleted,
+  removeVolumeTypeAccess,
+  renameVolumeTypeReferences,
+  setProjectDefaultType,
+  setVolumeTypeExtraSpecs,
+  typesOfQosSpecs,
+  unsetProjectDefaultType,
+  updateVolumeType,
+} from "./volume-types.js";
 export type { GetVolumeOptions, VolumeChanges } from "./volumes.js";
 export {
   assignVolumeHost,

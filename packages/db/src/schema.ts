@@ -25,6 +25,70 @@ const createdAt = () => timestamp("created_at", { withTimezone: true, precision:
 const updatedAt = () => timestamp("updated_at", { withTimezone: true, precision: 3 }).notNull().defaultNow();
 const stringMap = (name: string) => jsonb(name).$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`);
 
+/** QoS specs (Cinder's quality_of_service_specs): limits associated with volume types. */
+export const qosSpecs = pgTable(
+  "qos_specs",
+  {
+    id: uuid("id").primaryKey(),
+    name: varchar("name", { length: 255 }).notNull(),
+    /** "front-end", "back-end" or "both" (who applies the limits). */
+    consumer: text("consumer").notNull().default("back-end"),
+    specs: stringMap("specs"),
+    deleted: boolean("deleted").notNull().default(false),
+    deletedAt: timestamp("deleted_at", { withTimezone: true, precision: 6 }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("qos_specs_name_idx").on(t.name).where(sql`not deleted`)],
+);
+
+/** Volume types (Cinder's volume_types): extra specs for the scheduler, at most one QoS specs. */
+export const volumeTypes = pgTable(
+  "volume_types",
+  {
+    id: uuid("id").primaryKey(),
+    name: varchar("name", { length: 255 }).notNull(),
+    description: varchar("description", { length: 255 }).notNull().default(""),
+    isPublic: boolean("is_public").notNull().default(true),
+    extraSpecs: stringMap("extra_specs"),
+    qosSpecsId: uuid("qos_specs_id").references(() => qosSpecs.id),
+    deleted: boolean("deleted").notNull().default(false),
+    deletedAt: timestamp("deleted_at", { withTimezone: true, precision: 6 }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("volume_types_name_idx").on(t.name).where(sql`not deleted`),
+    index("volume_types_qos_idx").on(t.qosSpecsId).where(sql`qos_specs_id is not null`),
+  ],
+);
+
+/** The projects that may use a private volume type (Cinder's volume_type_projects). */
+export const volumeTypeProjects = pgTable(
+  "volume_type_projects",
+  {
+    volumeTypeId: uuid("volume_type_id")
+      .notNull()
+      .references(() => volumeTypes.id),
+    projectId: text("project_id").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.volumeTypeId, t.projectId] }),
+    index("volume_type_projects_project_idx").on(t.projectId),
+  ],
+);
+
+/** A project's own default volume type (Cinder's default_volume_types). */
+export const defaultVolumeTypes = pgTable("default_volume_types", {
+  projectId: text("project_id").primaryKey(),
+  volumeTypeId: uuid("volume_type_id")
+    .notNull()
+    .references(() => volumeTypes.id),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
 /** Volumes, one row per volume; every query is scoped by project_id. */
 export const volumes = pgTable(
   "volumes",
@@ -39,7 +103,9 @@ export const volumes = pgTable(
     /** The backend's own words for a failure (stderr, device paths): for admins and the log, never tenants. */
     statusDetail: text("status_detail").notNull().default(""),
     sizeGb: integer("size_gb").notNull(),
+    /** The type's name as it was at create (per-type quotas key on it; a rename updates it). */
     volumeType: text("volume_type").notNull().default(""),
+    volumeTypeId: uuid("volume_type_id").references(() => volumeTypes.id),
     availabilityZone: text("availability_zone").notNull(),
     bootable: boolean("bootable").notNull().default(false),
     imageMetadata: stringMap("image_metadata"),
@@ -64,6 +130,7 @@ export const volumes = pgTable(
     index("volumes_project_name_idx").on(t.projectId, t.name, t.id),
     index("volumes_project_status_created_idx").on(t.projectId, t.status, t.createdAt, t.id),
     index("volumes_created_idx").on(t.createdAt, t.id),
+    index("volumes_type_idx").on(t.volumeTypeId).where(sql`not deleted`),
     uniqueIndex("volumes_project_client_request_idx")
       .on(t.projectId, t.clientRequestId)
       .where(sql`client_request_id is not null`),
@@ -89,6 +156,7 @@ export const snapshots = pgTable(
     progress: text("progress").notNull().default("0%"),
     volumeSizeGb: integer("volume_size_gb").notNull(),
     volumeType: text("volume_type").notNull().default(""),
+    volumeTypeId: uuid("volume_type_id").references(() => volumeTypes.id),
     encryptionKeyId: text("encryption_key_id").notNull().default(""),
     providerLocation: text("provider_location").notNull().default(""),
     groupSnapshotId: text("group_snapshot_id").notNull().default(""),
@@ -109,6 +177,7 @@ export const snapshots = pgTable(
     index("snapshots_created_idx").on(t.createdAt, t.id),
     index("snapshots_group_idx").on(t.groupSnapshotId).where(sql`group_snapshot_id <> ''`),
     index("snapshots_volume_idx").on(t.volumeId),
+    index("snapshots_type_idx").on(t.volumeTypeId).where(sql`not deleted`),
     uniqueIndex("snapshots_project_client_request_idx")
       .on(t.projectId, t.clientRequestId)
       .where(sql`client_request_id is not null`),

@@ -74,10 +74,11 @@ export async function createSnapshotAtOnce(db: Db, create: SnapshotCreate): Prom
       ${reservationCtes(s.projectId, quota, sql`exists (select from v)`)},
       snap as (
         insert into snapshots (id, project_id, user_id, volume_id, name, description, status, progress,
-                               volume_size_gb, volume_type, encryption_key_id, group_snapshot_id, metadata,
+                               volume_size_gb, volume_type, volume_type_id, encryption_key_id, group_snapshot_id, metadata,
                                client_request_id, request_hash)
         select ${s.id}::uuid, ${s.projectId}, ${s.userId}, ${s.volumeId}::uuid, ${s.name ?? ""}, ${s.description ?? ""},
                ${s.status}, ${s.progress ?? "0%"}, ${s.volumeSizeGb}::int, ${s.volumeType ?? ""},
+               ${s.volumeTypeId ?? null}::uuid,
                ${s.encryptionKeyId ?? ""}, ${s.groupSnapshotId ?? ""}, ${JSON.stringify(s.metadata ?? {})}::text::jsonb,
                ${s.clientRequestId ?? null}::text, ${s.requestHash ?? null}::text
           from verdict where gate_ok and quota_ok

@@ -5,6 +5,7 @@ import {
   deleteAttachment,
   type Executor,
   finishOperation,
+  getQosSpecsOfType,
   getService,
   getVolume,
   insertAttachment,
@@ -24,6 +25,7 @@ import type { Announcer, HostConnection, VolumeHostCalls } from "./ports.js";
 import { VOLUME_OPERATIONS } from "./state-machine.js";
 import { volumeUsage } from "./usage.js";
 import { validateId } from "./validation.js";
+import { frontEndQosSpecs } from "./volume-types/resolve.js";
 
 /** What attach and detach need. */
 export interface AttachmentDependencies {
@@ -94,7 +96,7 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
       const attachmentId = randomUUID();
       const operationId = randomUUID();
       // Reserve: the volume goes to attaching and the attachment is recorded, or nothing happens.
-      const { previous, host } = await transaction(db, async (tx) => {
+      const { previous, host, typeId, sizeGb } = await transaction(db, async (tx) => {
         // NOTE: the instance, then the volume, locked: concurrent attaches of one instance (from
         // any project) or of one volume take turns, the second seeing the first's attachment
         // instead of both passing the checks. Always in this order, so two attaches cannot deadlock.
@@ -148,7 +150,7 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
           attachment_id: attachmentId,
           instance_uuid: instanceId,
         });
-        return { previous: volume.status, host: volume.host };
+        return { previous: volume.status, host: volume.host, typeId: volume.volumeTypeId, sizeGb: volume.sizeGb };
       });
       deps.onCommitted?.();
       let connection: HostConnection;
@@ -175,6 +177,9 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
         deps.onCommitted?.();
         throw error;
       }
+      // Cinder's _parse_connection_options: the type's front-end QoS specs go to the hypervisor.
+      const qos = frontEndQosSpecs(typeId ? await getQosSpecsOfType(db, typeId) : undefined, sizeGb);
+      if (qos) connection = { ...connection, data: { ...connection.data, qos_specs: JSON.stringify(qos) } };
       const attachment = await transaction(db, async (tx) => {
         const row = await markAttached(tx, attachmentId, {
           driver_volume_type: connection.driverVolumeType,

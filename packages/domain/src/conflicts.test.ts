@@ -181,6 +181,7 @@ beforeAll(async () => {
     snapshotInstanceTimeoutSeconds: 60,
     quota: { volumes: 100, snapshots: 100, gigabytes: 1000 },
     defaultAvailabilityZone: "nova",
+    defaultVolumeType: "__DEFAULT__",
     operationTimeoutSeconds: 120,
     pageTokens: createPageTokens("a test secret of at least 32 characters"),
     serviceDownTimeSeconds: 600,

@@ -65,3 +65,11 @@ export {
   validatePageSize,
   validateRequest,
 } from "./validation.js";
+export { visibleExtraSpecs } from "./volume-types/resolve.js";
+export type {
+  CreateVolumeTypeInput,
+  QosSpecsView,
+  UpdateVolumeTypeInput,
+  VolumeTypeUseCases,
+} from "./volume-types/use-cases.js";
+export type { QosConsumer } from "./volume-types/validation.js";

@@ -119,6 +119,7 @@ export function createManageUseCases(deps: ManageDependencies): ManageUseCases {
           progress: "0%",
           volumeSizeGb: found.sizeGb,
           volumeType: volume.volumeType,
+          volumeTypeId: volume.volumeTypeId,
           encryptionKeyId: volume.encryptionKeyId,
           metadata,
         });

@@ -221,6 +221,7 @@ beforeAll(async () => {
     snapshotInstanceTimeoutSeconds: 60,
     quota: { volumes: 100, snapshots: 10, gigabytes: 1000 },
     defaultAvailabilityZone: "nova",
+    defaultVolumeType: "__DEFAULT__",
     operationTimeoutSeconds: 120,
     pageTokens: createPageTokens("a test secret of at least 32 characters"),
     serviceDownTimeSeconds: 60,
@@ -246,7 +247,15 @@ describe("createVolume", () => {
     );
     const decoded = casts.map((r) => SchedulerCreateVolume.decode(new Uint8Array(r.payload)));
     expect(decoded.find((d) => d.volumeId === volume.id)).toMatchObject({ sizeGb: 3, availabilityZone: "nova" });
-    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, snapshots: 0, gigabytes: 3 });
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({
+      volumes: 1,
+      snapshots: 0,
+      gigabytes: 3,
+      // Every volume has a type (__DEFAULT__ when none is asked for), counted per type too.
+      volumes___DEFAULT__: 1,
+      snapshots___DEFAULT__: 0,
+      gigabytes___DEFAULT__: 3,
+    });
   });
 });
 
@@ -264,7 +273,15 @@ describe("createSnapshot", () => {
       .find((d) => d.snapshotId === snapshot.id);
     expect(cast).toMatchObject({ volumeId, volumeSizeGb: 4, volumeHost: "h1@file" });
     expect(cast?.context?.projectId).toBe(c.projectId);
-    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, snapshots: 1, gigabytes: 8 });
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({
+      volumes: 1,
+      snapshots: 1,
+      gigabytes: 8,
+      // Every volume has a type (__DEFAULT__ when none is asked for), counted per type too.
+      volumes___DEFAULT__: 1,
+      snapshots___DEFAULT__: 1,
+      gigabytes___DEFAULT__: 8,
+    });
   });
 
   it("returns the snapshot exactly as a later read sees it", async () => {
@@ -378,7 +395,15 @@ describe("createSnapshot", () => {
     const volumeId = await availableVolume(c, 600);
     const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
     expect(error.message).toBe("quota exceeded for gigabytes: requested 600, 600 of 1000 in use");
-    expect(await getQuotaUsage(db, c.projectId)).toEqual({ volumes: 1, snapshots: 0, gigabytes: 600 });
+    expect(await getQuotaUsage(db, c.projectId)).toEqual({
+      volumes: 1,
+      snapshots: 0,
+      gigabytes: 600,
+      // Every volume has a type (__DEFAULT__ when none is asked for), counted per type too.
+      volumes___DEFAULT__: 1,
+      snapshots___DEFAULT__: 0,
+      gigabytes___DEFAULT__: 600,
+    });
   });
 
   it("never lets concurrent creates pass the quota", async () => {

@@ -25,6 +25,7 @@ import { getSnapshotUseCase, listSnapshotsUseCase, watchSnapshotUseCase } from "
 import { resetSnapshotStatusUseCase } from "./snapshots/reset-status.js";
 import { updateSnapshotUseCase } from "./snapshots/update.js";
 import type { CreateSnapshotInput, CreateVolumeInput, UpdateInput } from "./validation.js";
+import { createVolumeTypeUseCases, type VolumeTypeUseCases } from "./volume-types/use-cases.js";
 import { createVolumeUseCase } from "./volumes/create.js";
 import { deleteVolumeUseCase } from "./volumes/delete.js";
 import { extendVolumeUseCase } from "./volumes/extend.js";
@@ -48,6 +49,8 @@ export interface ApiDependencies {
   quota: QuotaDefaults;
   /** Availability zone of a volume created without one. */
   defaultAvailabilityZone: string;
+  /** Name of the type of a volume created without one, in a project with no default of its own. */
+  defaultVolumeType: string;
   /** Seconds an operation may stay in flight before the reconciler dispatches it again. */
   operationTimeoutSeconds: number;
   /** Seconds after the last heartbeat at which a backend counts as down. */
@@ -61,7 +64,7 @@ export interface ApiDependencies {
 }
 
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
-export interface ApiUseCases extends AttachmentUseCases, ManageUseCases, GroupUseCases {
+export interface ApiUseCases extends AttachmentUseCases, ManageUseCases, GroupUseCases, VolumeTypeUseCases {
   snapshotInstance(ctx: RequestContext, input: SnapshotInstanceInput): Promise<InstanceImage>;
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
@@ -110,6 +113,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
   const useCases: Omit<ApiUseCases, "snapshotInstance" | keyof GroupUseCases> = {
     ...createAttachmentUseCases(deps),
     ...createManageUseCases(deps),
+    ...createVolumeTypeUseCases(deps),
 
     createVolume: createVolumeUseCase(deps),
     getVolume: getVolumeUseCase(deps),

@@ -13,6 +13,7 @@ export * from "./gen/cinderblock/v1/quota.js";
 export * from "./gen/cinderblock/v1/snapshot.js";
 export * from "./gen/cinderblock/v1/view.js";
 export * from "./gen/cinderblock/v1/volume.js";
+export * from "./gen/cinderblock/v1/volume_type.js";
 
 /** Absolute path of the binary FileDescriptorSet built from proto/ (with its imports). */
 export const descriptorSetPath: string = fileURLToPath(new URL("../gen/descriptor-set.binpb", import.meta.url));

@@ -173,6 +173,7 @@ async function main(): Promise<void> {
         gigabytes: config.CINDERBLOCK_QUOTA_GIGABYTES,
       },
       defaultAvailabilityZone: config.CINDERBLOCK_DEFAULT_AVAILABILITY_ZONE,
+      defaultVolumeType: config.CINDERBLOCK_DEFAULT_VOLUME_TYPE,
       operationTimeoutSeconds: config.CINDERBLOCK_OPERATION_TIMEOUT,
       serviceDownTimeSeconds: config.CINDERBLOCK_SERVICE_DOWN_TIME,
       pageTokens,

@@ -5,17 +5,27 @@ import type {
   SnapshotStatus as SnapshotStatusName,
   VolumeRow,
   VolumeStatus as VolumeStatusName,
+  VolumeTypeRow,
 } from "@cinderblock/db";
-import { CinderblockError, type GroupSnapshotStatus as GroupSnapshotStatusName } from "@cinderblock/domain";
+import {
+  CinderblockError,
+  type GroupSnapshotStatus as GroupSnapshotStatusName,
+  type QosConsumer as QosConsumerName,
+  type QosSpecsView,
+  visibleExtraSpecs,
+} from "@cinderblock/domain";
 import {
   type Attachment,
   type GroupSnapshot,
   GroupSnapshotStatus,
   ListView,
+  QosConsumer,
+  type QosSpecs,
   Snapshot,
   SnapshotStatus,
   Volume,
   VolumeStatus,
+  type VolumeType,
 } from "@cinderblock/proto";
 
 const VOLUME_STATUS: Record<VolumeStatusName, VolumeStatus> = {
@@ -109,6 +119,7 @@ export function toVolume(row: VolumeRow, viewer: Viewer, attachments: Attachment
     statusDetail: viewer.isAdmin ? row.statusDetail : "",
     sizeGb: row.sizeGb,
     volumeType: row.volumeType,
+    volumeTypeId: row.volumeTypeId ?? "",
     availabilityZone: row.availabilityZone,
     bootable: row.bootable,
     imageMetadata: row.imageMetadata,
@@ -139,6 +150,7 @@ export function toSnapshot(row: SnapshotRow, viewer: Viewer): Snapshot {
     volumeSizeGb: row.volumeSizeGb,
     progress: row.progress,
     volumeType: row.volumeType,
+    volumeTypeId: row.volumeTypeId ?? "",
     providerLocation: row.providerLocation,
     groupSnapshotId: row.groupSnapshotId,
     imageMetadata: row.imageMetadata,
@@ -192,5 +204,46 @@ export function toGroupSnapshot(group: GroupSnapshotRow, members: SnapshotRow[],
     snapshots: members.map((row) => toSnapshot(row, viewer)),
     createdAt: group.createdAt,
     updatedAt: group.updatedAt,
+  };
+}
+
+/** A volume type as `viewer` sees it: extra specs and the QoS specs id as Cinder shows them. */
+export function toVolumeType(row: VolumeTypeRow, viewer: Viewer): VolumeType {
+  const admin = viewer.isAdmin === true;
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    isPublic: row.isPublic,
+    extraSpecs: visibleExtraSpecs(admin, row.extraSpecs),
+    qosSpecsId: admin ? (row.qosSpecsId ?? "") : "",
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+const QOS_CONSUMER: Record<QosConsumerName, QosConsumer> = {
+  "back-end": QosConsumer.QOS_CONSUMER_BACK_END,
+  "front-end": QosConsumer.QOS_CONSUMER_FRONT_END,
+  both: QosConsumer.QOS_CONSUMER_BOTH,
+};
+
+/** The stored consumer of a request's QosConsumer: unspecified is back-end (Cinder's default). */
+export function qosConsumerName(consumer: QosConsumer): QosConsumerName {
+  if (consumer === QosConsumer.QOS_CONSUMER_UNSPECIFIED) return "back-end";
+  const name = (Object.keys(QOS_CONSUMER) as QosConsumerName[]).find((k) => QOS_CONSUMER[k] === consumer);
+  if (!name) throw new CinderblockError("INVALID_ARGUMENT", "consumer: must be back-end, front-end or both");
+  return name;
+}
+
+/** QoS specs and their types as the public API shows them. */
+export function toQosSpecs(view: QosSpecsView): QosSpecs {
+  return {
+    id: view.qos.id,
+    name: view.qos.name,
+    consumer: QOS_CONSUMER[view.qos.consumer as QosConsumerName] ?? QosConsumer.UNRECOGNIZED,
+    specs: view.qos.specs,
+    volumeTypeIds: view.volumeTypeIds,
+    createdAt: view.qos.createdAt,
   };
 }

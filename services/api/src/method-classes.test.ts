@@ -4,6 +4,7 @@ import {
   QuotasServiceService,
   SnapshotsServiceService,
   VolumesServiceService,
+  VolumeTypesServiceService,
 } from "@cinderblock/proto";
 import { describe, expect, it } from "vitest";
 import { API_METHOD_CLASSES } from "./method-classes.js";
@@ -14,6 +15,7 @@ const METHODS = [
   QuotasServiceService,
   EventsServiceService,
   GroupSnapshotsServiceService,
+  VolumeTypesServiceService,
 ].flatMap((service) => Object.values(service) as Array<{ path: string; responseStream: boolean }>);
 
 describe("the rate-limit classes", () => {

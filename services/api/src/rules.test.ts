@@ -5,6 +5,7 @@ import {
   QuotasServiceService,
   SnapshotsServiceService,
   VolumesServiceService,
+  VolumeTypesServiceService,
 } from "@cinderblock/proto";
 import { RULE_DEFAULTS } from "@cinderblock/rpc";
 import { describe, expect, it } from "vitest";
@@ -16,6 +17,7 @@ const SERVICES = [
   QuotasServiceService,
   EventsServiceService,
   GroupSnapshotsServiceService,
+  VolumeTypesServiceService,
 ];
 const METHODS = SERVICES.flatMap((service) =>
   Object.values(service).map((m) => (m as { path: string }).path.split("/").pop() as string),

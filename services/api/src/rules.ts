@@ -10,7 +10,7 @@ const listing =
   (req: { allProjects?: boolean }): string[] =>
     req.allProjects ? [name, "cinderblock:all_projects"] : [name];
 
-/** A quota call's target: the project asked about (the caller's own when none is named). */
+/** A quota (or default type) call's target: the project asked about (the caller's own when none is named). */
 const quotaTarget = (req: { projectId?: string }, caller: { projectId: string; userId: string }) => ({
   project_id: req.projectId || caller.projectId,
   user_id: caller.userId,
@@ -59,4 +59,26 @@ export const API_METHOD_RULES: Readonly<Record<string, MethodRules<never>>> = {
   GetGroupSnapshot: { rules: rule("group:get_group_snapshot") },
   ListGroupSnapshots: { rules: rule("group:get_all_group_snapshots") },
   DeleteGroupSnapshot: { rules: rule("group:delete_group_snapshot") },
+  CreateVolumeType: { rules: rule("volume_extension:type_create") },
+  GetVolumeType: { rules: rule("volume_extension:type_get") },
+  ListVolumeTypes: { rules: rule("volume_extension:type_get_all") },
+  UpdateVolumeType: { rules: rule("volume_extension:type_update") },
+  DeleteVolumeType: { rules: rule("volume_extension:type_delete") },
+  SetVolumeTypeExtraSpecs: { rules: rule("volume_extension:types_extra_specs:create") },
+  DeleteVolumeTypeExtraSpec: { rules: rule("volume_extension:types_extra_specs:delete") },
+  AddVolumeTypeAccess: { rules: rule("volume_extension:volume_type_access:addProjectAccess") },
+  RemoveVolumeTypeAccess: { rules: rule("volume_extension:volume_type_access:removeProjectAccess") },
+  ListVolumeTypeAccess: { rules: rule("volume_extension:volume_type_access:get_all_for_type") },
+  GetDefaultVolumeType: { rules: rule("volume_extension:default_get"), target: quotaTarget },
+  SetDefaultVolumeType: { rules: rule("volume_extension:default_set_or_update"), target: quotaTarget },
+  UnsetDefaultVolumeType: { rules: rule("volume_extension:default_unset"), target: quotaTarget },
+  ListDefaultVolumeTypes: { rules: rule("volume_extension:default_get_all") },
+  CreateQosSpecs: { rules: rule("volume_extension:qos_specs_manage:create") },
+  GetQosSpecs: { rules: rule("volume_extension:qos_specs_manage:get") },
+  ListQosSpecs: { rules: rule("volume_extension:qos_specs_manage:get_all") },
+  SetQosSpecsKeys: { rules: rule("volume_extension:qos_specs_manage:update") },
+  DeleteQosSpecsKeys: { rules: rule("volume_extension:qos_specs_manage:delete") },
+  DeleteQosSpecs: { rules: rule("volume_extension:qos_specs_manage:delete") },
+  AssociateQosSpecs: { rules: rule("volume_extension:qos_specs_manage:update") },
+  DisassociateQosSpecs: { rules: rule("volume_extension:qos_specs_manage:update") },
 };

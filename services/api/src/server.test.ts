@@ -29,6 +29,7 @@ const SNAPSHOT: SnapshotRow = {
   progress: "0%",
   volumeSizeGb: 1,
   volumeType: "",
+  volumeTypeId: null,
   encryptionKeyId: "",
   providerLocation: "",
   groupSnapshotId: "",

@@ -19,6 +19,8 @@ import {
   SnapshotsServiceService,
   type VolumesServiceServer,
   VolumesServiceService,
+  type VolumeTypesServiceServer,
+  VolumeTypesServiceService,
   type WatchEventsRequest,
   type WatchSnapshotRequest,
 } from "@cinderblock/proto";
@@ -39,13 +41,16 @@ import {
 } from "@cinderblock/rpc";
 import {
   listView,
+  qosConsumerName,
   snapshotStatusName,
   toAttachment,
   toGroupSnapshot,
   toListedSnapshot,
   toListedVolume,
+  toQosSpecs,
   toSnapshot,
   toVolume,
+  toVolumeType,
   volumeStatusName,
 } from "./mapping.js";
 import { API_METHOD_CLASSES } from "./method-classes.js";
@@ -58,6 +63,7 @@ export const PUBLIC_SERVICES = [
   "cinderblock.v1.QuotasService",
   "cinderblock.v1.EventsService",
   "cinderblock.v1.GroupSnapshotsService",
+  "cinderblock.v1.VolumeTypesService",
 ];
 
 function status<T>(name: T | undefined): T {
@@ -287,6 +293,84 @@ export function createApiServer(options: ApiServerOptions): Server {
       return { groupSnapshot: toGroupSnapshot(v.group, v.members, ctx) };
     }),
   };
+  const types: VolumeTypesServiceServer = {
+    createVolumeType: u("CreateVolumeType", async (req, ctx) => ({
+      volumeType: toVolumeType(await uc.createVolumeType(ctx, req), ctx),
+    })),
+    getVolumeType: u("GetVolumeType", async (req, ctx) => ({
+      volumeType: toVolumeType(await uc.getVolumeType(ctx, req.id), ctx),
+    })),
+    listVolumeTypes: u("ListVolumeTypes", async (req, ctx) => {
+      const page = await uc.listVolumeTypes(ctx, req);
+      return { volumeTypes: page.items.map((t) => toVolumeType(t, ctx)), nextPageToken: page.nextPageToken };
+    }),
+    updateVolumeType: u("UpdateVolumeType", async (req, ctx) => ({
+      volumeType: toVolumeType(await uc.updateVolumeType(ctx, req.id, req), ctx),
+    })),
+    deleteVolumeType: u("DeleteVolumeType", async (req, ctx) => {
+      await uc.deleteVolumeType(ctx, req.id);
+      return {};
+    }),
+    setVolumeTypeExtraSpecs: u("SetVolumeTypeExtraSpecs", async (req, ctx) => ({
+      extraSpecs: await uc.setVolumeTypeExtraSpecs(ctx, req.id, req.extraSpecs),
+    })),
+    deleteVolumeTypeExtraSpec: u("DeleteVolumeTypeExtraSpec", async (req, ctx) => ({
+      extraSpecs: await uc.deleteVolumeTypeExtraSpec(ctx, req.id, req.key),
+    })),
+    addVolumeTypeAccess: u("AddVolumeTypeAccess", async (req, ctx) => {
+      await uc.addVolumeTypeAccess(ctx, req.id, req.projectId);
+      return {};
+    }),
+    removeVolumeTypeAccess: u("RemoveVolumeTypeAccess", async (req, ctx) => {
+      await uc.removeVolumeTypeAccess(ctx, req.id, req.projectId);
+      return {};
+    }),
+    listVolumeTypeAccess: u("ListVolumeTypeAccess", async (req, ctx) => ({
+      projectIds: await uc.listVolumeTypeAccess(ctx, req.id),
+    })),
+    getDefaultVolumeType: u("GetDefaultVolumeType", async (req, ctx) => {
+      const { type, projectOverride } = await uc.getDefaultVolumeType(ctx, req.projectId);
+      return { volumeType: toVolumeType(type, ctx), projectOverride };
+    }),
+    setDefaultVolumeType: u("SetDefaultVolumeType", async (req, ctx) => ({
+      defaultVolumeType: await uc.setDefaultVolumeType(ctx, req.projectId, req.volumeType),
+    })),
+    unsetDefaultVolumeType: u("UnsetDefaultVolumeType", async (req, ctx) => {
+      await uc.unsetDefaultVolumeType(ctx, req.projectId);
+      return {};
+    }),
+    listDefaultVolumeTypes: u("ListDefaultVolumeTypes", async (_req, ctx) => ({
+      defaultVolumeTypes: await uc.listDefaultVolumeTypes(ctx),
+    })),
+    createQosSpecs: u("CreateQosSpecs", async (req, ctx) => ({
+      qosSpecs: toQosSpecs(
+        await uc.createQosSpecs(ctx, { name: req.name, consumer: qosConsumerName(req.consumer), specs: req.specs }),
+      ),
+    })),
+    getQosSpecs: u("GetQosSpecs", async (req, ctx) => ({ qosSpecs: toQosSpecs(await uc.getQosSpecs(ctx, req.id)) })),
+    listQosSpecs: u("ListQosSpecs", async (req, ctx) => {
+      const page = await uc.listQosSpecs(ctx, req);
+      return { qosSpecs: page.items.map(toQosSpecs), nextPageToken: page.nextPageToken };
+    }),
+    setQosSpecsKeys: u("SetQosSpecsKeys", async (req, ctx) => ({
+      qosSpecs: toQosSpecs(await uc.setQosSpecsKeys(ctx, req.id, req.specs)),
+    })),
+    deleteQosSpecsKeys: u("DeleteQosSpecsKeys", async (req, ctx) => ({
+      qosSpecs: toQosSpecs(await uc.deleteQosSpecsKeys(ctx, req.id, req.keys)),
+    })),
+    deleteQosSpecs: u("DeleteQosSpecs", async (req, ctx) => {
+      await uc.deleteQosSpecs(ctx, req.id, req.force);
+      return {};
+    }),
+    associateQosSpecs: u("AssociateQosSpecs", async (req, ctx) => {
+      await uc.associateQosSpecs(ctx, req.id, req.volumeTypeId);
+      return {};
+    }),
+    disassociateQosSpecs: u("DisassociateQosSpecs", async (req, ctx) => {
+      await uc.disassociateQosSpecs(ctx, req.id, req.volumeTypeId);
+      return {};
+    }),
+  };
   const server = new Server({
     "grpc.max_receive_message_length": streamLimits.maxMessageBytes,
     "grpc.max_concurrent_streams": streamLimits.concurrentStreamsPerConnection,
@@ -296,5 +380,6 @@ export function createApiServer(options: ApiServerOptions): Server {
   server.addService(tolerantService(QuotasServiceService), quotas);
   server.addService(tolerantService(EventsServiceService), events);
   server.addService(tolerantService(GroupSnapshotsServiceService), groups);
+  server.addService(tolerantService(VolumeTypesServiceService), types);
   return server;
 }

@@ -77,6 +77,7 @@ function snapshotRecord(
       progress: "0%",
       volumeSizeGb: volume.sizeGb,
       volumeType: volume.volumeType,
+      volumeTypeId: volume.volumeTypeId,
       encryptionKeyId: volume.encryptionKeyId,
       groupSnapshotId: input.groupSnapshotId.toLowerCase(),
       metadata: input.metadata,

@@ -16,12 +16,14 @@ import { isUniqueViolation, replayOrConflict, requestHash } from "../idempotency
 import { reserveOrThrow, snapshotQuotaDeltas, volumeQuotaDeltas } from "../quota.js";
 import type { ApiDependencies, ApiUseCases } from "../use-cases.js";
 import { type CreateVolumeInput, validateCreateVolume } from "../validation.js";
+import { findUsableType, resolveVolumeType } from "../volume-types/resolve.js";
 
 /** What a volume created from a snapshot inherits (Cinder's create-from-snapshot rules). */
 interface SnapshotSource {
   snapshotId: string;
   sizeGb: number;
   volumeType: string;
+  volumeTypeId: string | null;
   availabilityZone: string;
   bootable: boolean;
   imageMetadata: Record<string, string>;
@@ -68,12 +70,36 @@ async function snapshotSource(
     snapshotId,
     sizeGb,
     volumeType: snapshot.volumeType,
+    volumeTypeId: snapshot.volumeTypeId,
     availabilityZone: origin.availabilityZone,
     bootable: origin.bootable,
     imageMetadata: snapshot.imageMetadata,
     encryptionKeyId: snapshot.encryptionKeyId,
     host: origin.host,
   };
+}
+
+/**
+ * The type of a volume created from a snapshot: the snapshot's. Another type asked for is refused
+ * (Cinder refuses one only across backends; a volume from a snapshot stays on the snapshot's).
+ */
+async function sourceType(
+  tx: Executor,
+  ctx: RequestContext,
+  source: SnapshotSource,
+  asked: string,
+): Promise<{ id: string | null; name: string }> {
+  const inherited = { id: source.volumeTypeId, name: source.volumeType };
+  if (!asked) return inherited;
+  const type = await findUsableType(tx, ctx, asked, { lock: "key share" });
+  if (!type) throw new CinderblockError("NOT_FOUND", `volume_type: volume type ${JSON.stringify(asked)} not found`);
+  if (type.id !== source.volumeTypeId) {
+    throw new CinderblockError(
+      "INVALID_ARGUMENT",
+      `volume_type: must be the snapshot's, ${source.volumeType || "(none)"}, for a volume created from it`,
+    );
+  }
+  return inherited;
 }
 
 /**
@@ -84,7 +110,13 @@ async function snapshotSource(
 export function createVolumeUseCase(
   deps: Pick<
     ApiDependencies,
-    "db" | "scheduler" | "quota" | "defaultAvailabilityZone" | "operationTimeoutSeconds" | "onCommitted"
+    | "db"
+    | "scheduler"
+    | "quota"
+    | "defaultAvailabilityZone"
+    | "defaultVolumeType"
+    | "operationTimeoutSeconds"
+    | "onCommitted"
   >,
 ): ApiUseCases["createVolume"] {
   const { db } = deps;
@@ -101,7 +133,13 @@ export function createVolumeUseCase(
       transaction(db, async (tx) => {
         const source = input.snapshotId ? await snapshotSource(tx, ctx, input) : undefined;
         const sizeGb = source?.sizeGb ?? input.sizeGb;
-        const volumeType = source?.volumeType ?? input.volumeType;
+        const type = source
+          ? await sourceType(tx, ctx, source, input.volumeType)
+          : await resolveVolumeType(tx, ctx, input.volumeType, deps.defaultVolumeType).then((t) => ({
+              id: t.id,
+              name: t.name,
+            }));
+        const volumeType = type.name;
         await reserveOrThrow(tx, ctx.projectId, volumeQuotaDeltas(deps.quota, sizeGb, volumeType));
         // The project's snapshot usage rows, up front: its first snapshot then has rows to lock.
         await ensureQuotaRows(
@@ -117,7 +155,8 @@ export function createVolumeUseCase(
           description: input.description,
           status: "creating",
           sizeGb,
-          volumeType: source?.volumeType ?? input.volumeType,
+          volumeType,
+          volumeTypeId: type.id,
           availabilityZone: source?.availabilityZone ?? (input.availabilityZone || deps.defaultAvailabilityZone),
           bootable: source?.bootable ?? input.bootable,
           imageMetadata: source?.imageMetadata ?? input.imageMetadata,

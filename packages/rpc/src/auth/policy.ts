@@ -76,6 +76,46 @@ export const RULE_DEFAULTS: Readonly<Record<string, RuleDefault>> = {
   "group:get_group_snapshot": { check: "rule:admin_or_owner", description: "GetGroupSnapshot" },
   "group:get_all_group_snapshots": { check: "rule:admin_or_owner", description: "ListGroupSnapshots" },
   "group:delete_group_snapshot": { check: "rule:admin_or_owner", description: "DeleteGroupSnapshot" },
+  "volume_extension:type_create": { check: "rule:admin_api", description: "CreateVolumeType" },
+  "volume_extension:type_update": { check: "rule:admin_api", description: "UpdateVolumeType" },
+  "volume_extension:type_delete": { check: "rule:admin_api", description: "DeleteVolumeType" },
+  "volume_extension:type_get": {
+    check: "@",
+    description: "GetVolumeType (a private type only with access, or for an admin)",
+  },
+  "volume_extension:type_get_all": {
+    check: "@",
+    description: "ListVolumeTypes (public types and the private ones the project has access to)",
+  },
+  "volume_extension:types_extra_specs:create": { check: "rule:admin_api", description: "SetVolumeTypeExtraSpecs" },
+  "volume_extension:types_extra_specs:delete": { check: "rule:admin_api", description: "DeleteVolumeTypeExtraSpec" },
+  "volume_extension:volume_type_access:addProjectAccess": {
+    check: "rule:admin_api",
+    description: "AddVolumeTypeAccess",
+  },
+  "volume_extension:volume_type_access:removeProjectAccess": {
+    check: "rule:admin_api",
+    description: "RemoveVolumeTypeAccess",
+  },
+  "volume_extension:volume_type_access:get_all_for_type": {
+    check: "rule:admin_api",
+    description: "ListVolumeTypeAccess",
+  },
+  "volume_extension:default_get": { check: "rule:admin_api", description: "GetDefaultVolumeType" },
+  "volume_extension:default_set_or_update": { check: "rule:admin_api", description: "SetDefaultVolumeType" },
+  "volume_extension:default_unset": { check: "rule:admin_api", description: "UnsetDefaultVolumeType" },
+  "volume_extension:default_get_all": { check: "rule:admin_api", description: "ListDefaultVolumeTypes" },
+  "volume_extension:qos_specs_manage:create": { check: "rule:admin_api", description: "CreateQosSpecs" },
+  "volume_extension:qos_specs_manage:get": { check: "rule:admin_api", description: "GetQosSpecs" },
+  "volume_extension:qos_specs_manage:get_all": { check: "rule:admin_api", description: "ListQosSpecs" },
+  "volume_extension:qos_specs_manage:update": {
+    check: "rule:admin_api",
+    description: "SetQosSpecsKeys, AssociateQosSpecs, DisassociateQosSpecs",
+  },
+  "volume_extension:qos_specs_manage:delete": {
+    check: "rule:admin_api",
+    description: "DeleteQosSpecs, DeleteQosSpecsKeys",
+  },
   // Cinderblock's own (Cinder has no API for these).
   "cinderblock:snapshot_instance": { check: "rule:admin_or_owner", description: "SnapshotInstance" },
   "cinderblock:watch_events": { check: "rule:admin_or_owner", description: "WatchEvents" },

@@ -135,6 +135,8 @@ export interface Snapshot {
    * callers who pass context_is_admin; empty for everyone else, who read status_reason.
    */
   statusDetail: string;
+  /** The volume type's id, the snapshot's volume's (volume_type holds its name). */
+  volumeTypeId: string;
 }
 
 export interface Snapshot_ImageMetadataEntry {
@@ -381,6 +383,7 @@ function createBaseSnapshot(): Snapshot {
     createdAt: undefined,
     updatedAt: undefined,
     statusDetail: "",
+    volumeTypeId: "",
   };
 }
 
@@ -442,6 +445,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     if (message.statusDetail !== "") {
       writer.uint32(154).string(message.statusDetail);
+    }
+    if (message.volumeTypeId !== "") {
+      writer.uint32(162).string(message.volumeTypeId);
     }
     return writer;
   },
@@ -617,6 +623,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.statusDetail = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.volumeTypeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -737,6 +751,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : isSet(object.status_detail)
         ? globalThis.String(object.status_detail)
         : "",
+      volumeTypeId: isSet(object.volumeTypeId)
+        ? globalThis.String(object.volumeTypeId)
+        : isSet(object.volume_type_id)
+        ? globalThis.String(object.volume_type_id)
+        : "",
     };
   },
 
@@ -811,6 +830,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.statusDetail !== "") {
       obj.statusDetail = message.statusDetail;
     }
+    if (message.volumeTypeId !== "") {
+      obj.volumeTypeId = message.volumeTypeId;
+    }
     return obj;
   },
 
@@ -854,6 +876,7 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
     message.statusDetail = object.statusDetail ?? "";
+    message.volumeTypeId = object.volumeTypeId ?? "";
     return message;
   },
 };

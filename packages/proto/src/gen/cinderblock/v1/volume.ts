@@ -169,6 +169,8 @@ export interface Volume {
    * callers who pass context_is_admin; empty for everyone else, who read status_reason.
    */
   statusDetail: string;
+  /** The volume type's id (volume_type holds its name). */
+  volumeTypeId: string;
 }
 
 export interface Volume_ImageMetadataEntry {
@@ -205,6 +207,10 @@ export interface CreateVolumeRequest {
   name: string;
   description: string;
   sizeGb: number;
+  /**
+   * A volume type's name or id, which the project may use; empty: the project's default type, else
+   * the configured one. From a snapshot: the snapshot's type (another is refused).
+   */
   volumeType: string;
   availabilityZone: string;
   bootable: boolean;
@@ -346,7 +352,11 @@ export interface AttachVolumeResponse {
   attachment:
     | Attachment
     | undefined;
-  /** How to reach the volume: Cinder's driver_volume_type and its data. */
+  /**
+   * How to reach the volume: Cinder's driver_volume_type and its data. With front-end QoS specs
+   * (consumer front-end or both) on the volume's type, data["qos_specs"] holds them as a JSON
+   * object, the *_per_gb limits multiplied by the size (Cinder's connection_info data.qos_specs).
+   */
   driverVolumeType: string;
   connectionData: { [key: string]: string };
 }
@@ -420,6 +430,7 @@ function createBaseVolume(): Volume {
     multiattach: false,
     attachments: [],
     statusDetail: "",
+    volumeTypeId: "",
   };
 }
 
@@ -490,6 +501,9 @@ export const Volume: MessageFns<Volume> = {
     }
     if (message.statusDetail !== "") {
       writer.uint32(178).string(message.statusDetail);
+    }
+    if (message.volumeTypeId !== "") {
+      writer.uint32(186).string(message.volumeTypeId);
     }
     return writer;
   },
@@ -689,6 +703,14 @@ export const Volume: MessageFns<Volume> = {
             message.statusDetail = reader.string();
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.volumeTypeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -814,6 +836,11 @@ export const Volume: MessageFns<Volume> = {
         : isSet(object.status_detail)
         ? globalThis.String(object.status_detail)
         : "",
+      volumeTypeId: isSet(object.volumeTypeId)
+        ? globalThis.String(object.volumeTypeId)
+        : isSet(object.volume_type_id)
+        ? globalThis.String(object.volume_type_id)
+        : "",
     };
   },
 
@@ -897,6 +924,9 @@ export const Volume: MessageFns<Volume> = {
     if (message.statusDetail !== "") {
       obj.statusDetail = message.statusDetail;
     }
+    if (message.volumeTypeId !== "") {
+      obj.volumeTypeId = message.volumeTypeId;
+    }
     return obj;
   },
 
@@ -943,6 +973,7 @@ export const Volume: MessageFns<Volume> = {
     message.multiattach = object.multiattach ?? false;
     message.attachments = object.attachments?.map((e) => Attachment.fromPartial(e)) || [];
     message.statusDetail = object.statusDetail ?? "";
+    message.volumeTypeId = object.volumeTypeId ?? "";
     return message;
   },
 };
