@@ -155,7 +155,7 @@ async function availableVolume(c: RequestContext, sizeGb = 2): Promise<string> {
   return volume.id;
 }
 
-function snapshotOf(volumeId: string, patch: Partial<{ force: boolean; name: string }> = {}) {
+function snapshotOf(volumeId: string, patch: Partial<{ force: boolean; name: string; groupSnapshotId: string }> = {}) {
   return {
     volumeId,
     name: "snap",
@@ -341,6 +341,19 @@ describe("createSnapshot", () => {
     expect(error.code).toBe("NOT_FOUND");
     expect(error.message).toBe(`volume ${volumeId} not found`);
     expect(await counts(stranger.projectId)).toEqual(before);
+  });
+
+  it("refuses a group_snapshot_id (members join a group only through CreateGroupSnapshot), writing nothing", async () => {
+    // Another project's group included: a snapshot of B's own volume must never land in A's group.
+    const owner = ctx();
+    const volumeId = await availableVolume(owner);
+    const before = await counts(owner.projectId);
+    const error = await refusal(
+      api.createSnapshot(owner, snapshotOf(volumeId, { groupSnapshotId: "4f1c6bb2-8f0e-4a43-9a43-2d3c4b5a6f70" })),
+    );
+    expect(error.code).toBe("INVALID_ARGUMENT");
+    expect(error.message).toMatch(/^group_snapshot_id: /);
+    expect(await counts(owner.projectId)).toEqual(before);
   });
 
   it("refuses a volume that is not available, naming its status, and writes nothing", async () => {

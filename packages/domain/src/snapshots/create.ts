@@ -145,6 +145,14 @@ export function createSnapshotUseCase(
   const { db } = deps;
   return async (ctx, raw) => {
     const { clientRequestId, ...input } = validateCreateSnapshot(raw);
+    // NOTE: a group's members are recorded by CreateGroupSnapshot, all in one transaction; one
+    // joining later could join another project's group (the id is not looked up here).
+    if (input.groupSnapshotId) {
+      throw new CinderblockError(
+        "INVALID_ARGUMENT",
+        "group_snapshot_id: must be empty; snapshots join a group only through CreateGroupSnapshot",
+      );
+    }
     const volumeId = input.volumeId.toLowerCase();
     const hash = clientRequestId ? requestHash({ ...input, volumeId }) : null;
     if (clientRequestId && hash) {

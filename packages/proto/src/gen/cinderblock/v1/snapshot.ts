@@ -156,6 +156,7 @@ export interface CreateSnapshotRequest {
   /** Allow a snapshot of an in-use (attached) volume. */
   force: boolean;
   metadata: { [key: string]: string };
+  /** Must be empty: a group's members are made by CreateGroupSnapshot (INVALID_ARGUMENT otherwise). */
   groupSnapshotId: string;
   /**
    * Idempotency key: a retry with the same key and body returns the first snapshot; the same key
