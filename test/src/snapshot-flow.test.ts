@@ -313,6 +313,7 @@ describe("developer tools", () => {
       "cinderblock.v1.GroupSnapshotsService",
       "cinderblock.v1.QuotasService",
       "cinderblock.v1.SnapshotsService",
+      "cinderblock.v1.VolumeTypesService",
       "cinderblock.v1.VolumesService",
       "grpc.health.v1.Health",
     ]);

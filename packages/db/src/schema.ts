@@ -116,6 +116,8 @@ export const volumes = pgTable(
     /** The snapshot the volume was created from, if any. */
     snapshotId: uuid("snapshot_id"),
     multiattach: boolean("multiattach").notNull().default(false),
+    /** Cinder's scheduler hints given at create (volume ids of the project); null: none. */
+    schedulerHints: jsonb("scheduler_hints").$type<{ sameHost: string[]; differentHost: string[] }>(),
     metadata: stringMap("metadata"),
     deleted: boolean("deleted").notNull().default(false),
     deletedAt: timestamp("deleted_at", { withTimezone: true, precision: 6 }),

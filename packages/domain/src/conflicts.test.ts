@@ -73,6 +73,8 @@ const volumeInput: CreateVolumeInput = {
   clientRequestId: "",
   snapshotId: "",
   multiattach: false,
+  sameHost: [],
+  differentHost: [],
 };
 
 async function availableVolume(c: RequestContext, patch: Partial<CreateVolumeInput> = {}): Promise<string> {

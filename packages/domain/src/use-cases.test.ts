@@ -146,6 +146,8 @@ const volumeInput: CreateVolumeInput = {
   clientRequestId: "",
   snapshotId: "",
   multiattach: false,
+  sameHost: [],
+  differentHost: [],
 };
 
 /** A volume made through the use case, then placed on a backend and made available. */

@@ -23,6 +23,8 @@ const volume: CreateVolumeInput = {
   clientRequestId: "",
   snapshotId: "",
   multiattach: false,
+  sameHost: [],
+  differentHost: [],
 };
 const snapshot: CreateSnapshotInput = {
   volumeId: "8c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f70",

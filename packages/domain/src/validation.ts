@@ -57,6 +57,8 @@ const createVolumeSchema = z
     clientRequestId,
     snapshotId: optionalUuid,
     multiattach: z.boolean(),
+    sameHost: z.array(uuid),
+    differentHost: z.array(uuid),
   })
   // 0 means "the snapshot's size" when creating from a snapshot; otherwise a size is required.
   .refine((v) => v.sizeGb >= 1 || (v.sizeGb === 0 && v.snapshotId !== ""), {

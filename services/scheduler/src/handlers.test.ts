@@ -8,6 +8,7 @@ import {
   insertOperation,
   insertSnapshot,
   insertVolume,
+  insertVolumeType,
   reportService,
   runMigrations,
   setServiceFlags,
@@ -55,7 +56,10 @@ function handlers(extra: Partial<SchedulerDependencies> = {}) {
 }
 
 /** A volume the api has just written (`creating`, no host yet) and the cast it sent the scheduler. */
-async function newVolume(availabilityZone: string) {
+async function newVolume(
+  availabilityZone: string,
+  placement: { volumeTypeId?: string; schedulerHints?: { sameHost: string[]; differentHost: string[] } } = {},
+) {
   const id = randomUUID();
   await insertVolume(handle.db, {
     id,
@@ -64,6 +68,7 @@ async function newVolume(availabilityZone: string) {
     status: "creating",
     sizeGb: 1,
     availabilityZone,
+    ...placement,
   });
   const cast = SchedulerCreateVolume.fromPartial({
     operationId: randomUUID(),
@@ -75,7 +80,13 @@ async function newVolume(availabilityZone: string) {
   return { id, cast };
 }
 
-const report = (host: string, availabilityZone: string, backendState: "up" | "down", freeCapacityGb: number) =>
+const report = (
+  host: string,
+  availabilityZone: string,
+  backendState: "up" | "down",
+  freeCapacityGb: number,
+  thinProvisioning = true,
+) =>
   reportService(handle.db, {
     host,
     hostName: host.split("@")[0] ?? host,
@@ -86,7 +97,7 @@ const report = (host: string, availabilityZone: string, backendState: "up" | "do
       totalCapacityGb: freeCapacityGb,
       freeCapacityGb,
       provisionedCapacityGb: 0,
-      thinProvisioning: true,
+      thinProvisioning,
       maxOverSubscriptionRatio: 20,
       reservedPercentage: 0,
       totalVolumes: 0,
@@ -235,5 +246,57 @@ describe("createSnapshot on a backend that cannot take it", () => {
     expect(rows).toEqual([
       { state: "failed", msg_id: derivedId("notification", operationId, "scheduler.create_snapshot") },
     ]);
+  });
+});
+
+describe("createVolume by the volume's type and hints", () => {
+  const typed = async (extraSpecs: Record<string, string>) => {
+    const type = await insertVolumeType(handle.db, { id: randomUUID(), name: uniqueName("type-"), extraSpecs });
+    return type.id;
+  };
+
+  it("places a volume only on a pool whose capabilities its type's extra specs accept", async () => {
+    const zone = uniqueName("az-");
+    const thin = `${uniqueName("thin")}@file`;
+    const thick = `${uniqueName("thick")}@file`;
+    await report(thin, zone, "up", 10, true); // 200 GiB virtual (ratio 20)
+    await report(thick, zone, "up", 500, false); // roomier: the weigher alone picks it
+    const untyped = await newVolume(zone);
+    await handlers().createVolume(untyped.cast, `test-${untyped.id}`);
+    expect((await getVolumeElevated(handle.db, untyped.id))?.host).toBe(thick);
+    const volumeTypeId = await typed({ thin_provisioning_support: "<is> True" });
+    const wantsThin = await newVolume(zone, { volumeTypeId });
+    await handlers().createVolume(wantsThin.cast, `test-${wantsThin.id}`);
+    expect((await getVolumeElevated(handle.db, wantsThin.id))?.host).toBe(thin);
+  });
+
+  it("fails a type no pool satisfies, the detail naming each pool and the spec it missed", async () => {
+    const zone = uniqueName("az-");
+    const host = `${uniqueName("vol")}@file`;
+    await report(host, zone, "up", 100);
+    const volumeTypeId = await typed({ "capabilities:storage_protocol": "s== iSCSI" });
+    const { id, cast } = await newVolume(zone, { volumeTypeId });
+    await handlers().createVolume(cast, `test-${id}`);
+    const volume = await getVolumeElevated(handle.db, id);
+    expect(volume).toMatchObject({ status: "error", statusReason: "no valid backend was found" });
+    expect(volume?.statusDetail).toContain(`${host}#file:`);
+    expect(volume?.statusDetail).toContain("storage_protocol");
+  });
+
+  it("follows same_host and different_host hints naming the project's volumes", async () => {
+    const zone = uniqueName("az-");
+    const small = `${uniqueName("small")}@file`;
+    const big = `${uniqueName("big")}@file`;
+    await report(small, zone, "up", 50);
+    await report(big, zone, "up", 500);
+    const anchor = await newVolume(zone);
+    await handlers().createVolume(anchor.cast, `test-${anchor.id}`);
+    expect((await getVolumeElevated(handle.db, anchor.id))?.host).toBe(big);
+    const away = await newVolume(zone, { schedulerHints: { sameHost: [], differentHost: [anchor.id] } });
+    await handlers().createVolume(away.cast, `test-${away.id}`);
+    expect((await getVolumeElevated(handle.db, away.id))?.host).toBe(small);
+    const beside = await newVolume(zone, { schedulerHints: { sameHost: [away.id], differentHost: [] } });
+    await handlers().createVolume(beside.cast, `test-${beside.id}`);
+    expect((await getVolumeElevated(handle.db, beside.id))?.host).toBe(small);
   });
 });

@@ -5,7 +5,9 @@ import {
   finishOperation,
   getService,
   getSnapshotElevated,
+  getVolume,
   getVolumeElevated,
+  getVolumeTypeBy,
   listServicesWithState,
   type ServiceRow,
   type Tx,
@@ -65,14 +67,15 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
   const multipliers = deps.weigherMultipliers ?? DEFAULT_WEIGHER_MULTIPLIERS;
 
   /** Where the volumes a request's affinity hints name live (ids that are no volume: nowhere). */
-  async function hintedVolumeHosts(request: ScheduleRequest): Promise<Map<string, string>> {
+  /** Where the hinted volumes live: only the project's own (another project's placement is not the caller's to learn). */
+  async function hintedVolumeHosts(projectId: string, request: ScheduleRequest): Promise<Map<string, string>> {
     const ids = [...new Set([...(request.hints.sameHost ?? []), ...(request.hints.differentHost ?? [])])];
     const hosts = new Map<string, string>();
     await Promise.all(
       ids.map(async (id) => {
         // An id that is no UUID names no volume (and the affinity filters refuse it).
         const uuid = canonicalUuid(id);
-        const volume = uuid ? await getVolumeElevated(db, uuid) : undefined;
+        const volume = uuid ? await getVolume(db, projectId, uuid) : undefined;
         if (volume?.host) hosts.set(id, volume.host);
       }),
     );
@@ -161,14 +164,16 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       if (volume?.status !== "creating") return;
       let host = volume.host;
       if (!host) {
-        // NOTE: the cast carries no volume type or hints yet: every pool qualifies by its capabilities.
+        // The volume's type (its extra specs against each pool's capabilities) and the hints it was
+        // created with are on its row: a re-dispatched cast places it the same way.
+        const type = volume.volumeTypeId ? await getVolumeTypeBy(db, { id: volume.volumeTypeId }) : undefined;
         const request: ScheduleRequest = {
           sizeGb: cast.sizeGb,
           availabilityZone: cast.availabilityZone,
-          extraSpecs: {},
-          hints: {},
+          extraSpecs: type?.extraSpecs ?? {},
+          hints: volume.schedulerHints ?? {},
         };
-        const volumeHosts = await hintedVolumeHosts(request);
+        const volumeHosts = await hintedVolumeHosts(volume.projectId, request);
         const options = { multipliers, volumeHost: (id: string) => volumeHosts.get(id) };
         const waitUntil = Date.now() + waitMs;
         let choice = pickBackend(await listServicesWithState(db, deps.serviceDownTimeSeconds), request, options);

@@ -17,12 +17,14 @@ import type { ServiceRow } from "@cinderblock/db";
  * | `totalVolumes`             | `total_volumes`              | yes   | yes              | yes   |
  * | `backendState`             | `backend_state`              | yes   | yes              | yes   |
  * | `driver`                   | `driver`                     | file  | lvm              | rbd   |
+ * | `storageProtocol`          | `storage_protocol`           | file  | iSCSI            | ceph  |
+ * | `multiattach`              | `multiattach`                | true  | true             | true  |
  *
  * Filled in when not reported: `volume_backend_name` (the service's backend name, as Cinder's
  * drivers report their volume_backend_name option), `pool_name`, `thick_provisioning_support`
  * (not thin), `allocated_capacity_gb` (the provisioned capacity: our drivers count only their own
  * volumes, which is what Cinder's volume manager counts as allocated), `multiattach` and
- * `QoS_support` (false). Not reported by any driver yet, mapped when one does: `storageProtocol`,
+ * `QoS_support` (false). Not reported by any driver yet, mapped when one does:
  * `vendorName`, `driverVersion`, `qosSupport`, `onlineExtendSupport`, `thickProvisioningSupport`,
  * `allocatedCapacityGb`, `volumeBackendName`. Any other camelCase key is renamed to snake_case.
  */

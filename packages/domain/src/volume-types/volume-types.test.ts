@@ -55,6 +55,8 @@ const volumeInput: CreateVolumeInput = {
   clientRequestId: "",
   snapshotId: "",
   multiattach: false,
+  sameHost: [],
+  differentHost: [],
 };
 
 async function refusal(promise: Promise<unknown>): Promise<CinderblockError> {

@@ -163,6 +163,14 @@ export function createVolumeUseCase(
           encryptionKeyId: source?.encryptionKeyId ?? input.encryptionKeyId.toLowerCase(),
           metadata: input.metadata,
           multiattach: input.multiattach,
+          // Kept on the row: the scheduler (and a reconciler's re-dispatch) places by them.
+          schedulerHints:
+            input.sameHost.length + input.differentHost.length > 0
+              ? {
+                  sameHost: input.sameHost.map((v) => v.toLowerCase()),
+                  differentHost: input.differentHost.map((v) => v.toLowerCase()),
+                }
+              : null,
           host: source?.host ?? null,
           snapshotId: source?.snapshotId ?? null,
           clientRequestId: clientRequestId || null,

@@ -42,7 +42,15 @@ export function toGb(bytes: number): number {
  * nothing there until it answers again.
  */
 export function downStats(
-  common: Pick<BackendStats, "driver" | "thinProvisioning" | "maxOverSubscriptionRatio" | "reservedPercentage">,
+  common: Pick<
+    BackendStats,
+    | "driver"
+    | "storageProtocol"
+    | "multiattach"
+    | "thinProvisioning"
+    | "maxOverSubscriptionRatio"
+    | "reservedPercentage"
+  >,
 ): BackendStats {
   return {
     ...common,

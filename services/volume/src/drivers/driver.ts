@@ -45,6 +45,10 @@ export interface SnapshotModelUpdate {
 export interface BackendStats {
   /** Driver name, e.g. "file", "lvm", "rbd". */
   driver: string;
+  /** How hosts reach its volumes, Cinder's `storage_protocol` ("file", "iSCSI", "ceph"). */
+  storageProtocol: string;
+  /** Whether a volume may be attached to several instances at once (Cinder's `multiattach`). */
+  multiattach: boolean;
   totalCapacityGb: number;
   freeCapacityGb: number;
   provisionedCapacityGb: number;

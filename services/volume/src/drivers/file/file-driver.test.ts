@@ -877,6 +877,8 @@ describe("createFileDriver: getStats", () => {
 
     expect(stats).toMatchObject({
       driver: "file",
+      storageProtocol: "file",
+      multiattach: true,
       backendState: "up",
       thinProvisioning: true,
       provisionedCapacityGb: 4,

@@ -424,6 +424,8 @@ export function createFileDriver(
     async getStats(): Promise<BackendStats> {
       const common = {
         driver: "file",
+        storageProtocol: "file",
+        multiattach: true,
         thinProvisioning: true,
         maxOverSubscriptionRatio,
         reservedPercentage,

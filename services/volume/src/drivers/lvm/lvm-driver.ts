@@ -514,6 +514,8 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
     async getStats(): Promise<BackendStats> {
       const common = {
         driver: "lvm",
+        storageProtocol: "iSCSI",
+        multiattach: true,
         thinProvisioning: thin,
         maxOverSubscriptionRatio: thin ? maxOverSubscriptionRatio : 1,
         reservedPercentage,

@@ -517,6 +517,8 @@ describe("rbd driver: stats", () => {
     await driver.createVolume({ id: randomUUID(), sizeGb: 2 });
     expect(await driver.getStats()).toEqual({
       driver: "rbd",
+      storageProtocol: "ceph",
+      multiattach: true,
       thinProvisioning: true,
       maxOverSubscriptionRatio: 20,
       reservedPercentage: 0,

@@ -453,6 +453,8 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
     async getStats(): Promise<BackendStats> {
       const common = {
         driver: "rbd",
+        storageProtocol: "ceph",
+        multiattach: true,
         thinProvisioning: true,
         maxOverSubscriptionRatio: options.maxOverSubscriptionRatio,
         reservedPercentage: options.reservedPercentage,

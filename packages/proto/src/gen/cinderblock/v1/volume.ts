@@ -225,6 +225,12 @@ export interface CreateVolumeRequest {
    */
   snapshotId: string;
   multiattach: boolean;
+  /**
+   * Cinder's scheduler hints (OS-SCH-HNT:scheduler_hints): place the new volume on the backend of
+   * these volumes of the project (same_host), or on one none of them is on (different_host).
+   */
+  sameHost: string[];
+  differentHost: string[];
 }
 
 export interface CreateVolumeRequest_ImageMetadataEntry {
@@ -1466,6 +1472,8 @@ function createBaseCreateVolumeRequest(): CreateVolumeRequest {
     clientRequestId: "",
     snapshotId: "",
     multiattach: false,
+    sameHost: [],
+    differentHost: [],
   };
 }
 
@@ -1506,6 +1514,12 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     }
     if (message.multiattach !== false) {
       writer.uint32(96).bool(message.multiattach);
+    }
+    for (const v of message.sameHost) {
+      writer.uint32(106).string(v!);
+    }
+    for (const v of message.differentHost) {
+      writer.uint32(114).string(v!);
     }
     return writer;
   },
@@ -1625,6 +1639,22 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
             message.multiattach = reader.bool();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.sameHost.push(reader.string());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.differentHost.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1714,6 +1744,16 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
         ? globalThis.String(object.snapshot_id)
         : "",
       multiattach: isSet(object.multiattach) ? globalThis.Boolean(object.multiattach) : false,
+      sameHost: globalThis.Array.isArray(object?.sameHost)
+        ? object.sameHost.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.same_host)
+        ? object.same_host.map((e: any) => globalThis.String(e))
+        : [],
+      differentHost: globalThis.Array.isArray(object?.differentHost)
+        ? object.differentHost.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.different_host)
+        ? object.different_host.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1767,6 +1807,12 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     if (message.multiattach !== false) {
       obj.multiattach = message.multiattach;
     }
+    if (message.sameHost?.length) {
+      obj.sameHost = message.sameHost;
+    }
+    if (message.differentHost?.length) {
+      obj.differentHost = message.differentHost;
+    }
     return obj;
   },
 
@@ -1803,6 +1849,8 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     message.clientRequestId = object.clientRequestId ?? "";
     message.snapshotId = object.snapshotId ?? "";
     message.multiattach = object.multiattach ?? false;
+    message.sameHost = object.sameHost?.map((e) => e) || [];
+    message.differentHost = object.differentHost?.map((e) => e) || [];
     return message;
   },
 };
