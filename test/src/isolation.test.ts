@@ -213,7 +213,7 @@ beforeAll(async () => {
   const privateType = (
     await call<proto.CreateVolumeTypeResponse>((done) =>
       types.createVolumeType(
-        { name: uniqueName("a-type-"), description: "", isPublic: false, extraSpecs: { k: "v" } },
+        { name: uniqueName("a-type-"), description: "", isPublic: false, extraSpecs: { "vendor:k": "v" } },
         admin,
         done,
       ),
@@ -254,7 +254,11 @@ beforeAll(async () => {
   const groups = new proto.GroupSnapshotsServiceClient(stack.address, credentials.createInsecure());
   const group = (
     await call<proto.CreateGroupSnapshotResponse>((done) =>
-      groups.createGroupSnapshot({ name: "a-group", description: "", volumeIds: [volume.id] }, md, done),
+      groups.createGroupSnapshot(
+        { name: "a-group", description: "", volumeIds: [volume.id], clientRequestId: "" },
+        md,
+        done,
+      ),
     )
   ).groupSnapshot as proto.GroupSnapshot;
   const groupDone = await waitUntil(

@@ -14,6 +14,8 @@ import {
   type GetQuotasResponse,
   GroupSnapshotStatus,
   GroupSnapshotsServiceClient,
+  ListGroupSnapshotsRequest,
+  type ListGroupSnapshotsResponse,
   ListSnapshotsRequest,
   type ListSnapshotsResponse,
   ListView,
@@ -519,12 +521,49 @@ describe("manage existing", () => {
 });
 
 describe("group snapshots", () => {
+  it("replays a create under the same client_request_id, refuses the key for another body, and pages the list", async () => {
+    const p = project();
+    const a = await volume(p.md, { sizeGb: 1 });
+    const b = await volume(p.md, { sizeGb: 1 });
+    const create = (name: string, volumeIds: string[], clientRequestId: string) =>
+      call<CreateGroupSnapshotResponse>((done) =>
+        groups.createGroupSnapshot({ name, description: "", volumeIds, clientRequestId }, p.md, done),
+      );
+    const first = await create("nightly", [a.id], "nightly-1");
+    const again = await create("nightly", [a.id], "nightly-1");
+    expect(again.groupSnapshot?.id).toBe(first.groupSnapshot?.id);
+    expect(again.groupSnapshot?.status).toBe(GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_AVAILABLE);
+    const reused = await callError(create("nightly", [b.id], "nightly-1"));
+    expect(reused).toMatchObject({ code: status.ALREADY_EXISTS });
+    expect(reused.details).toContain("nightly-1");
+    expect(inUse(await getQuotas(p.md))).toMatchObject({ snapshots: 1 });
+    const second = await create("weekly", [b.id], "");
+    // Pages of one, oldest first, then the name filter.
+    const list = (request: Partial<ListGroupSnapshotsRequest>) =>
+      call<ListGroupSnapshotsResponse>((done) =>
+        groups.listGroupSnapshots(ListGroupSnapshotsRequest.fromPartial(request), p.md, done),
+      );
+    const page1 = await list({ pageSize: 1, sortDir: "asc" });
+    expect(page1.groupSnapshots.map((g) => g.id)).toEqual([first.groupSnapshot?.id]);
+    const page2 = await list({ pageSize: 1, sortDir: "asc", pageToken: page1.nextPageToken });
+    expect(page2.groupSnapshots.map((g) => g.id)).toEqual([second.groupSnapshot?.id]);
+    expect(page2.nextPageToken).toBe(""); // the last page
+    expect((await list({ name: "weekly" })).groupSnapshots.map((g) => g.id)).toEqual([second.groupSnapshot?.id]);
+    const badSort = await callError(list({ sortKey: "size" }));
+    expect(badSort).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(badSort.details).toMatch(/^sort_key: /);
+  });
+
   it("snapshots several volumes together, and deletes the group with its members", async () => {
     const p = project();
     const a = await volume(p.md, { sizeGb: 1 });
     const b = await volume(p.md, { sizeGb: 2 });
     const res = await call<CreateGroupSnapshotResponse>((done) =>
-      groups.createGroupSnapshot({ name: "db-and-logs", description: "", volumeIds: [a.id, b.id] }, p.md, done),
+      groups.createGroupSnapshot(
+        { name: "db-and-logs", description: "", volumeIds: [a.id, b.id], clientRequestId: "" },
+        p.md,
+        done,
+      ),
     );
     const group = res.groupSnapshot;
     expect(group?.status).toBe(GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_AVAILABLE);
@@ -566,7 +605,11 @@ describe("group snapshots", () => {
     const doomed = await volume(p.md, { sizeGb: 1 });
     await rm(join(stack.dataDir, `volume-${doomed.id}.img`));
     const res = await call<CreateGroupSnapshotResponse>((done) =>
-      groups.createGroupSnapshot({ name: "g", description: "", volumeIds: [good.id, doomed.id] }, p.md, done),
+      groups.createGroupSnapshot(
+        { name: "g", description: "", volumeIds: [good.id, doomed.id], clientRequestId: "" },
+        p.md,
+        done,
+      ),
     );
     expect(res.groupSnapshot?.status).toBe(GroupSnapshotStatus.GROUP_SNAPSHOT_STATUS_ERROR);
     // The tenant's reason says which member failed, in user terms (the file name is the admin's detail).
@@ -586,7 +629,11 @@ describe("group snapshots", () => {
     expect(leftovers[0]?.n).toBe(0);
     const refused = await callError(
       call((done) =>
-        groups.createGroupSnapshot({ name: "g", description: "", volumeIds: [good.id, good.id] }, p.md, done),
+        groups.createGroupSnapshot(
+          { name: "g", description: "", volumeIds: [good.id, good.id], clientRequestId: "" },
+          p.md,
+          done,
+        ),
       ),
     );
     expect(refused).toMatchObject({ code: status.INVALID_ARGUMENT, details: "volume_ids: must not repeat a volume" });

@@ -1,5 +1,6 @@
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
+import { keyset, type ListQuery } from "./pagination.js";
 import { groupSnapshots, snapshots } from "./schema.js";
 import type { SnapshotRow } from "./types.js";
 
@@ -9,7 +10,15 @@ export type GroupSnapshotRow = typeof groupSnapshots.$inferSelect;
 /** Records a group snapshot in `creating`. */
 export async function insertGroupSnapshot(
   db: Executor,
-  row: { id: string; projectId: string; userId: string; name: string; description: string },
+  row: {
+    id: string;
+    projectId: string;
+    userId: string;
+    name: string;
+    description: string;
+    clientRequestId?: string | null;
+    requestHash?: string | null;
+  },
 ): Promise<GroupSnapshotRow> {
   const [inserted] = await db
     .insert(groupSnapshots)
@@ -39,14 +48,45 @@ export async function getGroupSnapshot(
   return row;
 }
 
-/** The project's group snapshots, newest first. */
-export async function listGroupSnapshots(db: Executor, projectId: string, limit: number): Promise<GroupSnapshotRow[]> {
+/** The project's group snapshot made under an idempotency key, deleted or not. */
+export async function getGroupSnapshotByClientRequest(
+  db: Executor,
+  projectId: string,
+  clientRequestId: string,
+): Promise<GroupSnapshotRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(groupSnapshots)
+    .where(and(eq(groupSnapshots.projectId, projectId), eq(groupSnapshots.clientRequestId, clientRequestId)));
+  return row;
+}
+
+/**
+ * A page of group snapshots (the project's, or every project's with `projectId` undefined), keyset
+ * paged like the other lists; the `size` sort is refused by the caller (a group has none).
+ */
+export async function listGroupSnapshots(db: Executor, query: ListQuery): Promise<GroupSnapshotRow[]> {
+  const column = {
+    created_at: groupSnapshots.createdAt,
+    name: groupSnapshots.name,
+    status: groupSnapshots.status,
+    size: groupSnapshots.createdAt,
+  }[query.sortKey];
+  const page = keyset(column, groupSnapshots.id, query);
   return db
     .select()
     .from(groupSnapshots)
-    .where(and(eq(groupSnapshots.projectId, projectId), eq(groupSnapshots.deleted, false)))
-    .orderBy(desc(groupSnapshots.createdAt), desc(groupSnapshots.id))
-    .limit(limit);
+    .where(
+      and(
+        query.projectId === undefined ? undefined : eq(groupSnapshots.projectId, query.projectId),
+        eq(groupSnapshots.deleted, false),
+        query.status ? eq(groupSnapshots.status, query.status) : undefined,
+        query.name ? eq(groupSnapshots.name, query.name) : undefined,
+        page.after,
+      ),
+    )
+    .orderBy(...page.orderBy)
+    .limit(query.limit);
 }
 
 /** Compare-and-swap status change of a group snapshot; `deleted` also soft-deletes the row. */

@@ -14,6 +14,7 @@ export { createDb, pingDatabase, transaction } from "./client.js";
 export type { GroupSnapshotRow } from "./group-snapshots.js";
 export {
   getGroupSnapshot,
+  getGroupSnapshotByClientRequest,
   insertGroupSnapshot,
   listGroupMembers,
   listGroupSnapshots,

@@ -217,10 +217,18 @@ export const groupSnapshots = pgTable(
     status: text("status").notNull(),
     statusReason: text("status_reason").notNull().default(""),
     deleted: boolean("deleted").notNull().default(false),
+    /** The caller's idempotency key, with the hash of its request body. */
+    clientRequestId: text("client_request_id"),
+    requestHash: text("request_hash"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index("group_snapshots_project_created_idx").on(t.projectId, t.createdAt, t.id)],
+  (t) => [
+    index("group_snapshots_project_created_idx").on(t.projectId, t.createdAt, t.id),
+    uniqueIndex("group_snapshots_project_client_request_idx")
+      .on(t.projectId, t.clientRequestId)
+      .where(sql`client_request_id is not null`),
+  ],
 );
 
 /** Volumes attached to instances (Cinder's volume_attachment). */

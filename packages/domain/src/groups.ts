@@ -4,6 +4,7 @@ import {
   type Executor,
   type GroupSnapshotRow,
   getGroupSnapshot,
+  getGroupSnapshotByClientRequest,
   getVolumeActivity,
   getVolumeElevated,
   insertGroupSnapshot,
@@ -18,11 +19,13 @@ import {
 } from "@cinderblock/db";
 import { type RequestContext, throwIfGivenUp } from "./context.js";
 import { CinderblockError } from "./errors.js";
+import { isUniqueViolation, replayOrConflict, requestHash } from "./idempotency.js";
+import { type ListInput, listQuery, type Page, type PageTokens, toPage } from "./pages.js";
 import type { Announcer, ChangeFeed, Dispatcher } from "./ports.js";
 import { GROUP_SNAPSHOT_OPERATIONS, SNAPSHOT_OPERATIONS } from "./state-machine.js";
 import { groupSnapshotUsage } from "./usage.js";
 import type { CreateSnapshotInput } from "./validation.js";
-import { validateId, validatePageSize } from "./validation.js";
+import { validateClientRequestId, validateId } from "./validation.js";
 
 /** A group snapshot with its member snapshots. */
 export interface GroupSnapshotView {
@@ -35,11 +38,14 @@ export interface CreateGroupInput {
   name: string;
   description: string;
   volumeIds: string[];
+  /** Idempotency key ("" for none). */
+  clientRequestId: string;
 }
 
 /** What the group use cases need: recording one member, watching it, and dispatching deletes. */
 export interface GroupDependencies {
   db: Db;
+  pageTokens: PageTokens;
   scheduler: Dispatcher;
   notifications: Announcer;
   operationTimeoutSeconds: number;
@@ -59,7 +65,7 @@ export interface GroupDependencies {
 export interface GroupUseCases {
   createGroupSnapshot(ctx: RequestContext, input: CreateGroupInput): Promise<GroupSnapshotView>;
   getGroupSnapshot(ctx: RequestContext, id: string): Promise<GroupSnapshotView>;
-  listGroupSnapshots(ctx: RequestContext, pageSize: number): Promise<GroupSnapshotView[]>;
+  listGroupSnapshots(ctx: RequestContext, input: ListInput): Promise<Page<GroupSnapshotView>>;
   deleteGroupSnapshot(ctx: RequestContext, id: string): Promise<GroupSnapshotView>;
 }
 
@@ -188,6 +194,36 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
     return { group, members: (await listGroupMembers(db, group.id)).filter((m) => !m.deleted) };
   }
 
+  /**
+   * Waits until every member of the group reached a terminal status (or the operation's timeout,
+   * or the caller gave up), settles the group (all or none) and returns it as it ended.
+   */
+  async function settled(ctx: RequestContext, groupId: string, members: SnapshotRow[]): Promise<GroupSnapshotView> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), deps.operationTimeoutSeconds * 1000);
+    // NOTE: a caller that gives up stops the wait; the reconciler settles the group (its operation row).
+    const waiting = ctx.signal ? AbortSignal.any([abort.signal, ctx.signal]) : abort.signal;
+    try {
+      await Promise.all(
+        members.map(async (m) => {
+          for await (const _ of deps.watchSnapshot(ctx, m.id, waiting)) {
+            // until the member reaches a terminal status
+          }
+        }),
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    throwIfGivenUp(ctx);
+    await transaction(db, (tx) => settleGroupSnapshot(tx, deps, groupId));
+    deps.onCommitted?.();
+    // NOTE: settling may have started deletes of members (a group is all or none).
+    for (const m of members) deps.changes.publish("snapshot", m.id);
+    const group = await getGroupSnapshot(db, ctx.projectId, groupId);
+    if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${groupId} not found`);
+    return { group, members: (await listGroupMembers(db, groupId)).filter((m) => m.status !== "deleted") };
+  }
+
   return {
     async createGroupSnapshot(ctx, input) {
       if (input.name.length > 255)
@@ -202,83 +238,96 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
       if (new Set(volumeIds).size !== volumeIds.length) {
         throw new CinderblockError("INVALID_ARGUMENT", "volume_ids: must not repeat a volume");
       }
+      const clientRequestId = validateClientRequestId(input.clientRequestId);
+      const hash = clientRequestId
+        ? requestHash({ name: input.name, description: input.description, volumeIds })
+        : null;
+      // A retry under the same key waits for the first call's group and answers as it would.
+      const replay = async (): Promise<GroupSnapshotView | undefined> => {
+        if (!clientRequestId || !hash) return undefined;
+        const existing = await getGroupSnapshotByClientRequest(db, ctx.projectId, clientRequestId);
+        if (!existing) return undefined;
+        replayOrConflict(existing, hash, clientRequestId);
+        const members = (await listGroupMembers(db, existing.id)).filter((m) => !m.deleted);
+        return settled(ctx, existing.id, members);
+      };
+      const replayed = await replay();
+      if (replayed) return replayed;
       const groupId = randomUUID();
       // All members are recorded in one transaction: any refusal (state, quota) writes none of them.
-      const members = await transaction(db, async (tx) => {
-        const group = await insertGroupSnapshot(tx, {
-          id: groupId,
-          projectId: ctx.projectId,
-          userId: ctx.userId,
-          name: input.name,
-          description: input.description,
+      const record = () =>
+        transaction(db, async (tx) => {
+          const group = await insertGroupSnapshot(tx, {
+            id: groupId,
+            projectId: ctx.projectId,
+            userId: ctx.userId,
+            name: input.name,
+            description: input.description,
+            clientRequestId: clientRequestId || null,
+            requestHash: hash,
+          });
+          const rows: SnapshotRow[] = [];
+          for (const volumeId of volumeIds) {
+            rows.push(
+              await deps.recordSnapshot(
+                tx,
+                ctx,
+                {
+                  volumeId,
+                  name: input.name ? `${input.name}`.slice(0, 255) : `group ${groupId}`,
+                  description: input.description,
+                  force: true,
+                  metadata: {},
+                  groupSnapshotId: groupId,
+                },
+                { id: randomUUID(), operationId: randomUUID(), clientRequestId: "", hash: null },
+              ),
+            );
+          }
+          await insertOperation(tx, {
+            id: randomUUID(),
+            kind: "create_group_snapshot",
+            resourceId: groupId,
+            projectId: ctx.projectId,
+            timeoutSeconds: deps.operationTimeoutSeconds,
+          });
+          await deps.notifications.announce(tx, "INFO", "group_snapshot.create.start", groupSnapshotUsage(group));
+          return rows;
         });
-        const rows: SnapshotRow[] = [];
-        for (const volumeId of volumeIds) {
-          rows.push(
-            await deps.recordSnapshot(
-              tx,
-              ctx,
-              {
-                volumeId,
-                name: input.name ? `${input.name}`.slice(0, 255) : `group ${groupId}`,
-                description: input.description,
-                force: true,
-                metadata: {},
-                groupSnapshotId: groupId,
-              },
-              { id: randomUUID(), operationId: randomUUID(), clientRequestId: "", hash: null },
-            ),
-          );
-        }
-        await insertOperation(tx, {
-          id: randomUUID(),
-          kind: "create_group_snapshot",
-          resourceId: groupId,
-          projectId: ctx.projectId,
-          timeoutSeconds: deps.operationTimeoutSeconds,
-        });
-        await deps.notifications.announce(tx, "INFO", "group_snapshot.create.start", groupSnapshotUsage(group));
-        return rows;
-      });
-      deps.onCommitted?.();
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), deps.operationTimeoutSeconds * 1000);
-      // NOTE: a caller that gives up stops the wait; the reconciler settles the group (its operation row).
-      const waiting = ctx.signal ? AbortSignal.any([abort.signal, ctx.signal]) : abort.signal;
+      let members: SnapshotRow[];
       try {
-        await Promise.all(
-          members.map(async (m) => {
-            for await (const _ of deps.watchSnapshot(ctx, m.id, waiting)) {
-              // until the member reaches a terminal status
-            }
-          }),
-        );
-      } finally {
-        clearTimeout(timer);
+        members = await record();
+      } catch (error) {
+        // A concurrent retry under the same key recorded its group first: answer as that one.
+        if (!isUniqueViolation(error, "group_snapshots_project_client_request_idx")) throw error;
+        const winner = await replay();
+        if (!winner) throw error;
+        return winner;
       }
-      throwIfGivenUp(ctx);
-      await transaction(db, (tx) => settleGroupSnapshot(tx, deps, groupId));
       deps.onCommitted?.();
-      // NOTE: settling may have started deletes of members (a group is all or none).
-      for (const m of members) deps.changes.publish("snapshot", m.id);
-      const group = await getGroupSnapshot(db, ctx.projectId, groupId);
-      if (!group) throw new CinderblockError("NOT_FOUND", `group snapshot ${groupId} not found`);
-      return { group, members: (await listGroupMembers(db, groupId)).filter((m) => m.status !== "deleted") };
+      return settled(ctx, groupId, members);
     },
 
     getGroupSnapshot: view,
 
-    async listGroupSnapshots(ctx, pageSize) {
-      const groups = await listGroupSnapshots(db, ctx.projectId, validatePageSize(pageSize));
+    async listGroupSnapshots(ctx, input) {
+      const query = listQuery(ctx, input, deps.pageTokens);
+      if (query.sortKey === "size") {
+        throw new CinderblockError("INVALID_ARGUMENT", "sort_key: must be one of created_at, name, status");
+      }
+      const page = toPage(await listGroupSnapshots(db, query), query, () => 0, deps.pageTokens);
       // NOTE: one query for the members of the whole page, not one per group (up to 1,000 at once).
       const members = await listMembersOfGroups(
         db,
-        groups.map((g) => g.id),
+        page.items.map((g) => g.id),
       );
-      return groups.map((group) => ({
-        group,
-        members: (members.get(group.id) ?? []).filter((m) => !m.deleted),
-      }));
+      return {
+        items: page.items.map((group) => ({
+          group,
+          members: (members.get(group.id) ?? []).filter((m) => !m.deleted),
+        })),
+        nextPageToken: page.nextPageToken,
+      };
     },
 
     async deleteGroupSnapshot(ctx, rawId) {

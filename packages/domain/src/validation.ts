@@ -202,6 +202,11 @@ export function validateCreateSnapshot(input: CreateSnapshotInput): CreateSnapsh
   return validate(createSnapshotSchema, input);
 }
 
+/** Validates an idempotency key (empty: none); throws INVALID_ARGUMENT naming the field. */
+export function validateClientRequestId(key: string): string {
+  return validate(z.object({ clientRequestId }), { clientRequestId: key }).clientRequestId;
+}
+
 /** Validates a resource id given by a caller; throws INVALID_ARGUMENT naming the field. */
 export function validateId(field: string, id: string): string {
   if (!UUID.test(id)) throw new CinderblockError("INVALID_ARGUMENT", `${field}: must be a UUID`);

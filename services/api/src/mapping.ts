@@ -80,6 +80,13 @@ export function volumeStatusName(status: VolumeStatus): VolumeStatusName | undef
   return (Object.keys(VOLUME_STATUS) as VolumeStatusName[]).find((k) => VOLUME_STATUS[k] === status);
 }
 
+/** The stored status for a public GroupSnapshotStatus, or undefined for UNSPECIFIED/unknown values. */
+export function groupSnapshotStatusName(status: GroupSnapshotStatus): GroupSnapshotStatusName | undefined {
+  return (Object.keys(GROUP_SNAPSHOT_STATUS) as GroupSnapshotStatusName[]).find(
+    (k) => GROUP_SNAPSHOT_STATUS[k] === status,
+  );
+}
+
 /** The stored status for a public SnapshotStatus, or undefined for UNSPECIFIED/unknown values. */
 export function snapshotStatusName(status: SnapshotStatus): SnapshotStatusName | undefined {
   return (Object.keys(SNAPSHOT_STATUS) as SnapshotStatusName[]).find((k) => SNAPSHOT_STATUS[k] === status);

@@ -57,7 +57,7 @@ export const API_METHOD_RULES: Readonly<Record<string, MethodRules<never>>> = {
   WatchEvents: { rules: listing("cinderblock:watch_events") },
   CreateGroupSnapshot: { rules: rule("group:create_group_snapshot") },
   GetGroupSnapshot: { rules: rule("group:get_group_snapshot") },
-  ListGroupSnapshots: { rules: rule("group:get_all_group_snapshots") },
+  ListGroupSnapshots: { rules: listing("group:get_all_group_snapshots") },
   DeleteGroupSnapshot: { rules: rule("group:delete_group_snapshot") },
   CreateVolumeType: { rules: rule("volume_extension:type_create") },
   GetVolumeType: { rules: rule("volume_extension:type_get") },

@@ -5,6 +5,7 @@ import {
   type GetSnapshotResponse,
   GroupSnapshotStatus,
   GroupSnapshotsServiceClient,
+  ListGroupSnapshotsRequest,
   ListSnapshotsRequest,
   SnapshotStatus,
   SnapshotsServiceClient,
@@ -270,8 +271,9 @@ describe("api gRPC boundary", () => {
     // Every status the domain stores, then text it does not name (UNRECOGNIZED, not a guess).
     const stored = [...GROUP_SNAPSHOT_STATUSES, "frozen"];
     const { port } = await serve({
-      listGroupSnapshots: async () =>
-        stored.map((s, i) => ({
+      listGroupSnapshots: async () => ({
+        nextPageToken: "",
+        items: stored.map((s, i) => ({
           group: {
             id: `0c0b4b62-8f0e-4a43-9a43-2d3c4b5a6f7${i}`,
             projectId: "p1",
@@ -281,16 +283,19 @@ describe("api gRPC boundary", () => {
             status: s,
             statusReason: "",
             deleted: false,
+            clientRequestId: null,
+            requestHash: null,
             createdAt: new Date(),
             updatedAt: new Date(),
           } satisfies GroupSnapshotRow,
           members: [],
         })),
+      }),
     });
     const groups = new GroupSnapshotsServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
     cleanups.push(async () => groups.close());
     const listed = await new Promise<Array<[string, GroupSnapshotStatus]>>((resolve, reject) =>
-      groups.listGroupSnapshots({ pageSize: 10 }, md(), (err, res) =>
+      groups.listGroupSnapshots(ListGroupSnapshotsRequest.fromPartial({ pageSize: 10 }), md(), (err, res) =>
         err ? reject(err) : resolve(res.groupSnapshots.map((g) => [g.name, g.status])),
       ),
     );

@@ -40,6 +40,7 @@ import {
   unary,
 } from "@cinderblock/rpc";
 import {
+  groupSnapshotStatusName,
   listView,
   qosConsumerName,
   snapshotStatusName,
@@ -283,11 +284,22 @@ export function createApiServer(options: ApiServerOptions): Server {
       const v = await uc.getGroupSnapshot(ctx, req.id);
       return { groupSnapshot: toGroupSnapshot(v.group, v.members, ctx) };
     }),
-    listGroupSnapshots: u("ListGroupSnapshots", async (req, ctx) => ({
-      groupSnapshots: (await uc.listGroupSnapshots(ctx, req.pageSize)).map((v) =>
-        toGroupSnapshot(v.group, v.members, ctx),
-      ),
-    })),
+    listGroupSnapshots: u("ListGroupSnapshots", async (req, ctx) => {
+      const page = await uc.listGroupSnapshots(ctx, {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        status: groupSnapshotStatusName(req.status),
+        name: req.name,
+        metadata: {},
+        sortKey: req.sortKey,
+        sortDir: req.sortDir,
+        allProjects: req.allProjects,
+      });
+      return {
+        groupSnapshots: page.items.map((v) => toGroupSnapshot(v.group, v.members, ctx)),
+        nextPageToken: page.nextPageToken,
+      };
+    }),
     deleteGroupSnapshot: u("DeleteGroupSnapshot", async (req, ctx) => {
       const v = await uc.deleteGroupSnapshot(ctx, req.id);
       return { groupSnapshot: toGroupSnapshot(v.group, v.members, ctx) };

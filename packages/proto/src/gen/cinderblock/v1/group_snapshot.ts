@@ -103,6 +103,11 @@ export interface CreateGroupSnapshotRequest {
   description: string;
   /** The volumes to snapshot together (1-64, of the caller's project; in-use ones allowed). */
   volumeIds: string[];
+  /**
+   * Idempotency key (see CreateSnapshotRequest.client_request_id): a retry with the same key and
+   * body waits for and returns the same group; the same key with another body is ALREADY_EXISTS.
+   */
+  clientRequestId: string;
 }
 
 export interface CreateGroupSnapshotResponse {
@@ -121,10 +126,24 @@ export interface GetGroupSnapshotResponse {
 export interface ListGroupSnapshotsRequest {
   /** Maximum number to return (1-1000, default 100). */
   pageSize: number;
+  /** Opaque token from a previous ListGroupSnapshotsResponse. */
+  pageToken: string;
+  /** Only groups in this status, when set. */
+  status: GroupSnapshotStatus;
+  /** Only groups with exactly this name, when set. */
+  name: string;
+  /** "created_at" (default), "name" or "status". */
+  sortKey: string;
+  /** "desc" (default) or "asc". */
+  sortDir: string;
+  /** Admin only: every project's groups. */
+  allProjects: boolean;
 }
 
 export interface ListGroupSnapshotsResponse {
   groupSnapshots: GroupSnapshot[];
+  /** Token of the next page; empty on the last. */
+  nextPageToken: string;
 }
 
 export interface DeleteGroupSnapshotRequest {
@@ -361,7 +380,7 @@ export const GroupSnapshot: MessageFns<GroupSnapshot> = {
 };
 
 function createBaseCreateGroupSnapshotRequest(): CreateGroupSnapshotRequest {
-  return { name: "", description: "", volumeIds: [] };
+  return { name: "", description: "", volumeIds: [], clientRequestId: "" };
 }
 
 export const CreateGroupSnapshotRequest: MessageFns<CreateGroupSnapshotRequest> = {
@@ -374,6 +393,9 @@ export const CreateGroupSnapshotRequest: MessageFns<CreateGroupSnapshotRequest> 
     }
     for (const v of message.volumeIds) {
       writer.uint32(26).string(v!);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
     }
     return writer;
   },
@@ -415,6 +437,14 @@ export const CreateGroupSnapshotRequest: MessageFns<CreateGroupSnapshotRequest> 
             message.volumeIds.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -436,6 +466,11 @@ export const CreateGroupSnapshotRequest: MessageFns<CreateGroupSnapshotRequest> 
         : globalThis.Array.isArray(object?.volume_ids)
         ? object.volume_ids.map((e: any) => globalThis.String(e))
         : [],
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
     };
   },
 
@@ -450,6 +485,9 @@ export const CreateGroupSnapshotRequest: MessageFns<CreateGroupSnapshotRequest> 
     if (message.volumeIds?.length) {
       obj.volumeIds = message.volumeIds;
     }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
     return obj;
   },
 
@@ -461,6 +499,7 @@ export const CreateGroupSnapshotRequest: MessageFns<CreateGroupSnapshotRequest> 
     message.name = object.name ?? "";
     message.description = object.description ?? "";
     message.volumeIds = object.volumeIds?.map((e) => e) || [];
+    message.clientRequestId = object.clientRequestId ?? "";
     return message;
   },
 };
@@ -683,13 +722,31 @@ export const GetGroupSnapshotResponse: MessageFns<GetGroupSnapshotResponse> = {
 };
 
 function createBaseListGroupSnapshotsRequest(): ListGroupSnapshotsRequest {
-  return { pageSize: 0 };
+  return { pageSize: 0, pageToken: "", status: 0, name: "", sortKey: "", sortDir: "", allProjects: false };
 }
 
 export const ListGroupSnapshotsRequest: MessageFns<ListGroupSnapshotsRequest> = {
   encode(message: ListGroupSnapshotsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.pageSize !== 0) {
       writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    if (message.status !== 0) {
+      writer.uint32(24).int32(message.status);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    if (message.sortKey !== "") {
+      writer.uint32(42).string(message.sortKey);
+    }
+    if (message.sortDir !== "") {
+      writer.uint32(50).string(message.sortDir);
+    }
+    if (message.allProjects !== false) {
+      writer.uint32(56).bool(message.allProjects);
     }
     return writer;
   },
@@ -715,6 +772,54 @@ export const ListGroupSnapshotsRequest: MessageFns<ListGroupSnapshotsRequest> = 
             message.pageSize = reader.int32();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.sortKey = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sortDir = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.allProjects = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -734,6 +839,28 @@ export const ListGroupSnapshotsRequest: MessageFns<ListGroupSnapshotsRequest> = 
         : isSet(object.page_size)
         ? globalThis.Number(object.page_size)
         : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      status: isSet(object.status) ? groupSnapshotStatusFromJSON(object.status) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      sortKey: isSet(object.sortKey)
+        ? globalThis.String(object.sortKey)
+        : isSet(object.sort_key)
+        ? globalThis.String(object.sort_key)
+        : "",
+      sortDir: isSet(object.sortDir)
+        ? globalThis.String(object.sortDir)
+        : isSet(object.sort_dir)
+        ? globalThis.String(object.sort_dir)
+        : "",
+      allProjects: isSet(object.allProjects)
+        ? globalThis.Boolean(object.allProjects)
+        : isSet(object.all_projects)
+        ? globalThis.Boolean(object.all_projects)
+        : false,
     };
   },
 
@@ -741,6 +868,24 @@ export const ListGroupSnapshotsRequest: MessageFns<ListGroupSnapshotsRequest> = 
     const obj: any = {};
     if (message.pageSize !== 0) {
       obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.status !== 0) {
+      obj.status = groupSnapshotStatusToJSON(message.status);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.sortKey !== "") {
+      obj.sortKey = message.sortKey;
+    }
+    if (message.sortDir !== "") {
+      obj.sortDir = message.sortDir;
+    }
+    if (message.allProjects !== false) {
+      obj.allProjects = message.allProjects;
     }
     return obj;
   },
@@ -751,18 +896,27 @@ export const ListGroupSnapshotsRequest: MessageFns<ListGroupSnapshotsRequest> = 
   fromPartial<I extends Exact<DeepPartial<ListGroupSnapshotsRequest>, I>>(object: I): ListGroupSnapshotsRequest {
     const message = createBaseListGroupSnapshotsRequest();
     message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.status = object.status ?? 0;
+    message.name = object.name ?? "";
+    message.sortKey = object.sortKey ?? "";
+    message.sortDir = object.sortDir ?? "";
+    message.allProjects = object.allProjects ?? false;
     return message;
   },
 };
 
 function createBaseListGroupSnapshotsResponse(): ListGroupSnapshotsResponse {
-  return { groupSnapshots: [] };
+  return { groupSnapshots: [], nextPageToken: "" };
 }
 
 export const ListGroupSnapshotsResponse: MessageFns<ListGroupSnapshotsResponse> = {
   encode(message: ListGroupSnapshotsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.groupSnapshots) {
       GroupSnapshot.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -788,6 +942,14 @@ export const ListGroupSnapshotsResponse: MessageFns<ListGroupSnapshotsResponse> 
             message.groupSnapshots.push(GroupSnapshot.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -807,6 +969,11 @@ export const ListGroupSnapshotsResponse: MessageFns<ListGroupSnapshotsResponse> 
         : globalThis.Array.isArray(object?.group_snapshots)
         ? object.group_snapshots.map((e: any) => GroupSnapshot.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -814,6 +981,9 @@ export const ListGroupSnapshotsResponse: MessageFns<ListGroupSnapshotsResponse> 
     const obj: any = {};
     if (message.groupSnapshots?.length) {
       obj.groupSnapshots = message.groupSnapshots.map((e) => GroupSnapshot.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -824,6 +994,7 @@ export const ListGroupSnapshotsResponse: MessageFns<ListGroupSnapshotsResponse> 
   fromPartial<I extends Exact<DeepPartial<ListGroupSnapshotsResponse>, I>>(object: I): ListGroupSnapshotsResponse {
     const message = createBaseListGroupSnapshotsResponse();
     message.groupSnapshots = object.groupSnapshots?.map((e) => GroupSnapshot.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
