@@ -10,6 +10,10 @@ export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from ".
 export type { ManageInput, ManageUseCases } from "./manage.js";
 export type { ListInput, Page, PageTokens } from "./pages.js";
 export { createPageTokens } from "./pages.js";
+export { capabilitiesProblem } from "./placement/capabilities.js";
+export { pythonFloat } from "./placement/extra-specs.js";
+export type { Pool } from "./placement/pools.js";
+export { poolsOf } from "./placement/pools.js";
 export type {
   Announcer,
   ChangeFeed,

@@ -1,4 +1,5 @@
 import type { ServiceRow } from "@cinderblock/db";
+import { type Pool, poolsOf } from "@cinderblock/domain";
 import { describe, expect, it } from "vitest";
 import {
   availabilityZoneFilter,
@@ -14,7 +15,6 @@ import {
   sameBackendFilter,
   serviceStateFilter,
 } from "./filters.js";
-import { type Pool, poolsOf } from "./pools.js";
 
 function service(
   host: string,
