@@ -1,4 +1,6 @@
 export type { AttachInput, AttachmentUseCases } from "./attachments.js";
+export type { BackendUseCases, ServiceSelector } from "./backends/use-cases.js";
+export type { AvailabilityZoneView, PoolView, ServiceView } from "./backends/views.js";
 export type { RequestContext } from "./context.js";
 export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";

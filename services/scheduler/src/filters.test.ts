@@ -580,6 +580,16 @@ describe("pickBackend", () => {
       ).waitable,
     ).toBe(false);
   });
+
+  it("fails at once, naming the operator's reason, when the only backends that reported up are disabled or frozen", () => {
+    const disabled = pickBackend(
+      [service("a@file", thick, "nova", { disabled: true, disabledReason: "disk swap" })],
+      request(),
+    );
+    expect(disabled).toMatchObject({ waitable: false, reasons: ["a@file#file: disabled: disk swap"] });
+    const frozen = pickBackend([service("a@file", thick, "nova", { frozen: true })], request());
+    expect(frozen).toMatchObject({ waitable: false, reasons: ["a@file#file: frozen"] });
+  });
 });
 
 describe("capacityProblem (a snapshot on its volume's backend)", () => {

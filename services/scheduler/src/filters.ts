@@ -219,7 +219,7 @@ export interface Choice {
   /**
    * True when nothing was picked only because no backend has reported up yet: none usable
    * (enabled, not frozen, heartbeat) in the zone has, and either one there is still coming up or
-   * none anywhere is up (a cold start). A later report may then change the answer; a zone nobody
+   * none anywhere is up (a cold start; not when a backend that reported up was disabled or frozen). A later report may then change the answer; a zone nobody
    * serves, or backends that are up but full, will not.
    */
   waitable: boolean;
@@ -260,7 +260,11 @@ export function pickBackend(
   const best = weighed[0]?.pool;
   const usable = pools.filter((p) => serviceStateFilter(p, request, context) === undefined);
   const usableInZone = usable.filter((p) => availabilityZoneFilter(p, request, context) === undefined);
-  const waitable = !best && !usableInZone.some(reportedUp) && (usableInZone.length > 0 || !usable.some(reportedUp));
+  // NOTE: a backend that is up and has reported its storage up, but that an operator disabled or
+  // froze, shows a running cloud, not one starting: nothing to wait for (the refusal names it).
+  const refusedByOperator = pools.some((p) => p.up && (p.disabled || p.frozen) && reportedUp(p));
+  const coldStart = !usable.some(reportedUp) && !refusedByOperator;
+  const waitable = !best && !usableInZone.some(reportedUp) && (usableInZone.length > 0 || coldStart);
   return {
     pool: best,
     service: best?.service,
