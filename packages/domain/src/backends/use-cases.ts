@@ -80,7 +80,7 @@ export function createBackendUseCases(deps: BackendDependencies): BackendUseCase
     if ((await listServicesWithState(db, downTimeSeconds, host)).length === 0) throw notFound(host);
     throw new CinderblockError(
       "FAILED_PRECONDITION",
-      `host ${host}: no backend could be changed (${expectFrozen ? "already frozen" : "not frozen"})`,
+      `host ${host}: no backend could be changed (${expectFrozen ? "not frozen" : "already frozen"})`,
     );
   }
 
