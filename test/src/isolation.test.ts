@@ -207,7 +207,8 @@ beforeAll(async () => {
   const project = uniqueName("iso-");
   aMember = identity(project, "alice");
   const md = aMember;
-  // A's private volume type (an administrator's, with access for A) and its QoS specs.
+  // A's private volume type (an administrator's, with access for A) and its QoS specs; its extra spec is
+  // vendor-scoped, one the scheduler's CapabilitiesFilter ignores, so that its volumes land.
   const admin = identity(uniqueName("iso-admins-"), "root", "admin");
   const types = new proto.VolumeTypesServiceClient(stack.address, credentials.createInsecure());
   const privateType = (

@@ -312,6 +312,7 @@ describe("developer tools", () => {
       "cinderblock.v1.EventsService",
       "cinderblock.v1.GroupSnapshotsService",
       "cinderblock.v1.QuotasService",
+      "cinderblock.v1.ServicesService",
       "cinderblock.v1.SnapshotsService",
       "cinderblock.v1.VolumeTypesService",
       "cinderblock.v1.VolumesService",

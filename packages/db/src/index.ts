@@ -40,7 +40,9 @@ export type { EditableTable } from "./resource-fields.js";
 export { deleteMetadataKey, setMetadata, updateNameDescription } from "./resource-fields.js";
 export type { ServiceReport } from "./services.js";
 export {
+  changeServiceFlags,
   getService,
+  isBackendFrozen,
   listServicesWithState,
   listUsableServices,
   reportService,

@@ -1,4 +1,4 @@
-import { and, eq, gt, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, gt, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { services } from "./schema.js";
 import type { ServiceRow } from "./types.js";
@@ -75,19 +75,54 @@ export async function setServiceFlags(
     .where(eq(services.host, host));
 }
 
+/** The backend `<host>@<backend>`, or every backend of `<host>` (a name without `@`). */
+function hostMatch(host: string): SQL | undefined {
+  return host.includes("@") ? eq(services.host, host) : or(eq(services.host, host), eq(services.hostName, host));
+}
+
+const upSince = (downTimeSeconds: number) =>
+  sql<boolean>`${services.heartbeatAt} > now() - make_interval(secs => ${downTimeSeconds})`;
+
 /**
- * Every backend, with whether its heartbeat is younger than `downTimeSeconds`: the scheduler
- * filters them itself, so that a refusal names the disabled, frozen and silent ones too.
+ * Every backend (or those `host` names: see {@link changeServiceFlags}), with whether its heartbeat
+ * is younger than `downTimeSeconds`: the scheduler filters them itself, so that a refusal names
+ * the disabled, frozen and silent ones too.
  */
 export async function listServicesWithState(
   db: Executor,
   downTimeSeconds: number,
+  host?: string,
 ): Promise<(ServiceRow & { up: boolean })[]> {
   const rows = await db
-    .select({
-      service: services,
-      up: sql<boolean>`${services.heartbeatAt} > now() - make_interval(secs => ${downTimeSeconds})`,
-    })
-    .from(services);
+    .select({ service: services, up: upSince(downTimeSeconds) })
+    .from(services)
+    .where(host ? hostMatch(host) : undefined)
+    .orderBy(services.host);
   return rows.map((r) => ({ ...r.service, up: r.up }));
+}
+
+/**
+ * Sets an operator's flags on the backend `<host>@<backend>`, or on every backend of `<host>` (a
+ * name without `@`), compare-and-swap: only rows whose `frozen` is `expectFrozen` (when given)
+ * change. Returns the rows changed, with whether each is up.
+ */
+export async function changeServiceFlags(
+  db: Executor,
+  host: string,
+  flags: Partial<Pick<ServiceRow, "disabled" | "disabledReason" | "frozen">>,
+  options: { downTimeSeconds: number; expectFrozen?: boolean },
+): Promise<(ServiceRow & { up: boolean })[]> {
+  const expected = options.expectFrozen === undefined ? undefined : eq(services.frozen, options.expectFrozen);
+  const rows = await db
+    .update(services)
+    .set({ ...flags, updatedAt: sql`now()` })
+    .where(and(hostMatch(host), expected))
+    .returning({ ...getTableColumns(services), up: upSince(options.downTimeSeconds) });
+  return rows.sort((a, b) => a.host.localeCompare(b.host));
+}
+
+/** Whether the backend `<host>@<backend>` is frozen (an unknown one is not). */
+export async function isBackendFrozen(db: Executor, host: string): Promise<boolean> {
+  const [row] = await db.select({ frozen: services.frozen }).from(services).where(eq(services.host, host));
+  return row?.frozen === true;
 }

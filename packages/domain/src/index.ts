@@ -1,4 +1,6 @@
 export type { AttachInput, AttachmentUseCases } from "./attachments.js";
+export type { BackendUseCases, ServiceSelector } from "./backends/use-cases.js";
+export type { AvailabilityZoneView, PoolView, ServiceView } from "./backends/views.js";
 export type { RequestContext } from "./context.js";
 export { isAdmin } from "./context.js";
 export type { ErrorCode } from "./errors.js";
@@ -10,6 +12,10 @@ export type { BlockDeviceMapping, InstanceImage, SnapshotInstanceInput } from ".
 export type { ManageInput, ManageUseCases } from "./manage.js";
 export type { ListInput, Page, PageTokens } from "./pages.js";
 export { createPageTokens } from "./pages.js";
+export { capabilitiesProblem } from "./placement/capabilities.js";
+export { pythonFloat } from "./placement/extra-specs.js";
+export type { Pool } from "./placement/pools.js";
+export { poolsOf } from "./placement/pools.js";
 export type {
   Announcer,
   ChangeFeed,

@@ -391,6 +391,29 @@ describe("createSnapshot", () => {
     }
   });
 
+  it("deletes neither a volume nor a snapshot on a frozen backend (Cinder's assert_not_frozen); thawed, the snapshot goes", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c);
+    const snapshot = await api.createSnapshot(c, snapshotOf(volumeId));
+    await updateSnapshotStatus(db, snapshot.id, ["creating"], "available");
+    await setServiceFlags(db, "h1@file", { frozen: true });
+    try {
+      const snapshotRefused = await refusal(api.deleteSnapshot(c, snapshot.id, false));
+      expect(snapshotRefused.code).toBe("FAILED_PRECONDITION");
+      expect(snapshotRefused.message).toBe(
+        `backend h1@file of snapshot ${snapshot.id} is frozen; an administrator must thaw it`,
+      );
+      const volumeRefused = await refusal(api.deleteVolume(c, volumeId, true));
+      expect(volumeRefused.code).toBe("FAILED_PRECONDITION");
+      expect(volumeRefused.message).toContain(`backend h1@file of volume ${volumeId} is frozen`);
+      expect((await api.getSnapshot(c, snapshot.id)).status).toBe("available");
+      expect((await api.getVolume(c, volumeId)).status).toBe("available");
+    } finally {
+      await setServiceFlags(db, "h1@file", { frozen: false });
+    }
+    await expect(api.deleteSnapshot(c, snapshot.id, false)).resolves.toMatchObject({ status: "deleting" });
+  });
+
   it("refuses past the snapshots quota with RESOURCE_EXHAUSTED naming it, writing nothing", async () => {
     const c = ctx();
     const volumeId = await availableVolume(c, 1);

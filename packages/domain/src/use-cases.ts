@@ -1,5 +1,6 @@
 import type { Db, EditableTable, SnapshotRow, SnapshotStatus, VolumeRow, VolumeStatus } from "@cinderblock/db";
 import { type AttachmentUseCases, createAttachmentUseCases } from "./attachments.js";
+import { type BackendUseCases, createBackendUseCases } from "./backends/use-cases.js";
 import type { RequestContext } from "./context.js";
 import type { CinderblockError } from "./errors.js";
 import { type EventFilter, watchEventsUseCase } from "./events.js";
@@ -64,7 +65,12 @@ export interface ApiDependencies {
 }
 
 /** The api's use cases: each validates, checks state and quota, writes, and dispatches. */
-export interface ApiUseCases extends AttachmentUseCases, ManageUseCases, GroupUseCases, VolumeTypeUseCases {
+export interface ApiUseCases
+  extends AttachmentUseCases,
+    ManageUseCases,
+    GroupUseCases,
+    VolumeTypeUseCases,
+    BackendUseCases {
   snapshotInstance(ctx: RequestContext, input: SnapshotInstanceInput): Promise<InstanceImage>;
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
@@ -114,6 +120,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     ...createAttachmentUseCases(deps),
     ...createManageUseCases(deps),
     ...createVolumeTypeUseCases(deps),
+    ...createBackendUseCases(deps),
 
     createVolume: createVolumeUseCase(deps),
     getVolume: getVolumeUseCase(deps),

@@ -10,6 +10,7 @@ export * from "./gen/cinderblock/v1/events.js";
 export * from "./gen/cinderblock/v1/group_snapshot.js";
 export * from "./gen/cinderblock/v1/notification.js";
 export * from "./gen/cinderblock/v1/quota.js";
+export * from "./gen/cinderblock/v1/service.js";
 export * from "./gen/cinderblock/v1/snapshot.js";
 export * from "./gen/cinderblock/v1/view.js";
 export * from "./gen/cinderblock/v1/volume.js";

@@ -12,6 +12,7 @@ import {
   type GroupSnapshotStatus as GroupSnapshotStatusName,
   type QosConsumer as QosConsumerName,
   type QosSpecsView,
+  type ServiceView,
   visibleExtraSpecs,
 } from "@cinderblock/domain";
 import {
@@ -21,6 +22,9 @@ import {
   ListView,
   QosConsumer,
   type QosSpecs,
+  type Service,
+  ServiceState,
+  ServiceStatus,
   Snapshot,
   SnapshotStatus,
   Volume,
@@ -252,5 +256,21 @@ export function toQosSpecs(view: QosSpecsView): QosSpecs {
     specs: view.qos.specs,
     volumeTypeIds: view.volumeTypeIds,
     createdAt: view.qos.createdAt,
+  };
+}
+
+/** A backend as ListServices shows it (os-services with os-extended-services). */
+export function toService(view: ServiceView): Service {
+  return {
+    binary: view.binary,
+    host: view.host,
+    zone: view.zone,
+    status: view.status === "disabled" ? ServiceStatus.SERVICE_STATUS_DISABLED : ServiceStatus.SERVICE_STATUS_ENABLED,
+    state: view.state === "up" ? ServiceState.SERVICE_STATE_UP : ServiceState.SERVICE_STATE_DOWN,
+    disabledReason: view.disabledReason,
+    frozen: view.frozen,
+    updatedAt: view.updatedAt,
+    heartbeatAt: view.heartbeatAt,
+    backendState: view.backendState,
   };
 }

@@ -2,6 +2,7 @@ import {
   EventsServiceService,
   GroupSnapshotsServiceService,
   QuotasServiceService,
+  ServicesServiceService,
   SnapshotsServiceService,
   VolumesServiceService,
   VolumeTypesServiceService,
@@ -16,6 +17,7 @@ const METHODS = [
   EventsServiceService,
   GroupSnapshotsServiceService,
   VolumeTypesServiceService,
+  ServicesServiceService,
 ].flatMap((service) => Object.values(service) as Array<{ path: string; responseStream: boolean }>);
 
 describe("the rate-limit classes", () => {

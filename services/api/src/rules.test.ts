@@ -3,6 +3,7 @@ import {
   EventsServiceService,
   GroupSnapshotsServiceService,
   QuotasServiceService,
+  ServicesServiceService,
   SnapshotsServiceService,
   VolumesServiceService,
   VolumeTypesServiceService,
@@ -18,6 +19,7 @@ const SERVICES = [
   EventsServiceService,
   GroupSnapshotsServiceService,
   VolumeTypesServiceService,
+  ServicesServiceService,
 ];
 const METHODS = SERVICES.flatMap((service) =>
   Object.values(service).map((m) => (m as { path: string }).path.split("/").pop() as string),

@@ -81,4 +81,13 @@ export const API_METHOD_RULES: Readonly<Record<string, MethodRules<never>>> = {
   DeleteQosSpecs: { rules: rule("volume_extension:qos_specs_manage:delete") },
   AssociateQosSpecs: { rules: rule("volume_extension:qos_specs_manage:update") },
   DisassociateQosSpecs: { rules: rule("volume_extension:qos_specs_manage:update") },
+  ListServices: { rules: rule("volume_extension:services:index") },
+  EnableService: { rules: rule("volume_extension:services:update") },
+  DisableService: { rules: rule("volume_extension:services:update") },
+  // Cinder's os-services/freeze needs services:update and volume/api.py's freeze_host rule; ours names
+  // the specific rule first, so a refusal says which operation was refused.
+  FreezeHost: { rules: () => ["volume:freeze_host", "volume_extension:services:update"] },
+  ThawHost: { rules: () => ["volume:thaw_host", "volume_extension:services:update"] },
+  ListPools: { rules: rule("scheduler_extension:scheduler_stats:get_pools") },
+  ListAvailabilityZones: { rules: rule("cinderblock:availability_zones") },
 };

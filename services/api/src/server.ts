@@ -15,6 +15,8 @@ import {
   Notification,
   type QuotasServiceServer,
   QuotasServiceService,
+  type ServicesServiceServer,
+  ServicesServiceService,
   type SnapshotsServiceServer,
   SnapshotsServiceService,
   type VolumesServiceServer,
@@ -49,6 +51,7 @@ import {
   toListedSnapshot,
   toListedVolume,
   toQosSpecs,
+  toService,
   toSnapshot,
   toVolume,
   toVolumeType,
@@ -65,6 +68,7 @@ export const PUBLIC_SERVICES = [
   "cinderblock.v1.EventsService",
   "cinderblock.v1.GroupSnapshotsService",
   "cinderblock.v1.VolumeTypesService",
+  "cinderblock.v1.ServicesService",
 ];
 
 function status<T>(name: T | undefined): T {
@@ -383,6 +387,30 @@ export function createApiServer(options: ApiServerOptions): Server {
       return {};
     }),
   };
+  const operators: ServicesServiceServer = {
+    listServices: u("ListServices", async (req, ctx) => ({
+      services: (await uc.listServices(ctx, req)).map(toService),
+    })),
+    enableService: u("EnableService", async (req, ctx) => ({
+      services: (await uc.enableService(ctx, req)).map(toService),
+    })),
+    disableService: u("DisableService", async (req, ctx) => ({
+      services: (await uc.disableService(ctx, req)).map(toService),
+    })),
+    freezeHost: u("FreezeHost", async (req, ctx) => ({
+      services: (await uc.freezeHost(ctx, req.host)).map(toService),
+    })),
+    thawHost: u("ThawHost", async (req, ctx) => ({ services: (await uc.thawHost(ctx, req.host)).map(toService) })),
+    listPools: u("ListPools", async (req, ctx) => ({
+      pools: (await uc.listPools(ctx, req)).map((p) => ({
+        name: p.name,
+        capabilities: req.detail ? { ...p.capabilities } : undefined,
+      })),
+    })),
+    listAvailabilityZones: u("ListAvailabilityZones", async (_req, ctx) => ({
+      availabilityZones: await uc.listAvailabilityZones(ctx),
+    })),
+  };
   const server = new Server({
     "grpc.max_receive_message_length": streamLimits.maxMessageBytes,
     "grpc.max_concurrent_streams": streamLimits.concurrentStreamsPerConnection,
@@ -393,5 +421,6 @@ export function createApiServer(options: ApiServerOptions): Server {
   server.addService(tolerantService(EventsServiceService), events);
   server.addService(tolerantService(GroupSnapshotsServiceService), groups);
   server.addService(tolerantService(VolumeTypesServiceService), types);
+  server.addService(tolerantService(ServicesServiceService), operators);
   return server;
 }

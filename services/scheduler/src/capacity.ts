@@ -1,4 +1,4 @@
-import { pythonFloat } from "./extra-specs.js";
+import { pythonFloat } from "@cinderblock/domain";
 
 /** A capacity a backend reports: GiB, or Cinder's `infinite` / `unknown` for a backend that cannot say. */
 type CapacityGb = number | "infinite" | "unknown";

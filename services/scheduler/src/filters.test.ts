@@ -1,4 +1,5 @@
 import type { ServiceRow } from "@cinderblock/db";
+import { type Pool, poolsOf } from "@cinderblock/domain";
 import { describe, expect, it } from "vitest";
 import {
   availabilityZoneFilter,
@@ -14,7 +15,6 @@ import {
   sameBackendFilter,
   serviceStateFilter,
 } from "./filters.js";
-import { type Pool, poolsOf } from "./pools.js";
 
 function service(
   host: string,
@@ -579,6 +579,16 @@ describe("pickBackend", () => {
         request({ sizeGb: 500 }),
       ).waitable,
     ).toBe(false);
+  });
+
+  it("fails at once, naming the operator's reason, when the only backends that reported up are disabled or frozen", () => {
+    const disabled = pickBackend(
+      [service("a@file", thick, "nova", { disabled: true, disabledReason: "disk swap" })],
+      request(),
+    );
+    expect(disabled).toMatchObject({ waitable: false, reasons: ["a@file#file: disabled: disk swap"] });
+    const frozen = pickBackend([service("a@file", thick, "nova", { frozen: true })], request());
+    expect(frozen).toMatchObject({ waitable: false, reasons: ["a@file#file: frozen"] });
   });
 });
 

@@ -1,7 +1,6 @@
 import type { ServiceRow } from "@cinderblock/db";
+import { capabilitiesProblem, type Pool, poolsOf } from "@cinderblock/domain";
 import { capacityFactors, capacityOf, DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO, isThinRequest } from "./capacity.js";
-import { matchesSpec } from "./extra-specs.js";
-import { type Pool, poolsOf } from "./pools.js";
 import { DEFAULT_WEIGHER_MULTIPLIERS, type WeighedPool, type WeigherMultipliers, weighPools } from "./weighers.js";
 
 /** What a new volume asks of the scheduler. */
@@ -122,39 +121,12 @@ export const capacityFilter: PoolFilter = (pool, request, context) => {
   return virtualFree < size ? `has ${gib(virtualFree)} free, ${gib(size)} needed` : undefined;
 };
 
-/** Where an extra spec's key points in the capabilities, or undefined for a key the filter ignores. */
-function capabilityPath(key: string): string[] | undefined {
-  const scope = key.split(":");
-  if (scope.length > 1 && scope[0] !== "capabilities") return undefined;
-  return scope[0] === "capabilities" ? scope.slice(1) : scope;
-}
-
 /**
- * Cinder's CapabilitiesFilter: every extra spec that is unscoped (`volume_backend_name`,
- * `thin_provisioning_support`) or scoped `capabilities:` (`capabilities:a:b` walks nested
- * capabilities) must match the pool's capability (see {@link matchesSpec}); a list capability
- * matches when one of its values does (`<all-in>` takes the whole list). Keys with another scope
- * (`qos:`, `provisioning:`, vendor ones) are not about capabilities and are ignored.
+ * Cinder's CapabilitiesFilter: the type's extra specs against the pool's capabilities (see
+ * capabilitiesProblem in @cinderblock/domain, which get_pools's type filter shares).
  */
-export const capabilitiesFilter: PoolFilter = (pool, request) => {
-  for (const [key, requirement] of Object.entries(request.extraSpecs)) {
-    const path = capabilityPath(key);
-    if (!path) continue;
-    let cap: unknown = pool.capabilities;
-    for (const name of path) {
-      if (typeof cap !== "object" || cap === null || Array.isArray(cap) || !Object.hasOwn(cap, name)) {
-        return `does not report capability ${path.join(":")} (extra spec ${key})`;
-      }
-      cap = (cap as Record<string, unknown>)[name];
-    }
-    const wholeList = requirement.trimStart().startsWith("<all-in>");
-    const values = Array.isArray(cap) && !wholeList ? cap : [cap];
-    if (!values.some((v) => matchesSpec(v, requirement))) {
-      return `reports ${path.join(":")}=${JSON.stringify(cap)}, extra spec ${key} asks for '${requirement}'`;
-    }
-  }
-  return undefined;
-};
+export const capabilitiesFilter: PoolFilter = (pool, request) =>
+  capabilitiesProblem(pool.capabilities, request.extraSpecs);
 
 /**
  * A volume id in its canonical form (`8-4-4-4-12` lower-case hex), or undefined when it is not
@@ -247,7 +219,7 @@ export interface Choice {
   /**
    * True when nothing was picked only because no backend has reported up yet: none usable
    * (enabled, not frozen, heartbeat) in the zone has, and either one there is still coming up or
-   * none anywhere is up (a cold start). A later report may then change the answer; a zone nobody
+   * none anywhere is up (a cold start; not when a backend that reported up was disabled or frozen). A later report may then change the answer; a zone nobody
    * serves, or backends that are up but full, will not.
    */
   waitable: boolean;
@@ -288,7 +260,11 @@ export function pickBackend(
   const best = weighed[0]?.pool;
   const usable = pools.filter((p) => serviceStateFilter(p, request, context) === undefined);
   const usableInZone = usable.filter((p) => availabilityZoneFilter(p, request, context) === undefined);
-  const waitable = !best && !usableInZone.some(reportedUp) && (usableInZone.length > 0 || !usable.some(reportedUp));
+  // NOTE: a backend that is up and has reported its storage up, but that an operator disabled or
+  // froze, shows a running cloud, not one starting: nothing to wait for (the refusal names it).
+  const refusedByOperator = pools.some((p) => p.up && (p.disabled || p.frozen) && reportedUp(p));
+  const coldStart = !usable.some(reportedUp) && !refusedByOperator;
+  const waitable = !best && !usableInZone.some(reportedUp) && (usableInZone.length > 0 || coldStart);
   return {
     pool: best,
     service: best?.service,

@@ -1,6 +1,6 @@
 import type { ServiceRow } from "@cinderblock/db";
+import type { Pool } from "@cinderblock/domain";
 import { describe, expect, it } from "vitest";
-import type { Pool } from "./pools.js";
 import { allocatedCapacityWeights, capacityWeights, normalize, weighPools } from "./weighers.js";
 
 function pool(host: string, capabilities: Record<string, unknown>): Pool {

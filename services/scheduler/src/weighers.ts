@@ -1,5 +1,5 @@
+import type { Pool } from "@cinderblock/domain";
 import { capacityFactors, capacityOf, DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO, isThinRequest } from "./capacity.js";
-import type { Pool } from "./pools.js";
 
 /** The weighers' multipliers (Cinder's capacity_weight_multiplier, allocated_capacity_weight_multiplier). */
 export interface WeigherMultipliers {

@@ -9,6 +9,7 @@ import {
   transaction,
   updateSnapshotStatus,
 } from "@cinderblock/db";
+import { assertBackendNotFrozen } from "../backends/frozen.js";
 import { castContext, type RequestContext } from "../context.js";
 import { CinderblockError } from "../errors.js";
 import { mustGetSnapshot } from "../rows.js";
@@ -72,6 +73,7 @@ export function deleteSnapshotUseCase(
       if (!volume?.host) {
         throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${id} has no backend to delete it from`);
       }
+      await assertBackendNotFrozen(tx, volume.host, `snapshot ${id}`);
       assertNoConflict("snapshot.delete", `snapshot ${id}`, await getVolumeActivity(tx, snapshot.volumeId), id);
       const from = (force ? SNAPSHOT_OPERATIONS.forceDelete : SNAPSHOT_OPERATIONS.delete).start.from;
       return startSnapshotDelete(deps, tx, ctx, snapshot, from, volume.host);

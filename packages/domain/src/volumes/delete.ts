@@ -9,6 +9,7 @@ import {
   updateVolumeStatus,
   type VolumeStatus,
 } from "@cinderblock/db";
+import { assertBackendNotFrozen } from "../backends/frozen.js";
 import { castContext } from "../context.js";
 import { CinderblockError } from "../errors.js";
 import { volumeQuotaHeld } from "../quota.js";
@@ -46,6 +47,7 @@ export function deleteVolumeUseCase(
           `volume ${id} status must be ${statusList(from)} to delete, but is ${volume.status}`,
         );
       }
+      await assertBackendNotFrozen(tx, volume.host, `volume ${id}`);
       const snapshots = await listSnapshotsOfVolume(tx, id, { lock: true });
       if (snapshots.length > 0 && !cascade) {
         throw new CinderblockError(

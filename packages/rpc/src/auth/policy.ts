@@ -116,7 +116,19 @@ export const RULE_DEFAULTS: Readonly<Record<string, RuleDefault>> = {
     check: "rule:admin_api",
     description: "DeleteQosSpecs, DeleteQosSpecsKeys",
   },
+  "volume_extension:services:index": { check: "rule:admin_api", description: "ListServices" },
+  "volume_extension:services:update": {
+    check: "rule:admin_api",
+    description: "EnableService, DisableService, FreezeHost, ThawHost",
+  },
+  "volume:freeze_host": { check: "rule:admin_api", description: "FreezeHost (with volume_extension:services:update)" },
+  "volume:thaw_host": { check: "rule:admin_api", description: "ThawHost (with volume_extension:services:update)" },
+  "scheduler_extension:scheduler_stats:get_pools": { check: "rule:admin_api", description: "ListPools" },
   // Cinderblock's own (Cinder has no API for these).
+  "cinderblock:availability_zones": {
+    check: "@",
+    description: "ListAvailabilityZones (Cinder's os-availability-zone checks no rule: anyone authenticated)",
+  },
   "cinderblock:snapshot_instance": { check: "rule:admin_or_owner", description: "SnapshotInstance" },
   "cinderblock:watch_events": { check: "rule:admin_or_owner", description: "WatchEvents" },
   "cinderblock:all_projects": {
