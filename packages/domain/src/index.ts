@@ -22,6 +22,7 @@ export type {
   EventSubscription,
   HostConnection,
   HostManageable,
+  SchedulerCreateVolumeCast,
   SequencedEvent,
   VolumeHostCalls,
 } from "./ports.js";
