@@ -6,14 +6,15 @@
 #   demo-openrc, admin-openrc  Keystone credentials (OS_* variables) for the demo member and the admin
 #   ca/                        the CA's key (root only: keep it to issue more certificates)
 #   api/ scheduler/ volume/    what each service reads (uid 1000, mode 0700/0400), mounted alone into
-#   postgres/ nats/ keystone/  its container at /run/secrets/cinderblock; PostgreSQL's as uid 999
+#   volume2/ postgres/ nats/   its container at /run/secrets/cinderblock; PostgreSQL's as uid 999
+#   keystone/
 # Certificates (EC P-256, 825 days): the api's public server certificate (localhost, 127.0.0.1,
-# api), the api's client certificate for the volume hosts (cinderblock-api), the volume host's
-# server certificate (volume; also usable as a client for its own health check), PostgreSQL's
+# api), the api's client certificate for the volume hosts (cinderblock-api), each volume host's
+# server certificate (volume, volume2; also usable as a client for its own health check), PostgreSQL's
 # (postgres) and NATS' (nats). Passwords ("p" and 48 hex digits: URL-safe, and a string to NATS'
 # config parser, which reads a value like 1e5... as a number): PostgreSQL's owner role (migrations)
 # and service role (DML only), the NATS users of deploy/nats/nats-server.conf (api, scheduler, the
-# volume host vol1, compute, operator: nats/operator-password is for people and tools), and the
+# volume hosts vol1 and vol2, compute, operator: nats/operator-password is for people and tools), and the
 # Keystone users admin, demo and cinder (the api's service user). Logs name files, never values.
 # env: KEYSTONE_PUBLIC_URL (for the openrc files), SECRETS_OWNER_REF (a file whose owner gets the
 # top directory and the user-facing files: compose mounts compose.yaml there).
@@ -29,7 +30,7 @@ printf '[req]\ndistinguished_name=dn\nprompt=no\n[dn]\n' >"$CNF"
 made=""
 note() { made="$made $1"; }
 
-mkdir -p "$S/ca" "$S/api" "$S/scheduler" "$S/volume" "$S/postgres" "$S/nats" "$S/keystone"
+mkdir -p "$S/ca" "$S/api" "$S/scheduler" "$S/volume" "$S/volume2" "$S/postgres" "$S/nats" "$S/keystone"
 
 # --- the CA ------------------------------------------------------------------------------------
 if [ ! -s "$S/ca/ca.key" ] || [ ! -s "$S/ca/ca.crt" ]; then
@@ -37,7 +38,7 @@ if [ ! -s "$S/ca/ca.key" ] || [ ! -s "$S/ca/ca.crt" ]; then
     -keyout "$S/ca/ca.key" -out "$S/ca/ca.crt" -subj "/CN=Cinderblock compose CA $(date -u +%Y-%m-%d)" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   # A new CA invalidates every certificate signed by the old one.
-  for d in api volume postgres nats; do rm -f "$S/$d/"*.crt "$S/$d/"*.key; done
+  for d in api volume volume2 postgres nats; do rm -f "$S/$d/"*.crt "$S/$d/"*.key; done
   note ca/ca.key
 fi
 
@@ -53,15 +54,17 @@ cert() {
 cert api tls api "DNS:localhost,IP:127.0.0.1,DNS:api" serverAuth
 cert api host-client cinderblock-api "DNS:cinderblock-api" clientAuth
 cert volume tls volume "DNS:volume,DNS:localhost,IP:127.0.0.1" serverAuth,clientAuth
+cert volume2 tls volume2 "DNS:volume2,DNS:localhost,IP:127.0.0.1" serverAuth,clientAuth
 cert postgres server postgres "DNS:postgres,DNS:localhost" serverAuth
 cert nats server nats "DNS:nats,DNS:localhost" serverAuth
-for d in api scheduler volume; do cp "$S/ca/ca.crt" "$S/$d/ca.crt"; done
+for d in api scheduler volume volume2; do cp "$S/ca/ca.crt" "$S/$d/ca.crt"; done
 cp "$S/ca/ca.crt" "$S/ca.crt"
 
 # secret FILE: "p" and 24 random bytes as hex, unless the file exists.
 secret() { [ -s "$S/$1" ] || { echo "p$(openssl rand -hex 24)" >"$S/$1"; note "$1"; }; }
 for f in postgres/owner-password postgres/service-password keystone/admin-password keystone/demo-password \
-  keystone/cinder-password nats/api-password nats/scheduler-password nats/volume-password nats/compute-password nats/operator-password; do
+  keystone/cinder-password nats/api-password nats/scheduler-password nats/volume-password nats/volume2-password nats/compute-password \
+  nats/operator-password; do
   secret "$f"
 done
 PG_OWNER=$(cat "$S/postgres/owner-password")
@@ -69,7 +72,7 @@ PG_SERVICE=$(cat "$S/postgres/service-password")
 
 # --- each service's own copy ---------------------------------------------------------------------
 # Migrations run as the database's owner; the services' queries as the DML-only role.
-for d in api scheduler volume; do
+for d in api scheduler volume volume2; do
   printf 'postgres://cinderblock:%s@postgres:5432/cinderblock?sslmode=verify-full\n' "$PG_SERVICE" >"$S/$d/database-url"
   printf 'postgres://cinderblock_owner:%s@postgres:5432/cinderblock?sslmode=verify-full\n' "$PG_OWNER" \
     >"$S/$d/database-migration-url"
@@ -88,9 +91,9 @@ openrc admin "$(cat "$S/keystone/admin-password")" admin >"$S/admin-openrc"
 
 # --- ownership and modes ---------------------------------------------------------------------------
 chown -R 0:0 "$S/ca" && chmod 700 "$S/ca" && chmod 400 "$S"/ca/*
-for d in api scheduler volume nats keystone; do chown -R "$SERVICE_UID" "$S/$d"; done
+for d in api scheduler volume volume2 nats keystone; do chown -R "$SERVICE_UID" "$S/$d"; done
 chown -R "$POSTGRES_UID" "$S/postgres"
-for d in api scheduler volume postgres nats keystone; do chmod 700 "$S/$d" && chmod 400 "$S/$d"/*; done
+for d in api scheduler volume volume2 postgres nats keystone; do chmod 700 "$S/$d" && chmod 400 "$S/$d"/*; done
 chown "$OWNER" "$S" "$S/ca.crt" "$S/demo-openrc" "$S/admin-openrc"
 chmod 700 "$S" && chmod 644 "$S/ca.crt" && chmod 600 "$S/demo-openrc" "$S/admin-openrc"
 rm -f "$CNF"

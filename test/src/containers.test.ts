@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // secrets, PostgreSQL, NATS and Keystone images) with podman, starts deploy/compose.yaml through
 // podman's API socket with docker-compose (its `secrets` service making a CA, certificates and
 // passwords into a directory of the test's), logs in to the stack's Keystone as the demo user, and
-// calls the api from outside the containers with `buf curl` over TLS with that token; then tears it
+// calls the api from outside the containers with `buf curl` over TLS with that token (and as the
+// admin, to give each of the two volume hosts a volume type and a volume); then tears it
 // all down (containers, named volumes, the secrets, the health-check loop and podman's API service).
 // In CI it must run; elsewhere, without root or podman, it says why and skips.
 
@@ -198,6 +199,34 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman, se
     expect(text).toMatch(
       /grpc_server_handled_total\{[^}]*grpc_method="CreateSnapshot"[^}]*grpc_code="OK"[^}]*\} [1-9]/,
     );
+  });
+
+  it("runs two volume hosts: a volume of each backend's type is available on its own host", async () => {
+    // Types are the admin's to make (README "Deployment": one per backend of the compose file).
+    const admin = openrc("admin-openrc");
+    const adminToken = await login(admin.OS_USERNAME ?? "", admin.OS_PASSWORD ?? "", admin.OS_PROJECT_NAME ?? "");
+    const asAdmin = async <T>(method: string, body: object): Promise<T> =>
+      JSON.parse(await bufCurl(["-d", JSON.stringify(body), `${api}/cinderblock.v1.${method}`], adminToken)) as T;
+    type VolumeRes = { volume: { id: string; status: string; host?: string } };
+    const hosts: string[] = [];
+    for (const backend of ["file-a", "file-b"]) {
+      await asAdmin("VolumeTypesService/CreateVolumeType", {
+        name: `type-${backend}`,
+        extraSpecs: { volume_backend_name: backend },
+      });
+      const created = await asAdmin<VolumeRes>("VolumesService/CreateVolume", {
+        name: `on-${backend}`,
+        sizeGb: 1,
+        volumeType: `type-${backend}`,
+      });
+      const volume = await until(`the volume of type-${backend} to be available`, async () => {
+        const { volume } = await asAdmin<VolumeRes>("VolumesService/GetVolume", { id: created.volume.id });
+        expect(volume.status).not.toBe("VOLUME_STATUS_ERROR");
+        return volume.status === "VOLUME_STATUS_AVAILABLE" ? volume : undefined;
+      });
+      hosts.push(volume.host ?? "");
+    }
+    expect(hosts).toEqual(["vol1@file-a", "vol2@file-b"]);
   });
 
   it("refuses a call without a token, or with a forged one, as UNAUTHENTICATED", async () => {

@@ -142,8 +142,9 @@ function environmentOf(container: IContainer, pod: IPodSpec, podName: string): R
     const fieldRef = variable.valueFrom?.fieldRef;
     expect(variable.valueFrom?.secretKeyRef, `${variable.name}: secrets are files, not variables`).toBeUndefined();
     if (fieldRef) {
-      expect(fieldRef.fieldPath).toBe("metadata.name");
-      value = podName;
+      // The pod's name, or its ordinal (the StatefulSet controller's pod-index label).
+      expect(fieldRef.fieldPath).toMatch(/^metadata\.name$|^metadata\.labels\['apps\.kubernetes\.io\/pod-index'\]$/);
+      value = fieldRef.fieldPath === "metadata.name" ? podName : (/-(\d+)$/.exec(podName)?.[1] ?? "");
     }
     value = value.replace(/\$\((\w+)\)/g, (_, name: string) => env[name] ?? `$(${name})`);
     const file = files.get(value);
@@ -294,7 +295,11 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
   it("set only real settings, which the services' own configuration accepts", () => {
     for (const { container, pod, service, manifest, spec } of workloads) {
       const env = environmentOf(container, pod, `${manifest.metadata.name}-0`);
-      for (const name of Object.keys(env)) expect([...SETTING_NAMES, "CINDERBLOCK_CONFIG"]).toContain(settingOf(name));
+      // A variable that is no setting is there only for others to use, as $(NAME) (POD_INDEX).
+      const used = (name: string) => (container.env ?? []).some((v) => v.value?.includes(`$(${name})`));
+      for (const name of Object.keys(env).filter((n) => !used(n))) {
+        expect([...SETTING_NAMES, "CINDERBLOCK_CONFIG"]).toContain(settingOf(name));
+      }
       expect(env.DATABASE_URL_FILE, "DATABASE_URL comes from a Secret").toBeDefined();
       expect(env.DATABASE_MIGRATION_URL_FILE, "DATABASE_MIGRATION_URL comes from a Secret").toBeDefined();
       expect(readFileSync(env.DATABASE_URL_FILE ?? "", "utf8")).toMatch(/^postgres:\/\/cinderblock:p[0-9a-f]{48}@/);
@@ -377,6 +382,21 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     expect(config.CINDERBLOCK_VOLUME_ADVERTISE).toBe(
       `cinderblock-volume-0.${volume.serviceName}.cinderblock.svc.cluster.local:${exposed.get("volume")}`,
     );
+  });
+
+  it("run two volume hosts, each with its own host name, backend and advertised address", () => {
+    const volume = find("StatefulSet", "cinderblock-volume").spec as { replicas: number };
+    expect(volume.replicas).toBe(2);
+    const host = workloads.find((w) => w.service === "volume");
+    if (!host) throw new Error("no volume workload");
+    const configs = [0, 1].map((i) =>
+      loadVolumeConfig(environmentOf(host.container, host.pod, `cinderblock-volume-${i}`)),
+    );
+    expect(configs.map((c) => `${c.CINDERBLOCK_HOST}@${c.CINDERBLOCK_BACKEND_NAME}`)).toEqual([
+      "cinderblock-volume-0@file-0",
+      "cinderblock-volume-1@file-1",
+    ]);
+    expect(new Set(configs.map((c) => c.CINDERBLOCK_VOLUME_ADVERTISE)).size).toBe(2);
   });
   it("commit no Secret and no credential: make-secrets.sh makes them at deploy time", () => {
     for (const file of readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f))) {

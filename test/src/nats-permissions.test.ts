@@ -45,6 +45,7 @@ const passwords = {
   api: password(),
   scheduler: password(),
   vol1: password(),
+  vol2: password(),
   compute: password(),
   operator: password(),
 };
@@ -57,6 +58,7 @@ const INBOX: Partial<Record<keyof typeof passwords, string>> = {
   api: "_INBOX_cinderblock.api",
   scheduler: "_INBOX_cinderblock.scheduler",
   vol1: "_INBOX_cinderblock.volume-vol1",
+  vol2: "_INBOX_cinderblock.volume-vol2",
 };
 
 async function login(user: keyof typeof passwords): Promise<NatsConnection> {
@@ -112,6 +114,7 @@ beforeAll(async () => {
       CINDERBLOCK_NATS_API_PASSWORD: passwords.api,
       CINDERBLOCK_NATS_SCHEDULER_PASSWORD: passwords.scheduler,
       CINDERBLOCK_NATS_VOLUME_PASSWORD: passwords.vol1,
+      CINDERBLOCK_NATS_VOLUME2_PASSWORD: passwords.vol2,
       CINDERBLOCK_NATS_COMPUTE_PASSWORD: passwords.compute,
       CINDERBLOCK_NATS_OPERATOR_PASSWORD: passwords.operator,
     },
@@ -229,6 +232,14 @@ describe.skipIf(skip)("deploy/nats/nats-server.conf", () => {
       }),
     );
     expect(sneaky.json<{ error?: { description: string } }>().error?.description).toMatch(/filter/i);
+    // The compose file's second host likewise: its own consumer, not the first host's.
+    const vol2 = await jetstreamManager(await login("vol2"));
+    const first = { durable_name: "volume-vol1", filter_subject: "cinderblock.v1.volume.vol1.>" };
+    expect(await refusal(vol2.consumers.add("CINDERBLOCK_CASTS", first))).toBe(
+      `publish $JS.API.CONSUMER.CREATE.CINDERBLOCK_CASTS.volume-vol1.${first.filter_subject}`,
+    );
+    const second = { durable_name: "volume-vol2", filter_subject: "cinderblock.v1.volume.vol2.>" };
+    expect((await vol2.consumers.add("CINDERBLOCK_CASTS", second)).config.filter_subject).toBe(second.filter_subject);
     await operator.streams.delete("CINDERBLOCK_CASTS");
     await operator.streams.delete("CINDERBLOCK_NOTIFICATIONS");
   });

@@ -1,5 +1,5 @@
 import { type Executor, enqueueOutbox } from "@cinderblock/db";
-import type { Dispatcher } from "@cinderblock/domain";
+import type { Dispatcher, SchedulerCreateVolumeCast } from "@cinderblock/domain";
 import {
   SchedulerCreateSnapshot,
   SchedulerCreateVolume,
@@ -75,14 +75,28 @@ export function createOutboxDispatcher(subjects: Subjects): Dispatcher {
         traceContext: traceCarrier(),
       };
     },
-    async createVolume(tx: Executor, cast: SchedulerCreateVolume, attempt: number) {
+    async createVolume(tx: Executor, cast: SchedulerCreateVolumeCast, attempt: number) {
       await enqueue(tx, {
         subject: subjects.schedulerCreateVolume,
         msgId: msgId(cast.operationId, attempt, "scheduler"),
-        payload: SchedulerCreateVolume.encode(cast).finish(),
+        payload: SchedulerCreateVolume.encode({ failedPlacements: [], ...cast }).finish(),
       });
     },
   };
+}
+
+/**
+ * Writes into the outbox the cast that hands a volume whose create failed on its backend back to
+ * the scheduler (Cinder's reschedule). Its message id counts the failed placements, so it is
+ * never taken for a re-dispatch by the reconciler (which numbers its own) nor for another
+ * placement's hand-back.
+ */
+export function enqueueVolumeReschedule(tx: Executor, subjects: Subjects, cast: SchedulerCreateVolume): Promise<void> {
+  return enqueue(tx, {
+    subject: subjects.schedulerCreateVolume,
+    msgId: `${cast.operationId}:placement-${cast.failedPlacements.length}:scheduler`,
+    payload: SchedulerCreateVolume.encode(cast).finish(),
+  });
 }
 
 /** Casts from the scheduler to a volume host. */

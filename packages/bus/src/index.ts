@@ -6,7 +6,7 @@ export { connectBus } from "./connection.js";
 export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";
 export { RetryableError, retryOnFailure, startConsumer } from "./consumer.js";
 export type { VolumeHostCaster } from "./dispatch.js";
-export { createOutboxDispatcher, createVolumeHostCaster, hostNameOf } from "./dispatch.js";
+export { createOutboxDispatcher, createVolumeHostCaster, enqueueVolumeReschedule, hostNameOf } from "./dispatch.js";
 export { createEventFeed } from "./event-feed.js";
 export type { Notifier, OutboxAnnouncer, Priority } from "./notifier.js";
 export { createNotifier, createOutboxAnnouncer } from "./notifier.js";

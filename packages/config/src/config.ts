@@ -6,6 +6,7 @@ import { inputFields } from "./input-settings.js";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
+import { schedulerRetryFields } from "./scheduler-retry-settings.js";
 import { schedulerWeigherFields } from "./scheduler-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
 import { streamFields } from "./stream-settings.js";
@@ -101,6 +102,7 @@ const schedulerSchema = z
     /** Seconds a new volume waits for a backend to report up when none has yet (a cold start). */
     CINDERBLOCK_SCHEDULER_BACKEND_WAIT: z.coerce.number().min(0).default(30),
     ...schedulerWeigherFields,
+    ...schedulerRetryFields,
   })
   .superRefine(checkNatsSettings);
 
@@ -140,6 +142,7 @@ const volumeSchema = z
     CINDERBLOCK_VOLUME_LISTEN: hostPort.default("127.0.0.1:0"),
     /** The address the api should use to reach it, when the listen address is not it (e.g. 0.0.0.0). */
     CINDERBLOCK_VOLUME_ADVERTISE: z.string().default(""),
+    ...schedulerRetryFields,
   })
   .superRefine(checkNatsSettings)
   .superRefine(checkVolumeTls);

@@ -22,12 +22,14 @@ export {
   updateGroupSnapshotStatus,
 } from "./group-snapshots.js";
 export { runMigrations } from "./migrate.js";
-export type { NewOperation } from "./operations.js";
+export type { FailedPlacementRecord, NewOperation } from "./operations.js";
 export {
   claimOverdueOperations,
   finishOperation,
   finishOperationsDone,
   insertOperation,
+  lockFailedPlacements,
+  recordFailedPlacements,
   retryOperation,
 } from "./operations.js";
 export type { DrainedOutboxMessage, OutboxMessage } from "./outbox.js";
@@ -126,5 +128,6 @@ export {
   listVolumes,
   markVolumeDeleted,
   resetVolumeStatus,
+  unassignVolumeHost,
   updateVolumeStatus,
 } from "./volumes.js";

@@ -73,3 +73,46 @@ export async function retryOperation(db: Executor, id: string, timeoutSeconds: n
     .returning({ attempts: operations.attempts });
   return row?.attempts ?? 0;
 }
+
+/** A backend that failed a volume's create, kept on the create's operation (see {@link recordFailedPlacement}). */
+export interface FailedPlacementRecord {
+  /** "<host>@<backend>". */
+  host: string;
+  /** The backend's own words. */
+  error: string;
+}
+
+/**
+ * Locks a pending operation and reads the placements that already failed (a `create_volume`
+ * rescheduled by its volume hosts); undefined when the operation is no longer pending.
+ */
+export async function lockFailedPlacements(db: Executor, id: string): Promise<FailedPlacementRecord[] | undefined> {
+  const [row] = await db
+    .select({ detail: operations.detail })
+    .from(operations)
+    .where(and(eq(operations.id, id), eq(operations.state, "pending")))
+    .for("update");
+  if (!row) return undefined;
+  const placements = row.detail.failedPlacements;
+  return Array.isArray(placements) ? (placements as FailedPlacementRecord[]) : [];
+}
+
+/**
+ * Records the placements that failed so far on a pending create's operation (the reconciler
+ * re-sends the create with them), and gives it again the time it was last given: a create handed
+ * back to the scheduler is the same operation, not a lost dispatch.
+ */
+export async function recordFailedPlacements(
+  db: Executor,
+  id: string,
+  placements: readonly FailedPlacementRecord[],
+): Promise<void> {
+  await db
+    .update(operations)
+    .set({
+      detail: sql`${operations.detail} || jsonb_build_object('failedPlacements', ${JSON.stringify(placements)}::jsonb)`,
+      deadlineAt: sql`now() + (${operations.deadlineAt} - ${operations.updatedAt})`,
+      updatedAt: sql`now()`,
+    })
+    .where(and(eq(operations.id, id), eq(operations.state, "pending")));
+}

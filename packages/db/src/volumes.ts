@@ -166,6 +166,25 @@ export async function assignVolumeHost(db: Executor, id: string, host: string): 
 }
 
 /**
+ * Takes a volume off the backend that failed to create it, so the scheduler can place it again:
+ * only while it is still in `from` (`creating`) on `host` (a stale cast from an earlier placement finds it
+ * elsewhere and changes nothing). Returns the row afterwards, or undefined.
+ */
+export async function unassignVolumeHost(
+  db: Executor,
+  id: string,
+  host: string,
+  from: readonly VolumeStatus[],
+): Promise<VolumeRow | undefined> {
+  const [row] = await db
+    .update(volumes)
+    .set({ host: null, updatedAt: sql`now()` })
+    .where(and(eq(volumes.id, id), inArray(volumes.status, [...from]), eq(volumes.host, host)))
+    .returning();
+  return row as VolumeRow | undefined;
+}
+
+/**
  * What is going on around a volume: its live snapshots (id order) and the volumes being created
  * from any of them. Read it with the volume locked FOR UPDATE: snapshot creates share-lock the
  * volume and clones share-lock their snapshot, so none can start until the caller commits.

@@ -28,6 +28,7 @@ export type {
   EventSubscription,
   HostConnection,
   HostManageable,
+  SchedulerCreateVolumeCast,
   SequencedEvent,
   VolumeHostCalls,
 } from "./ports.js";

@@ -8,6 +8,10 @@ import type {
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 
+/** A create for the scheduler; `failedPlacements` only when the volume's backends failed it before. */
+export type SchedulerCreateVolumeCast = Omit<SchedulerCreateVolume, "failedPlacements"> &
+  Partial<Pick<SchedulerCreateVolume, "failedPlacements">>;
+
 /**
  * Sends casts: creates to the scheduler, deletes straight to the volume's host (as Cinder does).
  * Implementations write them into the transactional outbox through `tx`, so a cast exists if and
@@ -17,7 +21,7 @@ export interface Dispatcher {
   createSnapshot(tx: Executor, cast: SchedulerCreateSnapshot, attempt: number): Promise<void>;
   /** The outbox message `createSnapshot` writes, for a caller that writes it in its own statement. */
   createSnapshotMessage(cast: SchedulerCreateSnapshot, attempt: number): OutboxMessage;
-  createVolume(tx: Executor, cast: SchedulerCreateVolume, attempt: number): Promise<void>;
+  createVolume(tx: Executor, cast: SchedulerCreateVolumeCast, attempt: number): Promise<void>;
   /** `host` is the volume's backend, "<host>@<backend>". */
   deleteSnapshot(tx: Executor, host: string, cast: VolumeDeleteSnapshot, attempt: number): Promise<void>;
   deleteVolume(tx: Executor, host: string, cast: VolumeDeleteVolume, attempt: number): Promise<void>;

@@ -73,6 +73,11 @@ interface OperationStates<S extends string> {
   failed: Transition<S>;
   /** A delete the backend refused because others depend on the resource: back to where it was. */
   busy?: Transition<S>;
+  /**
+   * A create its backend failed, handed back to the scheduler to place elsewhere (Cinder's
+   * reschedule): the status stays, the backend is cleared.
+   */
+  rescheduled?: Transition<S>;
 }
 
 const t = <S extends string>(from: readonly S[], to: S, ...by: Actor[]): Transition<S> => ({ from, to, by });
@@ -87,6 +92,7 @@ export const VOLUME_OPERATIONS = {
     start: t([], "creating", "api"),
     done: t(["creating"], "available", "volume"),
     failed: t(["creating"], "error", "scheduler", "volume", "reconciler"),
+    rescheduled: t(["creating"], "creating", "volume"),
   },
   delete: {
     start: t(VOLUME_DELETABLE, "deleting", "api"),

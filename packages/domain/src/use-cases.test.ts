@@ -56,7 +56,7 @@ const dispatcher: Dispatcher = {
     await enqueueOutbox(tx, {
       subject: "test.scheduler.create_volume",
       msgId: `${cast.operationId}:${attempt}`,
-      payload: SchedulerCreateVolume.encode(cast).finish(),
+      payload: SchedulerCreateVolume.encode({ failedPlacements: [], ...cast }).finish(),
     });
   },
   async deleteSnapshot(tx, host, cast, attempt) {

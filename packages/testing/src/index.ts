@@ -33,7 +33,14 @@ export type { PrivateNats, PrivateNatsOptions, PrivatePostgres, PrivatePostgresO
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
 export type { TcpProxy } from "./proxy.js";
 export { createTcpProxy } from "./proxy.js";
-export type { ServiceName, ServiceProcess, Stack, StackOptions } from "./stack.js";
+export type {
+  ExtraVolumeHost,
+  ServiceName,
+  ServiceProcess,
+  Stack,
+  StackOptions,
+  VolumeHostOptions,
+} from "./stack.js";
 export { NO_RATE_LIMITS, REPO_ROOT, startService, startStack } from "./stack.js";
 export type { SettleOptions } from "./waits.js";
 export { availableVolume, availableVolumes, createSettledVolume, settle, settledVolume, statusOf } from "./waits.js";

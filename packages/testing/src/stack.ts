@@ -139,6 +139,33 @@ export interface StackOptions {
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** How the stack's own NATS connection (`nc`: test agents, cleanup) logs in, on a server that wants it. */
   natsUser?: { user: string; pass: string };
+  /**
+   * Volume hosts besides the first (`vol1`), each its own process with its own host name, backend,
+   * zone and data directory; their environment is `env`, then `serviceEnv.volume`, then theirs.
+   */
+  volumeHosts?: readonly VolumeHostOptions[];
+}
+
+/** One more volume host of a stack (see {@link StackOptions.volumeHosts}). */
+export interface VolumeHostOptions {
+  /** CINDERBLOCK_HOST (a subject token), e.g. "vol2". */
+  host: string;
+  /** CINDERBLOCK_BACKEND_NAME (default "file"). */
+  backend?: string;
+  /** CINDERBLOCK_AVAILABILITY_ZONE (default the services' default, "nova"). */
+  availabilityZone?: string;
+  /** More of its environment: CINDERBLOCK_VOLUME_DRIVER, CINDERBLOCK_DRIVER_OPTIONS... */
+  env?: Record<string, string>;
+}
+
+/** A volume host of {@link StackOptions.volumeHosts}, running. */
+export interface ExtraVolumeHost {
+  host: string;
+  /** `<host>@<backend>`, as volumes record it. */
+  backendHost: string;
+  /** Its own data directory (CINDERBLOCK_FILE_DIR), removed by stop(). */
+  dataDir: string;
+  process: ServiceProcess;
 }
 
 /** The three services, their database, NATS prefix and volume data directory. */
@@ -159,12 +186,20 @@ export interface Stack {
   snapshots: SnapshotsServiceClient;
   /** The `host:port` of a service's `/metrics` endpoint (from its "metrics listening" log line). */
   metricsAddress(name: ServiceName): Promise<string>;
-  /** Starts a service again (after a kill or stop), with the same settings, and waits until it is ready. */
-  restart(name: ServiceName): Promise<void>;
+  /** The volume hosts of {@link StackOptions.volumeHosts}, by host name. */
+  volumeHosts: Map<string, ExtraVolumeHost>;
+  /**
+   * Starts a service again (after a kill or stop), with the same settings, and waits until it is
+   * ready; `volume` with the host name of one of {@link volumeHosts} restarts that one.
+   */
+  restart(name: ServiceName, volumeHost?: string): Promise<void>;
   stop(): Promise<Record<string, number | null>>;
 }
 
-/** Starts api, scheduler and one volume host as separate processes on a fresh database and NATS prefix. */
+/**
+ * Starts api, scheduler and one volume host (plus {@link StackOptions.volumeHosts}) as separate
+ * processes on a fresh database and NATS prefix.
+ */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const natsUrl = options.natsUrl ?? TEST_NATS_URL;
   // NOTE: no migrations here: each service applies them when it starts (under an advisory lock),
@@ -199,6 +234,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   const started: ServiceProcess[] = [];
   const envOf = (name: ServiceName) => ({ ...env, ...options.serviceEnv?.[name] });
+  const extraDirs: string[] = [];
+  const extraEnv = new Map<string, Record<string, string>>();
+  const removeDirs = async () => {
+    for (const dir of [dataDir, pkiDir, ...extraDirs]) await rm(dir, { recursive: true, force: true });
+  };
   const start = (name: ServiceName) => {
     const service = startService(name, envOf(name));
     started.push(service);
@@ -208,13 +248,38 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let scheduler: ServiceProcess;
   let api: ServiceProcess;
   let address: string;
+  const volumeHosts = new Map<string, ExtraVolumeHost>();
   try {
     volume = start("volume");
+    for (const extra of options.volumeHosts ?? []) {
+      if (extra.host === host || volumeHosts.has(extra.host)) throw new Error(`volume host ${extra.host} twice`);
+      const dir = await mkdtemp(join(tmpdir(), `cinderblock-e2e-${extra.host}-`));
+      extraDirs.push(dir);
+      const backend = extra.backend ?? "file";
+      const hostEnv = {
+        ...envOf("volume"),
+        CINDERBLOCK_HOST: extra.host,
+        CINDERBLOCK_BACKEND_NAME: backend,
+        CINDERBLOCK_FILE_DIR: dir,
+        ...(extra.availabilityZone ? { CINDERBLOCK_AVAILABILITY_ZONE: extra.availabilityZone } : {}),
+        ...extra.env,
+      };
+      extraEnv.set(extra.host, hostEnv);
+      const service = startService("volume", hostEnv);
+      started.push(service);
+      volumeHosts.set(extra.host, {
+        host: extra.host,
+        backendHost: `${extra.host}@${backend}`,
+        dataDir: dir,
+        process: service,
+      });
+    }
     scheduler = start("scheduler");
-    // NOTE: all three before waiting: with deploy/nats's permissions only the api creates the
+    // NOTE: all before waiting: with deploy/nats's permissions only the api creates the
     // streams, and the others wait for them.
     api = start("api");
     await volume.waitFor(READY.volume);
+    for (const extra of volumeHosts.values()) await extra.process.waitFor(READY.volume);
     await scheduler.waitFor(READY.scheduler);
     const listening = await api.waitFor(READY.api);
     address = `127.0.0.1:${String(listening.port)}`;
@@ -222,8 +287,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // Leave nothing behind when the stack cannot start.
     for (const service of started) await service.kill();
     await database.drop();
-    await rm(dataDir, { recursive: true, force: true });
-    await rm(pkiDir, { recursive: true, force: true });
+    await removeDirs();
     throw error;
   }
   // Restarts keep the port, so clients made once keep working.
@@ -239,6 +303,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     api,
     scheduler,
     volume,
+    volumeHosts,
     address,
     nc,
     volumes: new VolumesServiceClient(address, credentials.createInsecure()),
@@ -246,7 +311,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async metricsAddress(name) {
       return String((await stack[name].waitFor("metrics listening", 5000)).address);
     },
-    async restart(name) {
+    async restart(name, volumeHost) {
+      const extra = name === "volume" && volumeHost !== undefined ? volumeHosts.get(volumeHost) : undefined;
+      if (volumeHost !== undefined && volumeHost !== host && !extra) throw new Error(`no volume host ${volumeHost}`);
+      if (extra) {
+        await extra.process.stop();
+        extra.process = startService("volume", extraEnv.get(extra.host) ?? {});
+        await extra.process.waitFor(READY.volume);
+        return;
+      }
       await stack[name].stop();
       stack[name] = startService(name, envOf(name));
       await stack[name].waitFor(READY[name]);
@@ -254,19 +327,19 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async stop() {
       stack.volumes.close();
       stack.snapshots.close();
-      const codes = {
+      const codes: Record<string, number | null> = {
         api: await stack.api.stop(),
         scheduler: await stack.scheduler.stop(),
         volume: await stack.volume.stop(),
       };
+      for (const extra of volumeHosts.values()) codes[`volume:${extra.host}`] = await extra.process.stop();
       const jsm = await jetstreamManager(nc);
       for (const suffix of ["CASTS", "NOTIFICATIONS"]) {
         await jsm.streams.delete(`${prefix.toUpperCase()}_${suffix}`).catch(() => false);
       }
       await nc.close();
       await database.drop();
-      await rm(dataDir, { recursive: true, force: true });
-      await rm(pkiDir, { recursive: true, force: true });
+      await removeDirs();
       return codes;
     },
   };

@@ -300,3 +300,80 @@ describe("createVolume by the volume's type and hints", () => {
     expect((await getVolumeElevated(handle.db, beside.id))?.host).toBe(small);
   });
 });
+
+describe("createVolume handed back by a backend that failed it (Cinder's RetryFilter)", () => {
+  /** The volume's operation, as the api records it with the create. */
+  const withOperation = async (v: { id: string; cast: SchedulerCreateVolume }) => {
+    await insertOperation(handle.db, {
+      id: v.cast.operationId,
+      kind: "create_volume",
+      resourceId: v.id,
+      projectId: "p1",
+      timeoutSeconds: 60,
+    });
+    return v;
+  };
+  const errorEvents = (operationId: string) =>
+    handle.db.execute<{ subject: string; msg_id: string }>(sql`
+      select subject, msg_id from outbox
+       where msg_id in (${derivedId("notification", operationId, "scheduler.create_volume")},
+                        ${derivedId("notification", operationId, "volume.create.error")})
+       order by id`);
+
+  it("places the volume on a backend it has not tried, the roomier failed one excluded", async () => {
+    const zone = uniqueName("az-");
+    const failing = `${uniqueName("failing")}@file`;
+    const other = `${uniqueName("other")}@file`;
+    await report(failing, zone, "up", 500);
+    await report(other, zone, "up", 50);
+    const { id, cast } = await withOperation(await newVolume(zone));
+    cast.failedPlacements = [{ host: failing, error: "injected failure" }];
+    await handlers().createVolume(cast, `test-${id}`);
+    expect(await getVolumeElevated(handle.db, id)).toMatchObject({ status: "creating", host: other });
+  });
+
+  it("fails with no valid backend when no other backend fits, the detail naming the attempt and each pool", async () => {
+    const zone = uniqueName("az-");
+    const failing = `${uniqueName("failing")}@file`;
+    const full = `${uniqueName("full")}@file`;
+    await report(failing, zone, "up", 500);
+    await report(full, zone, "up", 0);
+    const v = await withOperation(await newVolume(zone));
+    v.cast.failedPlacements = [{ host: failing, error: "cannot create volume-x.img: EIO" }];
+    await handlers().createVolume(v.cast, `test-${v.id}`);
+    const volume = await getVolumeElevated(handle.db, v.id);
+    expect(volume).toMatchObject({ status: "error", statusReason: "no valid backend was found" });
+    expect(volume?.statusDetail).toContain(`attempt 1 on ${failing} failed: cannot create volume-x.img: EIO`);
+    expect(volume?.statusDetail).toContain(`${failing}#file: already tried for this volume`);
+    expect(volume?.statusDetail).toContain(`${full}#file: has a total capacity of 0 GiB`);
+    // The create a backend started ends with its .error (and the scheduler's own), once.
+    expect((await errorEvents(v.cast.operationId)).map((r) => r.subject)).toEqual([
+      bus.subjects.notification("ERROR", "scheduler.create_volume"),
+      bus.subjects.notification("ERROR", "volume.create.error"),
+    ]);
+    const [op] = await handle.db.execute<{ state: string }>(
+      sql`select state from operations where id = ${v.cast.operationId}`,
+    );
+    expect(op?.state).toBe("failed");
+  });
+
+  it("stops after the max attempts even while other backends would fit", async () => {
+    const zone = uniqueName("az-");
+    const hosts = [1, 2, 3].map(() => `${uniqueName("vol")}@file`);
+    for (const h of hosts) await report(h, zone, "up", 100);
+    const v = await withOperation(await newVolume(zone));
+    v.cast.failedPlacements = hosts.slice(0, 2).map((host) => ({ host, error: "EIO" }));
+    await handlers({ maxAttempts: 2 }).createVolume(v.cast, `test-${v.id}`);
+    const volume = await getVolumeElevated(handle.db, v.id);
+    expect(volume).toMatchObject({ status: "error", statusReason: "no valid backend was found", host: null });
+    expect(volume?.statusDetail).toBe(
+      `no valid backend was found: attempt 1 on ${hosts[0]} failed: EIO; attempt 2 on ${hosts[1]} failed: EIO; ` +
+        `exceeded max scheduling attempts 2 for volume ${v.id}`,
+    );
+    // The third backend, untried, would have fitted: with one more attempt allowed it gets the volume.
+    const again = await withOperation(await newVolume(zone));
+    again.cast.failedPlacements = hosts.slice(0, 2).map((host) => ({ host, error: "EIO" }));
+    await handlers({ maxAttempts: 3 }).createVolume(again.cast, `test-${again.id}`);
+    expect((await getVolumeElevated(handle.db, again.id))?.host).toBe(hosts[2]);
+  });
+});

@@ -1,4 +1,5 @@
 import { type Bus, createOutcomeRecorder, hostNameOf, type VolumeHostCaster } from "@cinderblock/bus";
+import type { Logger } from "@cinderblock/config";
 import {
   assignVolumeHost,
   type Db,
@@ -14,7 +15,7 @@ import {
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
-import { type Announcer, SNAPSHOT_OPERATIONS, VOLUME_OPERATIONS } from "@cinderblock/domain";
+import { type Announcer, SNAPSHOT_OPERATIONS, VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
 import type { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
 import { canonicalUuid, capacityProblem, pickBackend, type ScheduleRequest } from "./filters.js";
 import { DEFAULT_WEIGHER_MULTIPLIERS, type WeigherMultipliers } from "./weighers.js";
@@ -38,6 +39,13 @@ export interface SchedulerDependencies {
   backendPollMs?: number;
   /** The weighers' multipliers (default: capacity 1, allocated capacity -1, as Cinder's). */
   weigherMultipliers?: WeigherMultipliers;
+  /**
+   * Cinder's scheduler_max_attempts: backends a new volume may be placed on, counting those that
+   * failed its create and handed it back (default 3).
+   */
+  maxAttempts?: number;
+  /** Where a retry on another backend is logged (Cinder logs the last backend's failure). */
+  logger?: Pick<Logger, "info" | "warn">;
 }
 
 /** The scheduler's cast handlers (each is idempotent: a redelivered cast does no harm). */
@@ -65,6 +73,7 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
   };
 
   const multipliers = deps.weigherMultipliers ?? DEFAULT_WEIGHER_MULTIPLIERS;
+  const maxAttempts = deps.maxAttempts ?? 3;
 
   /** Where the volumes a request's affinity hints name live (ids that are no volume: nowhere). */
   /** Where the hinted volumes live: only the project's own (another project's placement is not the caller's to learn). */
@@ -94,18 +103,21 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
    * resource's status, its operation and the `scheduler.create_<kind>` notification commit
    * together, the message id from the operation (a re-run writes a duplicate JetStream drops).
    */
-  function schedulingFailed(
+  function schedulingFailed<R>(
     kind: "snapshot" | "volume",
     id: string,
     operationId: string,
     reason: string,
-    change: (tx: Tx) => Promise<unknown>,
+    change: (tx: Tx) => Promise<R | undefined>,
     payload: Record<string, unknown>,
+    /** Further events of the failure, from the changed row. */
+    more: (row: R) => { eventType: string; payload: Record<string, unknown> }[] = () => [],
   ): Promise<void> {
     return record(async (tx, outcome) => {
       const [row] = await Promise.all([change(tx), finishOperation(tx, operationId, "failed", reason)]);
       if (!row) return;
       await outcome.announce("ERROR", `scheduler.create_${kind}`, payload, operationId);
+      for (const event of more(row)) await outcome.announce("ERROR", event.eventType, event.payload, operationId);
       outcome.changed(kind, id);
     });
   }
@@ -164,6 +176,43 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       if (volume?.status !== "creating") return;
       let host = volume.host;
       if (!host) {
+        // Cinder's RetryFilter bookkeeping: the backends that failed this create are not tried again.
+        const failed = cast.failedPlacements;
+        const attempt = failed.length + 1;
+        const last = failed.at(-1);
+        if (last) {
+          deps.logger?.warn(
+            { volume_id: volume.id, operation_id: cast.operationId, attempt, last_host: last.host, error: last.error },
+            "volume create failed on its backend; scheduling it again",
+          );
+        }
+        /** The volume `error`, no valid backend: the detail lists each attempt and then `why`. */
+        const noValidBackend = (why: string) => {
+          const tried = failed.map((f, i) => `attempt ${i + 1} on ${f.host} failed: ${f.error}`);
+          const reason = `no valid backend was found: ${[...tried, why].join("; ")}`;
+          const { from, to } = VOLUME_OPERATIONS.create.failed;
+          return schedulingFailed(
+            "volume",
+            volume.id,
+            cast.operationId,
+            reason,
+            (tx) =>
+              updateVolumeStatus(tx, volume.id, from, to, {
+                statusReason: "no valid backend was found",
+                statusDetail: reason,
+              }),
+            { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason },
+            // A create some backend started (volume.create.start) ends with its .error, once, here.
+            (row) =>
+              failed.length > 0
+                ? [{ eventType: "volume.create.error", payload: { ...volumeUsage(row), reason: row.statusReason } }]
+                : [],
+          );
+        };
+        if (attempt > maxAttempts) {
+          await noValidBackend(`exceeded max scheduling attempts ${maxAttempts} for volume ${volume.id}`);
+          return;
+        }
         // The volume's type (its extra specs against each pool's capabilities) and the hints it was
         // created with are on its row: a re-dispatched cast places it the same way.
         const type = volume.volumeTypeId ? await getVolumeTypeBy(db, { id: volume.volumeTypeId }) : undefined;
@@ -172,6 +221,7 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
           availabilityZone: cast.availabilityZone,
           extraSpecs: type?.extraSpecs ?? {},
           hints: volume.schedulerHints ?? {},
+          excludeHosts: failed.map((f) => f.host),
         };
         const volumeHosts = await hintedVolumeHosts(volume.projectId, request);
         const options = { multipliers, volumeHost: (id: string) => volumeHosts.get(id) };
@@ -183,6 +233,10 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
         // a backend that is up but full, or a zone nobody serves, fails the volume at once.
         while (choice.waitable && Date.now() < waitUntil) {
           choice = pickBackend(await lookAgain(), request, options);
+        }
+        if (!choice.service && failed.length > 0) {
+          await noValidBackend(`no other backend fits: ${choice.reasons.join("; ")}`);
+          return;
         }
         if (!choice.service) {
           const reason = choice.waitable

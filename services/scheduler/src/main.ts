@@ -77,6 +77,8 @@ async function main(): Promise<void> {
       capacity: config.CINDERBLOCK_CAPACITY_WEIGHT_MULTIPLIER,
       allocatedCapacity: config.CINDERBLOCK_ALLOCATED_CAPACITY_WEIGHT_MULTIPLIER,
     },
+    maxAttempts: config.CINDERBLOCK_SCHEDULER_MAX_ATTEMPTS,
+    logger,
   });
 
   const consumer = await lifecycle.retry("NATS consumer", () =>

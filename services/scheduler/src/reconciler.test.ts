@@ -9,7 +9,7 @@ import {
   runMigrations,
 } from "@cinderblock/db";
 import { derivedId } from "@cinderblock/domain";
-import { SchedulerCreateSnapshot } from "@cinderblock/proto";
+import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -104,6 +104,40 @@ describe("reconcileOnce", () => {
     // Not overdue any more: a second pass leaves it alone.
     expect(await reconcileOnce(options())).toEqual({ redispatched: 0, failed: 0, finished: 0 });
     await handle.db.execute(sql`delete from outbox`);
+  });
+
+  it("re-sends an overdue volume create with the backends that already failed it, still excluded", async () => {
+    const { db } = handle;
+    const volumeId = crypto.randomUUID();
+    const operationId = crypto.randomUUID();
+    await insertVolume(db, {
+      id: volumeId,
+      projectId: "p1",
+      userId: "u1",
+      status: "creating",
+      sizeGb: 2,
+      availabilityZone: "az1",
+    });
+    await insertOperation(db, {
+      id: operationId,
+      kind: "create_volume",
+      resourceId: volumeId,
+      projectId: "p1",
+      timeoutSeconds: 1,
+      detail: { failedPlacements: [{ host: "vol3@file-c", error: "EIO" }] },
+    });
+    await db.execute(sql`update operations set deadline_at = now() - interval '1 second' where id = ${operationId}`);
+    expect(await reconcileOnce(options())).toMatchObject({ redispatched: 1 });
+    const [cast] = await db.execute<{ payload: Uint8Array }>(
+      sql`select payload from outbox where msg_id = ${`${operationId}:2:scheduler`}`,
+    );
+    expect(SchedulerCreateVolume.decode(new Uint8Array(cast?.payload ?? []))).toMatchObject({
+      operationId,
+      volumeId,
+      availabilityZone: "az1",
+      failedPlacements: [{ host: "vol3@file-c", error: "EIO" }],
+    });
+    await db.execute(sql`delete from outbox`);
   });
 
   it("fails a create that used up its attempts, with a reason and an error notification", async () => {

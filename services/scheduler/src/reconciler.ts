@@ -31,6 +31,7 @@ import {
   snapshotQuotaHeld,
   VOLUME_OPERATIONS,
 } from "@cinderblock/domain";
+import type { FailedPlacement } from "@cinderblock/proto";
 
 /** Options for {@link reconcileOnce}. */
 export interface ReconcilerOptions {
@@ -69,6 +70,13 @@ interface Stuck {
 /** The context a re-dispatched cast carries: the resource's owner, marked as the reconciler's. */
 function reconcileContext(operationId: string, owner: { projectId: string; userId: string }) {
   return { requestId: `reconcile-${operationId}`, projectId: owner.projectId, userId: owner.userId, roles: [] };
+}
+
+/** The placements a create's volume hosts recorded on its operation as failed (none: empty). */
+function failedPlacementsOf(op: OperationRow): FailedPlacement[] {
+  const placements = op.detail.failedPlacements;
+  if (!Array.isArray(placements)) return [];
+  return placements.map((p: { host?: unknown; error?: unknown }) => ({ host: String(p.host), error: String(p.error) }));
 }
 
 /** Per operation kind: whether its resource is still waiting on it, and how to retry or fail it. */
@@ -122,6 +130,8 @@ const inspectors: Record<
             sizeGb: volume.sizeGb,
             volumeType: volume.volumeType,
             availabilityZone: volume.availabilityZone,
+            // The backends that failed it and handed it back stay excluded (see rescheduleCreate).
+            failedPlacements: failedPlacementsOf(op),
           },
           attempt,
         ),

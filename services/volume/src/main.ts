@@ -133,6 +133,7 @@ async function main(): Promise<void> {
       hostName: config.CINDERBLOCK_HOST,
       drivers,
       logger,
+      maxSchedulingAttempts: config.CINDERBLOCK_SCHEDULER_MAX_ATTEMPTS,
     },
     bus.subjects,
   );

@@ -14,6 +14,7 @@ import {
 } from "@cinderblock/db";
 import { cascadedDeleteId, derivedId } from "@cinderblock/domain";
 import {
+  SchedulerCreateVolume,
   VolumeCreateSnapshot,
   VolumeCreateVolume,
   VolumeDeleteSnapshot,
@@ -93,7 +94,8 @@ function run<C>(codec: { encode(c: C): { finish(): Uint8Array } }, subject: stri
 /** The notifications the manager wrote into the outbox for `id`, in order: event type and message id. */
 async function outcomes(id: string): Promise<Array<{ event: string; msgId: string }>> {
   const rows = await db.execute<{ subject: string; msg_id: string; payload: Uint8Array }>(
-    sql`select subject, msg_id, payload from outbox order by id`,
+    // Casts (a create handed back to the scheduler) are protobuf, not notifications.
+    sql`select subject, msg_id, payload from outbox where subject <> ${subjects.schedulerCreateVolume} order by id`,
   );
   return rows
     .map((r) => ({ r, json: JSON.parse(Buffer.from(r.payload).toString("utf8")) }))
@@ -478,5 +480,105 @@ describe("extend_volume, revert_to_snapshot, create_volume", () => {
       status_detail: "ENOSPC",
     });
     expect((await outcomes(failing)).map((o) => o.event)).toEqual(["volume.create.error"]);
+  });
+});
+
+describe("create_volume with retries on another backend (CINDERBLOCK_SCHEDULER_MAX_ATTEMPTS 3)", () => {
+  let retrying: ReturnType<typeof createVolumeManager>;
+  beforeAll(() => {
+    retrying = createVolumeManager(
+      {
+        db,
+        bus,
+        notifier,
+        announcer: createOutboxAnnouncer(subjects, host),
+        onCommitted: () => committed++,
+        hostName: host,
+        drivers: new Map([["file", fakeDriver]]),
+        maxSchedulingAttempts: 3,
+      },
+      subjects,
+    );
+  });
+  const create = (operationId: string, volumeId: string) => {
+    const handler = retrying.get(subjects.volumeCreateVolume(host));
+    if (!handler) throw new Error("no create_volume handler");
+    const cast = { operationId, context, volumeId, backend: "file" };
+    return handler.handle(handler.decode(VolumeCreateVolume.encode(cast).finish()), { finalAttempt: true });
+  };
+  const schedulerCasts = (operationId: string) =>
+    db.execute<{ msg_id: string; payload: Uint8Array }>(
+      sql`select msg_id, payload from outbox where subject = ${subjects.schedulerCreateVolume}
+           and msg_id like ${`${operationId}:%`} order by id`,
+    );
+  const operationRow = async (id: string) => {
+    const [row] = await db.execute<{ state: string; detail: Record<string, unknown>; window: number }>(sql`
+      select state, detail, extract(epoch from deadline_at - updated_at)::int as window from operations where id = ${id}`);
+    return row;
+  };
+
+  it("hands a failed blank create back to the scheduler: creating, no host, the tried host in the cast and the operation", async () => {
+    const volumeId = await volume("creating");
+    const operationId = await operation("create_volume", volumeId);
+    // A placement that failed before, on another host.
+    await db.execute(
+      sql`update operations set detail = ${JSON.stringify({ failedPlacements: [{ host: "vol0@file", error: "EIO" }] })}::jsonb where id = ${operationId}`,
+    );
+    driver.fail.set("createVolume", new DriverError("cannot create volume image: EROFS", { retryable: false }));
+    await create(operationId, volumeId);
+    expect(await statusOf("volumes", volumeId)).toEqual({ status: "creating", status_reason: "", status_detail: "" });
+    const [row] = await db.execute<{ host: string | null }>(sql`select host from volumes where id = ${volumeId}`);
+    expect(row?.host).toBeNull();
+    const placements = [
+      { host: "vol0@file", error: "EIO" },
+      { host: backendHost, error: "cannot create volume image: EROFS" },
+    ];
+    // Still the same operation, pending, with its time given again.
+    expect(await operationRow(operationId)).toEqual({
+      state: "pending",
+      detail: { failedPlacements: placements },
+      window: 120,
+    });
+    const casts = await schedulerCasts(operationId);
+    expect(casts.map((c) => c.msg_id)).toEqual([`${operationId}:placement-2:scheduler`]);
+    const cast = SchedulerCreateVolume.decode(new Uint8Array(casts[0]?.payload ?? []));
+    expect(cast).toMatchObject({ operationId, volumeId, sizeGb: 2, availabilityZone: "nova" });
+    expect(cast.failedPlacements).toEqual(placements);
+    // No .error: the create is not over.
+    expect(await outcomes(volumeId)).toEqual([]);
+    expect(changed).toContain(subjects.change("volume", volumeId));
+
+    // A second delivery of the same cast finds the volume gone from this backend: it does nothing.
+    driver.calls = [];
+    await create(operationId, volumeId);
+    expect(driver.calls).toEqual([]);
+    expect(await schedulerCasts(operationId)).toHaveLength(1);
+    expect(await statusOf("volumes", volumeId)).toMatchObject({ status: "creating" });
+  });
+
+  it("a volume from a snapshot is bound to its backend: its failed create is an error at once", async () => {
+    const source = await volume("available");
+    const snapshotId = await snapshot(source, "available");
+    const volumeId = randomUUID();
+    await insertVolume(db, {
+      id: volumeId,
+      projectId,
+      userId: "u1",
+      status: "creating",
+      sizeGb: 2,
+      availabilityZone: "nova",
+      host: backendHost,
+      snapshotId,
+    });
+    const operationId = await operation("create_volume", volumeId);
+    driver.fail.set("createVolumeFromSnapshot", new DriverError("clone failed", { retryable: false }));
+    await create(operationId, volumeId);
+    expect(await statusOf("volumes", volumeId)).toEqual({
+      status: "error",
+      status_reason: "the storage backend failed to create the volume",
+      status_detail: "clone failed",
+    });
+    expect(await schedulerCasts(operationId)).toEqual([]);
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.create.error"]);
   });
 });

@@ -28,6 +28,8 @@ const fileOptions = z.strictObject({
   dataDir: z.string().min(1).optional(),
   reservedPercentage: z.number().min(0).max(100).optional(),
   maxOverSubscriptionRatio: z.number().min(1).optional(),
+  /** Tests only: every blank volume create fails (see FileDriverOptions.testFailCreate). */
+  testFailCreate: z.boolean().optional(),
 });
 
 const lvmOptions = z.strictObject({

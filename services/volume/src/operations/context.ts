@@ -26,6 +26,11 @@ export interface ManagerDependencies {
   drivers: ReadonlyMap<string, VolumeDriver>;
   /** Where every outcome is logged, with its resource ids (none: not logged). */
   logger?: Pick<Logger, "info" | "warn">;
+  /**
+   * CINDERBLOCK_SCHEDULER_MAX_ATTEMPTS: above 1, a failed create of a new blank volume goes back to
+   * the scheduler to be placed elsewhere (see rescheduleCreate); default 1, retries off.
+   */
+  maxSchedulingAttempts?: number;
 }
 
 /** How a handler is being run: the last delivery may not ask for a retry. */
@@ -35,6 +40,7 @@ export interface Delivery {
 
 /** The manager's shared services, handed to every operation. */
 export interface OperationContext extends ManagerDependencies {
+  maxSchedulingAttempts: number;
   /** The driver of the backend a volume lives on (`<host>@<backend>`). */
   driverFor(host: string | null): VolumeDriver;
   /** THE way an operation records what happened (see {@link OutcomeRecorder}). */
@@ -73,6 +79,7 @@ export function failureFields(failure: Failure): { statusReason: string; statusD
 export function createOperationContext(deps: ManagerDependencies): OperationContext {
   return {
     ...deps,
+    maxSchedulingAttempts: deps.maxSchedulingAttempts ?? 1,
 
     driverFor(host) {
       const backend = host?.split("@")[1] ?? "";

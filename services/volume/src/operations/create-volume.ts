@@ -3,6 +3,7 @@ import { VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
 import type { VolumeCreateVolume } from "@cinderblock/proto";
 import { DriverError } from "../drivers/driver.js";
 import { type Delivery, type Failure, failureFields, type OperationContext } from "./context.js";
+import { rescheduleCreate } from "./reschedule-create.js";
 
 /**
  * Cinder's `VolumeManager.create_volume`: the driver makes an empty volume, or one from a snapshot
@@ -19,6 +20,8 @@ export function createVolumeOperation(
       await finishOperation(ctx.db, cast.operationId, volume?.status === "available" ? "done" : "failed");
       return;
     }
+    // NOTE: a stale delivery: this backend failed the volume and handed it back to the scheduler since.
+    if (volume.host !== `${ctx.hostName}@${cast.backend}`) return;
     const ids = { volume_id: volume.id, snapshot_id: volume.snapshotId ?? undefined, operation_id: cast.operationId };
     await ctx.started("volume.create.start", volumeUsage(volume), cast.operationId);
     let failure: Failure | undefined;
@@ -37,6 +40,7 @@ export function createVolumeOperation(
     } catch (error) {
       failure = ctx.finalFailure(error, delivery, "create_volume", "the storage backend failed to create the volume");
     }
+    if (failure && (await rescheduleCreate(ctx, volume, cast, failure))) return;
     const reason = failure?.reason;
     const move = failure ? failed : done;
     const row = await ctx.record(async (tx, outcome) => {

@@ -25,6 +25,11 @@ export interface FileDriverOptions {
   reservedPercentage?: number;
   /** How far provisioned space may exceed real capacity (thin provisioning). Defaults to 20, as in Cinder. */
   maxOverSubscriptionRatio?: number;
+  /**
+   * Tests only (fault injection): every new blank volume's create fails, for good, as a backend
+   * that cannot create would (the scheduler's retry on another backend is tested with it).
+   */
+  testFailCreate?: boolean;
 }
 
 /** Longest a `cp` of one volume may take. */
@@ -117,6 +122,11 @@ export function createFileDriver(
 
     async createVolume(volume: DriverVolume) {
       const id = checkId(volume.id, "volume");
+      if (options.testFailCreate) {
+        throw new DriverError(`cannot create volume-${id}.img: failure injected (testFailCreate)`, {
+          retryable: false,
+        });
+      }
       const bytes = checkSizeBytes(volume.sizeGb);
       const name = `volume-${id}.img`;
       const path = volumePath(id);

@@ -34,6 +34,20 @@ export interface SchedulerCreateVolume {
   sizeGb: number;
   volumeType: string;
   availabilityZone: string;
+  /**
+   * The backends that already failed to create this volume, oldest first (Cinder's
+   * filter_properties["retry"]): the scheduler places it elsewhere, and this is attempt
+   * len(failed_placements) + 1 of CINDERBLOCK_SCHEDULER_MAX_ATTEMPTS. Empty on the first placement.
+   */
+  failedPlacements: FailedPlacement[];
+}
+
+/** A backend that failed to create a volume the scheduler had placed on it. */
+export interface FailedPlacement {
+  /** "<host>@<backend>". */
+  host: string;
+  /** The backend's own words (the volume's status_detail had it failed there for good): for admins. */
+  error: string;
 }
 
 /** cinderblock.v1.volume.<host>.create_snapshot */
@@ -386,7 +400,15 @@ export const SchedulerCreateSnapshot: MessageFns<SchedulerCreateSnapshot> = {
 };
 
 function createBaseSchedulerCreateVolume(): SchedulerCreateVolume {
-  return { operationId: "", context: undefined, volumeId: "", sizeGb: 0, volumeType: "", availabilityZone: "" };
+  return {
+    operationId: "",
+    context: undefined,
+    volumeId: "",
+    sizeGb: 0,
+    volumeType: "",
+    availabilityZone: "",
+    failedPlacements: [],
+  };
 }
 
 export const SchedulerCreateVolume: MessageFns<SchedulerCreateVolume> = {
@@ -408,6 +430,9 @@ export const SchedulerCreateVolume: MessageFns<SchedulerCreateVolume> = {
     }
     if (message.availabilityZone !== "") {
       writer.uint32(50).string(message.availabilityZone);
+    }
+    for (const v of message.failedPlacements) {
+      FailedPlacement.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -473,6 +498,14 @@ export const SchedulerCreateVolume: MessageFns<SchedulerCreateVolume> = {
             message.availabilityZone = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.failedPlacements.push(FailedPlacement.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -513,6 +546,11 @@ export const SchedulerCreateVolume: MessageFns<SchedulerCreateVolume> = {
         : isSet(object.availability_zone)
         ? globalThis.String(object.availability_zone)
         : "",
+      failedPlacements: globalThis.Array.isArray(object?.failedPlacements)
+        ? object.failedPlacements.map((e: any) => FailedPlacement.fromJSON(e))
+        : globalThis.Array.isArray(object?.failed_placements)
+        ? object.failed_placements.map((e: any) => FailedPlacement.fromJSON(e))
+        : [],
     };
   },
 
@@ -536,6 +574,9 @@ export const SchedulerCreateVolume: MessageFns<SchedulerCreateVolume> = {
     if (message.availabilityZone !== "") {
       obj.availabilityZone = message.availabilityZone;
     }
+    if (message.failedPlacements?.length) {
+      obj.failedPlacements = message.failedPlacements.map((e) => FailedPlacement.toJSON(e));
+    }
     return obj;
   },
 
@@ -552,6 +593,92 @@ export const SchedulerCreateVolume: MessageFns<SchedulerCreateVolume> = {
     message.sizeGb = object.sizeGb ?? 0;
     message.volumeType = object.volumeType ?? "";
     message.availabilityZone = object.availabilityZone ?? "";
+    message.failedPlacements = object.failedPlacements?.map((e) => FailedPlacement.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFailedPlacement(): FailedPlacement {
+  return { host: "", error: "" };
+}
+
+export const FailedPlacement: MessageFns<FailedPlacement> = {
+  encode(message: FailedPlacement, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== "") {
+      writer.uint32(10).string(message.host);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FailedPlacement {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFailedPlacement();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FailedPlacement {
+    return {
+      host: isSet(object.host) ? globalThis.String(object.host) : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: FailedPlacement): unknown {
+    const obj: any = {};
+    if (message.host !== "") {
+      obj.host = message.host;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FailedPlacement>, I>>(base?: I): FailedPlacement {
+    return FailedPlacement.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FailedPlacement>, I>>(object: I): FailedPlacement {
+    const message = createBaseFailedPlacement();
+    message.host = object.host ?? "";
+    message.error = object.error ?? "";
     return message;
   },
 };
