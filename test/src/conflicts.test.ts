@@ -408,6 +408,44 @@ describe("conflicting operations, fired together", () => {
     });
   });
 
+  it("CreateVolume cloning a volume vs DeleteVolume of that volume", async () => {
+    await runPair("CreateVolume(clone) vs DeleteVolume", async (r, c, i) => {
+      const v = await availableVolume(c);
+      r.expectEnd("volume.create.end", v.id);
+      const [clone, del] = await fire<[Volume, Volume]>(i, [
+        () => c.createVolume({ name: "clone", sourceVolumeId: v.id, sizeGb: 0 }),
+        () => c.deleteVolume(v.id, false),
+      ]);
+      r.count("CreateVolume(clone)", clone);
+      r.count("DeleteVolume", del);
+      if (clone.kind === "accepted" && del.kind === "accepted") r.bothAccepted++;
+      return async () => {
+        const vAfter = await volumeRow(v.id);
+        if (clone.kind === "accepted") {
+          r.expectEnd("volume.create.end", clone.value.id);
+          const cloneAfter = await volumeRow(clone.value.id);
+          if (cloneAfter?.status !== "available")
+            r.violate("accepted clone did not become available", `${clone.value.id}: ${describeRow(cloneAfter)}`);
+        } else {
+          // NOT_FOUND only when the delete had already removed the source.
+          r.judgeRefusal("CreateVolume(clone)", clone, del.kind === "accepted" && Boolean(vAfter?.deleted));
+          const extra = (await volumesOfProject(c.projectId)).filter((x) => x.id !== v.id);
+          if (extra.length > 0)
+            r.violate("refused clone left a row", extra.map((x) => `${x.id} ${describeRow(x)}`).join(", "));
+        }
+        if (del.kind === "accepted") {
+          r.expectEnd("volume.delete.end", v.id);
+          if (!vAfter?.deleted)
+            r.violate("accepted delete did not delete the source", `${v.id}: ${describeRow(vAfter)}`);
+        } else {
+          r.judgeRefusal("DeleteVolume", del);
+          if (vAfter?.status !== "available")
+            r.violate("refused delete changed the source", `${v.id}: ${describeRow(vAfter)}`);
+        }
+      };
+    });
+  });
+
   it("ExtendVolume vs CreateSnapshot", async () => {
     await runPair("ExtendVolume vs CreateSnapshot", async (r, c, i) => {
       const v = await availableVolume(c);

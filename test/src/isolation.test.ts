@@ -72,6 +72,7 @@ const ID_FIELDS: Record<string, (ids: Ids, m: MethodDefinition) => unknown> = {
   volumeTypeId: (ids) => ids.volumeType,
   volumeIds: (ids) => [ids.volume],
   snapshotId: (ids) => ids.snapshot,
+  sourceVolumeId: (ids) => ids.volume,
   groupSnapshotId: (ids) => ids.groupSnapshot,
   attachmentId: (ids) => ids.attachment,
   instanceId: (ids) => ids.instance,
@@ -115,6 +116,9 @@ function requestOf(m: MethodDefinition, ids: Ids, forced: boolean): unknown {
     } else if (typeof value === "boolean") request[key] = forced;
     else if (key in OTHER_FIELDS) request[key] = OTHER_FIELDS[key];
   }
+  // NOTE: CreateVolume takes one source: snapshot_id in the plain variant, source_volume_id in the
+  // forced one (both at once is refused before either is looked up, which would test neither).
+  if ("snapshotId" in request && "sourceVolumeId" in request) delete request[forced ? "snapshotId" : "sourceVolumeId"];
   return type.fromPartial(request);
 }
 

@@ -124,6 +124,36 @@ describe.skipIf(unavailable)(
       expect(kept).toBe(pattern);
     });
 
+    it("clones a volume as a thin snapshot of it: the clone holds the source's bytes, grown to its size", async () => {
+      const project = uniqueName("proj-");
+      const source = await api(project).settledVolume((await api(project).createVolume("lvm-src")).id);
+      expect(source.status).toBe(VolumeStatus.VOLUME_STATUS_AVAILABLE);
+      const pattern = await guest(
+        `head -c 4194304 /dev/urandom > /tmp/c && dd if=/tmp/c of=/dev/${VG}/volume-${source.id} bs=1M oflag=direct conv=fsync status=none && sha256sum /tmp/c | cut -c1-16`,
+      );
+      const clone = await api(project).settledVolume((await api(project).cloneVolume("lvm-clone", source.id, 2)).id);
+      expect(clone).toMatchObject({
+        status: VolumeStatus.VOLUME_STATUS_AVAILABLE,
+        sourceVolumeId: source.id,
+        host: source.host,
+        sizeGb: 2,
+      });
+      const lv = (await lvs()).find((l) => l.lv_name === `volume-${clone.id}`);
+      expect(lv).toEqual({
+        lv_name: `volume-${clone.id}`,
+        origin: `volume-${source.id}`,
+        lv_size: String(2 * 1024 ** 3),
+      });
+      // Overwriting the source afterwards leaves the clone's bytes alone.
+      await guest(
+        `dd if=/dev/zero of=/dev/${VG}/volume-${source.id} bs=1M count=4 oflag=direct conv=fsync status=none`,
+      );
+      const copied = await guest(
+        `dd if=/dev/${VG}/volume-${clone.id} bs=1M count=4 iflag=direct status=none | sha256sum | cut -c1-16`,
+      );
+      expect(copied).toBe(pattern);
+    });
+
     it("a failing LVM command leaves its reason on the snapshot", async () => {
       const project = uniqueName("proj-");
       const created = await api(project).createVolume("lvm-gone");

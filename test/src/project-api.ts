@@ -26,6 +26,11 @@ export function projectApi(current: () => Stack | undefined, project: string, sn
       call<CreateVolumeResponse>((done) =>
         live().volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb: 1 }), md, done),
       ).then((r) => r.volume as Volume),
+    /** A clone of `sourceVolumeId` of `sizeGb` GiB (CreateVolume with source_volume_id). */
+    cloneVolume: (name: string, sourceVolumeId: string, sizeGb: number) =>
+      call<CreateVolumeResponse>((done) =>
+        live().volumes.createVolume(CreateVolumeRequest.fromPartial({ name, sizeGb, sourceVolumeId }), md, done),
+      ).then((r) => r.volume as Volume),
     getVolume: (id: string) =>
       call<GetVolumeResponse>((done) => live().volumes.getVolume({ id }, md, done)).then((r) => r.volume as Volume),
     createSnapshot: (volumeId: string) =>

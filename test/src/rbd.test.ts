@@ -97,6 +97,41 @@ describe.skipIf(unavailable)("CreateSnapshot on an rbd backend (a real Ceph clus
     ]);
   });
 
+  it("clones a volume through a temporary snapshot: flattened, holding the source's bytes, grown, no snapshot left", async () => {
+    const project = uniqueName("proj-");
+    const source = await api(project).settledVolume((await api(project).createVolume("rbd-src")).id);
+    expect(source.status).toBe(VolumeStatus.VOLUME_STATUS_AVAILABLE);
+    // Real bytes in the source: its image replaced by one of the same size holding 4 MiB of noise.
+    const auth = `--conf ${join(clusterDir, "ceph.conf")} --keyring ${join(clusterDir, "keyring")}`;
+    const shell = async (script: string) =>
+      (await execFileAsync("sh", ["-c", script], { timeout: 120_000 })).stdout.trim();
+    const file = join(root, "source.img");
+    const pattern = await shell(
+      `truncate -s 1G ${file} && head -c 4194304 /dev/urandom | dd of=${file} conv=notrunc status=none && ` +
+        `rbd rm --no-progress ${POOL}/volume-${source.id} ${auth} && rbd import --no-progress ${file} ${POOL}/volume-${source.id} ${auth} && ` +
+        `head -c 4194304 ${file} | sha256sum | cut -c1-16`,
+    );
+
+    const clone = await api(project).settledVolume((await api(project).cloneVolume("rbd-clone", source.id, 2)).id);
+    expect(clone).toMatchObject({
+      status: VolumeStatus.VOLUME_STATUS_AVAILABLE,
+      sourceVolumeId: source.id,
+      host: source.host,
+      sizeGb: 2,
+    });
+    const info = JSON.parse(await rbd("info", "--format", "json", `${POOL}/volume-${clone.id}`)) as {
+      size: number;
+      parent?: unknown;
+    };
+    expect(info.size).toBe(2 * 1024 ** 3);
+    expect(info.parent).toBeUndefined();
+    expect(JSON.parse(await rbd("snap", "ls", "--format", "json", `${POOL}/volume-${source.id}`))).toEqual([]);
+    const copied = await shell(
+      `rbd export --no-progress ${POOL}/volume-${clone.id} - ${auth} 2>/dev/null | head -c 4194304 | sha256sum | cut -c1-16`,
+    );
+    expect(copied).toBe(pattern);
+  });
+
   it("a volume image removed behind the service's back leaves its reason on the snapshot", async () => {
     const project = uniqueName("proj-");
     const created = await api(project).createVolume("rbd-gone");

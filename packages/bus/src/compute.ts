@@ -37,3 +37,20 @@ export function createComputeAgents(bus: Bus, options: ComputeAgentsOptions): Co
     },
   };
 }
+
+/** What {@link tellVolumeExtended} says (Nova's `volume-extended` external event). */
+export interface VolumeExtendedEvent {
+  instanceId: string;
+  volumeId: string;
+  newSizeGb: number;
+}
+
+/**
+ * Tells an instance's compute agent that one of its attached volumes grew, so it can resize the
+ * guest's block device (Cinder calls Nova's external event `volume-extended`), as a core NATS
+ * message on `<prefix>.v1.compute.<instance>.volume_extended`. NOTE: fire and forget, as Nova's
+ * events are: the volume has grown whether or not an agent listens, and no agent can undo it.
+ */
+export function tellVolumeExtended(bus: Bus, event: VolumeExtendedEvent): void {
+  bus.nc.publish(bus.subjects.compute(event.instanceId, "volume_extended"), JSON.stringify(event));
+}

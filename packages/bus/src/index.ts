@@ -1,6 +1,6 @@
 export { createChangeFeed, publishChange } from "./change-feed.js";
-export type { ComputeAgentsOptions } from "./compute.js";
-export { createComputeAgents } from "./compute.js";
+export type { ComputeAgentsOptions, VolumeExtendedEvent } from "./compute.js";
+export { createComputeAgents, tellVolumeExtended } from "./compute.js";
 export type { Bus, BusCredentials, BusOptions, NotificationRetention } from "./connection.js";
 export { connectBus } from "./connection.js";
 export type { ConsumerOptions, Outcome, RunningConsumer } from "./consumer.js";

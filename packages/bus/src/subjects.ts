@@ -23,8 +23,11 @@ export interface Subjects {
   volumeRevertToSnapshot(host: string): string;
   notification(priority: "INFO" | "ERROR", eventType: string): string;
   readonly notificationsAll: string;
-  /** Request subject of an instance's compute agent (freeze/thaw for SnapshotInstance). */
-  compute(instanceId: string, action: "quiesce" | "unquiesce"): string;
+  /**
+   * Subject of an instance's compute agent: requests (freeze/thaw for SnapshotInstance) and the
+   * `volume_extended` event (an attached volume grew).
+   */
+  compute(instanceId: string, action: "quiesce" | "unquiesce" | "volume_extended"): string;
   /**
    * Prefix of the reply subjects of one identity (`api`, `scheduler`, `volume-<host>`):
    * `_INBOX_<prefix>.<role>`, so the NATS server can let only that identity read its replies.

@@ -123,7 +123,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: {
       name: { type: "string", value: "NAME", help: "display name" },
       description: { type: "string", value: "TEXT", help: "description" },
-      force: { type: "boolean", help: "allow snapshotting an in-use (attached) volume" },
+      force: { type: "boolean", help: "accepted for older clients; an in-use volume needs no force" },
       metadata: { type: "string", multiple: true, value: "KEY=VALUE", help: "metadata pair (repeatable)" },
       "client-request-id": {
         type: "string",

@@ -115,6 +115,8 @@ export const volumes = pgTable(
     migrationStatus: text("migration_status"),
     /** The snapshot the volume was created from, if any. */
     snapshotId: uuid("snapshot_id"),
+    /** The volume this one was cloned from, if any (Cinder's source_volid). */
+    sourceVolid: uuid("source_volid"),
     multiattach: boolean("multiattach").notNull().default(false),
     /** Cinder's scheduler hints given at create (volume ids of the project); null: none. */
     schedulerHints: jsonb("scheduler_hints").$type<{ sameHost: string[]; differentHost: string[] }>(),
@@ -133,6 +135,8 @@ export const volumes = pgTable(
     index("volumes_project_status_created_idx").on(t.projectId, t.status, t.createdAt, t.id),
     index("volumes_created_idx").on(t.createdAt, t.id),
     index("volumes_type_idx").on(t.volumeTypeId).where(sql`not deleted`),
+    // Clones being made of a volume (its delete waits for them).
+    index("volumes_source_volid_idx").on(t.sourceVolid).where(sql`source_volid is not null and not deleted`),
     uniqueIndex("volumes_project_client_request_idx")
       .on(t.projectId, t.clientRequestId)
       .where(sql`client_request_id is not null`),

@@ -185,14 +185,19 @@ export async function unassignVolumeHost(
 }
 
 /**
- * What is going on around a volume: its live snapshots (id order) and the volumes being created
- * from any of them. Read it with the volume locked FOR UPDATE: snapshot creates share-lock the
- * volume and clones share-lock their snapshot, so none can start until the caller commits.
+ * What is going on around a volume: its live snapshots (id order), the volumes being created
+ * from any of them, and the volumes being cloned from the volume itself. Read it with the volume
+ * locked FOR UPDATE: snapshot creates and clones of the volume share-lock the volume, and clones
+ * of a snapshot share-lock their snapshot, so none can start until the caller commits.
  */
 export async function getVolumeActivity(
   db: Executor,
   volumeId: string,
-): Promise<{ snapshots: { id: string; status: SnapshotStatus }[]; clones: { id: string; snapshotId: string }[] }> {
+): Promise<{
+  snapshots: { id: string; status: SnapshotStatus }[];
+  clones: { id: string; snapshotId: string }[];
+  copies: { id: string }[];
+}> {
   const rows = await db.execute<{ kind: string; id: string; status: string; snapshot_id: string }>(sql`
     select 'snapshot' as kind, s.id, s.status, s.id as snapshot_id
       from snapshots s where s.volume_id = ${volumeId} and not s.deleted
@@ -200,9 +205,14 @@ export async function getVolumeActivity(
     select 'clone', c.id, c.status, c.snapshot_id
       from volumes c join snapshots s on s.id = c.snapshot_id
      where s.volume_id = ${volumeId} and c.status = 'creating' and not c.deleted
+    union all
+    select 'copy', v.id, v.status, null
+      from volumes v
+     where v.source_volid = ${volumeId} and v.status = 'creating' and not v.deleted
      order by 1, 2`);
   return {
     snapshots: rows.filter((r) => r.kind === "snapshot").map((r) => ({ id: r.id, status: r.status as SnapshotStatus })),
     clones: rows.filter((r) => r.kind === "clone").map((r) => ({ id: r.id, snapshotId: r.snapshot_id })),
+    copies: rows.filter((r) => r.kind === "copy").map((r) => ({ id: r.id })),
   };
 }

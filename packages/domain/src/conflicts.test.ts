@@ -72,6 +72,7 @@ const volumeInput: CreateVolumeInput = {
   metadata: {},
   clientRequestId: "",
   snapshotId: "",
+  sourceVolumeId: "",
   multiattach: false,
   sameHost: [],
   differentHost: [],
@@ -263,6 +264,42 @@ describe("conflicting operations", () => {
     // Once the clone is made, the snapshot may go.
     await updateVolumeStatus(db, cloneId, ["creating"], "available");
     expect(await api.deleteSnapshot(c, snapshotId, false)).toMatchObject({ status: "deleting" });
+  });
+
+  it("a volume delete waits for a clone of it being recorded, then delete and extend refuse while it is creating", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c);
+    const cloneId = randomUUID();
+    // A clone of the volume in flight: it share-locked the source and wrote its volume row.
+    const outcome = await whileInFlight(
+      async (tx) => {
+        await tx.execute(sql`select id from volumes where id = ${volumeId} for share`);
+        await insertVolume(tx, {
+          id: cloneId,
+          projectId: c.projectId,
+          userId: c.userId,
+          status: "creating",
+          sizeGb: 2,
+          availabilityZone: "nova",
+          host: "h1@file",
+          sourceVolid: volumeId,
+        });
+      },
+      () => api.deleteVolume(c, volumeId, false),
+    );
+    expect(outcome).toMatchObject({
+      refused: {
+        code: "FAILED_PRECONDITION",
+        message: `volume ${volumeId} cannot be deleted now: volume ${cloneId} is being cloned from it`,
+      },
+    });
+    await expect(api.extendVolume(c, volumeId, 4)).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+      message: `volume ${volumeId} cannot be extended now: volume ${cloneId} is being cloned from it`,
+    });
+    // Once the clone is made, the source may go.
+    await updateVolumeStatus(db, cloneId, ["creating"], "available");
+    expect(await api.deleteVolume(c, volumeId, false)).toMatchObject({ status: "deleting" });
   });
 
   it("an extend is refused while a snapshot of the volume is being created", async () => {

@@ -100,8 +100,16 @@ export const VOLUME_OPERATIONS = {
     failed: t(["deleting"], "error_deleting", "volume", "reconciler"),
   },
   extend: {
-    start: t(["available"], "extending", "api"),
+    // An in-use volume too (Cinder 3.42); done goes back to what it was: available, or in-use when
+    // attachments remain (none can come or go while it is extending: see attach and detach).
+    start: t(["available", "in-use"], "extending", "api"),
     done: t(["extending"], "available", "volume"),
+    failed: t(["extending"], "error_extending", "volume", "reconciler"),
+  },
+  /** The end of an extend of an attached volume. */
+  extendAttached: {
+    start: t(["in-use"], "extending", "api"),
+    done: t(["extending"], "in-use", "volume"),
     failed: t(["extending"], "error_extending", "volume", "reconciler"),
   },
   revert: {
@@ -218,6 +226,8 @@ export interface VolumeActivity {
   snapshots: readonly { id: string; status: SnapshotStatus }[];
   /** Volumes being created from one of those snapshots (status `creating`). */
   clones: readonly { id: string; snapshotId: string }[];
+  /** Volumes being cloned from the volume itself (status `creating`); absent: none. */
+  copies?: readonly { id: string }[];
 }
 
 /** Operations that must not overlap another on the same volume or snapshot. */
@@ -236,21 +246,24 @@ export type GuardedOperation =
  * - a snapshot being deleted or restored forbids deleting the volume (a cascade only takes
  *   snapshots it can delete now);
  * - a volume being created from a snapshot forbids deleting that snapshot, and so deleting its
- *   volume with cascade.
+ *   volume with cascade;
+ * - a volume being cloned from the volume forbids deleting, extending and reverting it (the clone
+ *   reads it).
  */
 const CONFLICTS: Record<
   GuardedOperation,
-  { snapshotStatuses: readonly SnapshotStatus[]; clones: boolean; verb: string }
+  { snapshotStatuses: readonly SnapshotStatus[]; clones: boolean; copies: boolean; verb: string }
 > = {
-  "volume.extend": { snapshotStatuses: ["creating", "restoring"], clones: false, verb: "extended" },
-  "volume.revert": { snapshotStatuses: ["creating", "restoring"], clones: false, verb: "reverted" },
+  "volume.extend": { snapshotStatuses: ["creating", "restoring"], clones: false, copies: true, verb: "extended" },
+  "volume.revert": { snapshotStatuses: ["creating", "restoring"], clones: false, copies: true, verb: "reverted" },
   "volume.delete": {
     snapshotStatuses: ["creating", "deleting", "restoring", "unmanaging", "backing-up"],
     clones: true,
+    copies: true,
     verb: "deleted",
   },
-  "snapshot.delete": { snapshotStatuses: [], clones: true, verb: "deleted" },
-  "snapshot.create": { snapshotStatuses: [], clones: false, verb: "snapshotted" },
+  "snapshot.delete": { snapshotStatuses: [], clones: true, copies: false, verb: "deleted" },
+  "snapshot.create": { snapshotStatuses: [], clones: false, copies: false, verb: "snapshotted" },
 };
 
 /** What a snapshot status means as an operation in progress, for refusals. */
@@ -279,6 +292,13 @@ export function assertNoConflict(
     throw new CinderblockError(
       "FAILED_PRECONDITION",
       `${resource} cannot be ${rule.verb} now: its snapshot ${busy.id} is ${SNAPSHOT_OPERATION_NAMES[busy.status] ?? busy.status}`,
+    );
+  }
+  const copy = rule.copies ? activity.copies?.[0] : undefined;
+  if (copy) {
+    throw new CinderblockError(
+      "FAILED_PRECONDITION",
+      `${resource} cannot be ${rule.verb} now: volume ${copy.id} is being cloned from it`,
     );
   }
   if (!rule.clones) return;
@@ -316,14 +336,12 @@ function isMigrating(volume: Pick<VolumeRow, "migrationStatus">): boolean {
 }
 
 /**
- * Cinder's checks before snapshotting a volume (`volume/api.py` `_create_snapshot`): not in
- * maintenance, not migrating, not in error; `available`, or `in-use` only with `force`.
+ * Cinder's checks before snapshotting a volume (`volume/api.py` `_create_snapshot`, microversion
+ * 3.66): not in maintenance, not migrating, not in error; `available` or `in-use` (an attached
+ * volume no longer needs `force`, which is still accepted and changes nothing).
  * Throws FAILED_PRECONDITION naming the status that forbids it.
  */
-export function assertVolumeSnapshottable(
-  volume: Pick<VolumeRow, "id" | "status" | "migrationStatus">,
-  force: boolean,
-): void {
+export function assertVolumeSnapshottable(volume: Pick<VolumeRow, "id" | "status" | "migrationStatus">): void {
   if (volume.status === "maintenance") {
     throw new CinderblockError("FAILED_PRECONDITION", `volume ${volume.id} is in maintenance`);
   }
@@ -333,14 +351,7 @@ export function assertVolumeSnapshottable(
       `volume ${volume.id} is migrating (migration_status ${volume.migrationStatus})`,
     );
   }
-  if (volume.status === "available") return;
-  if (volume.status === "in-use") {
-    if (force) return;
-    throw new CinderblockError(
-      "FAILED_PRECONDITION",
-      `volume ${volume.id} is in-use; set force to snapshot an attached volume`,
-    );
-  }
+  if (volume.status === "available" || volume.status === "in-use") return;
   throw new CinderblockError(
     "FAILED_PRECONDITION",
     `volume ${volume.id} status must be available or in-use, but is ${volume.status}`,

@@ -33,6 +33,9 @@ export function volumeUsage(volume: VolumeRow): Record<string, unknown> {
     status: volume.status,
     host: volume.host ?? "",
     metadata: volume.metadata,
+    // Where its content came from, as Cinder's `_usage_from_volume` (null: neither).
+    snapshot_id: volume.snapshotId,
+    source_volid: volume.sourceVolid,
   };
 }
 

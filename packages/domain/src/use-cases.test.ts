@@ -145,6 +145,7 @@ const volumeInput: CreateVolumeInput = {
   metadata: {},
   clientRequestId: "",
   snapshotId: "",
+  sourceVolumeId: "",
   multiattach: false,
   sameHost: [],
   differentHost: [],
@@ -261,6 +262,106 @@ describe("createVolume", () => {
   });
 });
 
+describe("createVolume: a clone of a volume (source_volume_id)", () => {
+  it("inherits the source's backend, type, zone, bootable flag, image metadata and key, and counts quota", async () => {
+    const c = ctx();
+    const source = await api.createVolume(c, {
+      ...volumeInput,
+      sizeGb: 3,
+      bootable: true,
+      imageMetadata: { image_id: "img-1" },
+      encryptionKeyId: "0b5c1c8e-3c4f-4d5e-8f60-718293a4b5c6",
+    });
+    await updateVolumeStatus(db, source.id, ["creating"], "available", { host: "h1@file" });
+
+    const clone = await api.createVolume(c, { ...volumeInput, sizeGb: 0, sourceVolumeId: source.id.toUpperCase() });
+
+    expect(clone).toMatchObject({
+      status: "creating",
+      sizeGb: 3,
+      host: "h1@file",
+      sourceVolid: source.id,
+      snapshotId: null,
+      availabilityZone: source.availabilityZone,
+      volumeType: source.volumeType,
+      volumeTypeId: source.volumeTypeId,
+      bootable: true,
+      imageMetadata: { image_id: "img-1" },
+      encryptionKeyId: "0b5c1c8e-3c4f-4d5e-8f60-718293a4b5c6",
+    });
+    expect(await getQuotaUsage(db, c.projectId)).toMatchObject({ volumes: 2, gigabytes: 6 });
+    // Larger than its source is fine (the rest reads as zeros).
+    const larger = await api.createVolume(c, { ...volumeInput, sizeGb: 5, sourceVolumeId: source.id });
+    expect(larger).toMatchObject({ sizeGb: 5, sourceVolid: source.id, host: "h1@file" });
+  });
+
+  it("clones an in-use volume (as Cinder does)", async () => {
+    const c = ctx();
+    const sourceId = await availableVolume(c);
+    await updateVolumeStatus(db, sourceId, ["available"], "in-use");
+    expect(await api.createVolume(c, { ...volumeInput, sourceVolumeId: sourceId })).toMatchObject({
+      sourceVolid: sourceId,
+      status: "creating",
+    });
+  });
+
+  it("refuses, naming the field, and writes nothing", async () => {
+    const c = ctx();
+    const sourceId = await availableVolume(c, 2);
+    const snapshot = await api.createSnapshot(c, snapshotOf(sourceId));
+    const before = await counts(c.projectId);
+    const cases: Array<[Partial<CreateVolumeInput>, string, string]> = [
+      [{ sizeGb: 1 }, "INVALID_ARGUMENT", "size_gb: must be at least the source volume's size, 2"],
+      [{ availabilityZone: "elsewhere" }, "INVALID_ARGUMENT", "availability_zone: must be the source volume's, nova"],
+      [
+        { snapshotId: snapshot.id },
+        "INVALID_ARGUMENT",
+        "source_volume_id: must be empty when snapshot_id is set: a volume has one source",
+      ],
+      [{ sourceVolumeId: "not-a-uuid" }, "INVALID_ARGUMENT", "source_volume_id: must be a UUID"],
+    ];
+    for (const [patch, code, message] of cases) {
+      const error = await refusal(api.createVolume(c, { ...volumeInput, sourceVolumeId: sourceId, ...patch }));
+      expect({ code: error.code, message: error.message }).toEqual({ code, message });
+    }
+    // Another project's volume does not exist for this one.
+    const other = ctx();
+    const error = await refusal(api.createVolume(other, { ...volumeInput, sourceVolumeId: sourceId }));
+    expect(error).toMatchObject({ code: "NOT_FOUND", message: `source_volume_id: volume ${sourceId} not found` });
+    // A source that is not available or in-use.
+    await updateVolumeStatus(db, sourceId, ["available"], "error");
+    const failed = await refusal(api.createVolume(c, { ...volumeInput, sourceVolumeId: sourceId }));
+    expect(failed).toMatchObject({
+      code: "FAILED_PRECONDITION",
+      message: `source_volume_id: volume ${sourceId} status must be available or in-use to clone it, but is error`,
+    });
+    expect(await counts(c.projectId)).toEqual(before);
+  });
+
+  it("is a volume for the quota: refused past the volumes or gigabytes limit, writing nothing", async () => {
+    const c = ctx();
+    const sourceId = await availableVolume(c, 4);
+    await setQuotaLimit(db, c.projectId, "gigabytes", 10);
+    const before = await counts(c.projectId);
+    const error = await refusal(api.createVolume(c, { ...volumeInput, sizeGb: 7, sourceVolumeId: sourceId }));
+    expect(error).toMatchObject({
+      code: "RESOURCE_EXHAUSTED",
+      message: "quota exceeded for gigabytes: requested 7, 4 of 10 in use",
+    });
+    expect(await counts(c.projectId)).toEqual(before);
+  });
+});
+
+describe("extendVolume of an attached volume (Cinder 3.42)", () => {
+  it("extends an in-use volume: extending, with the added size reserved", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 2);
+    await updateVolumeStatus(db, volumeId, ["available"], "in-use");
+    expect(await api.extendVolume(c, volumeId, 5)).toMatchObject({ status: "extending", sizeGb: 2 });
+    expect(await getQuotaUsage(db, c.projectId)).toMatchObject({ gigabytes: 5 });
+  });
+});
+
 describe("createSnapshot", () => {
   it("records a creating snapshot at 0% with the volume's size, and casts it to the scheduler", async () => {
     const c = ctx();
@@ -368,11 +469,11 @@ describe("createSnapshot", () => {
     expect(await counts(c.projectId)).toEqual(before);
   });
 
-  it("snapshots an in-use volume only with force", async () => {
+  it("snapshots an in-use volume without force (Cinder 3.66), and still accepts force", async () => {
     const c = ctx();
     const volumeId = await availableVolume(c);
     await updateVolumeStatus(db, volumeId, ["available"], "in-use");
-    expect((await refusal(api.createSnapshot(c, snapshotOf(volumeId)))).code).toBe("FAILED_PRECONDITION");
+    await expect(api.createSnapshot(c, snapshotOf(volumeId))).resolves.toMatchObject({ status: "creating" });
     await expect(api.createSnapshot(c, snapshotOf(volumeId, { force: true }))).resolves.toMatchObject({
       status: "creating",
     });

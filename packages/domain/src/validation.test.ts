@@ -22,6 +22,7 @@ const volume: CreateVolumeInput = {
   metadata: {},
   clientRequestId: "",
   snapshotId: "",
+  sourceVolumeId: "",
   multiattach: false,
   sameHost: [],
   differentHost: [],

@@ -56,12 +56,18 @@ const createVolumeSchema = z
     metadata: stringMap,
     clientRequestId,
     snapshotId: optionalUuid,
+    sourceVolumeId: optionalUuid,
     multiattach: z.boolean(),
     sameHost: z.array(uuid),
     differentHost: z.array(uuid),
   })
-  // 0 means "the snapshot's size" when creating from a snapshot; otherwise a size is required.
-  .refine((v) => v.sizeGb >= 1 || (v.sizeGb === 0 && v.snapshotId !== ""), {
+  // One source at most (Cinder refuses a snapshot_id together with a source_volid).
+  .refine((v) => v.snapshotId === "" || v.sourceVolumeId === "", {
+    path: ["sourceVolumeId"],
+    message: "must be empty when snapshot_id is set: a volume has one source",
+  })
+  // 0 means "the source's size" when creating from a snapshot or a volume; otherwise a size is required.
+  .refine((v) => v.sizeGb >= 1 || (v.sizeGb === 0 && (v.snapshotId !== "" || v.sourceVolumeId !== "")), {
     path: ["sizeGb"],
     message: "must be at least 1",
   });

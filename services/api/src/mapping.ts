@@ -139,6 +139,7 @@ export function toVolume(row: VolumeRow, viewer: Viewer, attachments: Attachment
     metadata: row.metadata,
     migrationStatus: row.migrationStatus ?? "",
     snapshotId: row.snapshotId ?? "",
+    sourceVolumeId: row.sourceVolid ?? "",
     multiattach: row.multiattach,
     attachments: attachments.map(toAttachment),
     createdAt: row.createdAt,

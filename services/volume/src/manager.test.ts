@@ -5,6 +5,7 @@ import {
   type Db,
   type DbHandle,
   getQuotaUsage,
+  insertAttachment,
   insertOperation,
   insertSnapshot,
   insertVolume,
@@ -62,6 +63,7 @@ const fakeDriver: VolumeDriver = {
   },
   deleteSnapshot: async (s) => call("deleteSnapshot", s.id),
   createVolumeFromSnapshot: async (v, s) => call("createVolumeFromSnapshot", `${v.id}<${s.id}`),
+  createClonedVolume: async (v, s) => call("createClonedVolume", `${v.id}<${s.id}:${v.sizeGb}`),
   revertToSnapshot: async (v, s) => call("revertToSnapshot", `${v.id}<${s.id}`),
   extendVolume: async (v, size) => call("extendVolume", `${v.id}:${size}`),
   listManageableSnapshots: async () => [],
@@ -80,7 +82,17 @@ const notifier: Notifier = {
   },
 };
 const changed: string[] = [];
-const bus = { nc: { publish: (subject: string) => changed.push(subject) }, subjects } as unknown as Bus;
+/** Payloads published on core NATS, by subject (compute agents' events). */
+const published = new Map<string, unknown>();
+const bus = {
+  nc: {
+    publish: (subject: string, data?: string) => {
+      changed.push(subject);
+      if (typeof data === "string") published.set(subject, JSON.parse(data));
+    },
+  },
+  subjects,
+} as unknown as Bus;
 
 let manager: ReturnType<typeof createVolumeManager>;
 let committed = 0;
@@ -140,7 +152,7 @@ async function until(check: () => Promise<boolean> | boolean): Promise<void> {
   throw new Error("condition never held");
 }
 
-async function volume(status: string, patch: { sizeGb?: number } = {}): Promise<string> {
+async function volume(status: string, patch: { sizeGb?: number; sourceVolid?: string } = {}): Promise<string> {
   const id = randomUUID();
   await insertVolume(db, {
     id,
@@ -150,6 +162,7 @@ async function volume(status: string, patch: { sizeGb?: number } = {}): Promise<
     sizeGb: patch.sizeGb ?? 2,
     availabilityZone: "nova",
     host: backendHost,
+    sourceVolid: patch.sourceVolid ?? null,
   });
   return id;
 }
@@ -196,6 +209,7 @@ beforeEach(() => {
   driver.gate = undefined;
   starts.length = 0;
   changed.length = 0;
+  published.clear();
 });
 
 describe("create_snapshot", () => {
@@ -420,6 +434,35 @@ describe("extend_volume, revert_to_snapshot, create_volume", () => {
     });
   });
 
+  it("an extend of an attached volume ends in-use, and each attached instance's compute agent is told", async () => {
+    const volumeId = await volume("extending");
+    const instances = [randomUUID(), randomUUID()];
+    for (const instanceId of instances) {
+      await insertAttachment(db, {
+        id: randomUUID(),
+        volumeId,
+        projectId,
+        instanceId,
+        mountpoint: "/dev/vdb",
+        connector: {},
+      });
+    }
+    const operationId = await operation("extend_volume", volumeId);
+    await run(VolumeExtendVolume, subjects.volumeExtendVolume(host), { operationId, context, volumeId, newSizeGb: 7 });
+    const [row] = await db.execute<{ status: string; size_gb: number }>(
+      sql`select status, size_gb from volumes where id = ${volumeId}`,
+    );
+    expect(row).toEqual({ status: "in-use", size_gb: 7 });
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.resize.end"]);
+    for (const instanceId of instances) {
+      expect(published.get(subjects.compute(instanceId, "volume_extended"))).toEqual({
+        instanceId,
+        volumeId,
+        newSizeGb: 7,
+      });
+    }
+  });
+
   it("a revert puts both back to available; a failed one leaves the volume in error", async () => {
     const volumeId = await volume("reverting");
     const snapshotId = await snapshot(volumeId, "restoring");
@@ -580,5 +623,70 @@ describe("create_volume with retries on another backend (CINDERBLOCK_SCHEDULER_M
     });
     expect(await schedulerCasts(operationId)).toEqual([]);
     expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.create.error"]);
+  });
+
+  it("a clone is bound to its source's backend too: its failed create is an error at once", async () => {
+    const source = await volume("available");
+    const volumeId = randomUUID();
+    await insertVolume(db, {
+      id: volumeId,
+      projectId,
+      userId: "u1",
+      status: "creating",
+      sizeGb: 2,
+      availabilityZone: "nova",
+      host: backendHost,
+      sourceVolid: source,
+    });
+    const operationId = await operation("create_volume", volumeId);
+    driver.fail.set("createClonedVolume", new DriverError("reflink failed", { retryable: false }));
+    await create(operationId, volumeId);
+    expect(await statusOf("volumes", volumeId)).toEqual({
+      status: "error",
+      status_reason: "the storage backend failed to create the volume",
+      status_detail: "reflink failed",
+    });
+    expect(await schedulerCasts(operationId)).toEqual([]);
+  });
+});
+
+describe("create_volume of a clone", () => {
+  it("asks the driver for a clone of the source at the new size, and volume.create.end names the source", async () => {
+    const sourceId = await volume("in-use", { sizeGb: 2 });
+    const cloneId = await volume("creating", { sizeGb: 3, sourceVolid: sourceId });
+    const operationId = await operation("create_volume", cloneId);
+    await run(VolumeCreateVolume, subjects.volumeCreateVolume(host), {
+      operationId,
+      context,
+      volumeId: cloneId,
+      backend: "file",
+    });
+    expect(driver.calls).toEqual([`createClonedVolume ${cloneId}<${sourceId}:3`]);
+    expect(await statusOf("volumes", cloneId)).toMatchObject({ status: "available" });
+    const [end] = await db.execute<{ payload: Uint8Array }>(
+      sql`select payload from outbox where convert_from(payload, 'UTF8') like ${`%volume.create.end%${cloneId}%`}`,
+    );
+    expect(JSON.parse(Buffer.from(end?.payload ?? []).toString("utf8")).payload).toMatchObject({
+      volume_id: cloneId,
+      source_volid: sourceId,
+      snapshot_id: null,
+    });
+    expect(await statusOf("volumes", sourceId)).toMatchObject({ status: "in-use" });
+  });
+
+  it("fails terminally when the source is gone", async () => {
+    const cloneId = await volume("creating", { sourceVolid: randomUUID() });
+    const operationId = await operation("create_volume", cloneId);
+    await run(VolumeCreateVolume, subjects.volumeCreateVolume(host), {
+      operationId,
+      context,
+      volumeId: cloneId,
+      backend: "file",
+    });
+    expect(driver.calls).toEqual([]);
+    expect(await statusOf("volumes", cloneId)).toMatchObject({
+      status: "error",
+      status_reason: "the storage backend failed to create the volume",
+    });
   });
 });

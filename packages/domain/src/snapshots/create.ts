@@ -32,20 +32,19 @@ interface SnapshotRecordKeys {
 
 /**
  * The volume a snapshot is to be taken of, checked as the seed's api does: it belongs to the
- * project and may be snapshotted (`force` for an in-use one), it has a backend, and that backend
+ * project and may be snapshotted (available or in-use: Cinder 3.66), it has a backend, and that backend
  * is not frozen. `lock` share-locks the row for the rest of the caller's transaction.
  */
 async function snapshottableVolume(
   db: Executor,
   ctx: RequestContext,
   volumeId: string,
-  force: boolean,
   lock: boolean,
 ): Promise<VolumeRow & { host: string }> {
   const found = await getVolumeWithBackend(db, ctx.projectId, volumeId, lock ? { lock: "share" } : {});
   if (!found) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
   const { volume, backendFrozen } = found;
-  assertVolumeSnapshottable(volume, force);
+  assertVolumeSnapshottable(volume);
   const { host } = volume;
   if (!host) throw new CinderblockError("FAILED_PRECONDITION", `volume ${volumeId} has no backend yet`);
   if (backendFrozen) {
@@ -115,7 +114,7 @@ export async function recordSnapshot(
   input: Omit<CreateSnapshotInput, "clientRequestId">,
   keys: SnapshotRecordKeys,
 ): Promise<SnapshotRow> {
-  const volume = await snapshottableVolume(tx, ctx, input.volumeId, input.force, true);
+  const volume = await snapshottableVolume(tx, ctx, input.volumeId, true);
   const record = snapshotRecord(deps, ctx, input, keys, volume);
   // NOTE: the four writes go out pipelined on the transaction's connection: one round trip instead
   // of four. PostgreSQL runs them in this order, and a failure of any aborts the transaction (the
@@ -135,7 +134,7 @@ export async function recordSnapshot(
 const CREATE_ATTEMPTS = 5;
 
 /**
- * Cinder's `volume/api.py` `create_snapshot` (and `create_snapshot_force` with `force`): the
+ * Cinder's `volume/api.py` `create_snapshot` (`force` is accepted and ignored, as since 3.66): the
  * volume is checked, then the row (`creating`), its operation, the cast to the scheduler and the
  * quota reservation are written at once. A repeated client request id replays the first answer.
  */
@@ -166,7 +165,7 @@ export function createSnapshotUseCase(
     // checked again, so the caller gets the same answer as under a lock.
     const create = async (): Promise<SnapshotRow> => {
       for (let attempt = 1; ; attempt++) {
-        const volume = await snapshottableVolume(db, ctx, volumeId, input.force, false);
+        const volume = await snapshottableVolume(db, ctx, volumeId, false);
         const record = snapshotRecord(deps, ctx, { ...input, volumeId }, keys, volume);
         const outcome = await createSnapshotAtOnce(db, {
           volume,

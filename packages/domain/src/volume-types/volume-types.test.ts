@@ -54,6 +54,7 @@ const volumeInput: CreateVolumeInput = {
   metadata: {},
   clientRequestId: "",
   snapshotId: "",
+  sourceVolumeId: "",
   multiattach: false,
   sameHost: [],
   differentHost: [],

@@ -3,6 +3,7 @@ import {
   type Executor,
   ensureQuotaRows,
   getSnapshot,
+  getVolume,
   getVolumeByClientRequest,
   getVolumeElevated,
   insertOperation,
@@ -18,9 +19,12 @@ import type { ApiDependencies, ApiUseCases } from "../use-cases.js";
 import { type CreateVolumeInput, validateCreateVolume } from "../validation.js";
 import { findUsableType, resolveVolumeType } from "../volume-types/resolve.js";
 
-/** What a volume created from a snapshot inherits (Cinder's create-from-snapshot rules). */
-interface SnapshotSource {
-  snapshotId: string;
+/** What a volume created from a snapshot or cloned from a volume inherits (Cinder's rules). */
+interface Source {
+  /** How refusals name the source: "snapshot" or "source volume". */
+  kind: "snapshot" | "source volume";
+  snapshotId: string | null;
+  sourceVolid: string | null;
   sizeGb: number;
   volumeType: string;
   volumeTypeId: string | null;
@@ -32,6 +36,24 @@ interface SnapshotSource {
   host: string;
 }
 
+/** The size of a volume made from a source of `sourceSizeGb` (0: the same); never smaller. */
+function sizeFrom(kind: Source["kind"], askedGb: number, sourceSizeGb: number): number {
+  const sizeGb = askedGb || sourceSizeGb;
+  if (sizeGb < sourceSizeGb) {
+    const whose = kind === "snapshot" ? "the snapshot's" : "the source volume's";
+    throw new CinderblockError("INVALID_ARGUMENT", `size_gb: must be at least ${whose} size, ${sourceSizeGb}`);
+  }
+  return sizeGb;
+}
+
+/** The availability zone, when given, must be the source's. */
+function checkZone(kind: Source["kind"], asked: string, sourceZone: string): void {
+  if (asked && asked !== sourceZone) {
+    const whose = kind === "snapshot" ? "the snapshot's" : "the source volume's";
+    throw new CinderblockError("INVALID_ARGUMENT", `availability_zone: must be ${whose}, ${sourceZone}`);
+  }
+}
+
 /**
  * Checks a create-from-snapshot request: the project's snapshot is available, the size is at
  * least the snapshot's (0 means the same), and the availability zone, when given, is the
@@ -41,7 +63,7 @@ async function snapshotSource(
   tx: Executor,
   ctx: RequestContext,
   input: Omit<CreateVolumeInput, "clientRequestId">,
-): Promise<SnapshotSource> {
+): Promise<Source> {
   const snapshotId = input.snapshotId.toLowerCase();
   const snapshot = await getSnapshot(tx, ctx.projectId, snapshotId, { lock: "share" });
   if (!snapshot) throw new CinderblockError("NOT_FOUND", `snapshot ${snapshotId} not found`);
@@ -53,21 +75,12 @@ async function snapshotSource(
   }
   const origin = await getVolumeElevated(tx, snapshot.volumeId);
   if (!origin?.host) throw new CinderblockError("FAILED_PRECONDITION", `snapshot ${snapshotId} has no backend`);
-  const sizeGb = input.sizeGb || snapshot.volumeSizeGb;
-  if (sizeGb < snapshot.volumeSizeGb) {
-    throw new CinderblockError(
-      "INVALID_ARGUMENT",
-      `size_gb: must be at least the snapshot's size, ${snapshot.volumeSizeGb}`,
-    );
-  }
-  if (input.availabilityZone && input.availabilityZone !== origin.availabilityZone) {
-    throw new CinderblockError(
-      "INVALID_ARGUMENT",
-      `availability_zone: must be the snapshot's, ${origin.availabilityZone}`,
-    );
-  }
+  const sizeGb = sizeFrom("snapshot", input.sizeGb, snapshot.volumeSizeGb);
+  checkZone("snapshot", input.availabilityZone, origin.availabilityZone);
   return {
+    kind: "snapshot",
     snapshotId,
+    sourceVolid: null,
     sizeGb,
     volumeType: snapshot.volumeType,
     volumeTypeId: snapshot.volumeTypeId,
@@ -79,14 +92,58 @@ async function snapshotSource(
   };
 }
 
+/** Statuses a volume may be cloned from (Cinder: an attached volume too). */
+const CLONABLE: readonly string[] = ["available", "in-use"];
+
 /**
- * The type of a volume created from a snapshot: the snapshot's. Another type asked for is refused
- * (Cinder refuses one only across backends; a volume from a snapshot stays on the snapshot's).
+ * Checks a clone request (Cinder's `source_volid`): the project's volume is available or in-use
+ * and on a backend, the size is at least its size (0 means the same), and the availability zone,
+ * when given, is its. The source row is share-locked, as a snapshot create does: it cannot start
+ * deleting (or extending, reverting) until the clone is recorded, and afterwards those refuse while
+ * the clone is `creating` (see the state machine's conflicts).
+ */
+async function volumeSource(
+  tx: Executor,
+  ctx: RequestContext,
+  input: Omit<CreateVolumeInput, "clientRequestId">,
+): Promise<Source> {
+  const sourceId = input.sourceVolumeId.toLowerCase();
+  const source = await getVolume(tx, ctx.projectId, sourceId, { lock: "share" });
+  if (!source) throw new CinderblockError("NOT_FOUND", `source_volume_id: volume ${sourceId} not found`);
+  if (!CLONABLE.includes(source.status)) {
+    throw new CinderblockError(
+      "FAILED_PRECONDITION",
+      `source_volume_id: volume ${sourceId} status must be available or in-use to clone it, but is ${source.status}`,
+    );
+  }
+  if (!source.host) {
+    throw new CinderblockError("FAILED_PRECONDITION", `source_volume_id: volume ${sourceId} has no backend`);
+  }
+  const sizeGb = sizeFrom("source volume", input.sizeGb, source.sizeGb);
+  checkZone("source volume", input.availabilityZone, source.availabilityZone);
+  return {
+    kind: "source volume",
+    snapshotId: null,
+    sourceVolid: sourceId,
+    sizeGb,
+    volumeType: source.volumeType,
+    volumeTypeId: source.volumeTypeId,
+    availabilityZone: source.availabilityZone,
+    bootable: source.bootable,
+    imageMetadata: source.imageMetadata,
+    encryptionKeyId: source.encryptionKeyId,
+    host: source.host,
+  };
+}
+
+/**
+ * The type of a volume created from a snapshot or cloned: the source's. Another type asked for is
+ * refused (Cinder refuses one only across backends; the new volume stays on the source's).
  */
 async function sourceType(
   tx: Executor,
   ctx: RequestContext,
-  source: SnapshotSource,
+  source: Source,
   asked: string,
 ): Promise<{ id: string | null; name: string }> {
   const inherited = { id: source.volumeTypeId, name: source.volumeType };
@@ -94,16 +151,17 @@ async function sourceType(
   const type = await findUsableType(tx, ctx, asked, { lock: "key share" });
   if (!type) throw new CinderblockError("NOT_FOUND", `volume_type: volume type ${JSON.stringify(asked)} not found`);
   if (type.id !== source.volumeTypeId) {
+    const what = source.kind === "snapshot" ? "the snapshot's" : "the source volume's";
     throw new CinderblockError(
       "INVALID_ARGUMENT",
-      `volume_type: must be the snapshot's, ${source.volumeType || "(none)"}, for a volume created from it`,
+      `volume_type: must be ${what}, ${source.volumeType || "(none)"}, for a volume created from it`,
     );
   }
   return inherited;
 }
 
 /**
- * Cinder's `volume/api.py` `create` (empty, or from a snapshot): the quota is reserved and the row
+ * Cinder's `volume/api.py` `create` (empty, from a snapshot, or a clone of a volume): the quota is reserved and the row
  * (`creating`), its operation and the cast to the scheduler are written in one transaction. A
  * repeated client request id replays the first answer.
  */
@@ -131,7 +189,11 @@ export function createVolumeUseCase(
     const operationId = randomUUID();
     const create = () =>
       transaction(db, async (tx) => {
-        const source = input.snapshotId ? await snapshotSource(tx, ctx, input) : undefined;
+        const source = input.snapshotId
+          ? await snapshotSource(tx, ctx, input)
+          : input.sourceVolumeId
+            ? await volumeSource(tx, ctx, input)
+            : undefined;
         const sizeGb = source?.sizeGb ?? input.sizeGb;
         const type = source
           ? await sourceType(tx, ctx, source, input.volumeType)
@@ -173,6 +235,7 @@ export function createVolumeUseCase(
               : null,
           host: source?.host ?? null,
           snapshotId: source?.snapshotId ?? null,
+          sourceVolid: source?.sourceVolid ?? null,
           clientRequestId: clientRequestId || null,
           requestHash: hash,
         });

@@ -15,8 +15,10 @@ import type { ApiDependencies, ApiUseCases } from "../use-cases.js";
 import { validateId, validateNewSize } from "../validation.js";
 
 /**
- * Cinder's `volume/api.py` `extend`: the added size's quota is reserved, the volume goes
- * `extending` and the extend is cast to its host.
+ * Cinder's `volume/api.py` `extend` (and, since 3.42, an attached volume's `extend_attached_volume`):
+ * the added size's quota is reserved, the volume goes `extending` from `available` or `in-use`
+ * and the extend is cast to its host, which puts it back where it was and tells the attached
+ * instances' compute agents.
  */
 export function extendVolumeUseCase(
   deps: Pick<ApiDependencies, "db" | "scheduler" | "quota" | "operationTimeoutSeconds" | "onCommitted">,

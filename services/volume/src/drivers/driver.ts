@@ -106,6 +106,12 @@ export interface VolumeDriver {
   deleteSnapshot(snapshot: DriverSnapshot): Promise<void>;
   /** Makes `volume` (not yet existing) with the snapshot's content; `volume.sizeGb` ≥ the snapshot's. */
   createVolumeFromSnapshot(volume: DriverVolume, snapshot: DriverSnapshot): Promise<void>;
+  /**
+   * Makes `volume` (not yet existing) a copy of `source`'s content as of now (Cinder's
+   * `create_cloned_volume`); `volume.sizeGb` ≥ the source's, the extra reads as zeros. The source
+   * may be attached and in use: the copy is of one point in time where the backend can take one.
+   */
+  createClonedVolume(volume: DriverVolume, source: DriverVolume): Promise<void>;
   /** Rolls `volume` back to `snapshot` (its latest); the snapshot still exists afterwards. */
   revertToSnapshot(volume: DriverVolume, snapshot: DriverSnapshot): Promise<void>;
   /** Grows the volume to `newSizeGb` (never shrinks). */

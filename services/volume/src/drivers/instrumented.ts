@@ -75,6 +75,7 @@ export function instrumentDriver(driver: VolumeDriver, labels: DriverLabels): Vo
     createSnapshot: timed("create_snapshot", (s) => driver.createSnapshot(s)),
     deleteSnapshot: timed("delete_snapshot", (s) => driver.deleteSnapshot(s)),
     createVolumeFromSnapshot: timed("create_volume_from_snapshot", (v, s) => driver.createVolumeFromSnapshot(v, s)),
+    createClonedVolume: timed("create_cloned_volume", (v, source) => driver.createClonedVolume(v, source)),
     revertToSnapshot: timed("revert_to_snapshot", (v, s) => driver.revertToSnapshot(v, s)),
     extendVolume: timed("extend_volume", (v, size) => driver.extendVolume(v, size)),
     listManageableSnapshots: timed("list_manageable_snapshots", (owned) => driver.listManageableSnapshots(owned)),

@@ -6,9 +6,10 @@ import { type Delivery, type Failure, failureFields, type OperationContext } fro
 import { rescheduleCreate } from "./reschedule-create.js";
 
 /**
- * Cinder's `VolumeManager.create_volume`: the driver makes an empty volume, or one from a snapshot
- * (which the api share-locked when it accepted the create, and which cannot start deleting while a
- * volume is being created from it); `available` with `volume.create.end`, or `error` with the reason.
+ * Cinder's `VolumeManager.create_volume`: the driver makes an empty volume, one from a snapshot, or
+ * a clone of a volume (a source the api share-locked when it accepted the create, and which cannot
+ * start deleting while a volume is being made from it); `available` with `volume.create.end`
+ * (its payload names the snapshot_id or source_volid), or `error` with the reason.
  */
 export function createVolumeOperation(
   ctx: OperationContext,
@@ -22,7 +23,12 @@ export function createVolumeOperation(
     }
     // NOTE: a stale delivery: this backend failed the volume and handed it back to the scheduler since.
     if (volume.host !== `${ctx.hostName}@${cast.backend}`) return;
-    const ids = { volume_id: volume.id, snapshot_id: volume.snapshotId ?? undefined, operation_id: cast.operationId };
+    const ids = {
+      volume_id: volume.id,
+      snapshot_id: volume.snapshotId ?? undefined,
+      source_volid: volume.sourceVolid ?? undefined,
+      operation_id: cast.operationId,
+    };
     await ctx.started("volume.create.start", volumeUsage(volume), cast.operationId);
     let failure: Failure | undefined;
     try {
@@ -33,6 +39,15 @@ export function createVolumeOperation(
         await driver.createVolumeFromSnapshot(
           { id: volume.id, sizeGb: volume.sizeGb },
           { id: snapshot.id, volumeId: snapshot.volumeId, volumeSizeGb: snapshot.volumeSizeGb },
+        );
+      } else if (volume.sourceVolid) {
+        const source = await getVolumeElevated(ctx.db, volume.sourceVolid);
+        if (!source) {
+          throw new DriverError(`source volume ${volume.sourceVolid} no longer exists`, { retryable: false });
+        }
+        await driver.createClonedVolume(
+          { id: volume.id, sizeGb: volume.sizeGb },
+          { id: source.id, sizeGb: source.sizeGb },
         );
       } else {
         await driver.createVolume({ id: volume.id, sizeGb: volume.sizeGb });

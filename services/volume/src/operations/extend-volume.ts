@@ -1,4 +1,11 @@
-import { finishOperation, getVolumeElevated, releaseQuota, updateVolumeStatus } from "@cinderblock/db";
+import { tellVolumeExtended } from "@cinderblock/bus";
+import {
+  finishOperation,
+  getVolumeElevated,
+  listAttachmentsOfVolume,
+  releaseQuota,
+  updateVolumeStatus,
+} from "@cinderblock/db";
 import { extendQuotaDeltas, VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
 import type { VolumeExtendVolume } from "@cinderblock/proto";
 import { type Delivery, failureFields, type OperationContext } from "./context.js";
@@ -8,13 +15,15 @@ const unlimited = { volumes: -1, snapshots: -1, gigabytes: -1 };
 
 /**
  * Cinder's `VolumeManager.extend_volume`: the driver grows the volume, which goes back to
- * `available` at its new size with `volume.resize.end`; on failure `error_extending`, and the
- * gigabytes the api reserved go back.
+ * `available` (or `in-use` when attached: Cinder 3.42) at its new size with `volume.resize.end`,
+ * and the compute agent of each attached instance is told (Nova's `volume-extended` event); on
+ * failure `error_extending`, and the gigabytes the api reserved go back.
  */
 export function extendVolumeOperation(
   ctx: OperationContext,
 ): (cast: VolumeExtendVolume, delivery: Delivery) => Promise<void> {
   const { done, failed } = VOLUME_OPERATIONS.extend;
+  const attachedDone = VOLUME_OPERATIONS.extendAttached.done;
   return async (cast, delivery) => {
     const volume = await getVolumeElevated(ctx.db, cast.volumeId);
     if (volume?.status !== "extending") {
@@ -50,15 +59,32 @@ export function extendVolumeOperation(
       ctx.log({ ...ids, ...failure }, "volume extend failed", true);
       return;
     }
-    await ctx.record(async (tx, outcome) => {
+    // NOTE: no attachment can come or go while the volume is extending (attach and detach start
+    // only from available or in-use), so the ones read here are the ones it had when it started.
+    const instances = await ctx.record(async (tx, outcome) => {
+      const attachments = await listAttachmentsOfVolume(tx, volume.id);
+      const move = attachments.length > 0 ? attachedDone : done;
       const [row] = await Promise.all([
-        updateVolumeStatus(tx, volume.id, done.from, done.to, { sizeGb: cast.newSizeGb, statusReason: "" }),
+        updateVolumeStatus(tx, volume.id, move.from, move.to, { sizeGb: cast.newSizeGb, statusReason: "" }),
         finishOperation(tx, cast.operationId, "done"),
       ]);
-      if (!row) return;
+      if (!row) return undefined;
       await outcome.announce("INFO", "volume.resize.end", volumeUsage(row), cast.operationId);
       outcome.changed("volume", volume.id);
+      return [...new Set(attachments.map((a) => a.instanceId))];
     });
-    ctx.log(ids, "volume extended");
+    for (const instanceId of instances ?? []) {
+      try {
+        tellVolumeExtended(ctx.bus, { instanceId, volumeId: volume.id, newSizeGb: cast.newSizeGb });
+      } catch (error) {
+        // The extend is recorded; an agent not told can still see the new size on its next rescan.
+        ctx.log(
+          { ...ids, instance_id: instanceId, error: String(error) },
+          "compute agent not told of the extend",
+          true,
+        );
+      }
+    }
+    ctx.log(instances?.length ? { ...ids, instance_ids: instances } : ids, "volume extended");
   };
 }

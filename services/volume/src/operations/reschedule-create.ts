@@ -20,8 +20,8 @@ export async function rescheduleCreate(
   failure: Failure,
 ): Promise<boolean> {
   const host = volume.host;
-  // NOTE: a volume made from a source (a snapshot today) lives where its source does.
-  if (ctx.maxSchedulingAttempts <= 1 || volume.snapshotId || !host) return false;
+  // NOTE: a volume made from a source (a snapshot, or a volume it clones) lives where its source does.
+  if (ctx.maxSchedulingAttempts <= 1 || volume.snapshotId || volume.sourceVolid || !host) return false;
   const placements = await ctx.record(async (tx, outcome) => {
     const earlier = await lockFailedPlacements(tx, cast.operationId);
     // The operation is over (the reconciler gave up on it), or a duplicate delivery of this cast

@@ -481,6 +481,67 @@ describe("createFileDriver: createVolumeFromSnapshot", { timeout: 60_000 }, () =
   });
 });
 
+describe("createFileDriver: createClonedVolume", { timeout: 60_000 }, () => {
+  it("copies the source volume's bytes as they are now and grows the clone to its size", async () => {
+    const { volumeId, volume } = await volumeWithSnapshot();
+    const id = randomUUID();
+
+    await driver.createClonedVolume({ id, sizeGb: 3 }, { id: volumeId, sizeGb: 1 });
+
+    const clone = volumeFile(id);
+    expect((await stat(clone)).size).toBe(3 * GIB);
+    await expectPatterns(clone, "new");
+    await expectZeros(clone, 200 * MIB);
+    await expectZeros(clone, 3 * GIB - 4096);
+    expect(await allocatedBytes(clone)).toBeLessThan(16 * MIB);
+    // Every byte of the source's GiB is the clone's.
+    for (const offset of [0, MIB, 300 * MIB, GIB - MIB]) {
+      expect((await readAt(clone, offset, MIB)).equals(await readAt(volume, offset, MIB))).toBe(true);
+    }
+    // Independent: writing to either leaves the other alone; no temp file is left.
+    await writePatterns(clone, "mine");
+    await expectPatterns(volume, "new");
+    await writePatterns(volume, "later");
+    await expectPatterns(clone, "mine");
+    expect((await readdir(dataDir)).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  it("is idempotent and does not copy again, even once the source is gone", async () => {
+    const { volumeId } = await volumeWithSnapshot();
+    const id = randomUUID();
+    await driver.createClonedVolume({ id, sizeGb: 1 }, { id: volumeId, sizeGb: 1 });
+    await writeAt(volumeFile(id), 17, Buffer.from("written after"));
+    const before = await lstat(volumeFile(id));
+
+    await driver.deleteVolume({ id: volumeId, sizeGb: 1 });
+    await driver.createClonedVolume({ id, sizeGb: 1 }, { id: volumeId, sizeGb: 1 });
+
+    expect((await lstat(volumeFile(id))).ino).toBe(before.ino);
+    expect((await readAt(volumeFile(id), 17, 13)).toString()).toBe("written after");
+  });
+
+  it("refuses a clone smaller than its source, or of a missing source, and changes nothing", async () => {
+    const sourceId = randomUUID();
+    await driver.createVolume({ id: sourceId, sizeGb: 2 });
+    const before = await dirState();
+    const id = randomUUID();
+
+    await expectPermanentFailure(
+      driver.createClonedVolume({ id, sizeGb: 1 }, { id: sourceId, sizeGb: 2 }),
+      `volume-${id}.img`,
+      `volume-${sourceId}.img`,
+      "at least as large",
+    );
+    const missing = randomUUID();
+    const err = await expectPermanentFailure(
+      driver.createClonedVolume({ id, sizeGb: 1 }, { id: missing, sizeGb: 1 }),
+      `volume-${missing}.img`,
+    );
+    expect(err.message).toMatch(/not found/);
+    expect(await dirState()).toEqual(before);
+  });
+});
+
 describe("createFileDriver: revertToSnapshot", { timeout: 60_000 }, () => {
   it("puts the snapshot's bytes back, including zeros where it had holes", async () => {
     const { volumeId, snapshot, volume } = await volumeWithSnapshot();

@@ -104,6 +104,50 @@ export function createFileDriver(
     return published;
   }
 
+  /**
+   * Makes `volume` (not yet existing) a copy of the image at `source`, grown to the volume's size:
+   * built under a temp name and published only when complete. A retry after success does not look
+   * at the source again: it may be gone by now.
+   */
+  async function createFrom(volume: DriverVolume, source: string, sourceName: string): Promise<void> {
+    const id = checkId(volume.id, "volume");
+    const bytes = checkSizeBytes(volume.sizeGb);
+    const name = `volume-${id}.img`;
+    const path = volumePath(id);
+
+    const existing = await statIfExists(path, name);
+    if (existing) return checkExistingSize(name, existing.size, volume.sizeGb);
+
+    const missingSource = () => new DriverError(`${sourceName} not found on backend`, { retryable: false });
+    const sourceInfo = await statIfExists(source, sourceName);
+    if (!sourceInfo) throw missingSource();
+    if (sourceInfo.size > bytes) {
+      throw new DriverError(
+        `cannot create ${name} of ${volume.sizeGb} GiB from ${sourceName} of ${sourceInfo.size} bytes: the volume must be at least as large as its source`,
+        { retryable: false },
+      );
+    }
+
+    const tmp = tempPath(name);
+    try {
+      await cloneOrCopy(source, tmp, copier, { sync: false });
+      await growAndSync(tmp, bytes);
+      if (await publish(tmp, path)) return;
+    } catch (err) {
+      // The source may have been deleted between the check above and the copy.
+      if (!(await statIfExists(source, sourceName))) throw missingSource();
+      throw fsError(`cannot create ${name} from ${sourceName}`, err);
+    } finally {
+      await removeQuietly(tmp);
+    }
+    // Another call for the same id got there first.
+    const winner = await statIfExists(path, name);
+    if (!winner) {
+      throw new DriverError(`${name} vanished while being created`, { retryable: true });
+    }
+    checkExistingSize(name, winner.size, volume.sizeGb);
+  }
+
   return {
     async initialize() {
       try {
@@ -205,47 +249,15 @@ export function createFileDriver(
     },
 
     async createVolumeFromSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {
-      const id = checkId(volume.id, "volume");
       const snapshotId = checkId(snapshot.id, "snapshot");
-      const bytes = checkSizeBytes(volume.sizeGb);
-      const name = `volume-${id}.img`;
-      const snapshotName = `snapshot-${snapshotId}.img`;
-      const path = volumePath(id);
-      const source = snapshotPath(snapshotId);
+      await createFrom(volume, snapshotPath(snapshotId), `snapshot file snapshot-${snapshotId}.img`);
+    },
 
-      // A retry after success must not look at the snapshot again: it may be gone by now.
-      const existing = await statIfExists(path, name);
-      if (existing) return checkExistingSize(name, existing.size, volume.sizeGb);
-
-      const missingSnapshot = () =>
-        new DriverError(`snapshot file ${snapshotName} not found on backend`, { retryable: false });
-      const snapshotInfo = await statIfExists(source, snapshotName);
-      if (!snapshotInfo) throw missingSnapshot();
-      if (snapshotInfo.size > bytes) {
-        throw new DriverError(
-          `cannot create ${name} of ${volume.sizeGb} GiB from ${snapshotName} of ${snapshotInfo.size} bytes: the volume must be at least as large as the snapshot`,
-          { retryable: false },
-        );
-      }
-
-      const tmp = tempPath(name);
-      try {
-        await cloneOrCopy(source, tmp, copier, { sync: false });
-        await growAndSync(tmp, bytes);
-        if (await publish(tmp, path)) return;
-      } catch (err) {
-        // The snapshot may have been deleted between the check above and the copy.
-        if (!(await statIfExists(source, snapshotName))) throw missingSnapshot();
-        throw fsError(`cannot create ${name} from ${snapshotName}`, err);
-      } finally {
-        await removeQuietly(tmp);
-      }
-      // Another call for the same id got there first.
-      const winner = await statIfExists(path, name);
-      if (!winner) {
-        throw new DriverError(`${name} vanished while being created`, { retryable: true });
-      }
-      checkExistingSize(name, winner.size, volume.sizeGb);
+    async createClonedVolume(volume: DriverVolume, source: DriverVolume) {
+      // A reflink of the source where the file system has one (instant, blocks shared until
+      // written), else the same hole-preserving copy a snapshot gets.
+      const sourceId = checkId(source.id, "volume");
+      await createFrom(volume, volumePath(sourceId), `volume file volume-${sourceId}.img`);
     },
 
     async revertToSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {

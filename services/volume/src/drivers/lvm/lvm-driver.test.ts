@@ -109,6 +109,62 @@ describe("createLvmDriver: commands", () => {
     expect(calls).toEqual([["lvcreate", "-q", "-y", "-s", "-n", `_snapshot-${SNAPSHOT}`, `vg0/volume-${VOLUME}`]]);
   });
 
+  it("clones a thin volume with a thin snapshot of it, activated and grown", async () => {
+    const CLONE = "3f2e1d0c-4b5a-4968-8776-a5b4c3d2e1f0";
+    const { runner, calls } = scripted([
+      [
+        "lvs",
+        {
+          stdout: lvsJson([
+            {
+              lv_name: `volume-${CLONE}`,
+              lv_attr: "Vwi---tz-k",
+              lv_size: String(GIB),
+              origin: `volume-${VOLUME}`,
+              pool_lv: "vg0-pool",
+            },
+          ]),
+        },
+      ],
+    ]);
+    const driver = createLvmDriver({ runner, volumeGroup: "vg0", lvmType: "thin" });
+    await driver.createClonedVolume({ id: CLONE, sizeGb: 2 }, { id: VOLUME, sizeGb: 1 });
+    expect(calls.filter((c) => c[0] !== "lvs")).toEqual([
+      ["lvcreate", "-q", "-y", "-s", "-kn", "-n", `volume-${CLONE}`, `vg0/volume-${VOLUME}`],
+      ["lvchange", "-ay", `vg0/volume-${CLONE}`],
+      ["lvextend", "-q", "-L", "2g", `vg0/volume-${CLONE}`],
+    ]);
+  });
+
+  it("clones a thick volume by copying a temporary snapshot of it, which it then removes", async () => {
+    const CLONE = "3f2e1d0c-4b5a-4968-8776-a5b4c3d2e1f0";
+    const source = { lv_name: `volume-${VOLUME}`, lv_attr: "owi-a-----", lv_size: String(GIB) };
+    const temp = {
+      lv_name: `volume-${CLONE}.clone-snap`,
+      lv_attr: "swi-a-s---",
+      lv_size: String(cowBytes(GIB)),
+      origin: `volume-${VOLUME}`,
+      lv_active: "active",
+    };
+    const { runner, calls } = scripted([
+      ["lvs", { stdout: lvsJson([source]) }], // is the clone there already?
+      ["lvs", { stdout: lvsJson([source]) }], // the source's size for the snapshot's store
+      ["lvs", { stdout: lvsJson([source, temp]) }], // the copy
+      ["lvs", { stdout: lvsJson([source, temp]) }], // the temporary snapshot, to remove
+    ]);
+    const driver = createLvmDriver({ runner, volumeGroup: "vg0", volumeClear: "none" });
+    await driver.createClonedVolume({ id: CLONE, sizeGb: 2 }, { id: VOLUME, sizeGb: 1 });
+    expect(calls.filter((c) => c[0] !== "lvs").map((c) => c.join(" "))).toEqual([
+      `lvcreate -q -y -s -n volume-${CLONE}.clone-snap -c 4k -L ${cowBytes(GIB)}b vg0/volume-${VOLUME}`,
+      `lvcreate -q -y -n volume-${CLONE}.copying -L 2g vg0`,
+      `dd if=/dev/vg0/volume-${CLONE}.clone-snap of=/dev/vg0/volume-${CLONE}.copying bs=1M iflag=direct oflag=direct conv=fsync status=none`,
+      `lvrename -q vg0 volume-${CLONE}.copying volume-${CLONE}`,
+      `lvremove -q -y vg0/volume-${CLONE}.clone-snap`,
+    ]);
+    const small = await rejection(driver.createClonedVolume({ id: CLONE, sizeGb: 1 }, { id: VOLUME, sizeGb: 2 }));
+    expect(small.message).toBe("a 1 GiB volume cannot hold a clone of 2 GiB");
+  });
+
   it("checks ids and sizes before any command runs", async () => {
     const { runner, calls } = scripted([]);
     const driver = createLvmDriver({ runner, volumeGroup: "vg0" });

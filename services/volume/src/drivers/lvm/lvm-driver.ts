@@ -49,6 +49,11 @@ const volumeLv = (id: string) => `volume-${id}`;
 const snapshotLv = (id: string) => `_snapshot-${id}`;
 /** Where a thick volume made from a snapshot is filled before it gets its real name. */
 const copyingLv = (id: string) => `volume-${id}.copying`;
+/**
+ * The temporary thick snapshot of a source volume a thick clone copies from (Cinder's
+ * `clone-snap-<id>`), named after the clone so that deleting the clone removes a leftover one.
+ */
+const cloneSnapLv = (id: string) => `volume-${id}.clone-snap`;
 /** Marks a volume whose revert to a snapshot has started, so a retry after the merge knows it is done. */
 const revertTag = (snapshotId: string) => `cinderblock-revert-${snapshotId}`;
 
@@ -175,9 +180,8 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
     }
   }
 
-  async function createSnapshot(snapshot: DriverSnapshot): Promise<SnapshotModelUpdate> {
-    const name = snapshotLv(checkId(snapshot.id, "snapshot"));
-    const origin = volumeLv(checkId(snapshot.volumeId, "volume"));
+  /** Takes `name`, a snapshot of the LV `origin` (thin, or thick with a full-size store); a retry keeps the first. */
+  async function snapshotOf(name: string, origin: string): Promise<void> {
     // Thick: a copy-on-write store that holds a full overwrite of the origin, so it never fills.
     // NOTE: not `-l 100%ORIGIN`: LVM takes a percentage as an upper limit and quietly makes a
     // smaller store when the group lacks room.
@@ -199,7 +203,96 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
         });
       }
     }
+  }
+
+  async function createSnapshot(snapshot: DriverSnapshot): Promise<SnapshotModelUpdate> {
+    const name = snapshotLv(checkId(snapshot.id, "snapshot"));
+    await snapshotOf(name, volumeLv(checkId(snapshot.volumeId, "volume")));
     return { providerLocation: lvm.path(name) };
+  }
+
+  /**
+   * Thin: the new volume `name` is a writable thin snapshot of `source` (a snapshot or a volume),
+   * activated like any volume (-kn: no activation skip), then grown to `sizeGb`.
+   */
+  async function thinCopy(name: string, source: string, sizeGb: number, what: string): Promise<void> {
+    try {
+      await lvm.exec(["lvcreate", "-q", "-y", "-s", "-kn", "-n", name, lvm.path(source)]);
+    } catch (error) {
+      if (classify(error).kind !== "exists") throw await explain(error, { notFound: what });
+    }
+    const made = await find(name);
+    // Its origin is the source, or nothing once the source has been deleted.
+    if (!made?.attr.startsWith("V") || (made.origin !== source && made.origin !== "")) {
+      throw new DriverError(`${name} already exists in ${vg} and was not made from ${source}`, {
+        retryable: false,
+      });
+    }
+    if (made.sizeBytes > sizeGb * GIB) {
+      throw new DriverError(`${name} already exists in ${vg} and is larger than ${sizeGb} GiB`, {
+        retryable: false,
+      });
+    }
+    if (!made.active) await lvm.exec(["lvchange", "-ay", lvm.path(name)]);
+    if (made.sizeBytes < sizeGb * GIB) await grow(made, sizeGb);
+  }
+
+  /**
+   * Thick: a new LV and a block copy of the LV `source` (a snapshot, which does not change under
+   * the copy), made under a temporary name so that a volume under the real name is always a
+   * complete one. False when the volume was there already (a retry after success).
+   */
+  async function thickCopy(id: string, source: string, sizeGb: number, what: string): Promise<boolean> {
+    const name = volumeLv(id);
+    const lvs = await lvm.lvs();
+    const done = lvs.find((lv) => lv.name === name);
+    if (done) {
+      if (done.sizeBytes === sizeGb * GIB) return false;
+      throw new DriverError(`${name} already exists in ${vg} with ${done.sizeBytes} bytes, not ${sizeGb} GiB`, {
+        retryable: false,
+      });
+    }
+    const snap = lvs.find((lv) => lv.name === source);
+    if (!snap) throw new DriverError(`${what} not found in volume group ${vg}`, { retryable: false });
+    const temp = copyingLv(id);
+    if (lvs.some((lv) => lv.name === temp)) await remove(temp, (m) => new DriverError(m, { retryable: true }));
+    try {
+      await lvm.exec(["lvcreate", "-q", "-y", "-n", temp, "-L", `${sizeGb}g`, vg]);
+    } catch (error) {
+      throw await explain(error, { neededBytes: sizeGb * GIB });
+    }
+    if (!snap.active) await lvm.exec(["lvchange", "-ay", "-K", lvm.path(source)]);
+    // dd stops at the end of the source; past it a larger volume holds what any new thick LV
+    // holds (zeros, where deleted LVs were cleared: see volumeClear).
+    await lvm.exec(
+      [
+        "dd",
+        `if=${lvm.device(source)}`,
+        `of=${lvm.device(temp)}`,
+        "bs=1M",
+        "iflag=direct",
+        "oflag=direct",
+        "conv=fsync",
+        "status=none",
+      ],
+      { timeoutMs: copyTimeoutMs },
+    );
+    try {
+      await lvm.exec(["lvrename", "-q", vg, temp, name]);
+    } catch (error) {
+      if (classify(error).kind !== "exists") throw await explain(error);
+      // Another attempt finished first: its copy stands.
+      await remove(temp, (m) => new DriverError(m, { retryable: true }));
+    }
+    return true;
+  }
+
+  /** Removes a thick clone's temporary snapshot of its source, cleared like any thick snapshot. */
+  async function removeCloneSnap(id: string): Promise<void> {
+    const lv = await find(cloneSnapLv(id));
+    if (!lv) return;
+    if (clearThick && lv.attr.startsWith("s")) await clear(lv);
+    await remove(lv.name, (m) => new DriverError(m, { retryable: true }));
   }
 
   return {
@@ -255,9 +348,11 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
       const busy = (message: string) => new DriverError(message, { retryable: false });
       // What an interrupted thick copy left behind goes too.
       if (lvs.some((lv) => lv.name === copyingLv(id))) await remove(copyingLv(id), busy);
+      if (lvs.some((lv) => lv.name === cloneSnapLv(id))) await removeCloneSnap(id);
       const lv = lvs.find((l) => l.name === name);
       if (!lv) return;
-      const snapshots = lvs.filter((l) => l.origin === name).map((l) => l.name);
+      // A thin volume cloned from this one has it as its origin but does not depend on it.
+      const snapshots = lvs.filter((l) => l.origin === name && !VOLUME_LV.test(l.name)).map((l) => l.name);
       if (snapshots.length > 0) {
         throw busy(`${name} has snapshots (${snapshots.join(", ")}): delete them first`);
       }
@@ -282,7 +377,6 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
 
     async createVolumeFromSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {
       const id = checkId(volume.id, "volume");
-      const name = volumeLv(id);
       const source = snapshotLv(checkId(snapshot.id, "snapshot"));
       const sizeGb = checkSize(volume.sizeGb);
       if (sizeGb < snapshot.volumeSizeGb) {
@@ -290,71 +384,29 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
           retryable: false,
         });
       }
-      if (thin) {
-        // A writable thin snapshot of the snapshot, activated like any volume (-kn: no activation skip).
-        try {
-          await lvm.exec(["lvcreate", "-q", "-y", "-s", "-kn", "-n", name, lvm.path(source)]);
-        } catch (error) {
-          if (classify(error).kind !== "exists") throw await explain(error, { notFound: `snapshot ${source}` });
-        }
-        const made = await find(name);
-        // Its origin is the snapshot, or nothing once the snapshot has been deleted.
-        if (!made?.attr.startsWith("V") || (made.origin !== source && made.origin !== "")) {
-          throw new DriverError(`${name} already exists in ${vg} and was not made from ${source}`, {
-            retryable: false,
-          });
-        }
-        if (made.sizeBytes > sizeGb * GIB) {
-          throw new DriverError(`${name} already exists in ${vg} and is larger than ${sizeGb} GiB`, {
-            retryable: false,
-          });
-        }
-        if (!made.active) await lvm.exec(["lvchange", "-ay", lvm.path(name)]);
-        if (made.sizeBytes < sizeGb * GIB) await grow(made, sizeGb);
-        return;
-      }
+      if (thin) await thinCopy(volumeLv(id), source, sizeGb, `snapshot ${source}`);
+      else await thickCopy(id, source, sizeGb, `snapshot ${source}`);
+    },
 
-      // Thick: a new LV and a block copy, made under a temporary name so that a volume under the
-      // real name is always a complete one.
-      const lvs = await lvm.lvs();
-      const done = lvs.find((lv) => lv.name === name);
-      if (done) {
-        if (done.sizeBytes === sizeGb * GIB) return;
-        throw new DriverError(`${name} already exists in ${vg} with ${done.sizeBytes} bytes, not ${sizeGb} GiB`, {
+    async createClonedVolume(volume: DriverVolume, sourceVolume: DriverVolume) {
+      const id = checkId(volume.id, "volume");
+      const origin = volumeLv(checkId(sourceVolume.id, "volume"));
+      const sizeGb = checkSize(volume.sizeGb);
+      if (sizeGb < sourceVolume.sizeGb) {
+        throw new DriverError(`a ${sizeGb} GiB volume cannot hold a clone of ${sourceVolume.sizeGb} GiB`, {
           retryable: false,
         });
       }
-      const snap = lvs.find((lv) => lv.name === source);
-      if (!snap) throw new DriverError(`snapshot ${source} not found in volume group ${vg}`, { retryable: false });
-      const temp = copyingLv(id);
-      if (lvs.some((lv) => lv.name === temp)) await remove(temp, (m) => new DriverError(m, { retryable: true }));
+      // Thin: a thin snapshot of the source is the clone (blocks shared until written).
+      if (thin) return thinCopy(volumeLv(id), origin, sizeGb, `volume ${origin}`);
+      // Thick, as Cinder's LVM driver: a temporary snapshot gives one point in time of a source
+      // that may be attached and written to; it is copied, then removed.
+      const temp = cloneSnapLv(id);
+      if (!(await find(volumeLv(id)))) await snapshotOf(temp, origin);
       try {
-        await lvm.exec(["lvcreate", "-q", "-y", "-n", temp, "-L", `${sizeGb}g`, vg]);
-      } catch (error) {
-        throw await explain(error, { neededBytes: sizeGb * GIB });
-      }
-      if (!snap.active) await lvm.exec(["lvchange", "-ay", "-K", lvm.path(source)]);
-      // dd stops at the end of the snapshot; past it a larger volume holds what any new thick LV
-      // holds (zeros, where deleted LVs were cleared: see volumeClear).
-      await lvm.exec(
-        [
-          "dd",
-          `if=${lvm.device(source)}`,
-          `of=${lvm.device(temp)}`,
-          "bs=1M",
-          "iflag=direct",
-          "oflag=direct",
-          "conv=fsync",
-          "status=none",
-        ],
-        { timeoutMs: copyTimeoutMs },
-      );
-      try {
-        await lvm.exec(["lvrename", "-q", vg, temp, name]);
-      } catch (error) {
-        if (classify(error).kind !== "exists") throw await explain(error);
-        // Another attempt finished first: its copy stands.
-        await remove(temp, (m) => new DriverError(m, { retryable: true }));
+        await thickCopy(id, temp, sizeGb, `temporary snapshot ${temp} of ${origin}`);
+      } finally {
+        await removeCloneSnap(id);
       }
     },
 
@@ -423,7 +475,14 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
       const owned = new Set([...ownedSnapshotIds].map((id) => id.toLowerCase()));
       const lvs = await lvm.lvs();
       return lvs
-        .filter((lv) => !lv.hidden && lv.origin !== "" && !VOLUME_LV.test(lv.name) && !lv.name.endsWith(".copying"))
+        .filter(
+          (lv) =>
+            !lv.hidden &&
+            lv.origin !== "" &&
+            !VOLUME_LV.test(lv.name) &&
+            !lv.name.endsWith(".copying") &&
+            !lv.name.endsWith(".clone-snap"),
+        )
         .sort((a, b) => a.name.localeCompare(b.name))
         .map((lv) => {
           const sourceVolumeId = VOLUME_LV.exec(lv.origin)?.[1];

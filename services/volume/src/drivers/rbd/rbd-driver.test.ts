@@ -437,6 +437,72 @@ describe("rbd driver: volumes from snapshots", () => {
   });
 });
 
+describe("rbd driver: clones of volumes", () => {
+  it("clones through a temporary protected snapshot, flattens, removes the snapshot and grows the clone", async () => {
+    const { fake, driver } = setup();
+    const { volumeId, snapshotId } = await volumeWithSnapshot(driver, 2);
+    const cloneId = randomUUID();
+    await driver.createClonedVolume({ id: cloneId, sizeGb: 3 }, { id: volumeId, sizeGb: 2 });
+
+    const temp = `clone-snap-${cloneId}`;
+    expect(fake.calls).toEqual(
+      expect.arrayContaining([
+        `snap create volume-${volumeId}`,
+        `snap protect volume-${volumeId}`,
+        `clone volume-${cloneId}`,
+        `resize volume-${cloneId}`,
+        `flatten volume-${cloneId}`,
+        `snap unprotect volume-${volumeId}`,
+        `snap rm volume-${volumeId}`,
+      ]),
+    );
+    expect(fake.calls.indexOf(`flatten volume-${cloneId}`)).toBeLessThan(
+      fake.calls.indexOf(`snap rm volume-${volumeId}`),
+    );
+    const clone = fake.images.get(`volume-${cloneId}`);
+    expect(clone?.size).toBe(3 * GIB);
+    expect(clone?.parent).toBeUndefined();
+    // The source keeps only the snapshots rows own: the temporary one is gone.
+    expect([...(fake.images.get(`volume-${volumeId}`)?.snaps.keys() ?? [])]).toEqual([`snapshot-${snapshotId}`]);
+    expect(fake.images.get(`volume-${volumeId}`)?.snaps.has(temp)).toBe(false);
+  });
+
+  it("finishes an interrupted clone on retry, and a retry after success changes nothing", async () => {
+    const { fake, driver } = setup();
+    const volumeId = randomUUID();
+    await driver.createVolume({ id: volumeId, sizeGb: 1 });
+    const cloneId = randomUUID();
+    fake.failures.set(`flatten volume-${cloneId}`, Errno.ETIMEDOUT);
+    const first = (await rejection(
+      driver.createClonedVolume({ id: cloneId, sizeGb: 1 }, { id: volumeId, sizeGb: 1 }),
+    )) as DriverError;
+    expect(first.retryable).toBe(true);
+    // Listing manageable snapshots never offers the temporary one.
+    expect(await driver.listManageableSnapshots(new Set())).toEqual([]);
+    fake.failures.clear();
+    await driver.createClonedVolume({ id: cloneId, sizeGb: 1 }, { id: volumeId, sizeGb: 1 });
+    await driver.createClonedVolume({ id: cloneId, sizeGb: 1 }, { id: volumeId, sizeGb: 1 });
+    expect(fake.images.get(`volume-${cloneId}`)?.parent).toBeUndefined();
+    expect(fake.images.get(`volume-${volumeId}`)?.snaps.size).toBe(0);
+  });
+
+  it("fails terminally for a missing source, and refuses a clone smaller than the source image", async () => {
+    const { driver } = setup();
+    const missing = (await rejection(
+      driver.createClonedVolume({ id: randomUUID(), sizeGb: 1 }, { id: randomUUID(), sizeGb: 1 }),
+    )) as DriverError;
+    expect(missing.retryable).toBe(false);
+    expect(missing.message).toMatch(/source volume image volume-.* not found in pool rbd/);
+    const volumeId = randomUUID();
+    await driver.createVolume({ id: volumeId, sizeGb: 2 });
+    const small = (await rejection(
+      driver.createClonedVolume({ id: randomUUID(), sizeGb: 1 }, { id: volumeId, sizeGb: 2 }),
+    )) as DriverError;
+    expect(small.retryable).toBe(false);
+    expect(small.message).toMatch(/more than the 1 GiB asked for/);
+  });
+});
+
 describe("rbd driver: manage and unmanage", () => {
   it("lists snapshots no row owns, renames one to our name and protects it", async () => {
     const { fake, driver } = setup();

@@ -68,6 +68,8 @@ const UUID_SOURCE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 const VOLUME_IMAGE = new RegExp(`^volume-(${UUID_SOURCE})$`);
 /** An RBD snapshot name we accept from a user: no spec separators or control characters. */
 const SNAP_NAME = /^[^@/\s\p{Cc}]{1,255}$/u;
+/** Temporary snapshots of a source volume, one per clone being made of it (never a row's). */
+const CLONE_SNAP_PREFIX = "clone-snap-";
 /** Images listed at once when looking for manageable snapshots. */
 const LIST_CONCURRENCY = 4;
 
@@ -88,6 +90,8 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
 
   const volumeName = (id: string) => `volume-${checkId(id, "volume")}`;
   const snapshotName = (id: string) => `snapshot-${checkId(id, "snapshot")}`;
+  /** The temporary snapshot of a source volume that the clone `id` is made from. */
+  const cloneSnapName = (id: string) => `${CLONE_SNAP_PREFIX}${checkId(id, "volume")}`;
 
   /** Runs a call; a CephError with one of `tolerated` errnos resolves to `undefined`. */
   async function tolerate<T>(call: Promise<T>, ...tolerated: number[]): Promise<T | undefined> {
@@ -304,6 +308,55 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
       }
     },
 
+    async createClonedVolume(volume: DriverVolume, sourceVolume: DriverVolume) {
+      const child = volumeName(volume.id);
+      const parent = volumeName(sourceVolume.id);
+      const snap = cloneSnapName(volume.id);
+      const size = checkSizeBytes(volume.sizeGb);
+      const source = `${parent}@${snap}`;
+      // As Cinder's create_cloned_volume: a temporary snapshot of the source (one point in time of
+      // a volume that may be in use), protected, cloned copy-on-write. NOTE: the clone is then
+      // always flattened and the snapshot removed (Cinder keeps the chain below
+      // rbd_max_clone_depth): the source never carries a hidden snapshot, so deleting it or
+      // managing its snapshots sees only what rows own.
+      try {
+        let info = await infoIfExists(child);
+        if (!info) {
+          try {
+            await tolerate(rbd.createSnapshot(parent, snap), Errno.EEXIST);
+            await protect(parent, snap);
+            await tolerate(rbd.clone(parent, snap, child), Errno.EEXIST);
+          } catch (error) {
+            if (isErrno(error, Errno.ENOENT)) {
+              throw new DriverError(`source volume image ${parent} not found in pool ${options.pool}`, {
+                retryable: false,
+              });
+            }
+            throw error;
+          }
+          info = await rbd.imageInfo(child);
+        }
+        if (info.parent && (info.parent.image !== parent || info.parent.snapshot !== snap)) {
+          throw new DriverError(
+            `${child} already exists as a clone of ${info.parent.image}@${info.parent.snapshot}, not ${source}`,
+            { retryable: false },
+          );
+        }
+        if (info.size > size) {
+          throw new DriverError(`${parent} holds ${info.size} bytes, more than the ${volume.sizeGb} GiB asked for`, {
+            retryable: false,
+          });
+        }
+        if (info.size < size) await rbd.resize(child, size);
+        // A retry after a completed flatten finds no parent: nothing left to do but the snapshot.
+        if (info.parent) await rbd.flatten({ image: child });
+        const left = (await tolerate(rbd.listSnapshots(parent), Errno.ENOENT))?.find((s) => s.name === snap);
+        if (left) await removeSnapshotFlattening(parent, left);
+      } catch (error) {
+        throw toDriverError(error, `cannot clone ${parent} as ${child}`);
+      }
+    },
+
     async revertToSnapshot(volume: DriverVolume, snapshot: DriverSnapshot) {
       const image = volumeName(volume.id);
       const snap = snapshotName(snapshot.id);
@@ -350,7 +403,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
           const snaps = (await tolerate(rbd.listSnapshots(name), Errno.ENOENT)) ?? [];
           const sourceVolumeId = VOLUME_IMAGE.exec(name)?.[1];
           return snaps
-            .filter((s) => !owned.has(s.name))
+            .filter((s) => !owned.has(s.name) && !s.name.startsWith(CLONE_SNAP_PREFIX))
             .map((s): ManageableSnapshot => {
               const safe = SNAP_NAME.test(s.name);
               return {

@@ -153,7 +153,7 @@ export interface CreateSnapshotRequest {
   volumeId: string;
   name: string;
   description: string;
-  /** Allow a snapshot of an in-use (attached) volume. */
+  /** Accepted and ignored: an in-use (attached) volume is snapshotted without it (Cinder 3.66). */
   force: boolean;
   metadata: { [key: string]: string };
   /** Must be empty: a group's members are made by CreateGroupSnapshot (INVALID_ARGUMENT otherwise). */

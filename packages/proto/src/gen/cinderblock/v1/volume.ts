@@ -171,6 +171,8 @@ export interface Volume {
   statusDetail: string;
   /** The volume type's id (volume_type holds its name). */
   volumeTypeId: string;
+  /** The volume this one was cloned from, if any (Cinder's source_volid). */
+  sourceVolumeId: string;
 }
 
 export interface Volume_ImageMetadataEntry {
@@ -231,6 +233,12 @@ export interface CreateVolumeRequest {
    */
   sameHost: string[];
   differentHost: string[];
+  /**
+   * Clone this volume of the project (available or in-use): on its backend, at least its size (0:
+   * the same), in its availability zone, inheriting its type, bootable flag, image metadata and
+   * encryption key id. Not together with snapshot_id.
+   */
+  sourceVolumeId: string;
 }
 
 export interface CreateVolumeRequest_ImageMetadataEntry {
@@ -437,6 +445,7 @@ function createBaseVolume(): Volume {
     attachments: [],
     statusDetail: "",
     volumeTypeId: "",
+    sourceVolumeId: "",
   };
 }
 
@@ -510,6 +519,9 @@ export const Volume: MessageFns<Volume> = {
     }
     if (message.volumeTypeId !== "") {
       writer.uint32(186).string(message.volumeTypeId);
+    }
+    if (message.sourceVolumeId !== "") {
+      writer.uint32(194).string(message.sourceVolumeId);
     }
     return writer;
   },
@@ -717,6 +729,14 @@ export const Volume: MessageFns<Volume> = {
             message.volumeTypeId = reader.string();
             continue;
           }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.sourceVolumeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -847,6 +867,11 @@ export const Volume: MessageFns<Volume> = {
         : isSet(object.volume_type_id)
         ? globalThis.String(object.volume_type_id)
         : "",
+      sourceVolumeId: isSet(object.sourceVolumeId)
+        ? globalThis.String(object.sourceVolumeId)
+        : isSet(object.source_volume_id)
+        ? globalThis.String(object.source_volume_id)
+        : "",
     };
   },
 
@@ -933,6 +958,9 @@ export const Volume: MessageFns<Volume> = {
     if (message.volumeTypeId !== "") {
       obj.volumeTypeId = message.volumeTypeId;
     }
+    if (message.sourceVolumeId !== "") {
+      obj.sourceVolumeId = message.sourceVolumeId;
+    }
     return obj;
   },
 
@@ -980,6 +1008,7 @@ export const Volume: MessageFns<Volume> = {
     message.attachments = object.attachments?.map((e) => Attachment.fromPartial(e)) || [];
     message.statusDetail = object.statusDetail ?? "";
     message.volumeTypeId = object.volumeTypeId ?? "";
+    message.sourceVolumeId = object.sourceVolumeId ?? "";
     return message;
   },
 };
@@ -1474,6 +1503,7 @@ function createBaseCreateVolumeRequest(): CreateVolumeRequest {
     multiattach: false,
     sameHost: [],
     differentHost: [],
+    sourceVolumeId: "",
   };
 }
 
@@ -1520,6 +1550,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     }
     for (const v of message.differentHost) {
       writer.uint32(114).string(v!);
+    }
+    if (message.sourceVolumeId !== "") {
+      writer.uint32(122).string(message.sourceVolumeId);
     }
     return writer;
   },
@@ -1655,6 +1688,14 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
             message.differentHost.push(reader.string());
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.sourceVolumeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1754,6 +1795,11 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
         : globalThis.Array.isArray(object?.different_host)
         ? object.different_host.map((e: any) => globalThis.String(e))
         : [],
+      sourceVolumeId: isSet(object.sourceVolumeId)
+        ? globalThis.String(object.sourceVolumeId)
+        : isSet(object.source_volume_id)
+        ? globalThis.String(object.source_volume_id)
+        : "",
     };
   },
 
@@ -1813,6 +1859,9 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     if (message.differentHost?.length) {
       obj.differentHost = message.differentHost;
     }
+    if (message.sourceVolumeId !== "") {
+      obj.sourceVolumeId = message.sourceVolumeId;
+    }
     return obj;
   },
 
@@ -1851,6 +1900,7 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
     message.multiattach = object.multiattach ?? false;
     message.sameHost = object.sameHost?.map((e) => e) || [];
     message.differentHost = object.differentHost?.map((e) => e) || [];
+    message.sourceVolumeId = object.sourceVolumeId ?? "";
     return message;
   },
 };
@@ -4891,7 +4941,10 @@ export const VolumesServiceService = {
       Buffer.from(DeleteVolumeMetadataResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteVolumeMetadataResponse => DeleteVolumeMetadataResponse.decode(value),
   },
-  /** ExtendVolume grows an available volume (quota counted); extending, then available. */
+  /**
+   * ExtendVolume grows an available or in-use volume (quota counted): extending, then back to the
+   * status it had; the compute agent of each attached instance is told (volume-extended).
+   */
   extendVolume: {
     path: "/cinderblock.v1.VolumesService/ExtendVolume" as const,
     requestStream: false as const,
@@ -4960,7 +5013,10 @@ export interface VolumesServiceServer extends UntypedServiceImplementation {
   resetVolumeStatus: handleUnaryCall<ResetVolumeStatusRequest, ResetVolumeStatusResponse>;
   setVolumeMetadata: handleUnaryCall<SetVolumeMetadataRequest, SetVolumeMetadataResponse>;
   deleteVolumeMetadata: handleUnaryCall<DeleteVolumeMetadataRequest, DeleteVolumeMetadataResponse>;
-  /** ExtendVolume grows an available volume (quota counted); extending, then available. */
+  /**
+   * ExtendVolume grows an available or in-use volume (quota counted): extending, then back to the
+   * status it had; the compute agent of each attached instance is told (volume-extended).
+   */
   extendVolume: handleUnaryCall<ExtendVolumeRequest, ExtendVolumeResponse>;
   /**
    * RevertVolumeToSnapshot rolls an available volume back to its latest snapshot
@@ -5103,7 +5159,10 @@ export interface VolumesServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteVolumeMetadataResponse) => void,
   ): ClientUnaryCall;
-  /** ExtendVolume grows an available volume (quota counted); extending, then available. */
+  /**
+   * ExtendVolume grows an available or in-use volume (quota counted): extending, then back to the
+   * status it had; the compute agent of each attached instance is told (volume-extended).
+   */
   extendVolume(
     request: ExtendVolumeRequest,
     callback: (error: ServiceError | null, response: ExtendVolumeResponse) => void,

@@ -1,0 +1,2 @@
+ALTER TABLE "volumes" ADD COLUMN "source_volid" uuid;--> statement-breakpoint
+CREATE INDEX "volumes_source_volid_idx" ON "volumes" USING btree ("source_volid") WHERE source_volid is not null and not deleted;
