@@ -97,6 +97,8 @@ export interface SchedulerRetypeVolume {
   newTypeId: string;
   /** "never" or "on-demand". */
   migrationPolicy: string;
+  /** The status the volume goes back to ("available" or "in-use"). */
+  previousStatus: string;
 }
 
 /** cinderblock.v1.volume.<host>.retype_volume: the volume's own host changes its type in place. */
@@ -105,6 +107,7 @@ export interface VolumeRetypeVolume {
   context: RequestContext | undefined;
   volumeId: string;
   newTypeId: string;
+  previousStatus: string;
 }
 
 /**
@@ -121,6 +124,7 @@ export interface VolumeMigrateVolume {
   targetBackend: string;
   /** "<host>@<backend>" the volume is on. */
   sourceBackend: string;
+  previousStatus: string;
 }
 
 function createBaseRequestContext(): RequestContext {
@@ -1353,7 +1357,7 @@ export const VolumeRevertToSnapshot: MessageFns<VolumeRevertToSnapshot> = {
 };
 
 function createBaseSchedulerRetypeVolume(): SchedulerRetypeVolume {
-  return { operationId: "", context: undefined, volumeId: "", newTypeId: "", migrationPolicy: "" };
+  return { operationId: "", context: undefined, volumeId: "", newTypeId: "", migrationPolicy: "", previousStatus: "" };
 }
 
 export const SchedulerRetypeVolume: MessageFns<SchedulerRetypeVolume> = {
@@ -1372,6 +1376,9 @@ export const SchedulerRetypeVolume: MessageFns<SchedulerRetypeVolume> = {
     }
     if (message.migrationPolicy !== "") {
       writer.uint32(42).string(message.migrationPolicy);
+    }
+    if (message.previousStatus !== "") {
+      writer.uint32(50).string(message.previousStatus);
     }
     return writer;
   },
@@ -1429,6 +1436,14 @@ export const SchedulerRetypeVolume: MessageFns<SchedulerRetypeVolume> = {
             message.migrationPolicy = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.previousStatus = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1464,6 +1479,11 @@ export const SchedulerRetypeVolume: MessageFns<SchedulerRetypeVolume> = {
         : isSet(object.migration_policy)
         ? globalThis.String(object.migration_policy)
         : "",
+      previousStatus: isSet(object.previousStatus)
+        ? globalThis.String(object.previousStatus)
+        : isSet(object.previous_status)
+        ? globalThis.String(object.previous_status)
+        : "",
     };
   },
 
@@ -1484,6 +1504,9 @@ export const SchedulerRetypeVolume: MessageFns<SchedulerRetypeVolume> = {
     if (message.migrationPolicy !== "") {
       obj.migrationPolicy = message.migrationPolicy;
     }
+    if (message.previousStatus !== "") {
+      obj.previousStatus = message.previousStatus;
+    }
     return obj;
   },
 
@@ -1499,12 +1522,13 @@ export const SchedulerRetypeVolume: MessageFns<SchedulerRetypeVolume> = {
     message.volumeId = object.volumeId ?? "";
     message.newTypeId = object.newTypeId ?? "";
     message.migrationPolicy = object.migrationPolicy ?? "";
+    message.previousStatus = object.previousStatus ?? "";
     return message;
   },
 };
 
 function createBaseVolumeRetypeVolume(): VolumeRetypeVolume {
-  return { operationId: "", context: undefined, volumeId: "", newTypeId: "" };
+  return { operationId: "", context: undefined, volumeId: "", newTypeId: "", previousStatus: "" };
 }
 
 export const VolumeRetypeVolume: MessageFns<VolumeRetypeVolume> = {
@@ -1520,6 +1544,9 @@ export const VolumeRetypeVolume: MessageFns<VolumeRetypeVolume> = {
     }
     if (message.newTypeId !== "") {
       writer.uint32(34).string(message.newTypeId);
+    }
+    if (message.previousStatus !== "") {
+      writer.uint32(42).string(message.previousStatus);
     }
     return writer;
   },
@@ -1569,6 +1596,14 @@ export const VolumeRetypeVolume: MessageFns<VolumeRetypeVolume> = {
             message.newTypeId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.previousStatus = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1599,6 +1634,11 @@ export const VolumeRetypeVolume: MessageFns<VolumeRetypeVolume> = {
         : isSet(object.new_type_id)
         ? globalThis.String(object.new_type_id)
         : "",
+      previousStatus: isSet(object.previousStatus)
+        ? globalThis.String(object.previousStatus)
+        : isSet(object.previous_status)
+        ? globalThis.String(object.previous_status)
+        : "",
     };
   },
 
@@ -1616,6 +1656,9 @@ export const VolumeRetypeVolume: MessageFns<VolumeRetypeVolume> = {
     if (message.newTypeId !== "") {
       obj.newTypeId = message.newTypeId;
     }
+    if (message.previousStatus !== "") {
+      obj.previousStatus = message.previousStatus;
+    }
     return obj;
   },
 
@@ -1630,12 +1673,21 @@ export const VolumeRetypeVolume: MessageFns<VolumeRetypeVolume> = {
       : undefined;
     message.volumeId = object.volumeId ?? "";
     message.newTypeId = object.newTypeId ?? "";
+    message.previousStatus = object.previousStatus ?? "";
     return message;
   },
 };
 
 function createBaseVolumeMigrateVolume(): VolumeMigrateVolume {
-  return { operationId: "", context: undefined, volumeId: "", newTypeId: "", targetBackend: "", sourceBackend: "" };
+  return {
+    operationId: "",
+    context: undefined,
+    volumeId: "",
+    newTypeId: "",
+    targetBackend: "",
+    sourceBackend: "",
+    previousStatus: "",
+  };
 }
 
 export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
@@ -1657,6 +1709,9 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
     }
     if (message.sourceBackend !== "") {
       writer.uint32(50).string(message.sourceBackend);
+    }
+    if (message.previousStatus !== "") {
+      writer.uint32(58).string(message.previousStatus);
     }
     return writer;
   },
@@ -1722,6 +1777,14 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
             message.sourceBackend = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.previousStatus = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1762,6 +1825,11 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
         : isSet(object.source_backend)
         ? globalThis.String(object.source_backend)
         : "",
+      previousStatus: isSet(object.previousStatus)
+        ? globalThis.String(object.previousStatus)
+        : isSet(object.previous_status)
+        ? globalThis.String(object.previous_status)
+        : "",
     };
   },
 
@@ -1785,6 +1853,9 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
     if (message.sourceBackend !== "") {
       obj.sourceBackend = message.sourceBackend;
     }
+    if (message.previousStatus !== "") {
+      obj.previousStatus = message.previousStatus;
+    }
     return obj;
   },
 
@@ -1801,6 +1872,7 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
     message.newTypeId = object.newTypeId ?? "";
     message.targetBackend = object.targetBackend ?? "";
     message.sourceBackend = object.sourceBackend ?? "";
+    message.previousStatus = object.previousStatus ?? "";
     return message;
   },
 };
