@@ -30,6 +30,7 @@ export type { QuotaDefaults } from "./quota.js";
 export {
   extendQuotaDeltas,
   reserveOrThrow,
+  retypeQuotaDeltas,
   snapshotQuotaDeltas,
   snapshotQuotaHeld,
   volumeQuotaDeltas,
@@ -54,6 +55,8 @@ export {
   VOLUME_OPERATIONS,
   VOLUME_STATUSES,
 } from "./state-machine.js";
+export type { MigrationPolicy, RetypeDetail, RetypeVolumeInput } from "./volumes/retype.js";
+export { retypeDetailOf } from "./volumes/retype.js";
 export { groupSnapshotUsage, snapshotUsage, volumeUsage } from "./usage.js";
 export type { ApiDependencies, ApiUseCases, ManagementDependencies, ManagementUseCases } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";

@@ -229,6 +229,7 @@ export interface VolumeActivity {
 export type GuardedOperation =
   | "volume.extend"
   | "volume.revert"
+  | "volume.retype"
   | "volume.delete"
   | "snapshot.delete"
   | "snapshot.create";
@@ -249,6 +250,7 @@ const CONFLICTS: Record<
 > = {
   "volume.extend": { snapshotStatuses: ["creating", "restoring"], clones: false, verb: "extended" },
   "volume.revert": { snapshotStatuses: ["creating", "restoring"], clones: false, verb: "reverted" },
+  "volume.retype": { snapshotStatuses: ["creating", "restoring"], clones: true, verb: "retyped" },
   "volume.delete": {
     snapshotStatuses: ["creating", "deleting", "restoring", "unmanaging", "backing-up"],
     clones: true,

@@ -32,6 +32,7 @@ import { extendVolumeUseCase } from "./volumes/extend.js";
 import { getVolumeUseCase, listVolumesUseCase } from "./volumes/read.js";
 import { resetVolumeStatusUseCase } from "./volumes/reset-status.js";
 import { revertToSnapshotUseCase } from "./volumes/revert.js";
+import { type RetypeVolumeInput, retypeVolumeUseCase } from "./volumes/retype.js";
 import { updateVolumeUseCase } from "./volumes/update.js";
 
 /** What the api's use cases need, injected by the api's main.ts. */
@@ -73,6 +74,7 @@ export interface ApiUseCases extends AttachmentUseCases, ManageUseCases, GroupUs
   deleteVolume(ctx: RequestContext, id: string, cascade: boolean): Promise<VolumeRow>;
   resetVolumeStatus(ctx: RequestContext, id: string, status: VolumeStatus): Promise<VolumeRow>;
   extendVolume(ctx: RequestContext, id: string, newSizeGb: number): Promise<VolumeRow>;
+  retypeVolume(ctx: RequestContext, input: RetypeVolumeInput): Promise<VolumeRow>;
   revertToSnapshot(ctx: RequestContext, volumeId: string, snapshotId: string): Promise<VolumeRow>;
   createSnapshot(ctx: RequestContext, input: CreateSnapshotInput): Promise<SnapshotRow>;
   getSnapshot(ctx: RequestContext, id: string): Promise<SnapshotRow>;
@@ -122,6 +124,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     deleteVolume: deleteVolumeUseCase(deps),
     resetVolumeStatus: resetVolumeStatusUseCase(deps),
     extendVolume: extendVolumeUseCase(deps),
+    retypeVolume: retypeVolumeUseCase(deps),
     revertToSnapshot: revertToSnapshotUseCase(deps),
 
     createSnapshot: createSnapshotUseCase(deps),
