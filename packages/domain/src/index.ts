@@ -55,8 +55,6 @@ export {
   VOLUME_OPERATIONS,
   VOLUME_STATUSES,
 } from "./state-machine.js";
-export type { MigrationPolicy, RetypeDetail, RetypeVolumeInput } from "./volumes/retype.js";
-export { retypeDetailOf } from "./volumes/retype.js";
 export { groupSnapshotUsage, snapshotUsage, volumeUsage } from "./usage.js";
 export type { ApiDependencies, ApiUseCases, ManagementDependencies, ManagementUseCases } from "./use-cases.js";
 export { createApiUseCases } from "./use-cases.js";
@@ -76,3 +74,7 @@ export type {
   VolumeTypeUseCases,
 } from "./volume-types/use-cases.js";
 export type { QosConsumer } from "./volume-types/validation.js";
+export type { MigrationPolicy, RetypeDetail, RetypeVolumeInput } from "./volumes/retype.js";
+export { retypeDetailOf } from "./volumes/retype.js";
+export type { RetypeDone, RetypeFailed } from "./volumes/retype-outcome.js";
+export { failRetype, finishRetype } from "./volumes/retype-outcome.js";

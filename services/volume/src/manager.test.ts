@@ -44,6 +44,8 @@ const driver = {
   fail: new Map<string, unknown>(),
   /** When set, createSnapshot waits for it (lets two deliveries of one cast overlap). */
   gate: undefined as Promise<void> | undefined,
+  /** What retype answers (whether the backend could do it in place). */
+  retypeHandled: true,
 };
 function call(name: string, id: string): void {
   driver.calls.push(`${name} ${id}`);
@@ -63,6 +65,10 @@ const fakeDriver: VolumeDriver = {
   createVolumeFromSnapshot: async (v, s) => call("createVolumeFromSnapshot", `${v.id}<${s.id}`),
   revertToSnapshot: async (v, s) => call("revertToSnapshot", `${v.id}<${s.id}`),
   extendVolume: async (v, size) => call("extendVolume", `${v.id}:${size}`),
+  async retype(v, type) {
+    call("retype", `${v.id}:${type.name}`);
+    return driver.retypeHandled;
+  },
   listManageableSnapshots: async () => [],
   manageExistingSnapshot: async () => ({ sizeGb: 1 }),
   unmanageSnapshot: async () => {},

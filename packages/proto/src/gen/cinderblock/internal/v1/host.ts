@@ -112,6 +112,8 @@ export interface ReadVolumeResponse {
 export interface DeleteMigrationSourceRequest {
   volumeId: string;
   operationId: string;
+  /** "<host>@<backend>" the volume was migrated from (its row no longer names it). */
+  sourceBackend: string;
 }
 
 export interface DeleteMigrationSourceResponse {
@@ -1652,7 +1654,7 @@ export const ReadVolumeResponse: MessageFns<ReadVolumeResponse> = {
 };
 
 function createBaseDeleteMigrationSourceRequest(): DeleteMigrationSourceRequest {
-  return { volumeId: "", operationId: "" };
+  return { volumeId: "", operationId: "", sourceBackend: "" };
 }
 
 export const DeleteMigrationSourceRequest: MessageFns<DeleteMigrationSourceRequest> = {
@@ -1662,6 +1664,9 @@ export const DeleteMigrationSourceRequest: MessageFns<DeleteMigrationSourceReque
     }
     if (message.operationId !== "") {
       writer.uint32(18).string(message.operationId);
+    }
+    if (message.sourceBackend !== "") {
+      writer.uint32(26).string(message.sourceBackend);
     }
     return writer;
   },
@@ -1695,6 +1700,14 @@ export const DeleteMigrationSourceRequest: MessageFns<DeleteMigrationSourceReque
             message.operationId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sourceBackend = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1719,6 +1732,11 @@ export const DeleteMigrationSourceRequest: MessageFns<DeleteMigrationSourceReque
         : isSet(object.operation_id)
         ? globalThis.String(object.operation_id)
         : "",
+      sourceBackend: isSet(object.sourceBackend)
+        ? globalThis.String(object.sourceBackend)
+        : isSet(object.source_backend)
+        ? globalThis.String(object.source_backend)
+        : "",
     };
   },
 
@@ -1730,6 +1748,9 @@ export const DeleteMigrationSourceRequest: MessageFns<DeleteMigrationSourceReque
     if (message.operationId !== "") {
       obj.operationId = message.operationId;
     }
+    if (message.sourceBackend !== "") {
+      obj.sourceBackend = message.sourceBackend;
+    }
     return obj;
   },
 
@@ -1740,6 +1761,7 @@ export const DeleteMigrationSourceRequest: MessageFns<DeleteMigrationSourceReque
     const message = createBaseDeleteMigrationSourceRequest();
     message.volumeId = object.volumeId ?? "";
     message.operationId = object.operationId ?? "";
+    message.sourceBackend = object.sourceBackend ?? "";
     return message;
   },
 };
