@@ -7,6 +7,9 @@ import { DriverError, type DriverVolume, type VolumeChunk, type VolumeDriver } f
 import type { Delivery, Failure, OperationContext } from "./context.js";
 import { previousStatusOf } from "./retype-volume.js";
 
+/** A heartbeat age no backend passes: the source's address is wanted whether it counts as up or not. */
+const ANY_AGE_SECONDS = 10 * 365 * 86_400;
+
 /** Bytes per read when the target checks its copy. */
 const VERIFY_CHUNK_BYTES = 1024 * 1024;
 
@@ -104,7 +107,7 @@ export function migrateVolumeOperation(
       if (!peers) {
         throw new DriverError(`host ${ctx.hostName} has no client certificate for its peers`, { retryable: false });
       }
-      const source = await getService(ctx.db, cast.sourceBackend, Number.MAX_SAFE_INTEGER);
+      const source = await getService(ctx.db, cast.sourceBackend, ANY_AGE_SECONDS);
       if (!source?.grpcAddress) {
         throw new DriverError(`backend ${cast.sourceBackend} has no address`, { retryable: true });
       }
@@ -168,7 +171,7 @@ export function migrateVolumeOperation(
     }
     ctx.log(ids, "volume migrated");
     try {
-      const source = await getService(ctx.db, cast.sourceBackend, Number.MAX_SAFE_INTEGER);
+      const source = await getService(ctx.db, cast.sourceBackend, ANY_AGE_SECONDS);
       await peers?.deleteMigrationSource(
         source?.grpcAddress ?? "",
         castContextOf(cast),
