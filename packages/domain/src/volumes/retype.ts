@@ -57,7 +57,9 @@ export function retypeDetailOf(detail: Record<string, unknown>): RetypeDetail | 
 
 /** Migration statuses that mean a migration is under way (Cinder: anything but none/success/error). */
 function migrating(migrationStatus: string | null): boolean {
-  return migrationStatus !== null && migrationStatus !== "" && migrationStatus !== "success" && migrationStatus !== "error";
+  return (
+    migrationStatus !== null && migrationStatus !== "" && migrationStatus !== "success" && migrationStatus !== "error"
+  );
 }
 
 /**
