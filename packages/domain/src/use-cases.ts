@@ -31,8 +31,8 @@ import { deleteVolumeUseCase } from "./volumes/delete.js";
 import { extendVolumeUseCase } from "./volumes/extend.js";
 import { getVolumeUseCase, listVolumesUseCase } from "./volumes/read.js";
 import { resetVolumeStatusUseCase } from "./volumes/reset-status.js";
-import { revertToSnapshotUseCase } from "./volumes/revert.js";
 import { type RetypeVolumeInput, retypeVolumeUseCase } from "./volumes/retype.js";
+import { revertToSnapshotUseCase } from "./volumes/revert.js";
 import { updateVolumeUseCase } from "./volumes/update.js";
 
 /** What the api's use cases need, injected by the api's main.ts. */

@@ -17,7 +17,7 @@ import { validateId } from "../validation.js";
 import { findUsableType } from "../volume-types/resolve.js";
 
 /** Cinder's migration policies of a retype. */
-export const MIGRATION_POLICIES = ["never", "on-demand"] as const;
+const MIGRATION_POLICIES = ["never", "on-demand"] as const;
 export type MigrationPolicy = (typeof MIGRATION_POLICIES)[number];
 
 /** What RetypeVolume asks. */

@@ -42,7 +42,7 @@ export interface SnapshotModelUpdate {
 }
 
 /** A volume type as a driver sees it (Cinder hands its drivers the type with its extra specs). */
-export interface DriverVolumeType {
+interface DriverVolumeType {
   id: string;
   name: string;
   extraSpecs: Readonly<Record<string, string>>;

@@ -23,11 +23,7 @@ function mapDiff(a: Readonly<Record<string, string>>, b: Readonly<Record<string,
 }
 
 /** Cinder's `volume_types.volume_types_diff`: the extra specs and QoS specs that differ. */
-export async function typeDiff(
-  db: Db,
-  oldType: VolumeTypeRow | undefined,
-  newType: VolumeTypeRow,
-): Promise<VolumeTypeDiff> {
+async function typeDiff(db: Db, oldType: VolumeTypeRow | undefined, newType: VolumeTypeRow): Promise<VolumeTypeDiff> {
   const [oldQos, newQos] = await Promise.all([
     oldType ? getQosSpecsOfType(db, oldType.id) : undefined,
     getQosSpecsOfType(db, newType.id),
