@@ -89,6 +89,8 @@ const OTHER_FIELDS: Record<string, unknown> = {
   imageName: "img",
   sizeGb: 1,
   newSizeGb: 5,
+  // RetypeVolume: a type every project may use, so that the volume's id is what the answer turns on.
+  newType: "__DEFAULT__",
   key: "owner",
   metadata: { owner: "b" },
   mountpoint: "/dev/vdb",

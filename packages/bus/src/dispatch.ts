@@ -3,11 +3,14 @@ import type { Dispatcher, SchedulerCreateVolumeCast } from "@cinderblock/domain"
 import {
   SchedulerCreateSnapshot,
   SchedulerCreateVolume,
+  SchedulerRetypeVolume,
   VolumeCreateSnapshot,
   VolumeCreateVolume,
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
   VolumeExtendVolume,
+  VolumeMigrateVolume,
+  VolumeRetypeVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { traceCarrier } from "@cinderblock/telemetry";
@@ -82,6 +85,13 @@ export function createOutboxDispatcher(subjects: Subjects): Dispatcher {
         payload: SchedulerCreateVolume.encode({ failedPlacements: [], ...cast }).finish(),
       });
     },
+    async retypeVolume(tx: Executor, cast: SchedulerRetypeVolume, attempt: number) {
+      await enqueue(tx, {
+        subject: subjects.schedulerRetypeVolume,
+        msgId: msgId(cast.operationId, attempt, "scheduler"),
+        payload: SchedulerRetypeVolume.encode(cast).finish(),
+      });
+    },
   };
 }
 
@@ -103,6 +113,10 @@ export function enqueueVolumeReschedule(tx: Executor, subjects: Subjects, cast: 
 export interface VolumeHostCaster {
   createSnapshot(host: string, cast: VolumeCreateSnapshot, deliveryKey: string): Promise<void>;
   createVolume(host: string, cast: VolumeCreateVolume, deliveryKey: string): Promise<void>;
+  /** An in-place retype, to the volume's own host. */
+  retypeVolume(host: string, cast: VolumeRetypeVolume, deliveryKey: string): Promise<void>;
+  /** A migration, to the target host (which pulls the bytes from the source). */
+  migrateVolume(host: string, cast: VolumeMigrateVolume, deliveryKey: string): Promise<void>;
 }
 
 /**
@@ -125,6 +139,22 @@ export function createVolumeHostCaster(bus: Bus): VolumeHostCaster {
         bus.js,
         bus.subjects.volumeCreateVolume(host),
         VolumeCreateVolume.encode(cast).finish(),
+        `${deliveryKey}:volume`,
+      );
+    },
+    async retypeVolume(host, cast, deliveryKey) {
+      await publishTraced(
+        bus.js,
+        bus.subjects.volumeRetypeVolume(host),
+        VolumeRetypeVolume.encode(cast).finish(),
+        `${deliveryKey}:volume`,
+      );
+    },
+    async migrateVolume(host, cast, deliveryKey) {
+      await publishTraced(
+        bus.js,
+        bus.subjects.volumeMigrateVolume(host),
+        VolumeMigrateVolume.encode(cast).finish(),
         `${deliveryKey}:volume`,
       );
     },

@@ -11,6 +11,7 @@ export interface Subjects {
   readonly schedulerAll: string;
   readonly schedulerCreateSnapshot: string;
   readonly schedulerCreateVolume: string;
+  readonly schedulerRetypeVolume: string;
   /** Everything addressed to any volume host. */
   readonly volumeAllHosts: string;
   /** Everything addressed to one volume host. */
@@ -21,6 +22,8 @@ export interface Subjects {
   volumeDeleteVolume(host: string): string;
   volumeExtendVolume(host: string): string;
   volumeRevertToSnapshot(host: string): string;
+  volumeRetypeVolume(host: string): string;
+  volumeMigrateVolume(host: string): string;
   notification(priority: "INFO" | "ERROR", eventType: string): string;
   readonly notificationsAll: string;
   /**
@@ -56,6 +59,7 @@ export function createSubjects(prefix = "cinderblock"): Subjects {
     schedulerAll: `${v1}.scheduler.>`,
     schedulerCreateSnapshot: `${v1}.scheduler.create_snapshot`,
     schedulerCreateVolume: `${v1}.scheduler.create_volume`,
+    schedulerRetypeVolume: `${v1}.scheduler.retype_volume`,
     volumeAllHosts: `${v1}.volume.>`,
     volumeAll: (host) => `${v1}.volume.${token("host", host)}.>`,
     volumeCreateSnapshot: (host) => `${v1}.volume.${token("host", host)}.create_snapshot`,
@@ -64,6 +68,8 @@ export function createSubjects(prefix = "cinderblock"): Subjects {
     volumeDeleteVolume: (host) => `${v1}.volume.${token("host", host)}.delete_volume`,
     volumeExtendVolume: (host) => `${v1}.volume.${token("host", host)}.extend_volume`,
     volumeRevertToSnapshot: (host) => `${v1}.volume.${token("host", host)}.revert_to_snapshot`,
+    volumeRetypeVolume: (host) => `${v1}.volume.${token("host", host)}.retype_volume`,
+    volumeMigrateVolume: (host) => `${v1}.volume.${token("host", host)}.migrate_volume`,
     notification: (priority, eventType) => `${prefix}.notifications.${priority.toLowerCase()}.${eventType}`,
     notificationsAll: `${prefix}.notifications.>`,
     compute: (instanceId, action) => `${v1}.compute.${token("instance", instanceId)}.${action}`,

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { authFields, checkAuthSettings } from "./auth-settings.js";
 import { callLimitFields, statementTimeoutFields } from "./call-limits-settings.js";
 import { inputFields } from "./input-settings.js";
+import { migrationFields } from "./migration-settings.js";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
@@ -111,6 +112,7 @@ const volumeSchema = z
     ...common,
     ...observabilityFields(9466),
     ...volumeTlsFields,
+    ...migrationFields,
     /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
     CINDERBLOCK_HOST: subjectToken.default("vol1"),
     CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),

@@ -4,6 +4,7 @@ export type { DependencyCheck, Lifecycle, LifecycleOptions, LifecycleProcess } f
 export { createLifecycle } from "./lifecycle.js";
 export type { Logger, LoggerOptions } from "./logger.js";
 export { createLogger } from "./logger.js";
+export { volumePeerTls } from "./migration-settings.js";
 export type { NatsConnectionSettings, NatsCredentials } from "./nats-settings.js";
 export { natsConnectionSettings } from "./nats-settings.js";
 export type { ObservabilityConfig } from "./observability.js";

@@ -15,7 +15,8 @@ export type VolumeStatus =
   | "reserved"
   | "deleted"
   | "reverting"
-  | "error_extending";
+  | "error_extending"
+  | "retyping";
 
 /** Snapshot statuses as stored (Cinder's spelling). */
 export type SnapshotStatus =
@@ -48,4 +49,5 @@ export type OperationKind =
   | "detach_volume"
   | "create_group_snapshot"
   | "manage_snapshot"
-  | "unmanage_snapshot";
+  | "unmanage_snapshot"
+  | "retype_volume";

@@ -131,7 +131,12 @@ export async function listVolumes(db: Executor, query: ListQuery): Promise<Volum
 }
 
 /** Fields a status change may set along with the status. */
-export type VolumeChanges = Partial<Pick<VolumeRow, "statusReason" | "statusDetail" | "host" | "sizeGb">>;
+export type VolumeChanges = Partial<
+  Pick<
+    VolumeRow,
+    "statusReason" | "statusDetail" | "host" | "sizeGb" | "volumeType" | "volumeTypeId" | "migrationStatus"
+  >
+>;
 
 /**
  * Compare-and-swap status change: moves the volume to `to` only if its status is one of `from`.

@@ -121,6 +121,8 @@ export interface InternalPki {
   apiClient: KeyPair;
   /** A volume host's server certificate (SAN DNS localhost, IP 127.0.0.1: what it advertises on loopback). */
   volumeServer: KeyPair;
+  /** A volume host's client certificate for other volume hosts (SAN DNS `cinderblock-volume`: migrations). */
+  volumePeer: KeyPair;
   /** The CA itself, to issue more. */
   ca: CertificateAuthority;
 }
@@ -128,11 +130,12 @@ export interface InternalPki {
 /** Writes a fresh CA and the api's and a loopback volume host's certificates into `dir`. */
 export async function makeInternalPki(dir: string): Promise<InternalPki> {
   const ca = await createCertificateAuthority(dir, "ca");
-  const [apiClient, volumeServer] = await Promise.all([
+  const [apiClient, volumeServer, volumePeer] = await Promise.all([
     ca.issue("api-client", { dns: ["cinderblock-api"], usage: "client" }),
     ca.issue("volume-server", { dns: ["localhost"], ip: ["127.0.0.1"], usage: "server" }),
+    ca.issue("volume-peer", { dns: ["cinderblock-volume"], usage: "client" }),
   ]);
-  return { caFile: ca.certFile, apiClient, volumeServer, ca };
+  return { caFile: ca.certFile, apiClient, volumeServer, volumePeer, ca };
 }
 
 /**
@@ -147,5 +150,7 @@ export function internalTlsEnv(pki: Omit<InternalPki, "ca">): Record<string, str
     CINDERBLOCK_VOLUME_TLS_CERT_FILE: pki.volumeServer.certFile,
     CINDERBLOCK_VOLUME_TLS_KEY_FILE: pki.volumeServer.keyFile,
     CINDERBLOCK_VOLUME_TLS_CLIENT_CA_FILE: pki.caFile,
+    CINDERBLOCK_VOLUME_PEER_TLS_CERT_FILE: pki.volumePeer.certFile,
+    CINDERBLOCK_VOLUME_PEER_TLS_KEY_FILE: pki.volumePeer.keyFile,
   };
 }

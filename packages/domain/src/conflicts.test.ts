@@ -42,6 +42,7 @@ const dispatcher: Dispatcher = {
   deleteVolume: async () => {},
   extendVolume: async () => {},
   revertToSnapshot: async () => {},
+  retypeVolume: async () => {},
 };
 
 /** A volume host that exports any volume after a moment (long enough for attaches to overlap). */

@@ -37,6 +37,7 @@ export type { QuotaDefaults } from "./quota.js";
 export {
   extendQuotaDeltas,
   reserveOrThrow,
+  retypeQuotaDeltas,
   snapshotQuotaDeltas,
   snapshotQuotaHeld,
   volumeQuotaDeltas,
@@ -80,3 +81,7 @@ export type {
   VolumeTypeUseCases,
 } from "./volume-types/use-cases.js";
 export type { QosConsumer } from "./volume-types/validation.js";
+export type { MigrationPolicy, RetypeDetail, RetypeVolumeInput } from "./volumes/retype.js";
+export { retypeDetailOf } from "./volumes/retype.js";
+export type { RetypeDone, RetypeFailed } from "./volumes/retype-outcome.js";
+export { failRetype, finishRetype } from "./volumes/retype-outcome.js";

@@ -2,6 +2,7 @@ import type { Executor, OutboxMessage } from "@cinderblock/db";
 import type {
   SchedulerCreateSnapshot,
   SchedulerCreateVolume,
+  SchedulerRetypeVolume,
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
   VolumeExtendVolume,
@@ -22,6 +23,8 @@ export interface Dispatcher {
   /** The outbox message `createSnapshot` writes, for a caller that writes it in its own statement. */
   createSnapshotMessage(cast: SchedulerCreateSnapshot, attempt: number): OutboxMessage;
   createVolume(tx: Executor, cast: SchedulerCreateVolumeCast, attempt: number): Promise<void>;
+  /** A retype goes to the scheduler, which decides in place or migrate (as Cinder's). */
+  retypeVolume(tx: Executor, cast: SchedulerRetypeVolume, attempt: number): Promise<void>;
   /** `host` is the volume's backend, "<host>@<backend>". */
   deleteSnapshot(tx: Executor, host: string, cast: VolumeDeleteSnapshot, attempt: number): Promise<void>;
   deleteVolume(tx: Executor, host: string, cast: VolumeDeleteVolume, attempt: number): Promise<void>;

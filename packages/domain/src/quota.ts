@@ -47,6 +47,21 @@ export function extendQuotaDeltas(defaults: QuotaDefaults, deltaGb: number, volu
   return typed([{ resource: "gigabytes", delta: deltaGb, defaultLimit: defaults.gigabytes }], volumeType);
 }
 
+/**
+ * What a retype moves between per-type quotas (Cinder's retype reserves the new type's
+ * `volumes_<type>` and `gigabytes_<type>` and gives the old type's back; the totals do not change):
+ * the deltas a volume of `sizeGb` holds against `volumeType`'s own quotas. Reserve them for the
+ * new type when the retype starts; release them for the old type when it is done, or for the new
+ * one when it fails.
+ */
+export function retypeQuotaDeltas(sizeGb: number, volumeType: string): QuotaDelta[] {
+  if (!volumeType) return [];
+  return [
+    { resource: `volumes_${volumeType}`, delta: 1, defaultLimit: -1 },
+    { resource: `gigabytes_${volumeType}`, delta: sizeGb, defaultLimit: -1 },
+  ];
+}
+
 /** What a snapshot row holds against its project's quota (released when the row goes). */
 export function snapshotQuotaHeld(row: { volumeSizeGb: number; volumeType: string }): QuotaDelta[] {
   return snapshotQuotaDeltas({ volumes: -1, snapshots: -1, gigabytes: -1 }, row.volumeSizeGb, row.volumeType);

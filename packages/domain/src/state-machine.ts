@@ -25,6 +25,7 @@ export const VOLUME_STATUSES = [
   "reserved",
   "reverting",
   "error_extending",
+  "retyping",
   "deleted",
 ] as const satisfies readonly VolumeStatus[];
 
@@ -116,6 +117,16 @@ export const VOLUME_OPERATIONS = {
     start: t(["available"], "reverting", "api"),
     done: t(["reverting"], "available", "volume"),
     failed: t(["reverting"], "error", "volume", "reconciler"),
+  },
+  /**
+   * Cinder's retype (in place, or by migrating to another backend): from available, or in-use
+   * for an in-place retype; done and failed both go back to the status it came from (the
+   * operation's `previousStatus`), with the new type or the old one.
+   */
+  retype: {
+    start: t(["available", "in-use"], "retyping", "api"),
+    done: t(["retyping"], "available", "volume"),
+    failed: t(["retyping"], "available", "scheduler", "volume", "reconciler"),
   },
   attach: {
     // A multiattach volume may also be attached while in-use; a failed attach goes back to where it was.
@@ -234,6 +245,7 @@ export interface VolumeActivity {
 export type GuardedOperation =
   | "volume.extend"
   | "volume.revert"
+  | "volume.retype"
   | "volume.delete"
   | "snapshot.delete"
   | "snapshot.create";
@@ -256,6 +268,7 @@ const CONFLICTS: Record<
 > = {
   "volume.extend": { snapshotStatuses: ["creating", "restoring"], clones: false, copies: true, verb: "extended" },
   "volume.revert": { snapshotStatuses: ["creating", "restoring"], clones: false, copies: true, verb: "reverted" },
+  "volume.retype": { snapshotStatuses: ["creating", "restoring"], clones: true, copies: true, verb: "retyped" },
   "volume.delete": {
     snapshotStatuses: ["creating", "deleting", "restoring", "unmanaging", "backing-up"],
     clones: true,

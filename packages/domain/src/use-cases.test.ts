@@ -17,6 +17,7 @@ import {
 import {
   SchedulerCreateSnapshot,
   SchedulerCreateVolume,
+  SchedulerRetypeVolume,
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
   VolumeExtendVolume,
@@ -85,6 +86,13 @@ const dispatcher: Dispatcher = {
       subject: `test.volume.${host}.delete_volume`,
       msgId: `${cast.operationId}:${attempt}`,
       payload: VolumeDeleteVolume.encode(cast).finish(),
+    });
+  },
+  async retypeVolume(tx, cast, attempt) {
+    await enqueueOutbox(tx, {
+      subject: "test.scheduler.retype_volume",
+      msgId: `${cast.operationId}:${attempt}`,
+      payload: SchedulerRetypeVolume.encode(cast).finish(),
     });
   },
 };

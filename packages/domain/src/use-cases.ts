@@ -32,6 +32,7 @@ import { deleteVolumeUseCase } from "./volumes/delete.js";
 import { extendVolumeUseCase } from "./volumes/extend.js";
 import { getVolumeUseCase, listVolumesUseCase } from "./volumes/read.js";
 import { resetVolumeStatusUseCase } from "./volumes/reset-status.js";
+import { type RetypeVolumeInput, retypeVolumeUseCase } from "./volumes/retype.js";
 import { revertToSnapshotUseCase } from "./volumes/revert.js";
 import { updateVolumeUseCase } from "./volumes/update.js";
 
@@ -79,6 +80,7 @@ export interface ApiUseCases
   deleteVolume(ctx: RequestContext, id: string, cascade: boolean): Promise<VolumeRow>;
   resetVolumeStatus(ctx: RequestContext, id: string, status: VolumeStatus): Promise<VolumeRow>;
   extendVolume(ctx: RequestContext, id: string, newSizeGb: number): Promise<VolumeRow>;
+  retypeVolume(ctx: RequestContext, input: RetypeVolumeInput): Promise<VolumeRow>;
   revertToSnapshot(ctx: RequestContext, volumeId: string, snapshotId: string): Promise<VolumeRow>;
   createSnapshot(ctx: RequestContext, input: CreateSnapshotInput): Promise<SnapshotRow>;
   getSnapshot(ctx: RequestContext, id: string): Promise<SnapshotRow>;
@@ -129,6 +131,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     deleteVolume: deleteVolumeUseCase(deps),
     resetVolumeStatus: resetVolumeStatusUseCase(deps),
     extendVolume: extendVolumeUseCase(deps),
+    retypeVolume: retypeVolumeUseCase(deps),
     revertToSnapshot: revertToSnapshotUseCase(deps),
 
     createSnapshot: createSnapshotUseCase(deps),

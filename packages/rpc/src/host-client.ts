@@ -113,3 +113,86 @@ export function createVolumeHostCalls(options: VolumeHostCallsOptions): VolumeHo
     },
   };
 }
+
+/** One ReadVolume message: a piece of the volume, or (the last, `sha256` set) the digest of all of it. */
+export interface VolumePiece {
+  offset: number;
+  data: Uint8Array;
+  sha256: string;
+  sizeBytes: number;
+}
+
+/** Calls from one volume host to another (a migration's target to its source). */
+export interface PeerHostCalls {
+  /**
+   * The source's bytes of a volume being migrated, as they come: the stream is read only as fast
+   * as the caller consumes it (HTTP/2 flow control holds the source back). A refusal or a lost
+   * connection throws as {@link createVolumeHostCalls}' calls do.
+   */
+  readVolume(address: string, ctx: CallContext, volumeId: string, operationId: string): AsyncIterable<VolumePiece>;
+  /** Asks the source to remove its copy of a volume that has moved off `sourceBackend`. */
+  deleteMigrationSource(
+    address: string,
+    ctx: CallContext,
+    volumeId: string,
+    operationId: string,
+    sourceBackend: string,
+  ): Promise<void>;
+  close(): void;
+}
+
+type CallContext = { requestId: string; projectId: string; userId: string; roles: string[]; isAdmin?: boolean };
+
+/** Options for {@link createPeerHostCalls}. */
+export interface PeerHostCallsOptions {
+  /** Milliseconds a whole copy may take (default 6 h); DeleteMigrationSource gets 30 s. */
+  copyDeadlineMs?: number;
+  /** This host's client certificate (the name peers allow) and the CA of the peers' server certificates. */
+  tls: TlsOptions & { caFile: string };
+}
+
+/**
+ * Calls from a volume host to another's internal gRPC server, over mutual TLS as the api's are
+ * (the peer accepts this host's client certificate for the migration methods only).
+ */
+export function createPeerHostCalls(options: PeerHostCallsOptions): PeerHostCalls {
+  const clients = new Map<string, VolumeHostServiceClient>();
+  const channelCredentials = clientTls(options.tls);
+  const client = (address: string) => {
+    let c = clients.get(address);
+    if (!c) {
+      c = new VolumeHostServiceClient(address, channelCredentials);
+      clients.set(address, c);
+    }
+    return c;
+  };
+  return {
+    async *readVolume(address, ctx, volumeId, operationId) {
+      const call = client(address).readVolume({ volumeId, operationId }, identity(ctx), {
+        deadline: new Date(Date.now() + (options.copyDeadlineMs ?? 6 * 3600_000)),
+      });
+      try {
+        for await (const message of call) yield message as VolumePiece;
+      } catch (error) {
+        throw fromServiceError(error as ServiceError);
+      } finally {
+        // A consumer that stops early (a failed write) ends the source's read too.
+        call.cancel();
+      }
+    },
+    async deleteMigrationSource(address, ctx, volumeId, operationId, sourceBackend) {
+      await new Promise<void>((resolve, reject) =>
+        client(address).deleteMigrationSource(
+          { volumeId, operationId, sourceBackend },
+          identity(ctx),
+          { deadline: new Date(Date.now() + 30_000) },
+          (err) => (err ? reject(fromServiceError(err)) : resolve()),
+        ),
+      );
+    },
+    close() {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
+  };
+}

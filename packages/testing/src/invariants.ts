@@ -11,6 +11,7 @@ export const TRANSITIONAL_VOLUME_STATUSES: readonly string[] = [
   "attaching",
   "detaching",
   "reverting",
+  "retyping",
   "reserved",
   "maintenance",
 ];

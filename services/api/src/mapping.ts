@@ -47,6 +47,7 @@ const VOLUME_STATUS: Record<VolumeStatusName, VolumeStatus> = {
   deleted: VolumeStatus.VOLUME_STATUS_DELETED,
   reverting: VolumeStatus.VOLUME_STATUS_REVERTING,
   error_extending: VolumeStatus.VOLUME_STATUS_ERROR_EXTENDING,
+  retyping: VolumeStatus.VOLUME_STATUS_RETYPING,
 };
 
 const SNAPSHOT_STATUS: Record<SnapshotStatusName, SnapshotStatus> = {

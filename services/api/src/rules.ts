@@ -31,6 +31,7 @@ export const API_METHOD_RULES: Readonly<Record<string, MethodRules<never>>> = {
   SetVolumeMetadata: { rules: rule("volume:update_volume_metadata") },
   DeleteVolumeMetadata: { rules: rule("volume:delete_volume_metadata") },
   ExtendVolume: { rules: rule("volume:extend") },
+  RetypeVolume: { rules: rule("volume:retype") },
   RevertVolumeToSnapshot: { rules: rule("volume:revert_to_snapshot") },
   AttachVolume: { rules: rule("volume:attachment_create") },
   DetachVolume: { rules: rule("volume:attachment_delete") },

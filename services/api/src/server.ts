@@ -193,6 +193,12 @@ export function createApiServer(options: ApiServerOptions): Server {
     extendVolume: u("ExtendVolume", async (req, ctx) => ({
       volume: toVolume(await uc.extendVolume(ctx, req.id, req.newSizeGb), ctx),
     })),
+    retypeVolume: u("RetypeVolume", async (req, ctx) => ({
+      volume: toVolume(
+        await uc.retypeVolume(ctx, { id: req.id, newType: req.newType, migrationPolicy: req.migrationPolicy }),
+        ctx,
+      ),
+    })),
     revertVolumeToSnapshot: u("RevertVolumeToSnapshot", async (req, ctx) => ({
       volume: toVolume(await uc.revertToSnapshot(ctx, req.volumeId, req.snapshotId), ctx),
     })),

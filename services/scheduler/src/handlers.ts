@@ -10,13 +10,14 @@ import {
   getVolumeElevated,
   getVolumeTypeBy,
   listServicesWithState,
+  listSnapshotsOfVolume,
   type ServiceRow,
   type Tx,
   updateSnapshotStatus,
   updateVolumeStatus,
 } from "@cinderblock/db";
-import { type Announcer, SNAPSHOT_OPERATIONS, VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
-import type { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import { type Announcer, failRetype, SNAPSHOT_OPERATIONS, VOLUME_OPERATIONS, volumeUsage } from "@cinderblock/domain";
+import type { SchedulerCreateSnapshot, SchedulerCreateVolume, SchedulerRetypeVolume } from "@cinderblock/proto";
 import { canonicalUuid, capacityProblem, pickBackend, type ScheduleRequest } from "./filters.js";
 import { DEFAULT_WEIGHER_MULTIPLIERS, type WeigherMultipliers } from "./weighers.js";
 
@@ -52,7 +53,14 @@ export interface SchedulerDependencies {
 export interface SchedulerHandlers {
   createSnapshot(cast: SchedulerCreateSnapshot, deliveryKey: string): Promise<void>;
   createVolume(cast: SchedulerCreateVolume, deliveryKey: string): Promise<void>;
+  retypeVolume(cast: SchedulerRetypeVolume, deliveryKey: string): Promise<void>;
 }
+
+/** What a retype's migration asks of both ends besides the type's extra specs (see retypeVolume). */
+const MIGRATABLE = { host_assisted_migration: "<is> True" } as const;
+
+/** The reason a retype that found nowhere to go fails with (the tenant's words; the detail says why). */
+const NO_BACKEND_FOR_TYPE = "no valid backend was found for the new type";
 
 /** Builds the scheduler's handlers. */
 export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerHandlers {
@@ -119,6 +127,33 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       await outcome.announce("ERROR", `scheduler.create_${kind}`, payload, operationId);
       for (const event of more(row)) await outcome.announce("ERROR", event.eventType, event.payload, operationId);
       outcome.changed(kind, id);
+    });
+  }
+
+  /**
+   * A retype the scheduler ends: the volume goes back to where it was with its old type, the new
+   * type's reservation is released, and `scheduler.retype` (ERROR) reports why, in one transaction.
+   */
+  function retypeFailed(
+    cast: SchedulerRetypeVolume,
+    newType: { id: string; name: string },
+    reason: string,
+    detail: string,
+  ): Promise<void> {
+    return record(async (tx, outcome) => {
+      const previousStatus = cast.previousStatus === "in-use" ? "in-use" : "available";
+      const [row] = await Promise.all([
+        failRetype(tx, cast.volumeId, { previousStatus, newType, reason, detail }),
+        finishOperation(tx, cast.operationId, "failed", detail),
+      ]);
+      if (!row) return;
+      await outcome.announce(
+        "ERROR",
+        "scheduler.retype",
+        { ...volumeUsage(row), new_type_id: newType.id, state: row.status, reason: detail },
+        cast.operationId,
+      );
+      outcome.changed("volume", row.id);
     });
   }
 
@@ -273,6 +308,106 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
           context: cast.context,
           volumeId: volume.id,
           backend: host.split("@")[1] ?? "",
+        },
+        deliveryKey,
+      );
+    },
+
+    /**
+     * Cinder's `SchedulerManager.retype` (`find_retype_backend`): when the volume's own backend
+     * passes the filters with the new type's extra specs (no capacity asked: nothing moves), the
+     * retype is done in place by its host; else, with migration_policy on-demand, the best other
+     * backend in the volume's zone that fits it is the target (both ends must report
+     * host_assisted_migration, and a volume with snapshots stays, as in Cinder); else it fails.
+     */
+    async retypeVolume(cast, deliveryKey) {
+      const volume = await getVolumeElevated(db, cast.volumeId);
+      if (volume?.status !== "retyping" || !volume.host) return;
+      const source = volume.host;
+      const newType = await getVolumeTypeBy(db, { id: cast.newTypeId });
+      if (!newType) {
+        await retypeFailed(cast, { id: cast.newTypeId, name: "" }, "the new volume type was deleted", "");
+        return;
+      }
+      const type = { id: newType.id, name: newType.name };
+      const services = await listServicesWithState(db, deps.serviceDownTimeSeconds);
+      const current = services.filter((s) => s.host === source);
+      const inPlace = pickBackend(
+        current,
+        { sizeGb: 0, availabilityZone: "", extraSpecs: newType.extraSpecs, hints: {} },
+        { multipliers },
+      );
+      if (inPlace.service) {
+        await deps.caster.retypeVolume(
+          hostNameOf(source),
+          {
+            operationId: cast.operationId,
+            context: cast.context,
+            volumeId: volume.id,
+            newTypeId: newType.id,
+            previousStatus: cast.previousStatus,
+          },
+          deliveryKey,
+        );
+        return;
+      }
+      const here = inPlace.reasons.length > 0 ? inPlace.reasons.join("; ") : `backend ${source} has not reported in`;
+      if (cast.migrationPolicy !== "on-demand") {
+        await retypeFailed(
+          cast,
+          type,
+          `${NO_BACKEND_FOR_TYPE} (migration_policy never keeps the volume on its backend)`,
+          `the volume's backend does not satisfy type ${newType.name}: ${here}`,
+        );
+        return;
+      }
+      const snapshots = await listSnapshotsOfVolume(db, volume.id);
+      if (snapshots.length > 0) {
+        await retypeFailed(
+          cast,
+          type,
+          "a volume with snapshots cannot be migrated to a backend of the new type",
+          `volume ${volume.id} has ${snapshots.length} snapshot(s); its backend does not satisfy type ${newType.name}: ${here}`,
+        );
+        return;
+      }
+      const sourceCaps = current[0]?.capabilities as { hostAssistedMigration?: unknown } | undefined;
+      if (sourceCaps?.hostAssistedMigration !== true) {
+        await retypeFailed(
+          cast,
+          type,
+          NO_BACKEND_FOR_TYPE,
+          `backend ${source} cannot be migrated from (its driver has no host-assisted copy); ${here}`,
+        );
+        return;
+      }
+      const choice = pickBackend(
+        services,
+        {
+          sizeGb: volume.sizeGb,
+          availabilityZone: volume.availabilityZone,
+          // NOTE: the target must be able to receive the copy: asked as a capability, so that a
+          // backend without it is turned down with its reason like any other.
+          extraSpecs: { ...newType.extraSpecs, ...MIGRATABLE },
+          hints: {},
+          excludeHosts: [source],
+        },
+        { multipliers },
+      );
+      if (!choice.service) {
+        await retypeFailed(cast, type, NO_BACKEND_FOR_TYPE, `${here}; ${choice.reasons.join("; ")}`);
+        return;
+      }
+      await deps.caster.migrateVolume(
+        hostNameOf(choice.service.host),
+        {
+          operationId: cast.operationId,
+          context: cast.context,
+          volumeId: volume.id,
+          newTypeId: newType.id,
+          targetBackend: choice.service.host,
+          sourceBackend: source,
+          previousStatus: cast.previousStatus,
         },
         deliveryKey,
       );

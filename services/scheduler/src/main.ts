@@ -10,7 +10,7 @@ import {
 } from "@cinderblock/bus";
 import { loadSchedulerConfig, natsConnectionSettings } from "@cinderblock/config";
 import { createDb, pingDatabase, runMigrations } from "@cinderblock/db";
-import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import { SchedulerCreateSnapshot, SchedulerCreateVolume, SchedulerRetypeVolume } from "@cinderblock/proto";
 import { addHealth, listen, Server, shutdown } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createSchedulerHandlers } from "./handlers.js";
@@ -96,6 +96,9 @@ async function main(): Promise<void> {
         } else if (msg.subject === bus.subjects.schedulerCreateVolume) {
           const cast = SchedulerCreateVolume.decode(msg.data);
           await retryOnFailure(() => handlers.createVolume(cast, deliveryKey));
+        } else if (msg.subject === bus.subjects.schedulerRetypeVolume) {
+          const cast = SchedulerRetypeVolume.decode(msg.data);
+          await retryOnFailure(() => handlers.retypeVolume(cast, deliveryKey));
         } else {
           throw new Error(`unknown subject ${msg.subject}`);
         }

@@ -3,13 +3,14 @@ import {
   createDb,
   type DbHandle,
   getSnapshotElevated,
+  getVolumeElevated,
   insertOperation,
   insertSnapshot,
   insertVolume,
   runMigrations,
 } from "@cinderblock/db";
 import { derivedId } from "@cinderblock/domain";
-import { SchedulerCreateSnapshot, SchedulerCreateVolume } from "@cinderblock/proto";
+import { SchedulerCreateSnapshot, SchedulerCreateVolume, SchedulerRetypeVolume } from "@cinderblock/proto";
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -202,5 +203,81 @@ describe("reconcileOnce", () => {
     );
     expect(await reconcileOnce(options())).toMatchObject({ failed: 1 });
     expect(await getSnapshotElevated(db, snapshotId)).toMatchObject({ status: "available" });
+  });
+
+  it("re-sends a retype to the scheduler; gives one up (a migration too) back to its status, the new type's quota released", async () => {
+    const { db } = handle;
+    /** A volume left `retyping` from `previousStatus`, with the new type's quota reserved. */
+    const stuckRetype = async (attempts: number, previousStatus: string, migrationStatus: string | null) => {
+      const volumeId = crypto.randomUUID();
+      const operationId = crypto.randomUUID();
+      const project = uniqueName("p-");
+      await insertVolume(db, {
+        id: volumeId,
+        projectId: project,
+        userId: "u1",
+        status: "retyping",
+        sizeGb: 4,
+        availabilityZone: "nova",
+        host: "vol1@file",
+        volumeType: "old",
+        migrationStatus,
+      });
+      await db.execute(sql`insert into quota_usages (project_id, resource, in_use) values
+        (${project}, 'volumes_old', 1), (${project}, 'gigabytes_old', 4), (${project}, 'volumes_new', 1), (${project}, 'gigabytes_new', 4)`);
+      const detail = {
+        newTypeId: crypto.randomUUID(),
+        newTypeName: "new",
+        oldTypeName: "old",
+        migrationPolicy: "on-demand",
+        previousStatus,
+        sizeGb: 4,
+      };
+      await insertOperation(db, {
+        id: operationId,
+        kind: "retype_volume",
+        resourceId: volumeId,
+        projectId: project,
+        timeoutSeconds: 1,
+        detail,
+      });
+      await db.execute(
+        sql`update operations set attempts = ${attempts}, deadline_at = now() - interval '1 second' where id = ${operationId}`,
+      );
+      return { volumeId, operationId, project, detail };
+    };
+    const usage = async (project: string) =>
+      Object.fromEntries(
+        (
+          await db.execute<{ resource: string; in_use: number }>(
+            sql`select resource, in_use from quota_usages where project_id = ${project}`,
+          )
+        ).map((r) => [r.resource, r.in_use]),
+      );
+
+    const again = await stuckRetype(1, "in-use", null);
+    expect(await reconcileOnce(options())).toMatchObject({ redispatched: 1 });
+    const [cast] = await db.execute<{ subject: string; payload: Uint8Array }>(
+      sql`select subject, payload from outbox where msg_id = ${`${again.operationId}:2:scheduler`}`,
+    );
+    expect(cast?.subject).toBe(bus.subjects.schedulerRetypeVolume);
+    expect(SchedulerRetypeVolume.decode(new Uint8Array(cast?.payload ?? []))).toMatchObject({
+      volumeId: again.volumeId,
+      newTypeId: again.detail.newTypeId,
+      migrationPolicy: "on-demand",
+      previousStatus: "in-use",
+    });
+    await db.execute(sql`update volumes set status = 'in-use' where id = ${again.volumeId}`);
+
+    const spent = await stuckRetype(3, "available", "migrating");
+    expect(await reconcileOnce(options())).toMatchObject({ failed: 1 });
+    expect(await getVolumeElevated(db, spent.volumeId)).toMatchObject({
+      status: "available",
+      volumeType: "old",
+      migrationStatus: "error",
+      statusReason: "volume retype did not finish after 3 attempts",
+    });
+    expect(await usage(spent.project)).toEqual({ volumes_old: 1, gigabytes_old: 4, volumes_new: 0, gigabytes_new: 0 });
+    await db.execute(sql`delete from outbox`);
   });
 });

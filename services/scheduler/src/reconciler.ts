@@ -24,7 +24,9 @@ import {
   type Announcer,
   type Dispatcher,
   extendQuotaDeltas,
+  failRetype,
   GROUP_SNAPSHOT_OPERATIONS,
+  retypeDetailOf,
   SNAPSHOT_OPERATIONS,
   settleGroupDelete,
   settleGroupSnapshot,
@@ -226,6 +228,48 @@ const inspectors: Record<
           );
         }
         return to;
+      },
+    };
+  },
+  async retype_volume(tx, op, d) {
+    const volume = await getVolumeElevated(tx, op.resourceId);
+    if (volume?.status !== "retyping") return undefined;
+    const detail = retypeDetailOf(op.detail);
+    const migrating = volume.migrationStatus === "migrating";
+    return {
+      kind: "volume",
+      resourceId: volume.id,
+      event: "volume.retype",
+      redispatch: async (t, attempt) => {
+        if (!detail) throw new Error(`the operation has no new type for volume ${volume.id}`);
+        // NOTE: a migration under way is left to its target host (its cast is redelivered by
+        // JetStream): deciding again could start a second copy into the same target. It gets
+        // more time; once the attempts are spent it is failed below, and a target that finishes
+        // later finds the volume no longer retyping and removes its copy.
+        if (migrating) return;
+        await d.retypeVolume(
+          t,
+          {
+            operationId: op.id,
+            context: reconcileContext(op.id, volume),
+            volumeId: volume.id,
+            newTypeId: detail.newTypeId,
+            migrationPolicy: detail.migrationPolicy,
+            previousStatus: detail.previousStatus,
+          },
+          attempt,
+        );
+      },
+      fail: async (t, reason) => {
+        const previousStatus = detail?.previousStatus ?? "available";
+        const row = await failRetype(t, volume.id, {
+          previousStatus,
+          newType: { id: detail?.newTypeId ?? "", name: detail?.newTypeName ?? "" },
+          reason,
+          detail: reason,
+          migrated: migrating,
+        });
+        return row && previousStatus;
       },
     };
   },

@@ -85,6 +85,7 @@ beforeAll(async () => {
     drivers: new Map([["fake", driver]]),
     report: () => {},
     allowedClients: ["cinderblock-api"],
+    allowedPeers: ["cinderblock-volume"],
   });
   const tls = serverTls({ ...pki.volumeServer, caFile: pki.caFile });
   address = `127.0.0.1:${await listen(server, "127.0.0.1:0", tls)}`;

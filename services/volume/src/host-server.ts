@@ -1,7 +1,15 @@
+import { createHash } from "node:crypto";
 import { type Db, getSnapshotElevated, getVolumeElevated } from "@cinderblock/db";
 import { CinderblockError, isAdmin, type RequestContext, SNAPSHOT_OPERATIONS } from "@cinderblock/domain";
-import { type VolumeHostServiceServer, VolumeHostServiceService } from "@cinderblock/proto";
-import { createPeerAuthenticator, type ErrorReporter, Server, statedIdentityGuard, unary } from "@cinderblock/rpc";
+import { type ReadVolumeResponse, type VolumeHostServiceServer, VolumeHostServiceService } from "@cinderblock/proto";
+import {
+  createPeerAuthenticator,
+  type ErrorReporter,
+  Server,
+  serverStreaming,
+  statedIdentityGuard,
+  unary,
+} from "@cinderblock/rpc";
 import { DriverError, type VolumeDriver } from "./drivers/driver.js";
 
 /** Options for {@link createHostServer}. */
@@ -12,6 +20,25 @@ export interface HostServerOptions {
   report: ErrorReporter;
   /** Names (SAN DNS, or CN) a caller's client certificate must carry: the api's. */
   allowedClients: readonly string[];
+  /**
+   * Names the other volume hosts' client certificates carry: they may call only the migration
+   * methods (ReadVolume, DeleteMigrationSource), and nothing else of this host.
+   */
+  allowedPeers: readonly string[];
+  /** Aborted when the host drains: an open ReadVolume ends with UNAVAILABLE (the target retries). */
+  stop?: AbortSignal;
+}
+
+/** Bytes per ReadVolume message (gRPC's default maximum message is 4 MiB). */
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/** Whether every byte is zero (such a chunk is not sent). */
+function allZero(data: Uint8Array): boolean {
+  const words = data.byteLength >>> 3;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  for (let i = 0; i < words; i++) if (view.getBigUint64(i * 8) !== 0n) return false;
+  for (let i = words * 8; i < data.byteLength; i++) if (data[i] !== 0) return false;
+  return true;
 }
 
 /**
@@ -46,6 +73,19 @@ export function createHostServer(options: HostServerOptions): Server {
   const guard = statedIdentityGuard(createPeerAuthenticator({ allowedClients: options.allowedClients }));
   const guarded = <Req, Res>(method: string, handler: (request: Req, ctx: RequestContext) => Promise<Res>) =>
     unary(method, options.report, handler, guard);
+  // NOTE: a second guard for host-to-host calls: a peer's certificate opens only the migration
+  // methods, and the api's does not open them.
+  const peerGuard = statedIdentityGuard(createPeerAuthenticator({ allowedClients: options.allowedPeers }));
+
+  /** The volume a migration reads or cleans up: on this host's `backend`, in the state the step needs. */
+  function migrationDriver(_volumeId: string, backend: string): VolumeDriver {
+    const [hostName, name] = backend.split("@");
+    const driver = options.drivers.get(name ?? "");
+    if (hostName !== options.hostName || !driver) {
+      throw new CinderblockError("FAILED_PRECONDITION", `backend ${backend} is not on host ${options.hostName}`);
+    }
+    return driver;
+  }
 
   async function driverAndVolume(ctx: RequestContext, volumeId: string) {
     const volume = await getVolumeElevated(db, volumeId);
@@ -132,6 +172,62 @@ export function createHostServer(options: HostServerOptions): Server {
         });
       return {};
     }),
+    readVolume: serverStreaming(
+      "ReadVolume",
+      options.report,
+      async function* (req: { volumeId: string; operationId: string }, _ctx, signal) {
+        const volume = await getVolumeElevated(db, req.volumeId);
+        // Only a volume being migrated is read, and only by its migration.
+        if (volume?.status !== "retyping" || volume.migrationStatus !== "migrating") {
+          throw new CinderblockError("FAILED_PRECONDITION", `volume ${req.volumeId} is not being migrated`);
+        }
+        const driver = migrationDriver(volume.id, volume.host ?? "");
+        if (!driver.readVolume) {
+          throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} cannot be read for a migration`);
+        }
+        const hash = createHash("sha256");
+        let size = 0;
+        try {
+          for await (const chunk of driver.readVolume({ id: volume.id, sizeGb: volume.sizeGb }, COPY_CHUNK_BYTES)) {
+            if (signal.aborted) return;
+            hash.update(chunk.data);
+            size = chunk.offset + chunk.data.byteLength;
+            if (allZero(chunk.data)) continue;
+            const message: ReadVolumeResponse = {
+              offset: chunk.offset,
+              data: Buffer.from(chunk.data),
+              sha256: "",
+              sizeBytes: 0,
+            };
+            yield message;
+          }
+        } catch (error) {
+          throw asCallError(error);
+        }
+        yield { offset: size, data: Buffer.alloc(0), sha256: hash.digest("hex"), sizeBytes: size };
+      },
+      { guard: peerGuard, stop: options.stop },
+    ),
+    deleteMigrationSource: unary(
+      "DeleteMigrationSource",
+      options.report,
+      async (req: { volumeId: string; operationId: string; sourceBackend: string }) => {
+        const driver = migrationDriver(req.volumeId, req.sourceBackend);
+        const volume = await getVolumeElevated(db, req.volumeId);
+        // Only once the volume lives elsewhere (its row moved with migration_status success).
+        if (!volume || volume.host === req.sourceBackend || volume.migrationStatus !== "success") {
+          throw new CinderblockError(
+            "FAILED_PRECONDITION",
+            `volume ${req.volumeId} has not moved off ${req.sourceBackend}; its copy there stays`,
+          );
+        }
+        await driver.deleteVolume({ id: volume.id, sizeGb: volume.sizeGb }).catch((e: unknown) => {
+          throw asCallError(e);
+        });
+        return {};
+      },
+      peerGuard,
+    ),
     terminateConnection: guarded("TerminateConnection", async (req, ctx) => {
       const { driver, volume } = await driverAndVolume(ctx, req.volumeId);
       await driver.terminateConnection(volume, req.connector).catch((e: unknown) => {

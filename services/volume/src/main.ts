@@ -8,9 +8,9 @@ import {
   startConsumer,
   startOutboxRelay,
 } from "@cinderblock/bus";
-import { loadVolumeConfig, natsConnectionSettings, volumeServerTls } from "@cinderblock/config";
+import { loadVolumeConfig, natsConnectionSettings, volumePeerTls, volumeServerTls } from "@cinderblock/config";
 import { createDb, pingDatabase, reportService, runMigrations } from "@cinderblock/db";
-import { addHealth, listen, serverTls, shutdown } from "@cinderblock/rpc";
+import { addHealth, createPeerHostCalls, listen, serverTls, shutdown } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
 import { instrumentDriver } from "./drivers/instrumented.js";
 import { createDriver } from "./drivers/registry.js";
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const config = loadVolumeConfig(process.env);
   // The internal service is mTLS-only: no certificate, key or client CA, no start.
   const tls = volumeServerTls(config);
+  const peerTls = volumePeerTls(config);
   const { logger, lifecycle } = await startServiceRuntime("volume", config);
   // The pool connects on first use; a driver with bad options fails here, before any waiting.
   const { db, close: closeDb } = createDb({
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
   });
   const drivers = new Map([[backend, driver]]);
 
+  // Aborted when the drain begins: a migration's open ReadVolume ends (its target retries).
+  const migrationStop = new AbortController();
   // NOTE: the host server listens (health NOT_SERVING) before the driver is initialized; nobody
   // calls its VolumeHostService before the first heartbeat below publishes its address.
   const hostServer = createHostServer({
@@ -51,6 +54,8 @@ async function main(): Promise<void> {
     drivers,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
     allowedClients: tls.allowedClients,
+    allowedPeers: config.CINDERBLOCK_VOLUME_TLS_ALLOWED_PEERS,
+    stop: migrationStop.signal,
   });
   const health = addHealth(hostServer, ["cinderblock.internal.v1.VolumeHostService"]);
   lifecycle.reportHealthTo((serving) => health.setServing(serving));
@@ -61,6 +66,7 @@ async function main(): Promise<void> {
   });
   const hostPort = await listen(hostServer, config.CINDERBLOCK_VOLUME_LISTEN, credentials);
   lifecycle.onDrain(async (deadline) => {
+    migrationStop.abort();
     health.endWatches();
     await shutdown(hostServer, deadline - Date.now());
   });
@@ -95,7 +101,9 @@ async function main(): Promise<void> {
       hostName: config.CINDERBLOCK_HOST,
       backend,
       availabilityZone: config.CINDERBLOCK_AVAILABILITY_ZONE,
-      capabilities: { ...stats },
+      // A backend whose driver can read and write its volumes' bytes takes part in host-assisted
+      // migration (the scheduler migrates only between two such backends).
+      capabilities: { ...stats, hostAssistedMigration: Boolean(driver.readVolume && driver.writeVolume) },
       grpcAddress,
     });
     return stats.backendState;
@@ -123,6 +131,8 @@ async function main(): Promise<void> {
     onError: (err) => logger.warn({ err }, "outbox relay pass failed; will retry"),
   });
   lifecycle.onClose("outbox relay", () => relay.stop());
+  const peers = peerTls && createPeerHostCalls({ tls: peerTls });
+  if (peers) lifecycle.onClose("peer host clients", async () => peers.close());
   const manager = createVolumeManager(
     {
       db,
@@ -132,6 +142,7 @@ async function main(): Promise<void> {
       onCommitted: () => relay.kick(),
       hostName: config.CINDERBLOCK_HOST,
       drivers,
+      peers,
       logger,
       maxSchedulingAttempts: config.CINDERBLOCK_SCHEDULER_MAX_ATTEMPTS,
     },

@@ -9,6 +9,7 @@ import {
   insertOperation,
   insertSnapshot,
   insertVolume,
+  insertVolumeType,
   reserveQuota,
   runMigrations,
   transaction,
@@ -21,6 +22,7 @@ import {
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
   VolumeExtendVolume,
+  VolumeRetypeVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { createTestDatabase, type TestDatabase, uniqueName } from "@cinderblock/testing";
@@ -46,6 +48,8 @@ const driver = {
   fail: new Map<string, unknown>(),
   /** When set, createSnapshot waits for it (lets two deliveries of one cast overlap). */
   gate: undefined as Promise<void> | undefined,
+  /** What retype answers (whether the backend could do it in place). */
+  retypeHandled: true,
 };
 function call(name: string, id: string): void {
   driver.calls.push(`${name} ${id}`);
@@ -66,6 +70,10 @@ const fakeDriver: VolumeDriver = {
   createClonedVolume: async (v, s) => call("createClonedVolume", `${v.id}<${s.id}:${v.sizeGb}`),
   revertToSnapshot: async (v, s) => call("revertToSnapshot", `${v.id}<${s.id}`),
   extendVolume: async (v, size) => call("extendVolume", `${v.id}:${size}`),
+  async retype(v, type) {
+    call("retype", `${v.id}:${type.name}`);
+    return driver.retypeHandled;
+  },
   listManageableSnapshots: async () => [],
   manageExistingSnapshot: async () => ({ sizeGb: 1 }),
   unmanageSnapshot: async () => {},
@@ -688,5 +696,82 @@ describe("create_volume of a clone", () => {
       status: "error",
       status_reason: "the storage backend failed to create the volume",
     });
+  });
+});
+
+describe("retype_volume", () => {
+  /** A volume `retyping` from type `old` to a new type, with the new type's quota reserved as the api does. */
+  async function retyping() {
+    const [oldType, newType] = await Promise.all(
+      ["old", "new"].map((n) =>
+        insertVolumeType(db, {
+          id: randomUUID(),
+          name: uniqueName(`${n}-`),
+          extraSpecs: { volume_backend_name: "file" },
+        }),
+      ),
+    );
+    if (!oldType || !newType) throw new Error("no types");
+    const volumeId = await volume("retyping", { sizeGb: 3 });
+    await db.execute(
+      sql`update volumes set volume_type = ${oldType.name}, volume_type_id = ${oldType.id} where id = ${volumeId}`,
+    );
+    await transaction(db, (tx) =>
+      reserveQuota(tx, projectId, [
+        { resource: `volumes_${oldType.name}`, delta: 1, defaultLimit: -1 },
+        { resource: `gigabytes_${oldType.name}`, delta: 3, defaultLimit: -1 },
+        { resource: `volumes_${newType.name}`, delta: 1, defaultLimit: -1 },
+        { resource: `gigabytes_${newType.name}`, delta: 3, defaultLimit: -1 },
+      ]),
+    );
+    const operationId = await operation("retype_volume", volumeId);
+    return { volumeId, operationId, oldType, newType };
+  }
+
+  it("in place: the driver retypes, the volume goes back to its status with the new type, the old quota goes", async () => {
+    const { volumeId, operationId, oldType, newType } = await retyping();
+    await run(VolumeRetypeVolume, subjects.volumeRetypeVolume(host), {
+      operationId,
+      context,
+      volumeId,
+      newTypeId: newType.id,
+      previousStatus: "in-use",
+    });
+    expect(driver.calls).toEqual([`retype ${volumeId}:${newType.name}`]);
+    const [row] = await db.execute<{ status: string; volume_type: string; volume_type_id: string }>(
+      sql`select status, volume_type, volume_type_id from volumes where id = ${volumeId}`,
+    );
+    expect(row).toEqual({ status: "in-use", volume_type: newType.name, volume_type_id: newType.id });
+    expect(await operationState(operationId)).toMatchObject({ state: "done" });
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.retype"]);
+    const usage = await getQuotaUsage(db, projectId);
+    expect([usage[`volumes_${oldType.name}`], usage[`gigabytes_${oldType.name}`]]).toEqual([0, 0]);
+    expect([usage[`volumes_${newType.name}`], usage[`gigabytes_${newType.name}`]]).toEqual([1, 3]);
+  });
+
+  it("a driver that cannot do it in place: back to its status with the old type and the reason, the new quota goes", async () => {
+    const { volumeId, operationId, oldType, newType } = await retyping();
+    driver.retypeHandled = false;
+    try {
+      await run(VolumeRetypeVolume, subjects.volumeRetypeVolume(host), {
+        operationId,
+        context,
+        volumeId,
+        newTypeId: newType.id,
+        previousStatus: "available",
+      });
+    } finally {
+      driver.retypeHandled = true;
+    }
+    expect(await statusOf("volumes", volumeId)).toEqual({
+      status: "available",
+      status_reason: "the volume's backend cannot change it to the new type in place",
+      status_detail: `the driver of ${backendHost} declined to retype the volume to ${newType.name}`,
+    });
+    expect(await operationState(operationId)).toMatchObject({ state: "failed" });
+    expect((await outcomes(volumeId)).map((o) => o.event)).toEqual(["volume.retype.error"]);
+    const usage = await getQuotaUsage(db, projectId);
+    expect([usage[`volumes_${oldType.name}`], usage[`gigabytes_${oldType.name}`]]).toEqual([1, 3]);
+    expect([usage[`volumes_${newType.name}`], usage[`gigabytes_${newType.name}`]]).toEqual([0, 0]);
   });
 });

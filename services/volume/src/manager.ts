@@ -5,6 +5,8 @@ import {
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
   VolumeExtendVolume,
+  VolumeMigrateVolume,
+  VolumeRetypeVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
 import { createOperationContext, type Delivery, type ManagerDependencies } from "./operations/context.js";
@@ -13,6 +15,8 @@ import { createVolumeOperation } from "./operations/create-volume.js";
 import { deleteSnapshotOperation } from "./operations/delete-snapshot.js";
 import { deleteVolumeOperation } from "./operations/delete-volume.js";
 import { extendVolumeOperation } from "./operations/extend-volume.js";
+import { migrateVolumeOperation } from "./operations/migrate-volume.js";
+import { retypeVolumeOperation } from "./operations/retype-volume.js";
 import { revertToSnapshotOperation } from "./operations/revert-to-snapshot.js";
 
 export type { ManagerDependencies } from "./operations/context.js";
@@ -46,5 +50,7 @@ export function createVolumeManager(deps: ManagerDependencies, subjects: Subject
     [subjects.volumeDeleteVolume(host), handler(VolumeDeleteVolume, deleteVolumeOperation(ctx))],
     [subjects.volumeExtendVolume(host), handler(VolumeExtendVolume, extendVolumeOperation(ctx))],
     [subjects.volumeRevertToSnapshot(host), handler(VolumeRevertToSnapshot, revertToSnapshotOperation(ctx))],
+    [subjects.volumeRetypeVolume(host), handler(VolumeRetypeVolume, retypeVolumeOperation(ctx))],
+    [subjects.volumeMigrateVolume(host), handler(VolumeMigrateVolume, migrateVolumeOperation(ctx, deps.peers))],
   ]);
 }

@@ -43,6 +43,7 @@ export const RULE_DEFAULTS: Readonly<Record<string, RuleDefault>> = {
   "volume:update": { check: "rule:admin_or_owner", description: "UpdateVolume" },
   "volume:delete": { check: "rule:admin_or_owner", description: "DeleteVolume (cascade too)" },
   "volume:extend": { check: "rule:admin_or_owner", description: "ExtendVolume" },
+  "volume:retype": { check: "rule:admin_or_owner", description: "RetypeVolume" },
   "volume:revert_to_snapshot": { check: "rule:admin_or_owner", description: "RevertVolumeToSnapshot" },
   "volume:update_volume_metadata": { check: "rule:admin_or_owner", description: "SetVolumeMetadata" },
   "volume:delete_volume_metadata": { check: "rule:admin_or_owner", description: "DeleteVolumeMetadata" },

@@ -41,6 +41,28 @@ export interface SnapshotModelUpdate {
   providerLocation?: string;
 }
 
+/** A volume type as a driver sees it (Cinder hands its drivers the type with its extra specs). */
+interface DriverVolumeType {
+  id: string;
+  name: string;
+  extraSpecs: Readonly<Record<string, string>>;
+}
+
+/**
+ * What a retype changes (Cinder's `volume_types.volume_types_diff`): each extra spec or QoS spec
+ * that differs, as [old, new] (undefined where the type has none).
+ */
+export interface VolumeTypeDiff {
+  extraSpecs: Readonly<Record<string, readonly [string | undefined, string | undefined]>>;
+  qosSpecs: Readonly<Record<string, readonly [string | undefined, string | undefined]>>;
+}
+
+/** One piece of a volume's bytes, at `offset`. */
+export interface VolumeChunk {
+  offset: number;
+  data: Uint8Array;
+}
+
 /** Capacity and state a backend reports to the scheduler. */
 export interface BackendStats {
   /** Driver name, e.g. "file", "lvm", "rbd". */
@@ -116,6 +138,24 @@ export interface VolumeDriver {
   revertToSnapshot(volume: DriverVolume, snapshot: DriverSnapshot): Promise<void>;
   /** Grows the volume to `newSizeGb` (never shrinks). */
   extendVolume(volume: DriverVolume, newSizeGb: number): Promise<void>;
+  /**
+   * Cinder's `driver.retype`: make the volume what `newType` asks of this backend, in place.
+   * True when done (or nothing on the backend had to change); false when this backend cannot do
+   * it in place (the manager then fails the retype, or it is migrated).
+   */
+  retype(volume: DriverVolume, newType: DriverVolumeType, diff: VolumeTypeDiff): Promise<boolean>;
+  /**
+   * Host-assisted migration, source side: the volume's bytes in order, in chunks of at most
+   * `chunkBytes`, read as the consumer asks for them (backpressure: nothing is read ahead).
+   * Absent: this backend's volumes cannot be migrated by copy.
+   */
+  readVolume?(volume: DriverVolume, chunkBytes: number): AsyncIterable<VolumeChunk>;
+  /**
+   * Host-assisted migration, target side: writes `chunks` into `volume` (created by createVolume,
+   * of the same size); what no chunk covers must read as zeros. Absent: this backend cannot
+   * receive a migrated volume.
+   */
+  writeVolume?(volume: DriverVolume, chunks: AsyncIterable<VolumeChunk>): Promise<void>;
   /** Snapshots on the backend that no row owns: `ownedSnapshotIds` are the ones we already manage. */
   listManageableSnapshots(ownedSnapshotIds: ReadonlySet<string>): Promise<ManageableSnapshot[]>;
   /** Takes over an existing snapshot found by `reference`, renaming it to our naming; returns its size. */

@@ -78,6 +78,10 @@ export function instrumentDriver(driver: VolumeDriver, labels: DriverLabels): Vo
     createClonedVolume: timed("create_cloned_volume", (v, source) => driver.createClonedVolume(v, source)),
     revertToSnapshot: timed("revert_to_snapshot", (v, s) => driver.revertToSnapshot(v, s)),
     extendVolume: timed("extend_volume", (v, size) => driver.extendVolume(v, size)),
+    retype: timed("retype", (v, type, diff) => driver.retype(v, type, diff)),
+    // NOTE: the copy's two ends are streams, timed by the migration that uses them, not here.
+    ...(driver.readVolume && { readVolume: driver.readVolume.bind(driver) }),
+    ...(driver.writeVolume && { writeVolume: timed("write_volume", driver.writeVolume.bind(driver)) }),
     listManageableSnapshots: timed("list_manageable_snapshots", (owned) => driver.listManageableSnapshots(owned)),
     manageExistingSnapshot: timed("manage_existing_snapshot", (s, ref) => driver.manageExistingSnapshot(s, ref)),
     unmanageSnapshot: timed("unmanage_snapshot", (s) => driver.unmanageSnapshot(s)),

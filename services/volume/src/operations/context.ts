@@ -8,6 +8,7 @@ import {
 } from "@cinderblock/bus";
 import type { Logger } from "@cinderblock/config";
 import type { Db } from "@cinderblock/db";
+import type { PeerHostCalls } from "@cinderblock/rpc";
 import { DriverError, type VolumeDriver } from "../drivers/driver.js";
 
 /** What the volume manager's operations need. */
@@ -24,6 +25,8 @@ export interface ManagerDependencies {
   hostName: string;
   /** The drivers of this host's backends, by backend name. */
   drivers: ReadonlyMap<string, VolumeDriver>;
+  /** Calls to other volume hosts (a migration's copy); none: this host cannot receive migrated volumes. */
+  peers?: PeerHostCalls;
   /** Where every outcome is logged, with its resource ids (none: not logged). */
   logger?: Pick<Logger, "info" | "warn">;
   /**

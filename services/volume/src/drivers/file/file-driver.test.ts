@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import {
   chmod,
   link,
@@ -137,6 +137,49 @@ describe("createFileDriver: volumes", () => {
 
     expect(await readdir(dataDir)).toEqual([]);
   });
+});
+
+describe("createFileDriver: a migration's copy (readVolume, writeVolume)", () => {
+  it("reads a volume in order in chunks, and writes chunks at their offsets leaving the gaps zero", async () => {
+    const source = { id: randomUUID(), sizeGb: 1 };
+    const target = { id: randomUUID(), sizeGb: 1 };
+    await driver.createVolume(source);
+    await driver.createVolume(target);
+    const head = randomBytes(5000);
+    const tail = randomBytes(100);
+    await writeAt(join(dataDir, `volume-${source.id}.img`), 10, head);
+    await writeAt(join(dataDir, `volume-${source.id}.img`), GIB - 100, tail);
+    const read = driver.readVolume?.(source, 64 * 1024 * 1024);
+    if (!read || !driver.writeVolume) throw new Error("the file driver copies");
+    const offsets: number[] = [];
+    const zeros = Buffer.alloc(64 * 1024 * 1024);
+    async function* nonZero() {
+      for await (const chunk of read ?? []) {
+        offsets.push(chunk.offset);
+        expect(chunk.data.byteLength).toBe(64 * 1024 * 1024);
+        // Only the chunks with data go, as ReadVolume sends them.
+        if (!zeros.equals(chunk.data)) yield chunk;
+      }
+    }
+    await driver.writeVolume(target, nonZero());
+    expect(offsets).toEqual(Array.from({ length: 16 }, (_, i) => i * 64 * 1024 * 1024));
+    const copy = join(dataDir, `volume-${target.id}.img`);
+    expect(await readAt(copy, 10, 5000)).toEqual(head);
+    expect(await readAt(copy, GIB - 100, 100)).toEqual(tail);
+    expect(await readAt(copy, 6000, 4096)).toEqual(Buffer.alloc(4096));
+    expect((await stat(copy)).size).toBe(GIB);
+    // A chunk past the end is refused, not written.
+    const outside = await rejection(
+      driver.writeVolume(
+        target,
+        (async function* () {
+          yield { offset: GIB - 10, data: new Uint8Array(20) };
+        })(),
+      ),
+    );
+    expect(outside).toBeInstanceOf(DriverError);
+    expect((await stat(copy)).size).toBe(GIB);
+  }, 60_000);
 });
 
 describe("createFileDriver: a restart after a crash", () => {

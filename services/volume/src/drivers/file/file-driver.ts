@@ -3,6 +3,7 @@ import { constants, type Stats } from "node:fs";
 import { copyFile, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { type FsNativeBinding, loadFsNative } from "@cinderblock/fs-native";
+import { readChunks, writeChunks } from "../byte-copy.js";
 import { checkId, checkSizeBytes, downStats, GIB, toGb } from "../checks.js";
 import {
   type BackendStats,
@@ -12,6 +13,7 @@ import {
   type DriverVolume,
   type ManageableSnapshot,
   type SnapshotModelUpdate,
+  type VolumeChunk,
   type VolumeDriver,
 } from "../driver.js";
 import { copySparse } from "./sparse-copy.js";
@@ -329,6 +331,37 @@ export function createFileDriver(
         await growAndSync(path, bytes);
       } catch (err) {
         throw fsError(`cannot extend ${name}`, err);
+      }
+    },
+
+    // NOTE: a file backend has nothing a type could change (no QoS, no provisioning choice).
+    async retype() {
+      return true;
+    },
+
+    async *readVolume(volume: DriverVolume, chunkBytes: number): AsyncIterable<VolumeChunk> {
+      const id = checkId(volume.id, "volume");
+      const name = `volume-${id}.img`;
+      const info = await statIfExists(volumePath(id), name);
+      if (!info)
+        throw new DriverError(`volume file ${name} not found on backend`, { retryable: false, kind: "not_found" });
+      try {
+        yield* readChunks(volumePath(id), info.size, chunkBytes);
+      } catch (err) {
+        throw fsError(`cannot read ${name}`, err);
+      }
+    },
+
+    async writeVolume(volume: DriverVolume, chunks: AsyncIterable<VolumeChunk>) {
+      const id = checkId(volume.id, "volume");
+      const name = `volume-${id}.img`;
+      const info = await statIfExists(volumePath(id), name);
+      if (!info) throw new DriverError(`volume file ${name} not found on backend`, { retryable: false });
+      // A fresh volume file is sparse: what no chunk covers reads as zeros.
+      try {
+        await writeChunks(volumePath(id), info.size, chunks);
+      } catch (err) {
+        throw fsError(`cannot write ${name}`, err);
       }
     },
 

@@ -461,6 +461,11 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
       if (merged.tags.includes(tag)) await lvm.exec(["lvchange", "--deltag", tag, lvm.path(name)]);
     },
 
+    // NOTE: nothing on an LVM backend: a volume keeps its LV and VG (thin or thick is the pool's, not the type's); a type that needs another backend is migrated instead.
+    async retype() {
+      return true;
+    },
+
     async extendVolume(volume: DriverVolume, newSizeGb: number) {
       const name = volumeLv(checkId(volume.id, "volume"));
       const sizeGb = checkSize(newSizeGb);

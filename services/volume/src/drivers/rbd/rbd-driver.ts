@@ -379,6 +379,11 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
       }
     },
 
+    // NOTE: nothing on an RBD backend: the image stays in its pool with its features; a type that needs another backend is migrated instead.
+    async retype() {
+      return true;
+    },
+
     async extendVolume(volume: DriverVolume, newSizeGb: number) {
       const name = volumeName(volume.id);
       const size = checkSizeBytes(newSizeGb);

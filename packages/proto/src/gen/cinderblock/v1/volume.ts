@@ -38,6 +38,8 @@ export enum VolumeStatus {
   VOLUME_STATUS_DELETED = 12,
   VOLUME_STATUS_REVERTING = 13,
   VOLUME_STATUS_ERROR_EXTENDING = 14,
+  /** VOLUME_STATUS_RETYPING - Changing type (RetypeVolume), in place or by migrating to another backend. */
+  VOLUME_STATUS_RETYPING = 15,
   UNRECOGNIZED = -1,
 }
 
@@ -88,6 +90,9 @@ export function volumeStatusFromJSON(object: any): VolumeStatus {
     case 14:
     case "VOLUME_STATUS_ERROR_EXTENDING":
       return VolumeStatus.VOLUME_STATUS_ERROR_EXTENDING;
+    case 15:
+    case "VOLUME_STATUS_RETYPING":
+      return VolumeStatus.VOLUME_STATUS_RETYPING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -127,6 +132,8 @@ export function volumeStatusToJSON(object: VolumeStatus): string {
       return "VOLUME_STATUS_REVERTING";
     case VolumeStatus.VOLUME_STATUS_ERROR_EXTENDING:
       return "VOLUME_STATUS_ERROR_EXTENDING";
+    case VolumeStatus.VOLUME_STATUS_RETYPING:
+      return "VOLUME_STATUS_RETYPING";
     case VolumeStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -335,6 +342,22 @@ export interface ExtendVolumeRequest {
 }
 
 export interface ExtendVolumeResponse {
+  volume: Volume | undefined;
+}
+
+export interface RetypeVolumeRequest {
+  id: string;
+  /** The new volume type, by name or id; must differ from the current one. */
+  newType: string;
+  /**
+   * Cinder's migration_policy: "never" (the default; only an in-place retype on the volume's
+   * backend) or "on-demand" (migrate to a backend that satisfies the new type when the current
+   * one does not).
+   */
+  migrationPolicy: string;
+}
+
+export interface RetypeVolumeResponse {
   volume: Volume | undefined;
 }
 
@@ -3605,6 +3628,184 @@ export const ExtendVolumeResponse: MessageFns<ExtendVolumeResponse> = {
   },
 };
 
+function createBaseRetypeVolumeRequest(): RetypeVolumeRequest {
+  return { id: "", newType: "", migrationPolicy: "" };
+}
+
+export const RetypeVolumeRequest: MessageFns<RetypeVolumeRequest> = {
+  encode(message: RetypeVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.newType !== "") {
+      writer.uint32(18).string(message.newType);
+    }
+    if (message.migrationPolicy !== "") {
+      writer.uint32(26).string(message.migrationPolicy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetypeVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetypeVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.newType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.migrationPolicy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetypeVolumeRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      newType: isSet(object.newType)
+        ? globalThis.String(object.newType)
+        : isSet(object.new_type)
+        ? globalThis.String(object.new_type)
+        : "",
+      migrationPolicy: isSet(object.migrationPolicy)
+        ? globalThis.String(object.migrationPolicy)
+        : isSet(object.migration_policy)
+        ? globalThis.String(object.migration_policy)
+        : "",
+    };
+  },
+
+  toJSON(message: RetypeVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.newType !== "") {
+      obj.newType = message.newType;
+    }
+    if (message.migrationPolicy !== "") {
+      obj.migrationPolicy = message.migrationPolicy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RetypeVolumeRequest>, I>>(base?: I): RetypeVolumeRequest {
+    return RetypeVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetypeVolumeRequest>, I>>(object: I): RetypeVolumeRequest {
+    const message = createBaseRetypeVolumeRequest();
+    message.id = object.id ?? "";
+    message.newType = object.newType ?? "";
+    message.migrationPolicy = object.migrationPolicy ?? "";
+    return message;
+  },
+};
+
+function createBaseRetypeVolumeResponse(): RetypeVolumeResponse {
+  return { volume: undefined };
+}
+
+export const RetypeVolumeResponse: MessageFns<RetypeVolumeResponse> = {
+  encode(message: RetypeVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volume !== undefined) {
+      Volume.encode(message.volume, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetypeVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetypeVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volume = Volume.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetypeVolumeResponse {
+    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
+  },
+
+  toJSON(message: RetypeVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.volume !== undefined) {
+      obj.volume = Volume.toJSON(message.volume);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RetypeVolumeResponse>, I>>(base?: I): RetypeVolumeResponse {
+    return RetypeVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetypeVolumeResponse>, I>>(object: I): RetypeVolumeResponse {
+    const message = createBaseRetypeVolumeResponse();
+    message.volume = (object.volume !== undefined && object.volume !== null)
+      ? Volume.fromPartial(object.volume)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseRevertVolumeToSnapshotRequest(): RevertVolumeToSnapshotRequest {
   return { volumeId: "", snapshotId: "" };
 }
@@ -4956,6 +5157,20 @@ export const VolumesServiceService = {
     responseDeserialize: (value: Buffer): ExtendVolumeResponse => ExtendVolumeResponse.decode(value),
   },
   /**
+   * RetypeVolume changes an available (or, in place only, in-use) volume's type: retyping, then
+   * back to its status with the new type; moved to another backend first when the policy allows.
+   */
+  retypeVolume: {
+    path: "/cinderblock.v1.VolumesService/RetypeVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RetypeVolumeRequest): Buffer => Buffer.from(RetypeVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RetypeVolumeRequest => RetypeVolumeRequest.decode(value),
+    responseSerialize: (value: RetypeVolumeResponse): Buffer =>
+      Buffer.from(RetypeVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RetypeVolumeResponse => RetypeVolumeResponse.decode(value),
+  },
+  /**
    * RevertVolumeToSnapshot rolls an available volume back to its latest snapshot
    * (volume reverting and snapshot restoring, then both available).
    */
@@ -5018,6 +5233,11 @@ export interface VolumesServiceServer extends UntypedServiceImplementation {
    * status it had; the compute agent of each attached instance is told (volume-extended).
    */
   extendVolume: handleUnaryCall<ExtendVolumeRequest, ExtendVolumeResponse>;
+  /**
+   * RetypeVolume changes an available (or, in place only, in-use) volume's type: retyping, then
+   * back to its status with the new type; moved to another backend first when the policy allows.
+   */
+  retypeVolume: handleUnaryCall<RetypeVolumeRequest, RetypeVolumeResponse>;
   /**
    * RevertVolumeToSnapshot rolls an available volume back to its latest snapshot
    * (volume reverting and snapshot restoring, then both available).
@@ -5177,6 +5397,25 @@ export interface VolumesServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ExtendVolumeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RetypeVolume changes an available (or, in place only, in-use) volume's type: retyping, then
+   * back to its status with the new type; moved to another backend first when the policy allows.
+   */
+  retypeVolume(
+    request: RetypeVolumeRequest,
+    callback: (error: ServiceError | null, response: RetypeVolumeResponse) => void,
+  ): ClientUnaryCall;
+  retypeVolume(
+    request: RetypeVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RetypeVolumeResponse) => void,
+  ): ClientUnaryCall;
+  retypeVolume(
+    request: RetypeVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RetypeVolumeResponse) => void,
   ): ClientUnaryCall;
   /**
    * RevertVolumeToSnapshot rolls an available volume back to its latest snapshot

@@ -99,6 +99,48 @@ export interface VolumeRevertToSnapshot {
   snapshotId: string;
 }
 
+/**
+ * cinderblock.v1.scheduler.retype_volume: decide in place or migrate (the volume is `retyping`;
+ * the operation's detail holds the new type and the migration policy).
+ */
+export interface SchedulerRetypeVolume {
+  operationId: string;
+  context: RequestContext | undefined;
+  volumeId: string;
+  /** The new type's id. */
+  newTypeId: string;
+  /** "never" or "on-demand". */
+  migrationPolicy: string;
+  /** The status the volume goes back to ("available" or "in-use"). */
+  previousStatus: string;
+}
+
+/** cinderblock.v1.volume.<host>.retype_volume: the volume's own host changes its type in place. */
+export interface VolumeRetypeVolume {
+  operationId: string;
+  context: RequestContext | undefined;
+  volumeId: string;
+  newTypeId: string;
+  previousStatus: string;
+}
+
+/**
+ * cinderblock.v1.volume.<host>.migrate_volume: the target host makes a copy of the volume on
+ * `target_backend`, fills it from the source host (VolumeHostService.ReadVolume), verifies it and
+ * moves the volume there with its new type.
+ */
+export interface VolumeMigrateVolume {
+  operationId: string;
+  context: RequestContext | undefined;
+  volumeId: string;
+  newTypeId: string;
+  /** "<host>@<backend>" the volume moves to (on the host this cast is addressed to). */
+  targetBackend: string;
+  /** "<host>@<backend>" the volume is on. */
+  sourceBackend: string;
+  previousStatus: string;
+}
+
 function createBaseRequestContext(): RequestContext {
   return { requestId: "", projectId: "", userId: "", roles: [] };
 }
@@ -1437,6 +1479,527 @@ export const VolumeRevertToSnapshot: MessageFns<VolumeRevertToSnapshot> = {
       : undefined;
     message.volumeId = object.volumeId ?? "";
     message.snapshotId = object.snapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseSchedulerRetypeVolume(): SchedulerRetypeVolume {
+  return { operationId: "", context: undefined, volumeId: "", newTypeId: "", migrationPolicy: "", previousStatus: "" };
+}
+
+export const SchedulerRetypeVolume: MessageFns<SchedulerRetypeVolume> = {
+  encode(message: SchedulerRetypeVolume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(18).fork()).join();
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(26).string(message.volumeId);
+    }
+    if (message.newTypeId !== "") {
+      writer.uint32(34).string(message.newTypeId);
+    }
+    if (message.migrationPolicy !== "") {
+      writer.uint32(42).string(message.migrationPolicy);
+    }
+    if (message.previousStatus !== "") {
+      writer.uint32(50).string(message.previousStatus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SchedulerRetypeVolume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSchedulerRetypeVolume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.newTypeId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.migrationPolicy = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.previousStatus = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SchedulerRetypeVolume {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      context: isSet(object.context) ? RequestContext.fromJSON(object.context) : undefined,
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      newTypeId: isSet(object.newTypeId)
+        ? globalThis.String(object.newTypeId)
+        : isSet(object.new_type_id)
+        ? globalThis.String(object.new_type_id)
+        : "",
+      migrationPolicy: isSet(object.migrationPolicy)
+        ? globalThis.String(object.migrationPolicy)
+        : isSet(object.migration_policy)
+        ? globalThis.String(object.migration_policy)
+        : "",
+      previousStatus: isSet(object.previousStatus)
+        ? globalThis.String(object.previousStatus)
+        : isSet(object.previous_status)
+        ? globalThis.String(object.previous_status)
+        : "",
+    };
+  },
+
+  toJSON(message: SchedulerRetypeVolume): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.context !== undefined) {
+      obj.context = RequestContext.toJSON(message.context);
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.newTypeId !== "") {
+      obj.newTypeId = message.newTypeId;
+    }
+    if (message.migrationPolicy !== "") {
+      obj.migrationPolicy = message.migrationPolicy;
+    }
+    if (message.previousStatus !== "") {
+      obj.previousStatus = message.previousStatus;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SchedulerRetypeVolume>, I>>(base?: I): SchedulerRetypeVolume {
+    return SchedulerRetypeVolume.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SchedulerRetypeVolume>, I>>(object: I): SchedulerRetypeVolume {
+    const message = createBaseSchedulerRetypeVolume();
+    message.operationId = object.operationId ?? "";
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.volumeId = object.volumeId ?? "";
+    message.newTypeId = object.newTypeId ?? "";
+    message.migrationPolicy = object.migrationPolicy ?? "";
+    message.previousStatus = object.previousStatus ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeRetypeVolume(): VolumeRetypeVolume {
+  return { operationId: "", context: undefined, volumeId: "", newTypeId: "", previousStatus: "" };
+}
+
+export const VolumeRetypeVolume: MessageFns<VolumeRetypeVolume> = {
+  encode(message: VolumeRetypeVolume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(18).fork()).join();
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(26).string(message.volumeId);
+    }
+    if (message.newTypeId !== "") {
+      writer.uint32(34).string(message.newTypeId);
+    }
+    if (message.previousStatus !== "") {
+      writer.uint32(42).string(message.previousStatus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeRetypeVolume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeRetypeVolume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.newTypeId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.previousStatus = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeRetypeVolume {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      context: isSet(object.context) ? RequestContext.fromJSON(object.context) : undefined,
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      newTypeId: isSet(object.newTypeId)
+        ? globalThis.String(object.newTypeId)
+        : isSet(object.new_type_id)
+        ? globalThis.String(object.new_type_id)
+        : "",
+      previousStatus: isSet(object.previousStatus)
+        ? globalThis.String(object.previousStatus)
+        : isSet(object.previous_status)
+        ? globalThis.String(object.previous_status)
+        : "",
+    };
+  },
+
+  toJSON(message: VolumeRetypeVolume): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.context !== undefined) {
+      obj.context = RequestContext.toJSON(message.context);
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.newTypeId !== "") {
+      obj.newTypeId = message.newTypeId;
+    }
+    if (message.previousStatus !== "") {
+      obj.previousStatus = message.previousStatus;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeRetypeVolume>, I>>(base?: I): VolumeRetypeVolume {
+    return VolumeRetypeVolume.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeRetypeVolume>, I>>(object: I): VolumeRetypeVolume {
+    const message = createBaseVolumeRetypeVolume();
+    message.operationId = object.operationId ?? "";
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.volumeId = object.volumeId ?? "";
+    message.newTypeId = object.newTypeId ?? "";
+    message.previousStatus = object.previousStatus ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeMigrateVolume(): VolumeMigrateVolume {
+  return {
+    operationId: "",
+    context: undefined,
+    volumeId: "",
+    newTypeId: "",
+    targetBackend: "",
+    sourceBackend: "",
+    previousStatus: "",
+  };
+}
+
+export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
+  encode(message: VolumeMigrateVolume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operationId !== "") {
+      writer.uint32(10).string(message.operationId);
+    }
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(18).fork()).join();
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(26).string(message.volumeId);
+    }
+    if (message.newTypeId !== "") {
+      writer.uint32(34).string(message.newTypeId);
+    }
+    if (message.targetBackend !== "") {
+      writer.uint32(42).string(message.targetBackend);
+    }
+    if (message.sourceBackend !== "") {
+      writer.uint32(50).string(message.sourceBackend);
+    }
+    if (message.previousStatus !== "") {
+      writer.uint32(58).string(message.previousStatus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeMigrateVolume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeMigrateVolume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.newTypeId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.targetBackend = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sourceBackend = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.previousStatus = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeMigrateVolume {
+    return {
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      context: isSet(object.context) ? RequestContext.fromJSON(object.context) : undefined,
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      newTypeId: isSet(object.newTypeId)
+        ? globalThis.String(object.newTypeId)
+        : isSet(object.new_type_id)
+        ? globalThis.String(object.new_type_id)
+        : "",
+      targetBackend: isSet(object.targetBackend)
+        ? globalThis.String(object.targetBackend)
+        : isSet(object.target_backend)
+        ? globalThis.String(object.target_backend)
+        : "",
+      sourceBackend: isSet(object.sourceBackend)
+        ? globalThis.String(object.sourceBackend)
+        : isSet(object.source_backend)
+        ? globalThis.String(object.source_backend)
+        : "",
+      previousStatus: isSet(object.previousStatus)
+        ? globalThis.String(object.previousStatus)
+        : isSet(object.previous_status)
+        ? globalThis.String(object.previous_status)
+        : "",
+    };
+  },
+
+  toJSON(message: VolumeMigrateVolume): unknown {
+    const obj: any = {};
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.context !== undefined) {
+      obj.context = RequestContext.toJSON(message.context);
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.newTypeId !== "") {
+      obj.newTypeId = message.newTypeId;
+    }
+    if (message.targetBackend !== "") {
+      obj.targetBackend = message.targetBackend;
+    }
+    if (message.sourceBackend !== "") {
+      obj.sourceBackend = message.sourceBackend;
+    }
+    if (message.previousStatus !== "") {
+      obj.previousStatus = message.previousStatus;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeMigrateVolume>, I>>(base?: I): VolumeMigrateVolume {
+    return VolumeMigrateVolume.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeMigrateVolume>, I>>(object: I): VolumeMigrateVolume {
+    const message = createBaseVolumeMigrateVolume();
+    message.operationId = object.operationId ?? "";
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.volumeId = object.volumeId ?? "";
+    message.newTypeId = object.newTypeId ?? "";
+    message.targetBackend = object.targetBackend ?? "";
+    message.sourceBackend = object.sourceBackend ?? "";
+    message.previousStatus = object.previousStatus ?? "";
     return message;
   },
 };

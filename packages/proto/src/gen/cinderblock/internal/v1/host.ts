@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -89,6 +91,39 @@ export interface HostUnmanageSnapshotRequest {
 }
 
 export interface HostUnmanageSnapshotResponse {
+}
+
+export interface ReadVolumeRequest {
+  volumeId: string;
+  /** The migration (retype operation) the bytes are read for; the source checks it is under way. */
+  operationId: string;
+}
+
+/**
+ * One piece of a volume's bytes, in order; pieces that are all zeros are not sent (the target's
+ * new volume reads as zeros where nothing was written). The last message carries no data but
+ * the digest.
+ */
+export interface ReadVolumeResponse {
+  /** Where `data` starts in the volume. */
+  offset: number;
+  data: Buffer;
+  /**
+   * Set on the last message only: the SHA-256 (hex) of the whole volume as read (the zeros not
+   * sent included), and its size in bytes.
+   */
+  sha256: string;
+  sizeBytes: number;
+}
+
+export interface DeleteMigrationSourceRequest {
+  volumeId: string;
+  operationId: string;
+  /** "<host>@<backend>" the volume was migrated from (its row no longer names it). */
+  sourceBackend: string;
+}
+
+export interface DeleteMigrationSourceResponse {
 }
 
 function createBaseInitializeConnectionRequest(): InitializeConnectionRequest {
@@ -1411,6 +1446,385 @@ export const HostUnmanageSnapshotResponse: MessageFns<HostUnmanageSnapshotRespon
   },
 };
 
+function createBaseReadVolumeRequest(): ReadVolumeRequest {
+  return { volumeId: "", operationId: "" };
+}
+
+export const ReadVolumeRequest: MessageFns<ReadVolumeRequest> = {
+  encode(message: ReadVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.operationId !== "") {
+      writer.uint32(18).string(message.operationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadVolumeRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ReadVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadVolumeRequest>, I>>(base?: I): ReadVolumeRequest {
+    return ReadVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadVolumeRequest>, I>>(object: I): ReadVolumeRequest {
+    const message = createBaseReadVolumeRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.operationId = object.operationId ?? "";
+    return message;
+  },
+};
+
+function createBaseReadVolumeResponse(): ReadVolumeResponse {
+  return { offset: 0, data: Buffer.alloc(0), sha256: "", sizeBytes: 0 };
+}
+
+export const ReadVolumeResponse: MessageFns<ReadVolumeResponse> = {
+  encode(message: ReadVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.offset !== 0) {
+      writer.uint32(8).int64(message.offset);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    if (message.sha256 !== "") {
+      writer.uint32(26).string(message.sha256);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(32).int64(message.sizeBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sha256 = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadVolumeResponse {
+    return {
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      sha256: isSet(object.sha256) ? globalThis.String(object.sha256) : "",
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReadVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.sha256 !== "") {
+      obj.sha256 = message.sha256;
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadVolumeResponse>, I>>(base?: I): ReadVolumeResponse {
+    return ReadVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadVolumeResponse>, I>>(object: I): ReadVolumeResponse {
+    const message = createBaseReadVolumeResponse();
+    message.offset = object.offset ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    message.sha256 = object.sha256 ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeleteMigrationSourceRequest(): DeleteMigrationSourceRequest {
+  return { volumeId: "", operationId: "", sourceBackend: "" };
+}
+
+export const DeleteMigrationSourceRequest: MessageFns<DeleteMigrationSourceRequest> = {
+  encode(message: DeleteMigrationSourceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.operationId !== "") {
+      writer.uint32(18).string(message.operationId);
+    }
+    if (message.sourceBackend !== "") {
+      writer.uint32(26).string(message.sourceBackend);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteMigrationSourceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteMigrationSourceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sourceBackend = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteMigrationSourceRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      sourceBackend: isSet(object.sourceBackend)
+        ? globalThis.String(object.sourceBackend)
+        : isSet(object.source_backend)
+        ? globalThis.String(object.source_backend)
+        : "",
+    };
+  },
+
+  toJSON(message: DeleteMigrationSourceRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.sourceBackend !== "") {
+      obj.sourceBackend = message.sourceBackend;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteMigrationSourceRequest>, I>>(base?: I): DeleteMigrationSourceRequest {
+    return DeleteMigrationSourceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteMigrationSourceRequest>, I>>(object: I): DeleteMigrationSourceRequest {
+    const message = createBaseDeleteMigrationSourceRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.operationId = object.operationId ?? "";
+    message.sourceBackend = object.sourceBackend ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteMigrationSourceResponse(): DeleteMigrationSourceResponse {
+  return {};
+}
+
+export const DeleteMigrationSourceResponse: MessageFns<DeleteMigrationSourceResponse> = {
+  encode(_: DeleteMigrationSourceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteMigrationSourceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteMigrationSourceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteMigrationSourceResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteMigrationSourceResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteMigrationSourceResponse>, I>>(base?: I): DeleteMigrationSourceResponse {
+    return DeleteMigrationSourceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteMigrationSourceResponse>, I>>(_: I): DeleteMigrationSourceResponse {
+    const message = createBaseDeleteMigrationSourceResponse();
+    return message;
+  },
+};
+
 /** VolumeHostService: calls from the api to a volume host, for answers needed at once. */
 export type VolumeHostServiceService = typeof VolumeHostServiceService;
 export const VolumeHostServiceService = {
@@ -1471,6 +1885,31 @@ export const VolumeHostServiceService = {
       Buffer.from(HostUnmanageSnapshotResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HostUnmanageSnapshotResponse => HostUnmanageSnapshotResponse.decode(value),
   },
+  /**
+   * Host to host (a migration's target calling its source, peer certificates only): the volume's
+   * bytes, streamed with backpressure.
+   */
+  readVolume: {
+    path: "/cinderblock.internal.v1.VolumeHostService/ReadVolume" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ReadVolumeRequest): Buffer => Buffer.from(ReadVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadVolumeRequest => ReadVolumeRequest.decode(value),
+    responseSerialize: (value: ReadVolumeResponse): Buffer => Buffer.from(ReadVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadVolumeResponse => ReadVolumeResponse.decode(value),
+  },
+  /** Host to host, once the volume has moved: the source removes its old copy. */
+  deleteMigrationSource: {
+    path: "/cinderblock.internal.v1.VolumeHostService/DeleteMigrationSource" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteMigrationSourceRequest): Buffer =>
+      Buffer.from(DeleteMigrationSourceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteMigrationSourceRequest => DeleteMigrationSourceRequest.decode(value),
+    responseSerialize: (value: DeleteMigrationSourceResponse): Buffer =>
+      Buffer.from(DeleteMigrationSourceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteMigrationSourceResponse => DeleteMigrationSourceResponse.decode(value),
+  },
 } as const;
 
 export interface VolumeHostServiceServer extends UntypedServiceImplementation {
@@ -1479,6 +1918,13 @@ export interface VolumeHostServiceServer extends UntypedServiceImplementation {
   hostListManageableSnapshots: handleUnaryCall<HostListManageableSnapshotsRequest, HostListManageableSnapshotsResponse>;
   hostManageSnapshot: handleUnaryCall<HostManageSnapshotRequest, HostManageSnapshotResponse>;
   hostUnmanageSnapshot: handleUnaryCall<HostUnmanageSnapshotRequest, HostUnmanageSnapshotResponse>;
+  /**
+   * Host to host (a migration's target calling its source, peer certificates only): the volume's
+   * bytes, streamed with backpressure.
+   */
+  readVolume: handleServerStreamingCall<ReadVolumeRequest, ReadVolumeResponse>;
+  /** Host to host, once the volume has moved: the source removes its old copy. */
+  deleteMigrationSource: handleUnaryCall<DeleteMigrationSourceRequest, DeleteMigrationSourceResponse>;
 }
 
 export interface VolumeHostServiceClient extends Client {
@@ -1557,6 +2003,32 @@ export interface VolumeHostServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HostUnmanageSnapshotResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Host to host (a migration's target calling its source, peer certificates only): the volume's
+   * bytes, streamed with backpressure.
+   */
+  readVolume(request: ReadVolumeRequest, options?: Partial<CallOptions>): ClientReadableStream<ReadVolumeResponse>;
+  readVolume(
+    request: ReadVolumeRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReadVolumeResponse>;
+  /** Host to host, once the volume has moved: the source removes its old copy. */
+  deleteMigrationSource(
+    request: DeleteMigrationSourceRequest,
+    callback: (error: ServiceError | null, response: DeleteMigrationSourceResponse) => void,
+  ): ClientUnaryCall;
+  deleteMigrationSource(
+    request: DeleteMigrationSourceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteMigrationSourceResponse) => void,
+  ): ClientUnaryCall;
+  deleteMigrationSource(
+    request: DeleteMigrationSourceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteMigrationSourceResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const VolumeHostServiceClient = makeGenericClientConstructor(
@@ -1567,6 +2039,14 @@ export const VolumeHostServiceClient = makeGenericClientConstructor(
   service: typeof VolumeHostServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
@@ -1579,6 +2059,17 @@ type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

@@ -1,0 +1,251 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as proto from "@cinderblock/proto";
+import {
+  call,
+  callError,
+  createSettledVolume,
+  identity,
+  type ServiceProcess,
+  type Stack,
+  settle,
+  startService,
+  startStack,
+  TEST_NATS_URL,
+  uniqueName,
+} from "@cinderblock/testing";
+import { credentials, type Metadata, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// Retype end to end (issue 15): api, scheduler and two volume hosts, each a file backend of its
+// own (vol1@file and vol2@file2, same zone). In place when the volume's backend satisfies the new
+// type; else refused with `never`, migrated with `on-demand` (the second host pulls the bytes from
+// the first over mTLS, checks them, and the volume moves).
+
+let stack: Stack;
+let second: ServiceProcess;
+let secondDir: string;
+let types: proto.VolumeTypesServiceClient;
+let quotas: proto.QuotasServiceClient;
+const admin = identity("rt-admins", "root", "admin");
+
+/**
+ * A second volume host on the stack's database, NATS prefix and certificates, with a file backend
+ * of its own. NOTE: until startStack starts several volume hosts itself (branch multi15), the one
+ * place to swap for its option.
+ */
+async function startSecondVolumeHost(): Promise<{ service: ServiceProcess; dataDir: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-vol2-"));
+  const service = startService("volume", {
+    ...stack.pki.env,
+    DATABASE_URL: stack.database.url,
+    NATS_URL: TEST_NATS_URL,
+    CINDERBLOCK_NATS_PREFIX: stack.prefix,
+    CINDERBLOCK_HOST: "vol2",
+    CINDERBLOCK_BACKEND_NAME: "file2",
+    CINDERBLOCK_FILE_DIR: dataDir,
+    CINDERBLOCK_METRICS_LISTEN: "127.0.0.1:0",
+    CINDERBLOCK_REPORT_INTERVAL: "1",
+    LOG_LEVEL: "info",
+  });
+  await service.waitFor("volume host consuming");
+  return { service, dataDir };
+}
+
+const createType = (name: string, extraSpecs: Record<string, string>) =>
+  call<proto.CreateVolumeTypeResponse>((done) =>
+    types.createVolumeType(proto.CreateVolumeTypeRequest.fromPartial({ name, extraSpecs }), admin, done),
+  ).then((r) => r.volumeType as proto.VolumeType);
+
+const retype = (md: Metadata, id: string, newType: string, migrationPolicy = "") =>
+  call<proto.RetypeVolumeResponse>((done) =>
+    stack.volumes.retypeVolume({ id, newType, migrationPolicy }, md, done),
+  ).then((r) => r.volume as proto.Volume);
+
+const getVolume = (md: Metadata, id: string) =>
+  call<proto.GetVolumeResponse>((done) => stack.volumes.getVolume({ id }, md, done)).then(
+    (r) => r.volume as proto.Volume,
+  );
+
+/** The volume once it has left `retyping`. */
+const settledRetype = (md: Metadata, id: string) =>
+  settle(
+    () => getVolume(md, id),
+    (v) => v.status !== proto.VolumeStatus.VOLUME_STATUS_RETYPING,
+    { timeoutMs: 60_000 },
+  );
+
+/** The project's per-type usage: resource → in use. */
+async function usage(md: Metadata): Promise<Record<string, number>> {
+  const r = await call<proto.GetQuotasResponse>((done) => quotas.getQuotas({ projectId: "" }, md, done));
+  return Object.fromEntries(r.quotas.map((q) => [q.resource, q.inUse]));
+}
+
+const volumeFile = (dir: string, id: string) => join(dir, `volume-${id}.img`);
+
+/** Writes `bytes` at `offset` into a file backend's volume file. */
+async function writeInto(path: string, offset: number, bytes: Buffer): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    await handle.write(bytes, 0, bytes.length, offset);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+beforeAll(async () => {
+  stack = await startStack({ env: { CINDERBLOCK_REPORT_INTERVAL: "1" } });
+  ({ service: second, dataDir: secondDir } = await startSecondVolumeHost());
+  types = new proto.VolumeTypesServiceClient(stack.address, credentials.createInsecure());
+  quotas = new proto.QuotasServiceClient(stack.address, credentials.createInsecure());
+}, 120_000);
+
+afterAll(async () => {
+  types?.close();
+  quotas?.close();
+  await second?.stop();
+  await stack?.stop();
+  if (secondDir) await rm(secondDir, { recursive: true, force: true });
+});
+
+describe("retype", () => {
+  it("in place when the volume's backend satisfies the new type: the type changes, quotas move", async () => {
+    const plain = await createType(uniqueName("plain-"), { volume_backend_name: "file" });
+    const thin = await createType(uniqueName("thin-"), {
+      volume_backend_name: "file",
+      thin_provisioning_support: "<is> True",
+    });
+    const md = identity(uniqueName("rt-"));
+    const volume = await createSettledVolume(stack.volumes, md, { volumeType: plain.name, sizeGb: 2 });
+    expect(volume.host).toBe("vol1@file");
+    const accepted = await retype(md, volume.id, thin.name);
+    expect(accepted.status).toBe(proto.VolumeStatus.VOLUME_STATUS_RETYPING);
+    const done = await settledRetype(md, volume.id);
+    expect(done).toMatchObject({
+      status: proto.VolumeStatus.VOLUME_STATUS_AVAILABLE,
+      volumeType: thin.name,
+      volumeTypeId: thin.id,
+      host: "vol1@file",
+      statusReason: "",
+    });
+    const used = await usage(md);
+    expect(used).toMatchObject({
+      [`volumes_${thin.name}`]: 1,
+      [`gigabytes_${thin.name}`]: 2,
+      volumes: 1,
+      gigabytes: 2,
+    });
+    expect(used[`volumes_${plain.name}`] ?? 0).toBe(0);
+    expect(used[`gigabytes_${plain.name}`] ?? 0).toBe(0);
+    // The same type again, an unknown one, a bad policy: refused, naming the field.
+    expect(await callError(retype(md, volume.id, thin.id))).toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^new_type: .* already of type/),
+    });
+    expect(await callError(retype(md, volume.id, "no-such-type"))).toMatchObject({
+      code: status.NOT_FOUND,
+      details: 'new_type: volume type "no-such-type" not found',
+    });
+    expect((await callError(retype(md, volume.id, plain.name, "sometimes"))).details).toMatch(/^migration_policy: /);
+  });
+
+  it("to a type only another backend satisfies: failed with `never`, migrated with `on-demand` (same bytes)", async () => {
+    const here = await createType(uniqueName("here-"), { volume_backend_name: "file" });
+    const there = await createType(uniqueName("there-"), { volume_backend_name: "file2" });
+    const md = identity(uniqueName("rt-"));
+    const volume = await createSettledVolume(stack.volumes, md, { volumeType: here.name, sizeGb: 1 });
+    expect(volume.host).toBe("vol1@file");
+    const source = volumeFile(stack.dataDir, volume.id);
+    const head = randomBytes(3 * 1024 * 1024 + 17);
+    const tail = randomBytes(4096);
+    await writeInto(source, 4096, head);
+    await writeInto(source, 1024 ** 3 - tail.length, tail);
+    const original = await readFile(source);
+
+    await retype(md, volume.id, there.name, "never");
+    const refused = await settledRetype(md, volume.id);
+    expect(refused).toMatchObject({
+      status: proto.VolumeStatus.VOLUME_STATUS_AVAILABLE,
+      volumeType: here.name,
+      host: "vol1@file",
+    });
+    expect(refused.statusReason).toContain("no valid backend was found for the new type");
+    expect(await usage(md)).toMatchObject({
+      [`volumes_${here.name}`]: 1,
+      [`gigabytes_${here.name}`]: 1,
+      [`volumes_${there.name}`]: 0,
+      [`gigabytes_${there.name}`]: 0,
+    });
+
+    await retype(md, volume.id, there.id, "on-demand");
+    const moved = await settledRetype(md, volume.id);
+    expect(moved).toMatchObject({
+      status: proto.VolumeStatus.VOLUME_STATUS_AVAILABLE,
+      volumeType: there.name,
+      volumeTypeId: there.id,
+      host: "vol2@file2",
+      migrationStatus: "success",
+      statusReason: "",
+    });
+    const copy = await readFile(volumeFile(secondDir, volume.id));
+    expect(copy.length).toBe(original.length);
+    expect(copy.equals(original)).toBe(true);
+    // The source's copy goes once the volume has moved.
+    const gone = await settle(
+      async () => existsSync(source),
+      (exists) => !exists,
+      { timeoutMs: 10_000 },
+    );
+    expect(gone).toBe(false);
+    const used = await usage(md);
+    expect(used).toMatchObject({
+      [`volumes_${there.name}`]: 1,
+      [`gigabytes_${there.name}`]: 1,
+      [`volumes_${here.name}`]: 0,
+      [`gigabytes_${here.name}`]: 0,
+      volumes: 1,
+      gigabytes: 1,
+    });
+    // It lives on vol2 now: deleting it removes the file there.
+    await call((done) => stack.volumes.deleteVolume({ id: volume.id, cascade: false }, md, done));
+    const deleted = await settle(
+      async () => existsSync(volumeFile(secondDir, volume.id)),
+      (exists) => !exists,
+      { timeoutMs: 20_000 },
+    );
+    expect(deleted).toBe(false);
+  });
+
+  it("an in-use volume is retyped in place only, and goes back in-use", async () => {
+    const here = await createType(uniqueName("here-"), { volume_backend_name: "file" });
+    const there = await createType(uniqueName("there-"), { volume_backend_name: "file2" });
+    const md = identity(uniqueName("rt-"));
+    const volume = await createSettledVolume(stack.volumes, md, { volumeType: here.name });
+    await call((done) =>
+      stack.volumes.attachVolume(
+        proto.AttachVolumeRequest.fromPartial({
+          volumeId: volume.id,
+          instanceId: "11111111-2222-3333-4444-555555555555",
+          mountpoint: "/dev/vdb",
+          connector: { host: "compute-1" },
+        }),
+        md,
+        done,
+      ),
+    );
+    const refused = await callError(retype(md, volume.id, there.name, "on-demand"));
+    expect(refused).toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect(refused.details).toMatch(/^migration_policy: .* is in-use/);
+    // In place is allowed in-use, and the volume goes back in-use.
+    const sameBackend = await createType(uniqueName("same-"), { volume_backend_name: "file" });
+    await retype(md, volume.id, sameBackend.name);
+    expect(await settledRetype(md, volume.id)).toMatchObject({
+      status: proto.VolumeStatus.VOLUME_STATUS_IN_USE,
+      volumeType: sameBackend.name,
+    });
+  });
+});
