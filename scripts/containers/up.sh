@@ -26,7 +26,18 @@ if ! { [ -f "$RUN/healthchecks.pid" ] && kill -0 "$(cat "$RUN/healthchecks.pid")
 fi
 
 # docker-compose v1 starts a service only once the services it depends on report healthy.
-docker-compose -f deploy/compose.yaml up -d --no-build
+# NOTE: podman's API may answer the inspect of a container that exits at that very moment (the
+# secrets job does, at once) with "read /proc/<pid>/cgroup: no such process", and compose gives
+# up. `up -d` is idempotent: on that error only, it runs again (3 times at most).
+for attempt in 1 2 3; do
+  if docker-compose -f deploy/compose.yaml up -d --no-build 2>"$RUN/up.err"; then
+    cat "$RUN/up.err" >&2
+    break
+  fi
+  cat "$RUN/up.err" >&2
+  if [ "$attempt" -eq 3 ] || ! grep -q "no such process" "$RUN/up.err"; then exit 1; fi
+  echo "compose up met podman's exited-container race; running it again" >&2
+done
 api=$(docker-compose -f deploy/compose.yaml ps -q api)
 for _ in $(seq 1 60); do
   if podman healthcheck run "$api" >/dev/null 2>&1; then

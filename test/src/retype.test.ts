@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, open, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as proto from "@cinderblock/proto";
 import {
@@ -9,12 +8,9 @@ import {
   callError,
   createSettledVolume,
   identity,
-  type ServiceProcess,
   type Stack,
   settle,
-  startService,
   startStack,
-  TEST_NATS_URL,
   uniqueName,
 } from "@cinderblock/testing";
 import { credentials, type Metadata, status } from "@grpc/grpc-js";
@@ -26,34 +22,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // the first over mTLS, checks them, and the volume moves).
 
 let stack: Stack;
-let second: ServiceProcess;
 let secondDir: string;
 let types: proto.VolumeTypesServiceClient;
 let quotas: proto.QuotasServiceClient;
 const admin = identity("rt-admins", "root", "admin");
-
-/**
- * A second volume host on the stack's database, NATS prefix and certificates, with a file backend
- * of its own. NOTE: until startStack starts several volume hosts itself (branch multi15), the one
- * place to swap for its option.
- */
-async function startSecondVolumeHost(): Promise<{ service: ServiceProcess; dataDir: string }> {
-  const dataDir = await mkdtemp(join(tmpdir(), "cinderblock-e2e-vol2-"));
-  const service = startService("volume", {
-    ...stack.pki.env,
-    DATABASE_URL: stack.database.url,
-    NATS_URL: TEST_NATS_URL,
-    CINDERBLOCK_NATS_PREFIX: stack.prefix,
-    CINDERBLOCK_HOST: "vol2",
-    CINDERBLOCK_BACKEND_NAME: "file2",
-    CINDERBLOCK_FILE_DIR: dataDir,
-    CINDERBLOCK_METRICS_LISTEN: "127.0.0.1:0",
-    CINDERBLOCK_REPORT_INTERVAL: "1",
-    LOG_LEVEL: "info",
-  });
-  await service.waitFor("volume host consuming");
-  return { service, dataDir };
-}
 
 const createType = (name: string, extraSpecs: Record<string, string>) =>
   call<proto.CreateVolumeTypeResponse>((done) =>
@@ -98,8 +70,12 @@ async function writeInto(path: string, offset: number, bytes: Buffer): Promise<v
 }
 
 beforeAll(async () => {
-  stack = await startStack({ env: { CINDERBLOCK_REPORT_INTERVAL: "1" } });
-  ({ service: second, dataDir: secondDir } = await startSecondVolumeHost());
+  // A second volume host with a file backend of its own (vol2@file2), same zone.
+  stack = await startStack({
+    env: { CINDERBLOCK_REPORT_INTERVAL: "1" },
+    volumeHosts: [{ host: "vol2", backend: "file2" }],
+  });
+  secondDir = stack.volumeHosts.get("vol2")?.dataDir ?? "";
   types = new proto.VolumeTypesServiceClient(stack.address, credentials.createInsecure());
   quotas = new proto.QuotasServiceClient(stack.address, credentials.createInsecure());
 }, 120_000);
@@ -107,9 +83,7 @@ beforeAll(async () => {
 afterAll(async () => {
   types?.close();
   quotas?.close();
-  await second?.stop();
   await stack?.stop();
-  if (secondDir) await rm(secondDir, { recursive: true, force: true });
 });
 
 describe("retype", () => {

@@ -221,28 +221,27 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
             "volume create failed on its backend; scheduling it again",
           );
         }
-        /** The volume `error`, no valid backend: the detail lists each attempt and then `why`. */
-        const noValidBackend = (why: string) => {
-          const tried = failed.map((f, i) => `attempt ${i + 1} on ${f.host} failed: ${f.error}`);
-          const reason = `no valid backend was found: ${[...tried, why].join("; ")}`;
+        /** The volume `error`: `statusReason` for its project, `detail` (backends, errors) for admins. */
+        const failCreate = (statusReason: string, detail: string) => {
           const { from, to } = VOLUME_OPERATIONS.create.failed;
           return schedulingFailed(
             "volume",
             volume.id,
             cast.operationId,
-            reason,
-            (tx) =>
-              updateVolumeStatus(tx, volume.id, from, to, {
-                statusReason: "no valid backend was found",
-                statusDetail: reason,
-              }),
-            { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason },
+            detail,
+            (tx) => updateVolumeStatus(tx, volume.id, from, to, { statusReason, statusDetail: detail }),
+            { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason: detail },
             // A create some backend started (volume.create.start) ends with its .error, once, here.
             (row) =>
               failed.length > 0
                 ? [{ eventType: "volume.create.error", payload: { ...volumeUsage(row), reason: row.statusReason } }]
                 : [],
           );
+        };
+        /** No valid backend: the detail lists each attempt and then `why`. */
+        const noValidBackend = (why: string) => {
+          const tried = failed.map((f, i) => `attempt ${i + 1} on ${f.host} failed: ${f.error}`);
+          return failCreate("no valid backend was found", `no valid backend was found: ${[...tried, why].join("; ")}`);
         };
         if (attempt > maxAttempts) {
           await noValidBackend(`exceeded max scheduling attempts ${maxAttempts} for volume ${volume.id}`);
@@ -269,30 +268,15 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
         while (choice.waitable && Date.now() < waitUntil) {
           choice = pickBackend(await lookAgain(), request, options);
         }
-        if (!choice.service && failed.length > 0) {
-          await noValidBackend(`no other backend fits: ${choice.reasons.join("; ")}`);
-          return;
-        }
         if (!choice.service) {
-          const reason = choice.waitable
-            ? `no backend has reported up within ${waitMs / 1000} s` +
-              (choice.reasons.length > 0 ? `: ${choice.reasons.join("; ")}` : "")
-            : `no valid backend was found: ${choice.reasons.join("; ")}`;
-          const { from, to } = VOLUME_OPERATIONS.create.failed;
-          await schedulingFailed(
-            "volume",
-            volume.id,
-            cast.operationId,
-            reason,
-            (tx) =>
-              updateVolumeStatus(tx, volume.id, from, to, {
-                statusReason: choice.waitable
-                  ? "no backend was ready to take the volume"
-                  : "no valid backend was found",
-                statusDetail: reason,
-              }),
-            { volume_id: volume.id, tenant_id: volume.projectId, state: "error", reason },
-          );
+          const reasons = choice.reasons.join("; ");
+          if (failed.length > 0) await noValidBackend(`no other backend fits: ${reasons}`);
+          else if (choice.waitable) {
+            await failCreate(
+              "no backend was ready to take the volume",
+              `no backend has reported up within ${waitMs / 1000} s${reasons ? `: ${reasons}` : ""}`,
+            );
+          } else await noValidBackend(reasons);
           return;
         }
         // NOTE: the volume records its backend (`host@backend`), not yet its pool: the volume host
