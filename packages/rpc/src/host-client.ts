@@ -37,25 +37,38 @@ function identity(ctx: {
 }
 
 /**
+ * One VolumeHostService client (and HTTP/2 connection) per address, kept for reuse, all on one set
+ * of credentials: the files are read once here (bad ones fail now) and re-read while in use, so a
+ * renewed client certificate reaches new connections.
+ */
+function hostClients(tls: Parameters<typeof clientTls>[0]) {
+  const clients = new Map<string, VolumeHostServiceClient>();
+  const channelCredentials = clientTls(tls);
+  return {
+    client(address: string): VolumeHostServiceClient {
+      let c = clients.get(address);
+      if (!c) {
+        c = new VolumeHostServiceClient(address, channelCredentials);
+        clients.set(address, c);
+      }
+      return c;
+    },
+    close(): void {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
+  };
+}
+
+/**
  * Calls to volume hosts' internal gRPC servers, one client (and HTTP/2 connection) per address,
  * kept for reuse. The caller's identity, request id and trace context travel along in metadata.
  * A host's refusal rejects with a CinderblockError carrying the host's code and message; a host
  * that does not answer rejects with a HostUnreachableError (see {@link fromServiceError}).
  */
 export function createVolumeHostCalls(options: VolumeHostCallsOptions): VolumeHostCalls & { close(): void } {
-  const clients = new Map<string, VolumeHostServiceClient>();
-  // One set of credentials for every host: the files are read once here (bad ones fail now) and
-  // re-read while in use, so a renewed client certificate reaches new connections.
-  const channelCredentials = clientTls(options.tls);
+  const { client, close } = hostClients(options.tls);
   const deadline = () => new Date(Date.now() + (options.deadlineMs ?? 30_000));
-  const client = (address: string) => {
-    let c = clients.get(address);
-    if (!c) {
-      c = new VolumeHostServiceClient(address, channelCredentials);
-      clients.set(address, c);
-    }
-    return c;
-  };
   const call = <Res>(invoke: (done: (err: ServiceError | null, res?: Res) => void) => unknown) =>
     new Promise<Res>((resolve, reject) =>
       invoke((err, res) => (err ? reject(fromServiceError(err)) : resolve(res as Res))),
@@ -107,10 +120,7 @@ export function createVolumeHostCalls(options: VolumeHostCallsOptions): VolumeHo
         client(address).terminateConnection({ volumeId, connector }, identity(ctx), { deadline: deadline() }, done),
       );
     },
-    close() {
-      for (const c of clients.values()) c.close();
-      clients.clear();
-    },
+    close,
   };
 }
 
@@ -156,16 +166,7 @@ export interface PeerHostCallsOptions {
  * (the peer accepts this host's client certificate for the migration methods only).
  */
 export function createPeerHostCalls(options: PeerHostCallsOptions): PeerHostCalls {
-  const clients = new Map<string, VolumeHostServiceClient>();
-  const channelCredentials = clientTls(options.tls);
-  const client = (address: string) => {
-    let c = clients.get(address);
-    if (!c) {
-      c = new VolumeHostServiceClient(address, channelCredentials);
-      clients.set(address, c);
-    }
-    return c;
-  };
+  const { client, close } = hostClients(options.tls);
   return {
     async *readVolume(address, ctx, volumeId, operationId) {
       const call = client(address).readVolume({ volumeId, operationId }, identity(ctx), {
@@ -190,9 +191,6 @@ export function createPeerHostCalls(options: PeerHostCallsOptions): PeerHostCall
         ),
       );
     },
-    close() {
-      for (const c of clients.values()) c.close();
-      clients.clear();
-    },
+    close,
   };
 }
