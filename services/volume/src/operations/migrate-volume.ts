@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { finishOperation, getService, getVolumeElevated, getVolumeTypeBy, updateVolumeStatus } from "@cinderblock/db";
-import { failRetype, finishRetype, volumeUsage } from "@cinderblock/domain";
+import { finishRetype, volumeUsage } from "@cinderblock/domain";
 import type { VolumeMigrateVolume } from "@cinderblock/proto";
 import type { PeerHostCalls } from "@cinderblock/rpc";
 import { DriverError, type DriverVolume, type VolumeChunk, type VolumeDriver } from "../drivers/driver.js";
 import type { Delivery, Failure, OperationContext } from "./context.js";
-import { previousStatusOf } from "./retype-volume.js";
+import { previousStatusOf, recordRetypeFailure } from "./retype-volume.js";
 
 /** A heartbeat age no backend passes: the source's address is wanted whether it counts as up or not. */
 const ANY_AGE_SECONDS = 10 * 365 * 86_400;
@@ -126,23 +126,14 @@ export function migrateVolumeOperation(
       );
     }
     if (failure || !newType) {
-      const { reason, detail } = failure ?? { reason: "", detail: "" };
-      await ctx.record(async (tx, outcome) => {
-        const [row] = await Promise.all([
-          failRetype(tx, volume.id, {
-            previousStatus,
-            newType: { id: cast.newTypeId, name: newType?.name ?? "" },
-            reason,
-            detail,
-            migrated: true,
-          }),
-          finishOperation(tx, cast.operationId, "failed", detail),
-        ]);
-        if (!row) return;
-        await outcome.announce("ERROR", "volume.retype.error", { ...volumeUsage(row), reason }, cast.operationId);
-        outcome.changed("volume", volume.id);
+      const failed = failure ?? { reason: "", detail: "" };
+      await recordRetypeFailure(ctx, volume.id, cast.operationId, {
+        previousStatus,
+        newType: { id: cast.newTypeId, name: newType?.name ?? "" },
+        ...failed,
+        migrated: true,
       });
-      ctx.log({ ...ids, reason, detail }, "volume migration failed", true);
+      ctx.log({ ...ids, ...failed }, "volume migration failed", true);
       return;
     }
     let moved = false;

@@ -6,7 +6,7 @@ import {
   getVolumeTypeBy,
   type VolumeTypeRow,
 } from "@cinderblock/db";
-import { failRetype, finishRetype, volumeUsage } from "@cinderblock/domain";
+import { failRetype, finishRetype, type RetypeFailed, volumeUsage } from "@cinderblock/domain";
 import type { VolumeRetypeVolume } from "@cinderblock/proto";
 import type { VolumeTypeDiff } from "../drivers/driver.js";
 import type { Delivery, Failure, OperationContext } from "./context.js";
@@ -37,6 +37,28 @@ async function typeDiff(db: Db, oldType: VolumeTypeRow | undefined, newType: Vol
 /** The status a retype goes back to. */
 export function previousStatusOf(cast: { previousStatus: string }): "available" | "in-use" {
   return cast.previousStatus === "in-use" ? "in-use" : "available";
+}
+
+/**
+ * Records a retype (in place or by migration) that failed: the volume back where it was with the
+ * reason and detail, the new type's reservation released, its operation failed and
+ * `volume.retype.error` sent, in one transaction.
+ */
+export function recordRetypeFailure(
+  ctx: OperationContext,
+  volumeId: string,
+  operationId: string,
+  failed: RetypeFailed,
+): Promise<void> {
+  return ctx.record(async (tx, outcome) => {
+    const [row] = await Promise.all([
+      failRetype(tx, volumeId, failed),
+      finishOperation(tx, operationId, "failed", failed.detail),
+    ]);
+    if (!row) return;
+    await outcome.announce("ERROR", "volume.retype.error", { ...volumeUsage(row), reason: failed.reason }, operationId);
+    outcome.changed("volume", volumeId);
+  });
 }
 
 /**
@@ -85,22 +107,13 @@ export function retypeVolumeOperation(
       }
     }
     if (failure || !newType) {
-      const { reason, detail } = failure ?? { reason: "", detail: "" };
-      await ctx.record(async (tx, outcome) => {
-        const [row] = await Promise.all([
-          failRetype(tx, volume.id, {
-            previousStatus,
-            newType: { id: cast.newTypeId, name: newType?.name ?? "" },
-            reason,
-            detail,
-          }),
-          finishOperation(tx, cast.operationId, "failed", detail),
-        ]);
-        if (!row) return;
-        await outcome.announce("ERROR", "volume.retype.error", { ...volumeUsage(row), reason }, cast.operationId);
-        outcome.changed("volume", volume.id);
+      const failed = failure ?? { reason: "", detail: "" };
+      await recordRetypeFailure(ctx, volume.id, cast.operationId, {
+        previousStatus,
+        newType: { id: cast.newTypeId, name: newType?.name ?? "" },
+        ...failed,
       });
-      ctx.log({ ...ids, reason, detail }, "volume retype failed", true);
+      ctx.log({ ...ids, ...failed }, "volume retype failed", true);
       return;
     }
     await ctx.record(async (tx, outcome) => {
