@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import * as proto from "@cinderblock/proto";
 import {
   call,
@@ -87,7 +88,12 @@ const RETRYING = "volume create failed on its backend; scheduling it again";
 describe("several volume hosts", () => {
   it("places a volume in az2 on the az2 host", async () => {
     const volume = await volumeIn("az2");
-    expect(volume).toMatchObject({ status: proto.VolumeStatus.VOLUME_STATUS_AVAILABLE, host: "vol2@file-b" });
+    expect(volume).toMatchObject({
+      status: proto.VolumeStatus.VOLUME_STATUS_AVAILABLE,
+      host: "vol2@file-b",
+      // Its pool: the file backend's directory, as Cinder's `vol2@file-b#<dir>`.
+      pool: basename(stack.volumeHosts.get("vol2")?.dataDir ?? "?"),
+    });
   });
 
   it("places a volume of a type with volume_backend_name on that backend, never trying another", async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import * as proto from "@cinderblock/proto";
 import {
   call,
@@ -162,6 +162,8 @@ describe("retype", () => {
       volumeType: there.name,
       volumeTypeId: there.id,
       host: "vol2@file2",
+      // The target's pool (a file backend's is its directory): Cinder's vol2@file2#<dir>.
+      pool: basename(secondDir),
       migrationStatus: "success",
       statusReason: "",
     });

@@ -112,6 +112,8 @@ export const volumes = pgTable(
     encryptionKeyId: text("encryption_key_id").notNull().default(""),
     /** "<host>@<backend>" once scheduled. */
     host: text("host"),
+    /** The backend's pool that holds it (Cinder's `#pool` of `host@backend#pool`), set with `host`. */
+    pool: text("pool"),
     migrationStatus: text("migration_status"),
     /** The snapshot the volume was created from, if any. */
     snapshotId: uuid("snapshot_id"),

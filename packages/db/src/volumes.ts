@@ -158,13 +158,24 @@ export async function updateVolumeStatus(
 }
 
 /**
- * Places a volume on a backend once: sets `host` only while it is unset and the volume is still
- * `creating`. Returns the row as it is afterwards (a retried scheduling finds the first choice).
+ * Places a volume on a backend's pool once: sets `host` and `pool` only while the host is unset
+ * and the volume is still `creating`. Returns the row as it is afterwards (a retried scheduling
+ * finds the first choice).
  */
-export async function assignVolumeHost(db: Executor, id: string, host: string): Promise<VolumeRow | undefined> {
+export async function assignVolumeHost(
+  db: Executor,
+  id: string,
+  host: string,
+  pool: string,
+): Promise<VolumeRow | undefined> {
   const [row] = await db
     .update(volumes)
-    .set({ host: sql`coalesce(${volumes.host}, ${host})`, updatedAt: sql`now()` })
+    .set({
+      host: sql`coalesce(${volumes.host}, ${host})`,
+      // Both read the row as it was: the pool changes only with the host.
+      pool: sql`case when ${volumes.host} is null then ${pool} else ${volumes.pool} end`,
+      updatedAt: sql`now()`,
+    })
     .where(and(eq(volumes.id, id), eq(volumes.status, "creating")))
     .returning();
   return row as VolumeRow | undefined;
@@ -183,7 +194,7 @@ export async function unassignVolumeHost(
 ): Promise<VolumeRow | undefined> {
   const [row] = await db
     .update(volumes)
-    .set({ host: null, updatedAt: sql`now()` })
+    .set({ host: null, pool: null, updatedAt: sql`now()` })
     .where(and(eq(volumes.id, id), inArray(volumes.status, [...from]), eq(volumes.host, host)))
     .returning();
   return row as VolumeRow | undefined;

@@ -31,7 +31,8 @@ export function volumeUsage(volume: VolumeRow): Record<string, unknown> {
     display_name: volume.name,
     created_at: volume.createdAt.toISOString(),
     status: volume.status,
-    host: volume.host ?? "",
+    // Cinder's pool-level host, `host@backend#pool`.
+    host: volume.host ? (volume.pool ? `${volume.host}#${volume.pool}` : volume.host) : "",
     metadata: volume.metadata,
     // Where its content came from, as Cinder's `_usage_from_volume` (null: neither).
     snapshot_id: volume.snapshotId,

@@ -137,6 +137,7 @@ export function toVolume(row: VolumeRow, viewer: Viewer, attachments: Attachment
     imageMetadata: row.imageMetadata,
     encryptionKeyId: row.encryptionKeyId,
     host: row.host ?? "",
+    pool: row.pool ?? "",
     metadata: row.metadata,
     migrationStatus: row.migrationStatus ?? "",
     snapshotId: row.snapshotId ?? "",

@@ -118,9 +118,11 @@ describe("createVolume before any backend has reported up", () => {
     await report(host, zone, "up", 100);
     await scheduled;
     const volume = await getVolumeElevated(handle.db, id);
-    expect({ status: volume?.status, host: volume?.host, reason: volume?.statusReason }).toEqual({
+    expect({ status: volume?.status, host: volume?.host, pool: volume?.pool, reason: volume?.statusReason }).toEqual({
       status: "creating",
       host,
+      // Its pool (a backend that names none is one pool named after it): Cinder's `host@backend#pool`.
+      pool: "file",
       reason: "",
     });
     // ...and the volume host got its create.

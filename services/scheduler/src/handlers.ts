@@ -279,9 +279,9 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
           } else await noValidBackend(reasons);
           return;
         }
-        // NOTE: the volume records its backend (`host@backend`), not yet its pool: the volume host
-        // finds its driver by that name.
-        const placed = await assignVolumeHost(db, volume.id, choice.service.host);
+        // NOTE: the volume records its backend (`host@backend`, by which the volume host finds its
+        // driver) and, beside it, the pool (Cinder's `host@backend#pool` in two columns).
+        const placed = await assignVolumeHost(db, volume.id, choice.service.host, choice.pool?.pool ?? "");
         if (!placed?.host) return;
         host = placed.host;
       }
@@ -390,6 +390,7 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
           volumeId: volume.id,
           newTypeId: newType.id,
           targetBackend: choice.service.host,
+          targetPool: choice.pool?.pool ?? "",
           sourceBackend: source,
           previousStatus: cast.previousStatus,
         },

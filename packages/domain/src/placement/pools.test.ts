@@ -57,6 +57,13 @@ describe("poolsOf", () => {
     });
   });
 
+  it("names a one-pool backend's pool by the poolName it reports (its VG, Ceph pool or directory)", () => {
+    const [pool, ...more] = poolsOf(service("vol1@lvm", { ...fileStats, driver: "lvm", poolName: "cinder-volumes" }));
+    expect(more).toEqual([]);
+    expect(pool).toMatchObject({ host: "vol1@lvm#cinder-volumes", pool: "cinder-volumes" });
+    expect(pool?.capabilities).toMatchObject({ pool_name: "cinder-volumes", volume_backend_name: "lvm" });
+  });
+
   it("says a thick LVM backend supports thick provisioning, and keeps what a backend reports itself", () => {
     const lvm = { ...fileStats, driver: "lvm", thinProvisioning: false, volumeBackendName: "lvm-1", multiattach: true };
     const [pool] = poolsOf(service("vol2@lvm", lvm));

@@ -143,9 +143,15 @@ export function poolsOf(service: ServiceRow & { up?: boolean }): Pool[] {
       )
     : [];
   if (listed.length === 0) {
-    const name = service.backend;
+    // A backend of one pool names it (`poolName`: its VG, Ceph pool, directory), else it is the backend.
+    const name = typeof rest.poolName === "string" && rest.poolName !== "" ? rest.poolName : service.backend;
     return [
-      { ...base, host: `${service.host}#${name}`, pool: name, capabilities: withDefaults(backendCaps, name, name) },
+      {
+        ...base,
+        host: `${service.host}#${name}`,
+        pool: name,
+        capabilities: withDefaults(backendCaps, service.backend, name),
+      },
     ];
   }
   const inherited = Object.fromEntries(Object.entries(backendCaps).filter(([k]) => !POOL_QUANTITIES.has(k)));

@@ -34,6 +34,7 @@ interface Source {
   encryptionKeyId: string;
   /** The source volume's backend: the new volume lives there too. */
   host: string;
+  pool: string | null;
 }
 
 /** The size of a volume made from a source of `sourceSizeGb` (0: the same); never smaller. */
@@ -89,6 +90,7 @@ async function snapshotSource(
     imageMetadata: snapshot.imageMetadata,
     encryptionKeyId: snapshot.encryptionKeyId,
     host: origin.host,
+    pool: origin.pool,
   };
 }
 
@@ -133,6 +135,7 @@ async function volumeSource(
     imageMetadata: source.imageMetadata,
     encryptionKeyId: source.encryptionKeyId,
     host: source.host,
+    pool: source.pool,
   };
 }
 
@@ -234,6 +237,7 @@ export function createVolumeUseCase(
                 }
               : null,
           host: source?.host ?? null,
+          pool: source?.pool ?? null,
           snapshotId: source?.snapshotId ?? null,
           sourceVolid: source?.sourceVolid ?? null,
           clientRequestId: clientRequestId || null,

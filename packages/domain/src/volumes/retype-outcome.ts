@@ -14,8 +14,9 @@ export interface RetypeDone {
   newType: { id: string; name: string };
   /** The name the old type's quota usage is kept under (the row's volume_type when the retype began). */
   oldTypeName: string;
-  /** Set for a migration: the volume's new backend, and migration_status `success`. */
+  /** Set for a migration: the volume's new backend and its pool, and migration_status `success`. */
   host?: string;
+  pool?: string;
 }
 
 /**
@@ -29,7 +30,7 @@ export async function finishRetype(tx: Executor, volumeId: string, done: RetypeD
     volumeType: done.newType.name,
     volumeTypeId: done.newType.id,
     statusReason: "",
-    ...(done.host && { host: done.host, migrationStatus: "success" }),
+    ...(done.host && { host: done.host, pool: done.pool ?? null, migrationStatus: "success" }),
   });
   if (!row) return undefined;
   await releaseQuota(tx, row.projectId, retypeQuotaDeltas(row.sizeGb, done.oldTypeName));

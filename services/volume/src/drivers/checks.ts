@@ -45,6 +45,7 @@ export function downStats(
   common: Pick<
     BackendStats,
     | "driver"
+    | "poolName"
     | "storageProtocol"
     | "multiattach"
     | "thinProvisioning"

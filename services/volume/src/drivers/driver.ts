@@ -67,6 +67,11 @@ export interface VolumeChunk {
 export interface BackendStats {
   /** Driver name, e.g. "file", "lvm", "rbd". */
   driver: string;
+  /**
+   * The pool new volumes go to (Cinder's `pool_name`, the `#pool` of `host@backend#pool`): the
+   * directory for file, the VG (thick) or thin pool (thin) for LVM, the Ceph pool for RBD.
+   */
+  poolName: string;
   /** How hosts reach its volumes, Cinder's `storage_protocol` ("file", "iSCSI", "ceph"). */
   storageProtocol: string;
   /** Whether a volume may be attached to several instances at once (Cinder's `multiattach`). */

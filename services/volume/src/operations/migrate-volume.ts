@@ -144,6 +144,7 @@ export function migrateVolumeOperation(
           newType: { id: newType.id, name: newType.name },
           oldTypeName: volume.volumeType,
           host: cast.targetBackend,
+          pool: cast.targetPool,
         }),
         finishOperation(tx, cast.operationId, "done"),
       ]);

@@ -15,7 +15,7 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { type FsNativeBinding, loadFsNative } from "@cinderblock/fs-native";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DriverError, type DriverSnapshot, type VolumeDriver } from "../driver.js";
@@ -981,6 +981,8 @@ describe("createFileDriver: getStats", () => {
 
     expect(stats).toMatchObject({
       driver: "file",
+      // Its pool is its directory.
+      poolName: basename(dataDir),
       storageProtocol: "file",
       multiattach: true,
       backendState: "up",

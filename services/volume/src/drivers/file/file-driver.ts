@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { copyFile, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink } from "node:fs/promises";
-import { isAbsolute, join } from "node:path";
+import { basename, isAbsolute, join } from "node:path";
 import { type FsNativeBinding, loadFsNative } from "@cinderblock/fs-native";
 import { readChunks, writeChunks } from "../byte-copy.js";
 import { checkId, checkSizeBytes, downStats, GIB, toGb } from "../checks.js";
@@ -479,6 +479,7 @@ export function createFileDriver(
     async getStats(): Promise<BackendStats> {
       const common = {
         driver: "file",
+        poolName: basename(dataDir),
         storageProtocol: "file",
         multiattach: true,
         thinProvisioning: true,

@@ -285,6 +285,8 @@ describe.skipIf(unavailable)("lvm driver on real LVM in the test guest", { timeo
       const before = await driver.getStats();
       expect(before).toMatchObject({
         driver: "lvm",
+        // Its pool: the thin pool, or the VG for thick volumes.
+        poolName: lvmType === "thin" ? pool : vg,
         thinProvisioning: lvmType === "thin",
         backendState: "up",
         totalVolumes: 0,

@@ -578,6 +578,7 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
     async getStats(): Promise<BackendStats> {
       const common = {
         driver: "lvm",
+        poolName: thin ? pool : vg,
         storageProtocol: "iSCSI",
         multiattach: true,
         thinProvisioning: thin,

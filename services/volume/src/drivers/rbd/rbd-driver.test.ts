@@ -583,6 +583,8 @@ describe("rbd driver: stats", () => {
     await driver.createVolume({ id: randomUUID(), sizeGb: 2 });
     expect(await driver.getStats()).toEqual({
       driver: "rbd",
+      // Its pool is the Ceph pool.
+      poolName: "rbd",
       storageProtocol: "ceph",
       multiattach: true,
       thinProvisioning: true,

@@ -511,6 +511,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
     async getStats(): Promise<BackendStats> {
       const common = {
         driver: "rbd",
+        poolName: options.pool,
         storageProtocol: "ceph",
         multiattach: true,
         thinProvisioning: true,

@@ -180,6 +180,11 @@ export interface Volume {
   volumeTypeId: string;
   /** The volume this one was cloned from, if any (Cinder's source_volid). */
   sourceVolumeId: string;
+  /**
+   * The pool of `host` that holds it (Cinder's "<host>@<backend>#<pool>" is host + "#" + pool);
+   * empty until scheduled.
+   */
+  pool: string;
 }
 
 export interface Volume_ImageMetadataEntry {
@@ -469,6 +474,7 @@ function createBaseVolume(): Volume {
     statusDetail: "",
     volumeTypeId: "",
     sourceVolumeId: "",
+    pool: "",
   };
 }
 
@@ -545,6 +551,9 @@ export const Volume: MessageFns<Volume> = {
     }
     if (message.sourceVolumeId !== "") {
       writer.uint32(194).string(message.sourceVolumeId);
+    }
+    if (message.pool !== "") {
+      writer.uint32(202).string(message.pool);
     }
     return writer;
   },
@@ -760,6 +769,14 @@ export const Volume: MessageFns<Volume> = {
             message.sourceVolumeId = reader.string();
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.pool = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -895,6 +912,7 @@ export const Volume: MessageFns<Volume> = {
         : isSet(object.source_volume_id)
         ? globalThis.String(object.source_volume_id)
         : "",
+      pool: isSet(object.pool) ? globalThis.String(object.pool) : "",
     };
   },
 
@@ -984,6 +1002,9 @@ export const Volume: MessageFns<Volume> = {
     if (message.sourceVolumeId !== "") {
       obj.sourceVolumeId = message.sourceVolumeId;
     }
+    if (message.pool !== "") {
+      obj.pool = message.pool;
+    }
     return obj;
   },
 
@@ -1032,6 +1053,7 @@ export const Volume: MessageFns<Volume> = {
     message.statusDetail = object.statusDetail ?? "";
     message.volumeTypeId = object.volumeTypeId ?? "";
     message.sourceVolumeId = object.sourceVolumeId ?? "";
+    message.pool = object.pool ?? "";
     return message;
   },
 };

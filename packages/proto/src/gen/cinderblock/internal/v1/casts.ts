@@ -139,6 +139,8 @@ export interface VolumeMigrateVolume {
   /** "<host>@<backend>" the volume is on. */
   sourceBackend: string;
   previousStatus: string;
+  /** The pool of target_backend the scheduler chose (the volume's `pool` once it has moved). */
+  targetPool: string;
 }
 
 function createBaseRequestContext(): RequestContext {
@@ -1814,6 +1816,7 @@ function createBaseVolumeMigrateVolume(): VolumeMigrateVolume {
     targetBackend: "",
     sourceBackend: "",
     previousStatus: "",
+    targetPool: "",
   };
 }
 
@@ -1839,6 +1842,9 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
     }
     if (message.previousStatus !== "") {
       writer.uint32(58).string(message.previousStatus);
+    }
+    if (message.targetPool !== "") {
+      writer.uint32(66).string(message.targetPool);
     }
     return writer;
   },
@@ -1912,6 +1918,14 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
             message.previousStatus = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.targetPool = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1957,6 +1971,11 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
         : isSet(object.previous_status)
         ? globalThis.String(object.previous_status)
         : "",
+      targetPool: isSet(object.targetPool)
+        ? globalThis.String(object.targetPool)
+        : isSet(object.target_pool)
+        ? globalThis.String(object.target_pool)
+        : "",
     };
   },
 
@@ -1983,6 +2002,9 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
     if (message.previousStatus !== "") {
       obj.previousStatus = message.previousStatus;
     }
+    if (message.targetPool !== "") {
+      obj.targetPool = message.targetPool;
+    }
     return obj;
   },
 
@@ -2000,6 +2022,7 @@ export const VolumeMigrateVolume: MessageFns<VolumeMigrateVolume> = {
     message.targetBackend = object.targetBackend ?? "";
     message.sourceBackend = object.sourceBackend ?? "";
     message.previousStatus = object.previousStatus ?? "";
+    message.targetPool = object.targetPool ?? "";
     return message;
   },
 };
