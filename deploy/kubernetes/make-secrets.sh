@@ -9,8 +9,11 @@
 #
 #   cinderblock-api-tls          the api's public certificate (tls.crt, tls.key) and the CA (ca.crt)
 #   cinderblock-api-host-client  the api's client certificate for the volume hosts (SAN cinderblock-api)
-#   cinderblock-volume-tls       the volume hosts' certificate (*.cinderblock-volume.<ns>.svc.cluster.local;
+#   cinderblock-volume-tls       the volume hosts' certificate (*.cinderblock-volume.<ns>.svc.cluster.local:
+#                                the addresses they advertise, which the api and the other hosts dial;
 #                                also a client certificate, for each pod's own health probe)
+#   cinderblock-volume-peer      the volume hosts' client certificate for each other (SAN cinderblock-volume,
+#                                their CINDERBLOCK_VOLUME_TLS_ALLOWED_PEERS): a retype's migration
 #   cinderblock-database         database-url (the DML-only role `cinderblock`), database-migration-url
 #                                (the owner role `cinderblock_owner`), ca.crt (PostgreSQL's CA)
 #   cinderblock-postgres         for whoever runs PostgreSQL: owner-password, service-password, roles.sql
@@ -62,6 +65,7 @@ API=cinderblock-api
 cert api-tls "$API" "DNS:$API,DNS:$API.$NS,DNS:$API.$NS.svc,DNS:$API.$NS.svc.cluster.local,DNS:localhost,IP:127.0.0.1${API_SANS:+,$API_SANS}" serverAuth
 cert api-host-client-tls cinderblock-api "DNS:cinderblock-api" clientAuth
 cert volume-tls cinderblock-volume "DNS:*.cinderblock-volume.$NS.svc.cluster.local,DNS:localhost,IP:127.0.0.1" serverAuth,clientAuth
+cert volume-peer-tls cinderblock-volume "DNS:cinderblock-volume" clientAuth
 cert postgres-tls "$DB_HOST" "DNS:$DB_HOST" serverAuth
 cert nats-tls "$NATS_HOST" "DNS:$NATS_HOST" serverAuth
 
@@ -116,6 +120,8 @@ secret_yaml cinderblock-api-host-client kubernetes.io/tls \
   tls.crt="$DIR/api-host-client-tls.crt" tls.key="$DIR/api-host-client-tls.key" ca.crt="$DIR/ca.crt"
 secret_yaml cinderblock-volume-tls kubernetes.io/tls \
   tls.crt="$DIR/volume-tls.crt" tls.key="$DIR/volume-tls.key" ca.crt="$DIR/ca.crt"
+secret_yaml cinderblock-volume-peer kubernetes.io/tls \
+  tls.crt="$DIR/volume-peer-tls.crt" tls.key="$DIR/volume-peer-tls.key" ca.crt="$DIR/ca.crt"
 secret_yaml cinderblock-database Opaque \
   database-url="@postgres://cinderblock:$SERVICE@$DB" \
   database-migration-url="@postgres://cinderblock_owner:$OWNER@$DB" ca.crt="$DB_CA"

@@ -10,8 +10,11 @@
 #   keystone/
 # Certificates (EC P-256, 825 days): the api's public server certificate (localhost, 127.0.0.1,
 # api), the api's client certificate for the volume hosts (cinderblock-api), each volume host's
-# server certificate (volume, volume2; also usable as a client for its own health check), PostgreSQL's
-# (postgres) and NATS' (nats). Passwords ("p" and 48 hex digits: URL-safe, and a string to NATS'
+# server certificate (volume, volume2: the names in the address it advertises, which the api and
+# the other host dial; also usable as a client for its own health check), each volume host's peer
+# client certificate (peer.crt, cinderblock-volume: the name the other host's
+# CINDERBLOCK_VOLUME_TLS_ALLOWED_PEERS accepts, for a retype's migration), PostgreSQL's (postgres)
+# and NATS' (nats). Passwords ("p" and 48 hex digits: URL-safe, and a string to NATS'
 # config parser, which reads a value like 1e5... as a number): PostgreSQL's owner role (migrations)
 # and service role (DML only), the NATS users of deploy/nats/nats-server.conf (api, scheduler, the
 # volume hosts vol1 and vol2, compute, operator: nats/operator-password is for people and tools), and the
@@ -55,6 +58,9 @@ cert api tls api "DNS:localhost,IP:127.0.0.1,DNS:api" serverAuth
 cert api host-client cinderblock-api "DNS:cinderblock-api" clientAuth
 cert volume tls volume "DNS:volume,DNS:localhost,IP:127.0.0.1" serverAuth,clientAuth
 cert volume2 tls volume2 "DNS:volume2,DNS:localhost,IP:127.0.0.1" serverAuth,clientAuth
+# A retype's migration: the target host reads the volume from the source host with this one.
+cert volume peer cinderblock-volume "DNS:cinderblock-volume" clientAuth
+cert volume2 peer cinderblock-volume "DNS:cinderblock-volume" clientAuth
 cert postgres server postgres "DNS:postgres,DNS:localhost" serverAuth
 cert nats server nats "DNS:nats,DNS:localhost" serverAuth
 for d in api scheduler volume volume2; do cp "$S/ca/ca.crt" "$S/$d/ca.crt"; done

@@ -229,6 +229,72 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman, se
     expect(hosts).toEqual(["vol1@file-a", "vol2@file-b"]);
   });
 
+  it("retypes a volume from file-a's type to file-b's with migration on-demand: it moves to vol2 with its bytes", async () => {
+    // The volume hosts call each other with their peer certificates (make-secrets.sh's peer.crt).
+    const admin = openrc("admin-openrc");
+    const adminToken = await login(admin.OS_USERNAME ?? "", admin.OS_PASSWORD ?? "", admin.OS_PROJECT_NAME ?? "");
+    const asAdmin = async <T>(method: string, body: object): Promise<T> =>
+      JSON.parse(await bufCurl(["-d", JSON.stringify(body), `${api}/cinderblock.v1.${method}`], adminToken)) as T;
+    type VolumeRes = {
+      volume: { id: string; status: string; host?: string; volumeType?: string; migrationStatus?: string };
+    };
+    for (const backend of ["file-a", "file-b"]) {
+      await asAdmin("VolumeTypesService/CreateVolumeType", {
+        name: `migrate-${backend}`,
+        extraSpecs: { volume_backend_name: backend },
+      });
+    }
+    const created = await asAdmin<VolumeRes>("VolumesService/CreateVolume", {
+      name: "moving",
+      sizeGb: 1,
+      volumeType: "migrate-file-a",
+    });
+    const id = created.volume.id;
+    const settled = (what: string, done: (v: VolumeRes["volume"]) => boolean) =>
+      until(what, async () => {
+        const { volume } = await asAdmin<VolumeRes>("VolumesService/GetVolume", { id });
+        expect(volume.status).not.toBe("VOLUME_STATUS_ERROR");
+        return done(volume) ? volume : undefined;
+      });
+    const before = await settled("the volume to be available", (v) => v.status === "VOLUME_STATUS_AVAILABLE");
+    expect(before.host).toBe("vol1@file-a");
+    // Known bytes in the volume's file on vol1 (the file driver's data directory), at its start and
+    // past its middle, the rest sparse zeros.
+    const file = `/var/lib/cinderblock/volumes/volume-${id}.img`;
+    const inVolumeHost = (service: string, ...command: string[]) =>
+      script("compose.sh", "exec", "-T", service, ...command);
+    await inVolumeHost(
+      "volume",
+      "node",
+      "-e",
+      `const fs = require("node:fs"), crypto = require("node:crypto");
+       const fd = fs.openSync(${JSON.stringify(file)}, "r+");
+       for (const at of [0, 700 * 1024 * 1024 + 12345]) fs.writeSync(fd, crypto.randomBytes(3 * 1024 * 1024 + 7), 0, undefined, at);
+       fs.fsyncSync(fd);
+       fs.closeSync(fd);`,
+    );
+    const sha256 = async (service: string) => (await inVolumeHost(service, "sha256sum", file)).split(" ")[0];
+    const written = await sha256("volume");
+    expect(written).toMatch(/^[0-9a-f]{64}$/);
+    // Not the SHA-256 of 1 GiB of zeros: the bytes landed.
+    expect(written).not.toBe("49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14");
+
+    await asAdmin("VolumesService/RetypeVolume", { id, newType: "migrate-file-b", migrationPolicy: "on-demand" });
+    const after = await settled("the retype to finish", (v) => v.status !== "VOLUME_STATUS_RETYPING");
+    expect(after).toMatchObject({
+      status: "VOLUME_STATUS_AVAILABLE",
+      host: "vol2@file-b",
+      volumeType: "migrate-file-b",
+      migrationStatus: "success",
+    });
+    expect(await sha256("volume2")).toBe(written);
+    // And vol1 removed its copy.
+    await until("vol1 to remove its copy", async () => {
+      const listing = await inVolumeHost("volume", "ls", "/var/lib/cinderblock/volumes");
+      return listing.includes(`volume-${id}.img`) ? undefined : true;
+    });
+  });
+
   it("refuses a call without a token, or with a forged one, as UNAUTHENTICATED", async () => {
     const call = ["-d", "{}", `${api}/cinderblock.v1.VolumesService/ListVolumes`];
     expect(await bufCurlError(call, null)).toBe("unauthenticated");

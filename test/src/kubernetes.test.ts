@@ -1,9 +1,19 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadApiConfig, loadSchedulerConfig, loadVolumeConfig, SETTING_NAMES } from "@cinderblock/config";
+import { connect, createServer, type TLSSocket } from "node:tls";
+import {
+  loadApiConfig,
+  loadSchedulerConfig,
+  loadVolumeConfig,
+  SETTING_NAMES,
+  volumePeerTls,
+} from "@cinderblock/config";
+import { createPeerAuthenticator } from "@cinderblock/rpc";
 import { REPO_ROOT } from "@cinderblock/testing";
+import { Metadata } from "@grpc/grpc-js";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { type INetworkPolicy, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
@@ -398,6 +408,63 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     ]);
     expect(new Set(configs.map((c) => c.CINDERBLOCK_VOLUME_ADVERTISE)).size).toBe(2);
   });
+  it("let one volume host read a volume from another (a retype's migration) over mutual TLS, as a peer only", async () => {
+    const host = workloads.find((w) => w.service === "volume");
+    if (!host) throw new Error("no volume workload");
+    const [source, target] = [0, 1].map((i) =>
+      loadVolumeConfig(environmentOf(host.container, host.pod, `cinderblock-volume-${i}`)),
+    ) as [ReturnType<typeof loadVolumeConfig>, ReturnType<typeof loadVolumeConfig>];
+    // The target has a client certificate for its peers (without one it could not receive a volume).
+    const peer = volumePeerTls(target);
+    if (!peer) throw new Error("the volume hosts have no peer certificate (CINDERBLOCK_VOLUME_PEER_TLS_*)");
+    // The source's server, as its settings say: its certificate, mutual TLS against its client CA.
+    const server = createServer({
+      cert: readFileSync(source.CINDERBLOCK_VOLUME_TLS_CERT_FILE ?? ""),
+      key: readFileSync(source.CINDERBLOCK_VOLUME_TLS_KEY_FILE ?? ""),
+      ca: readFileSync(source.CINDERBLOCK_VOLUME_TLS_CLIENT_CA_FILE ?? ""),
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
+    const accepted = new Promise<TLSSocket>((resolve) => server.once("secureConnection", resolve));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      // The target dials the address the source advertises (the services table's), verifying its
+      // certificate for that name against the peer CA, and presents its peer certificate.
+      const advertised = source.CINDERBLOCK_VOLUME_ADVERTISE ?? "";
+      const servername = advertised.slice(0, advertised.lastIndexOf(":"));
+      const client = connect({
+        host: "127.0.0.1",
+        port: (server.address() as AddressInfo).port,
+        servername,
+        ca: readFileSync(peer.caFile),
+        cert: readFileSync(peer.certFile),
+        key: readFileSync(peer.keyFile),
+      });
+      await new Promise<void>((resolve, reject) => {
+        client.once("secureConnect", resolve);
+        client.once("error", reject);
+      });
+      const socket = await accepted;
+      client.end();
+      // The source's authenticators: the peer certificate is allowed for the migration methods,
+      // not as the api.
+      const call = {
+        metadata: new Metadata(),
+        transport: { transportSecurityType: "ssl", sslPeerCertificate: socket.getPeerCertificate() },
+      };
+      call.metadata.set("x-project-id", "p1");
+      call.metadata.set("x-user-id", "u1");
+      await expect(
+        createPeerAuthenticator({ allowedClients: source.CINDERBLOCK_VOLUME_TLS_ALLOWED_PEERS }).authenticate(call),
+      ).resolves.toMatchObject({ projectId: "p1" });
+      await expect(
+        createPeerAuthenticator({ allowedClients: source.CINDERBLOCK_VOLUME_TLS_ALLOWED_CLIENTS }).authenticate(call),
+      ).rejects.toThrow(/cinderblock-volume is not allowed/);
+    } finally {
+      server.close();
+    }
+  });
+
   it("commit no Secret and no credential: make-secrets.sh makes them at deploy time", () => {
     for (const file of readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f))) {
       const text = readFileSync(join(DIR, file), "utf8");
@@ -410,7 +477,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
   });
 
   it("make-secrets.sh prints valid Secrets, the same again from its directory, with every key the pods mount", () => {
-    expect(secrets.length).toBe(7);
+    expect(secrets.length).toBe(8);
     for (const secret of secrets) {
       expect(secret.metadata.namespace).toBe("cinderblock");
       expect(() => new Secret(secret as never).validate(), secret.metadata.name).not.toThrow();
@@ -448,6 +515,9 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
       ),
     ).toMatch(/OK/);
     expect(check("cinderblock-volume-tls", "127.0.0.1", "sslclient")).toMatch(/OK/); // its own health probe
+    // The hosts' client certificate for each other (a retype's migration): a client only.
+    expect(check("cinderblock-volume-peer", "cinderblock-volume", "sslclient")).toMatch(/OK/);
+    expect(() => check("cinderblock-volume-peer", "cinderblock-volume", "sslserver")).toThrow();
     expect(() => check("cinderblock-api-tls", "cinderblock-api", "sslclient")).toThrow();
     expect(() => check("cinderblock-volume-tls", "cinderblock-api", "sslclient")).toThrow();
   });
@@ -463,7 +533,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     expect(egressAllowed(stranger, "outside", 443)).toBe(false);
   });
 
-  it("let anyone reach the api's gRPC port, and only the api reach the volume hosts", () => {
+  it("let anyone reach the api's gRPC port, and only the api and the other volume hosts reach the volume hosts", () => {
     const [api, scheduler, volume] = ["cinderblock-api", "cinderblock-scheduler", "cinderblock-volume"].map(podOf) as [
       Labels,
       Labels,
@@ -475,7 +545,8 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     expect(ingressAllowed("outside", api, 9464)).toBe(false);
     expect(reachable(api, volume, 50052)).toBe(true);
     expect(reachable(scheduler, volume, 50052)).toBe(false);
-    expect(reachable(volume, volume, 50052)).toBe(false);
+    expect(reachable(volume, volume, 50052)).toBe(true); // a retype's migration, host to host
+    expect(reachable(volume, api, 50051)).toBe(false);
     expect(ingressAllowed("outside", volume, 50052)).toBe(false);
     expect(ingressAllowed(otherNamespace, volume, 50052)).toBe(false);
     expect(ingressAllowed("outside", scheduler, 50053)).toBe(false);
