@@ -22,6 +22,7 @@ import {
   VolumeDeleteSnapshot,
   VolumeDeleteVolume,
   VolumeExtendVolume,
+  VolumeMigrateVolume,
   VolumeRetypeVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
@@ -773,5 +774,44 @@ describe("retype_volume", () => {
     const usage = await getQuotaUsage(db, projectId);
     expect([usage[`volumes_${oldType.name}`], usage[`gigabytes_${oldType.name}`]]).toEqual([1, 3]);
     expect([usage[`volumes_${newType.name}`], usage[`gigabytes_${newType.name}`]]).toEqual([0, 0]);
+  });
+});
+
+describe("migrate_volume that comes after its retype ended", () => {
+  /** The cast to this host (the target) for a migration of `volumeId` from another host. */
+  const migrateCast = (volumeId: string, operationId: string) => ({
+    operationId,
+    context,
+    volumeId,
+    newTypeId: randomUUID(),
+    targetBackend: backendHost,
+    targetPool: "data",
+    sourceBackend: "vol9@file",
+    previousStatus: "available",
+  });
+
+  it("removes the partial copy an attempt that died mid-copy left on this backend", async () => {
+    // The reconciler failed the retype meanwhile: the volume is back on its source, available.
+    const volumeId = await volume("available");
+    await db.execute(sql`update volumes set host = 'vol9@file', migration_status = 'error' where id = ${volumeId}`);
+    const operationId = await operation("retype_volume", volumeId);
+    await run(VolumeMigrateVolume, subjects.volumeMigrateVolume(host), migrateCast(volumeId, operationId));
+    expect(driver.calls).toEqual([`deleteVolume ${volumeId}`]);
+    expect(await statusOf("volumes", volumeId)).toMatchObject({ status: "available" });
+  });
+
+  it("leaves the copy when the volume lives on this backend now, or another retype is moving it", async () => {
+    const moved = await volume("available");
+    const again = await volume("retyping");
+    await db.execute(sql`update volumes set host = 'vol9@file', migration_status = 'migrating' where id = ${again}`);
+    for (const volumeId of [moved, again]) {
+      await run(
+        VolumeMigrateVolume,
+        subjects.volumeMigrateVolume(host),
+        // A duplicate of the cast that moved it, or one of an earlier retype: from another source.
+        { ...migrateCast(volumeId, await operation("retype_volume", volumeId)), sourceBackend: "vol8@file" },
+      );
+    }
+    expect(driver.calls).toEqual([]);
   });
 });

@@ -65,6 +65,30 @@ async function copyAndVerify(
 }
 
 /**
+ * A migration cast that comes when its retype is over (this host died mid-copy and was back after
+ * the reconciler failed the retype, or a duplicate arrives late): a partial copy an earlier
+ * attempt left on the target is removed, unless the volume lives there now, or is being retyped
+ * again (another migration may be writing that copy).
+ */
+async function removeLeftover(
+  ctx: OperationContext,
+  cast: VolumeMigrateVolume,
+  volume: Awaited<ReturnType<typeof getVolumeElevated>>,
+): Promise<void> {
+  if (volume && (volume.host === cast.targetBackend || volume.status === "retyping")) return;
+  try {
+    await ctx.driverFor(cast.targetBackend).deleteVolume({ id: cast.volumeId, sizeGb: volume?.sizeGb ?? 0 });
+  } catch (error) {
+    // Logged for the operator; the cast is done either way (its retype has ended).
+    ctx.log(
+      { volume_id: cast.volumeId, target: cast.targetBackend, error: String(error) },
+      "leftover copy not removed",
+      true,
+    );
+  }
+}
+
+/**
  * Cinder's generic (host-assisted) `migrate_volume` for a retype, run on the target host: the
  * volume's copy is made on the target backend (under the volume's own id: the backends differ),
  * filled from the source host (VolumeHostService.ReadVolume over mTLS, chunk by chunk as it is
@@ -81,6 +105,7 @@ export function migrateVolumeOperation(
   return async (cast, delivery) => {
     const volume = await getVolumeElevated(ctx.db, cast.volumeId);
     if (volume?.status !== "retyping" || volume.host !== cast.sourceBackend) {
+      await removeLeftover(ctx, cast, volume);
       await finishOperation(ctx.db, cast.operationId, "done");
       return;
     }
