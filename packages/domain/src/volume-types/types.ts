@@ -4,12 +4,12 @@ import {
   countProjectsDefaultingTo,
   countVolumeTypeUsage,
   deleteVolumeTypeExtraSpec,
+  type Executor,
   getVolumeTypeBy,
   insertVolumeType,
   listVolumeTypeAccess,
   listVolumeTypes,
   markVolumeTypeDeleted,
-  type Executor,
   type NameCursor,
   removeVolumeTypeAccess,
   renameVolumeTypeReferences,
@@ -137,7 +137,13 @@ export function createTypeUseCases(
               isPublic,
               extraSpecs,
             }).catch((error: unknown) => nameTaken(error, name));
-            await notifications.announce(tx, "INFO", "volume_type.create", { volume_types: volumeTypeInfo(type) }, type.id);
+            await notifications.announce(
+              tx,
+              "INFO",
+              "volume_type.create",
+              { volume_types: volumeTypeInfo(type) },
+              type.id,
+            );
             return type;
           }),
       );
