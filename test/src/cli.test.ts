@@ -256,4 +256,83 @@ describe("cinderblock CLI", () => {
     expect(created).toContain(event.payload.volume_id);
     expect(event.payload.tenant_id).toBe(p);
   });
+
+  it("manages volume types (admin), retypes a volume to one with --wait and clones it with --source-volume", async () => {
+    const p = uniqueName("cli-types-");
+    const name = uniqueName("cli-type-");
+    const refused = await cli(p, "type", "create", name);
+    expect(refused.code).toBe(8);
+
+    const made = await cli(
+      p,
+      "type",
+      "create",
+      name,
+      "--property",
+      "volume_backend_name=file",
+      "--description",
+      "from the cli",
+      "--admin",
+      "--json",
+    );
+    expect(made.code).toBe(0);
+    const type = json(made);
+    expect(type).toMatchObject({
+      name,
+      description: "from the cli",
+      isPublic: true,
+      extraSpecs: { volume_backend_name: "file" },
+    });
+    const typeId = String(type.id);
+    const hidden = json(await cli(p, "type", "create", uniqueName("cli-private-"), "--private", "--admin", "--json"));
+    expect(hidden.isPublic).toBe(false);
+
+    const listed = await cli(p, "type", "list", "--all-pages");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split("\n")[0]?.split(/\s+/)).toEqual(["ID", "NAME", "PUBLIC", "DESCRIPTION", "EXTRA_SPECS"]);
+    expect(listed.stdout).toMatch(new RegExp(`^${typeId}\\s+${name}\\s+true\\s+from the cli`, "m"));
+    // A member sees only the user-visible extra specs, and not the private type.
+    expect(listed.stdout).not.toContain("volume_backend_name");
+    expect(listed.stdout).not.toContain(String(hidden.id));
+    const byName = await cli(p, "type", "show", name);
+    expect(byName.code).toBe(0);
+    expect(byName.stdout).toMatch(new RegExp(`^id\\s+${typeId}$`, "m"));
+    expect(json(await cli(p, "type", "show", typeId, "--json"))).toMatchObject({ id: typeId, name });
+    const missing = await cli(p, "type", "show", uniqueName("no-such-type-"));
+    expect(missing.code).toBe(3);
+
+    const volumeId = String(
+      json(await cli(p, "volume", "create", "--name", "r", "--size", "1", "--wait", "--json")).id,
+    );
+    const badPolicy = await cli(p, "volume", "retype", volumeId, name, "--migration-policy", "always");
+    expect(badPolicy.code).toBe(2);
+    expect(badPolicy.stderr).toContain("--migration-policy: expected never or on-demand, got 'always'");
+    const retyped = await cli(p, "volume", "retype", volumeId, name, "--migration-policy", "never", "--wait", "--json");
+    expect(retyped.code).toBe(0);
+    expect(json(retyped)).toMatchObject({
+      id: volumeId,
+      volumeType: name,
+      volumeTypeId: typeId,
+      status: "VOLUME_STATUS_AVAILABLE",
+    });
+
+    const cloned = await cli(p, "volume", "create", "--name", "copy", "--source-volume", volumeId, "--wait", "--json");
+    expect(cloned.code).toBe(0);
+    const clone = json(cloned);
+    expect(clone).toMatchObject({
+      sourceVolumeId: volumeId,
+      sizeGb: 1,
+      volumeType: name,
+      status: "VOLUME_STATUS_AVAILABLE",
+    });
+
+    const inUse = await cli(p, "type", "delete", name, "--admin");
+    expect(inUse.code).toBe(5);
+    for (const id of [String(clone.id), volumeId])
+      expect((await cli(p, "volume", "delete", id, "--wait")).code).toBe(0);
+    const deleted = await cli(p, "type", "delete", name, "--admin");
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toBe(`volume type ${typeId} (${name}) deleted\n`);
+    expect((await cli(p, "type", "show", typeId)).code).toBe(3);
+  });
 });

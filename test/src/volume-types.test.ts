@@ -4,12 +4,14 @@ import {
   callError,
   createSettledVolume,
   identity,
+  notificationsStreamName,
   type Stack,
   startStack,
   uniqueName,
   untilEnd,
 } from "@cinderblock/testing";
 import { credentials, type Metadata, status } from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // Volume types end to end (issue 15): the api, scheduler and volume host together. Types are made
@@ -212,5 +214,49 @@ describe("volume types", () => {
     const usage = await call<proto.GetQuotasResponse>((done) => quotas.getQuotas({ projectId: "" }, md, done));
     expect(usage.quotas).toContainEqual({ resource: `gigabytes_${gold.name}`, limit: -1, inUse: 2 });
     expect(usage.quotas).toContainEqual({ resource: `volumes_${gold.name}`, limit: 1, inUse: 1 });
+  });
+});
+
+describe("volume type notifications", () => {
+  it("an admin's WatchEvents receives Cinder's volume_type.create, from volumeType.api, with the type", async () => {
+    const events = new proto.EventsServiceClient(stack.address, credentials.createInsecure());
+    const jsm = await jetstreamManager(stack.nc);
+    const start = (await jsm.streams.info(notificationsStreamName(stack.prefix))).state.last_seq + 1;
+    const created = await createType({
+      name: uniqueName("announced-"),
+      description: "announced",
+      extraSpecs: { volume_backend_name: "file" },
+    });
+    // From the sequence before the create: the event is replayed however late the watch starts.
+    const stream = events.watchEvents(
+      { resourceId: "", eventTypes: ["volume_type.create"], allProjects: true, startSequence: start },
+      admin,
+    );
+    const event = await new Promise<proto.Notification | undefined>((resolve, reject) => {
+      stream.on("data", (m: proto.WatchEventsResponse) => {
+        if (m.event?.payload?.volume_types?.id === created.id) resolve(m.event);
+      });
+      stream.on("error", reject);
+      stream.on("end", () => resolve(undefined));
+    });
+    stream.cancel();
+    events.close();
+    expect(event).toMatchObject({
+      eventType: "volume_type.create",
+      priority: "INFO",
+      publisherId: "volumeType.api",
+      payload: {
+        volume_types: {
+          id: created.id,
+          name: created.name,
+          description: "announced",
+          is_public: true,
+          extra_specs: { volume_backend_name: "file" },
+          qos_specs_id: null,
+          deleted: false,
+          deleted_at: null,
+        },
+      },
+    });
   });
 });

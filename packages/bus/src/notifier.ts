@@ -60,9 +60,20 @@ export function createNotifier(bus: Bus): Notifier {
 }
 
 /**
+ * The publishers Cinder's api names for its types notifications (`rpc.get_notifier('volumeType')`
+ * in types_manage.py, 'volumeTypeExtraSpecs', 'QoSSpecs'), by the event type's first word.
+ */
+const CINDER_PUBLISHERS: Record<string, string> = {
+  volume_type: "volumeType",
+  volume_type_extra_specs: "volumeTypeExtraSpecs",
+  qos_specs: "QoSSpecs",
+};
+
+/**
  * Notifications written into the transactional outbox: the relay publishes them once (and only
- * if) the transaction that made the change commits. Published as `<resource>.<hostName>`, the
- * resource being the event type's first word (`volume.attach.start` → `volume.api`).
+ * if) the transaction that made the change commits. Published as `<publisher>.<hostName>`, the
+ * publisher being the event type's first word (`volume.attach.start` → `volume.api`) or, for
+ * volume types and QoS specs, the name Cinder gives it (`volume_type.create` → `volumeType.api`).
  */
 export function createOutboxAnnouncer(subjects: Subjects, hostName: string): OutboxAnnouncer {
   function message(
@@ -71,7 +82,8 @@ export function createOutboxAnnouncer(subjects: Subjects, hostName: string): Out
     payload: Record<string, unknown>,
     key?: string,
   ): OutboxMessage {
-    const publisherId = `${eventType.split(".")[0]}.${hostName}`;
+    const resource = eventType.split(".")[0] ?? eventType;
+    const publisherId = `${CINDER_PUBLISHERS[resource] ?? resource}.${hostName}`;
     const { messageId, body } = envelope(priority, eventType, publisherId, payload, key);
     return {
       subject: subjects.notification(priority, eventType),

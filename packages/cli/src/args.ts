@@ -66,10 +66,14 @@ const WAIT_FLAGS: Record<string, FlagSpec> = {
   "wait-timeout": { type: "string", value: "SECONDS", help: "give up waiting after this long (default 600; exit 10)" },
 };
 
-const PAGING_FLAGS: Record<string, FlagSpec> = {
+const PAGE_FLAGS: Record<string, FlagSpec> = {
   limit: { type: "string", value: "N", help: "page size, 1-1000 (default 100)" },
   "page-token": { type: "string", value: "TOKEN", help: "continue from a previous page" },
   "all-pages": { type: "boolean", help: "fetch every page" },
+};
+
+const PAGING_FLAGS: Record<string, FlagSpec> = {
+  ...PAGE_FLAGS,
   "all-projects": { type: "boolean", help: "every project's (admin only)" },
   name: { type: "string", value: "NAME", help: "only with exactly this name" },
   metadata: { type: "string", multiple: true, value: "KEY=VALUE", help: "only with this metadata pair (repeatable)" },
@@ -81,10 +85,10 @@ const PAGING_FLAGS: Record<string, FlagSpec> = {
 export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "volume create",
-    summary: "create a volume (blank, or from a snapshot)",
+    summary: "create a volume (blank, from a snapshot, or a clone of a volume)",
     args: [],
     flags: {
-      size: { type: "string", value: "GB", help: "size in GB (required unless --from-snapshot)" },
+      size: { type: "string", value: "GB", help: "size in GB (required unless --from-snapshot or --source-volume)" },
       name: { type: "string", value: "NAME", help: "display name" },
       description: { type: "string", value: "TEXT", help: "description" },
       type: { type: "string", value: "TYPE", help: "volume type" },
@@ -92,12 +96,16 @@ export const COMMANDS: readonly CommandSpec[] = [
       bootable: { type: "boolean", help: "mark the volume bootable" },
       multiattach: { type: "boolean", help: "allow attaching to several instances at once" },
       "from-snapshot": { type: "string", value: "SNAPSHOT_ID", help: "create from this snapshot" },
+      "source-volume": { type: "string", value: "VOLUME_ID", help: "clone this volume (its size unless --size)" },
       metadata: { type: "string", multiple: true, value: "KEY=VALUE", help: "metadata pair (repeatable)" },
       "image-metadata": { type: "string", multiple: true, value: "KEY=VALUE", help: "image metadata (repeatable)" },
       "client-request-id": { type: "string", value: "KEY", help: "idempotency key: a retry returns the first volume" },
       ...WAIT_FLAGS,
     },
-    examples: ["cinderblock volume create --name data --size 2 --wait"],
+    examples: [
+      "cinderblock volume create --name data --size 2 --wait",
+      "cinderblock volume create --name copy --source-volume <volume id> --wait",
+    ],
   },
   {
     name: "volume list",
@@ -115,6 +123,20 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "delete a volume",
     args: ["VOLUME_ID"],
     flags: { cascade: { type: "boolean", help: "delete its snapshots too" }, ...WAIT_FLAGS },
+  },
+  {
+    name: "volume retype",
+    summary: "change a volume's type (in place, or migrating with --migration-policy on-demand)",
+    args: ["VOLUME_ID", "TYPE"],
+    flags: {
+      "migration-policy": {
+        type: "string",
+        value: "POLICY",
+        help: "never (default: in place only) or on-demand (migrate when the backend cannot take the type)",
+      },
+      ...WAIT_FLAGS,
+    },
+    examples: ["cinderblock volume retype <volume id> fast --migration-policy on-demand --wait"],
   },
   {
     name: "snapshot create",
@@ -155,6 +177,35 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "snapshot watch",
     summary: "print a snapshot's changes until it reaches a terminal status (exit 11 if error)",
     args: ["SNAPSHOT_ID"],
+    flags: {},
+  },
+  {
+    name: "type list",
+    summary: "list the volume types the project may use (every type for an admin), by name",
+    args: [],
+    flags: PAGE_FLAGS,
+  },
+  { name: "type show", summary: "show one volume type, by id or name", args: ["TYPE"], flags: {} },
+  {
+    name: "type create",
+    summary: "create a volume type (admin only)",
+    args: ["NAME"],
+    flags: {
+      description: { type: "string", value: "TEXT", help: "description" },
+      property: {
+        type: "string",
+        multiple: true,
+        value: "KEY=VALUE",
+        help: "extra spec, e.g. volume_backend_name=file (repeatable)",
+      },
+      private: { type: "boolean", help: "usable only by projects given access (default public)" },
+    },
+    examples: ["cinderblock type create fast --property volume_backend_name=file2 --description 'SSD'"],
+  },
+  {
+    name: "type delete",
+    summary: "delete an unused volume type, by id or name (admin only)",
+    args: ["TYPE"],
     flags: {},
   },
   {

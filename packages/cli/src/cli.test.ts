@@ -44,6 +44,16 @@ describe("run", () => {
       "cinderblock volume list: --limit: expected a whole number from 0 to 2147483647, got 'x'\n" +
         "Run 'cinderblock volume list --help' for usage.\n",
     );
+    const env = { CINDERBLOCK_PROJECT: "p", USER: "u" };
+    const policy = await runCapturing(["volume", "retype", "v", "t", "--migration-policy", "sometimes"], env);
+    expect(policy).toMatchObject({ code: EXIT.USAGE, stdout: "" });
+    expect(policy.stderr).toContain("--migration-policy: expected never or on-demand, got 'sometimes'");
+    const both = await runCapturing(["volume", "create", "--from-snapshot", "s", "--source-volume", "v"], env);
+    expect(both).toMatchObject({ code: EXIT.USAGE, stdout: "" });
+    expect(both.stderr).toContain("--from-snapshot and --source-volume: give one or the other");
+    const noType = await runCapturing(["volume", "retype", "v"], env);
+    expect(noType.code).toBe(EXIT.USAGE);
+    expect(noType.stderr).toContain("missing TYPE");
     const noProject = await runCapturing(["quota", "show"], { USER: "u" });
     expect(noProject.code).toBe(EXIT.USAGE);
     expect(noProject.stderr).toContain("--project is required");

@@ -3,6 +3,7 @@ import {
   QuotasServiceClient,
   SnapshotsServiceClient,
   VolumesServiceClient,
+  VolumeTypesServiceClient,
 } from "@cinderblock/proto";
 import { type CallOptions, type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 
@@ -25,6 +26,7 @@ export interface Connection {
   snapshots: SnapshotsServiceClient;
   quotas: QuotasServiceClient;
   events: EventsServiceClient;
+  types: VolumeTypesServiceClient;
   /** Runs one unary call (given its callback form) with the identity and a deadline. */
   call<Res>(
     invoke: (
@@ -45,6 +47,7 @@ export function createConnection(options: ConnectionOptions): Connection {
   const snapshots = new SnapshotsServiceClient(options.address, creds);
   const quotas = new QuotasServiceClient(options.address, creds);
   const events = new EventsServiceClient(options.address, creds);
+  const types = new VolumeTypesServiceClient(options.address, creds);
   const { identity } = options;
   const metadata = () => {
     const md = new Metadata();
@@ -63,6 +66,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     snapshots,
     quotas,
     events,
+    types,
     metadata,
     call(invoke) {
       return new Promise((resolve, reject) => {
@@ -72,7 +76,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       });
     },
     close() {
-      for (const client of [volumes, snapshots, quotas, events]) client.close();
+      for (const client of [volumes, snapshots, quotas, events, types]) client.close();
     },
   };
 }

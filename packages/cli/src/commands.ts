@@ -4,20 +4,26 @@ import {
   type CreateSnapshotResponse,
   CreateVolumeRequest,
   type CreateVolumeResponse,
+  CreateVolumeTypeRequest,
+  type CreateVolumeTypeResponse,
   type DeleteSnapshotResponse,
   type DeleteVolumeResponse,
   type GetQuotasResponse,
   type GetSnapshotResponse,
   type GetVolumeResponse,
+  type GetVolumeTypeResponse,
   ListSnapshotsRequest,
   type ListSnapshotsResponse,
   ListVolumesRequest,
   type ListVolumesResponse,
+  type ListVolumeTypesResponse,
   Notification,
+  type RetypeVolumeResponse,
   type Snapshot,
   SnapshotStatus,
   type Volume,
   VolumeStatus,
+  type VolumeType,
 } from "@cinderblock/proto";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { type FlagValues, intFlag, listFlag, pairsFlag, stringFlag, UsageError } from "./args.js";
@@ -36,6 +42,9 @@ import {
   volumeJson,
   volumeStatusName,
   volumeTable,
+  volumeTypeDetail,
+  volumeTypeJson,
+  volumeTypeTable,
 } from "./format.js";
 import type { Output } from "./output.js";
 
@@ -197,9 +206,13 @@ async function pages<T>(
 const volumeCreate: Handler = async (ctx) => {
   const { conn, flags, out } = ctx;
   const fromSnapshot = stringFlag(flags, "from-snapshot");
+  const sourceVolume = stringFlag(flags, "source-volume");
   const size = intFlag(flags, "size", 0);
-  if (size === undefined && !fromSnapshot) {
-    throw new UsageError("--size is required (unless --from-snapshot)", "volume create");
+  if (fromSnapshot && sourceVolume) {
+    throw new UsageError("--from-snapshot and --source-volume: give one or the other", "volume create");
+  }
+  if (size === undefined && !fromSnapshot && !sourceVolume) {
+    throw new UsageError("--size is required (unless --from-snapshot or --source-volume)", "volume create");
   }
   const request = CreateVolumeRequest.fromPartial({
     name: stringFlag(flags, "name"),
@@ -210,6 +223,7 @@ const volumeCreate: Handler = async (ctx) => {
     bootable: flags.bootable === true,
     multiattach: flags.multiattach === true,
     snapshotId: fromSnapshot,
+    sourceVolumeId: sourceVolume,
     metadata: pairsFlag(flags, "metadata"),
     imageMetadata: pairsFlag(flags, "image-metadata"),
     clientRequestId: stringFlag(flags, "client-request-id"),
@@ -271,6 +285,36 @@ const volumeDelete: Handler = async (ctx) => {
   if (flags.wait && volume.status !== VolumeStatus.VOLUME_STATUS_DELETED) {
     throw new CliFailure(
       `volume ${volume.id} was not deleted: ${volumeStatusName(volume.status)}${reason(volume.statusReason)}`,
+      EXIT.OPERATION_FAILED,
+    );
+  }
+  return EXIT.OK;
+};
+
+const MIGRATION_POLICIES = ["never", "on-demand"];
+
+const volumeRetype: Handler = async (ctx) => {
+  const { conn, args, flags, out } = ctx;
+  const [id = "", newType = ""] = args;
+  const policy = stringFlag(flags, "migration-policy");
+  if (flags["migration-policy"] !== undefined && !MIGRATION_POLICIES.includes(policy)) {
+    throw new UsageError(
+      `--migration-policy: expected ${MIGRATION_POLICIES.join(" or ")}, got '${policy}'`,
+      "volume retype",
+    );
+  }
+  const deadline = waitDeadline(flags);
+  const res = await conn.call<RetypeVolumeResponse>((md, o, done) =>
+    conn.volumes.retypeVolume({ id, newType, migrationPolicy: policy }, md, o, done),
+  );
+  let volume = res.volume as Volume;
+  if (flags.wait) volume = await followVolume(ctx, volume, VolumeStatus.VOLUME_STATUS_RETYPING, deadline);
+  printVolume(out, volume);
+  // A retype that fails puts the volume back in its status and type, with the reason.
+  const retyped = volume.volumeType === newType || volume.volumeTypeId === newType.toLowerCase();
+  if (flags.wait && !retyped) {
+    throw new CliFailure(
+      `volume ${volume.id} was not retyped: still ${volume.volumeType}${reason(volume.statusReason)}`,
       EXIT.OPERATION_FAILED,
     );
   }
@@ -385,6 +429,81 @@ const snapshotWatch: Handler = async ({ conn, args, out, signal }) => {
   return EXIT.OK;
 };
 
+function printVolumeType(out: Output, type: VolumeType): void {
+  if (out.json) out.jsonLine(volumeTypeJson(type));
+  else out.text(volumeTypeDetail(type));
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The volume type a TYPE argument names: GetVolumeType by id, else (a name) the one of that name
+ * among the types the caller may list. NOT_FOUND (exit 3) when there is none.
+ */
+async function findVolumeType(conn: Connection, ref: string): Promise<VolumeType> {
+  if (UUID.test(ref)) {
+    const res = await conn.call<GetVolumeTypeResponse>((md, o, done) =>
+      conn.types.getVolumeType({ id: ref }, md, o, done),
+    );
+    return res.volumeType as VolumeType;
+  }
+  let pageToken = "";
+  const seen = new Set<string>();
+  do {
+    const res = await conn.call<ListVolumeTypesResponse>((md, o, done) =>
+      conn.types.listVolumeTypes({ pageSize: 1000, pageToken }, md, o, done),
+    );
+    const found = res.volumeTypes.find((t) => t.name === ref);
+    if (found) return found;
+    seen.add(pageToken);
+    pageToken = res.nextPageToken;
+  } while (pageToken && !seen.has(pageToken));
+  throw new CliFailure(`volume type ${JSON.stringify(ref)} not found`, EXIT.NOT_FOUND);
+}
+
+const typeList: Handler = async ({ conn, flags, out }) => {
+  const { items, next } = await pages(flags, async (pageToken) => {
+    const res = await conn.call<ListVolumeTypesResponse>((md, o, done) =>
+      conn.types.listVolumeTypes({ pageSize: pageSize(flags), pageToken }, md, o, done),
+    );
+    return { items: res.volumeTypes, next: res.nextPageToken };
+  });
+  if (out.json) {
+    out.jsonLine({ volumeTypes: items.map(volumeTypeJson), nextPageToken: next });
+  } else {
+    out.text(volumeTypeTable(items));
+    if (next) out.note(`more: --page-token ${next} (or --all-pages)`);
+  }
+  return EXIT.OK;
+};
+
+const typeShow: Handler = async ({ conn, args, out }) => {
+  printVolumeType(out, await findVolumeType(conn, args[0] ?? ""));
+  return EXIT.OK;
+};
+
+const typeCreate: Handler = async ({ conn, args, flags, out }) => {
+  const request = CreateVolumeTypeRequest.fromPartial({
+    name: args[0] ?? "",
+    description: stringFlag(flags, "description"),
+    isPublic: flags.private !== true,
+    extraSpecs: pairsFlag(flags, "property"),
+  });
+  const res = await conn.call<CreateVolumeTypeResponse>((md, o, done) =>
+    conn.types.createVolumeType(request, md, o, done),
+  );
+  printVolumeType(out, res.volumeType as VolumeType);
+  return EXIT.OK;
+};
+
+const typeDelete: Handler = async ({ conn, args, out }) => {
+  const type = await findVolumeType(conn, args[0] ?? "");
+  await conn.call((md, o, done) => conn.types.deleteVolumeType({ id: type.id }, md, o, done));
+  if (out.json) out.jsonLine({ id: type.id, name: type.name, deleted: true });
+  else out.text(`volume type ${type.id} (${type.name}) deleted\n`);
+  return EXIT.OK;
+};
+
 const quotaShow: Handler = async ({ conn, flags, out }) => {
   const projectId = stringFlag(flags, "for-project");
   const res = await conn.call<GetQuotasResponse>((md, o, done) => conn.quotas.getQuotas({ projectId }, md, o, done));
@@ -426,11 +545,16 @@ export const HANDLERS: Record<string, Handler> = {
   "volume list": volumeList,
   "volume show": volumeShow,
   "volume delete": volumeDelete,
+  "volume retype": volumeRetype,
   "snapshot create": snapshotCreate,
   "snapshot list": snapshotList,
   "snapshot show": snapshotShow,
   "snapshot delete": snapshotDelete,
   "snapshot watch": snapshotWatch,
+  "type list": typeList,
+  "type show": typeShow,
+  "type create": typeCreate,
+  "type delete": typeDelete,
   "quota show": quotaShow,
   events,
 };

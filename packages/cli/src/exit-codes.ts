@@ -39,7 +39,7 @@ export const EXIT_CODE_TABLE: readonly ExitCodeRow[] = [
   { code: EXIT.OK, meaning: "success" },
   { code: EXIT.ERROR, meaning: "any other error (INTERNAL, UNKNOWN, ...)" },
   { code: EXIT.USAGE, meaning: "usage error: unknown command or flag, bad or missing value (nothing sent)" },
-  { code: EXIT.NOT_FOUND, meaning: "NOT_FOUND: no such volume or snapshot in the project" },
+  { code: EXIT.NOT_FOUND, meaning: "NOT_FOUND: no such volume, snapshot or volume type in the project" },
   { code: EXIT.INVALID_ARGUMENT, meaning: "INVALID_ARGUMENT: the api refused a field" },
   { code: EXIT.FAILED_PRECONDITION, meaning: "FAILED_PRECONDITION: the resource's status forbids it" },
   { code: EXIT.QUOTA_EXCEEDED, meaning: "RESOURCE_EXHAUSTED: a quota would be exceeded" },

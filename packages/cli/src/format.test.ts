@@ -1,4 +1,4 @@
-import { Snapshot, SnapshotStatus, Volume, VolumeStatus } from "@cinderblock/proto";
+import { Snapshot, SnapshotStatus, Volume, VolumeStatus, VolumeType } from "@cinderblock/proto";
 import { describe, expect, it } from "vitest";
 import {
   eventLine,
@@ -9,6 +9,8 @@ import {
   table,
   volumeJson,
   volumeStatusName,
+  volumeTypeJson,
+  volumeTypeTable,
 } from "./format.js";
 
 describe("status names", () => {
@@ -86,5 +88,28 @@ describe("tables", () => {
     expect(line).toBe(
       "2026-01-02T03:04:05.000Z  INFO   snapshot.create.end         snapshot s1 (volume v1)  available",
     );
+  });
+});
+
+describe("volume types", () => {
+  it("are a table of id, name, visibility, description and extra specs, and full JSON", () => {
+    const type = VolumeType.fromPartial({
+      id: "t1",
+      name: "fast",
+      isPublic: false,
+      extraSpecs: { volume_backend_name: "ssd", multiattach: "<is> True" },
+    });
+    expect(volumeTypeTable([type])).toBe(
+      "ID  NAME  PUBLIC  DESCRIPTION  EXTRA_SPECS\n" +
+        "t1  fast  false                volume_backend_name=ssd, multiattach=<is> True\n",
+    );
+    expect(volumeTypeJson(type)).toEqual({
+      id: "t1",
+      name: "fast",
+      description: "",
+      isPublic: false,
+      extraSpecs: { volume_backend_name: "ssd", multiattach: "<is> True" },
+      qosSpecsId: "",
+    });
   });
 });

@@ -8,6 +8,7 @@ import {
   snapshotStatusToJSON,
   Volume,
   VolumeStatus,
+  VolumeType,
   volumeStatusFromJSON,
   volumeStatusToJSON,
 } from "@cinderblock/proto";
@@ -90,6 +91,11 @@ export function snapshotJson(snapshot: Snapshot): Record<string, unknown> {
   return fullJson(snapshot, Snapshot.toJSON(snapshot), { status: snapshotStatusToJSON });
 }
 
+/** A volume type as JSON for --json output (every field present). */
+export function volumeTypeJson(type: VolumeType): Record<string, unknown> {
+  return fullJson(type, VolumeType.toJSON(type));
+}
+
 /** Plain columns: a header row, then one row per item, padded to the widest cell. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -142,6 +148,29 @@ export function snapshotTable(snapshots: Snapshot[]): string {
       time(s.createdAt),
     ]),
   );
+}
+
+/** `type list`. */
+export function volumeTypeTable(types: VolumeType[]): string {
+  return table(
+    ["ID", "NAME", "PUBLIC", "DESCRIPTION", "EXTRA_SPECS"],
+    types.map((t) => [t.id, t.name, t.isPublic ? "true" : "false", t.description, pairs(t.extraSpecs)]),
+  );
+}
+
+/** `type show`: one field per line. */
+export function volumeTypeDetail(t: VolumeType): string {
+  const rows: [string, string][] = [
+    ["id", t.id],
+    ["name", t.name],
+    ["description", t.description],
+    ["is_public", String(t.isPublic)],
+    ["extra_specs", pairs(t.extraSpecs)],
+    ["qos_specs_id", t.qosSpecsId],
+    ["created_at", time(t.createdAt)],
+    ["updated_at", time(t.updatedAt)],
+  ];
+  return table(["FIELD", "VALUE"], rows);
 }
 
 /** `volume show`: one field per line. */

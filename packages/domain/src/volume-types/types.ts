@@ -4,6 +4,7 @@ import {
   countProjectsDefaultingTo,
   countVolumeTypeUsage,
   deleteVolumeTypeExtraSpec,
+  type Executor,
   getVolumeTypeBy,
   insertVolumeType,
   listVolumeTypeAccess,
@@ -13,7 +14,6 @@ import {
   removeVolumeTypeAccess,
   renameVolumeTypeReferences,
   setVolumeTypeExtraSpecs,
-  transaction,
   updateVolumeType,
   type VolumeTypeRow,
 } from "@cinderblock/db";
@@ -22,6 +22,7 @@ import { CinderblockError } from "../errors.js";
 import { isUniqueViolation } from "../idempotency.js";
 import type { Page, PageTokens } from "../pages.js";
 import { validateId, validatePageSize } from "../validation.js";
+import { committed, reportingRefusal, volumeTypeInfo } from "./notices.js";
 import { mayUseType } from "./resolve.js";
 import type { VolumeTypeDependencies, VolumeTypeUseCases } from "./use-cases.js";
 import {
@@ -40,6 +41,11 @@ function nameTaken(error: unknown, name: string): never {
     throw new CinderblockError("ALREADY_EXISTS", `name: a volume type named ${JSON.stringify(name)} exists`);
   }
   throw error;
+}
+
+/** Cinder's types_manage error payload: every field present, null where it does not apply. */
+function typeError(fields: { volume_types?: Record<string, unknown>; id?: string }): Record<string, unknown> {
+  return { volume_types: null, name: null, id: null, ...fields };
 }
 
 /** Reads a page token of a name-ordered list (ListVolumeTypes, ListQosSpecs). */
@@ -93,19 +99,54 @@ export function createTypeUseCases(
   | "removeVolumeTypeAccess"
   | "listVolumeTypeAccess"
 > {
-  const { db } = deps;
+  const { db, notifications } = deps;
+
+  /** Cinder's types_extra_specs notification: `fields` with the type's id and timestamps after the change. */
+  async function announceExtraSpecs(
+    tx: Executor,
+    eventType: string,
+    typeId: string,
+    fields: Record<string, unknown>,
+  ): Promise<void> {
+    const type = await getVolumeTypeBy(tx, { id: typeId });
+    if (!type) throw notFound(typeId);
+    await notifications.announce(tx, "INFO", eventType, {
+      type_id: typeId,
+      ...fields,
+      created_at: type.createdAt.toISOString(),
+      updated_at: type.updatedAt.toISOString(),
+    });
+  }
+
   return {
     async createVolumeType(_ctx, input) {
       const name = validateTypeName("name", input.name);
       const description = validateDescription(input.description);
       const extraSpecs = validateSpecs("extra_specs", input.extraSpecs);
-      return insertVolumeType(db, {
-        id: randomUUID(),
-        name,
-        description,
-        isPublic: input.isPublic ?? true,
-        extraSpecs,
-      }).catch((error: unknown) => nameTaken(error, name));
+      const isPublic = input.isPublic ?? true;
+      return reportingRefusal(
+        deps,
+        "volume_type.create",
+        () => typeError({ volume_types: { name, description, is_public: isPublic, extra_specs: extraSpecs } }),
+        () =>
+          committed(deps, async (tx) => {
+            const type = await insertVolumeType(tx, {
+              id: randomUUID(),
+              name,
+              description,
+              isPublic,
+              extraSpecs,
+            }).catch((error: unknown) => nameTaken(error, name));
+            await notifications.announce(
+              tx,
+              "INFO",
+              "volume_type.create",
+              { volume_types: volumeTypeInfo(type) },
+              type.id,
+            );
+            return type;
+          }),
+      );
     },
 
     async getVolumeType(ctx, rawId) {
@@ -130,68 +171,91 @@ export function createTypeUseCases(
       const id = validateId("id", rawId);
       const name = input.name === undefined ? undefined : validateTypeName("name", input.name);
       const description = input.description === undefined ? undefined : validateDescription(input.description);
-      return transaction(db, async (tx) => {
-        // NOTE: FOR UPDATE waits for the creates holding the type (key share) and keeps new ones
-        // out, so no volume is recorded under the old name once its quota rows have moved.
-        const type = await getVolumeTypeBy(tx, { id }, { lock: "update" });
-        if (!type) throw notFound(id);
-        const renamed = name !== undefined && name !== type.name;
-        if (renamed && type.name === deps.defaultVolumeType) {
-          throw new CinderblockError(
-            "FAILED_PRECONDITION",
-            `name: volume type ${type.name} is the configured default (CINDERBLOCK_DEFAULT_VOLUME_TYPE) and cannot be renamed`,
-          );
-        }
-        const updated = await updateVolumeType(tx, id, {
-          ...(name === undefined ? {} : { name }),
-          ...(description === undefined ? {} : { description }),
-          ...(input.isPublic === undefined ? {} : { isPublic: input.isPublic }),
-        }).catch((error: unknown) => nameTaken(error, name ?? ""));
-        if (!updated) throw notFound(id);
-        if (renamed) await renameVolumeTypeReferences(tx, id, type.name, updated.name);
-        return updated;
-      });
+      const request = {
+        ...(name === undefined ? {} : { name }),
+        ...(description === undefined ? {} : { description }),
+        ...(input.isPublic === undefined ? {} : { is_public: input.isPublic }),
+      };
+      return reportingRefusal(
+        deps,
+        "volume_type.update",
+        (error) => typeError(error.code === "NOT_FOUND" ? { id } : { volume_types: request }),
+        () =>
+          committed(deps, async (tx) => {
+            // NOTE: FOR UPDATE waits for the creates holding the type (key share) and keeps new ones
+            // out, so no volume is recorded under the old name once its quota rows have moved.
+            const type = await getVolumeTypeBy(tx, { id }, { lock: "update" });
+            if (!type) throw notFound(id);
+            const renamed = name !== undefined && name !== type.name;
+            if (renamed && type.name === deps.defaultVolumeType) {
+              throw new CinderblockError(
+                "FAILED_PRECONDITION",
+                `name: volume type ${type.name} is the configured default (CINDERBLOCK_DEFAULT_VOLUME_TYPE) and cannot be renamed`,
+              );
+            }
+            const updated = await updateVolumeType(tx, id, {
+              ...(name === undefined ? {} : { name }),
+              ...(description === undefined ? {} : { description }),
+              ...(input.isPublic === undefined ? {} : { isPublic: input.isPublic }),
+            }).catch((error: unknown) => nameTaken(error, name ?? ""));
+            if (!updated) throw notFound(id);
+            if (renamed) await renameVolumeTypeReferences(tx, id, type.name, updated.name);
+            await notifications.announce(tx, "INFO", "volume_type.update", { volume_types: volumeTypeInfo(updated) });
+            return updated;
+          }),
+      );
     },
 
     async deleteVolumeType(_ctx, rawId) {
       const id = validateId("id", rawId);
-      await transaction(db, async (tx) => {
-        const type = await getVolumeTypeBy(tx, { id }, { lock: "update" });
-        if (!type) throw notFound(id);
-        if (type.name === deps.defaultVolumeType) {
-          throw new CinderblockError(
-            "FAILED_PRECONDITION",
-            `volume type ${type.name} is the configured default (CINDERBLOCK_DEFAULT_VOLUME_TYPE) and cannot be deleted`,
-          );
-        }
-        const projects = await countProjectsDefaultingTo(tx, id);
-        if (projects > 0) {
-          throw new CinderblockError(
-            "FAILED_PRECONDITION",
-            `volume type ${type.name} is the default of ${projects} project(s); unset it first`,
-          );
-        }
-        const used = await countVolumeTypeUsage(tx, id);
-        if (used.volumes + used.snapshots > 0) {
-          throw new CinderblockError(
-            "FAILED_PRECONDITION",
-            `volume type ${type.name} is in use by ${used.volumes} volume(s) and ${used.snapshots} snapshot(s)`,
-          );
-        }
-        await markVolumeTypeDeleted(tx, id);
-      });
+      let found: VolumeTypeRow | undefined;
+      await reportingRefusal(
+        deps,
+        "volume_type.delete",
+        () => typeError(found ? { volume_types: volumeTypeInfo(found) } : { id }),
+        () =>
+          committed(deps, async (tx) => {
+            const type = await getVolumeTypeBy(tx, { id }, { lock: "update" });
+            if (!type) throw notFound(id);
+            found = type;
+            if (type.name === deps.defaultVolumeType) {
+              throw new CinderblockError(
+                "FAILED_PRECONDITION",
+                `volume type ${type.name} is the configured default (CINDERBLOCK_DEFAULT_VOLUME_TYPE) and cannot be deleted`,
+              );
+            }
+            const projects = await countProjectsDefaultingTo(tx, id);
+            if (projects > 0) {
+              throw new CinderblockError(
+                "FAILED_PRECONDITION",
+                `volume type ${type.name} is the default of ${projects} project(s); unset it first`,
+              );
+            }
+            const used = await countVolumeTypeUsage(tx, id);
+            if (used.volumes + used.snapshots > 0) {
+              throw new CinderblockError(
+                "FAILED_PRECONDITION",
+                `volume type ${type.name} is in use by ${used.volumes} volume(s) and ${used.snapshots} snapshot(s)`,
+              );
+            }
+            await markVolumeTypeDeleted(tx, id);
+            // As Cinder's types_manage: the type as it was read before the delete.
+            await notifications.announce(tx, "INFO", "volume_type.delete", { volume_types: volumeTypeInfo(type) }, id);
+          }),
+      );
     },
 
     async setVolumeTypeExtraSpecs(_ctx, rawId, specs) {
       const id = validateId("id", rawId);
       const extraSpecs = validateSpecs("extra_specs", specs);
-      return transaction(db, async (tx) => {
+      return committed(deps, async (tx) => {
         const result = await setVolumeTypeExtraSpecs(tx, id, extraSpecs);
         if (!result) throw notFound(id);
         // Merged past the bound: refused, and the transaction undoes the merge.
         if (Object.keys(result).length > 128) {
           throw new CinderblockError("INVALID_ARGUMENT", "extra_specs: a type may have at most 128");
         }
+        await announceExtraSpecs(tx, "volume_type_extra_specs.create", id, { specs: extraSpecs });
         return result;
       });
     },
@@ -199,9 +263,13 @@ export function createTypeUseCases(
     async deleteVolumeTypeExtraSpec(_ctx, rawId, rawKey) {
       const type = await typeForAdmin(deps, rawId);
       const key = validateSpecKey("key", rawKey);
-      const result = await deleteVolumeTypeExtraSpec(db, type.id, key);
-      if (!result) throw new CinderblockError("NOT_FOUND", `volume type ${type.id} has no extra spec ${key}`);
-      return result;
+      return committed(deps, async (tx) => {
+        const result = await deleteVolumeTypeExtraSpec(tx, type.id, key);
+        if (!result) throw new CinderblockError("NOT_FOUND", `volume type ${type.id} has no extra spec ${key}`);
+        // Cinder's carries the type's deleted_at too (null: the type is not deleted).
+        await announceExtraSpecs(tx, "volume_type_extra_specs.delete", type.id, { id: key, deleted_at: null });
+        return result;
+      });
     },
 
     async addVolumeTypeAccess(_ctx, rawId, rawProjectId) {
@@ -210,22 +278,33 @@ export function createTypeUseCases(
       if (type.isPublic) {
         throw new CinderblockError("FAILED_PRECONDITION", `volume type ${type.id} is public: every project may use it`);
       }
-      if (!(await addVolumeTypeAccess(db, type.id, projectId))) {
-        throw new CinderblockError(
-          "ALREADY_EXISTS",
-          `project ${projectId} already has access to volume type ${type.id}`,
-        );
-      }
+      await committed(deps, async (tx) => {
+        if (!(await addVolumeTypeAccess(tx, type.id, projectId))) {
+          throw new CinderblockError(
+            "ALREADY_EXISTS",
+            `project ${projectId} already has access to volume type ${type.id}`,
+          );
+        }
+        await notifications.announce(tx, "INFO", "volume_type_project.access.add", {
+          volume_type_id: type.id,
+          project_id: projectId,
+        });
+      });
     },
 
     async removeVolumeTypeAccess(_ctx, rawId, rawProjectId) {
       const type = await typeForAdmin(deps, rawId);
       const projectId = validateProjectId(rawProjectId);
-      if (!(await removeVolumeTypeAccess(db, type.id, projectId))) {
-        throw new CinderblockError("NOT_FOUND", `project ${projectId} has no access to volume type ${type.id}`);
-      }
+      await committed(deps, async (tx) => {
+        if (!(await removeVolumeTypeAccess(tx, type.id, projectId))) {
+          throw new CinderblockError("NOT_FOUND", `project ${projectId} has no access to volume type ${type.id}`);
+        }
+        await notifications.announce(tx, "INFO", "volume_type_project.access.remove", {
+          volume_type_id: type.id,
+          project_id: projectId,
+        });
+      });
     },
-
     async listVolumeTypeAccess(_ctx, rawId) {
       const type = await typeForAdmin(deps, rawId);
       if (type.isPublic) {

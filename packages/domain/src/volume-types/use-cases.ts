@@ -1,6 +1,7 @@
 import type { Db, QosSpecsRow, VolumeTypeRow } from "@cinderblock/db";
 import type { RequestContext } from "../context.js";
 import type { Page, PageTokens } from "../pages.js";
+import type { Announcer } from "../ports.js";
 import { createDefaultTypeUseCases } from "./defaults.js";
 import { createQosSpecsUseCases } from "./qos-specs.js";
 import { createTypeUseCases } from "./types.js";
@@ -12,6 +13,13 @@ export interface VolumeTypeDependencies {
   pageTokens: PageTokens;
   /** The configured default type's name (CINDERBLOCK_DEFAULT_VOLUME_TYPE). */
   defaultVolumeType: string;
+  /**
+   * Cinder's volume type and QoS specs notifications (`volume_type.create`, `qos_specs.update`, ...),
+   * written into the outbox in the transaction of the change they report.
+   */
+  notifications: Announcer;
+  /** Called after a transaction that wrote notifications commits (the api kicks its outbox relay). */
+  onCommitted?(): void;
 }
 
 /** QoS specs with the types they are associated with. */

@@ -3,6 +3,7 @@ import {
   createDb,
   type Db,
   type DbHandle,
+  enqueueOutbox,
   getQuotaUsage,
   insertSnapshot,
   runMigrations,
@@ -15,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "../context.js";
 import { CinderblockError } from "../errors.js";
 import { createPageTokens } from "../pages.js";
-import type { Dispatcher } from "../ports.js";
+import type { Announcer, Dispatcher } from "../ports.js";
 import type { CreateVolumeInput } from "../validation.js";
 import { createVolumeUseCase } from "../volumes/create.js";
 import { frontEndQosSpecs, visibleExtraSpecs } from "./resolve.js";
@@ -32,6 +33,43 @@ let createVolume: ReturnType<typeof createVolumeUseCase>;
 
 /** Casts go nowhere here: these tests are about the rows. */
 const scheduler = { createVolume: async () => {} } as unknown as Dispatcher;
+
+/**
+ * Writes each notification into the real outbox, in the caller's transaction, as JSON of what
+ * the use case announced (the wire envelope is the bus's, tested there).
+ */
+const notifications: Announcer = {
+  async announce(tx, priority, eventType, payload, key) {
+    await enqueueOutbox(tx, {
+      subject: `vt.notifications.${priority.toLowerCase()}.${eventType}`,
+      msgId: key ? `${key}:${eventType}` : randomUUID(),
+      payload: new TextEncoder().encode(JSON.stringify({ priority, eventType, payload })),
+    });
+  },
+};
+
+/** A notification as the outbox holds it. */
+interface Announced {
+  priority: "INFO" | "ERROR";
+  eventType: string;
+  payload: Record<string, unknown>;
+}
+
+/** What the use cases wrote into the outbox, in order, after `from` (an outbox id). */
+async function outboxAfter(from: number): Promise<Announced[]> {
+  const rows = await db.execute<{ payload: Uint8Array }>(
+    sql`select payload from outbox where id > ${from} and subject like 'vt.notifications.%' order by id`,
+  );
+  return rows.map((r) => JSON.parse(new TextDecoder().decode(new Uint8Array(r.payload))) as Announced);
+}
+
+/** The outbox's last id: what a test reads after. */
+async function outboxMark(): Promise<number> {
+  const [row] = await db.execute<{ id: number }>(sql`select coalesce(max(id), 0)::int as id from outbox`);
+  return Number(row?.id ?? 0);
+}
+
+const iso = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
 const admin: RequestContext = { requestId: "r", projectId: "admins", userId: "root", roles: ["admin"], isAdmin: true };
 const member = (projectId = uniqueName("p-")): RequestContext => ({
@@ -86,7 +124,7 @@ beforeAll(async () => {
     pageTokens: createPageTokens("a test secret of at least 32 characters"),
     defaultVolumeType: "__DEFAULT__",
   };
-  types = createVolumeTypeUseCases(deps);
+  types = createVolumeTypeUseCases({ ...deps, notifications });
   createVolume = createVolumeUseCase({
     ...deps,
     scheduler,
@@ -287,6 +325,167 @@ describe("volume types", () => {
     await types.deleteQosSpecs(admin, qos.qos.id, true);
     expect((await types.getVolumeType(admin, t.id)).qosSpecsId).toBeNull();
     await types.associateQosSpecs(admin, other.qos.id, t.id);
+  });
+});
+
+describe("notifications (Cinder's types_manage, types_extra_specs, volume_type_access, qos_specs_manage)", () => {
+  it("volume_type.create, .update and .delete carry the type (Cinder's `volume_types`), written with the change", async () => {
+    const mark = await outboxMark();
+    const t = await newType({ extraSpecs: { volume_backend_name: "file" } });
+    const updated = await types.updateVolumeType(admin, t.id, { description: "fast" });
+    await types.deleteVolumeType(admin, t.id);
+    expect(await outboxAfter(mark)).toEqual([
+      {
+        priority: "INFO",
+        eventType: "volume_type.create",
+        payload: {
+          volume_types: {
+            id: t.id,
+            name: t.name,
+            description: "",
+            is_public: true,
+            extra_specs: { volume_backend_name: "file" },
+            qos_specs_id: null,
+            created_at: t.createdAt.toISOString(),
+            updated_at: t.updatedAt.toISOString(),
+            deleted: false,
+            deleted_at: null,
+          },
+        },
+      },
+      {
+        priority: "INFO",
+        eventType: "volume_type.update",
+        payload: {
+          volume_types: expect.objectContaining({
+            id: t.id,
+            description: "fast",
+            updated_at: updated.updatedAt.toISOString(),
+          }),
+        },
+      },
+      // As Cinder's: the type as read before the delete.
+      {
+        priority: "INFO",
+        eventType: "volume_type.delete",
+        payload: { volume_types: expect.objectContaining({ id: t.id, description: "fast", deleted: false }) },
+      },
+    ]);
+  });
+
+  it("a refused create, update or delete announces nothing but Cinder's ERROR of the same event type", async () => {
+    const t = await newType();
+    const c = member();
+    await createVolume(c, { ...volumeInput, volumeType: t.name });
+    const mark = await outboxMark();
+    const taken = await refusal(types.createVolumeType(admin, { name: t.name, description: "d", extraSpecs: {} }));
+    const missing = randomUUID();
+    const gone = await refusal(types.updateVolumeType(admin, missing, { description: "x" }));
+    const inUse = await refusal(types.deleteVolumeType(admin, t.id));
+    // Refused before the operation (Cinder's request schema): no notification at all.
+    await refusal(types.createVolumeType(admin, { name: " ", description: "", extraSpecs: {} }));
+    expect(await outboxAfter(mark)).toEqual([
+      {
+        priority: "ERROR",
+        eventType: "volume_type.create",
+        payload: {
+          volume_types: { name: t.name, description: "d", is_public: true, extra_specs: {} },
+          name: null,
+          id: null,
+          error_message: taken.message,
+        },
+      },
+      {
+        priority: "ERROR",
+        eventType: "volume_type.update",
+        payload: { volume_types: null, name: null, id: missing, error_message: gone.message },
+      },
+      {
+        priority: "ERROR",
+        eventType: "volume_type.delete",
+        payload: {
+          volume_types: expect.objectContaining({ id: t.id, name: t.name }),
+          name: null,
+          id: null,
+          error_message: inUse.message,
+        },
+      },
+    ]);
+    expect(inUse.message).toBe(`volume type ${t.name} is in use by 1 volume(s) and 0 snapshot(s)`);
+  });
+
+  it("extra specs and access changes announce Cinder's volume_type_extra_specs.* and volume_type_project.access.*", async () => {
+    const t = await newType({ isPublic: false });
+    const mark = await outboxMark();
+    await types.setVolumeTypeExtraSpecs(admin, t.id, { "capabilities:thin": "<is> True" });
+    await types.deleteVolumeTypeExtraSpec(admin, t.id, "capabilities:thin");
+    await types.addVolumeTypeAccess(admin, t.id, "p1");
+    await types.removeVolumeTypeAccess(admin, t.id, "p1");
+    // Refused: the extra spec is not there (the transaction writes nothing).
+    await refusal(types.deleteVolumeTypeExtraSpec(admin, t.id, "capabilities:thin"));
+    const after = await types.getVolumeType(admin, t.id);
+    const times = { created_at: t.createdAt.toISOString(), updated_at: iso };
+    expect(await outboxAfter(mark)).toEqual([
+      {
+        priority: "INFO",
+        eventType: "volume_type_extra_specs.create",
+        payload: { type_id: t.id, specs: { "capabilities:thin": "<is> True" }, ...times },
+      },
+      {
+        priority: "INFO",
+        eventType: "volume_type_extra_specs.delete",
+        payload: { type_id: t.id, id: "capabilities:thin", ...times, deleted_at: null },
+      },
+      {
+        priority: "INFO",
+        eventType: "volume_type_project.access.add",
+        payload: { volume_type_id: t.id, project_id: "p1" },
+      },
+      {
+        priority: "INFO",
+        eventType: "volume_type_project.access.remove",
+        payload: { volume_type_id: t.id, project_id: "p1" },
+      },
+    ]);
+    const [, deleted] = await outboxAfter(mark);
+    expect(deleted?.payload.updated_at).toBe(after.updatedAt.toISOString());
+  });
+
+  it("QoS specs announce Cinder's qos_specs.* (refusals as ERROR, with the id and the message)", async () => {
+    const t = await newType();
+    const name = uniqueName("qos-");
+    const mark = await outboxMark();
+    const qos = await types.createQosSpecs(admin, { name, consumer: "front-end", specs: { total_iops_sec: "500" } });
+    const id = qos.qos.id;
+    const createdAt = qos.qos.createdAt.toISOString();
+    await types.setQosSpecsKeys(admin, id, { read_iops_sec: "100" });
+    await types.deleteQosSpecsKeys(admin, id, ["read_iops_sec"]);
+    await types.associateQosSpecs(admin, id, t.id);
+    const inUse = await refusal(types.deleteQosSpecs(admin, id, false));
+    const taken = await refusal(types.createQosSpecs(admin, { name, consumer: "back-end", specs: {} }));
+    await types.disassociateQosSpecs(admin, id, t.id);
+    const notAssociated = await refusal(types.disassociateQosSpecs(admin, id, t.id));
+    await types.deleteQosSpecs(admin, id, false);
+    expect(await outboxAfter(mark)).toEqual([
+      {
+        priority: "INFO",
+        eventType: "qos_specs.create",
+        payload: { name, created_at: createdAt, specs: { consumer: "front-end", total_iops_sec: "500" } },
+      },
+      {
+        priority: "INFO",
+        eventType: "qos_specs.update",
+        payload: { id, created_at: createdAt, updated_at: iso, specs: { read_iops_sec: "100" } },
+      },
+      { priority: "INFO", eventType: "qos_specs.delete_keys", payload: { id, created_at: createdAt, updated_at: iso } },
+      { priority: "INFO", eventType: "qos_specs.associate", payload: { id, type_id: t.id, created_at: createdAt } },
+      { priority: "ERROR", eventType: "qos_specs.delete", payload: { id, error_message: inUse.message } },
+      { priority: "ERROR", eventType: "qos_specs.create", payload: { name, error_message: taken.message } },
+      { priority: "INFO", eventType: "qos_specs.disassociate", payload: { id, type_id: t.id, created_at: createdAt } },
+      { priority: "ERROR", eventType: "qos_specs.disassociate", payload: { id, error_message: notAssociated.message } },
+      { priority: "INFO", eventType: "qos_specs.delete", payload: { id, created_at: createdAt, deleted_at: iso } },
+    ]);
+    expect(taken.code).toBe("ALREADY_EXISTS");
   });
 });
 

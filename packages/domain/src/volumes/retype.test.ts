@@ -96,7 +96,8 @@ beforeAll(async () => {
     pageTokens: createPageTokens("a test secret of at least 32 characters"),
     defaultVolumeType: "__DEFAULT__",
   };
-  types = createVolumeTypeUseCases(deps);
+  // The types' notifications are tested in volume-types.test.ts.
+  types = createVolumeTypeUseCases({ ...deps, notifications: { announce: async () => {} } });
   createVolume = createVolumeUseCase({
     ...deps,
     scheduler,
