@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { type Db, getSnapshotElevated, getVolumeElevated } from "@cinderblock/db";
 import { CinderblockError, isAdmin, type RequestContext, SNAPSHOT_OPERATIONS } from "@cinderblock/domain";
 import { type ReadVolumeResponse, type VolumeHostServiceServer, VolumeHostServiceService } from "@cinderblock/proto";
@@ -10,7 +9,9 @@ import {
   statedIdentityGuard,
   unary,
 } from "@cinderblock/rpc";
+import { GIB } from "./drivers/checks.js";
 import { DriverError, type VolumeDriver } from "./drivers/driver.js";
+import { VolumeDigest } from "./drivers/volume-digest.js";
 
 /** Options for {@link createHostServer}. */
 export interface HostServerOptions {
@@ -185,13 +186,14 @@ export function createHostServer(options: HostServerOptions): Server {
         if (!driver.readVolume) {
           throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} cannot be read for a migration`);
         }
-        const hash = createHash("sha256");
-        let size = 0;
+        // NOTE: the stream may be sparse (driver.ts): what it leaves out is hashed as zeros, and
+        // the digest covers the volume's whole size.
+        const size = volume.sizeGb * GIB;
+        const hash = new VolumeDigest(size);
         try {
           for await (const chunk of driver.readVolume({ id: volume.id, sizeGb: volume.sizeGb }, COPY_CHUNK_BYTES)) {
             if (signal.aborted) return;
-            hash.update(chunk.data);
-            size = chunk.offset + chunk.data.byteLength;
+            hash.update(chunk);
             if (allZero(chunk.data)) continue;
             const message: ReadVolumeResponse = {
               offset: chunk.offset,
@@ -204,7 +206,7 @@ export function createHostServer(options: HostServerOptions): Server {
         } catch (error) {
           throw asCallError(error);
         }
-        yield { offset: size, data: Buffer.alloc(0), sha256: hash.digest("hex"), sizeBytes: size };
+        yield { offset: size, data: Buffer.alloc(0), sha256: hash.digest(), sizeBytes: size };
       },
       { guard: peerGuard, stop: options.stop },
     ),
