@@ -11,7 +11,7 @@ import {
 } from "@cinderblock/rpc";
 import { GIB } from "./drivers/checks.js";
 import { DriverError, type VolumeDriver } from "./drivers/driver.js";
-import { VolumeDigest } from "./drivers/volume-digest.js";
+import { isAllZero, VolumeDigest } from "./drivers/volume-digest.js";
 
 /** Options for {@link createHostServer}. */
 export interface HostServerOptions {
@@ -32,15 +32,6 @@ export interface HostServerOptions {
 
 /** Bytes per ReadVolume message (gRPC's default maximum message is 4 MiB). */
 const COPY_CHUNK_BYTES = 1024 * 1024;
-
-/** Whether every byte is zero (such a chunk is not sent). */
-function allZero(data: Uint8Array): boolean {
-  const words = data.byteLength >>> 3;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  for (let i = 0; i < words; i++) if (view.getBigUint64(i * 8) !== 0n) return false;
-  for (let i = words * 8; i < data.byteLength; i++) if (data[i] !== 0) return false;
-  return true;
-}
 
 /**
  * A driver failure as the api's caller should see it: the driver's words, and a fitting code
@@ -194,7 +185,7 @@ export function createHostServer(options: HostServerOptions): Server {
           for await (const chunk of driver.readVolume({ id: volume.id, sizeGb: volume.sizeGb }, COPY_CHUNK_BYTES)) {
             if (signal.aborted) return;
             hash.update(chunk);
-            if (allZero(chunk.data)) continue;
+            if (isAllZero(chunk.data)) continue;
             const message: ReadVolumeResponse = {
               offset: chunk.offset,
               data: Buffer.from(chunk.data),

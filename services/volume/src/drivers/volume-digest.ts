@@ -54,3 +54,12 @@ export async function digestOfVolume(chunks: AsyncIterable<VolumeChunk>, sizeByt
   for await (const chunk of chunks) digest.update(chunk);
   return digest.digest();
 }
+
+/** Whether every byte is zero (a chunk a sparse stream may leave out). */
+export function isAllZero(data: Uint8Array): boolean {
+  const words = data.byteLength >>> 3;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  for (let i = 0; i < words; i++) if (view.getBigUint64(i * 8) !== 0n) return false;
+  for (let i = words * 8; i < data.byteLength; i++) if (data[i] !== 0) return false;
+  return true;
+}

@@ -749,7 +749,13 @@ describe("rbd driver: migration by copy (readVolume/writeVolume)", () => {
     const { fake, driver } = setupData();
     await driver.createVolume(volume);
     // 10 bytes straddling the boundary of chunks 2 and 3, and the volume's last byte.
-    fake.data.set(image, new Map([[3 * MIB - 5, new Uint8Array(10).fill(7)], [GIB - 1, new Uint8Array([9])]]));
+    fake.data.set(
+      image,
+      new Map([
+        [3 * MIB - 5, new Uint8Array(10).fill(7)],
+        [GIB - 1, new Uint8Array([9])],
+      ]),
+    );
     const chunks = await collect(reader(driver)(volume, MIB));
     expect(chunks.map((c) => [c.offset / MIB, c.data.byteLength])).toEqual([
       [2, MIB],
@@ -760,10 +766,27 @@ describe("rbd driver: migration by copy (readVolume/writeVolume)", () => {
     expect(fake.reads).toHaveLength(3);
   });
 
+  it("leaves out chunks of an allocated extent that read as zeros", async () => {
+    const { fake, driver } = setupData();
+    await driver.createVolume(volume);
+    // librbd may report a whole object where only part of it was written.
+    fake.data.set(image, new Map([[0, new Uint8Array(4 * MIB)]]));
+    fake.data
+      .get(image)
+      ?.get(0)
+      ?.fill(1, 3 * MIB, 3 * MIB + 1);
+    const chunks = await collect(reader(driver)(volume, MIB));
+    expect(chunks.map((c) => c.offset / MIB)).toEqual([3]);
+    expect(fake.reads).toHaveLength(4);
+  });
+
   it("writes the chunks in batches of up to 8 MiB and ships nothing for the gaps", async () => {
     const { fake, driver } = setupData();
     await driver.createVolume(volume);
-    const chunks = Array.from({ length: 10 }, (_, i) => ({ offset: i * 2 * MIB, data: new Uint8Array(MIB).fill(i + 1) }));
+    const chunks = Array.from({ length: 10 }, (_, i) => ({
+      offset: i * 2 * MIB,
+      data: new Uint8Array(MIB).fill(i + 1),
+    }));
     await writer(driver)(volume, from(chunks));
     expect(fake.writes.map((batch) => batch.length)).toEqual([8, 2]);
     expect(fake.writes.flat().reduce((sum, w) => sum + w.length, 0)).toBe(10 * MIB);

@@ -13,6 +13,7 @@ import {
   type VolumeChunk,
   type VolumeDriver,
 } from "../driver.js";
+import { isAllZero } from "../volume-digest.js";
 import { Errno, isErrno, toDriverError } from "./ceph-error.js";
 import { createCliClient, type RunCommand } from "./cli-client.js";
 import { createNativeClient } from "./native-client.js";
@@ -199,7 +200,9 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
       throw toDriverError(error, `cannot inspect ${name}`);
     }
     if (info.size < sizeBytes) {
-      throw new DriverError(`${name} has ${info.size} bytes, less than the volume's ${sizeBytes}`, { retryable: false });
+      throw new DriverError(`${name} has ${info.size} bytes, less than the volume's ${sizeBytes}`, {
+        retryable: false,
+      });
     }
   }
 
@@ -207,7 +210,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
   /**
    * Host-assisted migration through librbd (the CLI client cannot: no copy methods, no
    * capability). Reads only the chunks that hold allocated extents (rbd_diff_iterate2; a fresh
-   * image reads zeros, so the stream is sparse); writes batches of up to 8 MiB per call, leaving
+   * image reads zeros, so the stream is sparse) and yields those that are not all zeros; writes batches of up to 8 MiB per call, leaving
    * the gaps as the fresh image has them: zeros.
    */
   const copy: Pick<VolumeDriver, "readVolume" | "writeVolume"> =
@@ -240,7 +243,9 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
                     retryable: true,
                   });
                 }
-                yield { offset, data };
+                // NOTE: librbd may report a whole object's range where only part of it was
+                // written; chunks of zeros from such an object are left out too.
+                if (!isAllZero(data)) yield { offset, data };
                 offset += length;
               }
               next = Math.max(next, offset);
