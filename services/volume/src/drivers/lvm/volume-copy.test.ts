@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DriverError, type VolumeChunk } from "../driver.js";
 import { type CommandRunner, CommandRunnerError, createLocalRunner, type RunOptions } from "./command-runner.js";
-import { createLvmDriver } from "./lvm-driver.js";
 import { createLvm } from "./lvm.js";
+import { createLvmDriver } from "./lvm-driver.js";
 import { readBlocks, writeBlocks } from "./volume-copy.js";
 
 // The migration copy's shell scripts run for real here (this machine's sh and GNU coreutils),
@@ -42,7 +42,10 @@ async function* from(chunks: VolumeChunk[]): AsyncIterable<VolumeChunk> {
   yield* chunks;
 }
 
-const sha256 = async (path: string) => createHash("sha256").update(await readFile(path)).digest("hex");
+const sha256 = async (path: string) =>
+  createHash("sha256")
+    .update(await readFile(path))
+    .digest("hex");
 
 async function rejection(promise: Promise<unknown>): Promise<DriverError> {
   const outcome = await promise.then(
@@ -148,9 +151,7 @@ describe("LV copy failures", () => {
   it("a read that fails on the storage host names its stderr, not the script", async () => {
     const { lvm } = answering({ code: 1, stderr: "dd: /dev/vg/lv: Input/output error\n" });
     const error = await rejection(collect(readBlocks(lvm, "/dev/vg/lv", SIZE, MIB, 1000)));
-    expect(error.message).toBe(
-      "reading /dev/vg/lv from byte 0 failed: exit 1: dd: /dev/vg/lv: Input/output error",
-    );
+    expect(error.message).toBe("reading /dev/vg/lv from byte 0 failed: exit 1: dd: /dev/vg/lv: Input/output error");
   });
 
   it("a short block and a missing end marker are DriverErrors", async () => {
@@ -181,7 +182,9 @@ describe("LV copy failures", () => {
     ];
     for (const chunks of cases) {
       const { lvm, calls } = answering({});
-      const error = await rejection(writeBlocks(lvm, "/dev/vg/lv", SIZE, from(chunks), { zeroGaps: true, timeoutMs: 1 }));
+      const error = await rejection(
+        writeBlocks(lvm, "/dev/vg/lv", SIZE, from(chunks), { zeroGaps: true, timeoutMs: 1 }),
+      );
       expect(error.retryable).toBe(false);
       expect(error.kind).toBe("invalid");
       expect(calls).toEqual([]);
@@ -190,7 +193,10 @@ describe("LV copy failures", () => {
 
   it("batches writes by 8 MiB, merges adjacent chunks, and zeroes a thick LV's gaps without shipping them", async () => {
     const { lvm, calls } = answering({});
-    const chunks = Array.from({ length: 10 }, (_, i) => ({ offset: (i < 5 ? i : i + 2) * MIB, data: new Uint8Array(MIB) }));
+    const chunks = Array.from({ length: 10 }, (_, i) => ({
+      offset: (i < 5 ? i : i + 2) * MIB,
+      data: new Uint8Array(MIB),
+    }));
     await writeBlocks(lvm, "/dev/vg/lv", SIZE, from(chunks), { zeroGaps: true, timeoutMs: 1 });
     expect(calls.map((c) => c.argv.slice(5))).toEqual([
       // blocks 0-4 written, 5-6 zeroed, 7-9 written (8 MiB of data: the batch is full)

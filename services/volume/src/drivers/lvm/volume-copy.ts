@@ -8,7 +8,7 @@ import type { Lvm } from "./lvm.js";
 // there. The scripts run under POSIX sh with GNU coreutils or busybox (the test guest).
 
 /** Data one command reads or writes at most (its base64 is a third larger). */
-export const BATCH_BYTES = 8 * 1024 * 1024;
+const BATCH_BYTES = 8 * 1024 * 1024;
 /** Blocks the reader checks at once before looking at them one by one. */
 const WINDOW_BLOCKS = 64;
 /** Largest block size of a write's dd (and the smallest one O_DIRECT may use, see below). */
@@ -129,7 +129,7 @@ export async function* readBlocks(
 }
 
 /** The blocks and the end offset a {@link READ_SCRIPT} printed; anything malformed is a DriverError. */
-export function parseBlocks(
+function parseBlocks(
   stdout: string,
   device: string,
   from: number,
@@ -138,8 +138,7 @@ export function parseBlocks(
   const chunks: VolumeChunk[] = [];
   let current: { offset: number; length: number; lines: string[] } | undefined;
   let next: number | undefined;
-  const bad = (why: string) =>
-    new DriverError(`reading ${device} from byte ${from}: ${why}`, { retryable: true });
+  const bad = (why: string) => new DriverError(`reading ${device} from byte ${from}: ${why}`, { retryable: true });
   const finish = () => {
     if (!current) return;
     const data = Buffer.from(current.lines.join(""), "base64");

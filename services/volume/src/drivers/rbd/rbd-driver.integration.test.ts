@@ -1,5 +1,6 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -125,16 +126,17 @@ async function read(spec: string): Promise<string[]> {
   }
 }
 
-/** SHA-256 of the whole image as `rbd export rbd/<image> -` streams it. */
+/** SHA-256 of the whole image as `rbd export` writes it (a sparse file, hashed as it streams). */
 async function exportSha256(image: string): Promise<string> {
-  const child = spawn("rbd", ["export", "--no-progress", `rbd/${image}`, "-", ...identity()], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const digest = createHash("sha256");
-  child.stdout.on("data", (chunk: Buffer) => digest.update(chunk));
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  if (code !== 0) throw new Error(`rbd export rbd/${image} exited ${code}`);
-  return digest.digest("hex");
+  const file = join(work, `${randomUUID()}.img`);
+  await rbd("export", "--no-progress", `rbd/${image}`, file);
+  try {
+    const digest = createHash("sha256");
+    for await (const chunk of createReadStream(file, { highWaterMark: 4 * MIB })) digest.update(chunk as Buffer);
+    return digest.digest("hex");
+  } finally {
+    await rm(file);
+  }
 }
 
 function hash(buffer: Buffer): string {
@@ -342,18 +344,28 @@ describe.skipIf(unavailable !== undefined)("rbd driver on a real Ceph cluster", 
       );
       try {
         await copier.initialize();
-        const regions = [...REGIONS, { offset: GIB - MIB, length: MIB }];
+        // 4 MiB of data in a 1 GiB volume: the start, far in, and the last MiB.
+        const regions = [
+          { offset: 0, length: 2 * MIB },
+          { offset: 700 * MIB, length: MIB },
+          { offset: GIB - MIB, length: MIB },
+        ];
         const from = { id: randomUUID(), sizeGb: 1 };
         const to = { id: randomUUID(), sizeGb: 1 };
         await copier.createVolume(from);
-        await write(`volume-${from.id}`, regions.map((r) => randomBytes(r.length)), GIB, regions);
+        await write(
+          `volume-${from.id}`,
+          regions.map((r) => randomBytes(r.length)),
+          GIB,
+          regions,
+        );
         await copier.createVolume(to);
         calls = 0;
         let started = performance.now();
         const chunks: VolumeChunk[] = [];
         for await (const chunk of copier.readVolume?.(from, MIB) ?? []) chunks.push(chunk);
         const read = { ms: Math.round(performance.now() - started), calls };
-        expect(chunks.map((c) => c.offset / MIB)).toEqual([0, 1, 2, 3, 700, 1023]);
+        expect(chunks.map((c) => c.offset / MIB)).toEqual([0, 1, 700, 1023]);
         calls = 0;
         started = performance.now();
         await copier.writeVolume?.(
@@ -364,7 +376,7 @@ describe.skipIf(unavailable !== undefined)("rbd driver on a real Ceph cluster", 
         );
         const written = { ms: Math.round(performance.now() - started), calls };
         console.log(
-          `rbd (librbd), 1 GiB holding 6 MiB: readVolume ${read.ms} ms in ${read.calls} client calls, ` +
+          `rbd (librbd), 1 GiB holding 4 MiB: readVolume ${read.ms} ms in ${read.calls} client calls, ` +
             `writeVolume ${written.ms} ms in ${written.calls} client calls`,
         );
         expect(await exportSha256(`volume-${to.id}`)).toBe(await exportSha256(`volume-${from.id}`));
