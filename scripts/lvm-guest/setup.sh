@@ -155,16 +155,19 @@ while :; do sleep 3600; done
 INIT
 cat > "$R/agent" <<'AGENT'
 #!/bin/sh
-# One TCP connection = one request. In: one line = base64 of a shell script.
+# One TCP connection = one request. In: one line = base64 of a shell script, optionally followed
+# by a space and a byte count N; then N bytes, the script's stdin (no count: an empty stdin).
 # Out: "RC <exit code> <stderr bytes>\n", the stderr bytes, then stdout until EOF.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LVM_SUPPRESS_FD_WARNINGS=1 LC_ALL=C
 t=/tmp/.agent.$$
 IFS= read -r line || exit 0
+n=0; case $line in *" "*) n=${line#* }; line=${line%% *} ;; esac
 printf '%s' "$line" | base64 -d > $t.sh 2>/dev/null
-cd /root; sh $t.sh </dev/null >$t.out 2>$t.err; rc=$?
+dd bs=1M count="$n" iflag=count_bytes,fullblock of=$t.in 2>/dev/null
+cd /root; sh $t.sh <$t.in >$t.out 2>$t.err; rc=$?
 printf 'RC %d %d\n' $rc $(wc -c < $t.err)
 cat $t.err $t.out
-rm -f $t.sh $t.out $t.err
+rm -f $t.sh $t.in $t.out $t.err
 AGENT
 chmod 0755 "$R/init" "$R/agent"
 

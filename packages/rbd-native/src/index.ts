@@ -79,6 +79,15 @@ export interface RbdNativeCluster {
   flatten(image: string, pool?: string, namespace?: string): Promise<void>;
   /** Grows the image; a smaller size is refused (EINVAL). */
   resize(image: string, size: number): Promise<void>;
+  /**
+   * Where the image holds data (its parent's included), as a flat list `[offset, length, ...]`
+   * of adjacent-merged extents (rbd_diff_iterate2); the rest reads as zeros.
+   */
+  allocatedExtents(image: string): Promise<number[]>;
+  /** `length` bytes (at most 64 MiB) from `offset` (rbd_read2); holes read as zeros. */
+  readImage(image: string, offset: number, length: number): Promise<Buffer>;
+  /** Writes each piece at its offset (rbd_write2) on one open of the image, then flushes. */
+  writeImage(image: string, pieces: ReadonlyArray<{ offset: number; data: Uint8Array }>): Promise<void>;
   /** A monitor command in JSON (`{"prefix":"df","format":"json"}`); resolves with its output. */
   monCommand(command: string): Promise<string>;
 }

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { type Db, getSnapshotElevated, getVolumeElevated } from "@cinderblock/db";
 import { CinderblockError, isAdmin, type RequestContext, SNAPSHOT_OPERATIONS } from "@cinderblock/domain";
 import { type ReadVolumeResponse, type VolumeHostServiceServer, VolumeHostServiceService } from "@cinderblock/proto";
@@ -10,7 +9,9 @@ import {
   statedIdentityGuard,
   unary,
 } from "@cinderblock/rpc";
+import { GIB } from "./drivers/checks.js";
 import { DriverError, type VolumeDriver } from "./drivers/driver.js";
+import { isAllZero, VolumeDigest } from "./drivers/volume-digest.js";
 
 /** Options for {@link createHostServer}. */
 export interface HostServerOptions {
@@ -31,15 +32,6 @@ export interface HostServerOptions {
 
 /** Bytes per ReadVolume message (gRPC's default maximum message is 4 MiB). */
 const COPY_CHUNK_BYTES = 1024 * 1024;
-
-/** Whether every byte is zero (such a chunk is not sent). */
-function allZero(data: Uint8Array): boolean {
-  const words = data.byteLength >>> 3;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  for (let i = 0; i < words; i++) if (view.getBigUint64(i * 8) !== 0n) return false;
-  for (let i = words * 8; i < data.byteLength; i++) if (data[i] !== 0) return false;
-  return true;
-}
 
 /**
  * A driver failure as the api's caller should see it: the driver's words, and a fitting code
@@ -185,14 +177,15 @@ export function createHostServer(options: HostServerOptions): Server {
         if (!driver.readVolume) {
           throw new CinderblockError("FAILED_PRECONDITION", `backend ${volume.host} cannot be read for a migration`);
         }
-        const hash = createHash("sha256");
-        let size = 0;
+        // NOTE: the stream may be sparse (driver.ts): what it leaves out is hashed as zeros, and
+        // the digest covers the volume's whole size.
+        const size = volume.sizeGb * GIB;
+        const hash = new VolumeDigest(size);
         try {
           for await (const chunk of driver.readVolume({ id: volume.id, sizeGb: volume.sizeGb }, COPY_CHUNK_BYTES)) {
             if (signal.aborted) return;
-            hash.update(chunk.data);
-            size = chunk.offset + chunk.data.byteLength;
-            if (allZero(chunk.data)) continue;
+            hash.update(chunk);
+            if (isAllZero(chunk.data)) continue;
             const message: ReadVolumeResponse = {
               offset: chunk.offset,
               data: Buffer.from(chunk.data),
@@ -204,7 +197,7 @@ export function createHostServer(options: HostServerOptions): Server {
         } catch (error) {
           throw asCallError(error);
         }
-        yield { offset: size, data: Buffer.alloc(0), sha256: hash.digest("hex"), sizeBytes: size };
+        yield { offset: size, data: Buffer.alloc(0), sha256: hash.digest(), sizeBytes: size };
       },
       { guard: peerGuard, stop: options.stop },
     ),

@@ -150,15 +150,22 @@ export interface VolumeDriver {
    */
   retype(volume: DriverVolume, newType: DriverVolumeType, diff: VolumeTypeDiff): Promise<boolean>;
   /**
-   * Host-assisted migration, source side: the volume's bytes in order, in chunks of at most
-   * `chunkBytes`, read as the consumer asks for them (backpressure: nothing is read ahead).
+   * Host-assisted migration, source side: the volume's bytes in increasing offset order, in
+   * chunks of at most `chunkBytes` that never overlap, read as the consumer asks for them
+   * (backpressure: a driver reads at most one bounded batch, a few MiB, ahead of the consumer).
+   * The stream may be sparse: a driver may leave out any region that reads as zeros (an
+   * unallocated extent, a block it found all zeros on the storage side), including the volume's
+   * tail. Every consumer treats a gap, and the end up to the volume's size (`sizeGb` GiB), as
+   * zeros: a digest hashes them as zero bytes (see volume-digest.ts).
    * Absent: this backend's volumes cannot be migrated by copy.
    */
   readVolume?(volume: DriverVolume, chunkBytes: number): AsyncIterable<VolumeChunk>;
   /**
-   * Host-assisted migration, target side: writes `chunks` into `volume` (created by createVolume,
-   * of the same size); what no chunk covers must read as zeros. Absent: this backend cannot
-   * receive a migrated volume.
+   * Host-assisted migration, target side: writes `chunks` (as readVolume yields them: increasing
+   * offsets, no overlap, inside the volume; a driver may refuse others) into `volume` (created by
+   * createVolume, of the same size). What no chunk covers must read as zeros afterwards, whatever
+   * the backend's fresh volumes hold (a driver zeroes those regions on the storage side; no
+   * bytes are shipped for them). Absent: this backend cannot receive a migrated volume.
    */
   writeVolume?(volume: DriverVolume, chunks: AsyncIterable<VolumeChunk>): Promise<void>;
   /** Snapshots on the backend that no row owns: `ownedSnapshotIds` are the ones we already manage. */

@@ -19,7 +19,17 @@ export interface CommandRunner {
    * {@link CommandRunnerError} when it could not be started or reached, or did not finish within
    * `timeoutMs` (it is killed then).
    */
-  run(argv: readonly string[], options: { timeoutMs: number }): Promise<CommandResult>;
+  run(argv: readonly string[], options: RunOptions): Promise<CommandResult>;
+}
+
+/** Options of one {@link CommandRunner.run}. */
+export interface RunOptions {
+  timeoutMs: number;
+  /**
+   * Bytes the command reads as its stdin (binary-safe; e.g. a block of a volume for `dd`).
+   * Absent: an empty stdin.
+   */
+  input?: Uint8Array;
 }
 
 /** The command did not run to completion: not found, unreachable runner, or killed at its timeout. */
@@ -55,11 +65,11 @@ export interface LocalRunnerOptions {
 export function createLocalRunner(options: LocalRunnerOptions = {}): CommandRunner {
   const prefix = options.rootHelper ?? [];
   return {
-    run(argv, { timeoutMs }) {
+    run(argv, { timeoutMs, input }) {
       const [file, ...args] = [...prefix, ...argv];
       if (file === undefined) return Promise.reject(new TypeError("empty argv"));
       return new Promise((resolve, reject) => {
-        execFile(
+        const child = execFile(
           file,
           args,
           { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: MAX_OUTPUT_BYTES, encoding: "utf8" },
@@ -82,6 +92,10 @@ export function createLocalRunner(options: LocalRunnerOptions = {}): CommandRunn
             );
           },
         );
+        // NOTE: a command that exits without reading all of its input breaks the pipe; its exit
+        // status says what happened, so the write error is not the failure.
+        child.stdin?.on("error", () => {});
+        child.stdin?.end(input);
       });
     },
   };
@@ -100,14 +114,15 @@ export interface AgentRunnerOptions {
 
 /**
  * Runs commands inside the LVM test guest (scripts/lvm-guest) through its command agent: one TCP
- * connection per command; the request is one line, the base64 of a script; the reply is
+ * connection per command; the request is one line, the base64 of a script (with input: then a
+ * space and the input's byte count), then the input's raw bytes, the command's stdin; the reply is
  * `RC <status> <stderr bytes>\n`, then stderr, then stdout until the agent closes the connection.
  * NOTE: the agent hands the script to the guest's `sh`, so each argument is single-quoted here and
  * reaches the program verbatim; the guest's `timeout` kills the command at its deadline.
  */
 export function createAgentRunner(options: AgentRunnerOptions): CommandRunner {
   return {
-    run(argv, { timeoutMs }) {
+    run(argv, { timeoutMs, input }) {
       if (argv.length === 0) return Promise.reject(new TypeError("empty argv"));
       const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
       const script = `exec timeout -s KILL ${seconds} ${argv.map(shellQuote).join(" ")}`;
@@ -115,7 +130,10 @@ export function createAgentRunner(options: AgentRunnerOptions): CommandRunner {
       return new Promise((resolve, reject) => {
         const chunks: Buffer[] = [];
         const socket = connect(options.port, options.host, () => {
-          socket.end(`${Buffer.from(script).toString("base64")}\n`);
+          const request = Buffer.from(script).toString("base64");
+          if (!input) return void socket.end(`${request}\n`);
+          socket.write(`${request} ${input.byteLength}\n`);
+          socket.end(input);
         });
         const where = `the LVM guest agent at ${options.host}:${options.port}`;
         // The guest kills the command itself; this only guards against a guest that stopped answering.

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { backendScripts, backendUnavailable, freePort, mustRunInCI } from "@cinderblock/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { DriverError, SnapshotBusyError, type VolumeDriver } from "../driver.js";
+import { DriverError, SnapshotBusyError, type VolumeChunk, type VolumeDriver } from "../driver.js";
 import { type CommandRunner, createAgentRunner } from "./command-runner.js";
 import { createLvmDriver, type LvmDriverOptions } from "./lvm-driver.js";
 
@@ -25,8 +25,8 @@ let runDir: string;
 let runner: CommandRunner;
 
 /** Runs a shell script in the guest (the test inspects storage as an administrator would). */
-async function sh(script: string): Promise<string> {
-  const result = await runner.run(["sh", "-c", script], { timeoutMs: 120_000 });
+async function sh(script: string, timeoutMs = 120_000): Promise<string> {
+  const result = await runner.run(["sh", "-c", script], { timeoutMs });
   if (result.code !== 0) throw new Error(`guest: ${script} exited ${result.code}: ${result.stderr}`);
   return result.stdout.trim();
 }
@@ -380,6 +380,77 @@ describe.skipIf(unavailable)("lvm driver on real LVM in the test guest", { timeo
       const down = await rejection(wrongGroup.initialize());
       expect(down.message).toBe("volume group no-such-vg not found on this host");
       expect((await wrongGroup.getStats()).backendState).toBe("down");
+    });
+
+    it("migrates by copy into a fresh LV of the other kind: same bytes, zeros not shipped", {
+      timeout: 900_000,
+    }, async () => {
+      const otherType = lvmType === "thick" ? ("thin" as const) : ("thick" as const);
+      const otherVg = lvmType === "thick" ? THIN_VG : THICK_VG;
+      let calls = 0;
+      const counting: CommandRunner = {
+        run(argv, opts) {
+          calls++;
+          return runner.run(argv, opts);
+        },
+      };
+      const source = createLvmDriver({ ...options(), runner: counting });
+      const target = createLvmDriver({
+        runner: counting,
+        volumeGroup: otherVg,
+        lvmType: otherType,
+        volumeClear: "none",
+      });
+      await target.initialize();
+      const from = { id: randomUUID(), sizeGb: 1 };
+      const to = { id: randomUUID(), sizeGb: 1 };
+      const targetDev = `/dev/${otherVg}/volume-${to.id}`;
+      try {
+        await source.createVolume(from);
+        const sourceDev = dev(`volume-${from.id}`);
+        // A thick LV starts with what its extents held: zero it first, as a user's volume would be.
+        if (lvmType === "thick") await sh(`dd if=/dev/zero of=${sourceDev} bs=1M oflag=direct status=none || true`);
+        // A pattern at a few offsets: the first MiB, a 4 KiB piece inside a MiB, the last MiB.
+        await sh(
+          `dd if=/tmp/A of=${sourceDev} bs=1M count=1 oflag=direct conv=notrunc status=none && ` +
+            `dd if=/tmp/B of=${sourceDev} bs=4096 count=1 seek=$((300 * 256 + 5)) oflag=direct conv=notrunc status=none && ` +
+            `dd if=/tmp/B of=${sourceDev} bs=1M count=1 seek=500 oflag=direct conv=notrunc status=none && ` +
+            `dd if=/tmp/A of=${sourceDev} bs=1M count=1 seek=1023 oflag=direct conv=notrunc status=none`,
+        );
+        await target.createVolume(to);
+        // The thick target is filled with garbage first: what no chunk covers must be zeroed.
+        if (otherType === "thick") {
+          await sh(
+            `i=0; while [ $i -lt 256 ]; do dd if=/tmp/A of=${targetDev} bs=4M seek=$i oflag=direct conv=notrunc status=none; i=$((i + 1)); done`,
+            600_000,
+          );
+        }
+        calls = 0;
+        let started = performance.now();
+        const chunks: VolumeChunk[] = [];
+        for await (const chunk of source.readVolume?.(from, 1024 * 1024) ?? []) chunks.push(chunk);
+        const read = { ms: Math.round(performance.now() - started), calls };
+        // Only the MiB blocks holding data (4 MiB of the 1 GiB): 0, 300, 500, 1023.
+        expect(chunks.map((c) => c.offset / (1024 * 1024))).toEqual([0, 300, 500, 1023]);
+        calls = 0;
+        started = performance.now();
+        await target.writeVolume?.(
+          to,
+          (async function* () {
+            yield* chunks;
+          })(),
+        );
+        const written = { ms: Math.round(performance.now() - started), calls };
+        console.log(
+          `lvm ${lvmType} -> ${otherType}, 1 GiB holding 4 MiB: readVolume ${read.ms} ms in ${read.calls} runner calls, ` +
+            `writeVolume ${written.ms} ms in ${written.calls} runner calls`,
+        );
+        const sums = (await sh(`sha256sum ${sourceDev} ${targetDev} | cut -c1-64`, 600_000)).split("\n");
+        expect(sums).toHaveLength(2);
+        expect(sums[1]).toBe(sums[0]);
+      } finally {
+        await target.deleteVolume(to);
+      }
     });
 
     if (lvmType === "thick") {

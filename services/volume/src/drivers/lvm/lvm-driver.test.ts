@@ -366,6 +366,36 @@ describe("command runners", () => {
     expect(result).toEqual({ code: 5, stderr: "err\nmsg", stdout: "out" });
   });
 
+  it("local: hands `input` to the command as its stdin, byte for byte", async () => {
+    const input = Buffer.from([0, 1, 2, 255, 10, 13, 0]);
+    const script = "process.stdin.on('data', (d) => process.stdout.write(d.toString('hex')))";
+    const result = await createLocalRunner().run([process.execPath, "-e", script], { timeoutMs: 10_000, input });
+    expect(result).toEqual({ code: 0, stdout: input.toString("hex"), stderr: "" });
+  });
+
+  it("agent: sends `input` after the script line with its byte count", async () => {
+    let request = Buffer.alloc(0);
+    server = createServer((socket) => {
+      socket.on("data", (chunk: Buffer) => {
+        request = Buffer.concat([request, chunk]);
+      });
+      socket.on("end", () => socket.end("RC 0 0\nok"));
+    });
+    await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as { port: number }).port;
+    const input = Buffer.from([0, 10, 255, 0]);
+    const result = await createAgentRunner({ host: "127.0.0.1", port }).run(["dd", "of=/dev/x"], {
+      timeoutMs: 1500,
+      input,
+    });
+    const newline = request.indexOf(10);
+    const [script, count] = request.subarray(0, newline).toString().split(" ");
+    expect(Buffer.from(script ?? "", "base64").toString()).toBe(`exec timeout -s KILL 2 'dd' 'of=/dev/x'`);
+    expect(count).toBe("4");
+    expect(request.subarray(newline + 1).equals(input)).toBe(true);
+    expect(result.stdout).toBe("ok");
+  });
+
   it("agent: an unreachable guest is a runner error", async () => {
     server = createServer();
     await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", resolve));

@@ -7,10 +7,12 @@ import {
   type ManageableSnapshot,
   SnapshotBusyError,
   type SnapshotModelUpdate,
+  type VolumeChunk,
   type VolumeDriver,
 } from "../driver.js";
 import type { CommandRunner } from "./command-runner.js";
 import { classify, createLvm, GIB, gib, isLvName, isVgName, type LogicalVolume, type LvmFailure } from "./lvm.js";
+import { readBlocks, writeBlocks } from "./volume-copy.js";
 
 /** Configuration of the `lvm` driver (Cinder's `LVMVolumeDriver` options). */
 export interface LvmDriverOptions {
@@ -287,6 +289,21 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
     return true;
   }
 
+  /** The volume LV `name`, active, of at least `sizeBytes` (for a migration's read or write). */
+  async function activeLv(name: string, sizeBytes: number): Promise<LogicalVolume> {
+    const lv = await find(name);
+    if (!lv) {
+      throw new DriverError(`volume ${name} not found in volume group ${vg}`, { retryable: false, kind: "not_found" });
+    }
+    if (lv.sizeBytes < sizeBytes) {
+      throw new DriverError(`${name} has ${lv.sizeBytes} bytes, less than the volume's ${sizeBytes}`, {
+        retryable: false,
+      });
+    }
+    if (!lv.active) await lvm.exec(["lvchange", "-ay", "-K", lvm.path(name)]);
+    return lv;
+  }
+
   /** Removes a thick clone's temporary snapshot of its source, cleared like any thick snapshot. */
   async function removeCloneSnap(id: string): Promise<void> {
     const lv = await find(cloneSnapLv(id));
@@ -474,6 +491,25 @@ export function createLvmDriver(options: LvmDriverOptions): VolumeDriver {
       // Never shrinks: an LV already this large (a retry) is done.
       if (lv.sizeBytes >= sizeGb * GIB) return;
       await grow(lv, sizeGb);
+    },
+
+    async *readVolume(volume: DriverVolume, chunkBytes: number): AsyncIterable<VolumeChunk> {
+      const name = volumeLv(checkId(volume.id, "volume"));
+      const sizeBytes = checkSize(volume.sizeGb) * GIB;
+      const lv = await activeLv(name, sizeBytes);
+      yield* readBlocks(lvm, lvm.device(lv.name), sizeBytes, chunkBytes, copyTimeoutMs);
+    },
+
+    async writeVolume(volume: DriverVolume, chunks: AsyncIterable<VolumeChunk>) {
+      const name = volumeLv(checkId(volume.id, "volume"));
+      const sizeBytes = checkSize(volume.sizeGb) * GIB;
+      const lv = await activeLv(name, sizeBytes);
+      // A new thin LV reads zeros where it was never written; a thick LV holds whatever its
+      // extents held before, so what no chunk covers is zeroed there.
+      await writeBlocks(lvm, lvm.device(lv.name), sizeBytes, chunks, {
+        zeroGaps: lv.pool === "",
+        timeoutMs: copyTimeoutMs,
+      });
     },
 
     async listManageableSnapshots(ownedSnapshotIds: ReadonlySet<string>): Promise<ManageableSnapshot[]> {

@@ -115,7 +115,7 @@ export interface Lvm {
    * Runs an LVM (or other) command. Rejects with {@link LvmCommandError} when it exits non-zero and
    * with a retryable DriverError when it cannot run or times out.
    */
-  exec(argv: readonly string[], options?: { timeoutMs?: number }): Promise<string>;
+  exec(argv: readonly string[], options?: { timeoutMs?: number; input?: Uint8Array }): Promise<string>;
   /** Every LV of the group, hidden ones included. */
   lvs(): Promise<LogicalVolume[]>;
   vgs(): Promise<VolumeGroup>;
@@ -131,11 +131,11 @@ const LV_FIELDS = "lv_name,lv_attr,lv_size,origin,origin_size,pool_lv,data_perce
 export function createLvm(options: LvmOptions): Lvm {
   const { runner, vg } = options;
 
-  async function exec(argv: readonly string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+  async function exec(argv: readonly string[], opts: { timeoutMs?: number; input?: Uint8Array } = {}): Promise<string> {
     const timeoutMs = opts.timeoutMs ?? options.timeoutMs;
     let result: Awaited<ReturnType<CommandRunner["run"]>>;
     try {
-      result = await runner.run(argv, { timeoutMs });
+      result = await runner.run(argv, opts.input ? { timeoutMs, input: opts.input } : { timeoutMs });
     } catch (error) {
       const why = error instanceof CommandRunnerError || error instanceof Error ? error.message : String(error);
       throw new DriverError(`${argv.join(" ")} did not complete: ${why}`, { retryable: true, cause: error });

@@ -123,6 +123,15 @@ export function createNativeClient(binding: RbdNativeBinding, options: NativeCli
     clone: (parent, snapshot, child) => use((c) => c.clone(parent, snapshot, child)),
     flatten: (target) => use((c) => c.flatten(target.image, target.pool, target.namespace)),
     resize: (image, size) => use((c) => c.resize(image, size)),
+    allocatedExtents: (image) =>
+      use(async (c) => {
+        const flat = await c.allocatedExtents(image);
+        const extents: Array<{ offset: number; length: number }> = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) extents.push({ offset: flat[i] ?? 0, length: flat[i + 1] ?? 0 });
+        return extents;
+      }),
+    readImage: (image, offset, length) => use((c) => c.readImage(image, offset, length)),
+    writeImage: (image, pieces) => use((c) => c.writeImage(image, pieces)),
     df: () => use(async (c) => JSON.parse(await c.monCommand(JSON.stringify({ prefix: "df", format: "json" })))),
     poolQuota: () =>
       use(async (c) =>

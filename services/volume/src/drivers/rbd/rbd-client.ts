@@ -60,6 +60,16 @@ export interface RbdClient {
   flatten(image: { pool?: string; namespace?: string; image: string }): Promise<void>;
   /** Grows the image (never shrinks). */
   resize(image: string, size: number): Promise<void>;
+  /**
+   * Where the image holds data (a clone's parent's included), as sorted, non-overlapping extents;
+   * the rest reads as zeros. Absent (with readImage and writeImage) on a client that cannot move
+   * an image's bytes: the driver then offers no migration by copy.
+   */
+  allocatedExtents?(image: string): Promise<Array<{ offset: number; length: number }>>;
+  /** `length` bytes of the image from `offset` (holes read as zeros). */
+  readImage?(image: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Writes each piece at its offset, then flushes. */
+  writeImage?(image: string, pieces: ReadonlyArray<{ offset: number; data: Uint8Array }>): Promise<void>;
   /** `ceph df` as JSON. */
   df(): Promise<unknown>;
   /** `ceph osd pool get-quota <pool>` as JSON. */

@@ -676,3 +676,161 @@ describe("rbd driver: options (CINDERBLOCK_DRIVER_OPTIONS)", () => {
     );
   });
 });
+
+/** A cluster whose images hold bytes: sparse (only written extents are allocated), as librbd. */
+class FakeDataCluster extends FakeCluster {
+  readonly data = new Map<string, Map<number, Uint8Array>>();
+  readonly writes: Array<Array<{ offset: number; length: number }>> = [];
+  readonly reads: Array<{ offset: number; length: number }> = [];
+  shortRead = false;
+  failWrite: CephError | undefined;
+  async allocatedExtents(image: string) {
+    await this.imageInfo(image);
+    return [...(this.data.get(image) ?? new Map<number, Uint8Array>())]
+      .sort(([a], [b]) => a - b)
+      .map(([offset, bytes]) => ({ offset, length: bytes.byteLength }));
+  }
+  async readImage(image: string, offset: number, length: number) {
+    this.reads.push({ offset, length });
+    const out = new Uint8Array(this.shortRead ? length - 1 : length);
+    for (const [at, bytes] of this.data.get(image) ?? []) {
+      for (let i = 0; i < bytes.byteLength; i++) {
+        const p = at + i - offset;
+        if (p >= 0 && p < out.byteLength) out[p] = bytes[i] ?? 0;
+      }
+    }
+    return out;
+  }
+  async writeImage(image: string, pieces: ReadonlyArray<{ offset: number; data: Uint8Array }>) {
+    await this.imageInfo(image);
+    if (this.failWrite) throw this.failWrite;
+    this.writes.push(pieces.map((p) => ({ offset: p.offset, length: p.data.byteLength })));
+    const stored = this.data.get(image) ?? new Map<number, Uint8Array>();
+    for (const p of pieces) stored.set(p.offset, Uint8Array.from(p.data));
+    this.data.set(image, stored);
+  }
+}
+
+/** The driver's copy methods, which a test expects to be there. */
+function reader(driver: RbdDriver): NonNullable<RbdDriver["readVolume"]> {
+  if (!driver.readVolume) throw new Error("the driver offers no readVolume");
+  return driver.readVolume.bind(driver);
+}
+function writer(driver: RbdDriver): NonNullable<RbdDriver["writeVolume"]> {
+  if (!driver.writeVolume) throw new Error("the driver offers no writeVolume");
+  return driver.writeVolume.bind(driver);
+}
+
+describe("rbd driver: migration by copy (readVolume/writeVolume)", () => {
+  const MIB = 1024 * 1024;
+  const volume = { id: randomUUID(), sizeGb: 1 };
+  const image = `volume-${volume.id}`;
+  const setupData = () => {
+    const fake = new FakeDataCluster();
+    return { fake, driver: createRbdDriver(OPTIONS, { client: fake }) };
+  };
+  async function collect(chunks: AsyncIterable<{ offset: number; data: Uint8Array }>) {
+    const out: Array<{ offset: number; data: Uint8Array }> = [];
+    for await (const chunk of chunks) out.push(chunk);
+    return out;
+  }
+  async function* from(chunks: Array<{ offset: number; data: Uint8Array }>) {
+    yield* chunks;
+  }
+
+  it("is offered only by a client that can move bytes (not by the CLI client)", () => {
+    const { driver } = setup();
+    expect(driver.readVolume).toBeUndefined();
+    expect(driver.writeVolume).toBeUndefined();
+    const { driver: withData } = setupData();
+    expect(withData.readVolume).toBeTypeOf("function");
+    expect(withData.writeVolume).toBeTypeOf("function");
+  });
+
+  it("reads only the chunks that hold allocated extents, the last MiB included", async () => {
+    const { fake, driver } = setupData();
+    await driver.createVolume(volume);
+    // 10 bytes straddling the boundary of chunks 2 and 3, and the volume's last byte.
+    fake.data.set(
+      image,
+      new Map([
+        [3 * MIB - 5, new Uint8Array(10).fill(7)],
+        [GIB - 1, new Uint8Array([9])],
+      ]),
+    );
+    const chunks = await collect(reader(driver)(volume, MIB));
+    expect(chunks.map((c) => [c.offset / MIB, c.data.byteLength])).toEqual([
+      [2, MIB],
+      [3, MIB],
+      [1023, MIB],
+    ]);
+    expect(chunks[2]?.data[MIB - 1]).toBe(9);
+    expect(fake.reads).toHaveLength(3);
+  });
+
+  it("leaves out chunks of an allocated extent that read as zeros", async () => {
+    const { fake, driver } = setupData();
+    await driver.createVolume(volume);
+    // librbd may report a whole object where only part of it was written.
+    fake.data.set(image, new Map([[0, new Uint8Array(4 * MIB)]]));
+    fake.data
+      .get(image)
+      ?.get(0)
+      ?.fill(1, 3 * MIB, 3 * MIB + 1);
+    const chunks = await collect(reader(driver)(volume, MIB));
+    expect(chunks.map((c) => c.offset / MIB)).toEqual([3]);
+    expect(fake.reads).toHaveLength(4);
+  });
+
+  it("writes the chunks in batches of up to 8 MiB and ships nothing for the gaps", async () => {
+    const { fake, driver } = setupData();
+    await driver.createVolume(volume);
+    const chunks = Array.from({ length: 10 }, (_, i) => ({
+      offset: i * 2 * MIB,
+      data: new Uint8Array(MIB).fill(i + 1),
+    }));
+    await writer(driver)(volume, from(chunks));
+    expect(fake.writes.map((batch) => batch.length)).toEqual([8, 2]);
+    expect(fake.writes.flat().reduce((sum, w) => sum + w.length, 0)).toBe(10 * MIB);
+  });
+
+  it("refuses a chunk outside the volume or out of order, before writing it", async () => {
+    const { fake, driver } = setupData();
+    await driver.createVolume(volume);
+    const outside = await rejection(writer(driver)(volume, from([{ offset: GIB - 1, data: new Uint8Array(2) }])));
+    expect(outside).toBeInstanceOf(DriverError);
+    expect((outside as DriverError).retryable).toBe(false);
+    expect((outside as DriverError).message).toMatch(/outside|inside the volume/);
+    const backwards = await rejection(
+      writer(driver)(
+        volume,
+        from([
+          { offset: 4 * MIB, data: new Uint8Array(MIB).fill(1) },
+          { offset: 0, data: new Uint8Array(MIB).fill(1) },
+        ]),
+      ),
+    );
+    expect((backwards as DriverError).message).toMatch(/in order/);
+    expect(fake.writes).toEqual([]);
+  });
+
+  it("turns a short read, a failed write and a missing image into DriverErrors", async () => {
+    const { fake, driver } = setupData();
+    await driver.createVolume(volume);
+    fake.data.set(image, new Map([[0, new Uint8Array(1).fill(1)]]));
+    fake.shortRead = true;
+    const short = await rejection(collect(reader(driver)(volume, MIB)));
+    expect(short).toBeInstanceOf(DriverError);
+    expect((short as DriverError).message).toMatch(/returned 1048575 of 1048576 bytes/);
+
+    fake.failWrite = new CephError(Errno.ETIMEDOUT, "rbd_write2: timed out");
+    const write = await rejection(writer(driver)(volume, from([{ offset: 0, data: new Uint8Array(MIB) }])));
+    expect(write).toBeInstanceOf(DriverError);
+    expect((write as DriverError).retryable).toBe(true);
+    expect((write as DriverError).message).toMatch(/cannot write volume-.* at 0/);
+
+    const missing = { id: randomUUID(), sizeGb: 1 };
+    const gone = await rejection(collect(reader(driver)(missing, MIB)));
+    expect((gone as DriverError).kind).toBe("not_found");
+  });
+});

@@ -10,8 +10,10 @@ import {
   type ManageableSnapshot,
   SnapshotBusyError,
   type SnapshotModelUpdate,
+  type VolumeChunk,
   type VolumeDriver,
 } from "../driver.js";
+import { isAllZero } from "../volume-digest.js";
 import { Errno, isErrno, toDriverError } from "./ceph-error.js";
 import { createCliClient, type RunCommand } from "./cli-client.js";
 import { createNativeClient } from "./native-client.js";
@@ -70,6 +72,8 @@ const VOLUME_IMAGE = new RegExp(`^volume-(${UUID_SOURCE})$`);
 const SNAP_NAME = /^[^@/\s\p{Cc}]{1,255}$/u;
 /** Temporary snapshots of a source volume, one per clone being made of it (never a row's). */
 const CLONE_SNAP_PREFIX = "clone-snap-";
+/** Data one librbd write call of a migration takes at most. */
+const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 /** Images listed at once when looking for manageable snapshots. */
 const LIST_CONCURRENCY = 4;
 
@@ -181,9 +185,114 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
     await tolerate(rbd.protectSnapshot(image, snapshot), Errno.EBUSY);
   }
 
+  /** The image `name` of a volume of `sizeBytes`, for a migration's read or write. */
+  async function imageForCopy(name: string, sizeBytes: number): Promise<void> {
+    let info: RbdImageInfo;
+    try {
+      info = await rbd.imageInfo(name);
+    } catch (error) {
+      if (isErrno(error, Errno.ENOENT)) {
+        throw new DriverError(`volume image ${name} not found in pool ${options.pool}`, {
+          retryable: false,
+          kind: "not_found",
+        });
+      }
+      throw toDriverError(error, `cannot inspect ${name}`);
+    }
+    if (info.size < sizeBytes) {
+      throw new DriverError(`${name} has ${info.size} bytes, less than the volume's ${sizeBytes}`, {
+        retryable: false,
+      });
+    }
+  }
+
+  const { allocatedExtents, readImage, writeImage } = rbd;
+  /**
+   * Host-assisted migration through librbd (the CLI client cannot: no copy methods, no
+   * capability). Reads only the chunks that hold allocated extents (rbd_diff_iterate2; a fresh
+   * image reads zeros, so the stream is sparse) and yields those that are not all zeros; writes batches of up to 8 MiB per call, leaving
+   * the gaps as the fresh image has them: zeros.
+   */
+  const copy: Pick<VolumeDriver, "readVolume" | "writeVolume"> =
+    allocatedExtents && readImage && writeImage
+      ? {
+          async *readVolume(volume: DriverVolume, chunkBytes: number): AsyncIterable<VolumeChunk> {
+            const name = volumeName(volume.id);
+            const sizeBytes = checkSizeBytes(volume.sizeGb);
+            if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || chunkBytes > 64 * 1024 * 1024) {
+              throw new DriverError(`chunkBytes must be a whole number of bytes up to 64 MiB, got ${chunkBytes}`, {
+                retryable: false,
+                kind: "invalid",
+              });
+            }
+            await imageForCopy(name, sizeBytes);
+            const extents = await allocatedExtents.call(rbd, name).catch((error: unknown) => {
+              throw toDriverError(error, `cannot list the allocated extents of ${name}`);
+            });
+            let next = 0;
+            for (const extent of extents) {
+              const last = Math.min(extent.offset + extent.length, sizeBytes);
+              let offset = Math.max(next, Math.floor(extent.offset / chunkBytes) * chunkBytes);
+              while (offset < last) {
+                const length = Math.min(chunkBytes, sizeBytes - offset);
+                const data = await readImage.call(rbd, name, offset, length).catch((error: unknown) => {
+                  throw toDriverError(error, `cannot read ${name} at ${offset}`);
+                });
+                if (data.byteLength !== length) {
+                  throw new DriverError(`reading ${name} at ${offset} returned ${data.byteLength} of ${length} bytes`, {
+                    retryable: true,
+                  });
+                }
+                // NOTE: librbd may report a whole object's range where only part of it was
+                // written; chunks of zeros from such an object are left out too.
+                if (!isAllZero(data)) yield { offset, data };
+                offset += length;
+              }
+              next = Math.max(next, offset);
+            }
+          },
+
+          async writeVolume(volume: DriverVolume, chunks: AsyncIterable<VolumeChunk>) {
+            const name = volumeName(volume.id);
+            const sizeBytes = checkSizeBytes(volume.sizeGb);
+            await imageForCopy(name, sizeBytes);
+            let batch: VolumeChunk[] = [];
+            let batchBytes = 0;
+            let position = 0;
+            const flush = async () => {
+              if (batch.length === 0) return;
+              const pieces = batch;
+              batch = [];
+              batchBytes = 0;
+              await writeImage.call(rbd, name, pieces).catch((error: unknown) => {
+                throw toDriverError(error, `cannot write ${name} at ${pieces[0]?.offset ?? 0}`);
+              });
+            };
+            for await (const chunk of chunks) {
+              const end = chunk.offset + chunk.data.byteLength;
+              if (!Number.isSafeInteger(chunk.offset) || chunk.offset < position || end > sizeBytes) {
+                throw new DriverError(
+                  `a chunk of ${chunk.data.byteLength} bytes at offset ${chunk.offset} cannot be written into ${name} ` +
+                    `(${sizeBytes} bytes, next offset ${position}): chunks must come in order, without overlap, inside the volume`,
+                  { retryable: false, kind: "invalid" },
+                );
+              }
+              position = end;
+              // A fresh image reads zeros: what no chunk covers stays as it is.
+              if (chunk.data.byteLength === 0) continue;
+              batch.push(chunk);
+              batchBytes += chunk.data.byteLength;
+              if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+            }
+            await flush();
+          },
+        }
+      : {};
+
   return {
     client: rbd.kind,
     fallbackReason,
+    ...copy,
 
     async initialize() {
       try {
