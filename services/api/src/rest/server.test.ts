@@ -16,6 +16,10 @@ const fakes: Partial<ApiUseCases> = {
     return VOLUME;
   },
   listAttachments: async () => [],
+  listVolumes: async (ctx, input) => {
+    calls.push({ name: "listVolumes", args: [ctx.projectId, input.allProjects] });
+    return { items: [VOLUME], nextPageToken: "" };
+  },
   createSnapshot: async (ctx, input) => {
     calls.push({ name: "createSnapshot", args: [ctx.projectId, input] });
     return SNAPSHOT;
@@ -157,6 +161,24 @@ describe("Cinder v3 REST listener", () => {
     expect(((await unknown.json()) as { badRequest: { message: string } }).badRequest.message).toBe(
       "There is no such action: os-frobnicate",
     );
+  });
+
+  it("serves all_tenants to those the policy allows it, and the caller's own project to the rest, as Cinder", async () => {
+    const member = await call("/v3/volumes/detail?all_tenants=1&name=data");
+    expect(member.status).toBe(200);
+    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false] });
+    const admin = await call("/v3/volumes?all_tenants=True", { token: `root:${PROJECT}:admin` });
+    expect(admin.status).toBe(200);
+    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, true] });
+    expect(((await admin.json()) as { volumes: unknown[] }).volumes).toEqual([
+      { id: VOLUME.id, name: VOLUME.name, links: expect.any(Array) },
+    ]);
+  });
+
+  it("answers 404 for a lookup by anything but an id (clients then search by name)", async () => {
+    const res = await call("/v3/volumes/data");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ itemNotFound: { code: 404, message: "Volume data could not be found." } });
   });
 
   it("answers 404 for an unknown path and 405 for a known one with another method", async () => {

@@ -5,6 +5,7 @@ import {
   type ApiUseCases,
   CinderblockError,
   type PageTokens,
+  type RequestContext,
   type RequestLimits,
   validateRequest,
 } from "@cinderblock/domain";
@@ -173,15 +174,25 @@ export function createRestServer(options: RestServerOptions): Server {
         pageTokens,
         quotaDefaults,
       };
-      const { method, request } = route.authorize(call);
-      const ctx = { ...(await guard(method, request, { metadata: credentialsOf(req, strategy) }, requestId)) };
+      const { method, request, otherwise } = route.authorize(call);
+      const credentials = { metadata: credentialsOf(req, strategy) };
+      let granted = request;
+      let identified: RequestContext;
+      try {
+        identified = await guard(method, request, credentials, requestId);
+      } catch (error) {
+        if (!otherwise || !(error instanceof CinderblockError) || error.code !== "PERMISSION_DENIED") throw error;
+        granted = otherwise;
+        identified = await guard(method, otherwise, credentials, requestId);
+      }
+      const ctx = { ...identified };
       ctx.signal = abort.signal;
       checkPathProject(pathProject, ctx.projectId);
       // NOTE: the same generic bounds as every gRPC request (strings, maps, lists, control characters).
       const fields = typeof body === "object" && body !== null && !Array.isArray(body) ? body : { body };
       validateRequest({ ...params, ...fields }, limits);
       const view = { version, isAdmin: ctx.isAdmin === true, baseUrl, projectId: ctx.projectId };
-      const reply = await cancellingQueuedStatements(abort.signal, () => route.handle({ ...call, ctx, view }));
+      const reply = await cancellingQueuedStatements(abort.signal, () => route.handle({ ...call, ctx, view, granted }));
       send(res, reply, headers);
     } catch (error) {
       const known = faultOf(error);

@@ -1,7 +1,7 @@
 import type { SnapshotStatus } from "@cinderblock/db";
 import { CinderblockError } from "@cinderblock/domain";
 import type { RestReply } from "./faults.js";
-import { authorizeAs, p, type RestCall, type Route, type UnauthorizedCall } from "./http.js";
+import { authorizeAs, authorizeList, p, type RestCall, type Route, type UnauthorizedCall } from "./http.js";
 import { element, metadataFilter, optionalString, parseBoolean, stringMap } from "./input.js";
 import { cinderList, markerRow, nextLinks, tokenAfter } from "./lists.js";
 import { metadataRoutes } from "./metadata.js";
@@ -27,6 +27,7 @@ async function createSnapshot(call: RestCall): Promise<RestReply> {
 
 async function listSnapshots(call: RestCall, detail: boolean): Promise<RestReply> {
   const { input, marker } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
+  input.allProjects = call.granted.allProjects === true;
   if (marker) {
     const after = await markerRow(marker, (id) => call.useCases.getSnapshot(call.ctx, id));
     input.pageToken = tokenAfter(after, after.volumeSizeGb, input, call.pageTokens);
@@ -87,21 +88,19 @@ async function snapshotAction(call: RestCall): Promise<RestReply> {
   }
 }
 
-const listRules = (c: UnauthorizedCall) => ({ allProjects: parseBoolean(c.query.get("all_tenants"), "all_tenants") });
-
 /** Snapshots: create, show, list and detail, update, delete, metadata, reset status and force delete. */
 export const snapshotRoutes: Route[] = [
   { method: "POST", path: p("/snapshots"), authorize: authorizeAs("CreateSnapshot"), handle: createSnapshot },
   {
     method: "GET",
     path: p("/snapshots"),
-    authorize: authorizeAs("ListSnapshots", listRules),
+    authorize: authorizeList("ListSnapshots"),
     handle: (c) => listSnapshots(c, false),
   },
   {
     method: "GET",
     path: p("/snapshots/detail"),
-    authorize: authorizeAs("ListSnapshots", listRules),
+    authorize: authorizeList("ListSnapshots"),
     handle: (c) => listSnapshots(c, true),
   },
   {

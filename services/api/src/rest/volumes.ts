@@ -1,7 +1,7 @@
 import type { VolumeRow, VolumeStatus } from "@cinderblock/db";
 import { CinderblockError } from "@cinderblock/domain";
 import type { RestReply } from "./faults.js";
-import { authorizeAs, p, type RestCall, type Route, type UnauthorizedCall } from "./http.js";
+import { authorizeAs, authorizeList, p, type RestCall, type Route, type UnauthorizedCall } from "./http.js";
 import { element, metadataFilter, optionalString, parseBoolean, parseInteger, stringMap } from "./input.js";
 import { cinderList, markerRow, nextLinks, tokenAfter } from "./lists.js";
 import { metadataRoutes } from "./metadata.js";
@@ -52,6 +52,7 @@ async function showVolume(call: RestCall): Promise<RestReply> {
 
 async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> {
   const { input, marker } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
+  input.allProjects = call.granted.allProjects === true;
   if (marker) {
     const after = await markerRow(marker, (id) => call.useCases.getVolume(call.ctx, id));
     input.pageToken = tokenAfter(after, after.sizeGb, input, call.pageTokens);
@@ -172,17 +173,13 @@ export const volumeRoutes: Route[] = [
   {
     method: "GET",
     path: p("/volumes"),
-    authorize: authorizeAs("ListVolumes", (c) => ({
-      allProjects: parseBoolean(c.query.get("all_tenants"), "all_tenants"),
-    })),
+    authorize: authorizeList("ListVolumes"),
     handle: (call) => listVolumes(call, false),
   },
   {
     method: "GET",
     path: p("/volumes/detail"),
-    authorize: authorizeAs("ListVolumes", (c) => ({
-      allProjects: parseBoolean(c.query.get("all_tenants"), "all_tenants"),
-    })),
+    authorize: authorizeList("ListVolumes"),
     handle: (call) => listVolumes(call, true),
   },
   { method: "GET", path: p("/volumes/{id}"), authorize: authorizeAs("GetVolume"), handle: showVolume },
