@@ -19,7 +19,7 @@ export function cinderTime(date: Date | null | undefined): string | null {
 }
 
 /** Cinder's `links` of one resource: `self` under /v3/{project_id}, `bookmark` without the version. */
-export function resourceLinks(view: ViewContext, collection: string, id: string) {
+function resourceLinks(view: ViewContext, collection: string, id: string) {
   return [
     { rel: "self", href: `${view.baseUrl}/v3/${view.projectId}/${collection}/${id}` },
     { rel: "bookmark", href: `${view.baseUrl}/${view.projectId}/${collection}/${id}` },
