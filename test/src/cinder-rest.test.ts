@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { mustRunInCI, type Stack, settle, startStack, uniqueName } from "@cinderblock/testing";
+import type { AttachVolumeResponse } from "@cinderblock/proto";
+import { call, identity, mustRunInCI, type Stack, settle, startStack, uniqueName } from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // The Cinder v3 REST listener driven by clients nobody here wrote: Debian's python3-openstackclient
@@ -178,5 +179,58 @@ describe.skipIf(missing)("Cinder v3 REST with the openstack and cinder clients",
       { timeoutMs: 60_000, intervalMs: 300 },
     );
     expect(gone).toEqual([]);
+  });
+
+  it("snapshots an in-use volume only with --force (attached over gRPC, shown in-use over REST)", async () => {
+    const created = (await openstack(["volume", "create", "--size", "1", "osc-attached", "-f", "json"])) as Shown;
+    expect((await settledVolume("osc-attached")).status).toBe("available");
+    const md = identity(project, "alice");
+    const attached = await call<AttachVolumeResponse>((done) =>
+      stack.volumes.attachVolume(
+        {
+          volumeId: String(created.id),
+          instanceId: "server-1",
+          mountpoint: "/dev/vdb",
+          connector: { host: "compute1" },
+        },
+        md,
+        done,
+      ),
+    );
+    const inUse = await settledVolume("osc-attached");
+    expect(inUse).toMatchObject({ status: "in-use" });
+    expect(inUse.attachments).toEqual([
+      expect.objectContaining({ server_id: "server-1", device: "/dev/vdb", volume_id: created.id }),
+    ]);
+
+    const refused = await openstack([
+      "volume",
+      "snapshot",
+      "create",
+      "--volume",
+      "osc-attached",
+      "s1",
+      "-f",
+      "json",
+    ]).catch((error: { stderr?: string }) => error.stderr ?? "");
+    expect(refused).toMatch(/HTTP 400/);
+    await openstack(["volume", "snapshot", "create", "--volume", "osc-attached", "--force", "s1", "-f", "json"]);
+    expect((await settledSnapshot("s1")).status).toBe("available");
+
+    await call((done) =>
+      stack.volumes.detachVolume(
+        { volumeId: String(created.id), attachmentId: attached.attachment?.id ?? "" },
+        md,
+        done,
+      ),
+    );
+    await openstack(["volume", "snapshot", "delete", "s1"]);
+    await settle(
+      () => openstack(["volume", "snapshot", "list", "-f", "json"]) as Promise<Shown[]>,
+      (all) => all.length === 0,
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    expect((await settledVolume("osc-attached")).status).toBe("available");
+    await openstack(["volume", "delete", "osc-attached"]);
   });
 });
