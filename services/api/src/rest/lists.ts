@@ -73,10 +73,20 @@ export async function markerRow<T>(marker: string, get: (id: string) => Promise<
   }
 }
 
-/** Cinder's `*_links`: a `next` link with the last row's id as marker, when there is a next page. */
-export function nextLinks(view: ViewContext, collection: string, query: URLSearchParams, lastId: string | undefined) {
-  if (lastId === undefined) return undefined;
+/**
+ * Cinder's `*_links`: a `next` link with the last row's id as marker, when there is a next page.
+ * It also carries the page's signed `page_token`, which the next request uses instead of looking
+ * the marker up (an admin's all_tenants list has markers of other projects' rows).
+ */
+export function nextLinks(
+  view: ViewContext,
+  collection: string,
+  query: URLSearchParams,
+  page: { lastId: string | undefined; nextPageToken: string },
+) {
+  if (page.lastId === undefined || page.nextPageToken === "") return undefined;
   const next = new URLSearchParams(query);
-  next.set("marker", lastId);
+  next.set("marker", page.lastId);
+  next.set("page_token", page.nextPageToken);
   return [{ rel: "next", href: `${view.baseUrl}/v3/${view.projectId}/${collection}?${next.toString()}` }];
 }

@@ -41,7 +41,9 @@ async function createSnapshot(call: RestCall): Promise<RestReply> {
 async function listSnapshots(call: RestCall, detail: boolean): Promise<RestReply> {
   const { input, marker } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
   input.allProjects = call.granted.allProjects === true;
-  if (marker) {
+  const pageToken = call.query.get("page_token");
+  if (pageToken) input.pageToken = pageToken;
+  else if (marker) {
     const after = await markerRow(marker, (id) => call.useCases.getSnapshot(call.ctx, id));
     input.pageToken = tokenAfter(after, after.volumeSizeGb, input, call.pageTokens);
   }
@@ -49,12 +51,10 @@ async function listSnapshots(call: RestCall, detail: boolean): Promise<RestReply
   const page = await call.useCases.listSnapshots(call.ctx, { ...input, volumeId: call.query.get("volume_id") ?? "" });
   const rows = wantsNone ? [] : page.items;
   const body: Record<string, unknown> = { snapshots: rows.map((row) => snapshotView(row, call.view, detail)) };
-  const links = nextLinks(
-    call.view,
-    detail ? "snapshots/detail" : "snapshots",
-    call.query,
-    page.nextPageToken && !wantsNone ? rows[rows.length - 1]?.id : undefined,
-  );
+  const links = nextLinks(call.view, detail ? "snapshots/detail" : "snapshots", call.query, {
+    lastId: wantsNone ? undefined : rows[rows.length - 1]?.id,
+    nextPageToken: page.nextPageToken,
+  });
   if (links) body.snapshots_links = links;
   if (atLeast(call.version, "3.45") && parseBoolean(call.query.get("with_count"), "with_count")) {
     let count = 0;

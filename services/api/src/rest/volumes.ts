@@ -53,7 +53,9 @@ async function showVolume(call: RestCall): Promise<RestReply> {
 async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> {
   const { input, marker } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
   input.allProjects = call.granted.allProjects === true;
-  if (marker) {
+  const pageToken = call.query.get("page_token");
+  if (pageToken) input.pageToken = pageToken;
+  else if (marker) {
     const after = await markerRow(marker, (id) => call.useCases.getVolume(call.ctx, id));
     input.pageToken = tokenAfter(after, after.sizeGb, input, call.pageTokens);
   }
@@ -64,19 +66,20 @@ async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> 
     ? await Promise.all(
         rows.map(async (row) =>
           volumeView(row, call.view, {
-            attachments: await call.useCases.listAttachments(call.ctx, row.id),
+            // NOTE: the attachments use case reads the caller's own project only, so an admin's
+            // all_tenants list shows other projects' volumes without theirs (README: not yet).
+            attachments:
+              row.projectId === call.ctx.projectId ? await call.useCases.listAttachments(call.ctx, row.id) : [],
             extended: true,
           }),
         ),
       )
     : rows.map((row) => volumeSummaryView(row, call.view));
   const body: Record<string, unknown> = { volumes };
-  const links = nextLinks(
-    call.view,
-    detail ? "volumes/detail" : "volumes",
-    call.query,
-    page.nextPageToken && !wantsNone ? rows[rows.length - 1]?.id : undefined,
-  );
+  const links = nextLinks(call.view, detail ? "volumes/detail" : "volumes", call.query, {
+    lastId: wantsNone ? undefined : rows[rows.length - 1]?.id,
+    nextPageToken: page.nextPageToken,
+  });
   if (links) body.volumes_links = links;
   if (atLeast(call.version, "3.45") && parseBoolean(call.query.get("with_count"), "with_count")) {
     body.count = await countAll(call, input);
