@@ -17,8 +17,8 @@ const fakes: Partial<ApiUseCases> = {
   },
   listAttachments: async () => [],
   listVolumes: async (ctx, input) => {
-    calls.push({ name: "listVolumes", args: [ctx.projectId, input.allProjects] });
-    return { items: [VOLUME], nextPageToken: "" };
+    calls.push({ name: "listVolumes", args: [ctx.projectId, input.allProjects, input.pageToken, input.pageSize] });
+    return { items: [VOLUME], nextPageToken: input.pageSize === 1 ? "signed-token" : "" };
   },
   createSnapshot: async (ctx, input) => {
     calls.push({ name: "createSnapshot", args: [ctx.projectId, input] });
@@ -166,13 +166,28 @@ describe("Cinder v3 REST listener", () => {
   it("serves all_tenants to those the policy allows it, and the caller's own project to the rest, as Cinder", async () => {
     const member = await call("/v3/volumes/detail?all_tenants=1&name=data");
     expect(member.status).toBe(200);
-    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false] });
+    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false, "", 1000] });
     const admin = await call("/v3/volumes?all_tenants=True", { token: `root:${PROJECT}:admin` });
     expect(admin.status).toBe(200);
-    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, true] });
+    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, true, "", 1000] });
     expect(((await admin.json()) as { volumes: unknown[] }).volumes).toEqual([
       { id: VOLUME.id, name: VOLUME.name, links: expect.any(Array) },
     ]);
+  });
+
+  it("pages with limit and a next link whose marker and page_token the next request follows", async () => {
+    const first = await call("/v3/volumes?limit=1&sort=name:asc");
+    const body = (await first.json()) as { volumes_links: Array<{ rel: string; href: string }> };
+    const next = new URL(body.volumes_links[0]?.href ?? "");
+    expect(body.volumes_links[0]?.rel).toBe("next");
+    expect(Object.fromEntries(next.searchParams)).toEqual({
+      limit: "1",
+      sort: "name:asc",
+      marker: VOLUME.id,
+      page_token: "signed-token",
+    });
+    expect((await call(`/v3/volumes${next.search}`)).status).toBe(200);
+    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false, "signed-token", 1] });
   });
 
   it("answers 404 for a lookup by anything but an id (clients then search by name)", async () => {
