@@ -76,6 +76,7 @@ function launch(apiListen: string): Launcher {
       NATS_URL: TEST_NATS_URL,
       CINDERBLOCK_NATS_PREFIX: uniqueName("cbdev"),
       CINDERBLOCK_API_LISTEN: apiListen,
+      CINDERBLOCK_REST_LISTEN: "127.0.0.1:0",
       CINDERBLOCK_METRICS_LISTEN: "",
       CINDERBLOCK_FILE_DIR: fileDir,
     },
@@ -138,6 +139,8 @@ async function running(apiListen: string): Promise<Launcher> {
   await launcher.waitFor(/Cinderblock is running/);
   // npm start runs without authentication, and says so plainly.
   await launcher.waitFor(/Identity {4}noauth: NO AUTHENTICATION/);
+  // The Cinder v3 REST listener is on, at the port it bound (here a free one).
+  await launcher.waitFor(/Cinder API {2}http:\/\/127\.0\.0\.1:[1-9]\d*\/v3 /);
   // The banner waits for the api only: the others' first log lines may come a little later.
   for (const name of SERVICES) await launcher.waitFor(new RegExp(`^${name}\\s*\\| \\{`));
   for (const name of SERVICES) expect(launcher.pids[name], `${name} pid`).toBeGreaterThan(0);

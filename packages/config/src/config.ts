@@ -7,6 +7,7 @@ import { migrationFields } from "./migration-settings.js";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
 import { postgresFields, postgresProblems } from "./postgres-settings.js";
+import { restFields } from "./rest-settings.js";
 import { schedulerRetryFields } from "./scheduler-retry-settings.js";
 import { schedulerWeigherFields } from "./scheduler-settings.js";
 import { isSecretFileKey, printableSetting, resolveSecretFiles } from "./secrets.js";
@@ -78,6 +79,7 @@ const apiSchema = z
     ...inputFields,
     ...streamFields,
     ...volumeTypeFields,
+    ...restFields,
     CINDERBLOCK_QUOTA_VOLUMES: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_SNAPSHOTS: quotaLimit.default(10),
     CINDERBLOCK_QUOTA_GIGABYTES: quotaLimit.default(1000),

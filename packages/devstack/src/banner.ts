@@ -10,6 +10,8 @@ export interface BannerInfo {
   natsEmbedded: boolean;
   /** CINDERBLOCK_AUTH_STRATEGY the api runs with (noauth unless the environment says otherwise). */
   authStrategy: string;
+  /** `host:port` of the Cinder v3 REST listener, when it runs. */
+  restAddress?: string | undefined;
 }
 
 /** Hides the password of a URL so the banner can be pasted into a bug report. */
@@ -45,6 +47,7 @@ export function formatBanner(info: BannerInfo): string {
     `  gRPC API    ${info.apiAddress}  (plaintext HTTP/2)`,
     `  PostgreSQL  ${redactUrl(info.databaseUrl)}${info.databaseEmbedded ? "  (embedded PGlite, data/pglite)" : ""}`,
     `  NATS        ${info.natsUrl}${info.natsEmbedded ? "  (embedded nats-server, data/nats)" : ""}`,
+    ...(info.restAddress ? [`  Cinder API  http://${info.restAddress}/v3  (Cinder block-storage v3 REST)`] : []),
     noauth
       ? bold(
           "  Identity    noauth: NO AUTHENTICATION. Callers state their project and roles (x-project-id, x-roles);\n" +
@@ -58,6 +61,12 @@ export function formatBanner(info: BannerInfo): string {
     dim("  # create a 1 GB volume, then list the project's volumes"),
     `  ${curl} ${identity} -d '{"name":"vol1","sizeGb":1}' ${base}/cinderblock.v1.VolumesService/CreateVolume`,
     `  ${curl} ${identity} -d '{}' ${base}/cinderblock.v1.VolumesService/ListVolumes`,
+    ...(info.restAddress && noauth
+      ? [
+          dim("  # the same with the openstack client (python3-openstackclient), over the Cinder v3 REST API"),
+          `  openstack --os-auth-type admin_token --os-token alice:demo --os-endpoint http://${info.restAddress}/v3/demo volume list`,
+        ]
+      : []),
     "",
     "Ctrl-C stops everything.",
     rule,

@@ -29,6 +29,8 @@ const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 const dataDir = join(repoRoot, "data");
 
 const DEFAULT_API_LISTEN = "127.0.0.1:50051";
+/** Cinder's own port (8776), for the api's Cinder v3 REST listener. */
+const DEFAULT_REST_LISTEN = "127.0.0.1:8776";
 const API_READY_TIMEOUT_MS = 30_000;
 
 type ServiceName = "api" | "scheduler" | "volume";
@@ -186,10 +188,18 @@ async function main(): Promise<void> {
       serving = () => resolve(true);
     });
     const apiSink = prefixedSink("api");
-    startService("api", { ...env, CINDERBLOCK_API_LISTEN: apiListen }, (line, stream) => {
-      apiSink(line, stream);
-      if (line.includes('"msg":"api listening"')) serving();
-    });
+    // The Cinder v3 REST listener is on in development (README, Cinder API compatibility).
+    const restListen = process.env.CINDERBLOCK_REST_LISTEN ?? DEFAULT_REST_LISTEN;
+    let restAddress: string | undefined;
+    startService(
+      "api",
+      { ...env, CINDERBLOCK_API_LISTEN: apiListen, CINDERBLOCK_REST_LISTEN: restListen },
+      (line, stream) => {
+        apiSink(line, stream);
+        if (line.includes('"msg":"rest listening"')) restAddress = restAddressOf(line);
+        if (line.includes('"msg":"api listening"')) serving();
+      },
+    );
 
     const ready = await step(
       Promise.race([
@@ -214,12 +224,23 @@ async function main(): Promise<void> {
         natsUrl: running.nats.url,
         natsEmbedded: running.nats.embedded,
         authStrategy: process.env.CINDERBLOCK_AUTH_STRATEGY || "noauth",
+        restAddress,
       }),
     );
   } catch (err) {
     if (stopping) return;
     console.error(err instanceof LaunchError ? err.message : err);
     await shutdown(1);
+  }
+}
+
+/** The `address` of the api's "rest listening" log line. */
+function restAddressOf(line: string): string | undefined {
+  try {
+    const address = (JSON.parse(line) as { address?: unknown }).address;
+    return typeof address === "string" ? address : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -42,6 +42,10 @@ function createAuthenticator(config: ApiConfig): Authenticator {
     case "noauth":
       try {
         assertNoauthAllowed(config.CINDERBLOCK_API_LISTEN, config.CINDERBLOCK_NOAUTH_ALLOW_REMOTE);
+        // The Cinder REST listener authenticates through this same strategy.
+        if (config.CINDERBLOCK_REST_LISTEN) {
+          assertNoauthAllowed(config.CINDERBLOCK_REST_LISTEN, config.CINDERBLOCK_NOAUTH_ALLOW_REMOTE);
+        }
       } catch (error) {
         throw new ConfigError(`invalid configuration:\n  ${(error as Error).message}`);
       }

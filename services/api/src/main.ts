@@ -17,11 +17,14 @@ import {
   createRateLimiter,
   createVolumeHostCalls,
   listen,
+  rateLimited,
   serverTls,
   shutdown,
 } from "@cinderblock/rpc";
 import { startServiceRuntime } from "@cinderblock/telemetry";
 import { createApiGuard } from "./identity.js";
+import { API_METHOD_CLASSES } from "./method-classes.js";
+import { listenRest } from "./rest/listen.js";
 import { createApiServer, PUBLIC_SERVICES } from "./server.js";
 import { pendingUseCases } from "./starting.js";
 import { countRefusedConnection, countStatement } from "./statements.js";
@@ -48,32 +51,33 @@ async function main(): Promise<void> {
   const pageTokens = createPageTokens(config.CINDERBLOCK_PAGE_TOKEN_SECRET ?? randomBytes(32));
   // The port is bound first, so health answers NOT_SERVING while PostgreSQL and NATS are awaited.
   const pending = pendingUseCases();
+  const rateLimiter = createRateLimiter({
+    classes: {
+      read: {
+        perSecond: config.CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND,
+        burst: config.CINDERBLOCK_RATE_LIMIT_READ_BURST,
+      },
+      write: {
+        perSecond: config.CINDERBLOCK_RATE_LIMIT_WRITE_PER_SECOND,
+        burst: config.CINDERBLOCK_RATE_LIMIT_WRITE_BURST,
+      },
+      admin: {
+        perSecond: config.CINDERBLOCK_RATE_LIMIT_ADMIN_PER_SECOND,
+        burst: config.CINDERBLOCK_RATE_LIMIT_ADMIN_BURST,
+      },
+      stream: {
+        perSecond: config.CINDERBLOCK_RATE_LIMIT_STREAM_PER_SECOND,
+        burst: config.CINDERBLOCK_RATE_LIMIT_STREAM_BURST,
+      },
+    },
+    maxProjects: config.CINDERBLOCK_RATE_LIMIT_MAX_PROJECTS,
+  });
   const server = createApiServer({
     useCases: pending.useCases,
     // NOTE: streams end as the drain starts; left open they would hold it for the whole grace period.
     stopping: lifecycle.signal,
     guard,
-    rateLimiter: createRateLimiter({
-      classes: {
-        read: {
-          perSecond: config.CINDERBLOCK_RATE_LIMIT_READ_PER_SECOND,
-          burst: config.CINDERBLOCK_RATE_LIMIT_READ_BURST,
-        },
-        write: {
-          perSecond: config.CINDERBLOCK_RATE_LIMIT_WRITE_PER_SECOND,
-          burst: config.CINDERBLOCK_RATE_LIMIT_WRITE_BURST,
-        },
-        admin: {
-          perSecond: config.CINDERBLOCK_RATE_LIMIT_ADMIN_PER_SECOND,
-          burst: config.CINDERBLOCK_RATE_LIMIT_ADMIN_BURST,
-        },
-        stream: {
-          perSecond: config.CINDERBLOCK_RATE_LIMIT_STREAM_PER_SECOND,
-          burst: config.CINDERBLOCK_RATE_LIMIT_STREAM_BURST,
-        },
-      },
-      maxProjects: config.CINDERBLOCK_RATE_LIMIT_MAX_PROJECTS,
-    }),
+    rateLimiter,
     callDeadlineMs: config.CINDERBLOCK_CALL_DEADLINE * 1000,
     limits: {
       maxStringLength: config.CINDERBLOCK_REQUEST_MAX_STRING_LENGTH,
@@ -112,6 +116,28 @@ async function main(): Promise<void> {
   });
   const host = config.CINDERBLOCK_API_LISTEN.slice(0, config.CINDERBLOCK_API_LISTEN.lastIndexOf(":"));
   logger.info({ address: `${host}:${port}`, port, tls: publicTls !== undefined }, "grpc listening");
+  if (config.CINDERBLOCK_REST_LISTEN) {
+    const rest = await listenRest(config.CINDERBLOCK_REST_LISTEN, {
+      useCases: pending.useCases,
+      guard: rateLimited(guard, rateLimiter, API_METHOD_CLASSES),
+      strategy: authenticator.strategy,
+      limits: {
+        maxStringLength: config.CINDERBLOCK_REQUEST_MAX_STRING_LENGTH,
+        maxEntries: config.CINDERBLOCK_REQUEST_MAX_ENTRIES,
+        maxCollectionBytes: config.CINDERBLOCK_REQUEST_MAX_COLLECTION_BYTES,
+      },
+      pageTokens,
+      quotaDefaults: {
+        volumes: config.CINDERBLOCK_QUOTA_VOLUMES,
+        snapshots: config.CINDERBLOCK_QUOTA_SNAPSHOTS,
+        gigabytes: config.CINDERBLOCK_QUOTA_GIGABYTES,
+      },
+      publicUrl: config.CINDERBLOCK_REST_PUBLIC_URL,
+      report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
+    });
+    lifecycle.onDrain(async () => rest.close());
+    logger.info({ address: rest.address, port: rest.port, auth: authenticator.strategy }, "rest listening");
+  }
 
   // The DDL role migrates and grants DATABASE_URL's role the DML the service runs with.
   await lifecycle.retry("PostgreSQL", () =>

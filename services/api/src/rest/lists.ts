@@ -1,0 +1,92 @@
+import { cursorOf, type SortDir, type SortKey } from "@cinderblock/db";
+import { CinderblockError, type ListInput, type PageTokens } from "@cinderblock/domain";
+import { parseBoolean, parseInteger } from "./input.js";
+import type { ViewContext } from "./views.js";
+
+/** Cinder's sort keys that name one of ours under another name. */
+const SORT_ALIASES: Record<string, string> = { display_name: "name" };
+
+/** The first sort key and direction of `sort=k1:dir,k2` or `sort_key`/`sort_dir`. */
+function sortOf(query: URLSearchParams): { sortKey: string; sortDir: string } {
+  const sort = query.get("sort");
+  if (sort) {
+    const [key = "", dir = ""] = (sort.split(",")[0] ?? "").split(":");
+    return { sortKey: SORT_ALIASES[key.trim()] ?? key.trim(), sortDir: dir.trim() || "desc" };
+  }
+  const key = (query.get("sort_key") ?? "").split(",")[0]?.trim() ?? "";
+  const dir = (query.get("sort_dir") ?? "").split(",")[0]?.trim() ?? "";
+  return { sortKey: SORT_ALIASES[key] ?? key, sortDir: dir };
+}
+
+/** A Cinder list request (`limit`, `marker`, `sort`, `name`, `status`, `all_tenants`) as a page request. */
+export interface CinderList {
+  input: Omit<ListInput, "metadata"> & { metadata: Record<string, string> };
+  marker: string | undefined;
+}
+
+/** Reads the query of a Cinder list. */
+export function cinderList(query: URLSearchParams, metadata: Record<string, string>): CinderList {
+  const limitText = query.get("limit");
+  const limit = limitText === null ? 1000 : parseInteger(limitText, "limit");
+  if (limit < 0) throw new CinderblockError("INVALID_ARGUMENT", "limit: must be 0 or more");
+  const { sortKey, sortDir } = sortOf(query);
+  return {
+    input: {
+      // NOTE: Cinder's limit 0 returns nothing; ours would mean the default, so ask for 1 and drop it.
+      pageSize: Math.min(Math.max(limit, 1), 1000),
+      pageToken: "",
+      status: query.get("status") ?? undefined,
+      name: query.get("name") ?? query.get("display_name") ?? "",
+      metadata,
+      sortKey,
+      sortDir,
+      allProjects: parseBoolean(query.get("all_tenants"), "all_tenants"),
+    },
+    marker: query.get("marker") ?? undefined,
+  };
+}
+
+/**
+ * The page token that starts after the row `marker` names (Cinder's marker is the id of the last
+ * row seen), signed like the gRPC lists' tokens.
+ */
+export function tokenAfter(
+  row: { createdAt: Date; id: string; name: string; status: string },
+  size: number,
+  input: { sortKey: string; sortDir: string },
+  tokens: PageTokens,
+): string {
+  const sortKey = (input.sortKey || "created_at") as SortKey;
+  const sortDir = (input.sortDir || "desc") as SortDir;
+  return tokens.issue(cursorOf(row, size, sortKey, sortDir));
+}
+
+/** The row a `marker` names; a marker that names nothing is 400, as in Cinder. */
+export async function markerRow<T>(marker: string, get: (id: string) => Promise<T>): Promise<T> {
+  try {
+    return await get(marker);
+  } catch (error) {
+    if (error instanceof CinderblockError && (error.code === "NOT_FOUND" || error.code === "INVALID_ARGUMENT")) {
+      throw new CinderblockError("INVALID_ARGUMENT", `marker ${marker} could not be found.`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Cinder's `*_links`: a `next` link with the last row's id as marker, when there is a next page.
+ * It also carries the page's signed `page_token`, which the next request uses instead of looking
+ * the marker up (an admin's all_tenants list has markers of other projects' rows).
+ */
+export function nextLinks(
+  view: ViewContext,
+  collection: string,
+  query: URLSearchParams,
+  page: { lastId: string | undefined; nextPageToken: string },
+) {
+  if (page.lastId === undefined || page.nextPageToken === "") return undefined;
+  const next = new URLSearchParams(query);
+  next.set("marker", page.lastId);
+  next.set("page_token", page.nextPageToken);
+  return [{ rel: "next", href: `${view.baseUrl}/v3/${view.projectId}/${collection}?${next.toString()}` }];
+}

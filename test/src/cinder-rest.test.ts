@@ -1,0 +1,236 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { AttachVolumeResponse } from "@cinderblock/proto";
+import { call, identity, mustRunInCI, type Stack, settle, startStack, uniqueName } from "@cinderblock/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// The Cinder v3 REST listener driven by clients nobody here wrote: Debian's python3-openstackclient
+// and python3-cinderclient, against api, scheduler and volume host as separate processes, noauth.
+
+const run = promisify(execFile);
+
+/** Why the clients cannot run here (undefined when both are installed). */
+async function clientsMissing(): Promise<string | undefined> {
+  for (const client of ["openstack", "cinder"]) {
+    try {
+      await run(client, ["--version"], { env: cleanEnv() });
+    } catch {
+      return `${client} is not installed (apt-get install python3-openstackclient python3-cinderclient)`;
+    }
+  }
+  return undefined;
+}
+
+/** This process's environment without any OS_* login of the machine's own. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OS_")));
+}
+
+const missing = mustRunInCI("Cinder REST clients (openstackclient, cinderclient)", await clientsMissing());
+
+let stack: Stack;
+let rest = "";
+const project = uniqueName("osc");
+
+/** `openstack ... -f json` as `user` (noauth token `user:project[:roles]`), parsed. */
+async function openstack(args: string[], roles = ""): Promise<unknown> {
+  const token = `alice:${project}${roles ? `:${roles}` : ""}`;
+  const { stdout } = await run(
+    "openstack",
+    ["--os-auth-type", "admin_token", "--os-token", token, "--os-endpoint", `${rest}/v3/${project}`, ...args],
+    { env: { ...cleanEnv(), OS_VOLUME_API_VERSION: "3" }, timeout: 60_000 },
+  );
+  return stdout.trim() === "" ? undefined : JSON.parse(stdout);
+}
+
+/** `cinder ...` with cinderclient's own noauth plugin (token `alice:<project>`). */
+async function cinder(args: string[]): Promise<string> {
+  const { stdout } = await run(
+    "cinder",
+    [
+      "--os-auth-type",
+      "noauth",
+      "--os-user-id",
+      "alice",
+      "--os-project-id",
+      project,
+      "--os-endpoint",
+      `${rest}/v3`,
+      "--os-volume-api-version",
+      "3.0",
+      ...args,
+    ],
+    { env: cleanEnv(), timeout: 60_000 },
+  );
+  return stdout;
+}
+
+type Shown = Record<string, unknown>;
+
+/** `openstack volume show` until the volume leaves a transitional status. */
+const settledVolume = (name: string) =>
+  settle(
+    () => openstack(["volume", "show", name, "-f", "json"]) as Promise<Shown>,
+    (v) => !["creating", "extending", "deleting"].includes(String(v.status)),
+    { timeoutMs: 60_000, intervalMs: 300 },
+  );
+
+const settledSnapshot = (name: string) =>
+  settle(
+    () => openstack(["volume", "snapshot", "show", name, "-f", "json"]) as Promise<Shown>,
+    (s) => s.status !== "creating",
+    { timeoutMs: 60_000, intervalMs: 300 },
+  );
+
+beforeAll(async () => {
+  if (missing) return;
+  stack = await startStack({ env: { CINDERBLOCK_REST_LISTEN: "127.0.0.1:0" } });
+  const listening = await stack.api.waitFor("rest listening");
+  rest = `http://127.0.0.1:${String(listening.port)}`;
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe.skipIf(missing)("Cinder v3 REST with the openstack and cinder clients", () => {
+  it("creates, lists, shows, extends, tags and deletes a volume with `openstack volume`", async () => {
+    const created = (await openstack(["volume", "create", "--size", "1", "osc-vol", "-f", "json"])) as Shown;
+    expect(created).toMatchObject({ name: "osc-vol", size: 1 });
+    expect((await settledVolume("osc-vol")).status).toBe("available");
+
+    const listed = (await openstack(["volume", "list", "-f", "json"])) as Shown[];
+    expect(listed).toEqual([
+      expect.objectContaining({ ID: created.id, Name: "osc-vol", Size: 1, Status: "available" }),
+    ]);
+
+    await openstack(["volume", "set", "--size", "2", "--property", "tier=gold", "osc-vol"]);
+    const extended = await settledVolume("osc-vol");
+    expect(extended).toMatchObject({ size: 2, status: "available", bootable: "false" });
+    expect(extended.properties).toMatchObject({ tier: "gold" });
+
+    await openstack(["volume", "unset", "--property", "tier", "osc-vol"]);
+    expect((await settledVolume("osc-vol")).properties).toEqual({});
+  });
+
+  it("creates, lists, shows, renames and deletes a snapshot with `openstack volume snapshot`", async () => {
+    const snap = (await openstack([
+      "volume",
+      "snapshot",
+      "create",
+      "--volume",
+      "osc-vol",
+      "--property",
+      "k=v",
+      "osc-snap",
+      "-f",
+      "json",
+    ])) as Shown;
+    expect(snap).toMatchObject({ name: "osc-snap", size: 2 });
+    const shown = await settledSnapshot("osc-snap");
+    expect(shown).toMatchObject({ status: "available", "os-extended-snapshot-attributes:progress": "100%" });
+
+    const listed = (await openstack(["volume", "snapshot", "list", "-f", "json"])) as Shown[];
+    expect(listed).toEqual([expect.objectContaining({ ID: snap.id, Name: "osc-snap", Status: "available" })]);
+
+    await openstack(["volume", "snapshot", "set", "--name", "osc-snap-2", "--description", "nightly", "osc-snap"]);
+    expect(await settledSnapshot("osc-snap-2")).toMatchObject({ description: "nightly", properties: { k: "v" } });
+
+    await openstack(["volume", "snapshot", "delete", "osc-snap-2"]);
+    const gone = await settle(
+      () => openstack(["volume", "snapshot", "list", "-f", "json"]) as Promise<Shown[]>,
+      (all) => all.length === 0,
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    expect(gone).toEqual([]);
+  });
+
+  it("lists and shows with `cinder`, and shows the project's quota and usage", async () => {
+    const list = await cinder(["list"]);
+    expect(list).toContain("osc-vol");
+    expect(list).toContain("available");
+    const quota = await cinder(["quota-show", project]);
+    expect(quota).toMatch(/\|\s+volumes\s+\|\s+10\s+\|/);
+    const usage = await cinder(["quota-usage", project]);
+    expect(usage).toMatch(/\|\s+volumes\s+\|\s+1\s+\|/);
+    const limits = await cinder(["absolute-limits"]);
+    expect(limits).toMatch(/totalVolumesUsed\s+\|\s+1/);
+  });
+
+  it("creates and lists volume types as an administrator; a member is refused with 403", async () => {
+    const gold = (await openstack(
+      ["volume", "type", "create", "--property", "volume_backend_name=file", "osc-gold", "-f", "json"],
+      "admin",
+    )) as Shown;
+    expect(gold).toMatchObject({ name: "osc-gold", is_public: true });
+    const types = (await openstack(["volume", "type", "list", "-f", "json"])) as Shown[];
+    expect(types.map((t) => t.Name)).toContain("osc-gold");
+    const refused = await openstack(["volume", "type", "create", "osc-silver", "-f", "json"]).catch(
+      (error: { stderr?: string }) => error.stderr ?? "",
+    );
+    expect(refused).toMatch(/policy does not allow volume_extension:type_create.*HTTP 403/s);
+  });
+
+  it("deletes the volume with `openstack volume delete`", async () => {
+    await openstack(["volume", "delete", "osc-vol"]);
+    const gone = await settle(
+      () => openstack(["volume", "list", "-f", "json"]) as Promise<Shown[]>,
+      (all) => all.length === 0,
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    expect(gone).toEqual([]);
+  });
+
+  it("snapshots an in-use volume only with --force (attached over gRPC, shown in-use over REST)", async () => {
+    const created = (await openstack(["volume", "create", "--size", "1", "osc-attached", "-f", "json"])) as Shown;
+    expect((await settledVolume("osc-attached")).status).toBe("available");
+    const md = identity(project, "alice");
+    const attached = await call<AttachVolumeResponse>((done) =>
+      stack.volumes.attachVolume(
+        {
+          volumeId: String(created.id),
+          instanceId: "server-1",
+          mountpoint: "/dev/vdb",
+          connector: { host: "compute1" },
+        },
+        md,
+        done,
+      ),
+    );
+    const inUse = await settledVolume("osc-attached");
+    expect(inUse).toMatchObject({ status: "in-use" });
+    expect(inUse.attachments).toEqual([
+      expect.objectContaining({ server_id: "server-1", device: "/dev/vdb", volume_id: created.id }),
+    ]);
+
+    const refused = await openstack([
+      "volume",
+      "snapshot",
+      "create",
+      "--volume",
+      "osc-attached",
+      "s1",
+      "-f",
+      "json",
+    ]).catch((error: { stderr?: string }) => error.stderr ?? "");
+    expect(refused).toMatch(/HTTP 400/);
+    await openstack(["volume", "snapshot", "create", "--volume", "osc-attached", "--force", "s1", "-f", "json"]);
+    expect((await settledSnapshot("s1")).status).toBe("available");
+
+    await call((done) =>
+      stack.volumes.detachVolume(
+        { volumeId: String(created.id), attachmentId: attached.attachment?.id ?? "" },
+        md,
+        done,
+      ),
+    );
+    await openstack(["volume", "snapshot", "delete", "s1"]);
+    await settle(
+      () => openstack(["volume", "snapshot", "list", "-f", "json"]) as Promise<Shown[]>,
+      (all) => all.length === 0,
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    expect((await settledVolume("osc-attached")).status).toBe("available");
+    await openstack(["volume", "delete", "osc-attached"]);
+  });
+});
