@@ -21,6 +21,7 @@ export const VOLUME: VolumeRow = {
   imageMetadata: {},
   encryptionKeyId: "",
   host: "vol1@file",
+  pool: "data",
   migrationStatus: null,
   snapshotId: null,
   sourceVolid: null,

@@ -63,7 +63,7 @@ describe("Cinder's response shapes (tempest's schemas)", () => {
     expect(volume.attachments).toEqual([
       expect.objectContaining({ server_id: ATTACHMENT.instanceId, attachment_id: ATTACHMENT.id, device: "/dev/vdb" }),
     ]);
-    if (isAdmin) expect(volume["os-vol-host-attr:host"]).toBe("vol1@file#file");
+    if (isAdmin) expect(volume["os-vol-host-attr:host"]).toBe("vol1@file#data");
     else expect(volume).not.toHaveProperty("os-vol-host-attr:host");
   });
 

@@ -26,12 +26,10 @@ function resourceLinks(view: ViewContext, collection: string, id: string) {
   ];
 }
 
-/** A stored host `<host>@<backend>` as Cinder's `host@backend#pool` (our backends have one pool, named after them). */
-function cinderHost(host: string | null): string | null {
+/** A volume's `host` (`<host>@<backend>`) and `pool` as Cinder's `host@backend#pool`. */
+function cinderHost(host: string | null, pool: string | null): string | null {
   if (!host) return null;
-  if (host.includes("#")) return host;
-  const backend = host.slice(host.indexOf("@") + 1);
-  return `${host}#${backend}`;
+  return pool ? `${host}#${pool}` : host;
 }
 
 /** A volume's attachments as Cinder lists them (attached ones only). */
@@ -97,7 +95,7 @@ export function volumeView(row: VolumeRow, view: ViewContext, options: VolumeVie
   if (options.extended) {
     volume["os-vol-tenant-attr:tenant_id"] = row.projectId;
     if (isAdmin) {
-      volume["os-vol-host-attr:host"] = cinderHost(row.host);
+      volume["os-vol-host-attr:host"] = cinderHost(row.host, row.pool);
       volume["os-vol-mig-status-attr:migstat"] = row.migrationStatus;
       volume["os-vol-mig-status-attr:name_id"] = null;
     }
