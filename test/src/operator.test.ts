@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import * as proto from "@cinderblock/proto";
 import {
   call,
@@ -21,6 +22,8 @@ let ops: proto.ServicesServiceClient;
 let types: proto.VolumeTypesServiceClient;
 const admin = identity(uniqueName("ops-admins-"), "admin-user", "admin");
 const BACKEND = "vol1@file";
+/** The file backend's one pool: its directory's name (Cinder's `vol1@file#<pool>`). */
+const poolName = () => basename(stack.dataDir);
 
 const listServices = (request: Partial<proto.ListServicesRequest> = {}, md: Metadata = admin) =>
   call<proto.ListServicesResponse>((done) =>
@@ -102,7 +105,7 @@ describe("operating the backends", () => {
       // An administrator sees which backend refused it and why.
       const seenByAdmin = await getVolume(refused.id, identity(project, "root", "admin"));
       expect(seenByAdmin.statusDetail).toContain("no valid backend was found");
-      expect(seenByAdmin.statusDetail).toContain(`${BACKEND}#file: disabled: ${reason}`);
+      expect(seenByAdmin.statusDetail).toContain(`${BACKEND}#${poolName()}: disabled: ${reason}`);
     } finally {
       const [enabled] = (await enable(BACKEND)).services;
       expect(enabled).toMatchObject({ status: proto.ServiceStatus.SERVICE_STATUS_ENABLED, disabledReason: "" });
@@ -145,7 +148,7 @@ describe("operating the backends", () => {
         statusReason: "no valid backend was found",
       });
       const detail = (await getVolume(refused.id, identity(project, "root", "admin"))).statusDetail;
-      expect(detail).toContain(`${BACKEND}#file: frozen`);
+      expect(detail).toContain(`${BACKEND}#${poolName()}: frozen`);
     } finally {
       const [thawed] = (await thaw(BACKEND)).services;
       expect(thawed?.frozen).toBe(false);
@@ -186,11 +189,11 @@ describe("operating the backends", () => {
   it("lists the pool with its capacity and Cinder-named capabilities, and filters by a type's extra specs", async () => {
     const [pool, ...others] = await listPools({ detail: true });
     expect(others).toEqual([]);
-    expect(pool?.name).toBe(`${BACKEND}#file`);
+    expect(pool?.name).toBe(`${BACKEND}#${poolName()}`);
     const caps = pool?.capabilities ?? {};
     expect(caps).toMatchObject({
       volume_backend_name: "file",
-      pool_name: "file",
+      pool_name: poolName(),
       driver: "file",
       storage_protocol: "file",
       thin_provisioning_support: true,
@@ -201,8 +204,8 @@ describe("operating the backends", () => {
     }
     expect(caps.total_capacity_gb).toBeGreaterThan(0);
     // Without detail: names only (Cinder's summary).
-    expect(await listPools({})).toEqual([{ name: `${BACKEND}#file`, capabilities: undefined }]);
-    expect(await listPools({ name: `${BACKEND}#file` })).toHaveLength(1);
+    expect(await listPools({})).toEqual([{ name: `${BACKEND}#${poolName()}`, capabilities: undefined }]);
+    expect(await listPools({ name: `${BACKEND}#${poolName()}` })).toHaveLength(1);
     expect(await listPools({ name: `${BACKEND}#other` })).toEqual([]);
     const createType = (extraSpecs: Record<string, string>) =>
       call<proto.CreateVolumeTypeResponse>((done) =>
@@ -214,7 +217,7 @@ describe("operating the backends", () => {
       ).then((r) => r.volumeType as proto.VolumeType);
     const fits = await createType({ volume_backend_name: "file", thin_provisioning_support: "<is> True" });
     const elsewhere = await createType({ volume_backend_name: "rbd" });
-    expect((await listPools({ volumeType: fits.name })).map((p) => p.name)).toEqual([`${BACKEND}#file`]);
+    expect((await listPools({ volumeType: fits.name })).map((p) => p.name)).toEqual([`${BACKEND}#${poolName()}`]);
     expect(await listPools({ volumeType: elsewhere.id })).toEqual([]);
     const missing = await callError(listPools({ volumeType: "no-such-type" }));
     expect(missing.code).toBe(status.NOT_FOUND);
