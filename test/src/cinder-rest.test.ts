@@ -43,26 +43,36 @@ async function openstack(args: string[], roles = ""): Promise<unknown> {
   return stdout.trim() === "" ? undefined : JSON.parse(stdout);
 }
 
-/** `cinder ...` with cinderclient's own noauth plugin (token `alice:<project>`). */
-async function cinder(args: string[]): Promise<string> {
+/**
+ * `cinder ...` with cinderclient's own noauth plugin (token `alice:<project>`), or with `roles` the
+ * admin_token plugin and the token `alice:<project>:<roles>` (cinderclient's noauth sends no roles).
+ */
+async function cinder(args: string[], roles = ""): Promise<string> {
+  const login = roles
+    ? [
+        "--os-auth-type",
+        "admin_token",
+        "--os-token",
+        `alice:${project}:${roles}`,
+        "--os-endpoint",
+        `${rest}/v3/${project}`,
+      ]
+    : ["--os-auth-type", "noauth", "--os-user-id", "alice", "--os-endpoint", `${rest}/v3`];
   const { stdout } = await run(
     "cinder",
-    [
-      "--os-auth-type",
-      "noauth",
-      "--os-user-id",
-      "alice",
-      "--os-project-id",
-      project,
-      "--os-endpoint",
-      `${rest}/v3`,
-      "--os-volume-api-version",
-      "3.0",
-      ...args,
-    ],
+    [...login, "--os-project-id", project, "--os-volume-api-version", "3.0", ...args],
     { env: cleanEnv(), timeout: 60_000 },
   );
   return stdout;
+}
+
+/** POSTs a volume action as `alice` (for actions neither client has a command for). */
+async function volumeAction(id: string, body: unknown): Promise<Response> {
+  return fetch(`${rest}/v3/${project}/volumes/${id}/action`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-auth-token": `alice:${project}` },
+    body: JSON.stringify(body),
+  });
 }
 
 type Shown = Record<string, unknown>;
@@ -232,5 +242,105 @@ describe.skipIf(missing)("Cinder v3 REST with the openstack and cinder clients",
     );
     expect((await settledVolume("osc-attached")).status).toBe("available");
     await openstack(["volume", "delete", "osc-attached"]);
+  });
+
+  it("attaches with os-attach and detaches with os-detach (neither client has the command: raw HTTP)", async () => {
+    const created = (await openstack(["volume", "create", "--size", "1", "osc-legacy", "-f", "json"])) as Shown;
+    expect((await settledVolume("osc-legacy")).status).toBe("available");
+    const server = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b";
+    const attached = await volumeAction(String(created.id), {
+      "os-attach": { instance_uuid: server, mountpoint: "/dev/vdc", host_name: "compute1" },
+    });
+    expect(attached.status).toBe(202);
+    const inUse = await settledVolume("osc-legacy");
+    expect(inUse).toMatchObject({ status: "in-use" });
+    expect(inUse.attachments).toEqual([
+      expect.objectContaining({ server_id: server, device: "/dev/vdc", volume_id: created.id }),
+    ]);
+    const twice = await volumeAction(String(created.id), {
+      "os-attach": { instance_uuid: server, mountpoint: "/dev/vdd" },
+    });
+    expect(twice.status).toBe(400);
+    expect(await twice.json()).toEqual({
+      badRequest: { code: 400, message: expect.stringContaining("already attached") },
+    });
+
+    // Without attachment_id: the volume's one attachment, as Cinder.
+    expect((await volumeAction(String(created.id), { "os-detach": {} })).status).toBe(202);
+    const detached = await settle(
+      () => openstack(["volume", "show", "osc-legacy", "-f", "json"]) as Promise<Shown>,
+      (v) => v.status === "available",
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    expect(detached.attachments).toEqual([]);
+    await openstack(["volume", "delete", "osc-legacy"]);
+  });
+
+  it("lists, disables and enables volume services and lists pools as an administrator; a member gets 403", async () => {
+    const services = (await openstack(["volume", "service", "list", "-f", "json"], "admin")) as Shown[];
+    expect(services).toEqual([
+      expect.objectContaining({ Binary: "cinder-volume", Host: "vol1@file", Status: "enabled", State: "up" }),
+    ]);
+    await openstack(
+      ["volume", "service", "set", "--disable", "--disable-reason", "maintenance", "vol1@file", "cinder-volume"],
+      "admin",
+    );
+    const disabled = (await openstack(["volume", "service", "list", "--long", "-f", "json"], "admin")) as Shown[];
+    expect(disabled).toEqual([
+      expect.objectContaining({ Host: "vol1@file", Status: "disabled", "Disabled Reason": "maintenance" }),
+    ]);
+    await openstack(["volume", "service", "set", "--enable", "vol1@file", "cinder-volume"], "admin");
+    const enabled = (await openstack(["volume", "service", "list", "--long", "-f", "json"], "admin")) as Shown[];
+    expect(enabled).toEqual([expect.objectContaining({ Host: "vol1@file", Status: "enabled" })]);
+
+    const pools = await cinder(["get-pools", "--detail"], "admin");
+    expect(pools).toMatch(/\|\s+name\s+\|\s+vol1@file#/);
+    expect(pools).toMatch(/\|\s+volume_backend_name\s+\|\s+file\s+\|/);
+    expect(pools).toMatch(/\|\s+free_capacity_gb\s+\|/);
+
+    const refused = await openstack(["volume", "service", "list", "-f", "json"]).catch(
+      (error: { stderr?: string }) => error.stderr ?? "",
+    );
+    expect(refused).toMatch(/policy does not allow volume_extension:services:index.*HTTP 403/s);
+    const noPools = await cinder(["get-pools"]).catch((error: { stderr?: string }) => error.stderr ?? "");
+    expect(noPools).toMatch(/scheduler_stats:get_pools.*HTTP 403/s);
+  });
+
+  it("creates, associates, sets, unsets, disassociates and deletes QoS specs with `openstack volume qos`", async () => {
+    const admin = (args: string[]) => openstack(args, "admin");
+    const created = (await admin([
+      "volume",
+      "qos",
+      "create",
+      "--consumer",
+      "front-end",
+      "--property",
+      "total_iops_sec=1000",
+      "osc-qos",
+      "-f",
+      "json",
+    ])) as Shown;
+    expect(created).toMatchObject({ name: "osc-qos", consumer: "front-end" });
+    expect(JSON.stringify(created.properties)).toContain("total_iops_sec");
+
+    await admin(["volume", "qos", "associate", "osc-qos", "osc-gold"]);
+    await admin(["volume", "qos", "set", "--property", "read_iops_sec=500", "osc-qos"]);
+    const shown = (await admin(["volume", "qos", "show", "osc-qos", "-f", "json"])) as Shown;
+    expect(JSON.stringify(shown.associations)).toContain("osc-gold");
+    expect(JSON.stringify(shown.properties)).toContain("read_iops_sec");
+
+    await admin(["volume", "qos", "unset", "--property", "read_iops_sec", "osc-qos"]);
+    await admin(["volume", "qos", "disassociate", "--volume-type", "osc-gold", "osc-qos"]);
+    const listed = (await admin(["volume", "qos", "list", "-f", "json"])) as Shown[];
+    expect(listed).toEqual([expect.objectContaining({ ID: created.id, Name: "osc-qos", Consumer: "front-end" })]);
+    expect(JSON.stringify(listed[0]?.Properties)).not.toContain("read_iops_sec");
+    expect(JSON.stringify(listed[0]?.Associations ?? [])).not.toContain("osc-gold");
+
+    const refused = await openstack(["volume", "qos", "list", "-f", "json"]).catch(
+      (error: { stderr?: string }) => error.stderr ?? "",
+    );
+    expect(refused).toMatch(/policy does not allow volume_extension:qos_specs_manage:get_all.*HTTP 403/s);
+    await admin(["volume", "qos", "delete", "osc-qos"]);
+    expect(await admin(["volume", "qos", "list", "-f", "json"])).toEqual([]);
   });
 });

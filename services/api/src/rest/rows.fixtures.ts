@@ -1,4 +1,5 @@
 import type { AttachmentRow, SnapshotRow, VolumeRow, VolumeTypeRow } from "@cinderblock/db";
+import type { PoolView, QosSpecsView, ServiceView } from "@cinderblock/domain";
 
 // Rows the REST tests show (not built into dist: see tsconfig.json).
 
@@ -87,4 +88,45 @@ export const TYPE: VolumeTypeRow = {
   deletedAt: null,
   createdAt: created,
   updatedAt: created,
+};
+
+export const SERVICE: ServiceView = {
+  binary: "cinder-volume",
+  host: "vol1@file",
+  zone: "nova",
+  status: "disabled",
+  state: "up",
+  disabledReason: "maintenance",
+  frozen: false,
+  updatedAt: created,
+  heartbeatAt: created,
+  backendState: "up",
+};
+
+export const POOL: PoolView = {
+  name: "vol1@file#data",
+  capabilities: {
+    volume_backend_name: "file",
+    pool_name: "data",
+    total_capacity_gb: 100,
+    free_capacity_gb: 90.5,
+    reserved_percentage: 0,
+    storage_protocol: ["file", "local"],
+    QoS_support: false,
+    thin_provisioning_support: true,
+  },
+};
+
+export const QOS: QosSpecsView = {
+  qos: {
+    id: "7b2e4f6a-8c0d-4e1f-a3b5-c7d9e1f3a5b7",
+    name: "fast",
+    consumer: "front-end",
+    specs: { total_iops_sec: "1000" },
+    deleted: false,
+    deletedAt: null,
+    createdAt: created,
+    updatedAt: created,
+  },
+  volumeTypeIds: [TYPE.id],
 };

@@ -3,7 +3,7 @@ import { type ApiUseCases, CinderblockError, createPageTokens } from "@cinderblo
 import { createGuard, createNoauthAuthenticator, loadPolicy } from "@cinderblock/rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_METHOD_RULES } from "../rules.js";
-import { SNAPSHOT, VOLUME } from "./rows.fixtures.js";
+import { ATTACHMENT, POOL, QOS, SERVICE, SNAPSHOT, TYPE, VOLUME } from "./rows.fixtures.js";
 import { createRestServer } from "./server.js";
 
 // The REST boundary with fake use cases: a real node:http server on 127.0.0.1:0, the real noauth
@@ -26,6 +26,64 @@ const fakes: Partial<ApiUseCases> = {
   },
   createVolume: async () => {
     throw new CinderblockError("RESOURCE_EXHAUSTED", "quota exceeded for gigabytes: 1000 of 1000 in use");
+  },
+  attachVolume: async (_ctx, input) => {
+    calls.push({ name: "attachVolume", args: [input] });
+    return { attachment: ATTACHMENT, connection: { driverVolumeType: "local", data: {} } };
+  },
+  detachVolume: async (_ctx, id, attachmentId) => {
+    calls.push({ name: "detachVolume", args: [id, attachmentId] });
+  },
+  listServices: async (_ctx, filter) => {
+    calls.push({ name: "listServices", args: [filter] });
+    return [SERVICE];
+  },
+  enableService: async (_ctx, selector) => {
+    calls.push({ name: "enableService", args: [selector] });
+    return [SERVICE];
+  },
+  disableService: async (_ctx, selector) => {
+    calls.push({ name: "disableService", args: [selector] });
+    return [SERVICE];
+  },
+  freezeHost: async (_ctx, host) => {
+    calls.push({ name: "freezeHost", args: [host] });
+    return [SERVICE];
+  },
+  thawHost: async (_ctx, host) => {
+    calls.push({ name: "thawHost", args: [host] });
+    return [SERVICE];
+  },
+  listPools: async (_ctx, filter) => {
+    calls.push({ name: "listPools", args: [filter] });
+    return [POOL];
+  },
+  createQosSpecs: async (_ctx, input) => {
+    calls.push({ name: "createQosSpecs", args: [input] });
+    return QOS;
+  },
+  getQosSpecs: async (_ctx, id) => {
+    if (id !== QOS.qos.id) throw new CinderblockError("NOT_FOUND", `qos specs ${id} not found`);
+    return QOS;
+  },
+  listQosSpecs: async () => ({ items: [QOS], nextPageToken: "" }),
+  getVolumeType: async () => TYPE,
+  setQosSpecsKeys: async (_ctx, id, specs) => {
+    calls.push({ name: "setQosSpecsKeys", args: [id, specs] });
+    return QOS;
+  },
+  deleteQosSpecsKeys: async (_ctx, id, keys) => {
+    calls.push({ name: "deleteQosSpecsKeys", args: [id, keys] });
+    return QOS;
+  },
+  deleteQosSpecs: async (_ctx, id, force) => {
+    calls.push({ name: "deleteQosSpecs", args: [id, force] });
+  },
+  associateQosSpecs: async (_ctx, id, typeId) => {
+    calls.push({ name: "associateQosSpecs", args: [id, typeId] });
+  },
+  disassociateQosSpecs: async (_ctx, id, typeId) => {
+    calls.push({ name: "disassociateQosSpecs", args: [id, typeId] });
   },
   extendVolume: async (_ctx, id, size) => {
     calls.push({ name: "extendVolume", args: [id, size] });
@@ -199,5 +257,196 @@ describe("Cinder v3 REST listener", () => {
   it("answers 404 for an unknown path and 405 for a known one with another method", async () => {
     expect((await call("/v3/nothing-here/at-all")).status).toBe(404);
     expect((await call("/v3/limits", { method: "DELETE" })).status).toBe(405);
+  });
+
+  const action = (body: unknown, token?: string) =>
+    call(`/v3/${PROJECT}/volumes/${VOLUME.id}/action`, { method: "POST", body: JSON.stringify(body), token });
+  const message = async (res: Response) =>
+    ((await res.json()) as { badRequest: { message: string } }).badRequest.message;
+
+  it("runs os-attach onto AttachVolume (host_name as the connector's host) and os-detach onto DetachVolume", async () => {
+    const attached = await action({
+      "os-attach": { instance_uuid: ATTACHMENT.instanceId, mountpoint: "/dev/vdb", host_name: "compute-1" },
+    });
+    expect(attached.status).toBe(202);
+    expect(calls.at(-1)).toEqual({
+      name: "attachVolume",
+      args: [
+        {
+          volumeId: VOLUME.id,
+          instanceId: ATTACHMENT.instanceId,
+          mountpoint: "/dev/vdb",
+          connector: { host: "compute-1" },
+        },
+      ],
+    });
+    const detached = await action({ "os-detach": { attachment_id: ATTACHMENT.id } });
+    expect(detached.status).toBe(202);
+    expect(calls.at(-1)).toEqual({ name: "detachVolume", args: [VOLUME.id, ATTACHMENT.id] });
+  });
+
+  it("refuses os-attach without instance_uuid or mountpoint, read-only, and os-detach of an unattached volume", async () => {
+    const noInstance = await action({ "os-attach": { host_name: "compute-1", mountpoint: "/dev/vdb" } });
+    expect(noInstance.status).toBe(400);
+    expect(await message(noInstance)).toMatch(/^instance_uuid: is required/);
+    const noMountpoint = await action({ "os-attach": { instance_uuid: ATTACHMENT.instanceId } });
+    expect(await message(noMountpoint)).toBe("mountpoint: is required");
+    const readOnly = await action({ "os-attach": { instance_uuid: "i-1", mountpoint: "/dev/vdb", mode: "ro" } });
+    expect(await message(readOnly)).toBe("mode: read-only attach is not supported by Cinderblock");
+    const unattached = await action({ "os-detach": {} });
+    expect(unattached.status).toBe(400);
+    expect(await message(unattached)).toMatch(/has no attachment to detach/);
+    const bootable = await action({ "os-set_bootable": { bootable: true } });
+    expect(await message(bootable)).toBe("There is no such action: os-set_bootable");
+  });
+
+  const admin = `root:${PROJECT}:admin`;
+  const put = (path: string, body: unknown, token = admin) =>
+    call(`/v3/${PROJECT}/os-services/${path}`, { method: "PUT", body: JSON.stringify(body), token });
+
+  it("lists os-services for an administrator (filters host and binary); a member gets 403", async () => {
+    const listed = await call("/v3/os-services?host=vol1%40file&binary=cinder-volume", { token: admin });
+    expect(listed.status).toBe(200);
+    expect(calls.at(-1)).toEqual({ name: "listServices", args: [{ host: "vol1@file", binary: "cinder-volume" }] });
+    expect(((await listed.json()) as { services: unknown[] }).services).toEqual([
+      expect.objectContaining({ binary: "cinder-volume", host: "vol1@file", status: "disabled", state: "up" }),
+    ]);
+    const member = await call("/v3/os-services");
+    expect(member.status).toBe(403);
+    expect(await member.json()).toEqual({
+      forbidden: { code: 403, message: "policy does not allow volume_extension:services:index to be performed" },
+    });
+  });
+
+  it("enables, disables (with a reason), freezes and thaws with Cinder's answers", async () => {
+    const enabled = await put("enable", { host: "vol1@file", binary: "cinder-volume" });
+    expect(enabled.status).toBe(200);
+    expect(await enabled.json()).toEqual({
+      disabled: false,
+      disabled_reason: null,
+      status: "enabled",
+      host: "vol1@file",
+      service: "",
+      binary: "cinder-volume",
+    });
+    expect(calls.at(-1)).toEqual({ name: "enableService", args: [{ host: "vol1@file", binary: "cinder-volume" }] });
+    const disabled = await put("disable-log-reason", {
+      host: "vol1@file",
+      binary: "cinder-volume",
+      disabled_reason: " maintenance ",
+    });
+    expect(await disabled.json()).toMatchObject({ disabled: true, status: "disabled", disabled_reason: "maintenance" });
+    expect(calls.at(-1)).toEqual({
+      name: "disableService",
+      args: [{ host: "vol1@file", binary: "cinder-volume", disabledReason: "maintenance" }],
+    });
+    const plain = await put("disable", { host: "vol1@file", service: "cinder-volume" });
+    expect(await plain.json()).toEqual({
+      disabled: true,
+      status: "disabled",
+      host: "vol1@file",
+      service: "cinder-volume",
+      binary: "",
+    });
+    const frozen = await put("freeze", { host: "vol1" });
+    expect(frozen.status).toBe(200);
+    expect(await frozen.text()).toBe("");
+    expect(calls.at(-1)).toEqual({ name: "freezeHost", args: ["vol1"] });
+    expect((await put("thaw", { host: "vol1" })).status).toBe(200);
+    expect(calls.at(-1)).toEqual({ name: "thawHost", args: ["vol1"] });
+  });
+
+  it("refuses a service update without host, binary or reason, an unknown action, and a member", async () => {
+    expect(await message(await put("enable", { binary: "cinder-volume" }))).toBe("host: is required");
+    expect(await message(await put("enable", { host: "vol1@file" }))).toBe("binary: is required");
+    expect(await message(await put("disable-log-reason", { host: "h", binary: "cinder-volume" }))).toMatch(
+      /^disabled_reason: is required/,
+    );
+    expect(await message(await put("failover_host", { host: "h" }))).toBe("Unknown action: failover_host");
+    const member = await put("disable", { host: "h", binary: "cinder-volume" }, `alice:${PROJECT}`);
+    expect(member.status).toBe(403);
+    expect((await put("freeze", { host: "h" }, `alice:${PROJECT}`)).status).toBe(403);
+  });
+
+  it("lists pools (detail; name from 3.28, volume_type from 3.35) for an administrator only", async () => {
+    const summary = await call("/v3/scheduler-stats/get_pools?name=x&volume_type=gold", { token: admin });
+    expect(await summary.json()).toEqual({ pools: [{ name: POOL.name }] });
+    expect(calls.at(-1)).toEqual({ name: "listPools", args: [{ name: "", volumeType: "" }] });
+    const detail = await call("/v3/scheduler-stats/get_pools?detail=True&name=x&volume_type=gold", {
+      token: admin,
+      version: "3.35",
+    });
+    expect(((await detail.json()) as { pools: Array<{ capabilities: object }> }).pools[0]?.capabilities).toMatchObject({
+      volume_backend_name: "file",
+      storage_protocol: "file",
+    });
+    expect(calls.at(-1)).toEqual({ name: "listPools", args: [{ name: "x", volumeType: "gold" }] });
+    expect((await call("/v3/scheduler-stats/get_pools")).status).toBe(403);
+  });
+
+  it("creates, shows, lists, sets and unsets keys of, and deletes QoS specs as an administrator", async () => {
+    const qos = `/v3/${PROJECT}/qos-specs`;
+    const created = await call(qos, {
+      method: "POST",
+      token: admin,
+      body: JSON.stringify({ qos_specs: { name: "fast", consumer: "front-end", total_iops_sec: "1000" } }),
+    });
+    expect(created.status).toBe(200);
+    expect(calls.at(-1)).toEqual({
+      name: "createQosSpecs",
+      args: [{ name: "fast", consumer: "front-end", specs: { total_iops_sec: "1000" } }],
+    });
+    expect(await created.json()).toMatchObject({
+      qos_specs: { id: QOS.qos.id, name: "fast", consumer: "front-end" },
+      links: [expect.objectContaining({ rel: "self" }), expect.objectContaining({ rel: "bookmark" })],
+    });
+    const shown = await call(`${qos}/${QOS.qos.id}`, { token: admin });
+    expect(((await shown.json()) as { qos_specs: { name: string } }).qos_specs.name).toBe("fast");
+    const listed = await call(qos, { token: admin });
+    expect(((await listed.json()) as { qos_specs: unknown[] }).qos_specs).toHaveLength(1);
+    const byName = await call(`${qos}/fast`, { token: admin });
+    expect(byName.status).toBe(404);
+    const set = await call(`${qos}/${QOS.qos.id}`, {
+      method: "PUT",
+      token: admin,
+      body: JSON.stringify({ qos_specs: { read_iops_sec: "500" } }),
+    });
+    expect(await set.json()).toEqual({ qos_specs: { read_iops_sec: "500" } });
+    const unset = await call(`${qos}/${QOS.qos.id}/delete_keys`, {
+      method: "PUT",
+      token: admin,
+      body: JSON.stringify({ keys: ["read_iops_sec"] }),
+    });
+    expect(unset.status).toBe(202);
+    expect(calls.at(-1)).toEqual({ name: "deleteQosSpecsKeys", args: [QOS.qos.id, ["read_iops_sec"]] });
+    const deleted = await call(`${qos}/${QOS.qos.id}?force=True`, { method: "DELETE", token: admin });
+    expect(deleted.status).toBe(202);
+    expect(calls.at(-1)).toEqual({ name: "deleteQosSpecs", args: [QOS.qos.id, true] });
+    const member = await call(qos, { method: "POST", body: JSON.stringify({ qos_specs: { name: "x" } }) });
+    expect(member.status).toBe(403);
+    const nameless = await call(qos, { method: "POST", token: admin, body: JSON.stringify({ qos_specs: {} }) });
+    expect(await message(nameless)).toBe("name: is required");
+    const odd = await call(qos, {
+      method: "POST",
+      token: admin,
+      body: JSON.stringify({ qos_specs: { name: "x", consumer: "sideways" } }),
+    });
+    expect(await message(odd)).toBe("consumer: must be front-end, back-end or both");
+  });
+
+  it("associates, lists associations of, and disassociates QoS specs (vol_type_id required)", async () => {
+    const qos = `/v3/${PROJECT}/qos-specs/${QOS.qos.id}`;
+    expect((await call(`${qos}/associate?vol_type_id=${TYPE.id}`, { token: admin })).status).toBe(202);
+    expect(calls.at(-1)).toEqual({ name: "associateQosSpecs", args: [QOS.qos.id, TYPE.id] });
+    const associations = await call(`${qos}/associations`, { token: admin });
+    expect(await associations.json()).toEqual({
+      qos_associations: [{ association_type: "volume_type", name: "gold", id: TYPE.id }],
+    });
+    expect((await call(`${qos}/disassociate?vol_type_id=${TYPE.id}`, { token: admin })).status).toBe(202);
+    expect(calls.at(-1)).toEqual({ name: "disassociateQosSpecs", args: [QOS.qos.id, TYPE.id] });
+    calls.length = 0;
+    expect((await call(`${qos}/disassociate_all`, { token: admin })).status).toBe(202);
+    expect(calls).toEqual([{ name: "disassociateQosSpecs", args: [QOS.qos.id, TYPE.id] }]);
+    expect(await message(await call(`${qos}/associate`, { token: admin }))).toBe("vol_type_id: is required");
   });
 });

@@ -21,13 +21,22 @@ import {
   negotiateMicroversion,
 } from "./microversion.js";
 import { checkPathProject, projectRoutes } from "./projects.js";
+import { qosRoutes } from "./qos.js";
+import { serviceRoutes } from "./services.js";
 import { snapshotRoutes } from "./snapshots.js";
 import { typeRoutes } from "./types.js";
 import { versionView } from "./views.js";
 import { volumeRoutes } from "./volumes.js";
 
 /** Every route of the REST listener. */
-const ROUTES: Route[] = [...volumeRoutes, ...snapshotRoutes, ...typeRoutes, ...projectRoutes];
+const ROUTES: Route[] = [
+  ...volumeRoutes,
+  ...snapshotRoutes,
+  ...typeRoutes,
+  ...projectRoutes,
+  ...serviceRoutes,
+  ...qosRoutes,
+];
 
 /** The first path segments that name a collection (so `/v3/volumes` has no project id). */
 const COLLECTIONS = new Set([
@@ -38,10 +47,13 @@ const COLLECTIONS = new Set([
   "os-quota-sets",
   "os-availability-zone",
   "extensions",
+  "os-services",
+  "scheduler-stats",
+  "qos-specs",
 ]);
 
 /** Collections whose `{id}` is a UUID, and what Cinder calls one of their resources. */
-const NAMED_BY_UUID: Record<string, string> = { volumes: "Volume", snapshots: "Snapshot" };
+const NAMED_BY_UUID: Record<string, string> = { volumes: "Volume", snapshots: "Snapshot", "qos-specs": "QoS Specs" };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Largest request body read (Cinder's osapi_max_request_body_size is 112 KiB). */

@@ -2,11 +2,15 @@ import { readFileSync } from "node:fs";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { negotiateMicroversion } from "./microversion.js";
-import { ATTACHMENT, created, SNAPSHOT, TYPE, VOLUME } from "./rows.fixtures.js";
+import { ATTACHMENT, created, POOL, QOS, SERVICE, SNAPSHOT, TYPE, VOLUME } from "./rows.fixtures.js";
 import {
   cinderTime,
   limitsView,
+  poolsView,
+  qosSpecsLinks,
+  qosSpecsView,
   quotaSetView,
+  serviceListView,
   snapshotView,
   versionView,
   volumeSummaryView,
@@ -113,5 +117,39 @@ describe("Cinder's response shapes (tempest's schemas)", () => {
     expectValid("update_quota_set", { quota_set: quotaSetView(undefined, quotas, false) });
     expectValid("show_limits", { limits: limitsView(quotas) });
     expectValid("list_versions", { versions: [versionView("http://127.0.0.1:8776", "3.0", "3.64")] });
+  });
+
+  it.each([
+    ["3.0", "list_services"],
+    ["3.7", "list_services_v3_7"],
+    ["3.49", "list_services_v3_7"],
+  ])("os-services at %s", (version, schema) => {
+    const service = serviceListView(SERVICE, view(version, true));
+    expectValid(schema, { services: [service] });
+    expect(service).toMatchObject({ host: "vol1@file", status: "disabled", disabled_reason: "maintenance" });
+    if (version === "3.49") expect(service.backend_state).toBe("up");
+    else expect(service).not.toHaveProperty("backend_state");
+    const enabled = serviceListView({ ...SERVICE, status: "enabled", disabledReason: "" }, view(version, true));
+    expect(enabled.disabled_reason).toBeNull();
+  });
+
+  it("get_pools with and without detail (a storage_protocol list shows its first variant)", () => {
+    expectValid("get_pools_no_detail", { pools: poolsView([POOL], false) });
+    const [detailed] = poolsView([POOL], true);
+    expectValid("get_pools_with_detail", { pools: [detailed] });
+    expect(detailed?.capabilities).toMatchObject({ storage_protocol: "file", free_capacity_gb: 90.5 });
+    expect(POOL.capabilities.storage_protocol).toEqual(["file", "local"]);
+  });
+
+  it("QoS specs: show and create with links, list without", () => {
+    const v = view("3.0", true);
+    expectValid("show_qos", { qos_specs: qosSpecsView(QOS), links: qosSpecsLinks(v, QOS.qos.id) });
+    expectValid("list_qos", { qos_specs: [qosSpecsView(QOS)] });
+    expect(qosSpecsView(QOS)).toEqual({
+      id: QOS.qos.id,
+      name: "fast",
+      consumer: "front-end",
+      specs: { total_iops_sec: "1000" },
+    });
   });
 });

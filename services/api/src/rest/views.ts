@@ -1,5 +1,12 @@
 import type { AttachmentRow, SnapshotRow, VolumeRow, VolumeTypeRow } from "@cinderblock/db";
-import { type AvailabilityZoneView, type QuotaView, visibleExtraSpecs } from "@cinderblock/domain";
+import {
+  type AvailabilityZoneView,
+  type PoolView,
+  type QosSpecsView,
+  type QuotaView,
+  type ServiceView,
+  visibleExtraSpecs,
+} from "@cinderblock/domain";
 import { atLeast, type Microversion } from "./microversion.js";
 
 /** What a view depends on besides the row: the version asked for, who asks, and the base URL of links. */
@@ -203,4 +210,50 @@ export function versionView(baseUrl: string, min: string, max: string) {
     ],
     "media-types": [{ base: "application/json", type: "application/vnd.openstack.volume+json;version=3" }],
   };
+}
+
+/**
+ * A volume service as Cinder's os-services lists it (with os-extended-services' `disabled_reason`,
+ * the volume binary's `replication_status`, `active_backend_id` and `frozen`, 3.7's `cluster` and
+ * 3.49's `backend_state`). Cinderblock replicates nothing, so `replication_status` is `disabled`.
+ */
+export function serviceListView(service: ServiceView, view: ViewContext) {
+  return {
+    binary: service.binary,
+    host: service.host,
+    zone: service.zone,
+    status: service.status,
+    state: service.state,
+    updated_at: cinderTime(service.updatedAt),
+    disabled_reason: service.disabledReason || null,
+    replication_status: "disabled",
+    active_backend_id: null,
+    frozen: service.frozen,
+    ...(atLeast(view.version, "3.7") ? { cluster: null } : {}),
+    ...(atLeast(view.version, "3.49") ? { backend_state: service.backendState } : {}),
+  };
+}
+
+/**
+ * The pools get_pools lists: names, and with `detail` their capabilities (a `storage_protocol`
+ * given as a list shows its first, preferred, variant, as Cinder's view).
+ */
+export function poolsView(pools: PoolView[], detail: boolean) {
+  return pools.map((pool) => {
+    if (!detail) return { name: pool.name };
+    const capabilities: Record<string, unknown> = { ...pool.capabilities };
+    const protocol = capabilities.storage_protocol;
+    if (Array.isArray(protocol)) capabilities.storage_protocol = protocol[0];
+    return { name: pool.name, capabilities };
+  });
+}
+
+/** QoS specs as Cinder shows them (`id`, `name`, `consumer`, `specs`). */
+export function qosSpecsView(view: QosSpecsView) {
+  return { id: view.qos.id, name: view.qos.name, consumer: view.qos.consumer, specs: view.qos.specs };
+}
+
+/** The `links` of one QoS specs (show and create answer them beside the specs). */
+export function qosSpecsLinks(view: ViewContext, id: string) {
+  return resourceLinks(view, "qos-specs", id);
 }

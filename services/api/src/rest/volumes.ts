@@ -138,7 +138,58 @@ const VOLUME_ACTIONS: Record<string, string> = {
   "os-reset_status": "ResetVolumeStatus",
   "os-retype": "RetypeVolume",
   revert: "RevertVolumeToSnapshot",
+  "os-attach": "AttachVolume",
+  "os-detach": "DetachVolume",
 };
+
+/**
+ * `os-attach`: Cinder's legacy attach, which marks a volume in-use for `instance_uuid` at
+ * `mountpoint`. Cinderblock's attach reserves, exports and attaches in one use case, so the
+ * connection os-initialize_connection would have made is made here (with `host_name` as the
+ * connector's host); the connection info goes to the caller of AttachVolume, not of os-attach.
+ */
+async function attach(call: RestCall, id: string, arg: Record<string, unknown>): Promise<RestReply> {
+  const instanceId = optionalString(arg, "instance_uuid");
+  const hostName = optionalString(arg, "host_name");
+  const mountpoint = optionalString(arg, "mountpoint");
+  if (!instanceId) {
+    throw bad(
+      hostName
+        ? "instance_uuid: is required (attaching to a host without an instance is not supported by Cinderblock)"
+        : "instance_uuid: is required",
+    );
+  }
+  if (!mountpoint) throw bad("mountpoint: is required");
+  const mode = optionalString(arg, "mode") ?? "rw";
+  if (mode !== "rw") {
+    throw bad(mode === "ro" ? "mode: read-only attach is not supported by Cinderblock" : "mode: must be rw or ro");
+  }
+  await call.useCases.attachVolume(call.ctx, {
+    volumeId: id,
+    instanceId,
+    mountpoint,
+    connector: hostName ? { host: hostName } : {},
+  });
+  return { status: 202 };
+}
+
+/** `os-detach`: `attachment_id` may be left out when the volume has one attachment (as Cinder). */
+async function detach(call: RestCall, id: string, arg: Record<string, unknown>): Promise<RestReply> {
+  let attachmentId = optionalString(arg, "attachment_id");
+  if (!attachmentId) {
+    const attachments = (await call.useCases.listAttachments(call.ctx, id)).filter(
+      (a) => a.attachStatus === "attached",
+    );
+    if (attachments.length > 1) {
+      throw bad(`attachment_id: is required, volume ${id} has more than one attachment`);
+    }
+    const only = attachments[0];
+    if (!only) throw bad(`Invalid volume: volume ${id} has no attachment to detach`);
+    attachmentId = only.id;
+  }
+  await call.useCases.detachVolume(call.ctx, id, attachmentId);
+  return { status: 202 };
+}
 
 async function volumeAction(call: RestCall): Promise<RestReply> {
   const [name, arg] = actionOf(call);
@@ -165,6 +216,10 @@ async function volumeAction(call: RestCall): Promise<RestReply> {
       if (!atLeast(call.version, "3.40")) throw bad("There is no such action: revert (it needs microversion 3.40)");
       await uc.revertToSnapshot(call.ctx, id, optionalString(arg, "snapshot_id") ?? "");
       return { status: 202 };
+    case "os-attach":
+      return attach(call, id, arg);
+    case "os-detach":
+      return detach(call, id, arg);
     default:
       throw bad(`There is no such action: ${name}`);
   }
