@@ -23,7 +23,7 @@ import {
   VolumeExtendVolume,
   VolumeRevertToSnapshot,
 } from "@cinderblock/proto";
-import { createTestDatabase, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { createTestDatabase, rejectionOf, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "./context.js";
@@ -201,14 +201,7 @@ async function counts(projectId: string) {
   return { snapshots: Number(row?.snapshots), outbox: Number(row?.outbox), usage: await getQuotaUsage(db, projectId) };
 }
 
-async function refusal(promise: Promise<unknown>): Promise<CinderblockError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof CinderblockError)) throw new Error(`expected a CinderblockError, got ${String(error)}`);
-  return error;
-}
+const refusal = (promise: Promise<unknown>) => rejectionOf(promise, CinderblockError);
 
 beforeAll(async () => {
   database = await createTestDatabase(runMigrations);

@@ -33,6 +33,7 @@ export type { PrivateNats, PrivateNatsOptions, PrivatePostgres, PrivatePostgresO
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
 export type { TcpProxy } from "./proxy.js";
 export { createTcpProxy } from "./proxy.js";
+export { rejectionOf } from "./rejections.js";
 export type {
   ExtraVolumeHost,
   ServiceName,

@@ -1,5 +1,5 @@
 import { createDb, type Db, type DbHandle, getQuotaUsage, runMigrations, setQuotaLimit } from "@cinderblock/db";
-import { createTestDatabase, type TestDatabase, uniqueName } from "@cinderblock/testing";
+import { createTestDatabase, rejectionOf, type TestDatabase, uniqueName } from "@cinderblock/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestContext } from "../context.js";
@@ -58,14 +58,7 @@ const volumeInput: CreateVolumeInput = {
   differentHost: [],
 };
 
-async function refusal(promise: Promise<unknown>): Promise<CinderblockError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof CinderblockError)) throw new Error(`expected a CinderblockError, got ${String(error)}`);
-  return error;
-}
+const refusal = (promise: Promise<unknown>) => rejectionOf(promise, CinderblockError);
 
 const newType = (patch: { isPublic?: boolean } = {}) =>
   types.createVolumeType(admin, { name: uniqueName("type-"), description: "", extraSpecs: {}, ...patch });

@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CinderblockError } from "@cinderblock/domain";
+import { rejectionOf } from "@cinderblock/testing";
 import { Metadata } from "@grpc/grpc-js";
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -63,14 +64,7 @@ function bearer(jwt?: string): { metadata: Metadata } {
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
-async function refusal(promise: Promise<unknown>): Promise<CinderblockError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CinderblockError);
-  return error as CinderblockError;
-}
+const refusal = (promise: Promise<unknown>) => rejectionOf(promise, CinderblockError);
 
 async function refused(promise: Promise<unknown>, reason: RegExp, jwt?: string): Promise<void> {
   const error = await refusal(promise);

@@ -9,6 +9,7 @@ import {
   keystoneRevoke,
   mustRunInCI,
   type PrivateKeystone,
+  rejectionOf,
   sleep,
   startPrivateKeystone,
 } from "@cinderblock/testing";
@@ -27,14 +28,7 @@ function withToken(token?: string): { metadata: Metadata } {
   return { metadata };
 }
 
-async function refusal(promise: Promise<unknown>): Promise<CinderblockError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CinderblockError);
-  return error as CinderblockError;
-}
+const refusal = (promise: Promise<unknown>) => rejectionOf(promise, CinderblockError);
 
 /** An HTTP proxy in front of Keystone that counts the token validations (GET /v3/auth/tokens). */
 async function countingProxy(targetPort: number): Promise<{ url: string; validations: () => number; server: Server }> {
