@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
@@ -8,14 +8,17 @@ import {
   backendScripts,
   backendUnavailable,
   call,
+  createBackendType,
   createSettledVolume,
   freePort,
   identity,
   mustRunInCI,
+  readAt,
   type Stack,
   settle,
   startStack,
   uniqueName,
+  writeAt,
 } from "@cinderblock/testing";
 import { credentials, type Metadata } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -83,38 +86,7 @@ async function bytesAt(volume: proto.Volume, offset: number, length: number): Pr
   return readAt(join(dir, `volume-${volume.id}.img`), offset, length);
 }
 
-async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(path, "r");
-  try {
-    const data = Buffer.alloc(length);
-    await handle.read(data, 0, length, offset);
-    return data;
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeAt(path: string, offset: number, bytes: Buffer): Promise<void> {
-  const handle = await open(path, "r+");
-  try {
-    await handle.write(bytes, 0, bytes.length, offset);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-const createType = (backend: string) =>
-  call<proto.CreateVolumeTypeResponse>((done) =>
-    types.createVolumeType(
-      proto.CreateVolumeTypeRequest.fromPartial({
-        name: uniqueName(`${backend}-`),
-        extraSpecs: { volume_backend_name: backend },
-      }),
-      admin,
-      done,
-    ),
-  ).then((r) => r.volumeType?.name ?? "");
+const createType = (backend: string) => createBackendType(types, admin, backend);
 
 const getVolume = (md: Metadata, id: string) =>
   call<proto.GetVolumeResponse>((done) => stack.volumes.getVolume({ id }, md, done)).then(

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type AttachVolumeResponse,
@@ -18,11 +18,13 @@ import {
   call,
   callError,
   identity,
+  readAt,
   type Stack,
   settle,
   settledVolume,
   startStack,
   uniqueName,
+  writeAt,
 } from "@cinderblock/testing";
 import { status } from "@grpc/grpc-js";
 import type { Subscription } from "@nats-io/transport-node";
@@ -45,27 +47,6 @@ afterAll(async () => {
 });
 
 const volumeFile = (id: string) => join(stack.dataDir, `volume-${id}.img`);
-
-async function readAt(path: string, position: number, length: number): Promise<Buffer> {
-  const handle = await open(path, "r");
-  try {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, position);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeAt(path: string, position: number, bytes: Buffer): Promise<void> {
-  const handle = await open(path, "r+");
-  try {
-    await handle.write(bytes, 0, bytes.length, position);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 function api(project: string) {
   const md = identity(project);

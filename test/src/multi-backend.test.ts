@@ -3,6 +3,7 @@ import * as proto from "@cinderblock/proto";
 import {
   call,
   checkInvariants,
+  createBackendType,
   createSettledVolume,
   identity,
   type Stack,
@@ -26,17 +27,7 @@ const project = uniqueName("mb-");
 // Admins read a volume's host and status_detail; their volumes are the project's like anyone's.
 const admin = identity(project, "root", "admin");
 
-const backendType = (backend: string) =>
-  call<proto.CreateVolumeTypeResponse>((done) =>
-    types.createVolumeType(
-      proto.CreateVolumeTypeRequest.fromPartial({
-        name: uniqueName(`${backend}-`),
-        extraSpecs: { volume_backend_name: backend },
-      }),
-      admin,
-      done,
-    ),
-  ).then((r) => r.volumeType?.name ?? "");
+const backendType = (backend: string) => createBackendType(types, admin, backend);
 
 const volumeIn = (availabilityZone: string, volumeType = "") =>
   createSettledVolume(stack.volumes, admin, { availabilityZone, volumeType }, { timeoutMs: 60_000 });

@@ -38,11 +38,13 @@ import {
   callError,
   createSettledVolume,
   identity,
+  readAt,
   type Stack,
   settle,
   startStack,
   uniqueName,
   untilEnd,
+  writeAt,
 } from "@cinderblock/testing";
 import { credentials, type Metadata, status } from "@grpc/grpc-js";
 import { sql } from "drizzle-orm";
@@ -361,17 +363,6 @@ describe("delete", () => {
 
 describe("volumes from snapshots, extend and revert", () => {
   const MiB = 1024 * 1024;
-  async function writeAt(path: string, offset: number, text: string) {
-    const fh = await open(path, "r+");
-    await fh.write(Buffer.from(text), 0, text.length, offset);
-    await fh.close();
-  }
-  async function readAt(path: string, offset: number, length: number) {
-    const fh = await open(path, "r");
-    const { buffer } = await fh.read(Buffer.alloc(length), 0, length, offset);
-    await fh.close();
-    return buffer.toString();
-  }
 
   it("creates a volume from a snapshot on the same backend, inheriting its properties and bytes", async () => {
     const p = project();
@@ -381,9 +372,9 @@ describe("volumes from snapshots, extend and revert", () => {
       imageMetadata: { image_name: "debian-12" },
       encryptionKeyId: "5f2b7d4e-1111-4222-8333-944455556666",
     });
-    await writeAt(join(stack.dataDir, `volume-${origin.id}.img`), 3 * MiB, "first pattern");
+    await writeAt(join(stack.dataDir, `volume-${origin.id}.img`), 3 * MiB, Buffer.from("first pattern"));
     const s = await availableSnapshot(p.md, origin.id);
-    await writeAt(join(stack.dataDir, `volume-${origin.id}.img`), 3 * MiB, "SECOND PATTERN");
+    await writeAt(join(stack.dataDir, `volume-${origin.id}.img`), 3 * MiB, Buffer.from("SECOND PATTERN"));
     const sameSize = await volume(p.md, { snapshotId: s.id, sizeGb: 0, name: "same" });
     expect(sameSize.sizeGb).toBe(1); // 0 means the snapshot's size
     const clone = await volume(p.md, { snapshotId: s.id, sizeGb: 2, name: "clone" });
@@ -397,7 +388,7 @@ describe("volumes from snapshots, extend and revert", () => {
       imageMetadata: { image_name: "debian-12" },
       encryptionKeyId: "5f2b7d4e-1111-4222-8333-944455556666",
     });
-    expect(await readAt(join(stack.dataDir, `volume-${clone.id}.img`), 3 * MiB, 13)).toBe("first pattern");
+    expect((await readAt(join(stack.dataDir, `volume-${clone.id}.img`), 3 * MiB, 13)).toString()).toBe("first pattern");
     const refused = await callError(
       call((done) =>
         stack.volumes.createVolume(
@@ -438,10 +429,10 @@ describe("volumes from snapshots, extend and revert", () => {
     const p = project();
     const v = await volume(p.md, { sizeGb: 1 });
     const file = join(stack.dataDir, `volume-${v.id}.img`);
-    await writeAt(file, 7 * MiB, "before");
+    await writeAt(file, 7 * MiB, Buffer.from("before"));
     const older = await availableSnapshot(p.md, v.id);
     const latest = await availableSnapshot(p.md, v.id);
-    await writeAt(file, 7 * MiB, "AFTER!");
+    await writeAt(file, 7 * MiB, Buffer.from("AFTER!"));
     const notLatest = await callError(
       call((done) => stack.volumes.revertVolumeToSnapshot({ volumeId: v.id, snapshotId: older.id }, p.md, done)),
     );
@@ -457,7 +448,7 @@ describe("volumes from snapshots, extend and revert", () => {
       () => call<{ volume?: Volume }>((cb) => stack.volumes.getVolume({ id: v.id }, p.md, cb)),
       (r) => r.volume?.status === VolumeStatus.VOLUME_STATUS_AVAILABLE,
     );
-    expect(await readAt(file, 7 * MiB, 6)).toBe("before");
+    expect((await readAt(file, 7 * MiB, 6)).toString()).toBe("before");
     const snap = await call<{ snapshot?: Snapshot }>((done) =>
       stack.snapshots.getSnapshot({ id: latest.id }, p.md, done),
     );

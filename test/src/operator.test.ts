@@ -4,6 +4,7 @@ import {
   call,
   callError,
   createSettledVolume,
+  createVolumeType,
   identity,
   type Stack,
   startStack,
@@ -208,13 +209,7 @@ describe("operating the backends", () => {
     expect(await listPools({ name: `${BACKEND}#${poolName()}` })).toHaveLength(1);
     expect(await listPools({ name: `${BACKEND}#other` })).toEqual([]);
     const createType = (extraSpecs: Record<string, string>) =>
-      call<proto.CreateVolumeTypeResponse>((done) =>
-        types.createVolumeType(
-          proto.CreateVolumeTypeRequest.fromPartial({ name: uniqueName("ops-type-"), extraSpecs }),
-          admin,
-          done,
-        ),
-      ).then((r) => r.volumeType as proto.VolumeType);
+      createVolumeType(types, admin, { name: uniqueName("ops-type-"), extraSpecs });
     const fits = await createType({ volume_backend_name: "file", thin_provisioning_support: "<is> True" });
     const elsewhere = await createType({ volume_backend_name: "rbd" });
     expect((await listPools({ volumeType: fits.name })).map((p) => p.name)).toEqual([`${BACKEND}#${poolName()}`]);

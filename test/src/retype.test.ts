@@ -1,17 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { open, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import * as proto from "@cinderblock/proto";
 import {
   call,
   callError,
   createSettledVolume,
+  createVolumeType,
   identity,
   type Stack,
   settle,
   startStack,
   uniqueName,
+  writeAt,
 } from "@cinderblock/testing";
 import { credentials, type Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,9 +30,7 @@ let quotas: proto.QuotasServiceClient;
 const admin = identity("rt-admins", "root", "admin");
 
 const createType = (name: string, extraSpecs: Record<string, string>) =>
-  call<proto.CreateVolumeTypeResponse>((done) =>
-    types.createVolumeType(proto.CreateVolumeTypeRequest.fromPartial({ name, extraSpecs }), admin, done),
-  ).then((r) => r.volumeType as proto.VolumeType);
+  createVolumeType(types, admin, { name, extraSpecs });
 
 const retype = (md: Metadata, id: string, newType: string, migrationPolicy = "") =>
   call<proto.RetypeVolumeResponse>((done) =>
@@ -57,17 +57,6 @@ async function usage(md: Metadata): Promise<Record<string, number>> {
 }
 
 const volumeFile = (dir: string, id: string) => join(dir, `volume-${id}.img`);
-
-/** Writes `bytes` at `offset` into a file backend's volume file. */
-async function writeInto(path: string, offset: number, bytes: Buffer): Promise<void> {
-  const handle = await open(path, "r+");
-  try {
-    await handle.write(bytes, 0, bytes.length, offset);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 beforeAll(async () => {
   // A second volume host with a file backend of its own (vol2@file2), same zone.
@@ -136,8 +125,8 @@ describe("retype", () => {
     const source = volumeFile(stack.dataDir, volume.id);
     const head = randomBytes(3 * 1024 * 1024 + 17);
     const tail = randomBytes(4096);
-    await writeInto(source, 4096, head);
-    await writeInto(source, 1024 ** 3 - tail.length, tail);
+    await writeAt(source, 4096, head);
+    await writeAt(source, 1024 ** 3 - tail.length, tail);
     const original = await readFile(source);
 
     await retype(md, volume.id, there.name, "never");

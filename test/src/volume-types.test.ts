@@ -3,6 +3,7 @@ import {
   call,
   callError,
   createSettledVolume,
+  createVolumeType,
   identity,
   notificationsStreamName,
   type Stack,
@@ -23,10 +24,7 @@ let types: proto.VolumeTypesServiceClient;
 let quotas: proto.QuotasServiceClient;
 const admin = identity("vt-admins", "root", "admin");
 
-const createType = (request: Partial<proto.CreateVolumeTypeRequest>) =>
-  call<proto.CreateVolumeTypeResponse>((done) =>
-    types.createVolumeType(proto.CreateVolumeTypeRequest.fromPartial(request), admin, done),
-  ).then((r) => r.volumeType as proto.VolumeType);
+const createType = (request: Partial<proto.CreateVolumeTypeRequest>) => createVolumeType(types, admin, request);
 
 const createVolume = (md: Metadata, request: Partial<proto.CreateVolumeRequest>) =>
   call<proto.CreateVolumeResponse>((done) =>

@@ -9,6 +9,7 @@ export {
   TEST_SERVER_URL,
   uniqueName,
 } from "./database.js";
+export { createBackendType, createVolumeType, readAt, writeAt } from "./fixtures.js";
 export type { CallOutcome, ProjectClient, ProjectClientOptions } from "./grpc.js";
 export { call, callError, codeName, createProjectClient, identity, outcomeOf, untilEnd } from "./grpc.js";
 export type { InvariantOptions, InvariantReport } from "./invariants.js";
