@@ -18,7 +18,7 @@ async function updateQuotaSet(call: RestCall) {
   return { status: 200, body: { quota_set: quotaSetView(undefined, quotas, false) } };
 }
 
-/** Quotas (os-quota-sets, limits) and availability zones. */
+/** Quotas (os-quota-sets show, defaults, update and delete; limits) and availability zones. */
 export const projectRoutes: Route[] = [
   {
     method: "GET",
@@ -53,6 +53,16 @@ export const projectRoutes: Route[] = [
     path: p("/os-quota-sets/{project}"),
     authorize: authorizeAs("UpdateQuotas", target),
     handle: updateQuotaSet,
+  },
+  // NOTE: Cinder answers 200 with no body; the project's own limits go and the defaults apply again.
+  {
+    method: "DELETE",
+    path: p("/os-quota-sets/{project}"),
+    authorize: authorizeAs("DeleteQuotas", target),
+    handle: async (call) => {
+      await call.useCases.deleteQuotas(call.ctx, call.params.project ?? "");
+      return { status: 200 };
+    },
   },
   {
     method: "GET",
