@@ -3,7 +3,7 @@ import { type ApiUseCases, CinderblockError, createPageTokens, type GroupSnapsho
 import { createGuard, createNoauthAuthenticator, loadPolicy } from "@cinderblock/rpc";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { API_METHOD_RULES } from "../rules.js";
-import { created, SNAPSHOT, TYPE, VOLUME } from "./rows.fixtures.js";
+import { created, QOS, SNAPSHOT, TYPE, VOLUME } from "./rows.fixtures.js";
 import { createRestServer } from "./server.js";
 
 // Manage existing snapshots, quota delete, default types and group snapshots over REST, with fake
@@ -36,6 +36,14 @@ const MANAGEABLE = [
   { reference: "b.img", sourceVolumeId: VOLUME.id, sizeGb: 2, safeToManage: true, reasonNotSafe: "" },
 ];
 
+const qos = (id: string, name: string, consumer: "front-end" | "back-end", minutes: number) => ({
+  ...QOS,
+  qos: { ...QOS.qos, id, name, consumer, createdAt: new Date(created.getTime() + minutes * 60_000) },
+});
+const QOS_A = qos("00000000-0000-4000-8000-00000000000a", "alpha", "front-end", 1);
+const QOS_B = qos("00000000-0000-4000-8000-00000000000b", "beta", "back-end", 2);
+const QOS_C = qos("00000000-0000-4000-8000-00000000000c", "gamma", "back-end", 3);
+
 let calls: Array<{ name: string; args: unknown[] }> = [];
 let hasOwnDefault = true;
 const fakes: Partial<ApiUseCases> = {
@@ -54,6 +62,10 @@ const fakes: Partial<ApiUseCases> = {
     calls.push({ name: "deleteQuotas", args: [projectId] });
     return { projectId, quotas: [] };
   },
+  updateQuotas: async (_ctx, projectId, limits) => {
+    calls.push({ name: "updateQuotas", args: [projectId, limits] });
+    return { projectId, quotas: [] };
+  },
   getDefaultVolumeType: async (_ctx, projectId) => {
     calls.push({ name: "getDefaultVolumeType", args: [projectId] });
     return { type: TYPE, projectOverride: hasOwnDefault };
@@ -69,6 +81,9 @@ const fakes: Partial<ApiUseCases> = {
     if (!hasOwnDefault) throw new CinderblockError("NOT_FOUND", "no default of its own");
   },
   listDefaultVolumeTypes: async () => [{ projectId: PROJECT, volumeTypeId: TYPE.id }],
+  // Two pages, as the use case reads them (by name).
+  listQosSpecs: async (_ctx, input) =>
+    input.pageToken === "" ? { items: [QOS_A, QOS_B], nextPageToken: "more" } : { items: [QOS_C], nextPageToken: "" },
   getGroupSnapshot: async (_ctx, id) => {
     if (id !== GROUP.group.id) throw new CinderblockError("NOT_FOUND", `group snapshot ${id} not found`);
     return GROUP;
@@ -245,6 +260,15 @@ describe("manage and unmanage existing snapshots", () => {
 });
 
 describe("os-quota-sets delete", () => {
+  it("takes cinderclient's quota-update body, whose tenant_id and skip_validation are no limits", async () => {
+    const res = await call(`/v3/os-quota-sets/${PROJECT}`, {
+      method: "PUT",
+      body: JSON.stringify({ quota_set: { tenant_id: PROJECT, volumes: 5, skip_validation: false } }),
+    });
+    expect(res.status).toBe(200);
+    expect(calls).toEqual([{ name: "updateQuotas", args: [PROJECT, { volumes: 5 }] }]);
+  });
+
   it("resets a project's quotas with 200 and no body, held to the quotas:delete rule", async () => {
     const res = await call(`/v3/${PROJECT}/os-quota-sets/other-project`, { method: "DELETE" });
     expect(res.status).toBe(200);
@@ -321,7 +345,7 @@ describe("group snapshots (3.14)", () => {
     expect(member.group_snapshot).not.toHaveProperty("project_id");
   });
 
-  it("pages with limit and a next link, and passes all_tenants for an admin", async () => {
+  it("pages with limit and a next link, passes all_tenants for an admin; a group_id filter finds none", async () => {
     const res = await json(await call("/v3/group_snapshots?limit=1&all_tenants=1&sort=name:asc", { version: "3.29" }));
     expect(calls[0]).toMatchObject({
       name: "listGroupSnapshots",
@@ -330,6 +354,8 @@ describe("group snapshots (3.14)", () => {
     const links = res.group_snapshot_links as Array<{ rel: string; href: string }>;
     expect(links[0]?.rel).toBe("next");
     expect(links[0]?.href).toContain(`marker=${GROUP.group.id}`);
+    const byGroup = await json(await call(`/v3/group_snapshots?group_id=${GROUP.group.id}`, { version: "3.14" }));
+    expect(byGroup).toEqual({ group_snapshots: [] });
   });
 
   it("deletes with 202; 404 for a name or unknown id; 404 before 3.14", async () => {
@@ -354,5 +380,39 @@ describe("group snapshots (3.14)", () => {
     expect(((await json(res)).badRequest as { message: string }).message).toMatch(
       /^group_id: .*no generic volume groups/,
     );
+  });
+});
+
+describe("qos-specs paging", () => {
+  const ids = async (query: string) => {
+    const res = await call(`/v3/${PROJECT}/qos-specs${query}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { qos_specs: Array<{ id: string }>; qos_specs_links?: Array<{ href: string }> };
+    return { ids: body.qos_specs.map((q) => q.id), next: body.qos_specs_links?.[0]?.href };
+  };
+
+  it("lists every page of the use case, newest first by default, and sorts by a key asked for", async () => {
+    expect((await ids("")).ids).toEqual([QOS_C.qos.id, QOS_B.qos.id, QOS_A.qos.id]);
+    expect((await ids("?sort=name:asc")).ids).toEqual([QOS_A.qos.id, QOS_B.qos.id, QOS_C.qos.id]);
+    expect((await ids("?sort_key=consumer&sort_dir=asc")).ids[0]).toBe(QOS_B.qos.id);
+    expect((await ids("?consumer=back-end&sort=name:asc")).ids).toEqual([QOS_B.qos.id, QOS_C.qos.id]);
+  });
+
+  it("pages with limit, marker and offset, with a next link while more follow", async () => {
+    const first = await ids("?limit=2&sort=name:asc");
+    expect(first.ids).toEqual([QOS_A.qos.id, QOS_B.qos.id]);
+    expect(first.next).toContain(`/v3/${PROJECT}/qos-specs?limit=2&sort=name%3Aasc&marker=${QOS_B.qos.id}`);
+    const second = await ids(`?limit=2&sort=name:asc&marker=${QOS_B.qos.id}`);
+    expect(second).toEqual({ ids: [QOS_C.qos.id], next: undefined });
+    expect((await ids("?sort=name:asc&offset=1&limit=1")).ids).toEqual([QOS_B.qos.id]);
+  });
+
+  it("refuses an unknown marker or sort key with 400 naming it", async () => {
+    const marker = await call("/v3/qos-specs?marker=00000000-0000-4000-8000-0000000000ff");
+    expect(marker.status).toBe(400);
+    expect(JSON.stringify(await marker.json())).toContain("marker");
+    const sort = await call("/v3/qos-specs?sort=specs");
+    expect(sort.status).toBe(400);
+    expect(JSON.stringify(await sort.json())).toContain("sort_key");
   });
 });

@@ -10,8 +10,9 @@ async function updateQuotaSet(call: RestCall) {
   const given = element(call.body, "quota_set");
   const limits: Record<string, number> = {};
   for (const [key, value] of Object.entries(given)) {
-    // NOTE: clients send these alongside the limits (python-cinderclient sends `skip_validation`).
-    if (key === "skip_validation" || key === "id") continue;
+    // NOTE: clients send these alongside the limits (python-cinderclient sends `skip_validation` and
+    // `tenant_id`; Cinder's NON_QUOTA_KEYS are `tenant_id` and `id`).
+    if (key === "skip_validation" || key === "id" || key === "tenant_id") continue;
     limits[key] = parseInteger(value, `quota_set.${key}`);
   }
   const { quotas } = await call.useCases.updateQuotas(call.ctx, call.params.project ?? "", limits);
