@@ -2,7 +2,8 @@
 # Starts deploy/compose.yaml on podman: podman's API socket (`podman system service`), a loop that
 # runs the containers' health checks (podman needs systemd timers for that, absent here), then
 # `docker-compose up -d` against the socket, and waits until the api is healthy.
-# env: COMPOSE_PROJECT_NAME (default cinderblock), CINDERBLOCK_API_PORT (default 50051).
+# env: COMPOSE_PROJECT_NAME (default cinderblock), CINDERBLOCK_API_PORT (default 50051),
+#      CINDERBLOCK_REST_PORT (default 8776).
 # Images come from scripts/containers/build.sh; stop everything with scripts/containers/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,7 +42,7 @@ done
 api=$(docker-compose -f deploy/compose.yaml ps -q api)
 for _ in $(seq 1 60); do
   if podman healthcheck run "$api" >/dev/null 2>&1; then
-    echo "cinderblock is up: gRPC on 127.0.0.1:${CINDERBLOCK_API_PORT:-50051}"
+    echo "cinderblock is up: gRPC on 127.0.0.1:${CINDERBLOCK_API_PORT:-50051}, Cinder REST on http://127.0.0.1:${CINDERBLOCK_REST_PORT:-8776}/v3"
     exit 0
   fi
   sleep 1

@@ -1,7 +1,12 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import type { AttachVolumeResponse } from "@cinderblock/proto";
+import {
+  type AttachVolumeResponse,
+  type CreateGroupSnapshotResponse,
+  GroupSnapshotsServiceClient,
+} from "@cinderblock/proto";
 import { call, identity, mustRunInCI, type Stack, settle, startStack, uniqueName } from "@cinderblock/testing";
+import { credentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // The Cinder v3 REST listener driven by clients nobody here wrote: Debian's python3-openstackclient
@@ -47,7 +52,7 @@ async function openstack(args: string[], roles = ""): Promise<unknown> {
  * `cinder ...` with cinderclient's own noauth plugin (token `alice:<project>`), or with `roles` the
  * admin_token plugin and the token `alice:<project>:<roles>` (cinderclient's noauth sends no roles).
  */
-async function cinder(args: string[], roles = ""): Promise<string> {
+async function cinder(args: string[], roles = "", version = "3.0"): Promise<string> {
   const login = roles
     ? [
         "--os-auth-type",
@@ -60,7 +65,7 @@ async function cinder(args: string[], roles = ""): Promise<string> {
     : ["--os-auth-type", "noauth", "--os-user-id", "alice", "--os-endpoint", `${rest}/v3`];
   const { stdout } = await run(
     "cinder",
-    [...login, "--os-project-id", project, "--os-volume-api-version", "3.0", ...args],
+    [...login, "--os-project-id", project, "--os-volume-api-version", version, ...args],
     { env: cleanEnv(), timeout: 60_000 },
   );
   return stdout;
@@ -342,5 +347,143 @@ describe.skipIf(missing)("Cinder v3 REST with the openstack and cinder clients",
     expect(refused).toMatch(/policy does not allow volume_extension:qos_specs_manage:get_all.*HTTP 403/s);
     await admin(["volume", "qos", "delete", "osc-qos"]);
     expect(await admin(["volume", "qos", "list", "-f", "json"])).toEqual([]);
+  });
+
+  it("unmanages a snapshot, lists it as manageable and manages it again with `cinder` as an administrator", async () => {
+    const volume = (await openstack(["volume", "create", "--size", "1", "osc-manage", "-f", "json"])) as Shown;
+    expect((await settledVolume("osc-manage")).status).toBe("available");
+    const snap = (await openstack([
+      "volume",
+      "snapshot",
+      "create",
+      "--volume",
+      "osc-manage",
+      "m1",
+      "-f",
+      "json",
+    ])) as Shown;
+    expect((await settledSnapshot("m1")).status).toBe("available");
+
+    const refused = await cinder(["snapshot-unmanage", String(snap.id)]).catch(
+      (error: { stderr?: string }) => error.stderr ?? "",
+    );
+    expect(refused).toMatch(/snapshot_extension:snapshot_unmanage.*HTTP 403/s);
+    await cinder(["snapshot-unmanage", String(snap.id)], "admin");
+    await settle(
+      () => openstack(["volume", "snapshot", "list", "-f", "json"]) as Promise<Shown[]>,
+      (all) => all.length === 0,
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    // The file driver keeps the storage under a name that is not its own any more.
+    const reference = `unmanaged-snapshot-${String(snap.id)}.img`;
+    const manageable = await cinder(["snapshot-manageable-list", "vol1@file"], "admin", "3.8");
+    expect(manageable).toMatch(new RegExp(`${reference}.*\\|\\s+1\\s+\\|\\s+True\\s+\\|`));
+    const summary = await cinder(["snapshot-manageable-list", "--detailed", "false", "vol1@file"], "admin", "3.8");
+    expect(summary).toContain(reference);
+    expect(summary).not.toContain("reason_not_safe");
+
+    await cinder(
+      ["snapshot-manage", "--name", "m2", "--metadata", "origin=unmanaged", "osc-manage", reference],
+      "admin",
+    );
+    const managed = await settledSnapshot("m2");
+    expect(managed).toMatchObject({
+      status: "available",
+      size: 1,
+      volume_id: volume.id,
+      properties: { origin: "unmanaged" },
+    });
+    expect(await cinder(["snapshot-manageable-list", "vol1@file"], "admin", "3.8")).not.toContain(reference);
+
+    await openstack(["volume", "snapshot", "delete", "m2"]);
+    await settle(
+      () => openstack(["volume", "snapshot", "list", "-f", "json"]) as Promise<Shown[]>,
+      (all) => all.length === 0,
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    await openstack(["volume", "delete", "osc-manage"]);
+  });
+
+  it("resets a project's quotas to the defaults with `cinder quota-delete`", async () => {
+    await cinder(["quota-update", "--volumes", "5", "--snapshots", "7", project], "admin");
+    expect(await cinder(["quota-show", project])).toMatch(/\|\s+volumes\s+\|\s+5\s+\|/);
+    const refused = await cinder(["quota-delete", project]).catch((error: { stderr?: string }) => error.stderr ?? "");
+    expect(refused).toMatch(/volume_extension:quotas:delete.*HTTP 403/s);
+    await cinder(["quota-delete", project], "admin");
+    const quota = await cinder(["quota-show", project]);
+    expect(quota).toMatch(/\|\s+volumes\s+\|\s+10\s+\|/);
+    expect(quota).toMatch(/\|\s+snapshots\s+\|\s+10\s+\|/);
+  });
+
+  it("sets, lists and unsets a project's default volume type with `cinder default-type-*` (3.62)", async () => {
+    const admin = (args: string[]) => cinder(args, "admin", "3.62");
+    const silver = (await openstack(
+      ["volume", "type", "create", "--property", "volume_backend_name=file", "osc-silver", "-f", "json"],
+      "admin",
+    )) as Shown;
+    const set = await admin(["default-type-set", "osc-silver", project]);
+    expect(set).toMatch(new RegExp(`volume_type_id\\s+\\|\\s+${String(silver.id)}`));
+    expect(await admin(["default-type-list"])).toMatch(new RegExp(`${String(silver.id)}\\s+\\|\\s+${project}`));
+    expect(await admin(["default-type-list", "--project-id", project])).toContain(String(silver.id));
+
+    // A volume created without a type gets the project's default.
+    await openstack(["volume", "create", "--size", "1", "osc-typed", "-f", "json"]);
+    expect(await settledVolume("osc-typed")).toMatchObject({ status: "available", type: "osc-silver" });
+    await openstack(["volume", "delete", "osc-typed"]);
+
+    expect(await admin(["default-type-unset", project])).toContain("has been unset successfully");
+    expect(await admin(["default-type-list"])).not.toContain(project);
+    const gone = await admin(["default-type-list", "--project-id", project]).catch(
+      (error: { stderr?: string }) => error.stderr ?? "",
+    );
+    expect(gone).toMatch(/Default type for project .* not found.*HTTP 404/s);
+  });
+
+  it("lists, shows and deletes a group snapshot (made over gRPC) with `cinder group-snapshot-*` (3.14)", async () => {
+    const created = (await openstack(["volume", "create", "--size", "1", "osc-grouped", "-f", "json"])) as Shown;
+    expect((await settledVolume("osc-grouped")).status).toBe("available");
+    const groups = new GroupSnapshotsServiceClient(stack.address, credentials.createInsecure());
+    try {
+      const made = await call<CreateGroupSnapshotResponse>((done) =>
+        groups.createGroupSnapshot(
+          { name: "osc-group", description: "both", volumeIds: [String(created.id)], clientRequestId: "" },
+          identity(project, "alice"),
+          done,
+        ),
+      );
+      const id = made.groupSnapshot?.id ?? "";
+      const listed = await cinder(["group-snapshot-list"], "", "3.14");
+      expect(listed).toMatch(new RegExp(`${id}\\s+\\|\\s+available\\s+\\|\\s+osc-group`));
+      const shown = await cinder(["group-snapshot-show", id], "", "3.14");
+      expect(shown).toMatch(/\|\s+group_id\s+\|\s+None\s+\|/);
+      expect(shown).toMatch(/\|\s+description\s+\|\s+both\s+\|/);
+
+      const create = await fetch(`${rest}/v3/${project}/group_snapshots`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-auth-token": `alice:${project}`,
+          "openstack-api-version": "volume 3.14",
+        },
+        body: JSON.stringify({ group_snapshot: { group_id: id, name: "g2" } }),
+      });
+      expect(create.status).toBe(400);
+      expect(JSON.stringify(await create.json())).toContain("group_id: Cinderblock has no generic volume groups");
+
+      await cinder(["group-snapshot-delete", id], "", "3.14");
+      await settle(
+        () => cinder(["group-snapshot-list"], "", "3.14"),
+        (out) => !out.includes(id),
+        { timeoutMs: 60_000, intervalMs: 300 },
+      );
+      await settle(
+        () => openstack(["volume", "snapshot", "list", "-f", "json"]) as Promise<Shown[]>,
+        (all) => all.length === 0,
+        { timeoutMs: 60_000, intervalMs: 300 },
+      );
+    } finally {
+      groups.close();
+    }
+    await openstack(["volume", "delete", "osc-grouped"]);
   });
 });

@@ -26,6 +26,7 @@ const unavailable = mustRunInCI("the container test", await backendUnavailable("
 let env: NodeJS.ProcessEnv;
 let api: string;
 let apiPort: number;
+let rest: string;
 let metrics: string;
 let keystone: string;
 let secrets: string;
@@ -127,6 +128,7 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman, se
     apiPort = await freePort();
     const metricsPort = await freePort();
     const keystonePort = await freePort();
+    const restPort = await freePort();
     secrets = mkdtempSync(join(tmpdir(), "cinderblock-secrets-"));
     env = {
       ...process.env,
@@ -134,11 +136,13 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman, se
       CINDERBLOCK_API_PORT: String(apiPort),
       CINDERBLOCK_METRICS_PORT: String(metricsPort),
       CINDERBLOCK_KEYSTONE_PORT: String(keystonePort),
+      CINDERBLOCK_REST_PORT: String(restPort),
       CINDERBLOCK_SECRETS_DIR: secrets,
     };
     api = `https://127.0.0.1:${apiPort}`;
     metrics = `http://127.0.0.1:${metricsPort}/metrics`;
     keystone = `http://127.0.0.1:${keystonePort}/v3`;
+    rest = `http://127.0.0.1:${restPort}`;
     await script("build.sh");
     started = true;
     await script("up.sh");
@@ -199,6 +203,18 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman, se
     expect(text).toMatch(
       /grpc_server_handled_total\{[^}]*grpc_method="CreateSnapshot"[^}]*grpc_code="OK"[^}]*\} [1-9]/,
     );
+  });
+
+  it("serves Cinder's v3 REST API on its published port, with the demo user's Keystone token", async () => {
+    const versions = await fetch(`${rest}/v3/`);
+    expect(versions.status).toBe(200);
+    expect(await versions.json()).toMatchObject({ versions: [{ id: "v3.0", status: "CURRENT" }] });
+    const listed = await fetch(`${rest}/v3/volumes/detail`, { headers: { "x-auth-token": token } });
+    expect(listed.status).toBe(200);
+    const { volumes } = (await listed.json()) as { volumes: Array<{ name: string; status: string }> };
+    expect(volumes).toEqual(expect.arrayContaining([expect.objectContaining({ name: "boot", status: "available" })]));
+    const forged = await fetch(`${rest}/v3/volumes`, { headers: { "x-auth-token": "gAAAAABforged-token" } });
+    expect(forged.status).toBe(401);
   });
 
   it("runs two volume hosts: a volume of each backend's type is available on its own host", async () => {

@@ -8,6 +8,7 @@ import {
   type CreateSnapshotResponse,
   CreateVolumeRequest,
   type DeleteGroupSnapshotResponse,
+  type DeleteQuotasResponse,
   type DeleteSnapshotResponse,
   type DeleteVolumeResponse,
   EventsServiceClient,
@@ -677,6 +678,16 @@ describe("quotas", () => {
     const updated = await update({ snapshots: 3, gigabytes: -1 });
     expect(updated.quotas).toContainEqual({ resource: "snapshots", limit: 3, inUse: 0 });
     expect(updated.quotas).toContainEqual({ resource: "gigabytes", limit: -1, inUse: 5 });
+
+    // DeleteQuotas (admin): the project's own limits go, the defaults apply again, usage stays.
+    const reset = (md = p.admin) =>
+      call<DeleteQuotasResponse>((done) => quotas.deleteQuotas({ projectId: p.id }, md, done));
+    expect((await callError(reset(p.md))).code).toBe(status.PERMISSION_DENIED);
+    const defaults = await reset();
+    expect(defaults.projectId).toBe(p.id);
+    expect(defaults.quotas).toContainEqual({ resource: "snapshots", limit: 10, inUse: 0 });
+    expect(defaults.quotas).toContainEqual({ resource: "gigabytes", limit: 1000, inUse: 5 });
+    expect((await getQuotas(p.md)).quotas).toEqual(defaults.quotas);
   });
 
   it("counts per volume type too, and refuses past a type's own limit", async () => {

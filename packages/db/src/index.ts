@@ -37,7 +37,15 @@ export { drainOutbox, enqueueOutbox, enqueueOutboxMany, outboxBacklog } from "./
 export type { ListQuery, PageCursor, SortDir, SortKey } from "./pagination.js";
 export { cursorOf, decodePageToken, encodePageToken, SORT_KEYS } from "./pagination.js";
 export type { QuotaDelta, QuotaRefusal } from "./quota.js";
-export { ensureQuotaRows, getQuotaLimits, getQuotaUsage, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
+export {
+  deleteQuotaLimits,
+  ensureQuotaRows,
+  getQuotaLimits,
+  getQuotaUsage,
+  releaseQuota,
+  reserveQuota,
+  setQuotaLimit,
+} from "./quota.js";
 export type { EditableTable } from "./resource-fields.js";
 export { deleteMetadataKey, setMetadata, updateNameDescription } from "./resource-fields.js";
 export type { ServiceReport } from "./services.js";

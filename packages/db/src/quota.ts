@@ -141,6 +141,12 @@ export async function setQuotaLimit(db: Executor, projectId: string, resource: s
     on conflict (project_id, resource) do update set hard_limit = excluded.hard_limit`);
 }
 
+/** Drops the project's own hard limits (the defaults apply again); how many there were. */
+export async function deleteQuotaLimits(db: Executor, projectId: string): Promise<number> {
+  const rows = await db.execute(sql`delete from quota_limits where project_id = ${projectId} returning resource`);
+  return rows.length;
+}
+
 /** The project's own hard limits (overrides of the defaults) per resource. */
 export async function getQuotaLimits(db: Executor, projectId: string): Promise<Record<string, number>> {
   const rows = await db.execute<{ resource: string; hard_limit: number }>(

@@ -1,4 +1,4 @@
-import { type Db, getQuotaLimits, getQuotaUsage, setQuotaLimit, transaction } from "@cinderblock/db";
+import { type Db, deleteQuotaLimits, getQuotaLimits, getQuotaUsage, setQuotaLimit, transaction } from "@cinderblock/db";
 import { CinderblockError } from "./errors.js";
 import type { QuotaDefaults } from "./quota.js";
 import type { ApiDependencies, ApiUseCases } from "./use-cases.js";
@@ -74,5 +74,17 @@ export function updateQuotasUseCase(deps: Pick<ApiDependencies, "db" | "quota">)
       for (const [resource, limit] of Object.entries(limits)) await setQuotaLimit(tx, projectId, resource, limit);
     });
     return { projectId, quotas: await quotas(db, deps.quota, projectId) };
+  };
+}
+
+/**
+ * Cinder's `api/contrib/quotas.py` `QuotaSetsController.delete` (admin only): the project's own
+ * limits go, so the configured defaults apply again; usage stays as it is.
+ */
+export function deleteQuotasUseCase(deps: Pick<ApiDependencies, "db" | "quota">): ApiUseCases["deleteQuotas"] {
+  return async (ctx, rawProjectId) => {
+    const projectId = rawProjectId || ctx.projectId;
+    await deleteQuotaLimits(deps.db, projectId);
+    return { projectId, quotas: await quotas(deps.db, deps.quota, projectId) };
   };
 }

@@ -19,7 +19,7 @@ import type {
   VolumeHostCalls,
 } from "./ports.js";
 import type { QuotaDefaults } from "./quota.js";
-import { getQuotasUseCase, type QuotaView, updateQuotasUseCase } from "./quota-limits.js";
+import { deleteQuotasUseCase, getQuotasUseCase, type QuotaView, updateQuotasUseCase } from "./quota-limits.js";
 import { createSnapshotUseCase, recordSnapshot } from "./snapshots/create.js";
 import { deleteSnapshotUseCase } from "./snapshots/delete.js";
 import { getSnapshotUseCase, listSnapshotsUseCase, watchSnapshotUseCase } from "./snapshots/read.js";
@@ -104,6 +104,8 @@ export interface ApiUseCases
     projectId: string,
     limits: Record<string, number>,
   ): Promise<{ projectId: string; quotas: QuotaView[] }>;
+  /** Drops the project's own limits: the defaults apply again. */
+  deleteQuotas(ctx: RequestContext, projectId: string): Promise<{ projectId: string; quotas: QuotaView[] }>;
   /** `interrupt` is told at once should the reader fall behind (RESOURCE_EXHAUSTED), the generator also throws it. */
   watchEvents(
     ctx: RequestContext,
@@ -146,6 +148,7 @@ export function createApiUseCases(deps: ApiDependencies): ApiUseCases {
     deleteMetadata: deleteMetadataUseCase(deps),
     getQuotas: getQuotasUseCase(deps),
     updateQuotas: updateQuotasUseCase(deps),
+    deleteQuotas: deleteQuotasUseCase(deps),
     watchEvents: watchEventsUseCase(deps),
   };
   return {
@@ -186,5 +189,6 @@ export type ManagementUseCases = Pick<
   | "deleteMetadata"
   | "getQuotas"
   | "updateQuotas"
+  | "deleteQuotas"
   | "watchEvents"
 >;

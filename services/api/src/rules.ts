@@ -55,6 +55,7 @@ export const API_METHOD_RULES: Readonly<Record<string, MethodRules<never>>> = {
   SnapshotInstance: { rules: rule("cinderblock:snapshot_instance") },
   GetQuotas: { rules: rule("volume_extension:quotas:show"), target: quotaTarget },
   UpdateQuotas: { rules: rule("volume_extension:quotas:update"), target: quotaTarget },
+  DeleteQuotas: { rules: rule("volume_extension:quotas:delete"), target: quotaTarget },
   WatchEvents: { rules: listing("cinderblock:watch_events") },
   CreateGroupSnapshot: { rules: rule("group:create_group_snapshot") },
   GetGroupSnapshot: { rules: rule("group:get_group_snapshot") },

@@ -271,6 +271,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     updateQuotas: u("UpdateQuotas", async (req, ctx) =>
       quotaMessages(await uc.updateQuotas(ctx, req.projectId, req.limits)),
     ),
+    deleteQuotas: u("DeleteQuotas", async (req, ctx) => quotaMessages(await uc.deleteQuotas(ctx, req.projectId))),
   };
   const events: EventsServiceServer = {
     watchEvents: s("WatchEvents", async function* (req: WatchEventsRequest, ctx, signal, interrupt) {

@@ -73,6 +73,7 @@ export const RULE_DEFAULTS: Readonly<Record<string, RuleDefault>> = {
     description: "GetQuotas (the target is the project asked about)",
   },
   "volume_extension:quotas:update": { check: "rule:admin_api", description: "UpdateQuotas" },
+  "volume_extension:quotas:delete": { check: "rule:admin_api", description: "DeleteQuotas" },
   "group:create_group_snapshot": { check: "rule:admin_or_owner", description: "CreateGroupSnapshot" },
   "group:get_group_snapshot": { check: "rule:admin_or_owner", description: "GetGroupSnapshot" },
   "group:get_all_group_snapshots": { check: "rule:admin_or_owner", description: "ListGroupSnapshots" },

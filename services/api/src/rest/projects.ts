@@ -10,15 +10,16 @@ async function updateQuotaSet(call: RestCall) {
   const given = element(call.body, "quota_set");
   const limits: Record<string, number> = {};
   for (const [key, value] of Object.entries(given)) {
-    // NOTE: clients send these alongside the limits (python-cinderclient sends `skip_validation`).
-    if (key === "skip_validation" || key === "id") continue;
+    // NOTE: clients send these alongside the limits (python-cinderclient sends `skip_validation` and
+    // `tenant_id`; Cinder's NON_QUOTA_KEYS are `tenant_id` and `id`).
+    if (key === "skip_validation" || key === "id" || key === "tenant_id") continue;
     limits[key] = parseInteger(value, `quota_set.${key}`);
   }
   const { quotas } = await call.useCases.updateQuotas(call.ctx, call.params.project ?? "", limits);
   return { status: 200, body: { quota_set: quotaSetView(undefined, quotas, false) } };
 }
 
-/** Quotas (os-quota-sets, limits) and availability zones. */
+/** Quotas (os-quota-sets show, defaults, update and delete; limits) and availability zones. */
 export const projectRoutes: Route[] = [
   {
     method: "GET",
@@ -53,6 +54,16 @@ export const projectRoutes: Route[] = [
     path: p("/os-quota-sets/{project}"),
     authorize: authorizeAs("UpdateQuotas", target),
     handle: updateQuotaSet,
+  },
+  // NOTE: Cinder answers 200 with no body; the project's own limits go and the defaults apply again.
+  {
+    method: "DELETE",
+    path: p("/os-quota-sets/{project}"),
+    authorize: authorizeAs("DeleteQuotas", target),
+    handle: async (call) => {
+      await call.useCases.deleteQuotas(call.ctx, call.params.project ?? "");
+      return { status: 200 };
+    },
   },
   {
     method: "GET",

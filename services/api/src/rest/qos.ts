@@ -1,7 +1,7 @@
 import { CinderblockError, type QosSpecsView } from "@cinderblock/domain";
 import type { RestReply } from "./faults.js";
 import { authorizeAs, p, type RestCall, type Route } from "./http.js";
-import { element, optionalString, parseBoolean, stringMap } from "./input.js";
+import { element, optionalString, parseBoolean, parseInteger, stringMap } from "./input.js";
 import { qosSpecsLinks, qosSpecsView } from "./views.js";
 
 const bad = (message: string) => new CinderblockError("INVALID_ARGUMENT", message);
@@ -25,6 +25,79 @@ async function allQosSpecs(call: RestCall): Promise<QosSpecsView[]> {
     pageToken = page.nextPageToken;
   } while (pageToken);
   return all;
+}
+
+type QosSortKey = "created_at" | "name" | "id" | "consumer";
+const QOS_SORT_KEYS: readonly QosSortKey[] = ["created_at", "name", "id", "consumer"];
+
+/** A QoS specs' value for a sort key (timestamps compare as their ISO text). */
+function qosSortValue({ qos }: QosSpecsView, key: QosSortKey): string {
+  return key === "created_at" ? qos.createdAt.toISOString() : qos[key];
+}
+
+/**
+ * `GET /qos-specs` as Cinder pages it: filters `id`, `name`, `consumer`; `sort` (or `sort_key` and
+ * `sort_dir`) over created_at (default), name, id, consumer, desc by default; `marker` (an id),
+ * `offset` and `limit`, with a `qos_specs_links` next link when more follow. QoS specs are few, so
+ * the whole list is read and paged here.
+ */
+async function listQosSpecsPage(call: RestCall): Promise<RestReply> {
+  const q = call.query;
+  let pairs: Array<[string, string]>;
+  const sort = q.get("sort");
+  if (sort) {
+    pairs = sort.split(",").map((part) => {
+      const [key = "", dir = ""] = part.split(":");
+      return [key.trim(), dir.trim() || "desc"];
+    });
+  } else {
+    const keys = (q.get("sort_key") || "created_at").split(",").map((k) => k.trim());
+    const dirs = (q.get("sort_dir") || "").split(",").map((d) => d.trim());
+    pairs = keys.map((key, i) => [key, dirs[i] || dirs[0] || "desc"]);
+  }
+  for (const [key, dir] of pairs) {
+    if (!QOS_SORT_KEYS.includes(key as QosSortKey)) throw bad(`sort_key: must be one of ${QOS_SORT_KEYS.join(", ")}`);
+    if (dir !== "asc" && dir !== "desc") throw bad("sort_dir: must be asc or desc");
+  }
+  const filters = (["id", "name", "consumer"] as const).flatMap((f) => {
+    const value = q.get(f);
+    return value === null ? [] : [[f, value] as const];
+  });
+  const all = (await allQosSpecs(call))
+    .filter((v) => filters.every(([f, value]) => v.qos[f] === value))
+    .sort((a, b) => {
+      for (const [key, dir] of pairs) {
+        const [x, y] = [qosSortValue(a, key as QosSortKey), qosSortValue(b, key as QosSortKey)];
+        if (x !== y) return (x < y ? -1 : 1) * (dir === "asc" ? 1 : -1);
+      }
+      return 0;
+    });
+  const limitText = q.get("limit");
+  const limit = limitText === null ? 1000 : parseInteger(limitText, "limit");
+  if (limit < 0) throw bad("limit: must be 0 or more");
+  const offsetText = q.get("offset");
+  const offset = offsetText === null ? 0 : parseInteger(offsetText, "offset");
+  if (offset < 0) throw bad("offset: must be 0 or more");
+  let start = 0;
+  const marker = q.get("marker");
+  if (marker) {
+    const at = all.findIndex((v) => v.qos.id === marker);
+    if (at < 0) throw bad(`marker ${marker} could not be found.`);
+    start = at + 1;
+  }
+  const from = start + offset;
+  const page = all.slice(from, from + Math.min(limit, 1000));
+  const body: Record<string, unknown> = { qos_specs: page.map(qosSpecsView) };
+  const last = page[page.length - 1];
+  if (last && from + page.length < all.length) {
+    const next = new URLSearchParams(q);
+    next.set("marker", last.qos.id);
+    next.delete("offset");
+    body.qos_specs_links = [
+      { rel: "next", href: `${call.view.baseUrl}/v3/${call.view.projectId}/qos-specs?${next.toString()}` },
+    ];
+  }
+  return { status: 200, body };
 }
 
 /** `POST /qos-specs`: `{"qos_specs": {"name": ..., "consumer": ..., <key>: <value>...}}` (200, as Cinder). */
@@ -77,13 +150,13 @@ function volumeTypeIdOf(call: RestCall): string {
   return id;
 }
 
-/** QoS specs: list, show, create, set and unset keys, delete, associations, associate, disassociate. */
+/** QoS specs: list (paged), show, create, set and unset keys, delete, associations, associate, disassociate. */
 export const qosRoutes: Route[] = [
   {
     method: "GET",
     path: p("/qos-specs"),
     authorize: authorizeAs("ListQosSpecs"),
-    handle: async (call) => ({ status: 200, body: { qos_specs: (await allQosSpecs(call)).map(qosSpecsView) } }),
+    handle: listQosSpecsPage,
   },
   { method: "POST", path: p("/qos-specs"), authorize: authorizeAs("CreateQosSpecs"), handle: createQosSpecs },
   {

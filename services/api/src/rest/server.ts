@@ -11,8 +11,11 @@ import {
 } from "@cinderblock/domain";
 import type { Authenticator, Guard } from "@cinderblock/rpc";
 import { Metadata } from "@grpc/grpc-js";
+import { defaultTypeRoutes } from "./default-types.js";
 import { fault, faultOf, internalFault, type RestReply } from "./faults.js";
+import { groupSnapshotRoutes } from "./group-snapshots.js";
 import type { Route, UnauthorizedCall } from "./http.js";
+import { manageableRoutes } from "./manageable.js";
 import {
   formatMicroversion,
   MAX_MICROVERSION,
@@ -36,6 +39,9 @@ const ROUTES: Route[] = [
   ...projectRoutes,
   ...serviceRoutes,
   ...qosRoutes,
+  ...manageableRoutes,
+  ...defaultTypeRoutes,
+  ...groupSnapshotRoutes,
 ];
 
 /** The first path segments that name a collection (so `/v3/volumes` has no project id). */
@@ -50,10 +56,19 @@ const COLLECTIONS = new Set([
   "os-services",
   "scheduler-stats",
   "qos-specs",
+  "os-snapshot-manage",
+  "manageable_snapshots",
+  "default-types",
+  "group_snapshots",
 ]);
 
 /** Collections whose `{id}` is a UUID, and what Cinder calls one of their resources. */
-const NAMED_BY_UUID: Record<string, string> = { volumes: "Volume", snapshots: "Snapshot", "qos-specs": "QoS Specs" };
+const NAMED_BY_UUID: Record<string, string> = {
+  volumes: "Volume",
+  snapshots: "Snapshot",
+  "qos-specs": "QoS Specs",
+  group_snapshots: "GroupSnapshot",
+};
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Largest request body read (Cinder's osapi_max_request_body_size is 112 KiB). */

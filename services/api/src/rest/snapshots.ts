@@ -96,12 +96,15 @@ async function snapshotAction(call: RestCall): Promise<RestReply> {
     case "os-force_delete":
       await call.useCases.deleteSnapshot(call.ctx, id, true);
       return { status: 202 };
+    case "os-unmanage":
+      await call.useCases.unmanageSnapshot(call.ctx, id);
+      return { status: 202 };
     default:
       throw bad(`There is no such action: ${name}`);
   }
 }
 
-/** Snapshots: create, show, list and detail, update, delete, metadata, reset status and force delete. */
+/** Snapshots: create, show, list and detail, update, delete, metadata, reset status, force delete and unmanage. */
 export const snapshotRoutes: Route[] = [
   { method: "POST", path: p("/snapshots"), authorize: authorizeAs("CreateSnapshot"), handle: createSnapshot },
   {
@@ -156,6 +159,7 @@ export const snapshotRoutes: Route[] = [
       const [name] = actionOf(call);
       if (name === "os-force_delete") return { method: "DeleteSnapshot", request: { force: true } };
       if (name === "os-reset_status") return { method: "ResetSnapshotStatus", request: {} };
+      if (name === "os-unmanage") return { method: "UnmanageSnapshot", request: {} };
       return { method: "GetSnapshot", request: {} };
     },
     handle: snapshotAction,

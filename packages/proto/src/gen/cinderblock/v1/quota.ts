@@ -54,6 +54,17 @@ export interface UpdateQuotasResponse {
   quotas: QuotaUsage[];
 }
 
+export interface DeleteQuotasRequest {
+  /** Another project's quotas (admin only); empty means the caller's project. */
+  projectId: string;
+}
+
+export interface DeleteQuotasResponse {
+  projectId: string;
+  /** The quotas as they are now: the configured defaults, usage unchanged. */
+  quotas: QuotaUsage[];
+}
+
 function createBaseQuotaUsage(): QuotaUsage {
   return { resource: "", limit: 0, inUse: 0 };
 }
@@ -616,6 +627,168 @@ export const UpdateQuotasResponse: MessageFns<UpdateQuotasResponse> = {
   },
 };
 
+function createBaseDeleteQuotasRequest(): DeleteQuotasRequest {
+  return { projectId: "" };
+}
+
+export const DeleteQuotasRequest: MessageFns<DeleteQuotasRequest> = {
+  encode(message: DeleteQuotasRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.projectId !== "") {
+      writer.uint32(10).string(message.projectId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteQuotasRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteQuotasRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.projectId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteQuotasRequest {
+    return {
+      projectId: isSet(object.projectId)
+        ? globalThis.String(object.projectId)
+        : isSet(object.project_id)
+        ? globalThis.String(object.project_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeleteQuotasRequest): unknown {
+    const obj: any = {};
+    if (message.projectId !== "") {
+      obj.projectId = message.projectId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteQuotasRequest>, I>>(base?: I): DeleteQuotasRequest {
+    return DeleteQuotasRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteQuotasRequest>, I>>(object: I): DeleteQuotasRequest {
+    const message = createBaseDeleteQuotasRequest();
+    message.projectId = object.projectId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteQuotasResponse(): DeleteQuotasResponse {
+  return { projectId: "", quotas: [] };
+}
+
+export const DeleteQuotasResponse: MessageFns<DeleteQuotasResponse> = {
+  encode(message: DeleteQuotasResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.projectId !== "") {
+      writer.uint32(10).string(message.projectId);
+    }
+    for (const v of message.quotas) {
+      QuotaUsage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteQuotasResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteQuotasResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.projectId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.quotas.push(QuotaUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteQuotasResponse {
+    return {
+      projectId: isSet(object.projectId)
+        ? globalThis.String(object.projectId)
+        : isSet(object.project_id)
+        ? globalThis.String(object.project_id)
+        : "",
+      quotas: globalThis.Array.isArray(object?.quotas) ? object.quotas.map((e: any) => QuotaUsage.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DeleteQuotasResponse): unknown {
+    const obj: any = {};
+    if (message.projectId !== "") {
+      obj.projectId = message.projectId;
+    }
+    if (message.quotas?.length) {
+      obj.quotas = message.quotas.map((e) => QuotaUsage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteQuotasResponse>, I>>(base?: I): DeleteQuotasResponse {
+    return DeleteQuotasResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteQuotasResponse>, I>>(object: I): DeleteQuotasResponse {
+    const message = createBaseDeleteQuotasResponse();
+    message.projectId = object.projectId ?? "";
+    message.quotas = object.quotas?.map((e) => QuotaUsage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** Quotas shows a project's limits and usage, and lets admins change the limits. */
 export type QuotasServiceService = typeof QuotasServiceService;
 export const QuotasServiceService = {
@@ -639,12 +812,31 @@ export const QuotasServiceService = {
       Buffer.from(UpdateQuotasResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpdateQuotasResponse => UpdateQuotasResponse.decode(value),
   },
+  /**
+   * DeleteQuotas (admin) drops a project's own limits, so the configured defaults apply again
+   * (Cinder's os-quota-sets delete); usage is kept, even where it is above a default.
+   */
+  deleteQuotas: {
+    path: "/cinderblock.v1.QuotasService/DeleteQuotas" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteQuotasRequest): Buffer => Buffer.from(DeleteQuotasRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteQuotasRequest => DeleteQuotasRequest.decode(value),
+    responseSerialize: (value: DeleteQuotasResponse): Buffer =>
+      Buffer.from(DeleteQuotasResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteQuotasResponse => DeleteQuotasResponse.decode(value),
+  },
 } as const;
 
 export interface QuotasServiceServer extends UntypedServiceImplementation {
   getQuotas: handleUnaryCall<GetQuotasRequest, GetQuotasResponse>;
   /** UpdateQuotas (admin) sets a project's hard limits. */
   updateQuotas: handleUnaryCall<UpdateQuotasRequest, UpdateQuotasResponse>;
+  /**
+   * DeleteQuotas (admin) drops a project's own limits, so the configured defaults apply again
+   * (Cinder's os-quota-sets delete); usage is kept, even where it is above a default.
+   */
+  deleteQuotas: handleUnaryCall<DeleteQuotasRequest, DeleteQuotasResponse>;
 }
 
 export interface QuotasServiceClient extends Client {
@@ -678,6 +870,25 @@ export interface QuotasServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateQuotasResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteQuotas (admin) drops a project's own limits, so the configured defaults apply again
+   * (Cinder's os-quota-sets delete); usage is kept, even where it is above a default.
+   */
+  deleteQuotas(
+    request: DeleteQuotasRequest,
+    callback: (error: ServiceError | null, response: DeleteQuotasResponse) => void,
+  ): ClientUnaryCall;
+  deleteQuotas(
+    request: DeleteQuotasRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteQuotasResponse) => void,
+  ): ClientUnaryCall;
+  deleteQuotas(
+    request: DeleteQuotasRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteQuotasResponse) => void,
   ): ClientUnaryCall;
 }
 
