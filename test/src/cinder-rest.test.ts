@@ -191,6 +191,32 @@ describe.skipIf(missing)("Cinder v3 REST with the openstack and cinder clients",
     expect(gone).toEqual([]);
   });
 
+  it("force-deletes a volume stuck in maintenance with `cinder force-delete` as an administrator, releasing its quota", async () => {
+    const created = (await openstack(["volume", "create", "--size", "2", "osc-stuck", "-f", "json"])) as Shown;
+    expect((await settledVolume("osc-stuck")).status).toBe("available");
+    const id = String(created.id);
+    expect(await cinder(["quota-usage", project])).toMatch(/\|\s+gigabytes\s+\|\s+2\s+\|/);
+    await cinder(["reset-state", "--state", "maintenance", id], "admin");
+    expect((await settledVolume("osc-stuck")).status).toBe("maintenance");
+
+    const output = (error: { stdout?: string; stderr?: string }) => `${error.stdout ?? ""}${error.stderr ?? ""}`;
+    const plain = await cinder(["delete", id]).catch(output);
+    expect(plain).toMatch(/status must be available, error or error_deleting to delete, but is maintenance/);
+    const member = await cinder(["force-delete", id]).catch(output);
+    expect(member).toMatch(/volume_extension:volume_admin_actions:force_delete/);
+
+    await cinder(["force-delete", id], "admin");
+    const gone = await settle(
+      () => openstack(["volume", "list", "-f", "json"]) as Promise<Shown[]>,
+      (all) => all.length === 0,
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    expect(gone).toEqual([]);
+    const usage = await cinder(["quota-usage", project]);
+    expect(usage).toMatch(/\|\s+volumes\s+\|\s+0\s+\|/);
+    expect(usage).toMatch(/\|\s+gigabytes\s+\|\s+0\s+\|/);
+  });
+
   it("snapshots an in-use volume only with --force (attached over gRPC, shown in-use over REST)", async () => {
     const created = (await openstack(["volume", "create", "--size", "1", "osc-attached", "-f", "json"])) as Shown;
     expect((await settledVolume("osc-attached")).status).toBe("available");

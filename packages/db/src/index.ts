@@ -29,6 +29,7 @@ export {
   finishOperationsDone,
   insertOperation,
   lockFailedPlacements,
+  pendingOperationsOf,
   recordFailedPlacements,
   retryOperation,
 } from "./operations.js";

@@ -179,7 +179,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description }), ctx),
     })),
     deleteVolume: u("DeleteVolume", async (req, ctx) => ({
-      volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade), ctx),
+      volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade, req.force), ctx),
     })),
     resetVolumeStatus: u("ResetVolumeStatus", async (req, ctx) => ({
       volume: toVolume(await uc.resetVolumeStatus(ctx, req.id, status(volumeStatusName(req.status))), ctx),

@@ -85,6 +85,10 @@ const fakes: Partial<ApiUseCases> = {
   disassociateQosSpecs: async (_ctx, id, typeId) => {
     calls.push({ name: "disassociateQosSpecs", args: [id, typeId] });
   },
+  deleteVolume: async (ctx, id, cascade, force) => {
+    calls.push({ name: "deleteVolume", args: [id, cascade, force, ctx.isAdmin] });
+    return VOLUME;
+  },
   extendVolume: async (_ctx, id, size) => {
     calls.push({ name: "extendVolume", args: [id, size] });
     return VOLUME;
@@ -298,6 +302,21 @@ describe("Cinder v3 REST listener", () => {
     expect(await message(unattached)).toMatch(/has no attachment to detach/);
     const bootable = await action({ "os-set_bootable": { bootable: true } });
     expect(await message(bootable)).toBe("There is no such action: os-set_bootable");
+  });
+
+  it("runs os-force_delete as DeleteVolume with force for an administrator (202); a member gets 403", async () => {
+    const refused = await action({ "os-force_delete": {} });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toEqual({
+      forbidden: {
+        code: 403,
+        message: "policy does not allow volume_extension:volume_admin_actions:force_delete to be performed",
+      },
+    });
+    expect(calls.at(-1)?.name).not.toBe("deleteVolume");
+    const forced = await action({ "os-force_delete": null }, `root:${PROJECT}:admin`);
+    expect(forced.status).toBe(202);
+    expect(calls.at(-1)).toEqual({ name: "deleteVolume", args: [VOLUME.id, false, true, true] });
   });
 
   const admin = `root:${PROJECT}:admin`;

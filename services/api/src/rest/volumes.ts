@@ -140,7 +140,11 @@ const VOLUME_ACTIONS: Record<string, string> = {
   revert: "RevertVolumeToSnapshot",
   "os-attach": "AttachVolume",
   "os-detach": "DetachVolume",
+  "os-force_delete": "DeleteVolume",
 };
+
+/** The request each action is authorized with, where its rules read one (os-force_delete's `force`). */
+const ACTION_REQUESTS: Record<string, Record<string, unknown>> = { "os-force_delete": { force: true } };
 
 /**
  * `os-attach`: Cinder's legacy attach, which marks a volume in-use for `instance_uuid` at
@@ -220,6 +224,9 @@ async function volumeAction(call: RestCall): Promise<RestReply> {
       return attach(call, id, arg);
     case "os-detach":
       return detach(call, id, arg);
+    case "os-force_delete":
+      await uc.deleteVolume(call.ctx, id, false, true);
+      return { status: 202 };
     default:
       throw bad(`There is no such action: ${name}`);
   }
@@ -249,7 +256,7 @@ export const volumeRoutes: Route[] = [
     authorize: (call) => {
       const [name] = actionOf(call);
       // NOTE: an action we do not serve is authorized as a read, then refused with 400 by name.
-      return { method: VOLUME_ACTIONS[name] ?? "GetVolume", request: {} };
+      return { method: VOLUME_ACTIONS[name] ?? "GetVolume", request: ACTION_REQUESTS[name] ?? {} };
     },
     handle: volumeAction,
   },

@@ -290,6 +290,11 @@ export interface DeleteVolumeRequest {
   id: string;
   /** Delete the volume's snapshots first; without it a volume with snapshots is refused. */
   cascade: boolean;
+  /**
+   * Admin only (Cinder's os-force_delete): delete whatever the status, but not an attached,
+   * migrating or deleting volume, nor one with an operation in flight.
+   */
+  force: boolean;
 }
 
 export interface DeleteVolumeResponse {
@@ -2504,7 +2509,7 @@ export const UpdateVolumeResponse: MessageFns<UpdateVolumeResponse> = {
 };
 
 function createBaseDeleteVolumeRequest(): DeleteVolumeRequest {
-  return { id: "", cascade: false };
+  return { id: "", cascade: false, force: false };
 }
 
 export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
@@ -2514,6 +2519,9 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     }
     if (message.cascade !== false) {
       writer.uint32(16).bool(message.cascade);
+    }
+    if (message.force !== false) {
+      writer.uint32(24).bool(message.force);
     }
     return writer;
   },
@@ -2547,6 +2555,14 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
             message.cascade = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2563,6 +2579,7 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       cascade: isSet(object.cascade) ? globalThis.Boolean(object.cascade) : false,
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
     };
   },
 
@@ -2574,6 +2591,9 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     if (message.cascade !== false) {
       obj.cascade = message.cascade;
     }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
     return obj;
   },
 
@@ -2584,6 +2604,7 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     const message = createBaseDeleteVolumeRequest();
     message.id = object.id ?? "";
     message.cascade = object.cascade ?? false;
+    message.force = object.force ?? false;
     return message;
   },
 };
