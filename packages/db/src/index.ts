@@ -1,6 +1,7 @@
-export type { AttachmentRow } from "./attachments.js";
+export type { AttachmentRow, AttachmentSearch } from "./attachments.js";
 export {
   deleteAttachment,
+  findAttachments,
   insertAttachment,
   instanceAttachedElsewhere,
   listAttachmentsOfInstance,

@@ -461,4 +461,38 @@ describe("conflicting operations", () => {
       code: "FAILED_PRECONDITION",
     });
   });
+
+  it("finds attachments of the project's volumes, or of every project's when asked (all_tenants)", async () => {
+    const a = ctx();
+    const b = ctx();
+    const instanceId = randomUUID();
+    const mine = await api.attachVolume(a, {
+      volumeId: await availableVolume(a),
+      instanceId,
+      mountpoint: "/dev/vda",
+      connector: { host: "compute-1" },
+    });
+    const bVolume = await availableVolume(b);
+    const theirs = await api.attachVolume(b, {
+      volumeId: bVolume,
+      instanceId: randomUUID(),
+      mountpoint: "/dev/vdb",
+      connector: {},
+    });
+    expect(await api.findAttachments(a, { allProjects: false, instanceId })).toEqual([
+      expect.objectContaining({ id: mine.attachment.id, attachStatus: "attached", connector: { host: "compute-1" } }),
+    ]);
+    expect(await api.findAttachments(a, { allProjects: false, id: theirs.attachment.id })).toEqual([]);
+    expect(await api.findAttachments(a, { allProjects: true, id: theirs.attachment.id })).toEqual([
+      expect.objectContaining({ id: theirs.attachment.id, volumeId: bVolume }),
+    ]);
+    await expect(api.findAttachments(a, { allProjects: false, attachStatus: "reserved" })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: "status: must be one of attaching, attached",
+    });
+    await expect(api.listAttachments(a, bVolume)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect(await api.listAttachments(a, bVolume, { allProjects: true })).toEqual([
+      expect.objectContaining({ id: theirs.attachment.id }),
+    ]);
+  });
 });

@@ -11,6 +11,7 @@ import {
 } from "@cinderblock/domain";
 import type { Authenticator, Guard } from "@cinderblock/rpc";
 import { Metadata } from "@grpc/grpc-js";
+import { attachmentRoutes } from "./attachments.js";
 import { fault, faultOf, internalFault, type RestReply } from "./faults.js";
 import type { Route, UnauthorizedCall } from "./http.js";
 import {
@@ -36,6 +37,7 @@ const ROUTES: Route[] = [
   ...projectRoutes,
   ...serviceRoutes,
   ...qosRoutes,
+  ...attachmentRoutes,
 ];
 
 /** The first path segments that name a collection (so `/v3/volumes` has no project id). */
@@ -50,10 +52,16 @@ const COLLECTIONS = new Set([
   "os-services",
   "scheduler-stats",
   "qos-specs",
+  "attachments",
 ]);
 
 /** Collections whose `{id}` is a UUID, and what Cinder calls one of their resources. */
-const NAMED_BY_UUID: Record<string, string> = { volumes: "Volume", snapshots: "Snapshot", "qos-specs": "QoS Specs" };
+const NAMED_BY_UUID: Record<string, string> = {
+  volumes: "Volume",
+  snapshots: "Snapshot",
+  "qos-specs": "QoS Specs",
+  attachments: "Attachment",
+};
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Largest request body read (Cinder's osapi_max_request_body_size is 112 KiB). */

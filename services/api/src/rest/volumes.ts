@@ -66,10 +66,10 @@ async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> 
     ? await Promise.all(
         rows.map(async (row) =>
           volumeView(row, call.view, {
-            // NOTE: the attachments use case reads the caller's own project only, so an admin's
-            // all_tenants list shows other projects' volumes without theirs (README: not yet).
-            attachments:
-              row.projectId === call.ctx.projectId ? await call.useCases.listAttachments(call.ctx, row.id) : [],
+            // An all_tenants list (the policy allowed it) reads every project's attachments too.
+            attachments: await call.useCases.listAttachments(call.ctx, row.id, {
+              allProjects: row.projectId !== call.ctx.projectId && input.allProjects === true,
+            }),
             extended: true,
           }),
         ),
