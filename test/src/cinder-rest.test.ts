@@ -350,6 +350,16 @@ describe.skipIf(missing)("Cinder v3 REST with the openstack and cinder clients",
     await openstack(["volume", "delete", "osc-att"]);
   });
 
+  it("marks a volume bootable and not with `cinder set-bootable`", async () => {
+    const created = (await openstack(["volume", "create", "--size", "1", "osc-boot", "-f", "json"])) as Shown;
+    expect((await settledVolume("osc-boot")).bootable).toBe("false");
+    await cinder(["set-bootable", String(created.id), "true"]);
+    expect((await settledVolume("osc-boot")).bootable).toBe("true");
+    await cinder(["set-bootable", String(created.id), "false"]);
+    expect((await settledVolume("osc-boot")).bootable).toBe("false");
+    await openstack(["volume", "delete", "osc-boot"]);
+  });
+
   it("lists, disables and enables volume services and lists pools as an administrator; a member gets 403", async () => {
     const services = (await openstack(["volume", "service", "list", "-f", "json"], "admin")) as Shown[];
     expect(services).toEqual([

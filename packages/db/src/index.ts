@@ -130,6 +130,7 @@ export {
   listVolumes,
   markVolumeDeleted,
   resetVolumeStatus,
+  setVolumeBootable,
   unassignVolumeHost,
   updateVolumeStatus,
 } from "./volumes.js";

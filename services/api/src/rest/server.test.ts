@@ -94,6 +94,10 @@ const fakes: Partial<ApiUseCases> = {
   disassociateQosSpecs: async (_ctx, id, typeId) => {
     calls.push({ name: "disassociateQosSpecs", args: [id, typeId] });
   },
+  updateVolume: async (_ctx, id, input) => {
+    calls.push({ name: "updateVolume", args: [id, input] });
+    return VOLUME;
+  },
   deleteVolume: async (ctx, id, cascade, force) => {
     calls.push({ name: "deleteVolume", args: [id, cascade, force, ctx.isAdmin] });
     return VOLUME;
@@ -261,6 +265,18 @@ describe("Cinder v3 REST listener", () => {
     expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false, "signed-token", 1] });
   });
 
+  it("takes one sort key (and a trailing id in its direction), refusing a second key by name", async () => {
+    const two = await call("/v3/volumes?sort=name:asc,created_at:desc");
+    expect(two.status).toBe(400);
+    expect(((await two.json()) as { badRequest: { message: string } }).badRequest.message).toBe(
+      "sort: more than one sort key is not supported by Cinderblock (name is followed by the id in the same direction; created_at:desc cannot be added)",
+    );
+    expect((await call("/v3/snapshots?sort_key=name,status&sort_dir=asc,asc")).status).toBe(400);
+    expect((await call("/v3/volumes?sort_key=name,id&sort_dir=asc,asc")).status).toBe(200);
+    expect((await call("/v3/volumes?sort=created_at,id")).status).toBe(200);
+    expect((await call("/v3/volumes?sort=name:asc,id:desc")).status).toBe(400);
+  });
+
   it("answers 404 for a lookup by anything but an id (clients then search by name)", async () => {
     const res = await call("/v3/volumes/data");
     expect(res.status).toBe(404);
@@ -309,8 +325,6 @@ describe("Cinder v3 REST listener", () => {
     const unattached = await action({ "os-detach": {} });
     expect(unattached.status).toBe(400);
     expect(await message(unattached)).toMatch(/has no attachment to detach/);
-    const bootable = await action({ "os-set_bootable": { bootable: true } });
-    expect(await message(bootable)).toBe("There is no such action: os-set_bootable");
   });
 
   it("runs os-force_delete as DeleteVolume with force for an administrator (202); a member gets 403", async () => {
@@ -438,6 +452,16 @@ describe("Cinder v3 REST listener", () => {
     // A member's all_tenants is their own project's list: no other project's attachments.
     await call("/v3/volumes/detail?all_tenants=1", { token: "bob:other" });
     expect(attachmentReads.at(-1)).toEqual(["other", VOLUME.id, false]);
+  });
+
+  it("runs os-set_bootable as UpdateVolume with bootable (200), refusing a missing or non-boolean value", async () => {
+    const set = await action({ "os-set_bootable": { bootable: "True" } });
+    expect(set.status).toBe(200);
+    expect(calls.at(-1)).toEqual({ name: "updateVolume", args: [VOLUME.id, { bootable: true }] });
+    expect(await message(await action({ "os-set_bootable": {} }))).toBe("bootable: is required");
+    expect(await message(await action({ "os-set_bootable": { bootable: "maybe" } }))).toBe(
+      "Invalid value 'maybe' for bootable: must be a boolean",
+    );
   });
 
   const admin = `root:${PROJECT}:admin`;

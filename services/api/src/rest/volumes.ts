@@ -141,6 +141,7 @@ const VOLUME_ACTIONS: Record<string, string> = {
   "os-attach": "AttachVolume",
   "os-detach": "DetachVolume",
   "os-force_delete": "DeleteVolume",
+  "os-set_bootable": "UpdateVolume",
 };
 
 /** The request each action is authorized with, where its rules read one (os-force_delete's `force`). */
@@ -224,6 +225,10 @@ async function volumeAction(call: RestCall): Promise<RestReply> {
       return attach(call, id, arg);
     case "os-detach":
       return detach(call, id, arg);
+    case "os-set_bootable":
+      if (arg.bootable === undefined || arg.bootable === null) throw bad("bootable: is required");
+      await uc.updateVolume(call.ctx, id, { bootable: parseBoolean(arg.bootable, "bootable") });
+      return { status: 200 };
     case "os-force_delete":
       await uc.deleteVolume(call.ctx, id, false, true);
       return { status: 202 };

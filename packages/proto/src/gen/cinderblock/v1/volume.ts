@@ -279,7 +279,11 @@ export interface UpdateVolumeRequest {
   id: string;
   /** Fields left unset are not changed. */
   name?: string | undefined;
-  description?: string | undefined;
+  description?:
+    | string
+    | undefined;
+  /** Cinder's os-set_bootable: marks the volume bootable or not (the flag only). */
+  bootable?: boolean | undefined;
 }
 
 export interface UpdateVolumeResponse {
@@ -2339,7 +2343,7 @@ export const GetVolumeResponse: MessageFns<GetVolumeResponse> = {
 };
 
 function createBaseUpdateVolumeRequest(): UpdateVolumeRequest {
-  return { id: "", name: undefined, description: undefined };
+  return { id: "", name: undefined, description: undefined, bootable: undefined };
 }
 
 export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
@@ -2352,6 +2356,9 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
     }
     if (message.description !== undefined) {
       writer.uint32(26).string(message.description);
+    }
+    if (message.bootable !== undefined) {
+      writer.uint32(32).bool(message.bootable);
     }
     return writer;
   },
@@ -2393,6 +2400,14 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
             message.description = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bootable = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2410,6 +2425,7 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : undefined,
       description: isSet(object.description) ? globalThis.String(object.description) : undefined,
+      bootable: isSet(object.bootable) ? globalThis.Boolean(object.bootable) : undefined,
     };
   },
 
@@ -2424,6 +2440,9 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
     if (message.description !== undefined) {
       obj.description = message.description;
     }
+    if (message.bootable !== undefined) {
+      obj.bootable = message.bootable;
+    }
     return obj;
   },
 
@@ -2435,6 +2454,7 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
     message.id = object.id ?? "";
     message.name = object.name ?? undefined;
     message.description = object.description ?? undefined;
+    message.bootable = object.bootable ?? undefined;
     return message;
   },
 };
