@@ -80,7 +80,9 @@ describe("per-project rate limits", () => {
     const a = identity(uniqueName("rate-a-"));
     const b = identity(uniqueName("rate-b-"));
     const del = (md: typeof a) =>
-      callError(call((done) => stack.volumes.deleteVolume({ id: randomUUID(), cascade: false }, md, done)));
+      callError(
+        call((done) => stack.volumes.deleteVolume({ id: randomUUID(), cascade: false, force: false }, md, done)),
+      );
     const codes: number[] = [];
     for (let i = 0; i < 5; i++) codes.push((await del(a)).code);
     expect(codes).toEqual(Array(5).fill(status.NOT_FOUND));

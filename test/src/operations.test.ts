@@ -302,12 +302,12 @@ describe("delete", () => {
     const a = await availableSnapshot(p.md, v.id);
     const b = await availableSnapshot(p.md, v.id);
     const refused = await callError(
-      call((done) => stack.volumes.deleteVolume({ id: v.id, cascade: false }, p.md, done)),
+      call((done) => stack.volumes.deleteVolume({ id: v.id, cascade: false, force: false }, p.md, done)),
     );
     expect(refused).toMatchObject({ code: status.FAILED_PRECONDITION });
     expect(refused.details).toContain("has 2 snapshot(s)");
     const res = await call<DeleteVolumeResponse>((done) =>
-      stack.volumes.deleteVolume({ id: v.id, cascade: true }, p.md, done),
+      stack.volumes.deleteVolume({ id: v.id, cascade: true, force: false }, p.md, done),
     );
     expect(res.volume?.status).toBe(VolumeStatus.VOLUME_STATUS_DELETING);
     const usage = await settle(

@@ -139,7 +139,7 @@ describe("operating the backends", () => {
       expect(snapshot.code).toBe(status.FAILED_PRECONDITION);
       expect(snapshot.details).toContain(`backend ${BACKEND} of volume ${volume.id} is frozen`);
       const deleted = await callError(
-        call((done) => stack.volumes.deleteVolume({ id: volume.id, cascade: false }, md, done)),
+        call((done) => stack.volumes.deleteVolume({ id: volume.id, cascade: false, force: false }, md, done)),
       );
       expect(deleted.code).toBe(status.FAILED_PRECONDITION);
       expect(deleted.details).toContain("is frozen");
@@ -170,7 +170,7 @@ describe("operating the backends", () => {
     );
     expect(seen.at(-1)?.snapshot?.status).toBe(proto.SnapshotStatus.SNAPSHOT_STATUS_AVAILABLE);
     const deleting = await call<proto.DeleteVolumeResponse>((done) =>
-      stack.volumes.deleteVolume({ id: volume.id, cascade: true }, md, done),
+      stack.volumes.deleteVolume({ id: volume.id, cascade: true, force: false }, md, done),
     );
     expect(deleting.volume?.status).toBe(proto.VolumeStatus.VOLUME_STATUS_DELETING);
   });

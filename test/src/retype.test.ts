@@ -176,7 +176,7 @@ describe("retype", () => {
       gigabytes: 1,
     });
     // It lives on vol2 now: deleting it removes the file there.
-    await call((done) => stack.volumes.deleteVolume({ id: volume.id, cascade: false }, md, done));
+    await call((done) => stack.volumes.deleteVolume({ id: volume.id, cascade: false, force: false }, md, done));
     const deleted = await settle(
       async () => existsSync(volumeFile(secondDir, volume.id)),
       (exists) => !exists,

@@ -276,7 +276,7 @@ const volumeDelete: Handler = async (ctx) => {
   const id = args[0] ?? "";
   const deadline = waitDeadline(flags);
   const res = await conn.call<DeleteVolumeResponse>((md, o, done) =>
-    conn.volumes.deleteVolume({ id, cascade: flags.cascade === true }, md, o, done),
+    conn.volumes.deleteVolume({ id, cascade: flags.cascade === true, force: false }, md, o, done),
   );
   let volume = res.volume as Volume;
   if (flags.wait) volume = await followVolume(ctx, volume, VolumeStatus.VOLUME_STATUS_DELETING, deadline);

@@ -1,6 +1,6 @@
-import { and, eq, ne, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, ne, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
-import { volumeAttachments } from "./schema.js";
+import { volumeAttachments, volumes } from "./schema.js";
 
 /** A volume attachment row. */
 export type AttachmentRow = typeof volumeAttachments.$inferSelect;
@@ -87,4 +87,30 @@ export async function instanceAttachedElsewhere(db: Executor, projectId: string,
     .where(and(eq(volumeAttachments.instanceId, instanceId), ne(volumeAttachments.projectId, projectId)))
     .limit(1);
   return rows.length > 0;
+}
+
+/** Which attachments {@link findAttachments} reads; every field left out matches all. */
+export interface AttachmentSearch {
+  /** Attachments of this project's volumes (whoever made them); absent: every project's. */
+  projectId?: string;
+  id?: string;
+  volumeId?: string;
+  instanceId?: string;
+  attachStatus?: string;
+}
+
+/** Attachments matching `search`, oldest first. */
+export async function findAttachments(db: Executor, search: AttachmentSearch): Promise<AttachmentRow[]> {
+  const where: SQL[] = [];
+  if (search.projectId !== undefined) where.push(eq(volumes.projectId, search.projectId));
+  if (search.id !== undefined) where.push(eq(volumeAttachments.id, search.id));
+  if (search.volumeId !== undefined) where.push(eq(volumeAttachments.volumeId, search.volumeId));
+  if (search.instanceId !== undefined) where.push(eq(volumeAttachments.instanceId, search.instanceId));
+  if (search.attachStatus !== undefined) where.push(eq(volumeAttachments.attachStatus, search.attachStatus));
+  return db
+    .select(getTableColumns(volumeAttachments))
+    .from(volumeAttachments)
+    .innerJoin(volumes, eq(volumes.id, volumeAttachments.volumeId))
+    .where(and(...where))
+    .orderBy(volumeAttachments.createdAt, volumeAttachments.id);
 }

@@ -1,6 +1,7 @@
-export type { AttachmentRow } from "./attachments.js";
+export type { AttachmentRow, AttachmentSearch } from "./attachments.js";
 export {
   deleteAttachment,
+  findAttachments,
   insertAttachment,
   instanceAttachedElsewhere,
   listAttachmentsOfInstance,
@@ -29,6 +30,7 @@ export {
   finishOperationsDone,
   insertOperation,
   lockFailedPlacements,
+  pendingOperationsOf,
   recordFailedPlacements,
   retryOperation,
 } from "./operations.js";
@@ -136,6 +138,7 @@ export {
   listVolumes,
   markVolumeDeleted,
   resetVolumeStatus,
+  setVolumeBootable,
   unassignVolumeHost,
   updateVolumeStatus,
 } from "./volumes.js";

@@ -116,3 +116,13 @@ export async function recordFailedPlacements(
     })
     .where(and(eq(operations.id, id), eq(operations.state, "pending")));
 }
+
+/** The kinds of a resource's operations still pending (in flight), oldest first. */
+export async function pendingOperationsOf(db: Executor, resourceId: string): Promise<string[]> {
+  const rows = await db
+    .select({ kind: operations.kind })
+    .from(operations)
+    .where(and(eq(operations.resourceId, resourceId), eq(operations.state, "pending")))
+    .orderBy(operations.createdAt);
+  return rows.map((r) => r.kind);
+}

@@ -58,6 +58,21 @@ export async function resetVolumeStatus(
   return row as VolumeRow | undefined;
 }
 
+/** Sets the project's volume's `bootable` flag (Cinder's os-set_bootable); false when there is no such volume. */
+export async function setVolumeBootable(
+  db: Executor,
+  projectId: string,
+  id: string,
+  bootable: boolean,
+): Promise<boolean> {
+  const rows = await db
+    .update(volumes)
+    .set({ bootable, updatedAt: sql`now()` })
+    .where(and(eq(volumes.id, id), eq(volumes.projectId, projectId), eq(volumes.deleted, false)))
+    .returning({ id: volumes.id });
+  return rows.length > 0;
+}
+
 /** The project's volume with this id, or undefined (another project's volume is not found). */
 export async function getVolume(
   db: Executor,

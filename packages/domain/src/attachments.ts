@@ -1,13 +1,16 @@
 import { randomUUID } from "node:crypto";
 import {
   type AttachmentRow,
+  type AttachmentSearch,
   type Db,
   deleteAttachment,
   type Executor,
+  findAttachments,
   finishOperation,
   getQosSpecsOfType,
   getService,
   getVolume,
+  getVolumeElevated,
   insertAttachment,
   insertOperation,
   instanceAttachedElsewhere,
@@ -22,7 +25,7 @@ import {
 import { isAdmin, type RequestContext } from "./context.js";
 import { CinderblockError, hostCallError, hostCallReason } from "./errors.js";
 import type { Announcer, HostConnection, VolumeHostCalls } from "./ports.js";
-import { VOLUME_OPERATIONS } from "./state-machine.js";
+import { ATTACHMENT_STATUSES, VOLUME_OPERATIONS } from "./state-machine.js";
 import { volumeUsage } from "./usage.js";
 import { validateId } from "./validation.js";
 import { frontEndQosSpecs } from "./volume-types/resolve.js";
@@ -52,7 +55,19 @@ export interface AttachmentUseCases {
     input: AttachInput,
   ): Promise<{ attachment: AttachmentRow; connection: HostConnection }>;
   detachVolume(ctx: RequestContext, volumeId: string, attachmentId: string): Promise<void>;
-  listAttachments(ctx: RequestContext, volumeId: string): Promise<AttachmentRow[]>;
+  /**
+   * A volume's attachments; `allProjects` (an administrator's all_tenants list, the policy decides
+   * who) reads those of any project's volume.
+   */
+  listAttachments(ctx: RequestContext, volumeId: string, options?: { allProjects?: boolean }): Promise<AttachmentRow[]>;
+  /**
+   * Attachments of the project's volumes (every project's with `allProjects`, the policy decides
+   * who) by id, volume, instance or status: Cinder's attachments API (3.27) lists and shows these.
+   */
+  findAttachments(
+    ctx: RequestContext,
+    filter: { allProjects: boolean; id?: string; volumeId?: string; instanceId?: string; attachStatus?: string },
+  ): Promise<AttachmentRow[]>;
 }
 
 /** An instance id: it names a NATS subject token too (the compute agent's), so a strict charset. */
@@ -272,11 +287,27 @@ export function createAttachmentUseCases(deps: AttachmentDependencies): Attachme
       deps.onCommitted?.();
     },
 
-    async listAttachments(ctx, rawVolumeId) {
+    async listAttachments(ctx, rawVolumeId, options = {}) {
       const volumeId = validateId("volume_id", rawVolumeId);
-      const volume = await getVolume(db, ctx.projectId, volumeId);
+      const volume = options.allProjects
+        ? await getVolumeElevated(db, volumeId)
+        : await getVolume(db, ctx.projectId, volumeId);
       if (!volume) throw new CinderblockError("NOT_FOUND", `volume ${volumeId} not found`);
       return listAttachmentsOfVolume(db, volumeId);
+    },
+
+    async findAttachments(ctx, filter) {
+      const search: AttachmentSearch = filter.allProjects ? {} : { projectId: ctx.projectId };
+      if (filter.id !== undefined) search.id = validateId("id", filter.id);
+      if (filter.volumeId !== undefined) search.volumeId = validateId("volume_id", filter.volumeId);
+      if (filter.instanceId !== undefined) search.instanceId = validateInstanceId(filter.instanceId);
+      if (filter.attachStatus !== undefined) {
+        if (!(ATTACHMENT_STATUSES as readonly string[]).includes(filter.attachStatus)) {
+          throw new CinderblockError("INVALID_ARGUMENT", `status: must be one of ${ATTACHMENT_STATUSES.join(", ")}`);
+        }
+        search.attachStatus = filter.attachStatus;
+      }
+      return findAttachments(db, search);
     },
   };
 }

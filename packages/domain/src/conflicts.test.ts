@@ -424,4 +424,75 @@ describe("conflicting operations", () => {
     });
     expect(attachment).toMatchObject({ instanceId, projectId: admin.projectId, attachStatus: "attached" });
   });
+
+  it("an administrator's force delete: not while an operation is in flight or attached, from error_extending it goes", async () => {
+    const c = ctx();
+    const admin = { ...c, roles: ["admin"], isAdmin: true };
+    const volume = await api.createVolume(c, volumeInput);
+    await updateVolumeStatus(db, volume.id, ["creating"], "creating", { host: "h1@file" });
+    await expect(api.deleteVolume(admin, volume.id, false, true)).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+      message: `volume ${volume.id} has an operation in flight (create_volume); wait for it to finish or for the reconciler to fail it`,
+    });
+    // The create ends; the volume is left in a status a plain delete refuses.
+    await db.execute(sql`update operations set state = 'done' where resource_id = ${volume.id}`);
+    await updateVolumeStatus(db, volume.id, ["creating"], "error_extending");
+    await expect(api.deleteVolume(c, volume.id, false)).rejects.toMatchObject({ code: "FAILED_PRECONDITION" });
+    const attachmentId = randomUUID();
+    await insertAttachment(db, {
+      id: attachmentId,
+      volumeId: volume.id,
+      projectId: c.projectId,
+      instanceId: "vm-1",
+      mountpoint: "/dev/vdb",
+      connector: {},
+    });
+    await expect(api.deleteVolume(admin, volume.id, false, true)).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+      message: `volume ${volume.id} has 1 attachment(s); detach it before deleting it`,
+    });
+    await db.execute(sql`delete from volume_attachments where id = ${attachmentId}`);
+    expect(await api.deleteVolume(admin, volume.id, false, true)).toMatchObject({ status: "deleting" });
+    const [op] = await db.execute<{ n: number }>(sql`
+      select count(*)::int as n from operations where resource_id = ${volume.id} and kind = 'delete_volume' and state = 'pending'`);
+    expect(op).toEqual({ n: 1 });
+    // Deleting already: a second force delete is refused, so the host gets one delete.
+    await expect(api.deleteVolume(admin, volume.id, false, true)).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+    });
+  });
+
+  it("finds attachments of the project's volumes, or of every project's when asked (all_tenants)", async () => {
+    const a = ctx();
+    const b = ctx();
+    const instanceId = randomUUID();
+    const mine = await api.attachVolume(a, {
+      volumeId: await availableVolume(a),
+      instanceId,
+      mountpoint: "/dev/vda",
+      connector: { host: "compute-1" },
+    });
+    const bVolume = await availableVolume(b);
+    const theirs = await api.attachVolume(b, {
+      volumeId: bVolume,
+      instanceId: randomUUID(),
+      mountpoint: "/dev/vdb",
+      connector: {},
+    });
+    expect(await api.findAttachments(a, { allProjects: false, instanceId })).toEqual([
+      expect.objectContaining({ id: mine.attachment.id, attachStatus: "attached", connector: { host: "compute-1" } }),
+    ]);
+    expect(await api.findAttachments(a, { allProjects: false, id: theirs.attachment.id })).toEqual([]);
+    expect(await api.findAttachments(a, { allProjects: true, id: theirs.attachment.id })).toEqual([
+      expect.objectContaining({ id: theirs.attachment.id, volumeId: bVolume }),
+    ]);
+    await expect(api.findAttachments(a, { allProjects: false, attachStatus: "reserved" })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: "status: must be one of attaching, attached",
+    });
+    await expect(api.listAttachments(a, bVolume)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect(await api.listAttachments(a, bVolume, { allProjects: true })).toEqual([
+      expect.objectContaining({ id: theirs.attachment.id }),
+    ]);
+  });
 });

@@ -100,6 +100,22 @@ export const VOLUME_OPERATIONS = {
     done: t(["deleting"], "deleted", "volume", "api"),
     failed: t(["deleting"], "error_deleting", "volume", "reconciler"),
   },
+  /**
+   * An admin's force delete (Cinder's os-force_delete): from any status but the attached ones
+   * (in-use, attaching, detaching), retyping (a migration) and deleting; the use case also
+   * refuses a volume with attachments or an operation still in flight, so nothing is left stuck.
+   */
+  forceDelete: {
+    start: t(
+      VOLUME_STATUSES.filter(
+        (s) => !(["in-use", "attaching", "detaching", "retyping", "deleting", "deleted"] as string[]).includes(s),
+      ),
+      "deleting",
+      "admin",
+    ),
+    done: t(["deleting"], "deleted", "volume", "api"),
+    failed: t(["deleting"], "error_deleting", "volume", "reconciler"),
+  },
   extend: {
     // An in-use volume too (Cinder 3.42); done goes back to what it was: available, or in-use when
     // attachments remain (none can come or go while it is extending: see attach and detach).
@@ -343,7 +359,7 @@ export function cascadedDeleteId(volumeOperationId: string, snapshotId: string):
 }
 
 /** Migration statuses that mean a migration is under way (Cinder: anything but none/success/error). */
-function isMigrating(volume: Pick<VolumeRow, "migrationStatus">): boolean {
+export function isMigrating(volume: Pick<VolumeRow, "migrationStatus">): boolean {
   const m = volume.migrationStatus;
   return m !== null && m !== "" && m !== "success" && m !== "error";
 }

@@ -353,6 +353,17 @@ describe("createVolume: a clone of a volume (source_volume_id)", () => {
   });
 });
 
+describe("updateVolume: bootable (os-set_bootable)", () => {
+  it("sets and clears the flag, leaving the name, and another project's volume is not found", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c);
+    expect(await api.updateVolume(c, volumeId, { bootable: true })).toMatchObject({ bootable: true, name: "vol" });
+    expect(await api.updateVolume(c, volumeId, { name: "renamed" })).toMatchObject({ bootable: true, name: "renamed" });
+    expect(await api.updateVolume(c, volumeId, { bootable: false })).toMatchObject({ bootable: false });
+    await expect(api.updateVolume(ctx(), volumeId, { bootable: true })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+});
+
 describe("extendVolume of an attached volume (Cinder 3.42)", () => {
   it("extends an in-use volume: extending, with the added size reserved", async () => {
     const c = ctx();

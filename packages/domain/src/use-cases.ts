@@ -76,8 +76,10 @@ export interface ApiUseCases
   createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRow>;
   getVolume(ctx: RequestContext, id: string): Promise<VolumeRow>;
   listVolumes(ctx: RequestContext, input: ListInput): Promise<Page<VolumeRow>>;
-  updateVolume(ctx: RequestContext, id: string, input: UpdateInput): Promise<VolumeRow>;
-  deleteVolume(ctx: RequestContext, id: string, cascade: boolean): Promise<VolumeRow>;
+  /** `bootable`: Cinder's os-set_bootable (the flag only; nothing about the volume's content changes). */
+  updateVolume(ctx: RequestContext, id: string, input: UpdateInput & { bootable?: boolean }): Promise<VolumeRow>;
+  /** `force`: an admin's force delete (see deleteVolumeUseCase); the api's policy decides who. */
+  deleteVolume(ctx: RequestContext, id: string, cascade: boolean, force?: boolean): Promise<VolumeRow>;
   resetVolumeStatus(ctx: RequestContext, id: string, status: VolumeStatus): Promise<VolumeRow>;
   extendVolume(ctx: RequestContext, id: string, newSizeGb: number): Promise<VolumeRow>;
   retypeVolume(ctx: RequestContext, input: RetypeVolumeInput): Promise<VolumeRow>;

@@ -135,7 +135,7 @@ export function createProjectClient(
       return all;
     },
     deleteVolume: (id, cascade = false) =>
-      call<DeleteVolumeResponse>((done) => volumes.deleteVolume({ id, cascade }, md, opts(), done)).then(
+      call<DeleteVolumeResponse>((done) => volumes.deleteVolume({ id, cascade, force: false }, md, opts(), done)).then(
         (r) => r.volume as Volume,
       ),
     extendVolume: (id, newSizeGb) =>

@@ -26,7 +26,10 @@ export const API_METHOD_RULES: Readonly<Record<string, MethodRules<never>>> = {
   GetVolume: { rules: rule("volume:get") },
   ListVolumes: { rules: listing("volume:get_all") },
   UpdateVolume: { rules: rule("volume:update") },
-  DeleteVolume: { rules: rule("volume:delete") },
+  DeleteVolume: {
+    rules: (req: { force?: boolean }) =>
+      req.force ? ["volume:delete", "volume_extension:volume_admin_actions:force_delete"] : ["volume:delete"],
+  },
   ResetVolumeStatus: { rules: rule("volume_extension:volume_admin_actions:reset_status") },
   SetVolumeMetadata: { rules: rule("volume:update_volume_metadata") },
   DeleteVolumeMetadata: { rules: rule("volume:delete_volume_metadata") },

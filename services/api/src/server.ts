@@ -176,10 +176,13 @@ export function createApiServer(options: ApiServerOptions): Server {
       return { volumes: page.items.map((v) => toListedVolume(v, view, ctx)), nextPageToken: page.nextPageToken };
     }),
     updateVolume: u("UpdateVolume", async (req, ctx) => ({
-      volume: toVolume(await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description }), ctx),
+      volume: toVolume(
+        await uc.updateVolume(ctx, req.id, { name: req.name, description: req.description, bootable: req.bootable }),
+        ctx,
+      ),
     })),
     deleteVolume: u("DeleteVolume", async (req, ctx) => ({
-      volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade), ctx),
+      volume: toVolume(await uc.deleteVolume(ctx, req.id, req.cascade, req.force), ctx),
     })),
     resetVolumeStatus: u("ResetVolumeStatus", async (req, ctx) => ({
       volume: toVolume(await uc.resetVolumeStatus(ctx, req.id, status(volumeStatusName(req.status))), ctx),

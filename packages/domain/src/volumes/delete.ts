@@ -1,12 +1,16 @@
 import { randomUUID } from "node:crypto";
 import {
+  type Executor,
   getVolumeActivity,
   insertOperation,
+  listAttachmentsOfVolume,
   listSnapshotsOfVolume,
   markVolumeDeleted,
+  pendingOperationsOf,
   releaseQuota,
   transaction,
   updateVolumeStatus,
+  type VolumeRow,
   type VolumeStatus,
 } from "@cinderblock/db";
 import { assertBackendNotFrozen } from "../backends/frozen.js";
@@ -18,6 +22,7 @@ import { startSnapshotDelete } from "../snapshots/delete.js";
 import {
   assertNoConflict,
   cascadedDeleteId,
+  isMigrating,
   SNAPSHOT_OPERATIONS,
   statusList,
   VOLUME_OPERATIONS,
@@ -27,15 +32,18 @@ import { validateId } from "../validation.js";
 
 /**
  * Cinder's `volume/api.py` `delete` (`cascade`: its snapshots too): the volume goes `deleting`
- * and its delete is cast to its host; one never placed on a backend is deleted at once.
+ * and its delete is cast to its host; one never placed on a backend is deleted at once. `force`
+ * (an admin's os-force_delete, the policy decides who): from any status but attached, migrating
+ * or deleting, when no attachment and no operation in flight remains (Cinder checks the first
+ * three; the last keeps an in-flight create or extend from finishing on a deleted volume).
  */
 export function deleteVolumeUseCase(
   deps: Pick<ApiDependencies, "db" | "scheduler" | "operationTimeoutSeconds" | "onCommitted" | "changes">,
 ): ApiUseCases["deleteVolume"] {
-  return async (ctx, rawId, cascade) => {
+  return async (ctx, rawId, cascade, force = false) => {
     const id = validateId("id", rawId);
     let cascaded: string[] = [];
-    const { from, to } = VOLUME_OPERATIONS.delete.start;
+    const { from, to } = (force ? VOLUME_OPERATIONS.forceDelete : VOLUME_OPERATIONS.delete).start;
     const result = await transaction(deps.db, async (tx) => {
       // NOTE: the volume, then its snapshots, locked FOR UPDATE: a snapshot create share-locks the
       // volume and a clone its snapshot, so neither can start (or be half-recorded) while the
@@ -47,6 +55,7 @@ export function deleteVolumeUseCase(
           `volume ${id} status must be ${statusList(from)} to delete, but is ${volume.status}`,
         );
       }
+      if (force) await assertNothingInFlight(tx, volume);
       await assertBackendNotFrozen(tx, volume.host, `volume ${id}`);
       const snapshots = await listSnapshotsOfVolume(tx, id, { lock: true });
       if (snapshots.length > 0 && !cascade) {
@@ -97,4 +106,28 @@ export function deleteVolumeUseCase(
     for (const snapshotId of cascaded) deps.changes.publish("snapshot", snapshotId);
     return result;
   };
+}
+
+/** A force delete's checks beyond the status: not migrating, no attachment, no operation in flight. */
+async function assertNothingInFlight(tx: Executor, volume: VolumeRow): Promise<void> {
+  if (isMigrating(volume)) {
+    throw new CinderblockError(
+      "FAILED_PRECONDITION",
+      `volume ${volume.id} is migrating (migration_status ${volume.migrationStatus}) and cannot be force deleted`,
+    );
+  }
+  const attachments = await listAttachmentsOfVolume(tx, volume.id);
+  if (attachments.length > 0) {
+    throw new CinderblockError(
+      "FAILED_PRECONDITION",
+      `volume ${volume.id} has ${attachments.length} attachment(s); detach it before deleting it`,
+    );
+  }
+  const [kind] = await pendingOperationsOf(tx, volume.id);
+  if (kind) {
+    throw new CinderblockError(
+      "FAILED_PRECONDITION",
+      `volume ${volume.id} has an operation in flight (${kind}); wait for it to finish or for the reconciler to fail it`,
+    );
+  }
 }

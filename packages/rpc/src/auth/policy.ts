@@ -65,6 +65,10 @@ export const RULE_DEFAULTS: Readonly<Record<string, RuleDefault>> = {
     check: "rule:admin_api",
     description: "DeleteSnapshot with force",
   },
+  "volume_extension:volume_admin_actions:force_delete": {
+    check: "rule:admin_api",
+    description: "DeleteVolume with force",
+  },
   "snapshot_extension:list_manageable": { check: "rule:admin_api", description: "ListManageableSnapshots" },
   "snapshot_extension:snapshot_manage": { check: "rule:admin_api", description: "ManageSnapshot" },
   "snapshot_extension:snapshot_unmanage": { check: "rule:admin_api", description: "UnmanageSnapshot" },

@@ -6,16 +6,39 @@ import type { ViewContext } from "./views.js";
 /** Cinder's sort keys that name one of ours under another name. */
 const SORT_ALIASES: Record<string, string> = { display_name: "name" };
 
-/** The first sort key and direction of `sort=k1:dir,k2` or `sort_key`/`sort_dir`. */
+/**
+ * The sort key and direction of `sort=k1:dir,k2` or `sort_key`/`sort_dir` (comma lists). The lists
+ * are ordered by one key with the id after it in the same direction, so a second key is accepted
+ * only when it is that id; any other is refused by name rather than ignored.
+ */
 function sortOf(query: URLSearchParams): { sortKey: string; sortDir: string } {
   const sort = query.get("sort");
+  const pairs: Array<{ key: string; dir: string }> = [];
   if (sort) {
-    const [key = "", dir = ""] = (sort.split(",")[0] ?? "").split(":");
-    return { sortKey: SORT_ALIASES[key.trim()] ?? key.trim(), sortDir: dir.trim() || "desc" };
+    for (const part of sort.split(",")) {
+      const [key = "", dir = ""] = part.split(":");
+      pairs.push({ key: key.trim(), dir: dir.trim() });
+    }
+  } else {
+    const keys = (query.get("sort_key") ?? "").split(",").map((k) => k.trim());
+    const dirs = (query.get("sort_dir") ?? "").split(",").map((d) => d.trim());
+    keys.forEach((key, i) => {
+      pairs.push({ key, dir: dirs[i] ?? "" });
+    });
   }
-  const key = (query.get("sort_key") ?? "").split(",")[0]?.trim() ?? "";
-  const dir = (query.get("sort_dir") ?? "").split(",")[0]?.trim() ?? "";
-  return { sortKey: SORT_ALIASES[key] ?? key, sortDir: dir };
+  const [first = { key: "", dir: "" }, ...more] = pairs.filter((pair) => pair.key !== "");
+  const sortKey = SORT_ALIASES[first.key] ?? first.key;
+  // NOTE: Cinder's default direction is desc, for each key of `sort` and of `sort_key`.
+  const sortDir = first.dir || (sort ? "desc" : "");
+  for (const extra of more) {
+    if (extra.key !== "id" || (extra.dir || "desc") !== (sortDir || "desc")) {
+      throw new CinderblockError(
+        "INVALID_ARGUMENT",
+        `sort: more than one sort key is not supported by Cinderblock (${sortKey} is followed by the id in the same direction; ${extra.key}${extra.dir ? `:${extra.dir}` : ""} cannot be added)`,
+      );
+    }
+  }
+  return { sortKey, sortDir };
 }
 
 /** A Cinder list request (`limit`, `marker`, `sort`, `name`, `status`, `all_tenants`) as a page request. */

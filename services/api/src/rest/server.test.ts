@@ -10,12 +10,21 @@ import { createRestServer } from "./server.js";
 // guard and default policy, and fetch as the client.
 
 const calls: Array<{ name: string; args: unknown[] }> = [];
+/** Each listAttachments: the caller's project, the volume, and whether any project's is read. */
+const attachmentReads: Array<[string, string, boolean]> = [];
 const fakes: Partial<ApiUseCases> = {
   getVolume: async (_ctx, id) => {
     if (id !== VOLUME.id) throw new CinderblockError("NOT_FOUND", `volume ${id} not found`);
     return VOLUME;
   },
-  listAttachments: async () => [],
+  listAttachments: async (ctx, id, options) => {
+    attachmentReads.push([ctx.projectId, id, options?.allProjects ?? false]);
+    return [];
+  },
+  findAttachments: async (ctx, filter) => {
+    calls.push({ name: "findAttachments", args: [ctx.projectId, filter] });
+    return filter.id === undefined || filter.id === ATTACHMENT.id ? [ATTACHMENT] : [];
+  },
   listVolumes: async (ctx, input) => {
     calls.push({ name: "listVolumes", args: [ctx.projectId, input.allProjects, input.pageToken, input.pageSize] });
     return { items: [VOLUME], nextPageToken: input.pageSize === 1 ? "signed-token" : "" };
@@ -84,6 +93,14 @@ const fakes: Partial<ApiUseCases> = {
   },
   disassociateQosSpecs: async (_ctx, id, typeId) => {
     calls.push({ name: "disassociateQosSpecs", args: [id, typeId] });
+  },
+  updateVolume: async (_ctx, id, input) => {
+    calls.push({ name: "updateVolume", args: [id, input] });
+    return VOLUME;
+  },
+  deleteVolume: async (ctx, id, cascade, force) => {
+    calls.push({ name: "deleteVolume", args: [id, cascade, force, ctx.isAdmin] });
+    return VOLUME;
   },
   extendVolume: async (_ctx, id, size) => {
     calls.push({ name: "extendVolume", args: [id, size] });
@@ -248,6 +265,18 @@ describe("Cinder v3 REST listener", () => {
     expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false, "signed-token", 1] });
   });
 
+  it("takes one sort key (and a trailing id in its direction), refusing a second key by name", async () => {
+    const two = await call("/v3/volumes?sort=name:asc,created_at:desc");
+    expect(two.status).toBe(400);
+    expect(((await two.json()) as { badRequest: { message: string } }).badRequest.message).toBe(
+      "sort: more than one sort key is not supported by Cinderblock (name is followed by the id in the same direction; created_at:desc cannot be added)",
+    );
+    expect((await call("/v3/snapshots?sort_key=name,status&sort_dir=asc,asc")).status).toBe(400);
+    expect((await call("/v3/volumes?sort_key=name,id&sort_dir=asc,asc")).status).toBe(200);
+    expect((await call("/v3/volumes?sort=created_at,id")).status).toBe(200);
+    expect((await call("/v3/volumes?sort=name:asc,id:desc")).status).toBe(400);
+  });
+
   it("answers 404 for a lookup by anything but an id (clients then search by name)", async () => {
     const res = await call("/v3/volumes/data");
     expect(res.status).toBe(404);
@@ -296,8 +325,143 @@ describe("Cinder v3 REST listener", () => {
     const unattached = await action({ "os-detach": {} });
     expect(unattached.status).toBe(400);
     expect(await message(unattached)).toMatch(/has no attachment to detach/);
-    const bootable = await action({ "os-set_bootable": { bootable: true } });
-    expect(await message(bootable)).toBe("There is no such action: os-set_bootable");
+  });
+
+  it("runs os-force_delete as DeleteVolume with force for an administrator (202); a member gets 403", async () => {
+    const refused = await action({ "os-force_delete": {} });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toEqual({
+      forbidden: {
+        code: 403,
+        message: "policy does not allow volume_extension:volume_admin_actions:force_delete to be performed",
+      },
+    });
+    expect(calls.at(-1)?.name).not.toBe("deleteVolume");
+    const forced = await action({ "os-force_delete": null }, `root:${PROJECT}:admin`);
+    expect(forced.status).toBe(202);
+    expect(calls.at(-1)).toEqual({ name: "deleteVolume", args: [VOLUME.id, false, true, true] });
+  });
+
+  describe("attachments (3.27)", () => {
+    const v = "3.44";
+    const attachmentBody = (attachment: unknown) => JSON.stringify({ attachment });
+    const connector = { host: "compute-1", initiator: "iqn.x", multipath: false, mountpoint: "/dev/vdb" };
+
+    it("creates an attachment onto AttachVolume with its connector (200, detail with connection_info)", async () => {
+      const res = await call("/v3/attachments", {
+        method: "POST",
+        version: v,
+        body: attachmentBody({ volume_uuid: VOLUME.id, instance_uuid: ATTACHMENT.instanceId, connector }),
+      });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        attachment: {
+          id: ATTACHMENT.id,
+          status: "attached",
+          instance: ATTACHMENT.instanceId,
+          volume_id: VOLUME.id,
+          attached_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/),
+          detached_at: "",
+          attach_mode: "rw",
+          connection_info: {},
+        },
+      });
+      expect(calls.at(-1)).toEqual({
+        name: "attachVolume",
+        args: [
+          {
+            volumeId: VOLUME.id,
+            instanceId: ATTACHMENT.instanceId,
+            mountpoint: "/dev/vdb",
+            connector: { host: "compute-1", initiator: "iqn.x", multipath: "false", mountpoint: "/dev/vdb" },
+          },
+        ],
+      });
+    });
+
+    it("refuses a create without a connector or volume_uuid, read-only mode (3.54), and before 3.27 (404)", async () => {
+      const post = (attachment: unknown, version = v) =>
+        call("/v3/attachments", { method: "POST", version, body: attachmentBody(attachment) });
+      const reserve = await post({ volume_uuid: VOLUME.id, instance_uuid: ATTACHMENT.instanceId });
+      expect(reserve.status).toBe(400);
+      expect(await message(reserve)).toMatch(/^connector: is required \(.*reserved attachment without a connector/);
+      const empty = await post({ volume_uuid: VOLUME.id, instance_uuid: "i-1", connector: {} });
+      expect(await message(empty)).toMatch(/^connector: is required/);
+      expect(await message(await post({ instance_uuid: "i-1", connector }))).toBe("volume_uuid: is required");
+      const readOnly = await post({ volume_uuid: VOLUME.id, instance_uuid: "i-1", connector, mode: "ro" }, "3.54");
+      expect(await message(readOnly)).toBe("mode: read-only attach is not supported by Cinderblock");
+      expect((await post({ volume_uuid: VOLUME.id, instance_uuid: "i-1", connector }, "3.26")).status).toBe(404);
+    });
+
+    it("lists (summary and detail, filters, all_tenants for admins), shows, and 404s an unknown attachment", async () => {
+      const listed = await call(`/v3/${PROJECT}/attachments?volume_id=${VOLUME.id}&all_tenants=1`, { version: v });
+      expect(await listed.json()).toEqual({
+        attachments: [{ id: ATTACHMENT.id, status: "attached", instance: ATTACHMENT.instanceId, volume_id: VOLUME.id }],
+      });
+      expect(calls.at(-1)).toEqual({
+        name: "findAttachments",
+        args: [PROJECT, { allProjects: false, volumeId: VOLUME.id }],
+      });
+      await call("/v3/attachments/detail?all_tenants=1&instance_id=vm-1&status=attached", {
+        version: v,
+        token: `root:${PROJECT}:admin`,
+      });
+      expect(calls.at(-1)).toEqual({
+        name: "findAttachments",
+        args: [PROJECT, { allProjects: true, instanceId: "vm-1", attachStatus: "attached" }],
+      });
+      const shown = await call(`/v3/attachments/${ATTACHMENT.id}`, { version: v });
+      expect(((await shown.json()) as { attachment: { connection_info: unknown } }).attachment.connection_info).toEqual(
+        {},
+      );
+      const unknown = await call("/v3/attachments/00000000-0000-4000-8000-000000000000", { version: v });
+      expect(unknown.status).toBe(404);
+      expect((await call("/v3/attachments/not-an-id", { version: v })).status).toBe(404);
+    });
+
+    it("updates with the same connector (200), refuses another host, deletes onto DetachVolume, completes (204)", async () => {
+      const same = await call(`/v3/attachments/${ATTACHMENT.id}`, {
+        method: "PUT",
+        version: v,
+        body: attachmentBody({ connector }),
+      });
+      expect(same.status).toBe(200);
+      const moved = await call(`/v3/attachments/${ATTACHMENT.id}`, {
+        method: "PUT",
+        version: v,
+        body: attachmentBody({ connector: { host: "compute-2" } }),
+      });
+      expect(moved.status).toBe(400);
+      expect(await message(moved)).toMatch(/^connector: attachment .* is connected to host 'compute-1'/);
+      const deleted = await call(`/v3/attachments/${ATTACHMENT.id}`, { method: "DELETE", version: v });
+      expect(deleted.status).toBe(200);
+      expect(calls.find((c) => c.name === "detachVolume" && c.args[1] === ATTACHMENT.id)).toBeDefined();
+      const action = (version: string, body: unknown = { "os-complete": null }) =>
+        call(`/v3/attachments/${ATTACHMENT.id}/action`, { method: "POST", version, body: JSON.stringify(body) });
+      expect((await action(v)).status).toBe(204);
+      expect((await action("3.43")).status).toBe(404);
+      expect(await message(await action(v, { "os-frobnicate": null }))).toBe("There is no such action: os-frobnicate");
+    });
+  });
+
+  it("reads other projects' attachments for an administrator's all_tenants detail list only", async () => {
+    await call("/v3/volumes/detail");
+    expect(attachmentReads.at(-1)).toEqual([PROJECT, VOLUME.id, false]);
+    await call("/v3/volumes/detail?all_tenants=1", { token: "root:other:admin" });
+    expect(attachmentReads.at(-1)).toEqual(["other", VOLUME.id, true]);
+    // A member's all_tenants is their own project's list: no other project's attachments.
+    await call("/v3/volumes/detail?all_tenants=1", { token: "bob:other" });
+    expect(attachmentReads.at(-1)).toEqual(["other", VOLUME.id, false]);
+  });
+
+  it("runs os-set_bootable as UpdateVolume with bootable (200), refusing a missing or non-boolean value", async () => {
+    const set = await action({ "os-set_bootable": { bootable: "True" } });
+    expect(set.status).toBe(200);
+    expect(calls.at(-1)).toEqual({ name: "updateVolume", args: [VOLUME.id, { bootable: true }] });
+    expect(await message(await action({ "os-set_bootable": {} }))).toBe("bootable: is required");
+    expect(await message(await action({ "os-set_bootable": { bootable: "maybe" } }))).toBe(
+      "Invalid value 'maybe' for bootable: must be a boolean",
+    );
   });
 
   const admin = `root:${PROJECT}:admin`;

@@ -11,6 +11,7 @@ import {
 } from "@cinderblock/domain";
 import type { Authenticator, Guard } from "@cinderblock/rpc";
 import { Metadata } from "@grpc/grpc-js";
+import { attachmentRoutes } from "./attachments.js";
 import { defaultTypeRoutes } from "./default-types.js";
 import { fault, faultOf, internalFault, type RestReply } from "./faults.js";
 import { groupSnapshotRoutes } from "./group-snapshots.js";
@@ -42,6 +43,7 @@ const ROUTES: Route[] = [
   ...manageableRoutes,
   ...defaultTypeRoutes,
   ...groupSnapshotRoutes,
+  ...attachmentRoutes,
 ];
 
 /** The first path segments that name a collection (so `/v3/volumes` has no project id). */
@@ -60,6 +62,7 @@ const COLLECTIONS = new Set([
   "manageable_snapshots",
   "default-types",
   "group_snapshots",
+  "attachments",
 ]);
 
 /** Collections whose `{id}` is a UUID, and what Cinder calls one of their resources. */
@@ -68,6 +71,7 @@ const NAMED_BY_UUID: Record<string, string> = {
   snapshots: "Snapshot",
   "qos-specs": "QoS Specs",
   group_snapshots: "GroupSnapshot",
+  attachments: "Attachment",
 };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -66,10 +66,10 @@ async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> 
     ? await Promise.all(
         rows.map(async (row) =>
           volumeView(row, call.view, {
-            // NOTE: the attachments use case reads the caller's own project only, so an admin's
-            // all_tenants list shows other projects' volumes without theirs (README: not yet).
-            attachments:
-              row.projectId === call.ctx.projectId ? await call.useCases.listAttachments(call.ctx, row.id) : [],
+            // An all_tenants list (the policy allowed it) reads every project's attachments too.
+            attachments: await call.useCases.listAttachments(call.ctx, row.id, {
+              allProjects: row.projectId !== call.ctx.projectId && input.allProjects === true,
+            }),
             extended: true,
           }),
         ),
@@ -140,7 +140,12 @@ const VOLUME_ACTIONS: Record<string, string> = {
   revert: "RevertVolumeToSnapshot",
   "os-attach": "AttachVolume",
   "os-detach": "DetachVolume",
+  "os-force_delete": "DeleteVolume",
+  "os-set_bootable": "UpdateVolume",
 };
+
+/** The request each action is authorized with, where its rules read one (os-force_delete's `force`). */
+const ACTION_REQUESTS: Record<string, Record<string, unknown>> = { "os-force_delete": { force: true } };
 
 /**
  * `os-attach`: Cinder's legacy attach, which marks a volume in-use for `instance_uuid` at
@@ -220,6 +225,13 @@ async function volumeAction(call: RestCall): Promise<RestReply> {
       return attach(call, id, arg);
     case "os-detach":
       return detach(call, id, arg);
+    case "os-set_bootable":
+      if (arg.bootable === undefined || arg.bootable === null) throw bad("bootable: is required");
+      await uc.updateVolume(call.ctx, id, { bootable: parseBoolean(arg.bootable, "bootable") });
+      return { status: 200 };
+    case "os-force_delete":
+      await uc.deleteVolume(call.ctx, id, false, true);
+      return { status: 202 };
     default:
       throw bad(`There is no such action: ${name}`);
   }
@@ -249,7 +261,7 @@ export const volumeRoutes: Route[] = [
     authorize: (call) => {
       const [name] = actionOf(call);
       // NOTE: an action we do not serve is authorized as a read, then refused with 400 by name.
-      return { method: VOLUME_ACTIONS[name] ?? "GetVolume", request: {} };
+      return { method: VOLUME_ACTIONS[name] ?? "GetVolume", request: ACTION_REQUESTS[name] ?? {} };
     },
     handle: volumeAction,
   },

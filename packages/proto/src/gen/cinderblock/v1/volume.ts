@@ -279,7 +279,11 @@ export interface UpdateVolumeRequest {
   id: string;
   /** Fields left unset are not changed. */
   name?: string | undefined;
-  description?: string | undefined;
+  description?:
+    | string
+    | undefined;
+  /** Cinder's os-set_bootable: marks the volume bootable or not (the flag only). */
+  bootable?: boolean | undefined;
 }
 
 export interface UpdateVolumeResponse {
@@ -290,6 +294,11 @@ export interface DeleteVolumeRequest {
   id: string;
   /** Delete the volume's snapshots first; without it a volume with snapshots is refused. */
   cascade: boolean;
+  /**
+   * Admin only (Cinder's os-force_delete): delete whatever the status, but not an attached,
+   * migrating or deleting volume, nor one with an operation in flight.
+   */
+  force: boolean;
 }
 
 export interface DeleteVolumeResponse {
@@ -2334,7 +2343,7 @@ export const GetVolumeResponse: MessageFns<GetVolumeResponse> = {
 };
 
 function createBaseUpdateVolumeRequest(): UpdateVolumeRequest {
-  return { id: "", name: undefined, description: undefined };
+  return { id: "", name: undefined, description: undefined, bootable: undefined };
 }
 
 export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
@@ -2347,6 +2356,9 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
     }
     if (message.description !== undefined) {
       writer.uint32(26).string(message.description);
+    }
+    if (message.bootable !== undefined) {
+      writer.uint32(32).bool(message.bootable);
     }
     return writer;
   },
@@ -2388,6 +2400,14 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
             message.description = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bootable = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2405,6 +2425,7 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : undefined,
       description: isSet(object.description) ? globalThis.String(object.description) : undefined,
+      bootable: isSet(object.bootable) ? globalThis.Boolean(object.bootable) : undefined,
     };
   },
 
@@ -2419,6 +2440,9 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
     if (message.description !== undefined) {
       obj.description = message.description;
     }
+    if (message.bootable !== undefined) {
+      obj.bootable = message.bootable;
+    }
     return obj;
   },
 
@@ -2430,6 +2454,7 @@ export const UpdateVolumeRequest: MessageFns<UpdateVolumeRequest> = {
     message.id = object.id ?? "";
     message.name = object.name ?? undefined;
     message.description = object.description ?? undefined;
+    message.bootable = object.bootable ?? undefined;
     return message;
   },
 };
@@ -2504,7 +2529,7 @@ export const UpdateVolumeResponse: MessageFns<UpdateVolumeResponse> = {
 };
 
 function createBaseDeleteVolumeRequest(): DeleteVolumeRequest {
-  return { id: "", cascade: false };
+  return { id: "", cascade: false, force: false };
 }
 
 export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
@@ -2514,6 +2539,9 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     }
     if (message.cascade !== false) {
       writer.uint32(16).bool(message.cascade);
+    }
+    if (message.force !== false) {
+      writer.uint32(24).bool(message.force);
     }
     return writer;
   },
@@ -2547,6 +2575,14 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
             message.cascade = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2563,6 +2599,7 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       cascade: isSet(object.cascade) ? globalThis.Boolean(object.cascade) : false,
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
     };
   },
 
@@ -2574,6 +2611,9 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     if (message.cascade !== false) {
       obj.cascade = message.cascade;
     }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
     return obj;
   },
 
@@ -2584,6 +2624,7 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
     const message = createBaseDeleteVolumeRequest();
     message.id = object.id ?? "";
     message.cascade = object.cascade ?? false;
+    message.force = object.force ?? false;
     return message;
   },
 };
