@@ -61,20 +61,21 @@ export function tokenAfter(
   return tokens.issue(cursorOf(row, size, sortKey, sortDir));
 }
 
-/** The row a `marker` names; a marker that names nothing is 400, as in Cinder. */
+/** The row a `marker` names; a marker that names nothing is 404, as Cinder's MarkerNotFound. */
 export async function markerRow<T>(marker: string, get: (id: string) => Promise<T>): Promise<T> {
   try {
     return await get(marker);
   } catch (error) {
     if (error instanceof CinderblockError && (error.code === "NOT_FOUND" || error.code === "INVALID_ARGUMENT")) {
-      throw new CinderblockError("INVALID_ARGUMENT", `marker ${marker} could not be found.`);
+      throw new CinderblockError("NOT_FOUND", `Marker ${marker} could not be found.`);
     }
     throw error;
   }
 }
 
 /**
- * Cinder's `*_links`: a `next` link with the last row's id as marker, when there is a next page.
+ * Cinder's `*_links`: a `next` link with the last row's id as marker, when there is a next page,
+ * and also, as Cinder does, when the page is full (`limit` rows): then the next page may be empty.
  * It also carries the page's signed `page_token`, which the next request uses instead of looking
  * the marker up (an admin's all_tenants list has markers of other projects' rows).
  */
@@ -82,11 +83,14 @@ export function nextLinks(
   view: ViewContext,
   collection: string,
   query: URLSearchParams,
-  page: { lastId: string | undefined; nextPageToken: string },
+  page: { lastId: string | undefined; nextPageToken: string; rows: number },
 ) {
-  if (page.lastId === undefined || page.nextPageToken === "") return undefined;
+  const limit = query.get("limit");
+  const full = limit !== null && Number(limit) > 0 && page.rows === Number(limit);
+  if (page.lastId === undefined || (page.nextPageToken === "" && !full)) return undefined;
   const next = new URLSearchParams(query);
   next.set("marker", page.lastId);
-  next.set("page_token", page.nextPageToken);
+  if (page.nextPageToken) next.set("page_token", page.nextPageToken);
+  else next.delete("page_token");
   return [{ rel: "next", href: `${view.baseUrl}/v3/${view.projectId}/${collection}?${next.toString()}` }];
 }

@@ -79,6 +79,7 @@ async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> 
   const links = nextLinks(call.view, detail ? "volumes/detail" : "volumes", call.query, {
     lastId: wantsNone ? undefined : rows[rows.length - 1]?.id,
     nextPageToken: page.nextPageToken,
+    rows: rows.length,
   });
   if (links) body.volumes_links = links;
   if (atLeast(call.version, "3.45") && parseBoolean(call.query.get("with_count"), "with_count")) {
