@@ -22,6 +22,8 @@ function sortOf(query: URLSearchParams): { sortKey: string; sortDir: string } {
 export interface CinderList {
   input: Omit<ListInput, "metadata"> & { metadata: Record<string, string> };
   marker: string | undefined;
+  /** Cinder's `offset`: rows to skip before the page (the page asked for holds them, at most 1000 rows in all). */
+  offset: number;
 }
 
 /** Reads the query of a Cinder list. */
@@ -30,10 +32,13 @@ export function cinderList(query: URLSearchParams, metadata: Record<string, stri
   const limit = limitText === null ? 1000 : parseInteger(limitText, "limit");
   if (limit < 0) throw new CinderblockError("INVALID_ARGUMENT", "limit: must be 0 or more");
   const { sortKey, sortDir } = sortOf(query);
+  const offsetText = query.get("offset");
+  const offset = offsetText === null ? 0 : parseInteger(offsetText, "offset");
+  if (offset < 0) throw new CinderblockError("INVALID_ARGUMENT", "offset: must be 0 or more");
   return {
     input: {
       // NOTE: Cinder's limit 0 returns nothing; ours would mean the default, so ask for 1 and drop it.
-      pageSize: Math.min(Math.max(limit, 1), 1000),
+      pageSize: Math.min(Math.max(limit, 1) + offset, 1000),
       pageToken: "",
       status: query.get("status") ?? undefined,
       name: query.get("name") ?? query.get("display_name") ?? "",
@@ -43,6 +48,7 @@ export function cinderList(query: URLSearchParams, metadata: Record<string, stri
       allProjects: parseBoolean(query.get("all_tenants"), "all_tenants"),
     },
     marker: query.get("marker") ?? undefined,
+    offset,
   };
 }
 
@@ -90,6 +96,8 @@ export function nextLinks(
   if (page.lastId === undefined || (page.nextPageToken === "" && !full)) return undefined;
   const next = new URLSearchParams(query);
   next.set("marker", page.lastId);
+  // The marker already stands after the skipped rows.
+  next.delete("offset");
   if (page.nextPageToken) next.set("page_token", page.nextPageToken);
   else next.delete("page_token");
   return [{ rel: "next", href: `${view.baseUrl}/v3/${view.projectId}/${collection}?${next.toString()}` }];

@@ -261,6 +261,26 @@ describe("Cinder v3 REST listener", () => {
     expect(unlimited).not.toHaveProperty("volumes_links");
   });
 
+  it("sums the caller's volumes at volumes/summary from 3.12 (metadata from 3.36), and has none before", async () => {
+    expect((await call(`/v3/${PROJECT}/volumes/summary`)).status).toBe(404);
+    const v312 = await call(`/v3/${PROJECT}/volumes/summary`, { version: "3.12" });
+    expect(v312.status).toBe(200);
+    expect(await v312.json()).toEqual({ "volume-summary": { total_size: VOLUME.sizeGb, total_count: 1 } });
+    const v336 = await call(`/v3/${PROJECT}/volumes/summary`, { version: "3.36" });
+    expect(await v336.json()).toEqual({
+      "volume-summary": { total_size: VOLUME.sizeGb, total_count: 1, metadata: { tier: ["gold"] } },
+    });
+  });
+
+  it("skips offset rows: asks for offset + limit and drops the first offset (tempest's offset list)", async () => {
+    const res = await call(`/v3/${PROJECT}/volumes?offset=1&limit=3`);
+    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false, "", 4] });
+    expect(await res.json()).toEqual({ volumes: [] });
+    const bad = await call(`/v3/${PROJECT}/volumes?offset=-1`);
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ badRequest: { code: 400, message: "offset: must be 0 or more" } });
+  });
+
   it("answers a marker that names nothing with 404, as Cinder's MarkerNotFound", async () => {
     const res = await call(`/v3/${PROJECT}/volumes?marker=00000000-0000-4000-8000-000000000000`);
     expect(res.status).toBe(404);

@@ -41,7 +41,7 @@ async function createSnapshot(call: RestCall): Promise<RestReply> {
 }
 
 async function listSnapshots(call: RestCall, detail: boolean): Promise<RestReply> {
-  const { input, marker } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
+  const { input, marker, offset } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
   input.allProjects = call.granted.allProjects === true;
   const pageToken = call.query.get("page_token");
   if (pageToken) input.pageToken = pageToken;
@@ -51,7 +51,7 @@ async function listSnapshots(call: RestCall, detail: boolean): Promise<RestReply
   }
   const wantsNone = call.query.get("limit") === "0";
   const page = await call.useCases.listSnapshots(call.ctx, { ...input, volumeId: call.query.get("volume_id") ?? "" });
-  const rows = wantsNone ? [] : page.items;
+  const rows = wantsNone ? [] : page.items.slice(offset);
   const body: Record<string, unknown> = { snapshots: rows.map((row) => snapshotView(row, call.view, detail)) };
   const links = nextLinks(call.view, detail ? "snapshots/detail" : "snapshots", call.query, {
     lastId: wantsNone ? undefined : rows[rows.length - 1]?.id,
