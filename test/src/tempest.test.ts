@@ -92,6 +92,8 @@ manage_volume = False
 extend_attached_volume = False
 extend_attached_encrypted_volume = False
 multi_backend = False
+# cinder-tempest-plugin's: revert to snapshot (3.40)
+volume_revert = True
 `;
 }
 
