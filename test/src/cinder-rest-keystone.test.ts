@@ -3,13 +3,12 @@ import { promisify } from "node:util";
 import {
   backendUnavailable,
   KEYSTONE_USERS,
+  type KeystoneCinder,
   keystoneLogin,
+  keystoneLoginEnv,
   mustRunInCI,
-  type PrivateKeystone,
-  type Stack,
   settle,
-  startPrivateKeystone,
-  startStack,
+  startKeystoneCinder,
 } from "@cinderblock/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -33,29 +32,8 @@ const why = mustRunInCI(
   (await backendUnavailable("keystone")) ?? (await clientMissing()),
 );
 
-let keystone: PrivateKeystone;
-let stack: Stack;
+let cloud: KeystoneCinder;
 let rest = "";
-
-/** This process's environment without any OS_* login of the machine's own. */
-const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OS_")));
-
-/** The `OS_*` login of `who` on the private Keystone, as a user of a real cloud has it. */
-function loginEnv(who: keyof typeof KEYSTONE_USERS): NodeJS.ProcessEnv {
-  const user = KEYSTONE_USERS[who];
-  return {
-    ...cleanEnv(),
-    OS_AUTH_URL: keystone.url,
-    OS_IDENTITY_API_VERSION: "3",
-    OS_USERNAME: user.username,
-    OS_PASSWORD: user.password,
-    OS_PROJECT_NAME: user.projectName,
-    OS_USER_DOMAIN_ID: "default",
-    OS_PROJECT_DOMAIN_ID: "default",
-    OS_VOLUME_API_VERSION: "3",
-    OS_INTERFACE: "public",
-  };
-}
 
 /** `openstack ... -f json` logged in to the private Keystone as `who`. */
 async function openstack(who: keyof typeof KEYSTONE_USERS, args: string[]): Promise<unknown> {
@@ -63,50 +41,20 @@ async function openstack(who: keyof typeof KEYSTONE_USERS, args: string[]): Prom
   return stdout.trim() === "" ? undefined : JSON.parse(stdout);
 }
 
+/** The `OS_*` login of `who` on the private Keystone, as a user of a real cloud has it. */
+const loginEnv = (who: keyof typeof KEYSTONE_USERS) => keystoneLoginEnv(cloud.keystone.url, who);
+
 type Shown = Record<string, unknown>;
 
 beforeAll(async () => {
   if (why) return;
-  keystone = await startPrivateKeystone();
-  stack = await startStack({
-    env: {
-      CINDERBLOCK_AUTH_STRATEGY: "keystone",
-      CINDERBLOCK_KEYSTONE_URL: keystone.url,
-      CINDERBLOCK_KEYSTONE_USERNAME: KEYSTONE_USERS.service.username,
-      CINDERBLOCK_KEYSTONE_PASSWORD: KEYSTONE_USERS.service.password,
-      CINDERBLOCK_KEYSTONE_PROJECT_NAME: KEYSTONE_USERS.service.projectName,
-      CINDERBLOCK_REST_LISTEN: "127.0.0.1:0",
-    },
-  });
-  rest = `http://127.0.0.1:${String((await stack.api.waitFor("rest listening")).port)}`;
   // The catalog entry a Cinder deployment has: the volumev3 service at /v3/%(project_id)s.
-  const service = (await openstack("admin", [
-    "service",
-    "create",
-    "--name",
-    "cinderv3",
-    "volumev3",
-    "-f",
-    "json",
-  ])) as Shown;
-  for (const iface of ["public", "internal", "admin"]) {
-    await openstack("admin", [
-      "endpoint",
-      "create",
-      "--region",
-      "RegionOne",
-      String(service.id),
-      iface,
-      `${rest}/v3/%(project_id)s`,
-      "-f",
-      "json",
-    ]);
-  }
+  cloud = await startKeystoneCinder();
+  rest = cloud.rest;
 }, 180_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  await keystone?.destroy();
+  await cloud?.stop();
 });
 
 describe.skipIf(why)("Cinder v3 REST with a real Keystone", () => {
@@ -115,7 +63,7 @@ describe.skipIf(why)("Cinder v3 REST with a real Keystone", () => {
     // even without --image; cinderclient does not, so it makes the volume here.
     await run("cinder", ["create", "--name", "ks-vol", "1"], { env: loginEnv("demo"), timeout: 60_000 });
     const created = (await openstack("demo", ["volume", "show", "ks-vol", "-f", "json"])) as Shown;
-    const demo = await keystoneLogin(keystone.url, KEYSTONE_USERS.demo);
+    const demo = await keystoneLogin(cloud.keystone.url, KEYSTONE_USERS.demo);
     const shown = await settle(
       () => openstack("demo", ["volume", "show", "ks-vol", "-f", "json"]) as Promise<Shown>,
       (v) => v.status !== "creating",

@@ -46,6 +46,7 @@ async function listGroupSnapshots(call: RestCall, detail: boolean): Promise<Rest
   const links = nextLinks(call.view, detail ? "group_snapshots/detail" : "group_snapshots", call.query, {
     lastId: wantsNone ? undefined : rows[rows.length - 1]?.group.id,
     nextPageToken: page.nextPageToken,
+    rows: rows.length,
   });
   if (links) body.group_snapshot_links = links;
   return { status: 200, body };

@@ -45,6 +45,8 @@ function sortOf(query: URLSearchParams): { sortKey: string; sortDir: string } {
 export interface CinderList {
   input: Omit<ListInput, "metadata"> & { metadata: Record<string, string> };
   marker: string | undefined;
+  /** Cinder's `offset`: rows to skip before the page (the page asked for holds them, at most 1000 rows in all). */
+  offset: number;
 }
 
 /** Reads the query of a Cinder list. */
@@ -53,10 +55,13 @@ export function cinderList(query: URLSearchParams, metadata: Record<string, stri
   const limit = limitText === null ? 1000 : parseInteger(limitText, "limit");
   if (limit < 0) throw new CinderblockError("INVALID_ARGUMENT", "limit: must be 0 or more");
   const { sortKey, sortDir } = sortOf(query);
+  const offsetText = query.get("offset");
+  const offset = offsetText === null ? 0 : parseInteger(offsetText, "offset");
+  if (offset < 0) throw new CinderblockError("INVALID_ARGUMENT", "offset: must be 0 or more");
   return {
     input: {
       // NOTE: Cinder's limit 0 returns nothing; ours would mean the default, so ask for 1 and drop it.
-      pageSize: Math.min(Math.max(limit, 1), 1000),
+      pageSize: Math.min(Math.max(limit, 1) + offset, 1000),
       pageToken: "",
       status: query.get("status") ?? undefined,
       name: query.get("name") ?? query.get("display_name") ?? "",
@@ -66,6 +71,7 @@ export function cinderList(query: URLSearchParams, metadata: Record<string, stri
       allProjects: parseBoolean(query.get("all_tenants"), "all_tenants"),
     },
     marker: query.get("marker") ?? undefined,
+    offset,
   };
 }
 
@@ -84,20 +90,21 @@ export function tokenAfter(
   return tokens.issue(cursorOf(row, size, sortKey, sortDir));
 }
 
-/** The row a `marker` names; a marker that names nothing is 400, as in Cinder. */
+/** The row a `marker` names; a marker that names nothing is 404, as Cinder's MarkerNotFound. */
 export async function markerRow<T>(marker: string, get: (id: string) => Promise<T>): Promise<T> {
   try {
     return await get(marker);
   } catch (error) {
     if (error instanceof CinderblockError && (error.code === "NOT_FOUND" || error.code === "INVALID_ARGUMENT")) {
-      throw new CinderblockError("INVALID_ARGUMENT", `marker ${marker} could not be found.`);
+      throw new CinderblockError("NOT_FOUND", `Marker ${marker} could not be found.`);
     }
     throw error;
   }
 }
 
 /**
- * Cinder's `*_links`: a `next` link with the last row's id as marker, when there is a next page.
+ * Cinder's `*_links`: a `next` link with the last row's id as marker, when there is a next page,
+ * and also, as Cinder does, when the page is full (`limit` rows): then the next page may be empty.
  * It also carries the page's signed `page_token`, which the next request uses instead of looking
  * the marker up (an admin's all_tenants list has markers of other projects' rows).
  */
@@ -105,11 +112,16 @@ export function nextLinks(
   view: ViewContext,
   collection: string,
   query: URLSearchParams,
-  page: { lastId: string | undefined; nextPageToken: string },
+  page: { lastId: string | undefined; nextPageToken: string; rows: number },
 ) {
-  if (page.lastId === undefined || page.nextPageToken === "") return undefined;
+  const limit = query.get("limit");
+  const full = limit !== null && Number(limit) > 0 && page.rows === Number(limit);
+  if (page.lastId === undefined || (page.nextPageToken === "" && !full)) return undefined;
   const next = new URLSearchParams(query);
   next.set("marker", page.lastId);
-  next.set("page_token", page.nextPageToken);
+  // The marker already stands after the skipped rows.
+  next.delete("offset");
+  if (page.nextPageToken) next.set("page_token", page.nextPageToken);
+  else next.delete("page_token");
   return [{ rel: "next", href: `${view.baseUrl}/v3/${view.projectId}/${collection}?${next.toString()}` }];
 }

@@ -27,7 +27,7 @@ const fakes: Partial<ApiUseCases> = {
   },
   listVolumes: async (ctx, input) => {
     calls.push({ name: "listVolumes", args: [ctx.projectId, input.allProjects, input.pageToken, input.pageSize] });
-    return { items: [VOLUME], nextPageToken: input.pageSize === 1 ? "signed-token" : "" };
+    return { items: [VOLUME], nextPageToken: input.pageSize === 1 && input.pageToken === "" ? "signed-token" : "" };
   },
   createSnapshot: async (ctx, input) => {
     calls.push({ name: "createSnapshot", args: [ctx.projectId, input] });
@@ -56,6 +56,8 @@ const fakes: Partial<ApiUseCases> = {
     return [SERVICE];
   },
   freezeHost: async (_ctx, host) => {
+    if (host === "invalid_host")
+      throw new CinderblockError("NOT_FOUND", `service cinder-volume on host ${host} not found`);
     calls.push({ name: "freezeHost", args: [host] });
     return [SERVICE];
   },
@@ -275,6 +277,61 @@ describe("Cinder v3 REST listener", () => {
     expect((await call("/v3/volumes?sort_key=name,id&sort_dir=asc,asc")).status).toBe(200);
     expect((await call("/v3/volumes?sort=created_at,id")).status).toBe(200);
     expect((await call("/v3/volumes?sort=name:asc,id:desc")).status).toBe(400);
+  });
+
+  it("links a next page after a full page, as Cinder, even when it will be empty (tempest's pagination)", async () => {
+    // The fake has no page after the one page_token names: a full page (1 of limit 1) still links on,
+    // with the marker only, and the page after the marker is then looked up by it.
+    const res = await call(`/v3/${PROJECT}/volumes?limit=1&marker=${VOLUME.id}&page_token=signed-token`);
+    const body = (await res.json()) as { volumes_links: Array<{ rel: string; href: string }> };
+    const next = new URL(body.volumes_links[0]?.href ?? "");
+    expect(Object.fromEntries(next.searchParams)).toEqual({ limit: "1", marker: VOLUME.id });
+    const unlimited = (await (await call(`/v3/${PROJECT}/volumes`)).json()) as Record<string, unknown>;
+    expect(unlimited).not.toHaveProperty("volumes_links");
+  });
+
+  it("sums the caller's volumes at volumes/summary from 3.12 (metadata from 3.36), and has none before", async () => {
+    expect((await call(`/v3/${PROJECT}/volumes/summary`)).status).toBe(404);
+    const v312 = await call(`/v3/${PROJECT}/volumes/summary`, { version: "3.12" });
+    expect(v312.status).toBe(200);
+    expect(await v312.json()).toEqual({ "volume-summary": { total_size: VOLUME.sizeGb, total_count: 1 } });
+    const v336 = await call(`/v3/${PROJECT}/volumes/summary`, { version: "3.36" });
+    expect(await v336.json()).toEqual({
+      "volume-summary": { total_size: VOLUME.sizeGb, total_count: 1, metadata: { tier: ["gold"] } },
+    });
+  });
+
+  it("skips offset rows: asks for offset + limit and drops the first offset (tempest's offset list)", async () => {
+    const res = await call(`/v3/${PROJECT}/volumes?offset=1&limit=3`);
+    expect(calls.at(-1)).toEqual({ name: "listVolumes", args: [PROJECT, false, "", 4] });
+    expect(await res.json()).toEqual({ volumes: [] });
+    const bad = await call(`/v3/${PROJECT}/volumes?offset=-1`);
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ badRequest: { code: 400, message: "offset: must be 0 or more" } });
+  });
+
+  it("answers a marker that names nothing with 404, as Cinder's MarkerNotFound", async () => {
+    const res = await call(`/v3/${PROJECT}/volumes?marker=00000000-0000-4000-8000-000000000000`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({
+      itemNotFound: { code: 404, message: "Marker 00000000-0000-4000-8000-000000000000 could not be found." },
+    });
+  });
+
+  it("answers 404 for a resource path with a trailing slash (a show or delete of the id ''), as Cinder", async () => {
+    expect((await call(`/v3/${PROJECT}/volumes/`)).status).toBe(404);
+    expect((await call(`/v3/${PROJECT}/volumes/`, { method: "DELETE" })).status).toBe(404);
+    expect((await call(`/v3/${PROJECT}/volumes/`, { method: "PUT", body: "{}" })).status).toBe(404);
+    expect((await call(`/v3/${PROJECT}/volumes`)).status).toBe(200);
+  });
+
+  it("answers a snapshot create without volume_id with 404 (the volume None), as Cinder", async () => {
+    const res = await call(`/v3/${PROJECT}/snapshots`, {
+      method: "POST",
+      body: JSON.stringify({ snapshot: { volume_id: null, name: "s" } }),
+    });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ itemNotFound: { code: 404, message: "Volume None could not be found." } });
   });
 
   it("answers 404 for a lookup by anything but an id (clients then search by name)", async () => {
@@ -530,6 +587,10 @@ describe("Cinder v3 REST listener", () => {
     const member = await put("disable", { host: "h", binary: "cinder-volume" }, `alice:${PROJECT}`);
     expect(member.status).toBe(403);
     expect((await put("freeze", { host: "h" }, `alice:${PROJECT}`)).status).toBe(403);
+    // A host that has no service: 400, as Cinder (tempest's test_freeze_host_with_invalid_host).
+    const unknown = await put("freeze", { host: "invalid_host" });
+    expect(unknown.status).toBe(400);
+    expect(await unknown.json()).toEqual({ badRequest: { code: 400, message: "Host not found: invalid_host" } });
   });
 
   it("lists pools (detail; name from 3.28, volume_type from 3.35) for an administrator only", async () => {

@@ -177,6 +177,11 @@ export function createRestServer(options: RestServerOptions): Server {
       pathProject = decodeURIComponent(rest[0] ?? "");
       rest = rest.slice(1);
     }
+    // Cinder's routes match no resource path with a trailing slash: `GET /v3/{project}/volumes/` (a
+    // show or delete of the id "") is 404, not the list.
+    if (url.pathname.endsWith("/") && rest.length > 0) {
+      return send(res, fault(404, "The resource could not be found."), headers);
+    }
     const subPath = `/${rest.join("/")}`;
     const candidates = ROUTES.filter((r) => r.path.test(subPath));
     const route = candidates.find((r) => r.method === req.method);

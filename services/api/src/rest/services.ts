@@ -53,7 +53,13 @@ async function updateService(call: RestCall): Promise<RestReply> {
   const host = hostOf(body);
   const uc = call.useCases;
   if (action === "freeze" || action === "thaw") {
-    await (action === "freeze" ? uc.freezeHost(call.ctx, host) : uc.thawHost(call.ctx, host));
+    try {
+      await (action === "freeze" ? uc.freezeHost(call.ctx, host) : uc.thawHost(call.ctx, host));
+    } catch (error) {
+      // Cinder answers a freeze or thaw of a host it does not know with 400 (InvalidInput), not 404.
+      if (error instanceof CinderblockError && error.code === "NOT_FOUND") throw bad(`Host not found: ${host}`);
+      throw error;
+    }
     return { status: 200 };
   }
   const service = optionalString(body, "service") ?? "";

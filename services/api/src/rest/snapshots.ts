@@ -14,6 +14,8 @@ const bad = (message: string) => new CinderblockError("INVALID_ARGUMENT", messag
 async function createSnapshot(call: RestCall): Promise<RestReply> {
   const s = element(call.body, "snapshot");
   const volumeId = optionalString(s, "volume_id") ?? "";
+  // Cinder looks the volume up first: no volume_id (or null) is the volume None, not found (404).
+  if (!volumeId) throw new CinderblockError("NOT_FOUND", "Volume None could not be found.");
   const force = parseBoolean(s.force, "force");
   if (!force && !atLeast(call.version, "3.66")) {
     // NOTE: before 3.66 Cinder snapshots an in-use volume only with `force`; the use case follows
@@ -39,7 +41,7 @@ async function createSnapshot(call: RestCall): Promise<RestReply> {
 }
 
 async function listSnapshots(call: RestCall, detail: boolean): Promise<RestReply> {
-  const { input, marker } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
+  const { input, marker, offset } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
   input.allProjects = call.granted.allProjects === true;
   const pageToken = call.query.get("page_token");
   if (pageToken) input.pageToken = pageToken;
@@ -49,11 +51,12 @@ async function listSnapshots(call: RestCall, detail: boolean): Promise<RestReply
   }
   const wantsNone = call.query.get("limit") === "0";
   const page = await call.useCases.listSnapshots(call.ctx, { ...input, volumeId: call.query.get("volume_id") ?? "" });
-  const rows = wantsNone ? [] : page.items;
+  const rows = wantsNone ? [] : page.items.slice(offset);
   const body: Record<string, unknown> = { snapshots: rows.map((row) => snapshotView(row, call.view, detail)) };
   const links = nextLinks(call.view, detail ? "snapshots/detail" : "snapshots", call.query, {
     lastId: wantsNone ? undefined : rows[rows.length - 1]?.id,
     nextPageToken: page.nextPageToken,
+    rows: rows.length,
   });
   if (links) body.snapshots_links = links;
   if (atLeast(call.version, "3.45") && parseBoolean(call.query.get("with_count"), "with_count")) {

@@ -30,9 +30,9 @@ async function typeOf(call: RestCall): Promise<VolumeTypeRow> {
   return found;
 }
 
-const typeReply = (row: VolumeTypeRow, call: RestCall, status = 200): RestReply => ({
-  status,
-  body: { volume_type: volumeTypeView(row, call.view) },
+const typeReply = (row: VolumeTypeRow, call: RestCall, withQos = true): RestReply => ({
+  status: 200,
+  body: { volume_type: volumeTypeView(row, call.view, withQos) },
 });
 
 async function typeAction(call: RestCall): Promise<RestReply> {
@@ -83,7 +83,7 @@ export const typeRoutes: Route[] = [
         isPublic: isPublic === undefined ? undefined : parseBoolean(isPublic, "os-volume-type-access:is_public"),
         extraSpecs: stringMap(t.extra_specs, "extra_specs"),
       });
-      return typeReply(row, call);
+      return typeReply(row, call, false);
     },
   },
   {
@@ -99,7 +99,7 @@ export const typeRoutes: Route[] = [
         description: optionalString(t, "description"),
         isPublic: isPublic === undefined ? undefined : parseBoolean(isPublic, "is_public"),
       });
-      return typeReply(row, call);
+      return typeReply(row, call, false);
     },
   },
   {

@@ -141,8 +141,12 @@ export function snapshotView(row: SnapshotRow, view: ViewContext, extended: bool
   return snapshot;
 }
 
-/** A volume type as cinder/api/v3/views/types.py shows it (sensitive extra specs to admins only). */
-export function volumeTypeView(row: VolumeTypeRow, view: ViewContext) {
+/**
+ * A volume type as cinder/api/v3/views/types.py shows it (sensitive extra specs to admins only).
+ * `qos_specs_id` (admins) is on show and list only: the answers of create and update have no such
+ * field in Cinder (tempest's create/update schemas refuse it).
+ */
+export function volumeTypeView(row: VolumeTypeRow, view: ViewContext, withQos = true) {
   const type: Record<string, unknown> = {
     id: row.id,
     name: row.name,
@@ -151,7 +155,7 @@ export function volumeTypeView(row: VolumeTypeRow, view: ViewContext) {
     description: row.description || null,
     extra_specs: visibleExtraSpecs(view.isAdmin, row.extraSpecs),
   };
-  if (view.isAdmin) type.qos_specs_id = row.qosSpecsId;
+  if (view.isAdmin && withQos) type.qos_specs_id = row.qosSpecsId;
   return type;
 }
 

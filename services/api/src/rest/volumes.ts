@@ -51,7 +51,7 @@ async function showVolume(call: RestCall): Promise<RestReply> {
 }
 
 async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> {
-  const { input, marker } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
+  const { input, marker, offset } = cinderList(call.query, metadataFilter(call.query.get("metadata")));
   input.allProjects = call.granted.allProjects === true;
   const pageToken = call.query.get("page_token");
   if (pageToken) input.pageToken = pageToken;
@@ -61,7 +61,7 @@ async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> 
   }
   const wantsNone = call.query.get("limit") === "0";
   const page = await call.useCases.listVolumes(call.ctx, input);
-  const rows: VolumeRow[] = wantsNone ? [] : page.items;
+  const rows: VolumeRow[] = wantsNone ? [] : page.items.slice(offset);
   const volumes = detail
     ? await Promise.all(
         rows.map(async (row) =>
@@ -79,12 +79,44 @@ async function listVolumes(call: RestCall, detail: boolean): Promise<RestReply> 
   const links = nextLinks(call.view, detail ? "volumes/detail" : "volumes", call.query, {
     lastId: wantsNone ? undefined : rows[rows.length - 1]?.id,
     nextPageToken: page.nextPageToken,
+    rows: rows.length,
   });
   if (links) body.volumes_links = links;
   if (atLeast(call.version, "3.45") && parseBoolean(call.query.get("with_count"), "with_count")) {
     body.count = await countAll(call, input);
   }
   return { status: 200, body };
+}
+
+/**
+ * `GET /volumes/summary` (3.12): the number and total size of the volumes the caller's list shows
+ * (an admin's `all_tenants` too), and from 3.36 their metadata as `{key: [distinct values]}`, as
+ * Cinder; composed over ListVolumes. Before 3.12 there is no such resource (404, as Cinder).
+ */
+async function volumeSummary(call: RestCall): Promise<RestReply> {
+  if (!atLeast(call.version, "3.12")) throw new CinderblockError("NOT_FOUND", "The resource could not be found.");
+  const { input } = cinderList(new URLSearchParams(), {});
+  input.allProjects = call.granted.allProjects === true;
+  let count = 0;
+  let size = 0;
+  const metadata = new Map<string, Set<string>>();
+  let pageToken = "";
+  do {
+    const page = await call.useCases.listVolumes(call.ctx, { ...input, pageSize: 1000, pageToken });
+    for (const row of page.items) {
+      count += 1;
+      size += row.sizeGb;
+      for (const [key, value] of Object.entries(row.metadata)) {
+        metadata.set(key, (metadata.get(key) ?? new Set()).add(value));
+      }
+    }
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  const summary: Record<string, unknown> = { total_size: size, total_count: count };
+  if (atLeast(call.version, "3.36")) {
+    summary.metadata = Object.fromEntries([...metadata].map(([key, values]) => [key, [...values]]));
+  }
+  return { status: 200, body: { "volume-summary": summary } };
 }
 
 /** The number of volumes a filtered list has in all, whatever the marker and limit (3.45 `with_count`). */
@@ -252,6 +284,7 @@ export const volumeRoutes: Route[] = [
     authorize: authorizeList("ListVolumes"),
     handle: (call) => listVolumes(call, true),
   },
+  { method: "GET", path: p("/volumes/summary"), authorize: authorizeList("ListVolumes"), handle: volumeSummary },
   { method: "GET", path: p("/volumes/{id}"), authorize: authorizeAs("GetVolume"), handle: showVolume },
   { method: "PUT", path: p("/volumes/{id}"), authorize: authorizeAs("UpdateVolume"), handle: updateVolume },
   { method: "DELETE", path: p("/volumes/{id}"), authorize: authorizeAs("DeleteVolume"), handle: deleteVolume },
