@@ -71,6 +71,7 @@ export async function listGroupSnapshots(db: Executor, query: ListQuery): Promis
     name: groupSnapshots.name,
     status: groupSnapshots.status,
     size: groupSnapshots.createdAt,
+    id: groupSnapshots.id,
   }[query.sortKey];
   const page = keyset(column, groupSnapshots.id, query);
   return db

@@ -14,6 +14,7 @@ describe("page tokens", () => {
     expect(cursorOf(row, 4, "created_at", "desc").value).toBe("2026-11-27T03:50:31.437Z");
     expect(cursorOf(row, 4, "size", "asc").value).toBe(4);
     expect(cursorOf(row, 4, "status", "asc").value).toBe("available");
+    expect(cursorOf(row, 4, "id", "asc").value).toBe(id);
   });
 
   it.each([

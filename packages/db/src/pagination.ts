@@ -1,7 +1,7 @@
 import { type AnyColumn, asc, desc, type SQL, sql } from "drizzle-orm";
 
 /** The orders a list can be sorted in (Cinder's sort keys that matter here). */
-export const SORT_KEYS = ["created_at", "name", "status", "size"] as const;
+export const SORT_KEYS = ["created_at", "name", "status", "size", "id"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 export type SortDir = "asc" | "desc";
 
@@ -64,7 +64,9 @@ export function cursorOf(
         ? size
         : sortKey === "name"
           ? row.name
-          : row.status;
+          : sortKey === "id"
+            ? row.id
+            : row.status;
   return { sortKey, sortDir, value, id: row.id };
 }
 
@@ -86,7 +88,9 @@ export function keyset(
       ? sql`${String(query.after.value)}::timestamptz`
       : query.sortKey === "size"
         ? sql`${Number(query.after.value)}::int`
-        : sql`${String(query.after.value)}::text`;
+        : query.sortKey === "id"
+          ? sql`${String(query.after.value)}::uuid`
+          : sql`${String(query.after.value)}::text`;
   const after =
     query.sortDir === "asc"
       ? sql`(${column}, ${idColumn}) > (${v}, ${query.after.id}::uuid)`

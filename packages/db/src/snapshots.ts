@@ -120,6 +120,7 @@ export async function listSnapshots(
     name: snapshots.name,
     status: snapshots.status,
     size: snapshots.volumeSizeGb,
+    id: snapshots.id,
   }[query.sortKey];
   const page = keyset(column, snapshots.id, query);
   const rows = await db

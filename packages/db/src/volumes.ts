@@ -123,6 +123,7 @@ export async function listVolumes(db: Executor, query: ListQuery): Promise<Volum
     name: volumes.name,
     status: volumes.status,
     size: volumes.sizeGb,
+    id: volumes.id,
   }[query.sortKey];
   const page = keyset(column, volumes.id, query);
   const rows = await db

@@ -313,7 +313,7 @@ export function createGroupUseCases(deps: GroupDependencies): GroupUseCases {
     async listGroupSnapshots(ctx, input) {
       const query = listQuery(ctx, input, deps.pageTokens);
       if (query.sortKey === "size") {
-        throw new CinderblockError("INVALID_ARGUMENT", "sort_key: must be one of created_at, name, status");
+        throw new CinderblockError("INVALID_ARGUMENT", "sort_key: must be one of created_at, name, status, id");
       }
       const page = toPage(await listGroupSnapshots(db, query), query, () => 0, deps.pageTokens);
       // NOTE: one query for the members of the whole page, not one per group (up to 1,000 at once).

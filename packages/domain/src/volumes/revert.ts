@@ -45,6 +45,14 @@ export function revertToSnapshotUseCase(
           `snapshot ${snapshotId} status must be available to revert to it, but is ${snapshot.status}`,
         );
       }
+      // Cinder's rule: the snapshot must be of the volume as it is now. A volume extended since
+      // would keep its new size with the snapshot's bytes, which Cinder refuses (400) as well.
+      if (snapshot.volumeSizeGb !== volume.sizeGb) {
+        throw new CinderblockError(
+          "FAILED_PRECONDITION",
+          `volume ${volumeId} is ${volume.sizeGb} GiB but snapshot ${snapshotId} was taken at ${snapshot.volumeSizeGb} GiB: a volume extended after its snapshot cannot be reverted to it`,
+        );
+      }
       assertNoConflict("volume.revert", `volume ${volumeId}`, await getVolumeActivity(tx, volumeId));
       const latest = await getLatestSnapshotOfVolume(tx, volumeId);
       if (latest?.id !== snapshotId) {

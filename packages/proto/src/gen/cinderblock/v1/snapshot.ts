@@ -334,7 +334,7 @@ export interface ListSnapshotsRequest {
   name: string;
   /** Only snapshots whose metadata holds all these pairs. */
   metadata: { [key: string]: string };
-  /** "created_at" (default), "name", "status" or "size". */
+  /** "created_at" (default), "name", "status", "size" or "id". */
   sortKey: string;
   /** "desc" (default) or "asc". */
   sortDir: string;

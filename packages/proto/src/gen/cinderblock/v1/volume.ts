@@ -437,7 +437,7 @@ export interface ListVolumesRequest {
   name: string;
   /** Only volumes whose metadata holds all these pairs. */
   metadata: { [key: string]: string };
-  /** "created_at" (default), "name", "status" or "size". */
+  /** "created_at" (default), "name", "status", "size" or "id". */
   sortKey: string;
   /** "desc" (default) or "asc". */
   sortDir: string;
