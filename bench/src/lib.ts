@@ -66,7 +66,8 @@ export async function cpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return Number.NaN;
   try {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   } catch {
     return Number.NaN;
@@ -74,18 +75,39 @@ export async function cpuSeconds(pid: number | undefined): Promise<number> {
 }
 
 /**
- * CPU time (user + system, seconds) every running process with one of these command names
- * (/proc/<pid>/comm: "postgres", "nats-server") has used so far. Processes that exited in between
- * are missed: meant for long-lived servers and their pooled backends.
+ * CPU time (user + system, seconds) each of these processes and all its descendants have used so
+ * far, those that exited and were waited for included (their parent's cutime and cstime): e.g. a
+ * PostgreSQL postmaster's whole server, backends that came and went too. NaN for one that is gone.
+ * One pass over /proc for all of them.
  */
-export async function cpuSecondsByName(names: readonly string[]): Promise<number> {
-  let total = 0;
+export async function treeCpuSeconds<K extends string>(
+  roots: Record<K, number | undefined>,
+): Promise<Record<K, number>> {
+  const stats = new Map<number, { ppid: number; seconds: number }>();
   for (const pid of await readdir("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
-    const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
-    if (names.includes(comm.trim())) total += (await cpuSeconds(Number(pid))) || 0;
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    // Fields after the command name (which may hold spaces): ppid is the 2nd, utime..cstime the 12th to 15th.
+    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    if (fields.length < 15) continue;
+    const seconds = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / CLOCK_TICKS;
+    stats.set(Number(pid), { ppid: Number(fields[1]), seconds });
   }
-  return total;
+  const children = new Map<number, number[]>();
+  for (const [pid, { ppid }] of stats) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  const tree = (root: number | undefined) => {
+    if (root === undefined || !stats.has(root)) return Number.NaN;
+    let total = 0;
+    const queue = [root];
+    for (let pid = queue.pop(); pid !== undefined; pid = queue.pop()) {
+      total += stats.get(pid)?.seconds ?? 0;
+      queue.push(...(children.get(pid) ?? []));
+    }
+    return total;
+  };
+  const out = {} as Record<K, number>;
+  for (const key of Object.keys(roots) as K[]) out[key] = tree(roots[key]);
+  return out;
 }
 
 /** Busy and total CPU time of the whole machine so far, in seconds (Linux /proc/stat). */

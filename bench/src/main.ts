@@ -11,7 +11,12 @@
  *   6. backends: LVM and RBD, stack versus raw (lvm.ts, rbd.ts), with --backends where they can run.
  * Then it checks the guarantees on the run's own data: every snapshot `available`, none lost or
  * stuck, and the project's quota usage equal to its snapshots. Prints a table, writes JSON.
- * Usage: node bench/dist/main.js [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR]
+ * For the end-to-end loads of ours and the floor it also prints what one snapshot costs in counts
+ * (counts.ts): CPU per process, PostgreSQL statements, commits and WAL, JetStream messages. For
+ * those to count only the run's work it runs on a PostgreSQL (durable as the machine's: fsync and
+ * full_page_writes on, pg_stat_statements loaded) and a nats-server of its own; --shared-servers
+ * runs on the machine's (CINDERBLOCK_TEST_DATABASE_URL, CINDERBLOCK_TEST_NATS_URL) as before.
+ * Usage: node bench/dist/main.js [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR] [--shared-servers]
  * (--scale: multiplies the full run's counts)
  * (--profile: each service writes a CPU profile into DIR when it stops, node --cpu-prof)
  */
@@ -22,6 +27,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { runMigrations } from "@cinderblock/db";
 import {
   CreateSnapshotRequest,
   ListSnapshotsRequest,
@@ -35,22 +41,29 @@ import {
   availableVolumes,
   backendUnavailable,
   call,
+  createTestDatabase,
+  findNatsServer,
+  findPostgresBin,
   NO_RATE_LIMITS,
+  type PrivateNats,
+  type PrivatePostgres,
   type Stack,
+  startPrivateNats,
+  startPrivatePostgres,
   startStack,
+  TEST_NATS_URL,
+  TEST_SERVER_URL,
 } from "@cinderblock/testing";
 import { credentials, type Metadata } from "@grpc/grpc-js";
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import postgres from "postgres";
+import { type Counts, type Meter, measure, type StatementCount } from "./counts.js";
 import { floorNames } from "./floor.js";
 import {
   type CompletionTracker,
   callerMetadata,
   closedLoop,
-  cpuSeconds,
-  cpuSecondsByName,
-  machineCpu,
   type Percentiles,
   percentiles,
   round,
@@ -70,10 +83,18 @@ interface Options {
   scale: number;
   /** Where the services write CPU profiles (node --cpu-prof), if anywhere. */
   profile?: string;
+  /** Run on the machine's PostgreSQL and NATS instead of servers of the run's own. */
+  sharedServers: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { scale: 1, quick: false, out: join(BENCH_DIR, "results", "latest.json"), backends: false };
+  const options: Options = {
+    scale: 1,
+    quick: false,
+    out: join(BENCH_DIR, "results", "latest.json"),
+    backends: false,
+    sharedServers: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--quick") options.quick = true;
@@ -82,9 +103,10 @@ function parseArgs(argv: string[]): Options {
     else if (arg?.startsWith("--out=")) options.out = resolve(arg.slice(6));
     else if (arg === "--scale") options.scale = Number(argv[++i]);
     else if (arg === "--profile") options.profile = resolve(argv[++i] ?? "");
+    else if (arg === "--shared-servers") options.sharedServers = true;
     else
       throw new Error(
-        `unknown argument ${arg}; usage: [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR]`,
+        `unknown argument ${arg}; usage: [--quick] [--out FILE] [--backends] [--scale F] [--profile DIR] [--shared-servers]`,
       );
   }
   return options;
@@ -119,25 +141,10 @@ interface LoadResult {
   failed: number;
   /** Where a snapshot's time went (p50 ms per stage), from the stamps on its notifications. */
   stagesMs?: Record<StageName, number>;
-  /** CPU each process spent per snapshot during the load (ms), and the machine's busy cores. */
-  cpuMsPerSnapshot?: Record<string, number>;
-}
-
-/**
- * CPU seconds so far of the stack's processes, the PostgreSQL and NATS servers (every process of
- * theirs on the machine: run the bench alone), this bench process, and the machine's busy time.
- */
-async function stackCpu(pids: Record<string, number | undefined>): Promise<Record<string, number>> {
-  const usage = process.cpuUsage();
-  return {
-    api: await cpuSeconds(pids.api),
-    scheduler: await cpuSeconds(pids.scheduler),
-    volume: await cpuSeconds(pids.volume),
-    postgres: await cpuSecondsByName(["postgres"]),
-    nats: await cpuSecondsByName(["nats-server"]),
-    bench: (usage.user + usage.system) / 1e6,
-    machine: (await machineCpu()).busy,
-  };
+  /** What one snapshot of the load cost (counts.ts). */
+  counts?: Counts;
+  /** The statements the load ran most, per snapshot. */
+  topStatements?: StatementCount[];
 }
 
 /**
@@ -371,14 +378,24 @@ function startFloorProcess(role: string, env: Record<string, string>): Promise<{
   });
 }
 
-/** Scenario 3: the floor pipeline on the same database and NATS, under the same loads. */
-async function floorScenario(stack: Stack, unloaded: number, loaded: number): Promise<LoadResult[]> {
+/**
+ * Scenario 3: the floor pipeline on the same PostgreSQL and NATS servers, under the same loads; in
+ * a database of its own (so its statements and commits are its own), migrated as ours.
+ */
+async function floorScenario(
+  stack: Stack,
+  servers: Servers,
+  meter: Meter,
+  unloaded: number,
+  loaded: number,
+): Promise<LoadResult[]> {
   const prefix = `${stack.prefix}fl`;
   const names = floorNames(prefix);
   const projectId = "floor";
   const host = "floor@file";
   const dir = await mkdtemp(join(tmpdir(), "cinderblock-floor-"));
-  const sql = postgres(stack.database.url, { max: 1, onnotice: () => {} });
+  const database = await createTestDatabase(runMigrations, servers.postgresUrl);
+  const sql = postgres(database.url, { max: 1, onnotice: () => {} });
   const jsm = await jetstreamManager(stack.nc);
   const children: ChildProcess[] = [];
   const volumeIds = Array.from({ length: LOADED_CLIENTS }, () => randomUUID());
@@ -413,23 +430,37 @@ async function floorScenario(stack: Stack, unloaded: number, loaded: number): Pr
       duplicate_window: nanos(600_000),
     });
     const env = {
-      FLOOR_DATABASE_URL: stack.database.url,
-      FLOOR_NATS_URL: process.env.CINDERBLOCK_TEST_NATS_URL ?? "nats://127.0.0.1:4222",
+      FLOOR_DATABASE_URL: database.url,
+      FLOOR_NATS_URL: servers.natsUrl,
       FLOOR_PREFIX: prefix,
       FLOOR_HOST: host,
       FLOOR_DIR: dir,
     };
-    for (const role of ["scheduler", "volume"]) children.push((await startFloorProcess(role, env)).child);
+    const pids: Record<string, number | undefined> = {};
+    for (const role of ["scheduler", "volume"]) {
+      const { child } = await startFloorProcess(role, env);
+      children.push(child);
+      pids[role] = child.pid;
+    }
     const api = await startFloorProcess("api", env);
     children.push(api.child);
+    const scope = {
+      database: database.name,
+      streamPrefix: prefix.toUpperCase(),
+      pids: { api: api.child.pid, ...pids },
+    };
     const client = new SnapshotsServiceClient(`127.0.0.1:${api.port}`, credentials.createInsecure());
     const tracker = trackCompletions(stack.nc, prefix);
     const md = callerMetadata(projectId);
     try {
-      await endToEnd(client, md, tracker, volumeIds, 1, Math.min(20, unloaded)); // warm
+      // NOTE: warm at 64 callers too, as scenario 1 warmed ours: every pooled connection open (each
+      // one's first statements cost commits of their own: postgres.js's type query, and a Parse and
+      // Describe that commit without a statement pg_stat_statements would see).
+      await endToEnd(client, md, tracker, volumeIds, 1, Math.min(20, unloaded));
+      await endToEnd(client, md, tracker, volumeIds, LOADED_CLIENTS, Math.min(2 * LOADED_CLIENTS, loaded));
       const results = [
-        await endToEnd(client, md, tracker, volumeIds, 1, unloaded),
-        await endToEnd(client, md, tracker, volumeIds, LOADED_CLIENTS, loaded),
+        await measure(meter, scope, () => endToEnd(client, md, tracker, volumeIds, 1, unloaded)),
+        await measure(meter, scope, () => endToEnd(client, md, tracker, volumeIds, LOADED_CLIENTS, loaded)),
       ];
       return results;
     } finally {
@@ -444,7 +475,54 @@ async function floorScenario(stack: Stack, unloaded: number, loaded: number): Pr
     }
     for (const stream of [names.stream, names.notificationsStream]) await jsm.streams.delete(stream).catch(() => false);
     await sql.end();
+    await database.drop();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The PostgreSQL and NATS servers of the run: its own, or the machine's with --shared-servers. */
+interface Servers {
+  postgresUrl: string;
+  natsUrl: string;
+  postgres?: PrivatePostgres;
+  nats?: PrivateNats;
+  stop(): Promise<void>;
+}
+
+async function startServers(shared: boolean): Promise<Servers> {
+  if (shared) return { postgresUrl: TEST_SERVER_URL, natsUrl: TEST_NATS_URL, async stop() {} };
+  const pgBin = findPostgresBin();
+  const natsBin = findNatsServer();
+  if (!pgBin || !natsBin) {
+    throw new Error("no PostgreSQL server binaries or nats-server found: install them, or pass --shared-servers");
+  }
+  // NOTE: the machine's server's settings (fsync, full_page_writes, shared_buffers, no autovacuum),
+  // so that times stay comparable with runs on it; plus pg_stat_statements for the counts.
+  const pg = await startPrivatePostgres(pgBin, {
+    durable: true,
+    settings: {
+      shared_buffers: "128MB",
+      autovacuum: "off",
+      shared_preload_libraries: "pg_stat_statements",
+      "pg_stat_statements.track": "all",
+      "pg_stat_statements.max": "10000",
+    },
+  });
+  try {
+    const nats = await startPrivateNats(natsBin, { monitor: true });
+    return {
+      postgresUrl: pg.url,
+      natsUrl: nats.url,
+      postgres: pg,
+      nats,
+      async stop() {
+        await nats.stop();
+        await pg.stop();
+      },
+    };
+  } catch (err) {
+    await pg.stop();
+    throw err;
   }
 }
 
@@ -485,7 +563,12 @@ async function main(): Promise<void> {
   if (!(options.scale > 0)) throw new Error("--scale: must be a positive number");
   const size = sizes(options.quick, options.scale);
   const startedAt = new Date().toISOString();
+  const servers = await startServers(options.sharedServers);
+  const admin = postgres(servers.postgresUrl, { max: 1, onnotice: () => {} });
+  if (servers.postgres) await admin`create extension if not exists pg_stat_statements`;
   const stack = await startStack({
+    databaseServerUrl: servers.postgresUrl,
+    natsUrl: servers.natsUrl,
     env: {
       CINDERBLOCK_QUOTA_VOLUMES: "1000",
       ...NO_RATE_LIMITS,
@@ -497,6 +580,15 @@ async function main(): Promise<void> {
   const projectId = "bench";
   const md = callerMetadata(projectId);
   const pids = { api: stack.api.child.pid, scheduler: stack.scheduler.child.pid, volume: stack.volume.child.pid };
+  const meter: Meter = {
+    admin,
+    privatePostgres: servers.postgres !== undefined,
+    postgresPid: await servers.postgres?.pid(),
+    natsPid: servers.nats?.pid,
+    natsMonitorUrl: servers.nats?.monitorUrl,
+    nc: stack.nc,
+  };
+  const scope = { database: stack.database.name, streamPrefix: `${stack.prefix.toUpperCase()}_`, pids };
   const rss = async () => ({
     api: await rssMiB(pids.api),
     scheduler: await rssMiB(pids.scheduler),
@@ -512,17 +604,16 @@ async function main(): Promise<void> {
     console.error("bench: scenario 1 (api)");
     const api = await apiScenario(stack, md, tracker, volumeIds, size.api);
     console.error("bench: scenario 2 (end to end)");
-    const unloaded = await endToEnd(stack.snapshots, md, tracker, volumeIds, 1, size.unloaded);
-    const cpuBefore = await stackCpu(pids);
-    const loaded = await endToEnd(stack.snapshots, md, tracker, volumeIds, LOADED_CLIENTS, size.loaded);
-    const cpuAfter = await stackCpu(pids);
-    loaded.cpuMsPerSnapshot = Object.fromEntries(
-      Object.entries(cpuAfter).map(([k, v]) => [k, round(((v - (cpuBefore[k] ?? 0)) * 1000) / loaded.count, 2)]),
+    const unloaded = await measure(meter, scope, () =>
+      endToEnd(stack.snapshots, md, tracker, volumeIds, 1, size.unloaded),
+    );
+    const loaded = await measure(meter, scope, () =>
+      endToEnd(stack.snapshots, md, tracker, volumeIds, LOADED_CLIENTS, size.loaded),
     );
     const afterLoad = await rss();
     const check = await integrity(stack, projectId);
     console.error("bench: scenario 3 (floor)");
-    const [floorUnloaded, floorLoaded] = await floorScenario(stack, size.unloaded, size.loaded);
+    const [floorUnloaded, floorLoaded] = await floorScenario(stack, servers, meter, size.unloaded, size.loaded);
     console.error("bench: scenario 4 (list)");
     const list = await listScenario(stack, size.listRows, size.listSamples, size.deep);
     console.error("bench: scenario 6 (backends)");
@@ -540,6 +631,7 @@ async function main(): Promise<void> {
       node: process.versions.node,
       cpus: cpus().length,
       loadAverageAtEnd: loadavg().map((l) => round(l)),
+      servers: options.sharedServers ? "shared" : "private",
       scenarios: {
         api,
         endToEnd: [unloaded, loaded],
@@ -590,10 +682,21 @@ async function main(): Promise<void> {
       const parts = STAGES.map((s) => `${s} ${fmt(r.stagesMs?.[s] ?? Number.NaN, 1)}`).join(", ");
       console.log(`2. stages at ${r.clients} client(s), p50 ms: ${parts}`);
     }
-    if (loaded.cpuMsPerSnapshot) {
-      const c = loaded.cpuMsPerSnapshot;
+    console.log(
+      `\nper snapshot (counts), request → available, on ${options.sharedServers ? "the machine's shared servers (what others' work blurs: -)" : "the run's own PostgreSQL and nats-server"}:`,
+    );
+    console.log(countsTable([unloaded, floorUnloaded], [loaded, floorLoaded]));
+    for (const [who, r] of [
+      ["ours", loaded],
+      ["floor", floorLoaded],
+    ] as const) {
+      if (!r?.topStatements?.length) continue;
+      console.log(`\n${who}, ${r.clients} clients: statements by calls per snapshot (pg_stat_statements)`);
       console.log(
-        `2. CPU per snapshot at ${loaded.clients} client(s), ms: api ${c.api}, scheduler ${c.scheduler}, volume ${c.volume}, PostgreSQL ${c.postgres}, NATS ${c.nats}, bench ${c.bench}; machine ${c.machine} (${fmt(((c.machine ?? 0) * loaded.perSecond) / 1000, 2)} of ${cpus().length} cores busy)`,
+        table([
+          ["calls", "rows", "WAL B", "statement"],
+          ...r.topStatements.map((t) => [fmt(t.calls, 2), fmt(t.rows, 2), fmt(t.walBytes, 0), t.query]),
+        ]),
       );
     }
     for (const r of report.scenarios.oursOverFloor) {
@@ -613,7 +716,46 @@ async function main(): Promise<void> {
     tracker.close();
     quotas.close();
     await stack.stop();
+    await admin.end();
+    await servers.stop();
   }
+}
+
+/** The counts of ours and the floor side by side, with ours / floor, for each pair of loads. */
+function countsTable(...pairs: ReadonlyArray<readonly [LoadResult, LoadResult | undefined]>): string {
+  const rows: Array<[string, (c: Counts) => number, number]> = [
+    ...(["api", "scheduler", "volume", "postgres", "nats", "client", "machine"] as const).map(
+      (p) =>
+        [
+          `CPU ms: ${p === "postgres" ? "PostgreSQL" : p === "nats" ? "NATS" : p}`,
+          (c: Counts) => c.cpuMs[p] ?? Number.NaN,
+          2,
+        ] as [string, (c: Counts) => number, number],
+    ),
+    ["PostgreSQL statements", (c) => c.statements, 2],
+    ["  and nested in them", (c) => c.nestedStatements, 2],
+    ["PostgreSQL commits", (c) => c.commits, 2],
+    ["WAL bytes (server)", (c) => c.walBytes, 0],
+    ["WAL bytes (statements)", (c) => c.statementWalBytes, 0],
+    ["JetStream messages", (c) => c.jsMessages, 2],
+    ["JetStream bytes", (c) => c.jsBytes, 0],
+    ["NATS messages in (all)", (c) => c.natsInMsgs, 2],
+    ["NATS bytes in (all)", (c) => c.natsInBytes, 0],
+  ];
+  const header = ["per snapshot"];
+  for (const [ours] of pairs) header.push(`ours ${ours.clients}`, `floor ${ours.clients}`, "ratio");
+  return table([
+    header,
+    ...rows.map(([label, get, digits]) => {
+      const cells = [label];
+      for (const [ours, floor] of pairs) {
+        const a = ours.counts ? get(ours.counts) : Number.NaN;
+        const b = floor?.counts ? get(floor.counts) : Number.NaN;
+        cells.push(fmt(a, digits), fmt(b, digits), b > 0 ? fmt(a / b, 2) : "-");
+      }
+      return cells;
+    }),
+  ]);
 }
 
 main().catch((err: unknown) => {

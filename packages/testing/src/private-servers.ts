@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { accessSync, constants, readdirSync } from "node:fs";
-import { chmod, chown, copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,6 +42,8 @@ export interface PrivatePostgres {
   /** Superuser URL of its `postgres` database (trust auth). */
   readonly url: string;
   readonly port: number;
+  /** The postmaster's process id (from its postmaster.pid), undefined when it is not running. */
+  pid(): Promise<number | undefined>;
   /** Stops it at once (`pg_ctl stop -m immediate`, a crash as far as clients can tell) and starts it again. */
   restart(): Promise<void>;
   /** Stops it and removes its directory. */
@@ -72,14 +74,21 @@ export interface PrivatePostgresOptions {
    * `ssl` is given (`hostssl`); `postgres` keeps trust auth (the helper's {@link PrivatePostgres.url}).
    */
   passwordAuth?: boolean;
+  /**
+   * Durable as the machine's own server: fsync and full_page_writes on (the default is off, for
+   * speed: tests crash the server process, never the machine).
+   */
+  durable?: boolean;
+  /** More server settings (`-c name=value`; values without spaces), e.g. shared_preload_libraries. */
+  settings?: Record<string, string>;
 }
 
 /**
  * Starts a private PostgreSQL (initdb + pg_ctl from `binDir`) on a free port with trust auth
  * (optionally TLS and password auth, see {@link PrivatePostgresOptions}).
  * PostgreSQL refuses to run as root, so as root it runs as the `postgres` OS user (runuser).
- * NOTE: fsync is off: the test crashes the server process, never the machine, and the OS keeps
- * what was written; synchronous_commit stays on so a commit the client saw survives the crash.
+ * NOTE: fsync is off unless `durable`: the test crashes the server process, never the machine, and
+ * the OS keeps what was written; synchronous_commit stays on so a commit the client saw survives the crash.
  */
 export async function startPrivatePostgres(
   binDir: string,
@@ -104,11 +113,15 @@ export async function startPrivatePostgres(
     `-p ${port}`,
     "-c listen_addresses=127.0.0.1",
     `-k ${dir}`,
-    "-c fsync=off",
-    "-c full_page_writes=off",
+    `-c fsync=${options.durable ? "on" : "off"}`,
+    `-c full_page_writes=${options.durable ? "on" : "off"}`,
     "-c max_connections=200",
     "-c shared_buffers=64MB",
   ];
+  for (const [name, value] of Object.entries(options.settings ?? {})) {
+    if (/\s/.test(`${name}${value}`)) throw new Error(`settings.${name}: no spaces in a setting's name or value`);
+    settings.push(`-c ${name}=${value}`);
+  }
   if (options.ssl) {
     // PostgreSQL wants its key readable by its own user only.
     const cert = join(dir, "server.crt");
@@ -140,6 +153,10 @@ export async function startPrivatePostgres(
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
+    async pid() {
+      const first = (await readFile(join(data, "postmaster.pid"), "utf8").catch(() => "")).split("\n")[0];
+      return first ? Number(first) : undefined;
+    },
     async restart() {
       await stopNow();
       await start();
@@ -155,6 +172,10 @@ export async function startPrivatePostgres(
 export interface PrivateNats {
   readonly url: string;
   readonly port: number;
+  /** Its monitoring endpoint (`http://127.0.0.1:<port>`: /varz...), when started with {@link PrivateNatsOptions.monitor}. */
+  readonly monitorUrl: string | undefined;
+  /** The server's process id while it runs. */
+  readonly pid: number | undefined;
   /** SIGKILLs the server and resolves once it is gone. */
   kill(): Promise<void>;
   /** Starts it again on the same port and store (after {@link kill}). */
@@ -181,6 +202,8 @@ export interface PrivateNatsOptions {
   configFile?: string;
   /** Environment the server is started with, added to this process's (the variables the config file reads). */
   env?: Record<string, string>;
+  /** Serve the HTTP monitoring endpoints (`-m`) on a free port of their own. */
+  monitor?: boolean;
 }
 
 /** Starts `nats-server -js` on a free port with a temporary store directory. */
@@ -190,8 +213,10 @@ export async function startPrivateNats(binary: string, options: PrivateNatsOptio
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   const config = options.configFile ? ["-c", options.configFile] : [];
+  const monitorPort = options.monitor ? await freePort() : undefined;
+  const monitor = monitorPort === undefined ? [] : ["-m", String(monitorPort)];
   const start = async () => {
-    const next = spawn(binary, [...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], {
+    const next = spawn(binary, [...config, ...monitor, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], {
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -216,6 +241,10 @@ export async function startPrivateNats(binary: string, options: PrivateNatsOptio
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    monitorUrl: monitorPort === undefined ? undefined : `http://127.0.0.1:${monitorPort}`,
+    get pid() {
+      return child?.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
     kill,
     start,
     async stop() {
