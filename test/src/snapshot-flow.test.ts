@@ -281,9 +281,9 @@ describe("refused requests change nothing", () => {
       code: status.INVALID_ARGUMENT,
       details: "size_gb: must be at least 1",
     });
-    expect(await callError(volumesApi(project).create({ name: "" }))).toMatchObject({
+    expect(await callError(volumesApi(project).create({ name: "  " }))).toMatchObject({
       code: status.INVALID_ARGUMENT,
-      details: "name: must not be empty",
+      details: "name: must not be blank (leave it empty for an unnamed volume)",
     });
     expect(await callError(snapshotsApi(project).create("not-a-uuid"))).toMatchObject({
       code: status.INVALID_ARGUMENT,

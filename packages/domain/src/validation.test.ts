@@ -56,8 +56,7 @@ describe("validateCreateVolume", () => {
     [{ sizeGb: 0 }, "size_gb: must be at least 1"],
     [{ sizeGb: -3 }, "size_gb: must be at least 1"],
     [{ sizeGb: 1.5 }, "size_gb: must be a whole number of GiB"],
-    [{ name: "" }, "name: must not be empty"],
-    [{ name: "   " }, "name: must not be empty"],
+    [{ name: "   " }, "name: must not be blank (leave it empty for an unnamed volume)"],
     [{ name: "x".repeat(256) }, "name: must be at most 255 characters"],
     [{ description: "d".repeat(256) }, "description: must be at most 255 characters"],
     [{ encryptionKeyId: "not-a-uuid" }, "encryption_key_id: must be a UUID"],
@@ -67,6 +66,10 @@ describe("validateCreateVolume", () => {
     const error = errorOf(() => validateCreateVolume({ ...volume, ...patch }));
     expect(error.code).toBe("INVALID_ARGUMENT");
     expect(error.message).toContain(message);
+  });
+
+  it("accepts an unnamed volume (an empty name), as Cinder does", () => {
+    expect(validateCreateVolume({ ...volume, name: "" }).name).toBe("");
   });
 
   it("bounds the number of metadata entries", () => {

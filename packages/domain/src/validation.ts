@@ -21,6 +21,12 @@ const name = z
   .max(255, "must be at most 255 characters")
   .refine(noControl, CONTROL_MESSAGE)
   .refine((s) => s.trim().length > 0, "must not be empty");
+/** A volume's name may be left empty (Cinder's unnamed volume, e.g. Nova's boot volumes), never blank. */
+const volumeName = z
+  .string()
+  .max(255, "must be at most 255 characters")
+  .refine(noControl, CONTROL_MESSAGE)
+  .refine((s) => s === "" || s.trim().length > 0, "must not be blank (leave it empty for an unnamed volume)");
 const description = z.string().max(255, "must be at most 255 characters").refine(noControl, CONTROL_MESSAGE);
 const stringMap = z
   .record(
@@ -45,7 +51,7 @@ const sizeGb = z
 
 const createVolumeSchema = z
   .object({
-    name,
+    name: volumeName,
     description,
     sizeGb,
     volumeType: z.string().max(255, "must be at most 255 characters"),

@@ -90,6 +90,14 @@ describe("Cinder's response shapes (tempest's schemas)", () => {
     });
   });
 
+  it("shows an unnamed volume's name as null, as Cinder does", () => {
+    const unnamed = { ...VOLUME, name: "" };
+    const volume = volumeView(unnamed, view("3.0", true), { extended: true });
+    expect(volume.name).toBeNull();
+    expectValid("show_volume", { volume });
+    expect(volumeSummaryView(unnamed, view("3.0", false)).name).toBeNull();
+  });
+
   it("snapshots: create and update without, show and detail with the extended attributes", () => {
     expectValid("create_snapshot", { snapshot: snapshotView(SNAPSHOT, view("3.0", false), false) });
     expectValid("update_snapshot", { snapshot: snapshotView(SNAPSHOT, view("3.0", false), false) });

@@ -74,7 +74,7 @@ export function volumeView(row: VolumeRow, view: ViewContext, options: VolumeVie
     availability_zone: row.availabilityZone,
     created_at: cinderTime(row.createdAt),
     updated_at: cinderTime(row.updatedAt),
-    name: row.name,
+    name: row.name || null,
     description: row.description,
     volume_type: row.volumeType || null,
     snapshot_id: row.snapshotId,
@@ -113,7 +113,7 @@ export function volumeView(row: VolumeRow, view: ViewContext, options: VolumeVie
 
 /** A volume in `GET /volumes` (no detail): id, name and links. */
 export function volumeSummaryView(row: VolumeRow, view: ViewContext) {
-  return { id: row.id, name: row.name, links: resourceLinks(view, "volumes", row.id) };
+  return { id: row.id, name: row.name || null, links: resourceLinks(view, "volumes", row.id) };
 }
 
 /**

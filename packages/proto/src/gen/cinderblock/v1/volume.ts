@@ -218,6 +218,7 @@ export interface Attachment_ConnectorEntry {
 }
 
 export interface CreateVolumeRequest {
+  /** Empty: an unnamed volume (Cinder's null name); otherwise not blank, at most 255 characters. */
   name: string;
   description: string;
   sizeGb: number;
