@@ -1,10 +1,7 @@
-import type { AddressInfo } from "node:net";
-import { type ApiUseCases, CinderblockError, createPageTokens, type GroupSnapshotView } from "@cinderblock/domain";
-import { createGuard, createNoauthAuthenticator, loadPolicy } from "@cinderblock/rpc";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { API_METHOD_RULES } from "../rules.js";
+import { type ApiUseCases, CinderblockError, type GroupSnapshotView } from "@cinderblock/domain";
+import { beforeEach, describe, expect, it } from "vitest";
 import { created, QOS, SNAPSHOT, TYPE, VOLUME } from "./rows.fixtures.js";
-import { createRestServer } from "./server.js";
+import { fakeRestServer } from "./server.fixtures.js";
 
 // Manage existing snapshots, quota delete, default types and group snapshots over REST, with fake
 // use cases behind a real node:http server, the real noauth guard and the default policy.
@@ -97,48 +94,12 @@ const fakes: Partial<ApiUseCases> = {
     return GROUP;
   },
 };
-const useCases = new Proxy(fakes as ApiUseCases, {
-  get: (target, name) =>
-    target[name as keyof ApiUseCases] ??
-    (() => {
-      throw new Error(`unexpected use case ${String(name)}`);
-    }),
-});
-
-let base = "";
-const server = createRestServer({
-  useCases,
-  guard: createGuard({
-    authenticator: createNoauthAuthenticator(),
-    policy: loadPolicy(undefined),
-    methods: API_METHOD_RULES,
-  }),
-  strategy: "noauth",
-  limits: { maxStringLength: 65536, maxEntries: 1000, maxCollectionBytes: 1 << 20 },
-  pageTokens: createPageTokens("secret"),
-  quotaDefaults: { volumes: 10, snapshots: 10, gigabytes: 1000 },
-  report: () => {},
-});
-
-beforeAll(async () => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 beforeEach(() => {
   calls = [];
   hasOwnDefault = true;
 });
 
-const call = (path: string, init: RequestInit & { token?: string; version?: string } = {}) =>
-  fetch(`${base}${path}`, {
-    ...init,
-    headers: {
-      "content-type": "application/json",
-      "x-auth-token": init.token ?? ADMIN,
-      ...(init.version ? { "openstack-api-version": `volume ${init.version}` } : {}),
-    },
-  });
+const call = fakeRestServer(fakes, ADMIN);
 
 const json = async (res: Response) => (await res.json()) as Record<string, unknown>;
 

@@ -1,10 +1,7 @@
-import type { AddressInfo } from "node:net";
-import { type ApiUseCases, CinderblockError, createPageTokens } from "@cinderblock/domain";
-import { createGuard, createNoauthAuthenticator, loadPolicy } from "@cinderblock/rpc";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_METHOD_RULES } from "../rules.js";
+import { type ApiUseCases, CinderblockError } from "@cinderblock/domain";
+import { describe, expect, it } from "vitest";
 import { ATTACHMENT, POOL, QOS, SERVICE, SNAPSHOT, TYPE, VOLUME } from "./rows.fixtures.js";
-import { createRestServer } from "./server.js";
+import { fakeRestServer } from "./server.fixtures.js";
 
 // The REST boundary with fake use cases: a real node:http server on 127.0.0.1:0, the real noauth
 // guard and default policy, and fetch as the client.
@@ -109,45 +106,9 @@ const fakes: Partial<ApiUseCases> = {
     return VOLUME;
   },
 };
-const useCases = new Proxy(fakes as ApiUseCases, {
-  get: (target, name) =>
-    target[name as keyof ApiUseCases] ??
-    (() => {
-      throw new Error(`unexpected use case ${String(name)}`);
-    }),
-});
-
-let base = "";
-const server = createRestServer({
-  useCases,
-  guard: createGuard({
-    authenticator: createNoauthAuthenticator(),
-    policy: loadPolicy(undefined),
-    methods: API_METHOD_RULES,
-  }),
-  strategy: "noauth",
-  limits: { maxStringLength: 65536, maxEntries: 1000, maxCollectionBytes: 1 << 20 },
-  pageTokens: createPageTokens("secret"),
-  quotaDefaults: { volumes: 10, snapshots: 10, gigabytes: 1000 },
-  report: () => {},
-});
-
-beforeAll(async () => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 const PROJECT = VOLUME.projectId;
-const call = (path: string, init: RequestInit & { token?: string; version?: string } = {}) =>
-  fetch(`${base}${path}`, {
-    ...init,
-    headers: {
-      "content-type": "application/json",
-      ...(init.token === "" ? {} : { "x-auth-token": init.token ?? `alice:${PROJECT}` }),
-      ...(init.version ? { "openstack-api-version": `volume ${init.version}` } : {}),
-    },
-  });
+const call = fakeRestServer(fakes, `alice:${PROJECT}`);
 
 describe("Cinder v3 REST listener", () => {
   it("serves the versions document at / (300) and /v3/ (200) without a token", async () => {
