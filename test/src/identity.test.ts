@@ -19,6 +19,7 @@ import {
   KEYSTONE_USERS,
   keystoneLogin,
   keystoneRevoke,
+  keystoneStrategyEnv,
   mustRunInCI,
   type PrivateKeystone,
   type Stack,
@@ -82,11 +83,7 @@ describe.skipIf(keystoneWhy !== undefined)(
       }
       stack = await startStack({
         env: {
-          CINDERBLOCK_AUTH_STRATEGY: "keystone",
-          CINDERBLOCK_KEYSTONE_URL: keystone.url,
-          CINDERBLOCK_KEYSTONE_USERNAME: KEYSTONE_USERS.service.username,
-          CINDERBLOCK_KEYSTONE_PASSWORD: KEYSTONE_USERS.service.password,
-          CINDERBLOCK_KEYSTONE_PROJECT_NAME: KEYSTONE_USERS.service.projectName,
+          ...keystoneStrategyEnv(keystone.url),
           // NOTE: no cache, so a revoked token is refused at once (with a cache it is refused once
           // its entry ends, at most CINDERBLOCK_KEYSTONE_CACHE_SECONDS later, as keystonemiddleware).
           CINDERBLOCK_KEYSTONE_CACHE_SECONDS: "0",

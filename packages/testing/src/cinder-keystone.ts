@@ -37,6 +37,17 @@ export function keystoneLoginEnv(keystoneUrl: string, who: keyof typeof KEYSTONE
   };
 }
 
+/** The api's settings for the keystone strategy against the Keystone at `url`, as its service user. */
+export function keystoneStrategyEnv(url: string): Record<string, string> {
+  return {
+    CINDERBLOCK_AUTH_STRATEGY: "keystone",
+    CINDERBLOCK_KEYSTONE_URL: url,
+    CINDERBLOCK_KEYSTONE_USERNAME: KEYSTONE_USERS.service.username,
+    CINDERBLOCK_KEYSTONE_PASSWORD: KEYSTONE_USERS.service.password,
+    CINDERBLOCK_KEYSTONE_PROJECT_NAME: KEYSTONE_USERS.service.projectName,
+  };
+}
+
 /**
  * Starts a private Keystone and a stack with `CINDERBLOCK_AUTH_STRATEGY=keystone` and the REST
  * listener on, then registers the listener in the catalog as a Cinder deployment does: for each of
@@ -52,11 +63,7 @@ export async function startKeystoneCinder(
     stack = await startStack({
       ...options.stack,
       env: {
-        CINDERBLOCK_AUTH_STRATEGY: "keystone",
-        CINDERBLOCK_KEYSTONE_URL: keystone.url,
-        CINDERBLOCK_KEYSTONE_USERNAME: KEYSTONE_USERS.service.username,
-        CINDERBLOCK_KEYSTONE_PASSWORD: KEYSTONE_USERS.service.password,
-        CINDERBLOCK_KEYSTONE_PROJECT_NAME: KEYSTONE_USERS.service.projectName,
+        ...keystoneStrategyEnv(keystone.url),
         CINDERBLOCK_REST_LISTEN: "127.0.0.1:0",
         ...options.stack?.env,
       },

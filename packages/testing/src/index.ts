@@ -1,7 +1,7 @@
 export type { Backend } from "./backends.js";
 export { backendScripts, backendUnavailable, mustRunInCI } from "./backends.js";
 export type { KeystoneCinder } from "./cinder-keystone.js";
-export { envWithoutOsLogin, keystoneLoginEnv, startKeystoneCinder } from "./cinder-keystone.js";
+export { envWithoutOsLogin, keystoneLoginEnv, keystoneStrategyEnv, startKeystoneCinder } from "./cinder-keystone.js";
 export type { TestDatabase, TestDriver } from "./database.js";
 export {
   createTestDatabase,
