@@ -41,6 +41,24 @@ function sortOf(query: URLSearchParams): { sortKey: string; sortDir: string } {
   return { sortKey, sortDir };
 }
 
+/**
+ * The (key, direction) pairs of `sort=k1[:dir],k2` or of `sort_key`/`sort_dir` (comma lists), as
+ * lists paged in memory read them: no key means `defaultKey`, no direction `desc` (in `sort_dir`
+ * its first entry serves every key without one). Unchecked: the caller knows its keys.
+ */
+export function sortPairs(query: URLSearchParams, defaultKey: string): Array<[key: string, dir: string]> {
+  const sort = query.get("sort");
+  if (sort) {
+    return sort.split(",").map((part) => {
+      const [key = "", dir = ""] = part.split(":");
+      return [key.trim(), dir.trim() || "desc"];
+    });
+  }
+  const keys = (query.get("sort_key") || defaultKey).split(",").map((k) => k.trim());
+  const dirs = (query.get("sort_dir") || "").split(",").map((d) => d.trim());
+  return keys.map((key, i) => [key, dirs[i] || dirs[0] || "desc"]);
+}
+
 /** A Cinder list request (`limit`, `marker`, `sort`, `name`, `status`, `all_tenants`) as a page request. */
 export interface CinderList {
   input: Omit<ListInput, "metadata"> & { metadata: Record<string, string> };

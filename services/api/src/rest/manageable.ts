@@ -2,6 +2,7 @@ import { CinderblockError, type HostManageable } from "@cinderblock/domain";
 import type { RestReply } from "./faults.js";
 import { authorizeAs, p, type RestCall, type Route } from "./http.js";
 import { element, optionalString, parseInteger, stringMap } from "./input.js";
+import { sortPairs } from "./lists.js";
 import { atLeast } from "./microversion.js";
 import { since } from "./since.js";
 import { snapshotView } from "./views.js";
@@ -77,18 +78,7 @@ type SortKey = "reference" | "size";
 
 /** Cinder's `sort=k[:dir],...` or `sort_key`/`sort_dir` over `reference` and `size` (default reference, desc). */
 function sortsOf(query: URLSearchParams): Array<{ key: SortKey; dir: "asc" | "desc" }> {
-  let pairs: Array<[string, string]>;
-  const sort = query.get("sort");
-  if (sort) {
-    pairs = sort.split(",").map((part) => {
-      const [key = "", dir = ""] = part.split(":");
-      return [key.trim(), dir.trim() || "desc"];
-    });
-  } else {
-    const keys = (query.get("sort_key") || "reference").split(",").map((k) => k.trim());
-    const dirs = (query.get("sort_dir") || "").split(",").map((d) => d.trim());
-    pairs = keys.map((key, i) => [key, dirs[i] || dirs[0] || "desc"]);
-  }
+  const pairs = sortPairs(query, "reference");
   const wrongKeys = pairs.map(([k]) => k).filter((k) => k !== "reference" && k !== "size");
   if (wrongKeys.length > 0) throw bad(`sort: invalid sort keys passed: ${wrongKeys.join(", ")} (reference, size)`);
   const wrongDirs = pairs.map(([, d]) => d).filter((d) => d !== "asc" && d !== "desc");

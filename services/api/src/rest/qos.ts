@@ -2,6 +2,7 @@ import { CinderblockError, type QosSpecsView } from "@cinderblock/domain";
 import type { RestReply } from "./faults.js";
 import { authorizeAs, p, type RestCall, type Route } from "./http.js";
 import { element, optionalString, parseBoolean, parseInteger, stringMap } from "./input.js";
+import { sortPairs } from "./lists.js";
 import { qosSpecsLinks, qosSpecsView } from "./views.js";
 
 const bad = (message: string) => new CinderblockError("INVALID_ARGUMENT", message);
@@ -43,18 +44,7 @@ function qosSortValue({ qos }: QosSpecsView, key: QosSortKey): string {
  */
 async function listQosSpecsPage(call: RestCall): Promise<RestReply> {
   const q = call.query;
-  let pairs: Array<[string, string]>;
-  const sort = q.get("sort");
-  if (sort) {
-    pairs = sort.split(",").map((part) => {
-      const [key = "", dir = ""] = part.split(":");
-      return [key.trim(), dir.trim() || "desc"];
-    });
-  } else {
-    const keys = (q.get("sort_key") || "created_at").split(",").map((k) => k.trim());
-    const dirs = (q.get("sort_dir") || "").split(",").map((d) => d.trim());
-    pairs = keys.map((key, i) => [key, dirs[i] || dirs[0] || "desc"]);
-  }
+  const pairs = sortPairs(q, "created_at");
   for (const [key, dir] of pairs) {
     if (!QOS_SORT_KEYS.includes(key as QosSortKey)) throw bad(`sort_key: must be one of ${QOS_SORT_KEYS.join(", ")}`);
     if (dir !== "asc" && dir !== "desc") throw bad("sort_dir: must be asc or desc");
