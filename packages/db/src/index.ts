@@ -68,6 +68,7 @@ export {
   getSnapshot,
   getSnapshotByClientRequest,
   getSnapshotElevated,
+  getSnapshotWithVolumeElevated,
   insertSnapshot,
   listSnapshotIdsOnBackend,
   listSnapshots,

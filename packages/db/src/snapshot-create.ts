@@ -47,7 +47,7 @@ interface LockedQuota {
 
 /**
  * Records a snapshot in ONE statement, its own transaction: the volume row is share-locked and
- * must still be as the caller checked it, the project's quota rows are locked in resource order,
+ * must still be as the caller checked it (and its backend not frozen), the project's quota rows are locked in resource order,
  * checked and incremented only if every resource stays within its limit, and only then are the
  * snapshot, its operation and its cast inserted. Nothing is written unless all of it is.
  *
@@ -70,7 +70,8 @@ export async function createSnapshotAtOnce(db: Db, create: SnapshotCreate): Prom
            and status = ${volume.status} and migration_status is not distinct from ${volume.migrationStatus}::text
            and host is not distinct from ${volume.host}::text and size_gb = ${volume.sizeGb}::int
            and volume_type = ${volume.volumeType} and encryption_key_id = ${volume.encryptionKeyId}
-           for share),
+           and not exists (select from services where services.host = volumes.host and services.frozen)
+           for share of volumes),
       ${reservationCtes(s.projectId, quota, sql`exists (select from v)`)},
       snap as (
         insert into snapshots (id, project_id, user_id, volume_id, name, description, status, progress,

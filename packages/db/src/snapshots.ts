@@ -2,8 +2,8 @@ import { and, desc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.js";
 import { keyset, type ListQuery } from "./pagination.js";
 import { withDetail } from "./resource-fields.js";
-import { snapshots } from "./schema.js";
-import type { NewSnapshotRow, SnapshotRow, SnapshotStatus } from "./types.js";
+import { snapshots, volumes } from "./schema.js";
+import type { NewSnapshotRow, SnapshotRow, SnapshotStatus, VolumeRow } from "./types.js";
 
 /** Inserts a snapshot row and returns it as stored. */
 export async function insertSnapshot(db: Executor, row: NewSnapshotRow): Promise<SnapshotRow> {
@@ -108,6 +108,22 @@ export async function getSnapshotElevated(db: Executor, id: string): Promise<Sna
     .from(snapshots)
     .where(and(eq(snapshots.id, id), eq(snapshots.deleted, false)));
   return row as SnapshotRow | undefined;
+}
+
+/**
+ * A snapshot (not deleted) and its volume (undefined when that is deleted), regardless of project,
+ * in one statement: what the volume host reads before it takes a snapshot.
+ */
+export async function getSnapshotWithVolumeElevated(
+  db: Executor,
+  id: string,
+): Promise<{ snapshot: SnapshotRow; volume: VolumeRow | undefined } | undefined> {
+  const [row] = await db
+    .select({ snapshot: snapshots, volume: volumes })
+    .from(snapshots)
+    .leftJoin(volumes, and(eq(volumes.id, snapshots.volumeId), eq(volumes.deleted, false)))
+    .where(and(eq(snapshots.id, id), eq(snapshots.deleted, false)));
+  return row && { snapshot: row.snapshot as SnapshotRow, volume: (row.volume ?? undefined) as VolumeRow | undefined };
 }
 
 /** One page of snapshots (the project's, or every project's), under the query's filters and sort. */

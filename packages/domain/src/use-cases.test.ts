@@ -504,6 +504,34 @@ describe("createSnapshot", () => {
     }
   });
 
+  it("refuses a volume it snapshotted before once its backend is frozen (the remembered check is not trusted)", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c);
+    await api.createSnapshot(c, snapshotOf(volumeId)); // the api remembers the volume as snapshottable
+    await setServiceFlags(db, "h1@file", { frozen: true });
+    try {
+      const before = await counts(c.projectId);
+      const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
+      expect(error.code).toBe("FAILED_PRECONDITION");
+      expect(error.message).toBe(`backend h1@file of volume ${volumeId} is frozen`);
+      expect(await counts(c.projectId)).toEqual(before);
+    } finally {
+      await setServiceFlags(db, "h1@file", { frozen: false });
+    }
+    await expect(api.createSnapshot(c, snapshotOf(volumeId))).resolves.toMatchObject({ status: "creating" });
+  });
+
+  it("sees a volume deleted or extended since its last snapshot", async () => {
+    const c = ctx();
+    const volumeId = await availableVolume(c, 2);
+    await api.createSnapshot(c, snapshotOf(volumeId));
+    await db.execute(sql`update volumes set size_gb = 3 where id = ${volumeId}`);
+    await expect(api.createSnapshot(c, snapshotOf(volumeId))).resolves.toMatchObject({ volumeSizeGb: 3 });
+    await db.execute(sql`update volumes set deleted = true where id = ${volumeId}`);
+    const error = await refusal(api.createSnapshot(c, snapshotOf(volumeId)));
+    expect(error.code).toBe("NOT_FOUND");
+  });
+
   it("deletes neither a volume nor a snapshot on a frozen backend (Cinder's assert_not_frozen); thawed, the snapshot goes", async () => {
     const c = ctx();
     const volumeId = await availableVolume(c);

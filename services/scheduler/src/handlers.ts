@@ -5,7 +5,6 @@ import {
   type Db,
   finishOperation,
   getService,
-  getSnapshotElevated,
   getVolume,
   getVolumeElevated,
   getVolumeTypeBy,
@@ -160,12 +159,11 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
   return {
     async createSnapshot(cast, deliveryKey) {
       // A snapshot lives on its volume's backend: check that backend instead of choosing one.
-      // NOTE: both reads at once (the cast names the backend): one round trip of latency, not two.
-      const [snapshot, backend] = await Promise.all([
-        getSnapshotElevated(db, cast.snapshotId),
-        getService(db, cast.volumeHost, deps.serviceDownTimeSeconds),
-      ]);
-      if (snapshot?.status !== "creating") return; // already handled, or gone
+      // NOTE: the backend is the only read. The snapshot's row is not read: a cast re-sent after the
+      // snapshot finished (or went) is passed on, and the volume host, which reads the row anyway,
+      // drops it; a failure below changes the row only while it is `creating` (a compare-and-swap).
+      const backend = await getService(db, cast.volumeHost, deps.serviceDownTimeSeconds);
+      const snapshot = { id: cast.snapshotId, volumeId: cast.volumeId, projectId: cast.context?.projectId ?? "" };
       let problem: string | undefined;
       if (!backend) problem = `backend ${cast.volumeHost} is unknown`;
       else if (!backend.up)

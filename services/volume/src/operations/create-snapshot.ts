@@ -3,7 +3,7 @@ import {
   enqueueOutboxMany,
   finishOperation,
   finishOperationsDone,
-  getSnapshotElevated,
+  getSnapshotWithVolumeElevated,
   getVolumeElevated,
   markSnapshotsAvailable,
   type SnapshotRow,
@@ -97,17 +97,15 @@ export function createSnapshotOperation(
 
   return async (cast, delivery) => {
     // The manager acts with elevated rights from here on (Cinder's context.elevated()).
-    // NOTE: both rows in one round trip (the cast names the volume); the snapshot's own volume id wins.
-    const [snapshot, castVolume] = await Promise.all([
-      getSnapshotElevated(db, cast.snapshotId),
-      getVolumeElevated(db, cast.volumeId),
-    ]);
+    // NOTE: the snapshot and its own volume in one statement (its own volume id, not the cast's).
+    const found = await getSnapshotWithVolumeElevated(db, cast.snapshotId);
+    const snapshot = found?.snapshot;
     if (snapshot?.status !== "creating") {
       // Done already (a re-sent cast), or gone: the operation has nothing left to wait for.
       await finishOperation(db, cast.operationId, snapshot?.status === "available" ? "done" : "failed");
       return;
     }
-    const volume = snapshot.volumeId === castVolume?.id ? castVolume : await getVolumeElevated(db, snapshot.volumeId);
+    const volume = found?.volume;
     // NOTE: the start notification is published while the driver works; it is awaited before any
     // other notification of this snapshot, so consumers still see start before end or error.
     const started = ctx.started("snapshot.create.start", snapshotUsage(snapshot, volume), cast.operationId);
@@ -121,10 +119,10 @@ export function createSnapshotOperation(
         volumeId: volume.id,
         volumeSizeGb: snapshot.volumeSizeGb,
       });
-      if (update?.providerLocation) {
-        providerLocation = update.providerLocation;
-        await updateSnapshotStatus(db, snapshot.id, ["creating"], "creating", { providerLocation });
-      }
+      // NOTE: recorded with `available` (snapshotsTaken), not in an UPDATE of its own while the row is
+      // still creating: no driver reads it back (each finds its snapshot by id), so a crash before
+      // the completion loses nothing a re-run or a delete needs. One statement and commit fewer.
+      if (update?.providerLocation) providerLocation = update.providerLocation;
     } catch (error) {
       const failure = ctx.finalFailure(
         error,
