@@ -128,3 +128,22 @@ export async function rerunIfTransient<T>(work: () => Promise<T>, attempts = 3):
     }
   }
 }
+
+/**
+ * A query built once per database handle (or transaction) instead of at every call: `build` makes
+ * drizzle's prepared form of it, with `sql.placeholder`s for the values.
+ * NOTE: drizzle builds a query's SQL text anew each time one runs (walking its columns and
+ * conditions); on the snapshot path that was about a sixth of the scheduler's and the volume
+ * host's CPU. Only the hot, fixed-shape queries are worth this.
+ */
+export function builtOnce<T extends object>(build: (db: Executor) => T): (db: Executor) => T {
+  const built = new WeakMap<Executor, T>();
+  return (db) => {
+    let query = built.get(db);
+    if (!query) {
+      query = build(db);
+      built.set(db, query);
+    }
+    return query;
+  };
+}

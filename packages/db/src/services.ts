@@ -1,5 +1,5 @@
 import { and, eq, getTableColumns, gt, or, type SQL, sql } from "drizzle-orm";
-import type { Executor } from "./client.js";
+import { builtOnce, type Executor } from "./client.js";
 import { services } from "./schema.js";
 import type { ServiceRow } from "./types.js";
 
@@ -33,19 +33,24 @@ export async function reportService(db: Executor, report: ServiceReport): Promis
     });
 }
 
+const serviceQuery = builtOnce((db) =>
+  db
+    .select({
+      service: services,
+      up: sql<boolean>`${services.heartbeatAt} > now() - make_interval(secs => ${sql.placeholder("downTimeSeconds")})`,
+    })
+    .from(services)
+    .where(eq(services.host, sql.placeholder("host")))
+    .prepare("service_by_host"),
+);
+
 /** A backend by its "<host>@<backend>" name, with whether its heartbeat is younger than `downTimeSeconds`. */
 export async function getService(
   db: Executor,
   host: string,
   downTimeSeconds: number,
 ): Promise<(ServiceRow & { up: boolean }) | undefined> {
-  const [row] = await db
-    .select({
-      service: services,
-      up: sql<boolean>`${services.heartbeatAt} > now() - make_interval(secs => ${downTimeSeconds})`,
-    })
-    .from(services)
-    .where(eq(services.host, host));
+  const [row] = await serviceQuery(db).execute({ host, downTimeSeconds });
   return row ? { ...row.service, up: row.up } : undefined;
 }
 

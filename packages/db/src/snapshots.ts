@@ -1,5 +1,5 @@
 import { and, desc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
-import type { Executor } from "./client.js";
+import { builtOnce, type Executor } from "./client.js";
 import { keyset, type ListQuery } from "./pagination.js";
 import { withDetail } from "./resource-fields.js";
 import { snapshots, volumes } from "./schema.js";
@@ -110,6 +110,15 @@ export async function getSnapshotElevated(db: Executor, id: string): Promise<Sna
   return row as SnapshotRow | undefined;
 }
 
+const snapshotWithVolumeQuery = builtOnce((db) =>
+  db
+    .select({ snapshot: snapshots, volume: volumes })
+    .from(snapshots)
+    .leftJoin(volumes, and(eq(volumes.id, snapshots.volumeId), eq(volumes.deleted, false)))
+    .where(and(eq(snapshots.id, sql.placeholder("id")), eq(snapshots.deleted, false)))
+    .prepare("snapshot_with_volume"),
+);
+
 /**
  * A snapshot (not deleted) and its volume (undefined when that is deleted), regardless of project,
  * in one statement: what the volume host reads before it takes a snapshot.
@@ -118,11 +127,7 @@ export async function getSnapshotWithVolumeElevated(
   db: Executor,
   id: string,
 ): Promise<{ snapshot: SnapshotRow; volume: VolumeRow | undefined } | undefined> {
-  const [row] = await db
-    .select({ snapshot: snapshots, volume: volumes })
-    .from(snapshots)
-    .leftJoin(volumes, and(eq(volumes.id, snapshots.volumeId), eq(volumes.deleted, false)))
-    .where(and(eq(snapshots.id, id), eq(snapshots.deleted, false)));
+  const [row] = await snapshotWithVolumeQuery(db).execute({ id });
   return row && { snapshot: row.snapshot as SnapshotRow, volume: (row.volume ?? undefined) as VolumeRow | undefined };
 }
 
