@@ -164,7 +164,11 @@ export const snapshots = pgTable(
     progress: text("progress").notNull().default("0%"),
     volumeSizeGb: integer("volume_size_gb").notNull(),
     volumeType: text("volume_type").notNull().default(""),
-    volumeTypeId: uuid("volume_type_id").references(() => volumeTypes.id),
+    // NOTE: no foreign key to volume_types: a snapshot's type is its volume's (whose key guards
+    // it), and types are only soft-deleted, never while a volume has them. The key made every
+    // snapshot insert lock its type's one row (FOR KEY SHARE), which all concurrent creates of that
+    // type queued on, as a multixact with WAL of its own.
+    volumeTypeId: uuid("volume_type_id"),
     encryptionKeyId: text("encryption_key_id").notNull().default(""),
     providerLocation: text("provider_location").notNull().default(""),
     groupSnapshotId: text("group_snapshot_id").notNull().default(""),
