@@ -61,6 +61,30 @@ export async function rssMiB(pid: number | undefined): Promise<number> {
   }
 }
 
+/** Where a service's memory is, in MiB, from its own `/metrics` (prom-client's process and Node.js gauges). */
+export interface MemoryParts {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+}
+
+/** Reads {@link MemoryParts} from a `/metrics` endpoint (`host:port`); NaN where it cannot. */
+export async function memoryParts(metricsAddress: string | undefined): Promise<MemoryParts> {
+  const parts = { heapUsed: Number.NaN, heapTotal: Number.NaN, external: Number.NaN };
+  if (!metricsAddress) return parts;
+  try {
+    const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+    const gauge = (name: string) => round(Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1]) / 2 ** 20, 1);
+    return {
+      heapUsed: gauge("nodejs_heap_size_used_bytes"),
+      heapTotal: gauge("nodejs_heap_size_total_bytes"),
+      external: gauge("nodejs_external_memory_bytes"),
+    };
+  } catch {
+    return parts;
+  }
+}
+
 /** CPU time (user + system) a process has used so far, in seconds (Linux /proc), or NaN when it is gone. */
 export async function cpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return Number.NaN;

@@ -64,6 +64,7 @@ import {
   type CompletionTracker,
   callerMetadata,
   closedLoop,
+  memoryParts,
   type Percentiles,
   percentiles,
   round,
@@ -611,9 +612,19 @@ async function main(): Promise<void> {
       endToEnd(stack.snapshots, md, tracker, volumeIds, LOADED_CLIENTS, size.loaded),
     );
     const afterLoad = await rss();
+    // What the RSS is made of: the JavaScript heap (used, and what V8 holds for it) and the memory
+    // outside it (Buffers: sockets, postgres.js, gRPC), from each service's own /metrics.
+    const parts = async (name: "api" | "scheduler" | "volume") => memoryParts(await stack.metricsAddress(name));
+    const afterLoadParts = {
+      api: await parts("api"),
+      scheduler: await parts("scheduler"),
+      volume: await parts("volume"),
+    };
     const check = await integrity(stack, projectId);
     console.error("bench: scenario 3 (floor)");
     const [floorUnloaded, floorLoaded] = await floorScenario(stack, servers, meter, size.unloaded, size.loaded);
+    // Our services sat idle through the floor's loads: what V8 and malloc gave back by then.
+    const afterIdle = await rss();
     console.error("bench: scenario 4 (list)");
     const list = await listScenario(stack, size.listRows, size.listSamples, size.deep);
     console.error("bench: scenario 6 (backends)");
@@ -638,7 +649,7 @@ async function main(): Promise<void> {
         floor: [floorUnloaded, floorLoaded].filter((r) => r !== undefined),
         oursOverFloor: [ratio(unloaded, floorUnloaded), ratio(loaded, floorLoaded)],
         list: { rows: size.listRows, pageSize: 100, cases: list },
-        memoryMiB: { idle, afterEndToEnd: afterLoad },
+        memoryMiB: { idle, afterEndToEnd: afterLoad, afterEndToEndParts: afterLoadParts, afterFloor: afterIdle },
         backends,
       },
       integrity: check,
@@ -706,6 +717,15 @@ async function main(): Promise<void> {
     }
     console.log(
       `5. RSS MiB idle: api ${idle.api}, scheduler ${idle.scheduler}, volume ${idle.volume}; after scenario 2: api ${afterLoad.api}, scheduler ${afterLoad.scheduler}, volume ${afterLoad.volume}`,
+    );
+    console.log(
+      `5. after scenario 2, MiB heap used / heap held / outside the heap: ${(["api", "scheduler", "volume"] as const)
+        .map(
+          (n) => `${n} ${afterLoadParts[n].heapUsed} / ${afterLoadParts[n].heapTotal} / ${afterLoadParts[n].external}`,
+        )
+        .join(
+          ", ",
+        )}; RSS once idle through scenario 3: api ${afterIdle.api}, scheduler ${afterIdle.scheduler}, volume ${afterIdle.volume}`,
     );
     for (const b of backends) console.log(`6. ${b.name}: ${b.status}: ${b.detail}`);
     console.log(

@@ -9,6 +9,8 @@ export {
   lockInstance,
   markAttached,
 } from "./attachments.js";
+export type { Batcher } from "./batcher.js";
+export { createBatcher } from "./batcher.js";
 export { cancellingQueuedStatements } from "./cancellation.js";
 export type { Db, DbHandle, DbOptions, Executor, Tx } from "./client.js";
 export { createDb, pingDatabase, transaction } from "./client.js";
@@ -54,6 +56,7 @@ export type { ServiceReport } from "./services.js";
 export {
   changeServiceFlags,
   getService,
+  getServicesByHost,
   isBackendFrozen,
   listServicesWithState,
   listUsableServices,
@@ -68,7 +71,7 @@ export {
   getSnapshot,
   getSnapshotByClientRequest,
   getSnapshotElevated,
-  getSnapshotWithVolumeElevated,
+  getSnapshotsWithVolumesElevated,
   insertSnapshot,
   listSnapshotIdsOnBackend,
   listSnapshots,

@@ -8,8 +8,14 @@ import { runMigrations } from "./migrate.js";
 import { claimOverdueOperations, finishOperation, insertOperation } from "./operations.js";
 import { drainOutbox, enqueueOutbox, enqueueOutboxMany, outboxBacklog } from "./outbox.js";
 import { ensureQuotaRows, getQuotaUsage, type QuotaDelta, releaseQuota, reserveQuota, setQuotaLimit } from "./quota.js";
+import { getServicesByHost, reportService } from "./services.js";
 import { createSnapshotAtOnce, type SnapshotCreate } from "./snapshot-create.js";
-import { getSnapshotElevated, insertSnapshot, updateSnapshotStatus } from "./snapshots.js";
+import {
+  getSnapshotElevated,
+  getSnapshotsWithVolumesElevated,
+  insertSnapshot,
+  updateSnapshotStatus,
+} from "./snapshots.js";
 import type { VolumeRow } from "./types.js";
 import { getVolumeElevated, insertVolume, updateVolumeStatus } from "./volumes.js";
 
@@ -75,6 +81,43 @@ describe.each(TEST_DRIVERS)("repositories on $name", (driver) => {
         await empty.drop();
       }
     }, 60_000);
+  });
+
+  describe("batched reads (the volume host's and the scheduler's)", () => {
+    it("read snapshots with their volumes, and backends, by many ids in one call", async () => {
+      const p = project();
+      const kept = await volume(p);
+      const gone = await volume(p);
+      const [a, b] = [randomUUID(), randomUUID()];
+      await insertSnapshot(db, {
+        id: a,
+        projectId: p,
+        userId: "u",
+        volumeId: kept.id,
+        status: "creating",
+        volumeSizeGb: 1,
+      });
+      await insertSnapshot(db, {
+        id: b,
+        projectId: p,
+        userId: "u",
+        volumeId: gone.id,
+        status: "creating",
+        volumeSizeGb: 1,
+      });
+      await db.execute(sql`update volumes set deleted = true where id = ${gone.id}`);
+      const unknown = randomUUID();
+      const found = await getSnapshotsWithVolumesElevated(db, [a, b, unknown, a]);
+      expect([...found.keys()].sort()).toEqual([a, b].sort());
+      expect(found.get(a)?.volume?.id).toBe(kept.id);
+      expect(found.get(b)).toMatchObject({ snapshot: { id: b, volumeId: gone.id }, volume: undefined });
+
+      const host = `h-${randomUUID()}@file`;
+      await reportService(db, { host, hostName: "h", backend: "file", availabilityZone: "nova", capabilities: {} });
+      const services = await getServicesByHost(db, [host, "nobody@file"], 60);
+      expect([...services.keys()]).toEqual([host]);
+      expect(services.get(host)).toMatchObject({ host, up: true });
+    });
   });
 
   describe("createDb", () => {

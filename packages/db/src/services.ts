@@ -33,16 +33,29 @@ export async function reportService(db: Executor, report: ServiceReport): Promis
     });
 }
 
-const serviceQuery = builtOnce((db) =>
+const servicesByHostQuery = builtOnce((db) =>
   db
     .select({
       service: services,
       up: sql<boolean>`${services.heartbeatAt} > now() - make_interval(secs => ${sql.placeholder("downTimeSeconds")})`,
     })
     .from(services)
-    .where(eq(services.host, sql.placeholder("host")))
-    .prepare("service_by_host"),
+    .where(sql`${services.host} = any(${sql.placeholder("hosts")}::text[])`)
+    .prepare("services_by_host"),
 );
+
+/**
+ * Backends by their "<host>@<backend>" names, each with whether its heartbeat is younger than
+ * `downTimeSeconds`, in one statement; names that are no backend are absent from the map.
+ */
+export async function getServicesByHost(
+  db: Executor,
+  hosts: readonly string[],
+  downTimeSeconds: number,
+): Promise<Map<string, ServiceRow & { up: boolean }>> {
+  const rows = await servicesByHostQuery(db).execute({ hosts: [...new Set(hosts)], downTimeSeconds });
+  return new Map(rows.map((row) => [row.service.host, { ...row.service, up: row.up }]));
+}
 
 /** A backend by its "<host>@<backend>" name, with whether its heartbeat is younger than `downTimeSeconds`. */
 export async function getService(
@@ -50,8 +63,7 @@ export async function getService(
   host: string,
   downTimeSeconds: number,
 ): Promise<(ServiceRow & { up: boolean }) | undefined> {
-  const [row] = await serviceQuery(db).execute({ host, downTimeSeconds });
-  return row ? { ...row.service, up: row.up } : undefined;
+  return (await getServicesByHost(db, [host], downTimeSeconds)).get(host);
 }
 
 /** Backends that are up (recent heartbeat), enabled and not frozen. */

@@ -110,25 +110,31 @@ export async function getSnapshotElevated(db: Executor, id: string): Promise<Sna
   return row as SnapshotRow | undefined;
 }
 
-const snapshotWithVolumeQuery = builtOnce((db) =>
+const snapshotsWithVolumesQuery = builtOnce((db) =>
   db
     .select({ snapshot: snapshots, volume: volumes })
     .from(snapshots)
     .leftJoin(volumes, and(eq(volumes.id, snapshots.volumeId), eq(volumes.deleted, false)))
-    .where(and(eq(snapshots.id, sql.placeholder("id")), eq(snapshots.deleted, false)))
-    .prepare("snapshot_with_volume"),
+    .where(and(sql`${snapshots.id} = any(${sql.placeholder("ids")}::uuid[])`, eq(snapshots.deleted, false)))
+    .prepare("snapshots_with_volumes"),
 );
 
 /**
- * A snapshot (not deleted) and its volume (undefined when that is deleted), regardless of project,
- * in one statement: what the volume host reads before it takes a snapshot.
+ * Snapshots (not deleted) by id, each with its volume (undefined when that is deleted), regardless
+ * of project, in one statement: what the volume host reads before it takes snapshots. Ids that
+ * name no such snapshot are absent from the map.
  */
-export async function getSnapshotWithVolumeElevated(
+export async function getSnapshotsWithVolumesElevated(
   db: Executor,
-  id: string,
-): Promise<{ snapshot: SnapshotRow; volume: VolumeRow | undefined } | undefined> {
-  const [row] = await snapshotWithVolumeQuery(db).execute({ id });
-  return row && { snapshot: row.snapshot as SnapshotRow, volume: (row.volume ?? undefined) as VolumeRow | undefined };
+  ids: readonly string[],
+): Promise<Map<string, { snapshot: SnapshotRow; volume: VolumeRow | undefined }>> {
+  const rows = await snapshotsWithVolumesQuery(db).execute({ ids: [...new Set(ids)] });
+  return new Map(
+    rows.map((row) => [
+      row.snapshot.id,
+      { snapshot: row.snapshot as SnapshotRow, volume: (row.volume ?? undefined) as VolumeRow | undefined },
+    ]),
+  );
 }
 
 /** One page of snapshots (the project's, or every project's), under the query's filters and sort. */

@@ -2,9 +2,10 @@ import { type Bus, createOutcomeRecorder, hostNameOf, type VolumeHostCaster } fr
 import type { Logger } from "@cinderblock/config";
 import {
   assignVolumeHost,
+  createBatcher,
   type Db,
   finishOperation,
-  getService,
+  getServicesByHost,
   getVolume,
   getVolumeElevated,
   getVolumeTypeBy,
@@ -78,6 +79,16 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       });
     return nextLook;
   };
+
+  /**
+   * Reads backends for snapshot casts as the volume host writes completions: one statement for
+   * every cast that arrived while the previous read ran (a lone cast reads at once). Each read
+   * starts after its casts arrived, so none sees a backend older than a per-cast read would.
+   */
+  const backendReads = createBatcher(async (hosts: string[]) => {
+    const found = await getServicesByHost(db, hosts, deps.serviceDownTimeSeconds);
+    return hosts.map((host) => found.get(host));
+  });
 
   const multipliers = deps.weigherMultipliers ?? DEFAULT_WEIGHER_MULTIPLIERS;
   const maxAttempts = deps.maxAttempts ?? 3;
@@ -162,7 +173,7 @@ export function createSchedulerHandlers(deps: SchedulerDependencies): SchedulerH
       // NOTE: the backend is the only read. The snapshot's row is not read: a cast re-sent after the
       // snapshot finished (or went) is passed on, and the volume host, which reads the row anyway,
       // drops it; a failure below changes the row only while it is `creating` (a compare-and-swap).
-      const backend = await getService(db, cast.volumeHost, deps.serviceDownTimeSeconds);
+      const backend = await backendReads.submit(cast.volumeHost);
       const snapshot = { id: cast.snapshotId, volumeId: cast.volumeId, projectId: cast.context?.projectId ?? "" };
       let problem: string | undefined;
       if (!backend) problem = `backend ${cast.volumeHost} is unknown`;

@@ -1,9 +1,10 @@
 import { publishChange } from "@cinderblock/bus";
 import {
+  createBatcher,
   enqueueOutboxMany,
   finishOperation,
   finishOperationsDone,
-  getSnapshotWithVolumeElevated,
+  getSnapshotsWithVolumesElevated,
   getVolumeElevated,
   markSnapshotsAvailable,
   type SnapshotRow,
@@ -14,7 +15,6 @@ import {
 } from "@cinderblock/db";
 import { SNAPSHOT_OPERATIONS, snapshotUsage } from "@cinderblock/domain";
 import type { VolumeCreateSnapshot } from "@cinderblock/proto";
-import { createBatcher } from "../batcher.js";
 import { DriverError } from "../drivers/driver.js";
 import { type Delivery, type Failure, failureFields, type OperationContext } from "./context.js";
 
@@ -69,6 +69,15 @@ export function createSnapshotOperation(
     return batch.map((b) => rows.get(b.id));
   });
 
+  /**
+   * Reads snapshots with their volumes as the completions are written: one statement for every
+   * cast that arrived while the previous read ran (a lone cast reads at once, waiting for nothing).
+   */
+  const snapshotReads = createBatcher(async (ids: string[]) => {
+    const found = await getSnapshotsWithVolumesElevated(db, ids);
+    return ids.map((id) => found.get(id));
+  });
+
   async function fail(snapshot: SnapshotRow, volume: VolumeRow | undefined, operationId: string, failure: Failure) {
     const { reason } = failure;
     const row = await ctx.record(async (tx, outcome) => {
@@ -97,8 +106,9 @@ export function createSnapshotOperation(
 
   return async (cast, delivery) => {
     // The manager acts with elevated rights from here on (Cinder's context.elevated()).
-    // NOTE: the snapshot and its own volume in one statement (its own volume id, not the cast's).
-    const found = await getSnapshotWithVolumeElevated(db, cast.snapshotId);
+    // NOTE: the snapshot and its own volume (its own volume id, not the cast's) in one statement,
+    // shared with the casts that arrived while the previous read ran (snapshotReads).
+    const found = await snapshotReads.submit(cast.snapshotId);
     const snapshot = found?.snapshot;
     if (snapshot?.status !== "creating") {
       // Done already (a re-sent cast), or gone: the operation has nothing left to wait for.
