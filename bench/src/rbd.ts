@@ -10,7 +10,8 @@
  * snapshots serialize, M snapshots in all each way:
  *   - CreateSnapshot until WatchSnapshot reports `available`, through the stack with the driver
  *     on librbd;
- *   - snap create + protect through the addon on one connection (as the driver holds one);
+ *   - snap create + protect through the addon on one connection (as the driver holds one), on one
+ *     open of the image (createProtectedSnapshot, as the driver does);
  * and prints the CPU each process spent per snapshot in those two phases.
  * Usage: node bench/dist/rbd.js [count=30] [concurrent=300]
  */
@@ -191,8 +192,7 @@ async function main(): Promise<void> {
 
       if (cluster) {
         t = performance.now();
-        await cluster.createSnapshot(addonImage, `s${i}`);
-        await cluster.protectSnapshot(addonImage, `s${i}`);
+        await cluster.createProtectedSnapshot(addonImage, `s${i}`);
         rawAddonMs.push(performance.now() - t);
       }
     }
@@ -222,8 +222,7 @@ async function main(): Promise<void> {
         closedLoop(CLIENTS, concurrent, async (worker, seq) => {
           const image = images[worker] ?? "";
           const t = performance.now();
-          await cluster.createSnapshot(image, `c${seq}`);
-          await cluster.protectSnapshot(image, `c${seq}`);
+          await cluster.createProtectedSnapshot(image, `c${seq}`);
           return performance.now() - t;
         }),
       );
@@ -240,7 +239,7 @@ async function main(): Promise<void> {
     console.log(summary("CreateSnapshot → available, stack, driver via librbd", stackLibrbdMs));
     console.log(summary("CreateSnapshot → available, stack, driver via rbd CLI", stackCliMs));
     console.log(summary("raw rbd snap create + protect, CLI (2 processes)", rawCliMs));
-    console.log(summary("raw snap create + protect, rbd-native addon", rawAddonMs));
+    console.log(summary("raw snap create + protect, rbd-native addon (one open)", rawAddonMs));
     console.log(`concurrent: ${concurrent} each, ${CLIENTS} closed-loop callers, each on a volume (image) of its own`);
     if (stackConcurrent) {
       console.log(

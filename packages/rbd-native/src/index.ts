@@ -68,6 +68,11 @@ export interface RbdNativeCluster {
   createSnapshot(image: string, snapshot: string): Promise<void>;
   /** Rejects with EBUSY when the snapshot is already protected. */
   protectSnapshot(image: string, snapshot: string): Promise<void>;
+  /**
+   * Makes the snapshot (one that exists is kept) and protects it (one protected already is fine),
+   * on one open of the image.
+   */
+  createProtectedSnapshot(image: string, snapshot: string): Promise<void>;
   /** Rejects with EINVAL when it is not protected, EBUSY while it has children. */
   unprotectSnapshot(image: string, snapshot: string): Promise<void>;
   removeSnapshot(image: string, snapshot: string): Promise<void>;

@@ -115,6 +115,7 @@ export function createNativeClient(binding: RbdNativeBinding, options: NativeCli
       ),
     createSnapshot: (image, snapshot) => use((c) => c.createSnapshot(image, snapshot)),
     protectSnapshot: (image, snapshot) => use((c) => c.protectSnapshot(image, snapshot)),
+    createProtectedSnapshot: (image, snapshot) => use((c) => c.createProtectedSnapshot(image, snapshot)),
     unprotectSnapshot: (image, snapshot) => use((c) => c.unprotectSnapshot(image, snapshot)),
     removeSnapshot: (image, snapshot) => use((c) => c.removeSnapshot(image, snapshot)),
     renameSnapshot: (image, snapshot, newName) => use((c) => c.renameSnapshot(image, snapshot, newName)),

@@ -48,6 +48,11 @@ export interface RbdClient {
   createSnapshot(image: string, snapshot: string): Promise<void>;
   /** EBUSY when it is protected already. */
   protectSnapshot(image: string, snapshot: string): Promise<void>;
+  /**
+   * Makes the snapshot (one that exists is kept) and protects it (one protected already is fine):
+   * with librbd on one open of the image, where two calls open it twice.
+   */
+  createProtectedSnapshot(image: string, snapshot: string): Promise<void>;
   /** EINVAL when it is not protected, EBUSY while clones depend on it. */
   unprotectSnapshot(image: string, snapshot: string): Promise<void>;
   removeSnapshot(image: string, snapshot: string): Promise<void>;

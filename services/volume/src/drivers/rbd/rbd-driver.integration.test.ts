@@ -241,6 +241,16 @@ describe.skipIf(unavailable !== undefined)("rbd driver on a real Ceph cluster", 
       expect(missing.retryable).toBe(false);
     });
 
+    it("protects a snapshot made but left unprotected (a crash between the two steps) when asked again", async () => {
+      const { id } = await volumeWithData();
+      const snapshot = { id: randomUUID(), volumeId: id, volumeSizeGb: 1 };
+      await rbd("snap", "create", "--no-progress", `rbd/volume-${id}@snapshot-${snapshot.id}`);
+      await driver.createSnapshot(snapshot);
+      expect(await snaps(`volume-${id}`)).toEqual([
+        expect.objectContaining({ name: `snapshot-${snapshot.id}`, protected: "true" }),
+      ]);
+    });
+
     it("keeps the first pattern in the snapshot and a clone after an overwrite; revert restores it", async () => {
       const { id, pattern: first } = await volumeWithData();
       const snapshot = await snapshotOf(id);

@@ -4,7 +4,7 @@ import { loadRbdNative } from "@cinderblock/rbd-native";
 import { describe, expect, it } from "vitest";
 import { DriverError, SnapshotBusyError } from "../driver.js";
 import { createDriver } from "../registry.js";
-import { CephError, Errno, toDriverError } from "./ceph-error.js";
+import { CephError, Errno, isErrno, toDriverError } from "./ceph-error.js";
 import type { RbdChild, RbdClient, RbdParent } from "./rbd-client.js";
 import { createRbdDriver, type RbdDriver, type RbdDriverOptions } from "./rbd-driver.js";
 
@@ -99,6 +99,14 @@ class FakeCluster implements RbdClient {
     const s = this.snap(name, snap);
     if (s.protected) throw fail(Errno.EBUSY, snap);
     s.protected = true;
+  }
+  async createProtectedSnapshot(name: string, snap: string) {
+    await this.createSnapshot(name, snap).catch((error: unknown) => {
+      if (!isErrno(error, Errno.EEXIST)) throw error;
+    });
+    await this.protectSnapshot(name, snap).catch((error: unknown) => {
+      if (!isErrno(error, Errno.EBUSY)) throw error;
+    });
   }
   async unprotectSnapshot(name: string, snap: string) {
     this.check("snap unprotect", name);

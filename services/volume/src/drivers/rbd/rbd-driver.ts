@@ -346,9 +346,8 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
       const image = volumeName(snapshot.volumeId);
       const snap = snapshotName(snapshot.id);
       try {
-        // A retry finds it made (EEXIST) and keeps it: the volume may have changed since.
-        await tolerate(rbd.createSnapshot(image, snap), Errno.EEXIST);
-        await protect(image, snap);
+        // A retry finds it made and keeps it: the volume may have changed since.
+        await rbd.createProtectedSnapshot(image, snap);
       } catch (error) {
         if (isErrno(error, Errno.ENOENT)) {
           throw new DriverError(`volume image ${image} not found in pool ${options.pool}`, { retryable: false });
@@ -432,8 +431,7 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
         let info = await infoIfExists(child);
         if (!info) {
           try {
-            await tolerate(rbd.createSnapshot(parent, snap), Errno.EEXIST);
-            await protect(parent, snap);
+            await rbd.createProtectedSnapshot(parent, snap);
             await tolerate(rbd.clone(parent, snap, child), Errno.EEXIST);
           } catch (error) {
             if (isErrno(error, Errno.ENOENT)) {
