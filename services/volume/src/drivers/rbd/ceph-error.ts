@@ -54,6 +54,16 @@ export function isErrno(error: unknown, ...errnos: number[]): error is CephError
   return error instanceof CephError && errnos.includes(error.errno);
 }
 
+/** Awaits `call`; a Ceph failure with one of the `tolerated` errnos resolves undefined instead. */
+export async function tolerate<T>(call: Promise<T>, ...tolerated: number[]): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (error) {
+    if (isErrno(error, ...tolerated)) return undefined;
+    throw error;
+  }
+}
+
 /**
  * Errors that repeating the same call will not cure: a missing or existing object, bad input,
  * refused permissions (cephx caps), a full pool or quota, an unsupported feature.

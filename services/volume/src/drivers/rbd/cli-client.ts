@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { z } from "zod";
 import { DriverError } from "../driver.js";
-import { CephError, Errno, isErrno } from "./ceph-error.js";
+import { CephError, Errno, tolerate } from "./ceph-error.js";
 import type { RbdChild, RbdClient, RbdImageInfo, RbdSnapshot } from "./rbd-client.js";
 
 /** Output of a command that exited 0. */
@@ -156,12 +156,8 @@ export function createCliClient(options: CliClientOptions): RbdClient {
     },
     async createProtectedSnapshot(image, snapshot) {
       // Two processes, each opening the image: the CLI has no single command for both.
-      await call("rbd", ["snap", "create", "--no-progress", snapSpec(image, snapshot)]).catch((error: unknown) => {
-        if (!isErrno(error, Errno.EEXIST)) throw error;
-      });
-      await call("rbd", ["snap", "protect", snapSpec(image, snapshot)]).catch((error: unknown) => {
-        if (!isErrno(error, Errno.EBUSY)) throw error;
-      });
+      await tolerate(call("rbd", ["snap", "create", "--no-progress", snapSpec(image, snapshot)]), Errno.EEXIST);
+      await tolerate(call("rbd", ["snap", "protect", snapSpec(image, snapshot)]), Errno.EBUSY);
     },
     async unprotectSnapshot(image, snapshot) {
       await call("rbd", ["snap", "unprotect", snapSpec(image, snapshot)]);

@@ -4,7 +4,7 @@ import { loadRbdNative } from "@cinderblock/rbd-native";
 import { describe, expect, it } from "vitest";
 import { DriverError, SnapshotBusyError } from "../driver.js";
 import { createDriver } from "../registry.js";
-import { CephError, Errno, isErrno, toDriverError } from "./ceph-error.js";
+import { CephError, Errno, toDriverError, tolerate } from "./ceph-error.js";
 import type { RbdChild, RbdClient, RbdParent } from "./rbd-client.js";
 import { createRbdDriver, type RbdDriver, type RbdDriverOptions } from "./rbd-driver.js";
 
@@ -101,12 +101,8 @@ class FakeCluster implements RbdClient {
     s.protected = true;
   }
   async createProtectedSnapshot(name: string, snap: string) {
-    await this.createSnapshot(name, snap).catch((error: unknown) => {
-      if (!isErrno(error, Errno.EEXIST)) throw error;
-    });
-    await this.protectSnapshot(name, snap).catch((error: unknown) => {
-      if (!isErrno(error, Errno.EBUSY)) throw error;
-    });
+    await tolerate(this.createSnapshot(name, snap), Errno.EEXIST);
+    await tolerate(this.protectSnapshot(name, snap), Errno.EBUSY);
   }
   async unprotectSnapshot(name: string, snap: string) {
     this.check("snap unprotect", name);

@@ -14,7 +14,7 @@ import {
   type VolumeDriver,
 } from "../driver.js";
 import { isAllZero } from "../volume-digest.js";
-import { Errno, isErrno, toDriverError } from "./ceph-error.js";
+import { Errno, isErrno, toDriverError, tolerate } from "./ceph-error.js";
 import { createCliClient, type RunCommand } from "./cli-client.js";
 import { createNativeClient } from "./native-client.js";
 import type { RbdChild, RbdClient, RbdImageInfo, RbdSnapshot } from "./rbd-client.js";
@@ -98,15 +98,6 @@ export function createRbdDriver(options: RbdDriverOptions, deps: RbdDriverDepend
   const cloneSnapName = (id: string) => `${CLONE_SNAP_PREFIX}${checkId(id, "volume")}`;
 
   /** Runs a call; a CephError with one of `tolerated` errnos resolves to `undefined`. */
-  async function tolerate<T>(call: Promise<T>, ...tolerated: number[]): Promise<T | undefined> {
-    try {
-      return await call;
-    } catch (error) {
-      if (isErrno(error, ...tolerated)) return undefined;
-      throw error;
-    }
-  }
-
   async function infoIfExists(image: string): Promise<RbdImageInfo | undefined> {
     return tolerate(rbd.imageInfo(image), Errno.ENOENT);
   }
