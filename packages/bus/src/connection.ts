@@ -50,6 +50,11 @@ export interface BusOptions {
    * one is left as it is, so the api's settings are never undone.
    */
   retention?: NotificationRetention | undefined;
+  /**
+   * Replicas of the streams (default 1): 3 on a 3-node JetStream cluster. Consumers follow their
+   * stream's count. Applied to existing streams only where `retention` is given (the api).
+   */
+  replicas?: number | undefined;
 }
 
 /** How long and how much the notifications stream keeps (the oldest go first). */
@@ -114,6 +119,10 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     servers: options.url,
     name: options.name,
     maxReconnectAttempts: -1,
+    // NOTE: a server whose machine is gone sends no reset: two unanswered pings (10 s apart, not
+    // nats.js's 2 min) mark it dead, and the client moves to another server of the list.
+    pingInterval: 10_000,
+    maxPingOut: 2,
     noAsyncTraces: true,
     ...authOptions(options.credentials),
     ...(options.tls ? { tls: options.tls } : {}),
@@ -121,10 +130,12 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
   });
   // NOTE: a failure after connecting (JetStream not enabled yet...) closes the connection, so a
   // caller that retries does not pile up connections.
-  const jsm = await setUpStreams(nc, subjects, options.retention).catch(async (error: unknown) => {
-    await nc.close();
-    throw error;
-  });
+  const jsm = await setUpStreams(nc, subjects, options.retention, options.replicas ?? 1).catch(
+    async (error: unknown) => {
+      await nc.close();
+      throw error;
+    },
+  );
   return {
     nc,
     js: jetstream(nc),
@@ -145,10 +156,11 @@ async function setUpStreams(
   nc: NatsConnection,
   subjects: Subjects,
   retention: NotificationRetention | undefined,
+  replicas: number,
 ): Promise<JetStreamManager> {
   const jsm = await jetstreamManager(nc);
   try {
-    await ensureStreams(jsm, subjects, retention);
+    await ensureStreams(jsm, subjects, retention, replicas);
   } catch (error) {
     if (!refusedByServer(error)) throw error;
     for (const name of [subjects.castsStream, subjects.notificationsStream]) {
@@ -172,6 +184,7 @@ async function ensureStreams(
   jsm: JetStreamManager,
   subjects: Subjects,
   retention: NotificationRetention | undefined,
+  replicas: number,
 ): Promise<void> {
   const update = retention !== undefined;
   const kept = retention ?? DEFAULT_RETENTION;
@@ -182,6 +195,7 @@ async function ensureStreams(
     subjects: [subjects.schedulerAll, subjects.volumeAllHosts],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
+    num_replicas: replicas,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   });
   await ensureStream(jsm, update, {
@@ -192,6 +206,7 @@ async function ensureStreams(
     max_age: nanos(kept.maxAgeSeconds * 1000),
     max_bytes: kept.maxBytes,
     discard: DiscardPolicy.Old,
+    num_replicas: replicas,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   });
 }

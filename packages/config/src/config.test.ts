@@ -35,6 +35,20 @@ describe("configuration", () => {
     expect(message).toContain('CINDERBLOCK_REPORT_INTERVAL="soon"');
   });
 
+  it("takes an active-active cluster name beside the host's own, but not for the lvm driver", () => {
+    const member = loadVolumeConfig({ CINDERBLOCK_HOST: "vol-b", CINDERBLOCK_CLUSTER: "shared" });
+    expect([member.CINDERBLOCK_HOST, member.CINDERBLOCK_CLUSTER]).toEqual(["vol-b", "shared"]);
+    expect(loadVolumeConfig({}).CINDERBLOCK_CLUSTER).toBeUndefined();
+    expect(() => loadVolumeConfig({ CINDERBLOCK_CLUSTER: "a.b" })).toThrow(/CINDERBLOCK_CLUSTER="a.b"/);
+    expect(() =>
+      loadVolumeConfig({
+        CINDERBLOCK_CLUSTER: "shared",
+        CINDERBLOCK_VOLUME_DRIVER: "lvm",
+        CINDERBLOCK_DRIVER_OPTIONS: '{"volumeGroup":"vg"}',
+      }),
+    ).toThrow(/CINDERBLOCK_CLUSTER="shared": the lvm driver cannot share/);
+  });
+
   it("prepares statements unless told false, and refuses anything but true or false", () => {
     expect(loadSchedulerConfig({}).CINDERBLOCK_DB_PREPARE).toBe(true);
     expect(loadSchedulerConfig({ CINDERBLOCK_DB_PREPARE: "false" }).CINDERBLOCK_DB_PREPARE).toBe(false);
@@ -279,12 +293,20 @@ describe("README", () => {
 
 describe("NATS settings", () => {
   it("connect without credentials or TLS by default, and take a comma-separated server list", () => {
-    expect(natsConnectionSettings(loadApiConfig({}))).toEqual({ url: ["nats://127.0.0.1:4222"] });
+    expect(natsConnectionSettings(loadApiConfig({}))).toEqual({ url: ["nats://127.0.0.1:4222"], replicas: 1 });
     const config = loadVolumeConfig({ NATS_URL: "tls://n1:4222, tls://n2:4222", NATS_TLS_CA_FILE: "/ca.pem" });
     expect(natsConnectionSettings(config)).toEqual({
       url: ["tls://n1:4222", "tls://n2:4222"],
       tls: { caFile: "/ca.pem" },
+      replicas: 1,
     });
+  });
+
+  it("take the streams' replica count for a NATS cluster, 1 to 5", () => {
+    expect(natsConnectionSettings(loadSchedulerConfig({ CINDERBLOCK_NATS_REPLICAS: "3" })).replicas).toBe(3);
+    for (const bad of ["0", "6", "two"]) {
+      expect(() => loadApiConfig({ CINDERBLOCK_NATS_REPLICAS: bad })).toThrow(/CINDERBLOCK_NATS_REPLICAS/);
+    }
   });
 
   it("take one way to authenticate, and a client certificate with its key", () => {
@@ -301,6 +323,7 @@ describe("NATS settings", () => {
       url: ["nats://127.0.0.1:4222"],
       credentials: { user: "scheduler", password: "s3cret" },
       tls: { certFile: "/c.pem", keyFile: "/k.pem" },
+      replicas: 1,
     });
     expect(natsConnectionSettings(loadApiConfig({ NATS_TOKEN: "t0ken" })).credentials).toEqual({ token: "t0ken" });
     expect(natsConnectionSettings(loadApiConfig({ NATS_CREDS_FILE: "/u.creds" })).credentials).toEqual({

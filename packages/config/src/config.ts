@@ -64,6 +64,12 @@ const common = {
   CINDERBLOCK_HEALTH_INTERVAL: z.coerce.number().int().min(1).max(300).default(5),
 };
 
+/**
+ * Seconds a cast taken by a scheduler or volume process that then died waits before JetStream
+ * hands it to another (the consumer's ack_wait; a live handler signals progress every third of it).
+ */
+const ackWait = z.coerce.number().int().min(3).max(3600).default(30);
+
 const apiSchema = z
   .object({
     ...common,
@@ -104,6 +110,7 @@ const schedulerSchema = z
     CINDERBLOCK_SCHEDULER_LISTEN: hostPort.default("127.0.0.1:0"),
     /** Seconds a new volume waits for a backend to report up when none has yet (a cold start). */
     CINDERBLOCK_SCHEDULER_BACKEND_WAIT: z.coerce.number().min(0).default(30),
+    CINDERBLOCK_CAST_ACK_WAIT: ackWait,
     ...schedulerWeigherFields,
     ...schedulerRetryFields,
   })
@@ -117,6 +124,14 @@ const volumeSchema = z
     ...migrationFields,
     /** This storage host's name; its subjects are `<prefix>.v1.volume.<host>.*`. */
     CINDERBLOCK_HOST: subjectToken.default("vol1"),
+    /**
+     * The active-active cluster this host is a member of (Cinder's `cluster`): every member sets the
+     * same name, backend and driver options on one shared backend; volumes record
+     * `<cluster>@<backend>`, casts go to `<prefix>.v1.volume.<cluster>.*` and one member takes each.
+     * Unset: the host serves its backend alone under CINDERBLOCK_HOST.
+     */
+    CINDERBLOCK_CLUSTER: subjectToken.optional(),
+    CINDERBLOCK_CAST_ACK_WAIT: ackWait,
     CINDERBLOCK_BACKEND_NAME: subjectToken.default("file"),
     /** The backend's driver; its own settings come in CINDERBLOCK_DRIVER_OPTIONS. */
     CINDERBLOCK_VOLUME_DRIVER: z.enum(["file", "lvm", "rbd"]).default("file"),
@@ -149,7 +164,18 @@ const volumeSchema = z
     ...schedulerRetryFields,
   })
   .superRefine(checkNatsSettings)
-  .superRefine(checkVolumeTls);
+  .superRefine(checkVolumeTls)
+  .superRefine((config, ctx) => {
+    // NOTE: an LVM volume group is one machine's; two members would each see only their own.
+    if (config.CINDERBLOCK_CLUSTER !== undefined && config.CINDERBLOCK_VOLUME_DRIVER === "lvm") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["CINDERBLOCK_CLUSTER"],
+        message: "the lvm driver cannot share its backend with other members (use rbd, or file on a shared directory)",
+        input: config.CINDERBLOCK_CLUSTER,
+      });
+    }
+  });
 
 export type ApiConfig = z.infer<typeof apiSchema>;
 export type SchedulerConfig = z.infer<typeof schedulerSchema>;

@@ -36,6 +36,12 @@ export const natsFields = {
   /** A client certificate, for a server that verifies clients (needs NATS_TLS_KEY_FILE). */
   NATS_TLS_CERT_FILE: optionalText,
   NATS_TLS_KEY_FILE: optionalText,
+  /**
+   * Copies JetStream keeps of each stream (and so of its consumers): 1 on a single server, 3 on a
+   * 3-node cluster (a node may then die, the stream leader included, with nothing lost). At most
+   * the cluster's size; the api sets it on streams that exist already, the others create with it.
+   */
+  CINDERBLOCK_NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 };
 
 type NatsFields = z.infer<z.ZodObject<typeof natsFields>>;
@@ -85,6 +91,8 @@ export interface NatsConnectionSettings {
   credentials?: NatsCredentials;
   /** TLS files; present when any NATS_TLS_* is set (TLS is then required). */
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /** Replicas of the streams (CINDERBLOCK_NATS_REPLICAS). */
+  replicas: number;
 }
 
 /** Turns the NATS settings into `connectBus` options (servers, credentials, TLS). */
@@ -93,6 +101,7 @@ export function natsConnectionSettings(config: NatsFields): NatsConnectionSettin
     url: config.NATS_URL.split(",")
       .map((s) => s.trim())
       .filter(Boolean),
+    replicas: config.CINDERBLOCK_NATS_REPLICAS,
   };
   if (config.NATS_USER && config.NATS_PASSWORD)
     settings.credentials = { user: config.NATS_USER, password: config.NATS_PASSWORD };

@@ -84,8 +84,10 @@ async function main(): Promise<void> {
   const consumer = await lifecycle.retry("NATS consumer", () =>
     startConsumer({
       bus,
+      // NOTE: every scheduler replica shares this durable consumer: each cast goes to one of them.
       durable: "scheduler",
       filterSubject: bus.subjects.schedulerAll,
+      ackWaitSeconds: config.CINDERBLOCK_CAST_ACK_WAIT,
       async handle(msg) {
         const deliveryKey = msg.headers?.get("Nats-Msg-Id") || `seq-${msg.seq}`;
         // NOTE: a cast that does not decode, or an unknown subject, can never succeed: it terminates.

@@ -37,7 +37,11 @@ async function main(): Promise<void> {
   });
   lifecycle.onClose("PostgreSQL pool", closeDb);
   const backend = config.CINDERBLOCK_BACKEND_NAME;
-  const backendHost = `${config.CINDERBLOCK_HOST}@${backend}`;
+  // The name casts and rows address: the cluster's when this host is a member of one, so that any
+  // member takes the work and a dead member's unacked casts go to the others (ack wait).
+  const serving = config.CINDERBLOCK_CLUSTER ?? config.CINDERBLOCK_HOST;
+  const member = config.CINDERBLOCK_HOST;
+  const backendHost = `${serving}@${backend}`;
   const driver = instrumentDriver(createDriver(config), {
     driver: config.CINDERBLOCK_VOLUME_DRIVER,
     backend: backendHost,
@@ -50,7 +54,7 @@ async function main(): Promise<void> {
   // calls its VolumeHostService before the first heartbeat below publishes its address.
   const hostServer = createHostServer({
     db,
-    hostName: config.CINDERBLOCK_HOST,
+    hostName: serving,
     drivers,
     report: (err, info) => logger.error({ err, method: info.method, request_id: info.requestId }, "internal error"),
     allowedClients: tls.allowedClients,
@@ -85,8 +89,8 @@ async function main(): Promise<void> {
     connectBus({
       ...natsConnectionSettings(config),
       prefix: config.CINDERBLOCK_NATS_PREFIX,
-      name: `cinderblock-volume-${config.CINDERBLOCK_HOST}`,
-      role: `volume-${config.CINDERBLOCK_HOST}`,
+      name: config.CINDERBLOCK_CLUSTER ? `cinderblock-volume-${serving}-${member}` : `cinderblock-volume-${member}`,
+      role: `volume-${serving}`,
     }),
   );
   lifecycle.onClose("NATS", () => bus.close());
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
     const stats = await driver.getStats();
     await reportService(db, {
       host: backendHost,
-      hostName: config.CINDERBLOCK_HOST,
+      hostName: serving,
       backend,
       availabilityZone: config.CINDERBLOCK_AVAILABILITY_ZONE,
       // A backend whose driver can read and write its volumes' bytes takes part in host-assisted
@@ -138,9 +142,10 @@ async function main(): Promise<void> {
       db,
       bus,
       notifier: createNotifier(bus),
-      announcer: createOutboxAnnouncer(bus.subjects, config.CINDERBLOCK_HOST),
+      // publisher_id names the member that did the work (Cinder's `volume.<host>`).
+      announcer: createOutboxAnnouncer(bus.subjects, member),
       onCommitted: () => relay.kick(),
-      hostName: config.CINDERBLOCK_HOST,
+      hostName: serving,
       drivers,
       peers,
       logger,
@@ -152,9 +157,11 @@ async function main(): Promise<void> {
   const consumer = await lifecycle.retry("NATS consumer", () =>
     startConsumer({
       bus,
-      durable: `volume-${config.CINDERBLOCK_HOST}`,
-      filterSubject: subjects.volumeAll(config.CINDERBLOCK_HOST),
+      // NOTE: the members of a cluster share this durable consumer: each cast goes to one of them.
+      durable: `volume-${serving}`,
+      filterSubject: subjects.volumeAll(serving),
       maxDeliver: MAX_DELIVER,
+      ackWaitSeconds: config.CINDERBLOCK_CAST_ACK_WAIT,
       // NOTE: as many casts in flight as Cinder's volume manager has green threads (64): the work
       // is mostly waiting (fsync, the backend, PostgreSQL), and at 16 the host sat 40% idle while
       // 64 callers queued behind it. threadpool.ts gives the rbd driver as many libuv threads.
@@ -176,7 +183,7 @@ async function main(): Promise<void> {
   );
   lifecycle.onDrain((deadline) => consumer.stop(deadline));
   lifecycle.ready({ postgres: () => pingDatabase(db), nats: () => bus.jsm.getAccountInfo() });
-  logger.info({ host: backendHost, subject: subjects.volumeAll(config.CINDERBLOCK_HOST) }, "volume host consuming");
+  logger.info({ host: backendHost, member, subject: subjects.volumeAll(serving) }, "volume host consuming");
 }
 
 main().catch((err: unknown) => {

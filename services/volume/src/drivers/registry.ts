@@ -86,7 +86,11 @@ export function createDriver(config: VolumeConfig): VolumeDriver {
   switch (config.CINDERBLOCK_VOLUME_DRIVER) {
     case "file": {
       const options = parseDriverOptions("file", fileOptions, config.CINDERBLOCK_DRIVER_OPTIONS);
-      return createFileDriver({ ...options, dataDir: resolve(options.dataDir ?? config.CINDERBLOCK_FILE_DIR) });
+      return createFileDriver({
+        ...options,
+        dataDir: resolve(options.dataDir ?? config.CINDERBLOCK_FILE_DIR),
+        member: config.CINDERBLOCK_CLUSTER === undefined ? undefined : config.CINDERBLOCK_HOST,
+      });
     }
     case "lvm": {
       const { runner, commandTimeoutSeconds, copyTimeoutSeconds, ...options } = parseDriverOptions(

@@ -193,6 +193,19 @@ describe("createFileDriver: a restart after a crash", () => {
     await restarted.close();
     expect(await readdir(dataDir)).toEqual([`volume-${volume.id}.img`]);
   });
+
+  it("as a cluster member on a shared directory, removes its own leftovers and not a live member's work", async () => {
+    const volume = { id: randomUUID(), sizeGb: 1 };
+    await driver.createVolume(volume);
+    const mine = join(dataDir, `.snapshot-${randomUUID()}.img.tmp-vol-a-0123456789abcdef`);
+    const othersInFlight = `.snapshot-${randomUUID()}.img.tmp-vol-b-0123456789abcdef`;
+    await writeFile(mine, "half a copy");
+    await writeFile(join(dataDir, othersInFlight), "being written");
+    const restarted = createFileDriver({ dataDir, member: "vol-a" });
+    await restarted.initialize();
+    await restarted.close();
+    expect((await readdir(dataDir)).sort()).toEqual([othersInFlight, `volume-${volume.id}.img`]);
+  });
 });
 
 describe("createFileDriver: ids", () => {

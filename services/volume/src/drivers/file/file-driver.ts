@@ -28,6 +28,12 @@ export interface FileDriverOptions {
   /** How far provisioned space may exceed real capacity (thin provisioning). Defaults to 20, as in Cinder. */
   maxOverSubscriptionRatio?: number;
   /**
+   * This host's own name when it is one member of an active-active cluster on a shared directory
+   * (CINDERBLOCK_HOST beside CINDERBLOCK_CLUSTER): its temp files carry it, so that at start it
+   * removes its own leftovers only, never another live member's work in progress.
+   */
+  member?: string | undefined;
+  /**
    * Tests only (fault injection): every new blank volume's create fails, for good, as a backend
    * that cannot create would (the scheduler's retry on another backend is tested with it).
    */
@@ -88,7 +94,9 @@ export function createFileDriver(
   const snapshotPath = (id: string) => join(dataDir, `snapshot-${id}.img`);
   // A leading dot keeps temp files out of the volume count; the random part keeps concurrent
   // retries of the same call from writing into each other's file.
-  const tempPath = (name: string) => join(dataDir, `.${name}.tmp-${randomBytes(8).toString("hex")}`);
+  const tempTag = options.member ? `${options.member}-` : "";
+  const tempPath = (name: string) => join(dataDir, `.${name}.tmp-${tempTag}${randomBytes(8).toString("hex")}`);
+  const ownLeftover = new RegExp(`^\\..+\\.tmp-${tempTag}[0-9a-f]{16}$`);
 
   /** Make a finished temp file visible under its real name and report whether it won. */
   async function publish(tmp: string, final: string): Promise<boolean> {
@@ -158,10 +166,10 @@ export function createFileDriver(
         throw fsError(`cannot create data directory ${dataDir}`, err);
       }
       // A host killed in the middle of a create or a copy left its temp file; nothing of this
-      // process is in flight yet, and the redelivered call writes a new one. NOTE: one volume
-      // host per data directory (as one Cinder volume service per backend), or this would remove
-      // another live host's work.
-      const leftovers = (await readdir(dataDir)).filter((f) => /^\..+\.tmp-[0-9a-f]{16}$/.test(f));
+      // process is in flight yet, and the redelivered call writes a new one. NOTE: a directory is
+      // one host's, or one cluster's whose members name their temp files (`member`); otherwise
+      // this would remove another live host's work.
+      const leftovers = (await readdir(dataDir)).filter((f) => ownLeftover.test(f));
       await Promise.all(leftovers.map((f) => removeQuietly(join(dataDir, f))));
       if (leftovers.length > 0) await syncDir(dataDir);
     },
