@@ -1,18 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { createDb } from "@cinderblock/db";
-import type { Snapshot, Volume } from "@cinderblock/proto";
 import {
-  type CallOutcome,
-  checkInvariants,
-  countByResource,
+  accountForLoad,
+  type CallRecord,
   createProjectClient,
+  describeViolations,
   findNatsServer,
   findPostgresBin,
-  outcomeOf,
   type PrivateNats,
   type PrivatePostgres,
-  type ProjectClient,
-  readNotifications,
+  runMixedLoad,
   type ServiceName,
   type Stack,
   sleep,
@@ -23,7 +19,6 @@ import {
   uniqueName,
   waitUntilSettled,
 } from "@cinderblock/testing";
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // The project's own fault-injection suite: mixed load from several projects (creates, deletes,
@@ -88,103 +83,7 @@ afterAll(async () => {
   await pg?.stop();
 }, 120_000);
 
-type CallKind =
-  | "CreateVolume"
-  | "CreateVolume(from snapshot)"
-  | "CreateSnapshot"
-  | "ExtendVolume"
-  | "DeleteSnapshot"
-  | "DeleteVolume"
-  | "DeleteVolume(cascade)";
-
-/** One call the load made, and how it ended from the caller's side. */
-interface CallRecord {
-  kind: CallKind;
-  project: string;
-  /** The volume or snapshot it acted on (deletes, extend, snapshot, clone). */
-  target?: string;
-  /** For creates: the name (also its client_request_id), to find it by listing when unanswered. */
-  name?: string;
-  /** For creates: the id of what it made, when answered (or found by listing). */
-  created?: string;
-  newSizeGb?: number;
-  outcome: CallOutcome<unknown>["kind"];
-  code?: string;
-}
-
-/** What a worker knows of its project: the ids it was told about, minus those it deleted. */
-interface Known {
-  volumes: Set<string>;
-  snapshots: Map<string, string>;
-}
-
 const pick = <T>(items: readonly T[]): T | undefined => items[Math.floor(Math.random() * items.length)];
-
-/** A worker: random calls as one project until `until`, each recorded in `calls`. */
-async function worker(c: ProjectClient, known: Known, calls: CallRecord[], until: () => boolean) {
-  while (!until()) {
-    const roll = Math.random() * 100;
-    const volume = pick([...known.volumes]);
-    const snapshot = pick([...known.snapshots.keys()]);
-    const record = (kind: CallKind, o: CallOutcome<unknown>, extra: Partial<CallRecord> = {}) =>
-      calls.push({
-        kind,
-        project: c.projectId,
-        outcome: o.kind,
-        ...(o.kind !== "accepted" ? { code: o.codeName } : {}),
-        ...extra,
-      });
-    if (roll < 22 || !volume) {
-      const name = uniqueName("v-");
-      const o = await outcomeOf(
-        c.createVolume({ name, clientRequestId: name, sizeGb: 1 + Math.floor(Math.random() * 2) }),
-      );
-      if (o.kind === "accepted") known.volumes.add((o.value as Volume).id);
-      record("CreateVolume", o, { name, ...(o.kind === "accepted" ? { created: (o.value as Volume).id } : {}) });
-    } else if (roll < 44) {
-      const name = uniqueName("s-");
-      const o = await outcomeOf(c.createSnapshot({ volumeId: volume, name, clientRequestId: name }));
-      if (o.kind === "accepted") known.snapshots.set((o.value as Snapshot).id, volume);
-      record("CreateSnapshot", o, {
-        target: volume,
-        name,
-        ...(o.kind === "accepted" ? { created: (o.value as Snapshot).id } : {}),
-      });
-    } else if (roll < 54 && snapshot) {
-      const name = uniqueName("c-");
-      const o = await outcomeOf(c.createVolume({ name, clientRequestId: name, snapshotId: snapshot, sizeGb: 0 }));
-      if (o.kind === "accepted") known.volumes.add((o.value as Volume).id);
-      record("CreateVolume(from snapshot)", o, {
-        target: snapshot,
-        name,
-        ...(o.kind === "accepted" ? { created: (o.value as Volume).id } : {}),
-      });
-    } else if (roll < 64) {
-      const newSizeGb = 3 + Math.floor(Math.random() * 3);
-      const o = await outcomeOf(c.extendVolume(volume, newSizeGb));
-      record("ExtendVolume", o, { target: volume, newSizeGb });
-    } else if (roll < 82 && snapshot) {
-      const o = await outcomeOf(c.deleteSnapshot(snapshot));
-      if (o.kind === "accepted") known.snapshots.delete(snapshot);
-      record("DeleteSnapshot", o, { target: snapshot });
-    } else {
-      const cascade = Math.random() < 0.6;
-      const o = await outcomeOf(c.deleteVolume(volume, cascade));
-      if (o.kind === "accepted") {
-        known.volumes.delete(volume);
-        for (const [s, v] of known.snapshots) if (v === volume) known.snapshots.delete(s);
-      }
-      record(cascade ? "DeleteVolume(cascade)" : "DeleteVolume", o, { target: volume });
-    }
-    // A refusal that says the target is gone: forget it.
-    const last = calls.at(-1);
-    if (last?.code === "NOT_FOUND" && last.target) {
-      known.volumes.delete(last.target);
-      known.snapshots.delete(last.target);
-    }
-    await sleep(50 + Math.random() * 250);
-  }
-}
 
 /** The fault schedule's record. */
 interface Faults {
@@ -257,17 +156,6 @@ async function chaos(faults: Faults, startedAt: number, until: () => boolean) {
   }
 }
 
-type Row = {
-  id: string;
-  project_id: string;
-  name: string;
-  status: string;
-  status_reason: string;
-  deleted: boolean;
-  size_gb?: number;
-  volume_id?: string;
-};
-
 describe.skipIf(Boolean(missing))("fault injection", () => {
   it(
     "loses no accepted call and leaves nothing stuck, half-made or counted twice under kills and restarts",
@@ -288,10 +176,11 @@ describe.skipIf(Boolean(missing))("fault injection", () => {
       const loadOver = () => Date.now() - startedAt > LOAD_SECONDS * 1000;
       await Promise.all([
         chaos(faults, startedAt, loadOver),
-        ...clients.flatMap((c) => {
-          const known: Known = { volumes: new Set(), snapshots: new Map() };
-          return Array.from({ length: WORKERS_PER_PROJECT }, () => worker(c, known, calls, loadOver));
-        }),
+        runMixedLoad(
+          clients.map((c) => Array.from({ length: WORKERS_PER_PROJECT }, () => c)),
+          calls,
+          loadOver,
+        ),
       ]);
       // The faults are over: every service up, then let the reconciler settle everything.
       for (const name of ["api", "scheduler", "volume"] as const) if (!alive(name)) await revive(name, faults);
@@ -302,189 +191,27 @@ describe.skipIf(Boolean(missing))("fault injection", () => {
       );
       const settleMs = Date.now() - settleStart;
 
-      // Reconcile the unanswered creates by listing (each create's name is unique to it).
-      const listed = new Map<string, { id: string; name: string }>();
-      for (const c of clients) {
-        // A fresh channel: the load's channels may sit in reconnect backoff after the api's kills.
-        const fresh = createProjectClient(stack.address, c.projectId, { deadlineMs: 10_000 });
-        try {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              for (const v of await fresh.listVolumes()) listed.set(`${c.projectId} ${v.name}`, v);
-              for (const s of await fresh.listSnapshots()) listed.set(`${c.projectId} ${s.name}`, s);
-              break;
-            } catch (error) {
-              if (attempt >= 10) throw error;
-              await sleep(2000);
-            }
-          }
-        } finally {
-          fresh.close();
-        }
-      }
-      const db = createDb({ url: stack.database.url, max: 1 });
-      const violations = new Map<string, string[]>();
-      const violate = (category: string, detail: string) =>
-        violations.set(category, [...(violations.get(category) ?? []), detail]);
-      let unknownCreatesFound = 0;
-      let unknownCreatesDeletedSince = 0;
-      let unknownCreatesAbsent = 0;
-      try {
-        const volumes = new Map(
-          (
-            await db.db.execute<Row>(
-              sql`select id::text, project_id, name, status, status_reason, deleted, size_gb from volumes`,
-            )
-          ).map((r) => [r.id, r]),
-        );
-        const snapshots = new Map(
-          (
-            await db.db.execute<Row>(
-              sql`select id::text, project_id, name, status, status_reason, deleted, volume_id::text from snapshots`,
-            )
-          ).map((r) => [r.id, r]),
-        );
-        const byName = new Map(
-          [...volumes.values(), ...snapshots.values()].map((r) => [`${r.project_id} ${r.name}`, r]),
-        );
-        for (const call of calls) {
-          if (call.outcome === "refused" && call.name) {
-            // A refused create (whatever its code, INTERNAL included) must have written nothing.
-            const row = byName.get(`${call.project} ${call.name}`);
-            if (row)
-              violate("refused create made a row anyway", `${call.kind} (${call.code}) ${row.id}: ${row.status}`);
-          }
-          if (call.outcome !== "unknown" || !call.name) continue;
-          const found = listed.get(`${call.project} ${call.name}`);
-          if (found) {
-            call.created = found.id;
-            unknownCreatesFound++;
-          } else if (byName.get(`${call.project} ${call.name}`)?.deleted) {
-            // Made, then deleted with its volume (a cascade) before the listing.
-            call.created = byName.get(`${call.project} ${call.name}`)?.id;
-            unknownCreatesDeletedSince++;
-          } else {
-            unknownCreatesAbsent++;
-            const row = byName.get(`${call.project} ${call.name}`);
-            if (row)
-              violate(
-                "unanswered create half-made (a row the list does not show)",
-                `${call.kind} ${row.id}: ${row.status}`,
-              );
-          }
-        }
+      const { violations, figures } = await accountForLoad({
+        calls,
+        projects: clients.map((c) => c.projectId),
+        address: stack.address,
+        databaseUrl: stack.database.url,
+        dataDirs: [stack.dataDir],
+        nc: stack.nc,
+        prefix: stack.prefix,
+      });
+      const report = settled.report;
 
-        // Every delete that was accepted, or that may have happened (unanswered).
-        const deleteAsked = new Set(
-          calls.filter((c) => c.kind.startsWith("Delete") && c.outcome !== "refused").map((c) => c.target ?? ""),
-        );
-        const cascadeAsked = new Set(
-          calls.filter((c) => c.kind === "DeleteVolume(cascade)" && c.outcome !== "refused").map((c) => c.target ?? ""),
-        );
-        const mayBeDeleted = (row: Row) =>
-          deleteAsked.has(row.id) || (row.volume_id !== undefined && cascadeAsked.has(row.volume_id));
-        const ended = (row: Row) =>
-          ["available", "in-use"].includes(row.status) ||
-          (row.status.startsWith("error") && row.status_reason !== "") ||
-          (row.deleted && mayBeDeleted(row));
-
-        // Every accepted (or found) create is accounted for.
-        for (const call of calls) {
-          if (!call.created) continue;
-          const row = volumes.get(call.created) ?? snapshots.get(call.created);
-          if (!row) violate("accepted create lost (no row)", `${call.kind} ${call.created}`);
-          else if (!ended(row))
-            violate(
-              "accepted create did not end available, error with a reason, or deleted by a delete",
-              `${call.kind} ${row.id}: ${row.deleted ? "deleted" : row.status} ${row.status_reason}`,
-            );
-        }
-        // Every accepted delete completed (or failed with a reason).
-        for (const call of calls) {
-          if (!call.kind.startsWith("Delete") || call.outcome !== "accepted" || !call.target) continue;
-          const row = volumes.get(call.target) ?? snapshots.get(call.target);
-          if (!row?.deleted && !(row?.status === "error_deleting" && row.status_reason))
-            violate(
-              "accepted delete did not delete (nor fail with a reason)",
-              `${call.kind} ${call.target}: ${row ? `${row.status} ${row.status_reason}` : "no row"}`,
-            );
-          if (call.kind === "DeleteVolume(cascade)" && row?.deleted) {
-            for (const s of snapshots.values())
-              if (s.volume_id === call.target && !s.deleted)
-                violate("cascade left a snapshot of a deleted volume", `${s.id}: ${s.status} ${s.status_reason}`);
-          }
-        }
-        // Every accepted extend completed (or failed with a reason), unless its volume went.
-        for (const call of calls) {
-          if (call.kind !== "ExtendVolume" || call.outcome !== "accepted" || !call.target) continue;
-          const row = volumes.get(call.target);
-          const ok =
-            row?.deleted ||
-            (row?.status.startsWith("error") && row.status_reason) ||
-            (row && (row.size_gb ?? 0) >= (call.newSizeGb ?? 0));
-          if (!ok)
-            violate(
-              "accepted extend did not complete (nor fail with a reason)",
-              `${call.target} to ${call.newSizeGb} GiB: ${row?.status} ${row?.size_gb} GiB ${row?.status_reason}`,
-            );
-        }
-
-        // Exactly one `.end` per finished operation.
-        const counts = countByResource(await readNotifications(stack.nc, stack.prefix));
-        const ends = (event: string, id: string) => counts.get(`${event} ${id}`) ?? 0;
-        const extendsOf = (id: string) =>
-          calls.filter((c) => c.kind === "ExtendVolume" && c.target === id && c.outcome !== "refused").length;
-        for (const [kind, rows] of [
-          ["volume", volumes],
-          ["snapshot", snapshots],
-        ] as const) {
-          for (const row of rows.values()) {
-            const created = ends(`${kind}.create.end`, row.id);
-            const deleted = ends(`${kind}.delete.end`, row.id);
-            if (created > 1) violate(`${kind}.create.end sent more than once`, `${row.id}: ${created}`);
-            if (deleted > 1) violate(`${kind}.delete.end sent more than once`, `${row.id}: ${deleted}`);
-            if (!row.deleted && row.status === "available" && created !== 1)
-              violate(`${kind}.create.end missing for an available ${kind}`, `${row.id}: ${created}`);
-            if (row.deleted && deleted !== 1) violate(`${kind}.delete.end missing for a deleted ${kind}`, `${row.id}`);
-            if (kind === "volume" && ends("volume.resize.end", row.id) > extendsOf(row.id))
-              violate("volume.resize.end sent more often than extends were asked", `${row.id}`);
-          }
-        }
-      } finally {
-        await db.close();
-      }
-
-      const report = await checkInvariants({ databaseUrl: stack.database.url, dataDir: stack.dataDir });
-      for (const line of report.transitional) violate("stuck in a transitional status", line);
-      for (const line of report.pendingOperations) violate("operation never finished", line);
-      for (const line of report.quota) violate("quota usage differs from a fresh count", line);
-      for (const line of report.storage) violate("storage differs from rows", line);
-      for (const line of report.strayFiles) violate("stray file", line);
-
-      // The figures.
-      const kinds = [...new Set(calls.map((c) => c.kind))].sort();
-      const perKind = kinds
-        .map((k) => {
-          const of = calls.filter((c) => c.kind === k);
-          const codes = [...new Set(of.filter((c) => c.outcome === "refused").map((c) => c.code))].join(",");
-          return `  ${k}: ${of.length} calls, ${of.filter((c) => c.outcome === "accepted").length} accepted, ${
-            of.filter((c) => c.outcome === "refused").length
-          } refused (${codes}), ${of.filter((c) => c.outcome === "unknown").length} unanswered`;
-        })
-        .join("\n");
       console.log(
         [
           `[fault-injection] ${LOAD_SECONDS}s of load from ${PROJECTS} projects (${PROJECTS * WORKERS_PER_PROJECT} workers): ${calls.length} calls`,
-          perKind,
+          ...figures.map((f) => `  ${f}`),
           `  kills (SIGKILL + restart): api ${faults.kills.api}, scheduler ${faults.kills.scheduler}, volume ${faults.kills.volume}; PostgreSQL restarts ${faults.postgresRestarts}; nats-server restarts ${faults.natsRestarts}`,
           `  services that died by themselves: api ${faults.unexpectedExits.api}, scheduler ${faults.unexpectedExits.scheduler}, volume ${faults.unexpectedExits.volume}; failed restart attempts ${faults.restartFailures}`,
-          `  unanswered creates: ${unknownCreatesFound} found by listing, ${unknownCreatesDeletedSince} made then deleted by a cascade, ${unknownCreatesAbsent} never made`,
           `  settled: ${settled.settled ? "yes" : "NO"} in ${settleMs} ms after the faults stopped`,
           `  invariants after settling: ${summarize(report)}`,
           ...faults.log.map((l) => `  fault: ${l}`),
-          violations.size === 0
-            ? "  no violations"
-            : `  violations:\n${[...violations].map(([k, v]) => `    ${k}: ${v.length} (e.g. ${v[0]})`).join("\n")}`,
+          `  ${describeViolations(violations).replaceAll("\n", "\n  ")}`,
         ].join("\n"),
       );
       for (const c of clients) c.close();

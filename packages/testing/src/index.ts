@@ -24,6 +24,10 @@ export {
 } from "./invariants.js";
 export type { KeystoneLogin, PrivateKeystone } from "./keystone.js";
 export { KEYSTONE_USERS, keystoneLogin, keystoneRevoke, keystoneTokenInfo, startPrivateKeystone } from "./keystone.js";
+export type { Accounting, AccountingOptions, CallKind, CallRecord } from "./mixed-load.js";
+export { accountForLoad, describeViolations, runMixedLoad } from "./mixed-load.js";
+export type { NatsClusterNode, PrivateNatsCluster } from "./nats-cluster.js";
+export { startPrivateNatsCluster } from "./nats-cluster.js";
 export { sleep, waitUntil } from "./net.js";
 export type { PublishedNotification } from "./notifications.js";
 export { countByResource, notificationsStreamName, readNotifications, resourceOf } from "./notifications.js";

@@ -30,8 +30,8 @@ const GiB = 1024 ** 3;
 /** What {@link checkInvariants} looks at. */
 export interface InvariantOptions {
   databaseUrl: string;
-  /** The file driver's directory. */
-  dataDir: string;
+  /** The file driver's directory, or each of several (a stack's hosts and clusters on their own). */
+  dataDir: string | readonly string[];
   /** Only these projects' rows (every project when absent). */
   projects?: readonly string[];
 }
@@ -168,12 +168,18 @@ export async function checkInvariants(options: InvariantOptions): Promise<Invari
     }
 
     // Storage equals rows.
-    const dir = options.dataDir;
-    const entries = await readdir(dir).catch(() => [] as string[]);
-    const files = new Set(entries);
+    const dirs = typeof options.dataDir === "string" ? [options.dataDir] : options.dataDir;
+    // Each file name, with the directory it is in.
+    const files = new Map<string, string>();
+    for (const dir of dirs) for (const entry of await readdir(dir).catch(() => [] as string[])) files.set(entry, dir);
+    const entries = [...files.keys()];
+    const sizeIn = async (name: string) => {
+      const dir = files.get(name);
+      return dir === undefined ? undefined : await sizeOf(join(dir, name));
+    };
     for (const v of volumes) {
       const name = `volume-${v.id}.img`;
-      const size = files.has(name) ? await sizeOf(join(dir, name)) : undefined;
+      const size = await sizeIn(name);
       if (v.deleted) {
         if (size !== undefined) report.storage.push(`volume ${v.id} is deleted but ${name} is still there`);
       } else if (["available", "in-use"].includes(v.status)) {
@@ -185,7 +191,7 @@ export async function checkInvariants(options: InvariantOptions): Promise<Invari
     }
     for (const s of snapshots) {
       const name = `snapshot-${s.id}.img`;
-      const size = files.has(name) ? await sizeOf(join(dir, name)) : undefined;
+      const size = await sizeIn(name);
       if (s.deleted) {
         if (size !== undefined) report.storage.push(`snapshot ${s.id} is deleted but ${name} is still there`);
       } else if (["available", "restoring"].includes(s.status)) {

@@ -154,6 +154,11 @@ export interface VolumeHostOptions {
   backend?: string;
   /** CINDERBLOCK_AVAILABILITY_ZONE (default the services' default, "nova"). */
   availabilityZone?: string;
+  /**
+   * CINDERBLOCK_CLUSTER: hosts given the same cluster are members of one active-active backend and
+   * share one data directory (the first member's).
+   */
+  cluster?: string;
   /** More of its environment: CINDERBLOCK_VOLUME_DRIVER, CINDERBLOCK_DRIVER_OPTIONS... */
   env?: Record<string, string>;
 }
@@ -161,7 +166,9 @@ export interface VolumeHostOptions {
 /** A volume host of {@link StackOptions.volumeHosts}, running. */
 export interface ExtraVolumeHost {
   host: string;
-  /** `<host>@<backend>`, as volumes record it. */
+  /** Its cluster, when it is a member of one. */
+  cluster?: string;
+  /** `<host>@<backend>` (`<cluster>@<backend>` for a cluster member), as volumes record it. */
   backendHost: string;
   /** Its own data directory (CINDERBLOCK_FILE_DIR), removed by stop(). */
   dataDir: string;
@@ -188,6 +195,13 @@ export interface Stack {
   metricsAddress(name: ServiceName): Promise<string>;
   /** The volume hosts of {@link StackOptions.volumeHosts}, by host name. */
   volumeHosts: Map<string, ExtraVolumeHost>;
+  /** Every data directory of the stack's backends (the first host's, then the others' and the clusters'). */
+  dataDirs(): string[];
+  /**
+   * Starts one more api or scheduler process with the stack's settings (an api on a port of its
+   * own) and waits until it is ready; {@link stop} stops it too.
+   */
+  startReplica(name: "api" | "scheduler"): Promise<ServiceProcess>;
   /**
    * Starts a service again (after a kill or stop), with the same settings, and waits until it is
    * ready; `volume` with the host name of one of {@link volumeHosts} restarts that one.
@@ -253,14 +267,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     volume = start("volume");
     for (const extra of options.volumeHosts ?? []) {
       if (extra.host === host || volumeHosts.has(extra.host)) throw new Error(`volume host ${extra.host} twice`);
-      const dir = await mkdtemp(join(tmpdir(), `cinderblock-e2e-${extra.host}-`));
-      extraDirs.push(dir);
+      const member = extra.cluster && [...volumeHosts.values()].find((h) => h.cluster === extra.cluster);
+      const dir = member ? member.dataDir : await mkdtemp(join(tmpdir(), `cinderblock-e2e-${extra.host}-`));
+      if (!member) extraDirs.push(dir);
       const backend = extra.backend ?? "file";
       const hostEnv = {
         ...envOf("volume"),
         CINDERBLOCK_HOST: extra.host,
         CINDERBLOCK_BACKEND_NAME: backend,
         CINDERBLOCK_FILE_DIR: dir,
+        ...(extra.cluster ? { CINDERBLOCK_CLUSTER: extra.cluster } : {}),
         ...(extra.availabilityZone ? { CINDERBLOCK_AVAILABILITY_ZONE: extra.availabilityZone } : {}),
         ...extra.env,
       };
@@ -269,7 +285,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       started.push(service);
       volumeHosts.set(extra.host, {
         host: extra.host,
-        backendHost: `${extra.host}@${backend}`,
+        ...(extra.cluster ? { cluster: extra.cluster } : {}),
+        backendHost: `${extra.cluster ?? extra.host}@${backend}`,
         dataDir: dir,
         process: service,
       });
@@ -293,7 +310,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // Restarts keep the port, so clients made once keep working.
   env.CINDERBLOCK_API_LISTEN = address;
   // NOTE: reconnects for ever: a test may kill and restart its own NATS server under the stack.
-  const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1, ...options.natsUser });
+  const nc = await connect({ servers: natsUrl.split(","), maxReconnectAttempts: -1, ...options.natsUser });
+  const replicas: ServiceProcess[] = [];
   const stack: Stack = {
     database,
     prefix,
@@ -308,6 +326,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     nc,
     volumes: new VolumesServiceClient(address, credentials.createInsecure()),
     snapshots: new SnapshotsServiceClient(address, credentials.createInsecure()),
+    dataDirs: () => [dataDir, ...extraDirs],
+    async startReplica(name) {
+      const replica = startService(name, { ...envOf(name), CINDERBLOCK_API_LISTEN: "127.0.0.1:0" });
+      replicas.push(replica);
+      await replica.waitFor(READY[name]);
+      return replica;
+    },
     async metricsAddress(name) {
       return String((await stack[name].waitFor("metrics listening", 5000)).address);
     },
@@ -333,6 +358,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         volume: await stack.volume.stop(),
       };
       for (const extra of volumeHosts.values()) codes[`volume:${extra.host}`] = await extra.process.stop();
+      for (const [i, replica] of replicas.entries()) codes[`${replica.name}:replica${i + 1}`] = await replica.stop();
       const jsm = await jetstreamManager(nc);
       for (const suffix of ["CASTS", "NOTIFICATIONS"]) {
         await jsm.streams.delete(`${prefix.toUpperCase()}_${suffix}`).catch(() => false);
