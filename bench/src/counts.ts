@@ -20,9 +20,10 @@ export interface Meter {
   /** The server is the run's own: its WAL and CPU are ours, and pg_stat_statements is loaded. */
   privatePostgres: boolean;
   postgresPid?: number;
-  natsPid?: number;
-  /** The nats-server's monitoring endpoint, when it is the run's own. */
-  natsMonitorUrl?: string;
+  /** The nats-server's process, or each of a cluster's: their CPU is counted together as `nats`. */
+  natsPids?: readonly (number | undefined)[];
+  /** The nats-servers' monitoring endpoints, when they are the run's own (a cluster's: summed, routes included). */
+  natsMonitorUrls?: readonly string[];
   nc: NatsConnection;
 }
 
@@ -73,11 +74,19 @@ interface Sample {
   natsIn: { msgs: number; bytes: number };
 }
 
-/** The run's NATS traffic: `/varz` of its own server, else NaN. */
+/**
+ * The run's NATS traffic: `/varz` of its own servers, else NaN. NOTE: on a cluster a message that
+ * a route carries to another node counts there again: replication and interest show up here.
+ */
 async function natsIn(meter: Meter): Promise<{ msgs: number; bytes: number }> {
-  if (!meter.natsMonitorUrl) return { msgs: Number.NaN, bytes: Number.NaN };
-  const varz = (await (await fetch(`${meter.natsMonitorUrl}/varz`)).json()) as { in_msgs: number; in_bytes: number };
-  return { msgs: varz.in_msgs, bytes: varz.in_bytes };
+  if (!meter.natsMonitorUrls?.length) return { msgs: Number.NaN, bytes: Number.NaN };
+  const total = { msgs: 0, bytes: 0 };
+  for (const url of meter.natsMonitorUrls) {
+    const varz = (await (await fetch(`${url}/varz`)).json()) as { in_msgs: number; in_bytes: number };
+    total.msgs += varz.in_msgs;
+    total.bytes += varz.in_bytes;
+  }
+  return total;
 }
 
 async function streams(meter: Meter, prefix: string) {
@@ -91,8 +100,14 @@ async function sample(meter: Meter, scope: Scope): Promise<Sample> {
   const cpu: Record<string, number> = await treeCpuSeconds({
     ...scope.pids,
     postgres: meter.privatePostgres ? meter.postgresPid : undefined,
-    nats: meter.natsMonitorUrl ? meter.natsPid : undefined,
   });
+  const natsPids = meter.natsMonitorUrls?.length ? (meter.natsPids ?? []) : [];
+  cpu.nats = natsPids.length
+    ? Object.values(await treeCpuSeconds(Object.fromEntries(natsPids.map((pid, i) => [`n${i}`, pid])))).reduce(
+        (a, b) => a + b,
+        0,
+      )
+    : Number.NaN;
   const [db] = await meter.admin<{ commits: string }[]>`
     select xact_commit as commits from pg_stat_database where datname = ${scope.database}`;
   const [wal] = await meter.admin<{ lsn: string }[]>`select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') as lsn`;

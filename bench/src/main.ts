@@ -585,8 +585,8 @@ async function main(): Promise<void> {
     admin,
     privatePostgres: servers.postgres !== undefined,
     postgresPid: await servers.postgres?.pid(),
-    natsPid: servers.nats?.pid,
-    natsMonitorUrl: servers.nats?.monitorUrl,
+    natsPids: [servers.nats?.pid],
+    ...(servers.nats?.monitorUrl ? { natsMonitorUrls: [servers.nats.monitorUrl] } : {}),
     nc: stack.nc,
   };
   const scope = { database: stack.database.name, streamPrefix: `${stack.prefix.toUpperCase()}_`, pids };

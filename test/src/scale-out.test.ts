@@ -58,7 +58,7 @@ let scheduler2: ServiceProcess;
 
 beforeAll(async () => {
   if (missing) return;
-  nats = await startPrivateNatsCluster(natsServer as string, 3);
+  nats = await startPrivateNatsCluster(natsServer as string);
   stack = await startStack({
     natsUrl: nats.url,
     env: SERVICE_ENV,

@@ -14,6 +14,10 @@ export interface NatsClusterNode {
   readonly url: string;
   /** Whether its process runs. */
   readonly running: boolean;
+  /** Its process id while it runs. */
+  readonly pid: number | undefined;
+  /** Its monitoring endpoint (`/varz`...), when the cluster was started with `monitor`. */
+  readonly monitorUrl: string | undefined;
   /** SIGKILLs it (a crash: no goodbye to the clients or the other nodes) and resolves once it is gone. */
   kill(): Promise<void>;
   /** Starts it again on the same ports and store. */
@@ -31,14 +35,21 @@ export interface PrivateNatsCluster {
 }
 
 /**
- * Starts `size` nats-servers routed into one JetStream cluster and resolves once JetStream answers
+ * Starts `size` (default 3) nats-servers routed into one JetStream cluster and resolves once JetStream answers
  * (a meta leader is elected). Each node's configuration is a file of its own in the store
  * directory: server_name, client and route ports, the routes to every other node.
  */
-export async function startPrivateNatsCluster(binary: string, size = 3): Promise<PrivateNatsCluster> {
+export async function startPrivateNatsCluster(
+  binary: string,
+  options: { size?: number; monitor?: boolean } = {},
+): Promise<PrivateNatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), "cinderblock-nats-cluster-"));
   const ports = await Promise.all(
-    Array.from({ length: size }, async () => ({ client: await freePort(), route: await freePort() })),
+    Array.from({ length: options.size ?? 3 }, async () => ({
+      client: await freePort(),
+      route: await freePort(),
+      monitor: options.monitor ? await freePort() : undefined,
+    })),
   );
   const routes = ports.map((p) => `nats-route://127.0.0.1:${p.route}`);
   const nodes: Array<NatsClusterNode & { output: () => string }> = [];
@@ -50,6 +61,7 @@ export async function startPrivateNatsCluster(binary: string, size = 3): Promise
       [
         `server_name: ${name}`,
         `listen: 127.0.0.1:${port.client}`,
+        ...(port.monitor === undefined ? [] : [`http: 127.0.0.1:${port.monitor}`]),
         `jetstream { store_dir: "${join(dir, name)}" }`,
         "cluster {",
         "  name: cinderblock-test",
@@ -69,6 +81,10 @@ export async function startPrivateNatsCluster(binary: string, size = 3): Promise
       get running() {
         return running();
       },
+      get pid() {
+        return running() ? child?.pid : undefined;
+      },
+      monitorUrl: port.monitor === undefined ? undefined : `http://127.0.0.1:${port.monitor}`,
       output: () => output,
       async kill() {
         if (running()) child?.kill("SIGKILL");
