@@ -22,8 +22,8 @@
 # and service role (DML only), the NATS users of deploy/nats/nats-server.conf (api, scheduler, the
 # volume hosts vol1, vol2 and vol3, compute, operator: nats/operator-password is for people and tools),
 # the NATS cluster's routes (nats/route-password), PostgreSQL's replication role `replicator`
-# (postgres/replication-password), and the Keystone users admin, demo and cinder (the api's service
-# user). Each service gets database-url and database-migration-url, and ha-database-url and
+# (postgres/replication-password), the Keystone users admin, demo and cinder (the api's service
+# user), and the key the apis of deploy/compose.ha.yaml share for page tokens (api/page-token-secret). Each service gets database-url and database-migration-url, and ha-database-url and
 # ha-database-migration-url: the same roles on both PostgreSQL servers of deploy/compose.ha.yaml
 # (libpq's multi-host form with target_session_attrs=read-write: whichever is the primary). Logs name files, never values.
 # env: KEYSTONE_PUBLIC_URL (for the openrc files), SECRETS_OWNER_REF (a file whose owner gets the
@@ -83,7 +83,8 @@ cp "$S/ca/ca.crt" "$S/ca.crt"
 secret() { [ -s "$S/$1" ] || { echo "p$(openssl rand -hex 24)" >"$S/$1"; note "$1"; }; }
 for f in postgres/owner-password postgres/service-password keystone/admin-password keystone/demo-password \
   keystone/cinder-password nats/api-password nats/scheduler-password nats/volume-password nats/volume2-password \
-  nats/volume3-password nats/compute-password nats/operator-password nats/route-password postgres/replication-password; do
+  nats/volume3-password nats/compute-password nats/operator-password nats/route-password postgres/replication-password \
+  api/page-token-secret; do
   secret "$f"
 done
 PG_OWNER=$(cat "$S/postgres/owner-password")
