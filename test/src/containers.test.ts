@@ -500,8 +500,19 @@ describe.skipIf(unavailable !== undefined)("the high-availability compose overla
     expect((await psql("postgres-standby", "SELECT pg_is_in_recovery()")).trim()).toBe("t");
   });
 
-  it("makes a volume and a snapshot available through each api replica", async () => {
+  it("makes a volume and a snapshot available through each api replica, and pages across them", async () => {
     for (const [i, base] of apis.entries()) await volumeAndSnapshot(base, `through-api-${i + 1}`);
+    // The replicas share the page-token key: the first api's token gives the second page at the second.
+    type Page = { volumes?: Array<{ id: string }>; nextPageToken?: string };
+    const list = async (base: string, body: object) =>
+      JSON.parse(
+        await bufCurl(["-d", JSON.stringify(body), `${base}/cinderblock.v1.VolumesService/ListVolumes`]),
+      ) as Page;
+    const first = await list(apis[0] ?? "", { pageSize: 1 });
+    expect(first.nextPageToken).toBeTruthy();
+    const second = await list(apis[1] ?? "", { pageSize: 1, pageToken: first.nextPageToken });
+    expect(second.volumes?.length).toBe(1);
+    expect(second.volumes?.[0]?.id).not.toBe(first.volumes?.[0]?.id);
   }, 240_000);
 
   it("completes a snapshot after the NATS node that leads the casts stream is stopped", async () => {
