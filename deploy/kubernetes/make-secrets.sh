@@ -101,25 +101,9 @@ SERVICE=$(cat "$DIR/postgres-service-password")
 DB_CA=${DATABASE_CA_FILE:-$DIR/ca.crt}
 DB="$DB_HOST:$DB_PORT/$DB_NAME?sslmode=verify-full"
 
-cat >"$DIR/roles.sql" <<SQL
--- Cinderblock's PostgreSQL roles (run as a superuser; then require hostssl + scram-sha-256 in pg_hba.conf).
-SET password_encryption = 'scram-sha-256';
-CREATE ROLE cinderblock_owner LOGIN PASSWORD '$OWNER';
-CREATE ROLE cinderblock LOGIN PASSWORD '$SERVICE';
-CREATE DATABASE "$DB_NAME" OWNER cinderblock_owner;
-REVOKE ALL ON DATABASE "$DB_NAME" FROM PUBLIC;
-GRANT CONNECT ON DATABASE "$DB_NAME" TO cinderblock;
-\\connect "$DB_NAME"
-ALTER SCHEMA public OWNER TO cinderblock_owner;
-REVOKE ALL ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO cinderblock;
-ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT USAGE ON SCHEMAS TO cinderblock;
-ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO cinderblock;
-ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO cinderblock;
-SQL
-
-# CloudNativePG creates the database and its owner (bootstrap.initdb), then runs this as a superuser
-# in the new database: the DML-only role, as roles.sql makes it.
+# The DML-only role and its grants, run as a superuser in the database once it and its owner exist:
+# the second half of roles.sql, and on its own CloudNativePG's bootstrap.initdb.postInitApplicationSQLRefs
+# (its initdb makes the database and the owner).
 cat >"$DIR/service-role.sql" <<SQL
 SET password_encryption = 'scram-sha-256';
 CREATE ROLE cinderblock LOGIN PASSWORD '$SERVICE';
@@ -131,6 +115,13 @@ GRANT USAGE ON SCHEMA public TO cinderblock;
 ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT USAGE ON SCHEMAS TO cinderblock;
 ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO cinderblock;
 ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO cinderblock;
+SQL
+cat - "$DIR/service-role.sql" >"$DIR/roles.sql" <<SQL
+-- Cinderblock's PostgreSQL roles (run as a superuser; then require hostssl + scram-sha-256 in pg_hba.conf).
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE cinderblock_owner LOGIN PASSWORD '$OWNER';
+CREATE DATABASE "$DB_NAME" OWNER cinderblock_owner;
+\\connect "$DB_NAME"
 SQL
 
 b64() { base64 -w0 <"$1"; }
