@@ -15,27 +15,44 @@
 #   cinderblock-volume-peer      the volume hosts' client certificate for each other (SAN cinderblock-volume,
 #                                their CINDERBLOCK_VOLUME_TLS_ALLOWED_PEERS): a retype's migration
 #   cinderblock-database         database-url (the DML-only role `cinderblock`), database-migration-url
-#                                (the owner role `cinderblock_owner`), ca.crt (PostgreSQL's CA)
+#                                (the owner role `cinderblock_owner`), ca.crt (PostgreSQL's CA); both URLs
+#                                name DATABASE_HOST, by default CloudNativePG's read-write Service of the
+#                                cluster cinderblock-db (cloudnative-pg.yaml), which follows the primary
 #   cinderblock-postgres         for whoever runs PostgreSQL: owner-password, service-password, roles.sql
 #                                (creates both roles and the database), tls.crt/tls.key for the server
+#   cinderblock-db-server        the same server certificate as a TLS Secret (with ca.crt), for
+#                                CloudNativePG's certificates.serverTLSSecret/serverCASecret
+#   cinderblock-db-owner         basic-auth (username, password) of `cinderblock_owner`: CloudNativePG's
+#                                bootstrap.initdb.secret
+#   cinderblock-db-service-role  service-role.sql: the role `cinderblock` and its grants, for
+#                                CloudNativePG's bootstrap.initdb.postInitApplicationSQLRefs
 #   cinderblock-nats             the NATS users' passwords (api-, scheduler-, volume-, compute-,
 #                                operator-password: deploy/nats/nats-server.conf reads them from
-#                                CINDERBLOCK_NATS_<ROLE>_PASSWORD), ca.crt, tls.crt/tls.key for the server
+#                                CINDERBLOCK_NATS_<ROLE>_PASSWORD), ca.crt, tls.crt/tls.key for the servers
+#                                (NATS_HOST and every pod of a 3-node cluster's headless Service, for the
+#                                clients and, as a client certificate too, for the routes between nodes)
 #   cinderblock-keystone         password: the api's Keystone service user's (create that user with it,
 #                                role `service`, or put yours in DIR/keystone-password first)
+#   cinderblock-api-page-tokens  secret: the key every api replica signs page tokens with (so a token
+#                                one replica gave out is good at the others)
 #
 # env: NAMESPACE (cinderblock); API_SANS (more names for the public certificate, e.g.
-#      "DNS:cinderblock.example.com,IP:203.0.113.7"); DATABASE_HOST (postgres.<ns>.svc.cluster.local),
-#      DATABASE_PORT (5432), DATABASE_NAME (cinderblock); DATABASE_CA_FILE (your PostgreSQL's CA, when
-#      its certificate is not one this script made); NATS_HOST (nats.<ns>.svc.cluster.local).
+#      "DNS:cinderblock.example.com,IP:203.0.113.7"); DATABASE_CLUSTER (cinderblock-db: a CloudNativePG
+#      cluster, whose Services <cluster>-rw, -ro and -r the server certificate names), DATABASE_HOST
+#      (<cluster>-rw.<ns>.svc.cluster.local; your own PostgreSQL's name otherwise), DATABASE_PORT (5432),
+#      DATABASE_NAME (cinderblock); DATABASE_CA_FILE (your PostgreSQL's CA, when its certificate is not
+#      one this script made); NATS_HOST (nats.<ns>.svc.cluster.local), NATS_HEADLESS (nats-headless:
+#      the NATS cluster's headless Service, whose pods are named in config.yaml's NATS_URL).
 # Diagnostics go to stderr and name files, never values.
 set -euo pipefail
 DIR=${1:-./cinderblock-secrets}
 NS=${NAMESPACE:-cinderblock}
-DB_HOST=${DATABASE_HOST:-postgres.$NS.svc.cluster.local}
+DB_CLUSTER=${DATABASE_CLUSTER:-cinderblock-db}
+DB_HOST=${DATABASE_HOST:-$DB_CLUSTER-rw.$NS.svc.cluster.local}
 DB_PORT=${DATABASE_PORT:-5432}
 DB_NAME=${DATABASE_NAME:-cinderblock}
 NATS_HOST=${NATS_HOST:-nats.$NS.svc.cluster.local}
+NATS_HEADLESS=${NATS_HEADLESS:-nats-headless}
 command -v openssl >/dev/null || { echo "make-secrets.sh: openssl is required" >&2; exit 1; }
 umask 077
 mkdir -p "$DIR"
@@ -66,13 +83,16 @@ cert api-tls "$API" "DNS:$API,DNS:$API.$NS,DNS:$API.$NS.svc,DNS:$API.$NS.svc.clu
 cert api-host-client-tls cinderblock-api "DNS:cinderblock-api" clientAuth
 cert volume-tls cinderblock-volume "DNS:*.cinderblock-volume.$NS.svc.cluster.local,DNS:localhost,IP:127.0.0.1" serverAuth,clientAuth
 cert volume-peer-tls cinderblock-volume "DNS:cinderblock-volume" clientAuth
-cert postgres-tls "$DB_HOST" "DNS:$DB_HOST" serverAuth
-cert nats-tls "$NATS_HOST" "DNS:$NATS_HOST" serverAuth
+# sans HOST...: DNS:HOST,DNS:HOST.<ns>,DNS:HOST.<ns>.svc,DNS:HOST.<ns>.svc.cluster.local for each.
+sans() { local h; for h in "$@"; do printf 'DNS:%s,DNS:%s.%s,DNS:%s.%s.svc,DNS:%s.%s.svc.cluster.local,' "$h" "$h" "$NS" "$h" "$NS" "$h" "$NS"; done; }
+DB_SANS=$(sans "$DB_CLUSTER-rw" "$DB_CLUSTER-ro" "$DB_CLUSTER-r")
+cert postgres-tls "$DB_HOST" "DNS:$DB_HOST,${DB_SANS%,}" serverAuth
+cert nats-tls "$NATS_HOST" "DNS:$NATS_HOST,DNS:*.$NATS_HEADLESS.$NS.svc.cluster.local" serverAuth,clientAuth
 
 # secret NAME: "p" and 24 random bytes as hex (URL-safe, and a string to NATS' config parser,
 # which reads 1e5... as a number), unless DIR/NAME exists.
 secret() { [ -s "$DIR/$1" ] || { echo "p$(openssl rand -hex 24)" >"$DIR/$1"; made "$1"; }; }
-for name in postgres-owner-password postgres-service-password keystone-password \
+for name in postgres-owner-password postgres-service-password keystone-password api-page-token-secret \
   nats-api-password nats-scheduler-password nats-volume-password nats-compute-password nats-operator-password; do
   secret "$name"
 done
@@ -81,21 +101,27 @@ SERVICE=$(cat "$DIR/postgres-service-password")
 DB_CA=${DATABASE_CA_FILE:-$DIR/ca.crt}
 DB="$DB_HOST:$DB_PORT/$DB_NAME?sslmode=verify-full"
 
-cat >"$DIR/roles.sql" <<SQL
--- Cinderblock's PostgreSQL roles (run as a superuser; then require hostssl + scram-sha-256 in pg_hba.conf).
+# The DML-only role and its grants, run as a superuser in the database once it and its owner exist:
+# the second half of roles.sql, and on its own CloudNativePG's bootstrap.initdb.postInitApplicationSQLRefs
+# (its initdb makes the database and the owner).
+cat >"$DIR/service-role.sql" <<SQL
 SET password_encryption = 'scram-sha-256';
-CREATE ROLE cinderblock_owner LOGIN PASSWORD '$OWNER';
 CREATE ROLE cinderblock LOGIN PASSWORD '$SERVICE';
-CREATE DATABASE "$DB_NAME" OWNER cinderblock_owner;
 REVOKE ALL ON DATABASE "$DB_NAME" FROM PUBLIC;
 GRANT CONNECT ON DATABASE "$DB_NAME" TO cinderblock;
-\\connect "$DB_NAME"
 ALTER SCHEMA public OWNER TO cinderblock_owner;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO cinderblock;
 ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT USAGE ON SCHEMAS TO cinderblock;
 ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO cinderblock;
 ALTER DEFAULT PRIVILEGES FOR ROLE cinderblock_owner GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO cinderblock;
+SQL
+cat - "$DIR/service-role.sql" >"$DIR/roles.sql" <<SQL
+-- Cinderblock's PostgreSQL roles (run as a superuser; then require hostssl + scram-sha-256 in pg_hba.conf).
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE cinderblock_owner LOGIN PASSWORD '$OWNER';
+CREATE DATABASE "$DB_NAME" OWNER cinderblock_owner;
+\\connect "$DB_NAME"
 SQL
 
 b64() { base64 -w0 <"$1"; }
@@ -128,9 +154,15 @@ secret_yaml cinderblock-database Opaque \
 secret_yaml cinderblock-postgres Opaque \
   owner-password="$DIR/postgres-owner-password" service-password="$DIR/postgres-service-password" \
   roles.sql="$DIR/roles.sql" tls.crt="$DIR/postgres-tls.crt" tls.key="$DIR/postgres-tls.key"
+secret_yaml cinderblock-db-server kubernetes.io/tls \
+  tls.crt="$DIR/postgres-tls.crt" tls.key="$DIR/postgres-tls.key" ca.crt="$DIR/ca.crt"
+secret_yaml cinderblock-db-owner kubernetes.io/basic-auth \
+  username=@cinderblock_owner password="@$OWNER"
+secret_yaml cinderblock-db-service-role Opaque service-role.sql="$DIR/service-role.sql"
 secret_yaml cinderblock-nats Opaque \
   api-password="$DIR/nats-api-password" scheduler-password="$DIR/nats-scheduler-password" \
   volume-password="$DIR/nats-volume-password" compute-password="$DIR/nats-compute-password" \
   operator-password="$DIR/nats-operator-password" \
   ca.crt="$DIR/ca.crt" tls.crt="$DIR/nats-tls.crt" tls.key="$DIR/nats-tls.key"
 secret_yaml cinderblock-keystone Opaque password="$DIR/keystone-password"
+secret_yaml cinderblock-api-page-tokens Opaque secret="$DIR/api-page-token-secret"

@@ -10,6 +10,14 @@ export CONTAINERS_STORAGE_CONF=$CINDERBLOCK_PODMAN_DIR/storage.conf
 # One API socket (and health-check loop) per compose project, so a test stack and a developer's
 # stack share the images but not their lifecycles.
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-cinderblock}
+# The compose files every script here runs (docker-compose reads COMPOSE_FILE): deploy/compose.yaml,
+# and with CINDERBLOCK_HA=1 deploy/compose.ha.yaml on top (three NATS nodes, a PostgreSQL standby,
+# two apis, two schedulers, a volume cluster). Give up.sh, down.sh, ... the same CINDERBLOCK_HA.
+if [ "${CINDERBLOCK_HA:-0}" = 1 ]; then
+  export COMPOSE_FILE=deploy/compose.yaml:deploy/compose.ha.yaml
+else
+  export COMPOSE_FILE=deploy/compose.yaml
+fi
 RUN=$CINDERBLOCK_PODMAN_DIR/run/$COMPOSE_PROJECT_NAME
 mkdir -p "$RUN"
 export DOCKER_HOST=unix://$RUN/podman.sock

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // calls the api from outside the containers with `buf curl` over TLS with that token (and as the
 // admin, to give each of the two volume hosts a volume type and a volume); then tears it
 // all down (containers, named volumes, the secrets, the health-check loop and podman's API service).
+// Then the same with deploy/compose.ha.yaml on top: JetStream's replicas and leaders, the standby's
+// streaming, a snapshot through each api, and one after the NATS node leading the casts is stopped.
 // In CI it must run; elsewhere, without root or podman, it says why and skips.
 
 const execFileAsync = promisify(execFile);
@@ -370,4 +372,166 @@ describe.skipIf(unavailable !== undefined)("the compose deployment on podman, se
     };
     expect(await handshake(address, 50052, apiClient)).toBe("ok");
   });
+});
+
+/** JetStream's view from one NATS node (its monitoring port, inside the container): streams and consumers. */
+type StreamDetail = {
+  name: string;
+  config: { num_replicas: number };
+  cluster?: { leader?: string; replicas?: Array<{ name: string; current: boolean }> };
+  consumer_detail?: Array<{ name: string; config?: { num_replicas?: number }; cluster?: StreamDetail["cluster"] }>;
+};
+async function jetStreamOf(node: string): Promise<StreamDetail[]> {
+  const url = "http://127.0.0.1:8222/jsz?accounts=true&streams=true&consumers=true&config=true";
+  const text = await script(
+    "compose.sh",
+    "exec",
+    "-T",
+    node,
+    "node",
+    "-e",
+    `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t))`,
+  );
+  const jsz = JSON.parse(text) as { account_details?: Array<{ stream_detail?: StreamDetail[] }> };
+  return (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []);
+}
+
+/** A volume, then a snapshot of it, both `available`, through the api at `base`. */
+async function volumeAndSnapshot(base: string, name: string): Promise<void> {
+  type VolumeRes = { volume: { id: string; status: string } };
+  type SnapshotRes = { snapshot: { id: string; status: string } };
+  const call = async <T>(method: string, body: object): Promise<T> =>
+    JSON.parse(await bufCurl(["-d", JSON.stringify(body), `${base}/cinderblock.v1.${method}`])) as T;
+  const created = await call<VolumeRes>("VolumesService/CreateVolume", { name, sizeGb: 1 });
+  await until(`${name} to be available`, async () => {
+    const { volume } = await call<VolumeRes>("VolumesService/GetVolume", { id: created.volume.id });
+    expect(volume.status).not.toBe("VOLUME_STATUS_ERROR");
+    return volume.status === "VOLUME_STATUS_AVAILABLE" ? volume : undefined;
+  });
+  const { snapshot } = await call<SnapshotRes>("SnapshotsService/CreateSnapshot", {
+    volumeId: created.volume.id,
+    name: `${name}-snap`,
+  });
+  await until(
+    `the snapshot of ${name} to be available`,
+    async () => {
+      const res = await call<SnapshotRes>("SnapshotsService/GetSnapshot", { id: snapshot.id });
+      expect(res.snapshot.status).not.toBe("SNAPSHOT_STATUS_ERROR");
+      return res.snapshot.status === "SNAPSHOT_STATUS_AVAILABLE" ? res.snapshot : undefined;
+    },
+    90_000,
+  );
+}
+
+// deploy/compose.ha.yaml on top (CINDERBLOCK_HA=1): three NATS nodes, a PostgreSQL primary and
+// streaming standby, two apis, two schedulers, vol1 and vol3 one cluster. Its own compose project
+// and secrets, on the images the suite above built (build.sh finds every layer cached).
+describe.skipIf(unavailable !== undefined)("the high-availability compose overlay on podman", () => {
+  const STREAMS = ["CINDERBLOCK_CASTS", "CINDERBLOCK_NOTIFICATIONS"];
+  const NATS_NODES = ["nats", "nats-2", "nats-3"];
+  let apis: string[] = [];
+  let haStarted = false;
+
+  beforeAll(async () => {
+    const apiPorts = [await freePort(), await freePort()];
+    const keystonePort = await freePort();
+    secrets = mkdtempSync(join(tmpdir(), "cinderblock-secrets-"));
+    env = {
+      ...process.env,
+      COMPOSE_PROJECT_NAME: `${PROJECT}ha`,
+      CINDERBLOCK_HA: "1",
+      CINDERBLOCK_API_PORT: String(apiPorts[0]),
+      CINDERBLOCK_API2_PORT: String(apiPorts[1]),
+      CINDERBLOCK_METRICS_PORT: String(await freePort()),
+      CINDERBLOCK_KEYSTONE_PORT: String(keystonePort),
+      CINDERBLOCK_REST_PORT: String(await freePort()),
+      CINDERBLOCK_SECRETS_DIR: secrets,
+    };
+    apis = apiPorts.map((port) => `https://127.0.0.1:${port}`);
+    keystone = `http://127.0.0.1:${keystonePort}/v3`;
+    await script("build.sh");
+    haStarted = true;
+    await script("up.sh");
+    const demo = openrc("demo-openrc");
+    token = await login(demo.OS_USERNAME ?? "", demo.OS_PASSWORD ?? "", demo.OS_PROJECT_NAME ?? "");
+  }, 900_000);
+
+  afterAll(async () => {
+    if (!haStarted) return;
+    try {
+      if (process.env.CI === "true") console.log(await script("logs.sh"));
+    } finally {
+      await script("down.sh", "-v");
+      rmSync(secrets, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it("replicates both streams and every consumer of the casts on the three NATS nodes, each with a leader", async () => {
+    // The schedulers and volume hosts make their consumers when they start, maybe after the api is up.
+    const streams = await until("the scheduler's consumer", async () => {
+      const found = await jetStreamOf("nats-2");
+      const casts = found.find((s) => s.name === "CINDERBLOCK_CASTS");
+      return casts?.consumer_detail?.some((c) => c.name === "scheduler") ? found : undefined;
+    });
+    // `replicas` lists the peers other than the node asked (nats-2): with it, all three.
+    const everyNode = (cluster: StreamDetail["cluster"]) =>
+      ["nats-2", ...(cluster?.replicas ?? []).map((r) => r.name)].sort();
+    for (const name of STREAMS) {
+      const stream = streams.find((s) => s.name === name);
+      expect(stream?.config.num_replicas, name).toBe(3);
+      expect(NATS_NODES, name).toContain(stream?.cluster?.leader);
+      expect(everyNode(stream?.cluster), name).toEqual(NATS_NODES);
+    }
+    const casts = streams.find((s) => s.name === "CINDERBLOCK_CASTS");
+    for (const consumer of casts?.consumer_detail ?? []) {
+      expect(NATS_NODES, consumer.name).toContain(consumer.cluster?.leader);
+      expect(everyNode(consumer.cluster), consumer.name).toEqual(NATS_NODES);
+    }
+  });
+
+  it("streams the primary's WAL to the standby", async () => {
+    const psql = (service: string, sql: string) =>
+      script("compose.sh", "exec", "-T", service, "psql", "-h", "/var/run/postgresql", "-U", "postgres", "-Atc", sql);
+    const replication = await until("the standby to stream", async () => {
+      const rows = (await psql("postgres", "SELECT application_name, state FROM pg_stat_replication")).trim();
+      return rows === "standby|streaming" ? rows : undefined;
+    });
+    expect(replication).toBe("standby|streaming");
+    expect((await psql("postgres-standby", "SELECT pg_is_in_recovery()")).trim()).toBe("t");
+  });
+
+  it("makes a volume and a snapshot available through each api replica, and pages across them", async () => {
+    for (const [i, base] of apis.entries()) await volumeAndSnapshot(base, `through-api-${i + 1}`);
+    // The replicas share the page-token key: the first api's token gives the second page at the second.
+    type Page = { volumes?: Array<{ id: string }>; nextPageToken?: string };
+    const list = async (base: string, body: object) =>
+      JSON.parse(
+        await bufCurl(["-d", JSON.stringify(body), `${base}/cinderblock.v1.VolumesService/ListVolumes`]),
+      ) as Page;
+    const first = await list(apis[0] ?? "", { pageSize: 1 });
+    expect(first.nextPageToken).toBeTruthy();
+    const second = await list(apis[1] ?? "", { pageSize: 1, pageToken: first.nextPageToken });
+    expect(second.volumes?.length).toBe(1);
+    expect(second.volumes?.[0]?.id).not.toBe(first.volumes?.[0]?.id);
+  }, 240_000);
+
+  it("completes a snapshot after the NATS node that leads the casts stream is stopped", async () => {
+    const casts = (await jetStreamOf("nats")).find((s) => s.name === "CINDERBLOCK_CASTS");
+    const leader = casts?.cluster?.leader ?? "";
+    expect(NATS_NODES).toContain(leader);
+    // `podman stop`, as a node's crash or maintenance would: restart: unless-stopped leaves it down.
+    await execFileAsync(
+      "bash",
+      ["-c", 'source scripts/containers/env.sh && podman stop -t 5 "$(docker-compose ps -q "$1")"', "stop", leader],
+      { env, cwd: REPO_ROOT },
+    );
+    const survivor = NATS_NODES.find((n) => n !== leader) ?? "";
+    const moved = await until("another node to lead the casts stream", async () => {
+      const stream = (await jetStreamOf(survivor)).find((s) => s.name === "CINDERBLOCK_CASTS");
+      const next = stream?.cluster?.leader;
+      return next !== undefined && next !== leader ? next : undefined;
+    });
+    expect(NATS_NODES.filter((n) => n !== leader)).toContain(moved);
+    await volumeAndSnapshot(apis[0] ?? "", "after-a-nats-node-stopped");
+  }, 240_000);
 });

@@ -46,17 +46,24 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
 };
+/**
+ * Kinds of operators' CRDs, which kubernetes-models has no schema for: checked by the tests of the
+ * file that holds them (cloudnative-pg.yaml), so a kustomization that adds one still validates.
+ */
+const CUSTOM_KINDS = new Set(["postgresql.cnpg.io/v1/Cluster"]);
+
+/** Every object of a YAML file of deploy/kubernetes. */
+const objectsOf = (file: string): Manifest[] =>
+  parseAllDocuments(readFileSync(join(DIR, file), "utf8")).map((doc) => {
+    if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.join("; ")}`);
+    return doc.toJS() as Manifest;
+  });
 
 const kustomization = parseAllDocuments(readFileSync(join(DIR, "kustomization.yaml"), "utf8"))[0]?.toJS() as {
   resources: string[];
   images: Array<{ name: string }>;
 };
-const manifests: Manifest[] = kustomization.resources.flatMap((file) =>
-  parseAllDocuments(readFileSync(join(DIR, file), "utf8")).map((doc) => {
-    if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.join("; ")}`);
-    return doc.toJS() as Manifest;
-  }),
-);
+const manifests: Manifest[] = kustomization.resources.flatMap(objectsOf);
 const find = (kind: string, name: string) => {
   const found = manifests.find((m) => m.kind === kind && m.metadata.name === name);
   if (!found) throw new Error(`no ${kind} ${name}`);
@@ -115,6 +122,19 @@ function secretValue(name: string, key: string): string {
   const value = secret?.data?.[key];
   if (value === undefined) throw new Error(`make-secrets.sh makes no Secret ${name} with ${key}`);
   return Buffer.from(value, "base64").toString("utf8");
+}
+
+/** `openssl verify` of a generated Secret's tls.crt against make-secrets.sh's CA, for a name and use. */
+function verifyCertificate(secret: string, name: string, purpose: "sslserver" | "sslclient"): string {
+  const ca = join(scratch, "ca.crt");
+  writeFileSync(ca, secretValue("cinderblock-api-tls", "ca.crt"));
+  const cert = join(scratch, `${secret}.crt`);
+  writeFileSync(cert, secretValue(secret, "tls.crt"));
+  const flag = /^[\d.]+$/.test(name) ? "-verify_ip" : "-verify_hostname";
+  return execFileSync("openssl", ["verify", "-CAfile", ca, "-purpose", purpose, flag, name, cert], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
 }
 
 /** Where each file of a pod's Secret volumes comes from, by its path in the container. */
@@ -269,6 +289,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
   it("are valid Kubernetes objects", () => {
     expect(manifests.length).toBeGreaterThan(0);
     for (const manifest of manifests) {
+      if (CUSTOM_KINDS.has(`${manifest.apiVersion}/${manifest.kind}`)) continue;
       const Model = MODELS[`${manifest.apiVersion}/${manifest.kind}`];
       expect(Model, `a schema for ${manifest.apiVersion} ${manifest.kind}`).toBeDefined();
       if (Model) expect(() => new Model(manifest as never).validate(), manifest.metadata.name).not.toThrow();
@@ -477,7 +498,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
   });
 
   it("make-secrets.sh prints valid Secrets, the same again from its directory, with every key the pods mount", () => {
-    expect(secrets.length).toBe(8);
+    expect(secrets.length).toBe(12);
     for (const secret of secrets) {
       expect(secret.metadata.namespace).toBe("cinderblock");
       expect(() => new Secret(secret as never).validate(), secret.metadata.name).not.toThrow();
@@ -493,17 +514,7 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
   });
 
   it("make-secrets.sh's certificates: signed by its CA, for the names the services are reached by", () => {
-    const ca = join(scratch, "ca.crt");
-    writeFileSync(ca, secretValue("cinderblock-api-tls", "ca.crt"));
-    const check = (secret: string, name: string, purpose: "sslserver" | "sslclient") => {
-      const cert = join(scratch, `${secret}.crt`);
-      writeFileSync(cert, secretValue(secret, "tls.crt"));
-      const flag = /^[\d.]+$/.test(name) ? "-verify_ip" : "-verify_hostname";
-      return execFileSync("openssl", ["verify", "-CAfile", ca, "-purpose", purpose, flag, name, cert], {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-    };
+    const check = verifyCertificate;
     expect(check("cinderblock-api-tls", "cinderblock-api.cinderblock.svc.cluster.local", "sslserver")).toMatch(/OK/);
     expect(check("cinderblock-api-host-client", "cinderblock-api", "sslclient")).toMatch(/OK/);
     // The name each volume host advertises (a wildcard covers every pod of the StatefulSet).
@@ -584,5 +595,102 @@ describe("Kubernetes manifests (deploy/kubernetes)", () => {
     const [api, scheduler] = services as [Labels, Labels];
     expect(egressAllowed(api, "outside", 443)).toBe(true); // Keystone
     expect(egressAllowed(scheduler, "outside", 443)).toBe(false);
+  });
+  it("list every node of a 3-node JetStream cluster, and keep 3 replicas of each stream and consumer", () => {
+    const nodes = [0, 1, 2].map((i) => `nats-${i}.nats-headless.cinderblock.svc.cluster.local`);
+    for (const { container, pod, service, manifest } of workloads) {
+      const env = environmentOf(container, pod, `${manifest.metadata.name}-0`);
+      const config = LOADERS[service]?.(env) as unknown as Record<string, unknown>;
+      const servers = String(config.NATS_URL).split(",");
+      expect(
+        servers.map((server) => new URL(server.trim()).hostname),
+        service,
+      ).toEqual(nodes);
+      expect(config.CINDERBLOCK_NATS_REPLICAS, service).toBe(3);
+    }
+    // The clients verify each node by its name; the nodes present it to each other on their routes.
+    for (const node of nodes) {
+      expect(verifyCertificate("cinderblock-nats", node, "sslserver")).toMatch(/OK/);
+      expect(verifyCertificate("cinderblock-nats", node, "sslclient")).toMatch(/OK/);
+    }
+  });
+
+  it("run two or more pods of each service, with a budget that keeps them serving through a drain", () => {
+    type Budget = { spec: { minAvailable?: number; maxUnavailable?: number; selector: Selector } };
+    const budgets = manifests.filter((m) => m.kind === "PodDisruptionBudget") as unknown as Budget[];
+    for (const { manifest, spec, service } of workloads) {
+      expect((manifest.spec as { replicas: number }).replicas, service).toBeGreaterThanOrEqual(2);
+      const budget = budgets.find((b) => selects(b.spec.selector, spec.template.metadata.labels));
+      // Replicas of the api and the scheduler are interchangeable: one must stay. Each volume host is
+      // its own backend: one at a time may go.
+      expect(budget?.spec, `a PodDisruptionBudget for ${service}`).toEqual(
+        expect.objectContaining(service === "volume" ? { maxUnavailable: 1 } : { minAvailable: 1 }),
+      );
+    }
+  });
+
+  it("cloudnative-pg.yaml, applied on its own: a primary and a synchronous standby behind the Service the URLs name", () => {
+    expect(kustomization.resources).not.toContain("cloudnative-pg.yaml");
+    const [cluster, ...others] = objectsOf("cloudnative-pg.yaml");
+    expect(others).toEqual([]);
+    if (!cluster) throw new Error("cloudnative-pg.yaml is empty");
+    expect(CUSTOM_KINDS).toContain(`${cluster.apiVersion}/${cluster.kind}`);
+    expect(cluster.metadata.namespace).toBe("cinderblock");
+    const spec = cluster.spec as {
+      instances: number;
+      postgresql: { synchronous: { method: string; number: number; dataDurability: string } };
+      bootstrap: {
+        initdb: {
+          database: string;
+          owner: string;
+          secret: { name: string };
+          postInitApplicationSQLRefs: { secretRefs: Array<{ name: string; key: string }> };
+        };
+      };
+      certificates: { serverTLSSecret: string; serverCASecret: string };
+      inheritedMetadata: { labels: Labels };
+    };
+    expect(spec.instances).toBeGreaterThanOrEqual(2);
+    expect(spec.postgresql.synchronous).toMatchObject({ method: "any", number: 1 });
+    expect(["required", "preferred"]).toContain(spec.postgresql.synchronous.dataDurability);
+    // Both URLs name the cluster's read-write Service, which the operator keeps on the primary.
+    const url = (key: string) => new URL(secretValue("cinderblock-database", key));
+    const [service, migration] = [url("database-url"), url("database-migration-url")];
+    const readWrite = `${cluster.metadata.name}-rw.cinderblock.svc.cluster.local`;
+    expect([service.hostname, migration.hostname]).toEqual([readWrite, readWrite]);
+    // It makes the database and its owner, the migrations' role, with that URL's password...
+    const { initdb } = spec.bootstrap;
+    expect(initdb.database).toBe(migration.pathname.slice(1));
+    expect(initdb.owner).toBe(migration.username);
+    expect(secretValue(initdb.secret.name, "username")).toBe(migration.username);
+    expect(secretValue(initdb.secret.name, "password")).toBe(migration.password);
+    // ...then the services' DML-only role, with theirs.
+    const sql = initdb.postInitApplicationSQLRefs.secretRefs.map((ref) => secretValue(ref.name, ref.key)).join("\n");
+    expect(sql).toContain(`CREATE ROLE ${service.username} LOGIN PASSWORD '${service.password}'`);
+    expect(sql).toMatch(/GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO cinderblock/);
+    // Its server certificate is for the name the services dial, from the CA they verify it with.
+    expect(verifyCertificate(spec.certificates.serverTLSSecret, readWrite, "sslserver")).toMatch(/OK/);
+    expect(secretValue(spec.certificates.serverCASecret, "ca.crt")).toBe(secretValue("cinderblock-database", "ca.crt"));
+    // Its pods fall under the `postgres` NetworkPolicy.
+    const postgresPolicy = policies.find((p) => p.metadata?.name === "postgres");
+    expect(selects(postgresPolicy?.spec?.podSelector as Selector, spec.inheritedMetadata.labels)).toBe(true);
+  });
+
+  it("let NATS nodes route to each other and PostgreSQL instances replicate, and nobody else on those ports", () => {
+    const postgres = { "app.kubernetes.io/name": "postgres" };
+    const nats = { "app.kubernetes.io/name": "nats" };
+    expect(reachable(nats, nats, 6222)).toBe(true);
+    expect(reachable(postgres, postgres, 5432)).toBe(true);
+    for (const pod of ["cinderblock-api", "cinderblock-scheduler", "cinderblock-volume"].map(podOf)) {
+      expect(reachable(pod, nats, 6222)).toBe(false);
+      expect(reachable(pod, postgres, 8000)).toBe(false);
+    }
+    // CloudNativePG: its operator reaches each instance's status port, each instance the Kubernetes API.
+    const operator: Peer = { namespace: { "kubernetes.io/metadata.name": "cnpg-system" }, pod: { app: "cnpg" } };
+    expect(ingressAllowed(operator, postgres, 8000)).toBe(true);
+    expect(ingressAllowed(operator, postgres, 5432)).toBe(false);
+    expect(egressAllowed(postgres, "outside", 443)).toBe(true);
+    expect(egressAllowed(nats, "outside", 443)).toBe(false);
+    expect(egressAllowed(nats, inNamespace(postgres), 5432)).toBe(false);
   });
 });
