@@ -90,7 +90,8 @@ async function main(): Promise<void> {
       ...natsConnectionSettings(config),
       prefix: config.CINDERBLOCK_NATS_PREFIX,
       name: config.CINDERBLOCK_CLUSTER ? `cinderblock-volume-${serving}-${member}` : `cinderblock-volume-${member}`,
-      role: `volume-${serving}`,
+      // Replies come to the member's own inbox: each member is its own NATS user (deploy/nats).
+      role: `volume-${member}`,
     }),
   );
   lifecycle.onClose("NATS", () => bus.close());
