@@ -1,11 +1,5 @@
 /** The `target_session_attrs` values postgres.js accepts (a subset of libpq's). */
-export const TARGET_SESSION_ATTRS: readonly string[] = [
-  "read-write",
-  "read-only",
-  "primary",
-  "standby",
-  "prefer-standby",
-];
+const TARGET_SESSION_ATTRS: readonly string[] = ["read-write", "read-only", "primary", "standby", "prefer-standby"];
 
 /** One server of a PostgreSQL URL's host list. */
 export interface PostgresHost {
