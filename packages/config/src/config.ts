@@ -6,7 +6,7 @@ import { inputFields } from "./input-settings.js";
 import { migrationFields } from "./migration-settings.js";
 import { checkNatsSettings, natsFields } from "./nats-settings.js";
 import { observabilityFields } from "./observability.js";
-import { postgresFields, postgresProblems } from "./postgres-settings.js";
+import { postgresFields, postgresProblems, postgresUrl } from "./postgres-settings.js";
 import { restFields } from "./rest-settings.js";
 import { schedulerRetryFields } from "./scheduler-retry-settings.js";
 import { schedulerWeigherFields } from "./scheduler-settings.js";
@@ -37,7 +37,7 @@ const subjectToken = z
 const quotaLimit = z.coerce.number().int().min(-1, "expected -1 (unlimited) or more");
 
 const common = {
-  DATABASE_URL: z.url().default("postgres://postgres@127.0.0.1:5432/cinderblock"),
+  DATABASE_URL: postgresUrl.default("postgres://postgres@127.0.0.1:5432/cinderblock"),
   ...postgresFields,
   ...statementTimeoutFields,
   CINDERBLOCK_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),

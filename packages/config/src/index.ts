@@ -8,5 +8,7 @@ export { volumePeerTls } from "./migration-settings.js";
 export type { NatsConnectionSettings, NatsCredentials } from "./nats-settings.js";
 export { natsConnectionSettings } from "./nats-settings.js";
 export type { ObservabilityConfig } from "./observability.js";
+export type { PostgresHost, PostgresUrl } from "./postgres-url.js";
+export { formatPostgresUrl, parsePostgresUrl } from "./postgres-url.js";
 export type { TlsFiles } from "./tls-settings.js";
 export { apiServerTls, hostClientTls, volumeServerTls } from "./tls-settings.js";

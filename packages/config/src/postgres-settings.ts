@@ -1,8 +1,18 @@
 import { accessSync, constants } from "node:fs";
 import { z } from "zod";
+import { parsePostgresUrl, postgresUrlProblem } from "./postgres-url.js";
 
 /** The sslmode values of libpq (and postgres.js) a DATABASE_URL may carry. */
 const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+/**
+ * A PostgreSQL URL setting: libpq's form, with one host or a comma-separated list of them (tried in
+ * order; `target_session_attrs=read-write` picks the primary among them).
+ */
+export const postgresUrl = z.string().superRefine((text, ctx) => {
+  const problem = postgresUrlProblem(text);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
 
 /**
  * PostgreSQL settings beside DATABASE_URL (the running services' role, which needs only SELECT,
@@ -13,7 +23,7 @@ export const postgresFields = {
    * The role that runs the migrations (DDL) at start-up and then grants DATABASE_URL's role what it
    * needs; unset, DATABASE_URL's role migrates too (one role, as `npm start` runs).
    */
-  DATABASE_MIGRATION_URL: z.url().optional(),
+  DATABASE_MIGRATION_URL: postgresUrl.optional(),
   /**
    * PEM file of the CA(s) that signed PostgreSQL's certificate. With `sslmode=verify-full` (or
    * `verify-ca`) in the URLs; alone it means verify-full.
@@ -49,7 +59,7 @@ export function postgresProblems(values: {
   for (const key of ["DATABASE_URL", "DATABASE_MIGRATION_URL"] as const) {
     const url = values[key];
     if (url === undefined) continue;
-    const mode = new URL(url).searchParams.get("sslmode");
+    const mode = parsePostgresUrl(url).url.searchParams.get("sslmode");
     if (mode === null) continue;
     if (!SSL_MODES.includes(mode)) {
       problems.push({ key, message: `unknown sslmode=${mode} (expected one of ${SSL_MODES.join(", ")})` });

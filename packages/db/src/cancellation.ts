@@ -52,3 +52,9 @@ export function dropIfCancelledWhileQueued(query: CancellableQuery): void {
   if (scope.signal.aborted) drop();
   else scope.signal.addEventListener("abort", drop, { once: true });
 }
+
+/** True while a call runs (see {@link cancellingQueuedStatements}) whose signal has aborted. */
+export function currentCallCancelled(): boolean {
+  const scope = currentCall.getStore();
+  return scope?.open === true && scope.signal.aborted;
+}

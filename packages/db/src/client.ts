@@ -1,9 +1,11 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { dropIfCancelledWhileQueued } from "./cancellation.js";
+import { currentCallCancelled, dropIfCancelledWhileQueued } from "./cancellation.js";
 import { type ConnectionSecurity, postgresConnection } from "./connection.js";
 import * as schema from "./schema.js";
+import { isDatabaseUnavailable } from "./unavailable.js";
 
 /** The drizzle database handle every repository function takes. */
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -107,17 +109,76 @@ function isTransient(error: unknown): boolean {
 }
 
 /**
- * Runs `work` in a transaction, running it again (up to `attempts` times in all) when PostgreSQL
- * aborts it as a deadlock victim or a serialization failure: such an abort rolled everything back,
- * so a rerun is safe, and the caller sees a result instead of an internal error.
+ * How long {@link transaction} keeps running a transaction again whose connection broke before its
+ * COMMIT was sent: long enough to ride out a primary's failover (a standby promoted within a few
+ * seconds), short enough that the caller's deadline usually has not passed.
  */
-export function transaction<T>(db: Db, work: (tx: Tx) => Promise<T>, attempts = 3): Promise<T> {
-  return rerunIfTransient(() => db.transaction(work), attempts);
+const RECONNECT_BUDGET_MS = 10_000;
+
+/** Pauses between such re-runs: 100 ms doubling to 1 s, each with up to half again of jitter. */
+function reconnectPause(rerun: number): number {
+  const base = Math.min(1000, 100 * 2 ** (rerun - 1));
+  return base + Math.random() * base * 0.5;
+}
+
+/** Why a transaction may not run again although it broke: our own pool is closing. */
+function poolEnded(error: unknown): boolean {
+  for (let e: unknown = error; e && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
+    if ((e as { code?: unknown }).code === "CONNECTION_ENDED") return true;
+  }
+  return false;
+}
+
+/**
+ * Runs `work` in a transaction, and runs it again when that is safe:
+ * - PostgreSQL aborted it as a deadlock victim or a serialization failure (up to `attempts` runs
+ *   in all): everything was rolled back;
+ * - its connection broke, or the server went away or turned out read-only (a failover: see
+ *   {@link isDatabaseUnavailable}), before COMMIT was sent, i.e. in BEGIN or in one of `work`'s
+ *   statements: PostgreSQL rolls back a transaction whose session ends uncommitted, so nothing of
+ *   it was written. It runs again after a short pause, on a connection made anew (to whichever
+ *   host is now the primary), for up to {@link RECONNECT_BUDGET_MS}; then, or when the call it
+ *   serves was cancelled, the last error is thrown.
+ * `work` must be safe to run more than once (it may be, as above): nothing it does outside the
+ * transaction may count twice.
+ *
+ * NOTE: a failure at COMMIT itself is never run again: the server may have committed before the
+ * connection broke, and a second run would do it all twice. That error (unavailable) reaches the
+ * caller, who learns the outcome by reading, or by sending the request again with its
+ * client_request_id.
+ */
+export async function transaction<T>(db: Db, work: (tx: Tx) => Promise<T>, attempts = 3): Promise<T> {
+  const started = performance.now();
+  for (let rerun = 1; ; rerun++) {
+    let committing = false;
+    try {
+      return await rerunIfTransient(
+        () =>
+          db.transaction(async (tx) => {
+            committing = false;
+            const result = await work(tx);
+            // postgres.js sends COMMIT as soon as this resolves.
+            committing = true;
+            return result;
+          }),
+        attempts,
+      );
+    } catch (error) {
+      const cutBeforeCommit = !committing && isDatabaseUnavailable(error) && !poolEnded(error);
+      const pause = reconnectPause(rerun);
+      if (!cutBeforeCommit || currentCallCancelled() || performance.now() - started + pause > RECONNECT_BUDGET_MS) {
+        throw error;
+      }
+      await sleep(pause);
+    }
+  }
 }
 
 /**
  * Runs `work` (one transaction, or one statement that is its own) again, up to `attempts` times in
  * all, when PostgreSQL aborted it as a deadlock victim or a serialization failure.
+ * NOTE: not when the connection broke: a lone statement's outcome is then unknown (it may have
+ * committed), so that is the caller's to decide.
  */
 export async function rerunIfTransient<T>(work: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -23,7 +23,7 @@ describe("postgresConnection", () => {
     const { url, ssl } = postgresConnection(
       `postgres://u:p@db/x?sslmode=verify-full&sslrootcert=${ca}&application_name=a`,
     );
-    expect(url).toBe("postgres://u:p@db/x?application_name=a");
+    expect(url).toBe("postgres://u:p@db:5432/x?application_name=a");
     expect(ssl).toMatchObject({ ca: "CA PEM", rejectUnauthorized: true, servername: "db" });
   });
 
@@ -54,5 +54,33 @@ describe("postgresConnection", () => {
     expect((byName as ConnectionOptions).checkServerIdentity?.("localhost", cert)).toBeUndefined();
     const chain = postgresConnection("postgres://u@127.0.0.1/x?sslmode=verify-ca", { sslCaFile: ca }).ssl;
     expect((chain as ConnectionOptions).checkServerIdentity?.("localhost", cert)).toBeUndefined();
+  });
+
+  it("hands postgres.js a host list intact, each host with its port", () => {
+    const { url, ssl } = postgresConnection(
+      "postgres://u:p@pg-a:5433,pg-b,10.0.0.3:5434/x?sslmode=disable&target_session_attrs=read-write",
+    );
+    expect(url).toBe("postgres://u:p@pg-a:5433,pg-b:5432,10.0.0.3:5434/x?target_session_attrs=read-write");
+    expect(ssl).toBe(false);
+  });
+
+  it("checks a multi-host verify-full certificate against the host connected, else any listed host", () => {
+    const { ssl } = postgresConnection("postgres://u@pg-a,10.0.0.3/x?sslmode=verify-full", { sslCaFile: ca });
+    const options = ssl as ConnectionOptions;
+    // postgres.js sets the SNI name of each host itself.
+    expect(options).not.toHaveProperty("servername");
+    const check = options.checkServerIdentity as (this: unknown, name: string, cert: PeerCertificate) => unknown;
+    const forA = { subject: { CN: "pg-a" }, subjectaltname: "DNS:pg-a" } as PeerCertificate;
+    const forIp = { subject: { CN: "x" }, subjectaltname: "IP Address:10.0.0.3" } as PeerCertificate;
+    const stranger = { subject: { CN: "evil" }, subjectaltname: "DNS:evil" } as PeerCertificate;
+    // Connected to pg-a by name: its certificate must name pg-a.
+    expect(check.call({ servername: "pg-a" }, "pg-a", forA)).toBeUndefined();
+    expect(check.call({ servername: "pg-a" }, "pg-a", forIp)).toBeInstanceOf(Error);
+    // Connected to the address (no SNI name; Node says "localhost"): checked against the address.
+    expect(check.call({ socket: { remoteAddress: "10.0.0.3" } }, "localhost", forIp)).toBeUndefined();
+    expect(check.call({ socket: { remoteAddress: "10.0.0.3" } }, "localhost", forA)).toBeInstanceOf(Error);
+    // The host cannot be told: any listed host's certificate passes, no other.
+    expect(check.call(undefined, "localhost", forA)).toBeUndefined();
+    expect(check.call(undefined, "localhost", stranger)).toBeInstanceOf(Error);
   });
 });

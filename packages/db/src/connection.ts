@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
-import { type ConnectionOptions, checkServerIdentity } from "node:tls";
+import { isIP, type Socket } from "node:net";
+import { type ConnectionOptions, checkServerIdentity, type PeerCertificate } from "node:tls";
+import { formatPostgresUrl, parsePostgresUrl } from "@cinderblock/config";
 
 /** How a connection to PostgreSQL is secured, beside its URL. */
 export interface ConnectionSecurity {
@@ -18,8 +19,9 @@ interface PostgresConnection {
 }
 
 /**
- * Turns a libpq-style URL (`sslmode=disable|allow|prefer|require|verify-ca|verify-full`, optional
- * `sslrootcert=<path>`) and a CA file into postgres.js options.
+ * Turns a libpq-style URL (one host or a comma-separated list; `sslmode=disable|allow|prefer|
+ * require|verify-ca|verify-full`, optional `sslrootcert=<path>`) and a CA file into postgres.js
+ * options. The host list reaches postgres.js intact, each host with its port written out.
  *
  * NOTE: postgres.js understands `sslmode` itself, but verify-ca and verify-full alike become Node's
  * defaults there (the system CAs, host name checked), and any other `ssl*` parameter would be sent
@@ -29,13 +31,15 @@ interface PostgresConnection {
  * verify-ca checks the chain only; `require` with a CA file is verify-ca, as in libpq.
  */
 export function postgresConnection(url: string, security: ConnectionSecurity = {}): PostgresConnection {
-  const parsed = new URL(url);
-  const mode = parsed.searchParams.get("sslmode");
-  const rootCert = parsed.searchParams.get("sslrootcert");
-  for (const param of ["sslmode", "sslrootcert"]) parsed.searchParams.delete(param);
+  const parsed = parsePostgresUrl(url);
+  const params = parsed.url.searchParams;
+  const mode = params.get("sslmode");
+  const rootCert = params.get("sslrootcert");
+  for (const param of ["sslmode", "sslrootcert"]) params.delete(param);
   const caFile = security.sslCaFile ?? (rootCert && rootCert !== "system" ? rootCert : undefined);
   const effective = mode ?? (caFile || rootCert === "system" ? "verify-full" : "disable");
-  const clean = parsed.toString();
+  const clean = formatPostgresUrl(parsed);
+  const hosts = parsed.hosts.map((h) => h.host);
   switch (effective) {
     case "disable":
       return { url: clean, ssl: false };
@@ -48,33 +52,68 @@ export function postgresConnection(url: string, security: ConnectionSecurity = {
     case "verify-ca":
       return { url: clean, ssl: verifying(caFile, undefined) };
     case "verify-full":
-      return { url: clean, ssl: verifying(caFile, hostOf(parsed)) };
+      return { url: clean, ssl: verifying(caFile, hosts.length > 0 ? hosts : ["localhost"]) };
     default:
       throw new Error(`unknown sslmode=${effective} in the PostgreSQL URL`);
   }
 }
 
-/** The URL's host without IPv6 brackets. */
-function hostOf(url: URL): string {
-  return url.hostname.replace(/^\[(.*)\]$/, "$1");
-}
-
 /**
  * TLS options that verify the chain against `caFile` (the system CAs when undefined) and, when
- * `host` is given, the certificate's names against it; without a host no name is checked.
+ * `hosts` are given, the certificate's names against the host connected to; without hosts no name
+ * is checked.
  * NOTE: the name check is explicit. postgres.js hands Node a socket it connected itself and no
  * `servername` for an IP address, so Node would check the certificate against "localhost" instead
  * of the address: a certificate for localhost passed verify-full against 127.0.0.1.
  */
-function verifying(caFile: string | undefined, host: string | undefined): ConnectionOptions {
+function verifying(caFile: string | undefined, hosts: readonly string[] | undefined): ConnectionOptions {
   const options: ConnectionOptions = { rejectUnauthorized: true };
   if (caFile) options.ca = readFileSync(caFile, "utf8");
-  if (host === undefined) {
+  const [only] = hosts ?? [];
+  if (hosts === undefined || only === undefined) {
     options.checkServerIdentity = () => undefined;
-  } else {
-    options.checkServerIdentity = (_name, cert) => checkServerIdentity(host, cert);
+  } else if (hosts.length === 1) {
+    options.checkServerIdentity = (_name, cert) => checkServerIdentity(only, cert);
     // SNI carries names only.
-    if (isIP(host) === 0) options.servername = host;
+    if (isIP(only) === 0) options.servername = only;
+  } else {
+    // postgres.js sends each listed name as the SNI name itself (none for an address).
+    options.checkServerIdentity = function (this: ConnectedTls | undefined, _name, cert) {
+      return checkAnyOf(hosts, connectedHost(this, hosts), cert);
+    };
   }
   return options;
+}
+
+/** What Node calls `checkServerIdentity` on: the options of the TLS connection being made. */
+interface ConnectedTls {
+  servername?: string;
+  socket?: Socket;
+}
+
+/**
+ * Which of `hosts` the TLS connection went to, when it can be told: the SNI name postgres.js set
+ * (a host name), else the address the socket reached (an IP address of the list).
+ * NOTE: Node calls `checkServerIdentity` as a method of the connection's options, which hold the
+ * socket postgres.js connected; that is not in Node's documentation, so when the host cannot be
+ * told that way, a certificate naming any of the listed hosts is accepted (every one of them is a
+ * server the URL trusts).
+ */
+function connectedHost(options: ConnectedTls | undefined, hosts: readonly string[]): string | undefined {
+  const name = options?.servername;
+  if (name && hosts.includes(name)) return name;
+  const address = options?.socket?.remoteAddress?.replace(/^::ffff:/, "");
+  return address && hosts.includes(address) ? address : undefined;
+}
+
+/** The certificate checked against `host` when known, else against each of `hosts` until one fits. */
+function checkAnyOf(hosts: readonly string[], host: string | undefined, cert: PeerCertificate): Error | undefined {
+  if (host !== undefined) return checkServerIdentity(host, cert);
+  let first: Error | undefined;
+  for (const candidate of hosts) {
+    const error = checkServerIdentity(candidate, cert);
+    if (!error) return undefined;
+    first ??= error;
+  }
+  return first;
 }

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { parsePostgresUrl } from "@cinderblock/config";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
@@ -45,7 +46,7 @@ export async function runMigrations(url: string, options: MigrationOptions = {})
 
 /** The user a URL connects as, or undefined when it names none (postgres.js then picks one). */
 function roleOf(url: string): string | undefined {
-  const user = new URL(url).username;
+  const user = parsePostgresUrl(url).url.username;
   return user === "" ? undefined : decodeURIComponent(user);
 }
 

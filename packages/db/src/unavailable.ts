@@ -20,10 +20,12 @@ const DRIVER_CODES = new Set(["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTI
 
 /**
  * SQLSTATEs of a server that is going away or turning connections down: admin_shutdown,
- * crash_shutdown, cannot_connect_now (starting up or in recovery), too_many_connections.
+ * crash_shutdown, cannot_connect_now (starting up or in recovery), too_many_connections; and
+ * read_only_sql_transaction, a write on a server that is (now) a standby: a demoted primary, or a
+ * host that answered before the failover made another one the primary.
  * All of class 08 (connection exception) counts too.
  */
-const SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+const SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", "25006"]);
 
 function unavailableCode(code: unknown): boolean {
   if (typeof code !== "string") return false;

@@ -1,4 +1,5 @@
 import { styleText } from "node:util";
+import { formatPostgresUrl, parsePostgresUrl } from "@cinderblock/config";
 
 /** What the banner describes. */
 export interface BannerInfo {
@@ -14,14 +15,15 @@ export interface BannerInfo {
   restAddress?: string | undefined;
 }
 
-/** Hides the password of a URL so the banner can be pasted into a bug report. */
+/** Hides the password of a URL (of one host or several) so the banner can be pasted into a bug report. */
 function redactUrl(url: string): string {
   try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
+    const parsed = parsePostgresUrl(url);
+    if (parsed.url.password) parsed.url.password = "***";
+    return formatPostgresUrl(parsed);
   } catch {
-    return url;
+    // NOTE: not a URL we can take apart: print nothing of it rather than a password.
+    return "(DATABASE_URL, not shown)";
   }
 }
 

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { formatPostgresUrl, type PostgresUrl, parsePostgresUrl } from "@cinderblock/config";
 import postgres from "postgres";
 import { LaunchError } from "./errors.js";
 import { acquireLockFile } from "./lock-file.js";
@@ -30,14 +31,13 @@ export interface EnsurePostgresOptions {
   log?: (message: string) => void;
 }
 
-/** Extracts the TCP endpoint from a postgres URL, applying libpq's defaults. */
-function endpointOf(url: URL): { host: string; port: number } {
-  const host = decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, "$1") || "127.0.0.1";
-  return { host, port: url.port ? Number(url.port) : 5432 };
+/** The TCP endpoints of a postgres URL (several for a multi-host URL), applying libpq's defaults. */
+function endpointsOf(url: PostgresUrl): { host: string; port: number }[] {
+  return url.hosts.length > 0 ? url.hosts : [{ host: "127.0.0.1", port: 5432 }];
 }
 
 /** The URL's database name; postgres.js, like libpq, defaults it to the user name. */
-function databaseOf(url: URL): string {
+function databaseOf({ url }: PostgresUrl): string {
   const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
   return name || decodeURIComponent(url.username) || "postgres";
 }
@@ -53,10 +53,10 @@ async function probe(url: string, timeoutSeconds: number): Promise<void> {
 }
 
 /** Creates `database` on the server of `url`, through its maintenance database `postgres`. */
-async function createDatabase(url: URL, database: string, timeoutSeconds: number): Promise<void> {
-  const admin = new URL(url);
-  admin.pathname = "/postgres";
-  const sql = postgres(admin.toString(), { max: 1, connect_timeout: timeoutSeconds, onnotice: () => {} });
+async function createDatabase(url: string, database: string, timeoutSeconds: number): Promise<void> {
+  const admin = parsePostgresUrl(url);
+  admin.url.pathname = "/postgres";
+  const sql = postgres(formatPostgresUrl(admin), { max: 1, connect_timeout: timeoutSeconds, onnotice: () => {} });
   try {
     // CREATE DATABASE takes no bind parameters; sql(name) quotes the identifier instead.
     await sql`create database ${sql(database)}`;
@@ -81,14 +81,25 @@ async function createDatabase(url: URL, database: string, timeoutSeconds: number
 export async function ensurePostgres(options: EnsurePostgresOptions): Promise<PostgresHandle> {
   const log = options.log ?? ((message: string) => console.log(message));
   const urlString = options.url ?? DEFAULT_DATABASE_URL;
-  const url = new URL(urlString);
+  const url = parsePostgresUrl(urlString);
   const timeoutMs = options.connectTimeoutMs ?? 2000;
   const timeoutSeconds = Math.max(1, Math.ceil(timeoutMs / 1000));
-  const endpoint = endpointOf(url);
+  const endpoints = endpointsOf(url);
+  const [first] = endpoints;
+  let endpoint = first as { host: string; port: number };
 
   // A plain TCP probe first: it tells "no server" apart from "server said no" without relying on
-  // how a driver words its errors, and it bounds the wait on a firewalled host.
-  if (await canConnect(endpoint, timeoutMs)) {
+  // how a driver words its errors, and it bounds the wait on a firewalled host. Of several hosts,
+  // the first that accepts a connection stands for them all.
+  let reachable = false;
+  for (const candidate of endpoints) {
+    if (await canConnect(candidate, timeoutMs)) {
+      endpoint = candidate;
+      reachable = true;
+      break;
+    }
+  }
+  if (reachable) {
     try {
       try {
         await probe(urlString, timeoutSeconds);
@@ -96,7 +107,7 @@ export async function ensurePostgres(options: EnsurePostgresOptions): Promise<Po
         if ((err as { code?: string }).code !== "3D000") throw err;
         const database = databaseOf(url);
         log(`PostgreSQL at ${endpoint.host}:${endpoint.port} has no database "${database}": creating it`);
-        await createDatabase(url, database, timeoutSeconds);
+        await createDatabase(urlString, database, timeoutSeconds);
         await probe(urlString, timeoutSeconds);
       }
     } catch (err) {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { formatPostgresUrl, parsePostgresUrl } from "@cinderblock/config";
 import { startPgliteServer } from "@cinderblock/devstack/pglite-server";
 import postgres from "postgres";
 
@@ -40,11 +41,13 @@ export async function createTestDatabase(
   } finally {
     await admin.end();
   }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  await migrate(url.toString());
+  // A URL of several hosts (a primary and its standby) keeps them all.
+  const parsed = parsePostgresUrl(serverUrl);
+  parsed.url.pathname = `/${name}`;
+  const url = formatPostgresUrl(parsed);
+  await migrate(url);
   return {
-    url: url.toString(),
+    url,
     name,
     async drop() {
       const sql = postgres(serverUrl, { max: 1, onnotice: () => {} });

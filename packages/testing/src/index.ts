@@ -36,6 +36,8 @@ export { makePostgresPki } from "./pg-pki.js";
 export type { TestPki } from "./pki.js";
 export { makeTestPki } from "./pki.js";
 export { freePort } from "./ports.js";
+export type { PostgresPair } from "./postgres-standby.js";
+export { startPostgresPair } from "./postgres-standby.js";
 export type { PrivateNats, PrivateNatsOptions, PrivatePostgres, PrivatePostgresOptions } from "./private-servers.js";
 export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
 export type { TcpProxy } from "./proxy.js";

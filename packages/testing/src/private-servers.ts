@@ -46,6 +46,10 @@ export interface PrivatePostgres {
   pid(): Promise<number | undefined>;
   /** Stops it at once (`pg_ctl stop -m immediate`, a crash as far as clients can tell) and starts it again. */
   restart(): Promise<void>;
+  /** Stops it at once (`pg_ctl stop -m immediate`) and leaves it stopped, its directory kept. */
+  kill(): Promise<void>;
+  /** Makes a standby ({@link PrivatePostgresOptions.standbyOf}) a primary: `pg_ctl promote`, waiting until done. */
+  promote(): Promise<void>;
   /** Stops it and removes its directory. */
   stop(): Promise<void>;
 }
@@ -81,6 +85,11 @@ export interface PrivatePostgresOptions {
   durable?: boolean;
   /** More server settings (`-c name=value`; values without spaces), e.g. shared_preload_libraries. */
   settings?: Record<string, string>;
+  /**
+   * Start as a streaming standby of this server (which must run as the same OS user): its data is
+   * `pg_basebackup -R` of it instead of a fresh initdb, so it follows it until {@link PrivatePostgres.promote}.
+   */
+  standbyOf?: PrivatePostgres;
 }
 
 /**
@@ -108,7 +117,13 @@ export async function startPrivatePostgres(
   const pg = (tool: string, args: string[]) =>
     asRoot ? run("runuser", ["-u", "postgres", "--", join(binDir, tool), ...args]) : run(join(binDir, tool), args);
   const port = await freePort();
-  await pg("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8", "--locale=C"]);
+  if (options.standbyOf) {
+    // -R writes standby.signal and primary_conninfo; the default pg_hba lets 127.0.0.1 replicate (trust).
+    const from = ["-h", "127.0.0.1", "-p", String(options.standbyOf.port), "-U", "postgres"];
+    await pg("pg_basebackup", ["-D", data, ...from, "-R", "-X", "stream", "-c", "fast", "-N"]);
+  } else {
+    await pg("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8", "--locale=C"]);
+  }
   const settings = [
     `-p ${port}`,
     "-c listen_addresses=127.0.0.1",
@@ -160,6 +175,12 @@ export async function startPrivatePostgres(
     async restart() {
       await stopNow();
       await start();
+    },
+    async kill() {
+      await stopNow();
+    },
+    async promote() {
+      await pg("pg_ctl", ["-D", data, "-w", "-t", "60", "promote"]);
     },
     async stop() {
       await stopNow().catch(() => undefined);
