@@ -46,6 +46,7 @@ const passwords = {
   scheduler: password(),
   vol1: password(),
   vol2: password(),
+  vol3: password(),
   compute: password(),
   operator: password(),
 };
@@ -59,6 +60,7 @@ const INBOX: Partial<Record<keyof typeof passwords, string>> = {
   scheduler: "_INBOX_cinderblock.scheduler",
   vol1: "_INBOX_cinderblock.volume-vol1",
   vol2: "_INBOX_cinderblock.volume-vol2",
+  vol3: "_INBOX_cinderblock.volume-vol3",
 };
 
 async function login(user: keyof typeof passwords): Promise<NatsConnection> {
@@ -115,6 +117,7 @@ beforeAll(async () => {
       CINDERBLOCK_NATS_SCHEDULER_PASSWORD: passwords.scheduler,
       CINDERBLOCK_NATS_VOLUME_PASSWORD: passwords.vol1,
       CINDERBLOCK_NATS_VOLUME2_PASSWORD: passwords.vol2,
+      CINDERBLOCK_NATS_VOLUME3_PASSWORD: passwords.vol3,
       CINDERBLOCK_NATS_COMPUTE_PASSWORD: passwords.compute,
       CINDERBLOCK_NATS_OPERATOR_PASSWORD: passwords.operator,
     },
@@ -240,6 +243,16 @@ describe.skipIf(skip)("deploy/nats/nats-server.conf", () => {
     );
     const second = { durable_name: "volume-vol2", filter_subject: "cinderblock.v1.volume.vol2.>" };
     expect((await vol2.consumers.add("CINDERBLOCK_CASTS", second)).config.filter_subject).toBe(second.filter_subject);
+    // The members of the active-active cluster `cluster1` (vol1 and vol3) share its consumer; others may not.
+    const shared = { durable_name: "volume-cluster1", filter_subject: "cinderblock.v1.volume.cluster1.>" };
+    expect((await vol1.consumers.add("CINDERBLOCK_CASTS", shared)).config.filter_subject).toBe(shared.filter_subject);
+    const vol3 = await jetstreamManager(await login("vol3"));
+    expect((await vol3.consumers.info("CINDERBLOCK_CASTS", "volume-cluster1")).config.filter_subject).toBe(
+      shared.filter_subject,
+    );
+    expect(await refusal(vol2.consumers.add("CINDERBLOCK_CASTS", shared))).toBe(
+      `publish $JS.API.CONSUMER.CREATE.CINDERBLOCK_CASTS.volume-cluster1.${shared.filter_subject}`,
+    );
     await operator.streams.delete("CINDERBLOCK_CASTS");
     await operator.streams.delete("CINDERBLOCK_NOTIFICATIONS");
   });
