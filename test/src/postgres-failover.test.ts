@@ -1,17 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Snapshot, Volume } from "@cinderblock/proto";
 import {
-  type CallOutcome,
-  checkInvariants,
-  countByResource,
+  accountForLoad,
+  type CallRecord,
   createProjectClient,
+  describeViolations,
   findPostgresBin,
-  outcomeOf,
   type PostgresPair,
-  type ProjectClient,
-  readNotifications,
+  runMixedLoad,
   type ServiceName,
   type Stack,
   sleep,
@@ -22,7 +19,6 @@ import {
   waitUntilSettled,
 } from "@cinderblock/testing";
 import { credentials } from "@grpc/grpc-js";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HealthProbe, watchHealth } from "./health.js";
 
@@ -108,90 +104,6 @@ afterAll(async () => {
   await pair?.stop();
 }, 120_000);
 
-type CallKind = "CreateVolume" | "CreateSnapshot" | "DeleteSnapshot" | "DeleteVolume(cascade)";
-
-/** One call of the load, and how it ended from the caller's side. */
-interface CallRecord {
-  kind: CallKind;
-  project: string;
-  target?: string;
-  /** For creates: the name (also its client_request_id), to find it by listing when unanswered. */
-  name?: string;
-  created?: string;
-  /** When the call was sent and answered, in ms since the load began. */
-  sentAt: number;
-  answeredAt: number;
-  outcome: CallOutcome<unknown>["kind"];
-  code?: string;
-}
-
-interface Known {
-  volumes: Set<string>;
-  snapshots: Map<string, string>;
-}
-
-const pick = <T>(items: readonly T[]): T | undefined => items[Math.floor(Math.random() * items.length)];
-
-/** Random creates, snapshots and deletes as one project until `until()`, each recorded. */
-async function worker(c: ProjectClient, known: Known, calls: CallRecord[], startedAt: number, until: () => boolean) {
-  while (!until()) {
-    const roll = Math.random() * 100;
-    const volume = pick([...known.volumes]);
-    const snapshot = pick([...known.snapshots.keys()]);
-    const sentAt = Date.now() - startedAt;
-    const record = (kind: CallKind, o: CallOutcome<unknown>, extra: Partial<CallRecord>) =>
-      calls.push({
-        kind,
-        project: c.projectId,
-        sentAt,
-        answeredAt: Date.now() - startedAt,
-        outcome: o.kind,
-        ...(o.kind !== "accepted" ? { code: o.codeName } : {}),
-        ...extra,
-      });
-    if (roll < 35 || !volume) {
-      const name = uniqueName("v-");
-      const o = await outcomeOf(c.createVolume({ name, clientRequestId: name, sizeGb: 1 }));
-      const created = o.kind === "accepted" ? (o.value as Volume).id : undefined;
-      if (created) known.volumes.add(created);
-      record("CreateVolume", o, { name, ...(created ? { created } : {}) });
-    } else if (roll < 65) {
-      const name = uniqueName("s-");
-      const o = await outcomeOf(c.createSnapshot({ volumeId: volume, name, clientRequestId: name }));
-      const created = o.kind === "accepted" ? (o.value as Snapshot).id : undefined;
-      if (created) known.snapshots.set(created, volume);
-      record("CreateSnapshot", o, { target: volume, name, ...(created ? { created } : {}) });
-    } else if (roll < 80 && snapshot) {
-      const o = await outcomeOf(c.deleteSnapshot(snapshot));
-      if (o.kind === "accepted") known.snapshots.delete(snapshot);
-      record("DeleteSnapshot", o, { target: snapshot });
-    } else {
-      const o = await outcomeOf(c.deleteVolume(volume, true));
-      if (o.kind === "accepted") {
-        known.volumes.delete(volume);
-        for (const [s, v] of known.snapshots) if (v === volume) known.snapshots.delete(s);
-      }
-      record("DeleteVolume(cascade)", o, { target: volume });
-    }
-    const last = calls.at(-1);
-    if (last?.code === "NOT_FOUND" && last.target) {
-      known.volumes.delete(last.target);
-      known.snapshots.delete(last.target);
-    }
-    await sleep(50 + Math.random() * 150);
-  }
-}
-
-type Row = {
-  id: string;
-  project_id: string;
-  name: string;
-  status: string;
-  status_reason: string;
-  deleted: boolean;
-  volume_id?: string;
-};
-
 describe.skipIf(Boolean(missing))("PostgreSQL failover", () => {
   it(
     "rides out a primary stopped hard and a standby promoted: no accepted call lost, every service back on its own",
@@ -207,19 +119,20 @@ describe.skipIf(Boolean(missing))("PostgreSQL failover", () => {
       const timeline: Record<string, number> = {};
       const failover = async () => {
         await sleep((LOAD_SECONDS * 1000) / 3);
-        timeline.killed = Date.now() - startedAt;
+        timeline.killed = Date.now();
         await pair.killPrimary();
         await sleep(PROMOTE_AFTER_SECONDS * 1000);
-        timeline.promoting = Date.now() - startedAt;
+        timeline.promoting = Date.now();
         await pair.promoteStandby();
-        timeline.promoted = Date.now() - startedAt;
+        timeline.promoted = Date.now();
       };
       await Promise.all([
         failover(),
-        ...clients.flatMap((c) => {
-          const known: Known = { volumes: new Set(), snapshots: new Map() };
-          return Array.from({ length: WORKERS_PER_PROJECT }, () => worker(c, known, calls, startedAt, loadOver));
-        }),
+        runMixedLoad(
+          clients.map((c) => Array.from({ length: WORKERS_PER_PROJECT }, () => c)),
+          calls,
+          loadOver,
+        ),
       ]);
       const { killed = 0, promoted = 0 } = timeline;
 
@@ -229,100 +142,18 @@ describe.skipIf(Boolean(missing))("PostgreSQL failover", () => {
         SETTLE_LIMIT_MS,
       );
       const settleMs = Date.now() - settleStart;
-
-      // Unanswered creates are found, or not, by listing (each create's name is unique to it).
-      const listed = new Map<string, string>();
-      for (const c of clients) {
-        for (const v of await c.listVolumes()) listed.set(`${c.projectId} ${v.name}`, v.id);
-        for (const s of await c.listSnapshots()) listed.set(`${c.projectId} ${s.name}`, s.id);
-      }
-
-      const violations = new Map<string, string[]>();
+      // An accepted create whose row is gone would be a commit the caller was told of, lost.
+      const { violations, figures } = await accountForLoad({
+        calls,
+        projects: clients.map((c) => c.projectId),
+        address: stack.address,
+        databaseUrl: stack.database.url,
+        dataDirs: [stack.dataDir],
+        nc: stack.nc,
+        prefix: stack.prefix,
+      });
       const violate = (category: string, detail: string) =>
         violations.set(category, [...(violations.get(category) ?? []), detail]);
-      const sql = postgres(stack.database.url, { max: 1, onnotice: () => {} });
-      try {
-        const volumes = new Map(
-          (await sql<Row[]>`select id::text, project_id, name, status, status_reason, deleted from volumes`).map(
-            (r) => [r.id, r],
-          ),
-        );
-        const snapshots = new Map(
-          (
-            await sql<Row[]>`
-              select id::text, project_id, name, status, status_reason, deleted, volume_id::text from snapshots`
-          ).map((r) => [r.id, r]),
-        );
-        const byName = new Map(
-          [...volumes.values(), ...snapshots.values()].map((r) => [`${r.project_id} ${r.name}`, r]),
-        );
-        for (const call of calls) {
-          if (!call.name) continue;
-          const row = byName.get(`${call.project} ${call.name}`);
-          if (call.outcome === "refused" && row) {
-            violate("refused create made a row anyway", `${call.kind} (${call.code}) ${row.id}: ${row.status}`);
-          }
-          // An unanswered create may have committed (its COMMIT's answer was lost): then it is listed.
-          if (call.outcome === "unknown" && row) call.created = listed.get(`${call.project} ${call.name}`) ?? row.id;
-        }
-        const cascaded = new Set(
-          calls.filter((c) => c.kind === "DeleteVolume(cascade)" && c.outcome !== "refused").map((c) => c.target),
-        );
-        const deleteAsked = new Set(
-          calls.filter((c) => c.kind.startsWith("Delete") && c.outcome !== "refused").map((c) => c.target),
-        );
-        const ended = (row: Row) =>
-          ["available", "in-use"].includes(row.status) ||
-          (row.status.startsWith("error") && row.status_reason !== "") ||
-          (row.deleted && (deleteAsked.has(row.id) || cascaded.has(row.volume_id)));
-        for (const call of calls) {
-          if (!call.created) continue;
-          const row = volumes.get(call.created) ?? snapshots.get(call.created);
-          if (!row)
-            violate("accepted create lost (a commit the caller was told of is gone)", `${call.kind} ${call.created}`);
-          else if (!ended(row))
-            violate(
-              "accepted create did not end available, error with a reason, or deleted",
-              `${call.kind} ${row.id}: ${row.deleted ? "deleted" : row.status} ${row.status_reason}`,
-            );
-        }
-        for (const call of calls) {
-          if (!call.kind.startsWith("Delete") || call.outcome !== "accepted" || !call.target) continue;
-          const row = volumes.get(call.target) ?? snapshots.get(call.target);
-          if (!row?.deleted && !(row?.status.startsWith("error") && row.status_reason))
-            violate(
-              "accepted delete did not delete (nor fail with a reason)",
-              `${call.kind} ${call.target}: ${row ? `${row.status} ${row.status_reason}` : "no row"}`,
-            );
-        }
-
-        // Exactly one `.end` per finished operation.
-        const counts = countByResource(await readNotifications(stack.nc, stack.prefix));
-        const ends = (event: string, id: string) => counts.get(`${event} ${id}`) ?? 0;
-        for (const [kind, rows] of [
-          ["volume", volumes],
-          ["snapshot", snapshots],
-        ] as const) {
-          for (const row of rows.values()) {
-            const created = ends(`${kind}.create.end`, row.id);
-            const deleted = ends(`${kind}.delete.end`, row.id);
-            if (created > 1) violate(`${kind}.create.end sent more than once`, `${row.id}: ${created}`);
-            if (deleted > 1) violate(`${kind}.delete.end sent more than once`, `${row.id}: ${deleted}`);
-            if (!row.deleted && row.status === "available" && created !== 1)
-              violate(`${kind}.create.end missing for an available ${kind}`, `${row.id}: ${created}`);
-            if (row.deleted && deleted !== 1) violate(`${kind}.delete.end missing for a deleted ${kind}`, row.id);
-          }
-        }
-      } finally {
-        await sql.end({ timeout: 1 });
-      }
-
-      const report = await checkInvariants({ databaseUrl: stack.database.url, dataDir: stack.dataDir });
-      for (const line of report.transitional) violate("stuck in a transitional status", line);
-      for (const line of report.pendingOperations) violate("operation never finished", line);
-      for (const line of report.quota) violate("quota usage differs from a fresh count", line);
-      for (const line of report.storage) violate("storage differs from rows", line);
-      for (const line of report.strayFiles) violate("stray file", line);
 
       // Every service is the process it was, and SERVING: it reconnected on its own.
       const serving = new Map<ServiceName, string>();
@@ -347,23 +178,16 @@ describe.skipIf(Boolean(missing))("PostgreSQL failover", () => {
         ...calls.filter((c) => c.sentAt >= killed && c.sentAt < promoted).map((c) => c.answeredAt - c.sentAt),
         0,
       );
-      const kinds = [...new Set(calls.map((c) => c.kind))].sort();
       console.log(
         [
           `[postgres-failover] ${LOAD_SECONDS}s of load from ${PROJECTS * WORKERS_PER_PROJECT} workers: ${calls.length} calls, ${accepted.length} accepted, ${unknown.length} unanswered (UNAVAILABLE or DEADLINE_EXCEEDED), ${calls.length - accepted.length - unknown.length} refused`,
-          ...kinds.map((k) => {
-            const of = calls.filter((c) => c.kind === k);
-            const codes = [...new Set(of.filter((c) => c.outcome !== "accepted").map((c) => c.code))].join(",");
-            return `  ${k}: ${of.length} calls, ${of.filter((c) => c.outcome === "accepted").length} accepted, ${of.filter((c) => c.outcome === "unknown").length} unanswered, ${of.filter((c) => c.outcome === "refused").length} refused (${codes})`;
-          }),
-          `  primary stopped at ${killed} ms, promotion asked at ${timeline.promoting} ms, done at ${promoted} ms`,
+          ...figures.map((f) => `  ${f}`),
+          `  primary stopped at ${killed - startedAt} ms, promotion asked at ${(timeline.promoting ?? 0) - startedAt} ms, done at ${promoted - startedAt} ms`,
           `  slowest call sent between the kill and the promotion: ${slowest} ms; first call sent after the promotion answered OK ${firstOkAfterPromotion ? `${firstOkAfterPromotion.answeredAt - promoted} ms after it` : "never"}`,
           `  calls sent after the promotion: ${afterPromotion.length}, ${afterPromotion.filter((c) => c.outcome === "accepted").length} accepted`,
           `  readiness: ${backAt.join("; ")}; now ${[...serving].map(([n, s]) => `${n} ${s}`).join(", ")}`,
-          `  settled: ${settled.settled ? "yes" : "NO"} in ${settleMs} ms; invariants: ${summarize(report)}`,
-          violations.size === 0
-            ? "  no violations"
-            : `  violations:\n${[...violations].map(([k, v]) => `    ${k}: ${v.length} (e.g. ${v[0]})`).join("\n")}`,
+          `  settled: ${settled.settled ? "yes" : "NO"} in ${settleMs} ms; invariants: ${summarize(settled.report)}`,
+          `  ${describeViolations(violations).replaceAll("\n", "\n  ")}`,
         ].join("\n"),
       );
       for (const c of clients) c.close();

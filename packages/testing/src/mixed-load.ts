@@ -33,6 +33,9 @@ export interface CallRecord {
   /** For creates: the id of what it made, when answered (or found by listing). */
   created?: string;
   newSizeGb?: number;
+  /** When the call was sent and answered (epoch ms). */
+  sentAt: number;
+  answeredAt: number;
   outcome: CallOutcome<unknown>["kind"];
   code?: string;
 }
@@ -51,10 +54,13 @@ async function worker(c: ProjectClient, known: Known, calls: CallRecord[], until
     const roll = Math.random() * 100;
     const volume = pick([...known.volumes]);
     const snapshot = pick([...known.snapshots.keys()]);
+    const sentAt = Date.now();
     const record = (kind: CallKind, o: CallOutcome<unknown>, extra: Partial<CallRecord> = {}) =>
       calls.push({
         kind,
         project: c.projectId,
+        sentAt,
+        answeredAt: Date.now(),
         outcome: o.kind,
         ...(o.kind !== "accepted" ? { code: o.codeName } : {}),
         ...extra,
