@@ -146,9 +146,10 @@ describe.skipIf(Boolean(missing))(
           await stack.scheduler.kill();
           await sleep(LOAD_SECONDS * 50);
           // The cluster member, while snapshots are being made on the cluster.
-          for (let i = 0; i < 500 && inFlightAtKill.length === 0; i++) {
+          const lookUntil = Date.now() + 20_000;
+          while (inFlightAtKill.length === 0 && Date.now() < lookUntil) {
             inFlightAtKill = await creatingOnCluster(sql);
-            if (inFlightAtKill.length === 0) await sleep(20);
+            if (inFlightAtKill.length === 0) await sleep(5);
           }
           log.push(
             `${at()}: cluster member vol-b SIGKILLed with ${inFlightAtKill.length} snapshot(s) creating on ${CLUSTER}`,
