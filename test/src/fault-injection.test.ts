@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import {
   accountForLoad,
   type CallRecord,
@@ -8,6 +7,7 @@ import {
   findPostgresBin,
   type PrivateNats,
   type PrivatePostgres,
+  privatePostgresUnavailable,
   runMixedLoad,
   type ServiceName,
   type Stack,
@@ -47,17 +47,8 @@ const SERVICE_ENV = {
 
 /** What the suite needs that may be missing on a machine: a reason to skip, or undefined. */
 function missingPrerequisite(): string | undefined {
-  const pgBin = findPostgresBin();
-  if (!pgBin) return "no PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/<version>/bin)";
-  if (process.getuid?.() === 0) {
-    try {
-      execFileSync("id", ["-u", "postgres"], { stdio: "ignore" });
-    } catch {
-      return "running as root and there is no `postgres` OS user to run a private PostgreSQL as";
-    }
-  }
   if (!findNatsServer()) return "no nats-server binary (apt-get install nats-server)";
-  return undefined;
+  return privatePostgresUnavailable();
 }
 
 const missing = missingPrerequisite();

@@ -1,6 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { accessSync, constants, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import {
   accountForLoad,
   type CallRecord,
@@ -8,6 +6,7 @@ import {
   describeViolations,
   findPostgresBin,
   type PostgresPair,
+  privatePostgresUnavailable,
   runMixedLoad,
   type ServiceName,
   type Stack,
@@ -47,26 +46,8 @@ const SERVICE_ENV = {
 };
 const SERVICES: readonly ServiceName[] = ["api", "scheduler", "volume"];
 
-/** What the suite needs that may be missing on a machine: a reason to skip, or undefined. */
-function missingPrerequisite(): string | undefined {
-  const pgBin = findPostgresBin();
-  if (!pgBin) return "no PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/<version>/bin)";
-  try {
-    accessSync(join(pgBin, "pg_basebackup"), constants.X_OK);
-  } catch {
-    return `no pg_basebackup in ${pgBin} (it makes the standby)`;
-  }
-  if (process.getuid?.() === 0) {
-    try {
-      execFileSync("id", ["-u", "postgres"], { stdio: "ignore" });
-    } catch {
-      return "running as root and there is no `postgres` OS user to run a private PostgreSQL as";
-    }
-  }
-  return undefined;
-}
-
-const missing = missingPrerequisite();
+// pg_basebackup makes the standby.
+const missing = privatePostgresUnavailable(["pg_basebackup"]);
 if (missing) {
   if (process.env.CI === "true") throw new Error(`postgres-failover suite cannot run: ${missing}`);
   console.log(`[postgres-failover] SKIPPED: ${missing}`);

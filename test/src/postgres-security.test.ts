@@ -13,6 +13,7 @@ import {
   mustRunInCI,
   type PostgresPki,
   type PrivatePostgres,
+  privatePostgresUnavailable,
   type ServiceProcess,
   type Stack,
   settle,
@@ -31,19 +32,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /** What the suite needs that may be missing here: a reason to skip, or undefined. */
 function missingPrerequisite(): string | undefined {
-  if (!findPostgresBin())
-    return "no PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/<version>/bin)";
-  const tryRun = (command: string, args: string[]) => {
-    try {
-      execFileSync(command, args, { stdio: "ignore" });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (process.getuid?.() === 0 && !tryRun("id", ["-u", "postgres"]))
-    return "running as root and there is no `postgres` OS user to run a private PostgreSQL as";
-  if (!tryRun("openssl", ["version"])) return "no openssl CLI (apt-get install openssl)";
+  const postgres = privatePostgresUnavailable();
+  if (postgres) return postgres;
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" });
+  } catch {
+    return "no openssl CLI (apt-get install openssl)";
+  }
   return undefined;
 }
 

@@ -39,7 +39,13 @@ export { freePort } from "./ports.js";
 export type { PostgresPair } from "./postgres-standby.js";
 export { startPostgresPair } from "./postgres-standby.js";
 export type { PrivateNats, PrivateNatsOptions, PrivatePostgres, PrivatePostgresOptions } from "./private-servers.js";
-export { findNatsServer, findPostgresBin, startPrivateNats, startPrivatePostgres } from "./private-servers.js";
+export {
+  findNatsServer,
+  findPostgresBin,
+  privatePostgresUnavailable,
+  startPrivateNats,
+  startPrivatePostgres,
+} from "./private-servers.js";
 export type { TcpProxy } from "./proxy.js";
 export { createTcpProxy } from "./proxy.js";
 export { rejectionOf } from "./rejections.js";

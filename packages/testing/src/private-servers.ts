@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { accessSync, constants, readdirSync } from "node:fs";
 import { chmod, chown, copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
@@ -67,6 +67,25 @@ export function findPostgresBin(): string | undefined {
     // No Debian-style install.
   }
   return candidates.find((dir) => executable(join(dir, "initdb")) && executable(join(dir, "pg_ctl")));
+}
+
+/**
+ * Why a private PostgreSQL cannot be run here, or undefined when it can: server binaries (and each
+ * of `tools` beside them, e.g. pg_basebackup), and, as root, a `postgres` OS user to run it as.
+ */
+export function privatePostgresUnavailable(tools: readonly string[] = []): string | undefined {
+  const pgBin = findPostgresBin();
+  if (!pgBin) return "no PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/<version>/bin)";
+  const absent = tools.find((tool) => !executable(join(pgBin, tool)));
+  if (absent) return `no ${absent} in ${pgBin}`;
+  if (process.getuid?.() === 0) {
+    try {
+      execFileSync("id", ["-u", "postgres"], { stdio: "ignore" });
+    } catch {
+      return "running as root and there is no `postgres` OS user to run a private PostgreSQL as";
+    }
+  }
+  return undefined;
 }
 
 /** Options for {@link startPrivatePostgres}. */
