@@ -6,6 +6,7 @@ import {
   findNatsServer,
   type PrivateNatsCluster,
   type ProjectClient,
+  readNotifications,
   runMixedLoad,
   type ServiceProcess,
   type Stack,
@@ -183,13 +184,20 @@ describe.skipIf(Boolean(missing))(
         select count(*)::int as n from volumes where host like ${`${CLUSTER}@%`}`;
         await sql.end();
         const casts = await castsReplicas();
+        // Each member of the cluster took a share of the casts: who published each `.end`.
+        const endsBy = new Map<string, number>();
+        for (const n of await readNotifications(stack.nc, stack.prefix)) {
+          if (n.eventType.endsWith(".end")) endsBy.set(n.publisherId, (endsBy.get(n.publisherId) ?? 0) + 1);
+        }
+        const byMember = (host: string) =>
+          [...endsBy].filter(([publisher]) => publisher.endsWith(`.${host}`)).reduce((sum, [, n]) => sum + n, 0);
         for (const pair of clients) for (const c of pair) c.close();
         console.log(
           [
             `[scale-out] ${LOAD_SECONDS}s of load from ${PROJECTS} projects through 2 api replicas: ${calls.length} calls`,
             ...figures.map((f) => `  ${f}`),
             ...log.map((l) => `  fault: ${l}`),
-            `  volumes placed on the ${CLUSTER} cluster: ${onCluster[0]?.n ?? 0}`,
+            `  volumes placed on the ${CLUSTER} cluster: ${onCluster[0]?.n ?? 0}; .end notifications published by vol1 ${byMember("vol1")}, vol-b ${byMember("vol-b")}, vol-c ${byMember("vol-c")}`,
             `  casts stream after: ${casts.replicas} replicas, leader ${casts.leader}, ${casts.current} current follower(s)`,
             `  settled: ${settled.settled ? "yes" : "NO"} in ${settleMs} ms after the faults stopped`,
             `  invariants after settling: ${summarize(settled.report)}`,
@@ -202,6 +210,8 @@ describe.skipIf(Boolean(missing))(
         expect(calls.filter((c) => c.outcome === "accepted").length).toBeGreaterThan(20);
         expect(inFlightAtKill.length, "snapshots in flight on the cluster when vol-b died").toBeGreaterThan(0);
         expect(onCluster[0]?.n ?? 0).toBeGreaterThan(0);
+        expect(byMember("vol-b"), "work done by vol-b").toBeGreaterThan(0);
+        expect(byMember("vol-c"), "work done by vol-c").toBeGreaterThan(0);
         expect(settled.settled).toBe(true);
         expect(casts.leader).toBeDefined();
         for (const [category, list] of violations) expect.soft(list, category).toEqual([]);

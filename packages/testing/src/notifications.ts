@@ -8,6 +8,8 @@ export interface PublishedNotification {
   messageId: string;
   eventType: string;
   priority: string;
+  /** Who published it: `<service>.<host>`, e.g. `snapshot.vol1`. */
+  publisherId: string;
   payload: Record<string, unknown>;
 }
 
@@ -36,6 +38,7 @@ export async function readNotifications(nc: NatsConnection, prefix: string): Pro
         messageId?: string;
         eventType?: string;
         priority?: string;
+        publisherId?: string;
         payload?: Record<string, unknown>;
       }>();
       out.push({
@@ -43,6 +46,7 @@ export async function readNotifications(nc: NatsConnection, prefix: string): Pro
         messageId: n.messageId ?? "",
         eventType: n.eventType ?? "",
         priority: n.priority ?? "",
+        publisherId: n.publisherId ?? "",
         payload: n.payload ?? {},
       });
       if (m.seq >= last) break;

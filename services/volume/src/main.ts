@@ -147,6 +147,7 @@ async function main(): Promise<void> {
       announcer: createOutboxAnnouncer(bus.subjects, member),
       onCommitted: () => relay.kick(),
       hostName: serving,
+      memberName: member,
       drivers,
       peers,
       logger,

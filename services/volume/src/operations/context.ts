@@ -21,8 +21,13 @@ export interface ManagerDependencies {
   announcer: OutboxAnnouncer;
   /** Called after a transaction that wrote to the outbox committed (kicks the relay). */
   onCommitted(): void;
-  /** This host's name ("vol1"); notifications are published as `snapshot.<host>`. */
+  /** The name casts and rows address this host by ("vol1", or its cluster's name). */
   hostName: string;
+  /**
+   * The process's own name when it is a member of a cluster (CINDERBLOCK_HOST): notifications are
+   * published as `snapshot.<member>`, as by the announcer (default: hostName).
+   */
+  memberName?: string;
   /** The drivers of this host's backends, by backend name. */
   drivers: ReadonlyMap<string, VolumeDriver>;
   /** Calls to other volume hosts (a migration's copy); none: this host cannot receive migrated volumes. */
@@ -98,7 +103,7 @@ export function createOperationContext(deps: ManagerDependencies): OperationCont
     record: createOutcomeRecorder(deps),
 
     started(eventType, payload, operationId) {
-      const publisher = `${eventType.split(".")[0]}.${deps.hostName}`;
+      const publisher = `${eventType.split(".")[0]}.${deps.memberName ?? deps.hostName}`;
       return deps.notifier.notify("INFO", eventType, publisher, payload, operationId);
     },
 
